@@ -1,0 +1,124 @@
+"""Command line: ``nnfractal run [--preset NAME] [flags]``.
+
+The CLI only parses flags into a validated `Config` and calls the library. Every refused input
+prints one line, ``nnfractal: error: <field>: <what is wrong> (allowed: ...)``, and exits with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError, build_config, preset_names
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage dump) with exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"nnfractal: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="resnet20-mnist",
+                   help=f"preset name (default resnet20-mnist): {', '.join(preset_names())}")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<preset>-<timestamp>)")
+    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
+                   help="dataset cache (default ~/.cache/nnfractal)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="resnet | meanfield-mlp")
+    g.add_argument("--depth", type=int, help="ResNet depth 6n+2 (8, 14, 20, 32, 44, 56); MLP layers")
+    g.add_argument("--skip", dest="skip", action="store_true", default=None, help="residual (default)")
+    g.add_argument("--no-skip", dest="skip", action="store_false", help="plain network, no shortcuts")
+    g.add_argument("--c_hidden", "--c-hidden", nargs="+", type=int, dest="c_hidden",
+                   help="channels of the 3 stages (default 16 32 64)")
+    g.add_argument("--nonlinearity", help="relu | leaky | tanh | identity")
+    g.add_argument("--width", type=int, help="mean-field MLP width")
+    g.add_argument("--target-dim", "--target_dim", type=int, dest="target_dim")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help="mnist | fashion-mnist | gaussian")
+    g.add_argument("--train-size", "--train_size", type=int, dest="train_size",
+                   help="training examples (default 160 for MNIST)")
+    g.add_argument("--batch_size", "--batch-size", type=int, dest="batch_size", help="0 = full batch")
+    g.add_argument("--data-seed", "--data_seed", type=int, dest="data_seed")
+    g = p.add_argument_group("training")
+    g.add_argument("--num_epochs", "--num-epochs", type=int, dest="num_epochs",
+                   help="passes over the training subset (one step for full-batch presets)")
+    g.add_argument("--steps", type=int, help="optimisation steps (overrides --num_epochs)")
+    g.add_argument("--optimizer", help="sgd | momentum | adam")
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--phase-space", "--phase_space", dest="phase_space", help="offset_vs_lr | lr_vs_lr")
+    g.add_argument("--offset-target", "--offset_target", dest="offset_target", help="all | input")
+    g.add_argument("--offset-mode", "--offset_mode", dest="offset_mode", help="init | every-step")
+    g.add_argument("--base-lr", "--base_lr", type=float, dest="base_lr",
+                   help="lr_vs_lr: learning rate of the hidden layers")
+    g.add_argument("--precision", help="float32 | float64")
+    g.add_argument("--device", help="cpu | cuda | auto")
+    g.add_argument("--tile_batch", "--tile-batch", type=int, dest="tile_batch",
+                   help="models trained together in one chunk")
+    g.add_argument("--seed", type=int, help="initial weights seed")
+    g = p.add_argument_group("grid and measure")
+    g.add_argument("--mnmx", nargs="+", type=float,
+                   help="lr_min lr_max offset_min offset_max (log10 exponents on log axes)")
+    g.add_argument("--axis-scale", "--axis_scale", dest="axis_scale", help="log | linear")
+    g.add_argument("--resolution", type=int, help="pixels per side")
+    g.add_argument("--measure", help="paper | customer")
+    g.add_argument("--readout", help="step | epoch")
+    g = p.add_argument_group("figures")
+    g.add_argument("--dpi", type=int)
+    g.add_argument("--figsize", nargs="+", type=float, help="width height (inches)")
+
+
+CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "target_dim", "dataset",
+                "train_size", "batch_size", "data_seed", "num_epochs", "steps", "optimizer",
+                "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
+                "device", "tile_batch", "seed", "mnmx", "axis_scale", "resolution", "measure",
+                "readout", "dpi", "figsize")
+
+
+def config_from_args(args: argparse.Namespace):
+    overrides = {k: getattr(args, k) for k in CONFIG_FLAGS}
+    return build_config(args.preset, **overrides)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="nnfractal",
+                           description="Fractal trainability boundaries of neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    run = sub.add_parser("run", help="train a grid of networks and draw its convergence map")
+    _add_run_flags(run)
+    sub.add_parser("presets", help="list the presets")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from .data import DataError
+    from .run import RunFolderError, execute
+    from .store import StoreError
+    try:
+        cfg = config_from_args(args)
+        execute(cfg, args.out, data_dir=args.data_dir, progress=not args.no_progress)
+    except (ConfigError, DataError, RunFolderError, StoreError) as err:
+        sys.stderr.write(f"nnfractal: error: {err}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("nnfractal: interrupted; nothing was written\n")
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.command == "presets":
+        for name in preset_names():
+            print(name)
+        return 0
+    return cmd_run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

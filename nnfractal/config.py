@@ -1,0 +1,267 @@
+"""One validated configuration for a run, built from a TOML preset plus overrides.
+
+Every field is checked once, here; the rest of the code trusts a `Config`. A bad value raises
+`ConfigError`, whose message is one line naming the field and the allowed values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+PRESET_PACKAGE = "nnfractal.presets"
+
+MODELS = ("resnet", "meanfield-mlp")
+NONLINEARITIES = ("relu", "leaky", "tanh", "identity")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+PHASE_SPACES = ("offset_vs_lr", "lr_vs_lr")
+OFFSET_TARGETS = ("all", "input")
+OFFSET_MODES = ("init", "every-step")
+DATASETS = ("mnist", "fashion-mnist", "gaussian")
+MEASURES = ("paper", "customer")
+READOUTS = ("step", "epoch")
+PRECISIONS = ("float32", "float64")
+DEVICES = ("cpu", "cuda", "auto")
+AXIS_SCALES = ("log", "linear")
+RESNET_DEPTHS = (8, 14, 20, 32, 44, 56)
+
+
+class ConfigError(ValueError):
+    """A bad configuration value. `str(err)` is one line: 'field: what is wrong (allowed: ...)'."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines a run's numbers (and a few display settings).
+
+    Axes follow the paper's code: ``mnmx = (y_min, y_max, x_min, x_max)``. The y axis (rows) is the
+    learning rate (for ``lr_vs_lr``: the output layer's), the x axis (columns) is the weight offset
+    (for ``lr_vs_lr``: the input layer's learning rate). With ``axis_scale = "log"`` the four numbers
+    are base-10 exponents, as in the paper's ``gen_img``; with ``"linear"`` they are plain values.
+    """
+
+    preset: str = "custom"
+    # model
+    model: str = "resnet"
+    depth: int = 20
+    skip: bool = True
+    c_hidden: tuple[int, ...] = (16, 32, 64)
+    nonlinearity: str = "relu"
+    width: int = 16            # mean-field MLP: hidden width (= input dimension, as in the paper)
+    target_dim: int = 1        # mean-field MLP: regression target dimension
+    # data
+    dataset: str = "mnist"
+    train_size: int = 160      # MNIST images, or regression points (0 = number of parameters)
+    batch_size: int = 32       # 0 = full batch
+    minibatch_replacement: bool = False
+    data_seed: int = 0
+    # training
+    num_epochs: int = 5
+    steps: int = 0             # optimisation steps; 0 = num_epochs passes over the training set
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    phase_space: str = "offset_vs_lr"
+    offset_target: str = "all"
+    offset_mode: str = "init"
+    base_lr: float = 0.1       # lr_vs_lr: learning rate of the layers between input and output
+    precision: str = "float32"
+    device: str = "cpu"
+    tile_batch: int = 16       # models trained together in one chunk
+    seed: int = 0              # initial weights
+    # grid
+    mnmx: tuple[float, float, float, float] = (-3.0, 0.0, -3.0, 0.0)
+    axis_scale: str = "log"
+    resolution: int = 16
+    # measure
+    measure: str = "paper"
+    readout: str = "step"
+    # display
+    dpi: int = 100
+    figsize: tuple[float, float] = (6.0, 5.0)
+
+    # ---- derived values -------------------------------------------------------------------
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size == 0
+
+    def replace(self, **changes: Any) -> "Config":
+        return validate(dataclasses.replace(self, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(name, f"{value!r} is not allowed (allowed: {', '.join(map(str, allowed))})")
+
+
+def _int_at_least(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(name, f"{value!r} is not allowed (allowed: an integer >= {minimum})")
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field; return `cfg` unchanged or raise `ConfigError`."""
+    _choice("model", cfg.model, MODELS)
+    _choice("nonlinearity", cfg.nonlinearity, NONLINEARITIES)
+    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    _choice("phase_space", cfg.phase_space, PHASE_SPACES)
+    _choice("offset_target", cfg.offset_target, OFFSET_TARGETS)
+    _choice("offset_mode", cfg.offset_mode, OFFSET_MODES)
+    _choice("dataset", cfg.dataset, DATASETS)
+    _choice("measure", cfg.measure, MEASURES)
+    _choice("readout", cfg.readout, READOUTS)
+    _choice("precision", cfg.precision, PRECISIONS)
+    _choice("device", cfg.device, DEVICES)
+    _choice("axis_scale", cfg.axis_scale, AXIS_SCALES)
+    if not isinstance(cfg.skip, bool):
+        raise ConfigError("skip", f"{cfg.skip!r} is not allowed (allowed: true, false)")
+    if not isinstance(cfg.minibatch_replacement, bool):
+        raise ConfigError("minibatch_replacement", f"{cfg.minibatch_replacement!r} is not allowed "
+                          "(allowed: true, false)")
+    if cfg.model == "resnet":
+        _choice("depth", cfg.depth, RESNET_DEPTHS)
+        if len(cfg.c_hidden) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                                         for c in cfg.c_hidden):
+            raise ConfigError("c_hidden", f"{list(cfg.c_hidden)} is not allowed "
+                              "(allowed: three positive integers, e.g. 16 32 64)")
+        if cfg.dataset == "gaussian":
+            raise ConfigError("dataset", "'gaussian' is not allowed for model resnet "
+                              "(allowed: mnist, fashion-mnist)")
+    else:
+        _int_at_least("depth", cfg.depth, 2)
+        if cfg.dataset != "gaussian":
+            raise ConfigError("dataset", f"{cfg.dataset!r} is not allowed for model meanfield-mlp "
+                              "(allowed: gaussian)")
+    _int_at_least("width", cfg.width, 1)
+    _int_at_least("target_dim", cfg.target_dim, 1)
+    _int_at_least("train_size", cfg.train_size, 0 if cfg.dataset == "gaussian" else 1)
+    _int_at_least("batch_size", cfg.batch_size, 0)
+    _int_at_least("data_seed", cfg.data_seed, 0)
+    _int_at_least("seed", cfg.seed, 0)
+    _int_at_least("num_epochs", cfg.num_epochs, 1)
+    _int_at_least("steps", cfg.steps, 0)
+    _int_at_least("tile_batch", cfg.tile_batch, 1)
+    _int_at_least("resolution", cfg.resolution, 2)
+    _int_at_least("dpi", cfg.dpi, 10)
+    if cfg.minibatch_replacement and cfg.full_batch:
+        raise ConfigError("batch_size", "0 (full batch) is not allowed with minibatch_replacement "
+                          "(allowed: an integer >= 1)")
+    if cfg.dataset != "gaussian" and cfg.batch_size > cfg.train_size:
+        raise ConfigError("batch_size", f"{cfg.batch_size} is not allowed "
+                          f"(allowed: 0 (full batch) to train_size = {cfg.train_size})")
+    for name in ("momentum", "base_lr"):
+        value = getattr(cfg, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ConfigError(name, f"{value!r} is not allowed (allowed: a finite number)")
+    if len(cfg.mnmx) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                     and math.isfinite(v) for v in cfg.mnmx):
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: four finite numbers "
+                          "lr_min lr_max offset_min offset_max)")
+    y_min, y_max, x_min, x_max = cfg.mnmx
+    if not (y_min < y_max and x_min < x_max):
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: lr_min < lr_max and "
+                          "offset_min < offset_max, in the order lr_min lr_max offset_min offset_max)")
+    if cfg.axis_scale == "log" and max(abs(v) for v in cfg.mnmx) > 300:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: base-10 exponents "
+                          "between -300 and 300 with axis_scale log)")
+    if cfg.axis_scale == "linear" and cfg.phase_space == "lr_vs_lr" and min(cfg.mnmx) <= 0:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
+                          "rates with a linear lr_vs_lr grid)")
+    if cfg.axis_scale == "linear" and min(cfg.mnmx[:2]) <= 0:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
+                          "rates lr_min lr_max)")
+    if len(cfg.figsize) != 2 or not all(isinstance(v, (int, float)) and 0 < v <= 100
+                                        for v in cfg.figsize):
+        raise ConfigError("figsize", f"{list(cfg.figsize)} is not allowed "
+                          "(allowed: two positive numbers, inches)")
+    return cfg
+
+
+# ---- presets --------------------------------------------------------------------------------
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(PRESET_PACKAGE).iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def _coerce(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check keys and types of a TOML table against the dataclass; tuples for list fields."""
+    known = {f.name: f for f in fields(Config)}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(key, f"unknown key in {where} (allowed: {', '.join(sorted(known))})")
+        default = known[key].default
+        if isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(key, f"{value!r} is not allowed (allowed: a list)")
+            value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(key, f"{value!r} is not allowed (allowed: true, false)")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(key, f"{value!r} is not allowed (allowed: an integer)")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(key, f"{value!r} is not allowed (allowed: a number)")
+            value = float(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(key, f"{value!r} is not allowed (allowed: a string)")
+        out[key] = value
+    return out
+
+
+def load_preset(name: str) -> Config:
+    """The preset `name` (a TOML file in nnfractal/presets), validated."""
+    names = preset_names()
+    if name not in names:
+        raise ConfigError("preset", f"{name!r} is not allowed (allowed: {', '.join(names)})")
+    text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.toml").read_text()
+    raw = tomllib.loads(text)
+    return validate(Config(preset=name, **_coerce(raw, f"preset {name}")))
+
+
+def config_from_toml(path: Path) -> Config:
+    """A resolved config written by `to_toml` (e.g. a run folder's config.toml)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError("config", f"{path} is not a readable TOML file ({err})") from None
+    return validate(Config(**_coerce(raw, str(path))))
+
+
+def build_config(preset: str = "resnet20-mnist", **overrides: Any) -> Config:
+    """Preset values, then every override that is not None."""
+    base = load_preset(preset)
+    changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in overrides.items() if v is not None}, "overrides")
+    return base.replace(**changes)
+
+
+def to_toml(cfg: Config) -> str:
+    """Serialise a config as TOML (floats always with a decimal point, so types round-trip)."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int,)):
+            return str(v)
+        if isinstance(v, float):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        raise TypeError(type(v))
+    return "".join(f"{k} = {fmt(v)}\n" for k, v in cfg.to_dict().items())

@@ -1,0 +1,280 @@
+"""Images of known fractal dimension, to validate the dimension estimators.
+
+Each generator renders a set at resolution ``n`` (pixels per side). Sets that
+are naturally the boundary between two regions are returned as *score maps*
+(negative inside/"converged", positive outside/"diverged"), so that the same
+:func:`nnfractal.fractal.boundary` used on training results extracts their
+edges. The Sierpinski triangle has no interior, so it is returned directly as
+an edge image.
+
+* ``line`` (dimension 1): :func:`line_scores`, score map
+* ``circle`` (1): :func:`circle_scores`, score map
+* ``koch`` (log 4 / log 3 = 1.2619): :func:`koch_scores`, score map
+* ``sierpinski`` (log 3 / log 2 = 1.5850): :func:`sierpinski_edges`, edge image
+* ``plane`` (2): :func:`plane_scores`, score map
+
+Use :func:`known_edges` to get the edge image of any of them by name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnfractal.fractal import boundary
+
+__all__ = [
+    "KNOWN_DIMENSIONS",
+    "circle_scores",
+    "known_edges",
+    "koch_polygon",
+    "koch_scores",
+    "line_scores",
+    "plane_scores",
+    "polygon_inside",
+    "sierpinski_edges",
+]
+
+KNOWN_DIMENSIONS = {
+    "line": 1.0,
+    "circle": 1.0,
+    "koch": math.log(4) / math.log(3),  # 1.2619
+    "sierpinski": math.log(3) / math.log(2),  # 1.5850
+    "plane": 2.0,
+}
+
+
+def _pixel_centres(n):
+    # (y, x) of pixel centres, in pixels, row 0 at y = 0.5.
+    return np.mgrid[0:n, 0:n] + 0.5
+
+
+def line_scores(n, angle_deg=30.0, offset=0.123):
+    """Signed distance to a straight line through the image centre.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    angle_deg : float, optional
+        Angle of the line to the x axis, degrees; oblique by default so the
+        boundary is not pixel-aligned.
+    offset : float, optional
+        Shift of the line from the centre, pixels (off the pixel lattice).
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+        Signed distance in pixels; the boundary has dimension 1.
+    """
+    y, x = _pixel_centres(n)
+    t = math.radians(angle_deg)
+    return (x - n / 2) * math.sin(t) - (y - n / 2) * math.cos(t) + offset
+
+
+def circle_scores(n, radius_frac=0.4, centre=None):
+    """``r - R`` for a circle of radius ``radius_frac * n``.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    radius_frac : float, optional
+        Radius as a fraction of ``n``.
+    centre : (float, float), optional
+        ``(y, x)`` centre in pixels; default slightly off the image centre
+        so the circle is not symmetric about the pixel lattice.
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+        Negative inside the circle; the boundary has dimension 1.
+    """
+    y, x = _pixel_centres(n)
+    cy, cx = (n / 2 + 0.1, n / 2 + 0.3) if centre is None else centre
+    return np.hypot(y - cy, x - cx) - radius_frac * n
+
+
+def koch_polygon(n, radius_frac=0.45, segment_px=1.0, angle_deg=0.0):
+    """Vertices of a Koch snowflake fitted in an ``n`` x ``n`` image.
+
+    The snowflake is iterated until its segments are at most ``segment_px``
+    pixels long, so that it is self-similar down to the pixel scale.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    radius_frac : float, optional
+        Circumradius of the snowflake (the tips of the star) as a fraction
+        of ``n``.
+    segment_px : float, optional
+        Longest allowed segment, pixels.
+    angle_deg : float, optional
+        Rotation of the snowflake about the image centre, degrees.
+
+    Returns
+    -------
+    vertices : (3 * 4**level, 2) ndarray of float
+        Closed polygon, ``(x, y)`` in pixels, counter-clockwise.
+    """
+    radius = radius_frac * n
+    side = radius * math.sqrt(3)
+    level = max(0, math.ceil(math.log(side / segment_px, 3)))
+    angles = np.radians(np.array([90.0, 210.0, 330.0]) + angle_deg)
+    pts = np.column_stack([np.cos(angles), np.sin(angles)]) * radius + n / 2
+    c, s = math.cos(-math.pi / 3), math.sin(-math.pi / 3)
+    for _ in range(level):
+        d = (np.roll(pts, -1, axis=0) - pts) / 3
+        # Turning the middle third by -60 degrees puts the bump outside a
+        # counter-clockwise polygon.
+        bump = np.column_stack([d[:, 0] * c - d[:, 1] * s,
+                                d[:, 0] * s + d[:, 1] * c])
+        a = pts + d
+        pts = np.stack([pts, a, a + bump, pts + 2 * d], axis=1).reshape(-1, 2)
+    return pts
+
+
+def polygon_inside(vertices, n):
+    """Even-odd fill of a polygon on the pixel centres of an n x n grid.
+
+    Scanline fill: every polygon edge toggles the parity of all pixels to the
+    right of where it crosses a pixel-centre row, which is exact and
+    vectorised over edges (unlike testing each pixel against each edge).
+
+    Parameters
+    ----------
+    vertices : (v, 2) ndarray of float
+        Closed polygon, ``(x, y)`` in pixels.
+    n : int
+        Image side in pixels.
+
+    Returns
+    -------
+    inside : (n, n) ndarray of bool
+        ``inside[i, j]`` for the pixel centre ``(x, y) = (j + .5, i + .5)``.
+    """
+    x0, y0 = vertices[:, 0], vertices[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    # Rows whose centre y = i + 0.5 lies in [min(y0, y1), max(y0, y1)); the
+    # half-open interval counts a vertex on a row exactly once.
+    first = np.ceil(np.minimum(y0, y1) - 0.5).astype(int)
+    stop = np.ceil(np.maximum(y0, y1) - 0.5).astype(int)
+    k = stop - first
+    edge = np.repeat(np.arange(len(x0)), k)
+    rows = np.repeat(first, k) + np.arange(k.sum()) - np.repeat(
+        np.cumsum(k) - k, k)
+    yc = rows + 0.5
+    xc = x0[edge] + (yc - y0[edge]) * (x1[edge] - x0[edge]) / (
+        y1[edge] - y0[edge])
+    # Toggle from the first pixel whose centre lies right of the crossing.
+    cols = np.clip(np.floor(xc - 0.5).astype(int) + 1, 0, n)
+    valid = (rows >= 0) & (rows < n)
+    toggles = np.zeros((n, n + 1), dtype=np.int32)
+    np.add.at(toggles, (rows[valid], cols[valid]), 1)
+    return np.cumsum(toggles, axis=1)[:, :n] % 2 == 1
+
+
+def koch_scores(n, radius_frac=0.45, segment_px=1.0, angle_deg=0.0):
+    """Koch snowflake as a score map: -1 inside, +1 outside.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    radius_frac, segment_px, angle_deg : float, optional
+        See :func:`koch_polygon`.
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+        The boundary has dimension ``log 4 / log 3 = 1.2619``.
+    """
+    inside = polygon_inside(
+        koch_polygon(n, radius_frac, segment_px, angle_deg), n)
+    return np.where(inside, -1.0, 1.0)
+
+
+def sierpinski_edges(n, margin_frac=1 / 16):
+    """Sierpinski triangle as an edge image (Pascal's triangle mod 2).
+
+    Pixel ``(i, j)`` of the triangle is set iff ``C(i, j)`` is odd, i.e.
+    ``i & j == j`` (Lucas' theorem); with ``n`` a power of two the triangle
+    is exactly self-similar from ``n`` pixels down to one. The triangle has
+    straight sides, so it is drawn on a larger canvas with an empty margin:
+    a straight side lying on the image border would be clipped by border
+    boxes, which no estimator should be asked to undo (boundaries of score
+    maps cross the image border, they do not run along it).
+
+    Parameters
+    ----------
+    n : int
+        Side of the triangle in pixels (a power of two for exact
+        self-similarity).
+    margin_frac : float, optional
+        Empty margin on each side as a fraction of ``n``.
+
+    Returns
+    -------
+    edges : (n + 2 * margin, n + 2 * margin) ndarray of bool
+        ``margin = round(margin_frac * n)``. Dimension
+        ``log 3 / log 2 = 1.5850``.
+    """
+    margin = int(round(margin_frac * n))
+    i, j = np.mgrid[0:n, 0:n]
+    out = np.zeros((n + 2 * margin, n + 2 * margin), dtype=bool)
+    out[margin:margin + n, margin:margin + n] = (j <= i) & ((i & j) == j)
+    return out
+
+
+def plane_scores(n, seed=0):
+    """Independent Gaussian scores: a boundary that fills the plane.
+
+    About 7/8 of the pixels are boundary pixels at every scale, so the
+    box-counting dimension is 2.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    seed : int, optional
+        Random seed.
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+    """
+    return np.random.default_rng(seed).standard_normal((n, n))
+
+
+_GENERATORS = {
+    "line": line_scores,
+    "circle": circle_scores,
+    "koch": koch_scores,
+    "plane": plane_scores,
+}
+
+
+def known_edges(name, n):
+    """Edge image of a known set by name.
+
+    Parameters
+    ----------
+    name : str
+        One of ``KNOWN_DIMENSIONS``.
+    n : int
+        Resolution in pixels. Score maps give ``(n - 1, n - 1)`` edge
+        images; ``sierpinski`` gives an ``n``-pixel triangle on a canvas
+        with a margin (see :func:`sierpinski_edges`).
+
+    Returns
+    -------
+    edges : ndarray of bool
+    """
+    if name == "sierpinski":
+        return sierpinski_edges(n)
+    if name not in _GENERATORS:
+        raise KeyError(
+            f"unknown set {name!r}; one of {list(KNOWN_DIMENSIONS)}")
+    return boundary(_GENERATORS[name](n))

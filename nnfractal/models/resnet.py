@@ -1,0 +1,170 @@
+"""ResNet for 28x28x1 images (He et al. 2016, CIFAR variant: depth 6n+2), residual or plain.
+
+Two views of the same network, sharing parameter names:
+- `ResNet`, an ordinary `nn.Module` that trains one model (the reference, and the naive baseline);
+- `BatchedResNet`, a pure function of stacked parameters ``{name: (M, *shape)}`` that runs M models
+  at once: every convolution becomes one grouped convolution over M*C channels, so each model's
+  numbers come from its own group and never mix with another model's.
+BatchNorm always uses batch statistics (no running averages), as in training mode.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+BN_EPS = 1e-5
+
+
+def activation(name: str):
+    """The elementwise nonlinearity called `name` (relu, leaky, tanh, identity)."""
+    return {
+        "relu": F.relu,
+        "leaky": lambda x: F.leaky_relu(x, 0.01),
+        "tanh": torch.tanh,
+        "identity": lambda x: x,
+    }[name]
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-act-conv3x3-BN, plus the shortcut when `skip`, then act."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, skip: bool, act):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out, track_running_stats=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out, track_running_stats=False)
+        self.proj = None
+        if skip and (stride != 1 or c_in != c_out):
+            self.proj = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                      nn.BatchNorm2d(c_out, track_running_stats=False))
+        self.skip = skip
+        self.act = act
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.skip:
+            out = out + (x if self.proj is None else self.proj(x))
+        return self.act(out)
+
+
+class ResNet(nn.Module):
+    """ResNet-(6n+2) for (B, 1, 28, 28) images -> (B, n_classes) logits."""
+
+    def __init__(self, depth: int = 20, c_hidden=(16, 32, 64), skip: bool = True,
+                 nonlinearity: str = "relu", in_channels: int = 1, n_classes: int = 10):
+        super().__init__()
+        if (depth - 2) % 6 or depth < 8:
+            raise ValueError(f"depth must be 6n+2 >= 8, got {depth}")
+        n = (depth - 2) // 6
+        act = activation(nonlinearity)
+        self.act = act
+        self.conv1 = nn.Conv2d(in_channels, c_hidden[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_hidden[0], track_running_stats=False)
+        stages, c_in = [], c_hidden[0]
+        for s, c_out in enumerate(c_hidden):
+            blocks = []
+            for b in range(n):
+                stride = 2 if (s > 0 and b == 0) else 1
+                blocks.append(BasicBlock(c_in, c_out, stride, skip, act))
+                c_in = c_out
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.fc = nn.Linear(c_hidden[-1], n_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.act(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+# ---- the batched functional form ------------------------------------------------------------
+
+def _grouped_conv(x: Tensor, w: Tensor, stride: int) -> Tensor:
+    """x (B, M*Cin, H, W), w (M, Cout, Cin, k, k) -> (B, M*Cout, H', W'), one group per model."""
+    m, c_out, c_in, k, _ = w.shape
+    return F.conv2d(x, w.reshape(m * c_out, c_in, k, k), stride=stride, padding=k // 2, groups=m)
+
+
+def _bn(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+    """Batch-statistics BatchNorm over (B, H, W) for each of the M*C channels."""
+    return F.batch_norm(x, None, None, gamma.reshape(-1), beta.reshape(-1), True, 0.0, BN_EPS)
+
+
+class BatchedResNet:
+    """M ResNets at once, as a function of stacked parameters (names as in `ResNet`)."""
+
+    def __init__(self, depth: int = 20, c_hidden=(16, 32, 64), skip: bool = True,
+                 nonlinearity: str = "relu", channels_last: bool = True):
+        self.depth, self.c_hidden, self.skip = depth, tuple(c_hidden), skip
+        self.nonlinearity = nonlinearity
+        self.act = activation(nonlinearity)
+        self.channels_last = channels_last
+        self.template = ResNet(depth, c_hidden, skip, nonlinearity)
+        self.block_names = [f"layer{s}.{b}" for s in (1, 2, 3)
+                            for b in range(len(getattr(self.template, f"layer{s}")))]
+
+    def init_params(self, seed: int) -> dict[str, Tensor]:
+        """One model's initial parameters (float32), drawn from `seed`.
+
+        Always drawn for the residual network, then the plain one drops the projections: both
+        architectures start from exactly the same weights for every layer they share.
+        """
+        torch.manual_seed(seed)
+        net = ResNet(self.depth, self.c_hidden, True, self.nonlinearity)
+        return {k: v.detach().clone() for k, v in net.named_parameters()
+                if self.skip or ".proj." not in k}
+
+    @staticmethod
+    def role(name: str) -> str:
+        """Which learning rate a parameter takes in lr_vs_lr: input, hidden or output layer."""
+        if name.startswith(("conv1.", "bn1.")):
+            return "input"
+        if name.startswith("fc."):
+            return "output"
+        return "hidden"
+
+    def forward(self, p: dict[str, Tensor], x: Tensor) -> Tensor:
+        """p: {name: (M, *shape)}, x (B, 1, 28, 28) shared by all models -> logits (M, B, 10)."""
+        m = p["conv1.weight"].shape[0]
+        w = p["conv1.weight"]
+        # The input is the same for every model, so the first layer is one ordinary convolution
+        # with M*C0 output channels instead of a grouped one over M copies of the image.
+        h = F.conv2d(x, w.reshape(m * w.shape[1], *w.shape[2:]), padding=1)
+        if self.channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
+        h = self.act(_bn(h, p["bn1.weight"], p["bn1.bias"]))
+        for name in self.block_names:
+            stride = 2 if (name.endswith(".0") and not name.startswith("layer1")) else 1
+            out = _grouped_conv(h, p[f"{name}.conv1.weight"], stride)
+            out = self.act(_bn(out, p[f"{name}.bn1.weight"], p[f"{name}.bn1.bias"]))
+            out = _grouped_conv(out, p[f"{name}.conv2.weight"], 1)
+            out = _bn(out, p[f"{name}.bn2.weight"], p[f"{name}.bn2.bias"])
+            if self.skip:
+                if f"{name}.proj.0.weight" in p:
+                    sc = _grouped_conv(h, p[f"{name}.proj.0.weight"], stride)
+                    sc = _bn(sc, p[f"{name}.proj.1.weight"], p[f"{name}.proj.1.bias"])
+                else:
+                    sc = h
+                out = out + sc
+            h = self.act(out)
+        b = h.shape[0]
+        pooled = h.mean((2, 3)).view(b, m, -1).transpose(0, 1)          # (M, B, C)
+        return torch.baddbmm(p["fc.bias"].unsqueeze(1), pooled, p["fc.weight"].transpose(1, 2))
+
+    def loss(self, p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        """Mean softmax cross-entropy of each model on (x, y): (M,)."""
+        logits = self.forward(p, x)
+        m, b, c = logits.shape
+        return F.cross_entropy(logits.reshape(m * b, c), y.repeat(m), reduction="none").view(m, b).mean(1)
+
+    def reference(self, params: dict[str, Tensor]) -> ResNet:
+        """A single-model `ResNet` holding `params` (unstacked) - for tests and the naive loop."""
+        net = ResNet(self.depth, self.c_hidden, self.skip, self.nonlinearity)
+        net.load_state_dict(params, strict=True)
+        return net

@@ -1,0 +1,206 @@
+"""One grid run from config to run folder: data -> models -> engine -> store -> pictures.
+
+A run folder holds::
+
+    config.toml      the resolved config, exactly what ran
+    store.zarr/      loss curves, axes, metadata (see store.py)
+    map.png          the convergence map
+    epochs/          one map per epoch (at most MAX_FRAMES, evenly spaced), epochs.gif, epochs.mp4
+    summary.json     fraction converged, steps, wall time, device, library versions
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import Config, config_from_toml, to_toml
+from .data import Dataset, load_mnist, synthetic_regression
+from .engine import epoch_curves, make_schedule, train
+from .grid import axes, axis_labels, grid_points
+from .measure import converged_fraction, scores
+from .models import build_family
+from .store import RunStore
+
+MAX_FRAMES = 100
+
+
+class RunFolderError(Exception):
+    """An output folder that cannot take this run. One line naming the field."""
+
+
+def default_out_dir(cfg: Config) -> Path:
+    return Path("runs") / f"{cfg.preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_out_dir(out: Path, cfg: Config) -> None:
+    """Refuse a folder that already holds another run (or anything else) before any work starts."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"out: {out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()):
+        cfg_file = out / "config.toml"
+        if not cfg_file.exists():
+            raise RunFolderError(f"out: {out} is not empty and holds no run (allowed: a new or empty folder)")
+        try:
+            other = config_from_toml(cfg_file)
+        except Exception:
+            raise RunFolderError(f"out: {out} holds a run whose config.toml is unreadable") from None
+        if other.to_dict() != cfg.to_dict():
+            raise RunFolderError(f"out: {out} already holds a different run (allowed: a new or empty folder)")
+        raise RunFolderError(f"out: {out} already holds this run (allowed: a new or empty folder)")
+    parent = out.parent if out.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
+
+
+def load_data(cfg: Config, family, data_dir: Path | None = None, test_size: int = 1000) -> Dataset:
+    """The run's fixed data set: MNIST subset or the paper's Gaussian regression data."""
+    if cfg.dataset == "gaussian":
+        if cfg.train_size:
+            n = cfg.train_size
+        elif cfg.nonlinearity == "identity":
+            n = cfg.width                     # as the paper: a linear net needs only width points
+        else:
+            n = family.n_params() // cfg.target_dim
+        return synthetic_regression(n, cfg.width, cfg.target_dim, seed=cfg.data_seed)
+    return load_mnist(data_dir, train_size=cfg.train_size, test_size=test_size,
+                      seed=cfg.data_seed, dataset=cfg.dataset)
+
+
+def library_versions() -> dict[str, str]:
+    import matplotlib
+    import torch
+    import zarr
+    return {"nnfractal": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "zarr": zarr.__version__, "matplotlib": matplotlib.__version__}
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
+            progress: bool = True, log=print) -> Path:
+    """Train the grid of `cfg`, store the curves and draw the pictures; returns the run folder.
+
+    Everything that can be refused (config, data, output folder) is checked before the folder is
+    created, so a refused run leaves nothing behind.
+    """
+    out = Path(out) if out is not None else default_out_dir(cfg)
+    check_out_dir(out, cfg)
+    family = build_family(cfg)
+    data = load_data(cfg, family, data_dir)
+    log(f"data: {data.source}")
+    x, y = axes(cfg)
+    points = grid_points(x, y)
+    schedule = make_schedule(cfg, data.n_train)
+
+    # Build the folder under a temporary name and rename at the end: a crash or Ctrl-C never
+    # leaves a half-written folder at the requested path.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_text_atomic(work / "config.toml", to_toml(cfg))
+        dtype = "float64" if cfg.precision == "float64" else "float32"
+        store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
+                                steps=schedule.steps, steps_per_epoch=schedule.steps_per_epoch,
+                                dtype=dtype, extra={"data_source": data.source})
+        log(f"training {len(points)} models x {schedule.steps} steps "
+            f"({cfg.model}, {cfg.precision}, chunks of {cfg.tile_batch})")
+        result = train(cfg, family, data, points, progress=progress)
+        store.write_curves("train_loss", 0, result.losses)
+        store.update_attrs(wall_time_s=result.wall_time, device=result.device)
+        store.mark_complete()
+        summary = render_run(work, log=log)
+        summary.update(wall_time_s=round(result.wall_time, 3), device=result.device,
+                       model_steps=int(len(points) * schedule.steps),
+                       model_steps_per_s=round(len(points) * schedule.steps / result.wall_time, 2),
+                       data_source=data.source, versions=library_versions(),
+                       cpu=platform.processor() or platform.machine(), threads=_threads())
+        _write_text_atomic(work / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()  # checked empty above
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log(f"wrote {out}  (converged {summary['fraction_converged']:.1%}, "
+        f"{summary['model_steps_per_s']:.1f} model-steps/s)")
+    return out
+
+
+def _threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
+def readout_curves(store: RunStore, readout: str, metric: str = "train_loss") -> tuple[np.ndarray, int]:
+    """Curves (rows, cols, T') for the readout, and how many of their values make one epoch."""
+    curves = store.read_curves(metric)
+    per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
+    if readout == "epoch":
+        r, c, t = curves.shape
+        return epoch_curves(curves.reshape(r * c, t), per_epoch).reshape(r, c, -1), 1
+    return curves, per_epoch
+
+
+def frame_epochs(n_epochs: int, max_frames: int = MAX_FRAMES) -> list[int]:
+    """Epochs (1-based) that get a map: all of them, or max_frames evenly spaced ending at the last."""
+    if n_epochs <= max_frames:
+        return list(range(1, n_epochs + 1))
+    return sorted({int(round(e)) for e in np.linspace(1, n_epochs, max_frames)})
+
+
+def render_run(run_dir: Path, log=print) -> dict:
+    """Draw every picture of a finished run from its store; returns summary figures."""
+    from .render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
+
+    run_dir = Path(run_dir)
+    cfg = config_from_toml(run_dir / "config.toml")
+    store = RunStore.open(run_dir / "store.zarr")
+    curves, per_epoch = readout_curves(store, cfg.readout)
+    score_map = scores(curves, cfg.measure)
+    x, y = store.x, store.y
+    extent = extent_of(x, y, cfg.axis_scale)
+    xlabel, ylabel = axis_labels(cfg)
+    title = f"{cfg.preset}: {cfg.model}{'' if cfg.model != 'resnet' else f'-{cfg.depth}'}, " \
+            f"{cfg.nonlinearity}, {cfg.optimizer}"
+    fig = map_figure(score_map, extent, xlabel, ylabel, cfg.axis_scale, title,
+                     figsize=cfg.figsize, dpi=cfg.dpi)
+    fig.savefig(run_dir / "map.png")
+
+    n_epochs = curves.shape[-1] // per_epoch
+    epochs = frame_epochs(n_epochs)
+    (run_dir / "epochs").mkdir(exist_ok=True)
+    frames, epoch_maps = [], []
+    ax = fig.axes[0]
+    for e in epochs:
+        m = scores(curves[..., : e * per_epoch], cfg.measure)
+        epoch_maps.append(m)
+        # One figure, new pixels and title per frame: much faster than a new figure each time.
+        ax.images[0].set_data(cdf_restretch(m))
+        ax.set_title(f"{title} - epoch {e}/{n_epochs}", fontsize=10)
+        fig.savefig(run_dir / "epochs" / f"epoch_{e:04d}.png")
+        frames.append(figure_to_rgb(fig))
+    write_animation(frames, run_dir / "epochs.gif", run_dir / "epochs.mp4",
+                    fps=max(2.0, min(10.0, len(frames) / 6)))
+    log(f"maps: map.png, {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4")
+    return {"preset": cfg.preset, "resolution": cfg.resolution, "steps": int(curves.shape[-1]),
+            "epochs": n_epochs, "readout": cfg.readout, "measure": cfg.measure,
+            "fraction_converged": converged_fraction(score_map),
+            "fraction_converged_per_epoch": {str(e): converged_fraction(m)
+                                             for e, m in zip(epochs, epoch_maps)},
+            }

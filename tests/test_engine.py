@@ -1,0 +1,109 @@
+"""The batched engine against single-model training, and model isolation."""
+import numpy as np
+import pytest
+import torch
+
+from nnfractal.config import build_config
+from nnfractal.data import synthetic_regression
+from nnfractal.engine import make_schedule, train, train_chunk
+from nnfractal.grid import hyperparameters
+from nnfractal.models import build_family
+from nnfractal.reference import train_single
+
+TINY_RESNET = dict(depth=8, c_hidden=[4, 8, 8], train_size=32, batch_size=16)
+
+
+def _resnet_cfg(**kw):
+    return build_config("resnet20-mnist", **{**TINY_RESNET, **kw})
+
+
+def _mlp_data(cfg):
+    return synthetic_regression(cfg.train_size, cfg.width, cfg.target_dim, seed=cfg.data_seed)
+
+
+POINTS_OFFSET = np.array([[1e-3, 0.05], [3e-2, 0.2], [0.1, 0.01]])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_one_batched_step_equals_single_model_steps_float32(mnist_tiny, optimizer):
+    cfg = _resnet_cfg(steps=2, optimizer=optimizer, tile_batch=3, mnmx=[-3.0, 0.0, -3.0, 0.0])
+    family = build_family(cfg)
+    batched = train(cfg, family, mnist_tiny, POINTS_OFFSET).losses
+    for i, p in enumerate(POINTS_OFFSET):
+        single = train_single(cfg, family, mnist_tiny, p)
+        # step 0: same initial loss; step 1: the loss after one update
+        np.testing.assert_allclose(batched[i], single, rtol=2e-5, atol=1e-6)
+
+
+def test_resnet_50_steps_agree_float64(mnist_tiny):
+    cfg = _resnet_cfg(steps=50, precision="float64", optimizer="momentum", tile_batch=3)
+    family = build_family(cfg)
+    batched = train(cfg, family, mnist_tiny, POINTS_OFFSET).losses
+    assert batched.dtype == np.float64
+    for i, p in enumerate(POINTS_OFFSET):
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p), rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("preset", ["paper-tanh", "paper-relu", "paper-minibatch", "paper-offset"])
+def test_mlp_50_steps_agree_float64(preset):
+    cfg = build_config(preset, steps=50, tile_batch=4)
+    family = build_family(cfg)
+    data = _mlp_data(cfg)
+    pts = np.array([[0.5, 2.0], [3.0, 40.0], [0.01, 0.3], [20.0, 5.0]])
+    if cfg.phase_space == "offset_vs_lr":
+        pts = np.array([[0.001, 2.0], [0.01, 10.0], [-0.005, 0.3], [0.02, 5.0]])
+    batched = train(cfg, family, data, pts).losses
+    for i, p in enumerate(pts):
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, data, p), rtol=1e-10, atol=1e-300)
+
+
+def test_lr_vs_lr_gives_each_layer_its_own_rate(mnist_tiny):
+    cfg = _resnet_cfg(steps=3, precision="float64", phase_space="lr_vs_lr", base_lr=0.05, tile_batch=2)
+    family = build_family(cfg)
+    pts = np.array([[0.3, 0.01], [0.01, 0.3]])
+    batched = train(cfg, family, mnist_tiny, pts).losses
+    for i, p in enumerate(pts):
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p), rtol=1e-10)
+    assert not np.allclose(batched[0], batched[1])   # swapping the rates changes training
+
+
+@pytest.mark.parametrize("which", ["mlp", "resnet"])
+def test_diverging_model_never_changes_other_models(which, mnist_tiny):
+    if which == "mlp":
+        cfg = build_config("paper-tanh", steps=40, tile_batch=4)
+        data = _mlp_data(cfg)
+        tame, wild = [1.0, 1.0], [1e6, 1e6]
+        others = [[0.5, 2.0], [2.0, 0.5], [3.0, 3.0]]
+    else:
+        cfg = _resnet_cfg(steps=12, tile_batch=4)
+        data = mnist_tiny
+        tame, wild = [0.0, 0.01], [1e3, 1e4]
+        others = [[0.0, 0.05], [0.01, 0.1], [0.1, 0.02]]
+    family = build_family(cfg)
+    with_wild = train(cfg, family, data, np.array([wild] + others)).losses
+    with_tame = train(cfg, family, data, np.array([tame] + others)).losses
+    assert not np.all(np.isfinite(with_wild[0])), "the wild model should diverge to inf/NaN"
+    np.testing.assert_array_equal(with_wild[1:], with_tame[1:])   # bit for bit
+
+
+def test_padding_last_chunk_does_not_change_results():
+    cfg = build_config("paper-tanh", steps=30, tile_batch=4)
+    family, data = build_family(cfg), _mlp_data(cfg)
+    pts = np.array([[0.5, 2.0], [2.0, 0.5], [3.0, 3.0], [1.0, 9.0], [4.0, 4.0]])
+    full = train(cfg, family, data, pts).losses          # chunks of 4 + 1 (padded)
+    alone = train(cfg, family, data, pts[4:]).losses      # the last point alone (padded)
+    np.testing.assert_array_equal(full[4:], alone)
+
+
+def test_every_step_offset_accumulates():
+    cfg = build_config("paper-offset", steps=3, tile_batch=1)
+    family, data = build_family(cfg), _mlp_data(cfg)
+    sched = make_schedule(cfg, len(data.x_train))
+    init = {k: v for k, v in family.init_params(cfg.seed).items()}
+    hp = hyperparameters(cfg, np.array([[0.5, 0.0]]))        # lr 0: only the offset moves weights
+    losses = train_chunk(cfg, family, init, data.x_train, data.y_train, sched, hp)
+    for t in range(3):
+        p = {k: v.clone().unsqueeze(0) for k, v in init.items()}
+        p["weights.0"] += 0.5 * (t + 1)
+        expected = family.loss(p, data.x_train, data.y_train)
+        torch.testing.assert_close(losses[0, t], expected[0], rtol=1e-12, atol=0)
