@@ -92,6 +92,15 @@ def make_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train a grid of networks and draw its convergence map")
     _add_run_flags(run)
     sub.add_parser("presets", help="list the presets")
+    dim = sub.add_parser("dimension", help="recompute the fractal dimension of a finished run or "
+                         "zoom sequence, without training")
+    dim.add_argument("run_dir", type=Path)
+    dim.add_argument("--fit-range", "--fit_range", nargs=2, type=float, dest="fit_range",
+                     metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
+    dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
+                     "range, 95%% interval) | paper (median of local slopes)")
+    from .zoom import add_zoom_parser
+    add_zoom_parser(sub)
     return parser
 
 
@@ -111,12 +120,29 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_dimension(args) -> int:
+    from .run import describe, dimension_of
+    from .store import StoreError
+    try:
+        result = dimension_of(args.run_dir, args.method, args.fit_range)
+    except (ConfigError, StoreError) as err:
+        sys.stderr.write(f"nnfractal: error: {err}\n")
+        return EXIT_USAGE
+    print(f"{args.run_dir}: {describe(result)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.command == "presets":
         for name in preset_names():
             print(name)
         return 0
+    if args.command == "dimension":
+        return cmd_dimension(args)
+    if args.command == "zoom":
+        from .zoom import cmd_zoom
+        return cmd_zoom(args)
     return cmd_run(args)
 
 

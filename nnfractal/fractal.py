@@ -44,7 +44,7 @@ REASON_SHORT = "boundary too short for a dimension at this resolution"
 # Scaling-range rule of estimate_dimension (see its docstring).
 MIN_BOX_SIZE = 4  # px; smaller boxes see pixelisation, not geometry
 MIN_BOXES_ACROSS = 8  # boxes across the boundary's extent and the image
-MIN_SCALE_RATIO = 4.0  # s_max / s_min: at least two octaves of scale
+MIN_SCALE_RATIO = 3.0  # s_max / s_min: at least ~1.6 octaves (a 128 px map just qualifies)
 MIN_FIT_SIZES = 3
 SUBRANGE_MIN_SHARE = 0.4  # sub-ranges span >= this share of log(s) range
 
@@ -405,7 +405,7 @@ def estimate_dimension(edges, *, sizes=None, fit_range=None, n_boot=200,
       larger side of the bounding box of the boundary pixels: at least 8
       boxes must fit across both the image and the boundary, otherwise the
       few, border-cut boxes no longer sample the boundary's scaling.
-    * The range must span at least a factor 4 in ``s`` (two octaves) and hold
+    * The range must span at least a factor 3 in ``s`` (1.6 octaves) and hold
       at least 3 sizes; otherwise the result has ``ok=False`` and the reason
       ``"boundary too short for a dimension at this resolution"``.
 

@@ -198,9 +198,89 @@ def render_run(run_dir: Path, log=print) -> dict:
     write_animation(frames, run_dir / "epochs.gif", run_dir / "epochs.mp4",
                     fps=max(2.0, min(10.0, len(frames) / 6)))
     log(f"maps: map.png, {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4")
-    return {"preset": cfg.preset, "resolution": cfg.resolution, "steps": int(curves.shape[-1]),
+    fractal = analyse_fractal(run_dir, log=log)
+    return {"fractal_dimension": fractal["final"]["dimension"],
+            "fractal_dimension_ci95": [fractal["final"]["ci_low"], fractal["final"]["ci_high"]],
+            "preset": cfg.preset, "resolution": cfg.resolution, "steps": int(curves.shape[-1]),
             "epochs": n_epochs, "readout": cfg.readout, "measure": cfg.measure,
             "fraction_converged": converged_fraction(score_map),
             "fraction_converged_per_epoch": {str(e): converged_fraction(m)
                                              for e, m in zip(epochs, epoch_maps)},
             }
+
+
+def describe(est: dict) -> str:
+    """'1.234 (95% CI 1.10-1.35)' or the plain reason there is no estimate."""
+    if not est["ok"]:
+        return est["reason"]
+    return f"{est['dimension']:.3f} (95% CI {est['ci_low']:.3f}-{est['ci_high']:.3f})"
+
+
+def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print) -> dict:
+    """Boundary, box counts and dimension of a finished run, final and per epoch; no training.
+
+    Writes boundary.png, boxcount.png, fd_per_epoch.png and fractal.json into the run folder and
+    returns the fractal.json content.
+    """
+    from .fractal import boundary, estimate_dimension, paper_dimension
+    from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
+    from .render.maps import extent_of
+
+    run_dir = Path(run_dir)
+    cfg = config_from_toml(run_dir / "config.toml")
+    store = RunStore.open(run_dir / "store.zarr")
+    curves, per_epoch = readout_curves(store, cfg.readout)
+    edges = boundary(scores(curves, cfg.measure))
+    final = estimate_dimension(edges, fit_range=fit_range)
+    paper = paper_dimension([edges])
+    n_epochs = curves.shape[-1] // per_epoch
+    epochs = frame_epochs(n_epochs)
+    per_epoch_est = [estimate_dimension(boundary(scores(curves[..., : e * per_epoch], cfg.measure)),
+                                        fit_range=fit_range, n_boot=50) for e in epochs]
+    xlabel, ylabel = axis_labels(cfg)
+    extent = extent_of(store.x, store.y, cfg.axis_scale)
+    plot_boundary(edges, extent, xlabel.replace("log10 ", "log10 of "), ylabel.replace("log10 ", "log10 of "),
+                  run_dir / "boundary.png", title=f"{cfg.preset}: boundary ({int(edges.sum())} pixels)")
+    plot_boxcount(final, run_dir / "boxcount.png", title=f"{cfg.preset}: box counting")
+    plot_dimension_per_epoch(epochs, per_epoch_est, run_dir / "fd_per_epoch.png",
+                             title=f"{cfg.preset}: dimension of the boundary during training")
+    result = {
+        "resolution": cfg.resolution, "readout": cfg.readout, "measure": cfg.measure,
+        "fit_range": list(fit_range) if fit_range else None,
+        "final": final.to_dict(), "paper_method": paper.to_dict(),
+        "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
+    }
+    _write_text_atomic(run_dir / "fractal.json", json.dumps(result, indent=2) + "\n")
+    log(f"fractal dimension: {describe(result['final'])}; paper's median-slope estimator: "
+        f"{describe(result['paper_method'])}")
+    return result
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a folder that is not a finished run (one line naming the field)."""
+    from .store import StoreError
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise StoreError(f"run_dir: {run_dir} does not exist or is not a folder")
+    if not (run_dir / "config.toml").exists() or not (run_dir / "store.zarr").exists():
+        raise StoreError(f"run_dir: {run_dir} is not a run folder (no config.toml or store.zarr)")
+    if not RunStore.open(run_dir / "store.zarr").complete:
+        raise StoreError(f"run_dir: {run_dir} holds an incomplete run")
+
+
+def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None) -> dict:
+    """Recompute a finished run's dimension (method box or paper); rewrites fractal.json."""
+    from .config import ConfigError
+    if method not in ("box", "paper"):
+        raise ConfigError("method", f"{method!r} is not allowed (allowed: box, paper)")
+    if fit_range is not None and not (0 < fit_range[0] < fit_range[1]):
+        raise ConfigError("fit_range", f"{list(fit_range)} is not allowed "
+                          "(allowed: two box sizes in pixels, 0 < S_MIN < S_MAX)")
+    run_dir = Path(run_dir)
+    if (run_dir / "zoom.json").exists():
+        from .zoom import analyse_zoom
+        result = analyse_zoom(run_dir, fit_range=fit_range, log=log)
+        return result["pooled_paper"] if method == "paper" else result["pooled"]
+    check_run_dir(run_dir)
+    result = analyse_fractal(run_dir, fit_range=tuple(fit_range) if fit_range else None, log=log)
+    return result["paper_method"] if method == "paper" else result["final"]
