@@ -67,7 +67,14 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--axis-scale", "--axis_scale", dest="axis_scale", help="log | linear")
     g.add_argument("--resolution", type=int, help="pixels per side")
     g.add_argument("--measure", help="paper | customer")
-    g.add_argument("--readout", help="step | epoch")
+    g.add_argument("--readout", nargs="+", help="the curve the map shows: train_loss | test_loss | "
+                   "train_acc | test_acc, and/or step | epoch (per-step values or epoch means)")
+    g.add_argument("--acc-threshold", "--acc_threshold", type=float, dest="acc_threshold",
+                   help="accuracy maps: converged iff final accuracy > this (default 0.9)")
+    g.add_argument("--eval_every", "--eval-every", type=int, dest="eval_every",
+                   help="epochs between held-out evaluations (0 = none; default 1)")
+    g.add_argument("--test-size", "--test_size", type=int, dest="test_size",
+                   help="held-out images (default 1000)")
     g = p.add_argument_group("figures")
     g.add_argument("--dpi", type=int)
     g.add_argument("--figsize", nargs="+", type=float, help="width height (inches)")
@@ -77,11 +84,20 @@ CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "
                 "train_size", "batch_size", "data_seed", "num_epochs", "steps", "optimizer",
                 "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
                 "device", "tile_batch", "seed", "mnmx", "axis_scale", "resolution", "measure",
-                "readout", "dpi", "figsize")
+                "dpi", "figsize", "acc_threshold", "eval_every", "test_size")
 
 
 def config_from_args(args: argparse.Namespace):
+    from .config import METRICS, READOUTS
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS}
+    for value in args.readout or ():
+        if value in READOUTS:
+            overrides["readout"] = value
+        elif value in METRICS:
+            overrides["metric"] = value
+        else:
+            raise ConfigError("readout", f"{value!r} is not allowed "
+                              f"(allowed: {', '.join(METRICS + READOUTS)})")
     return build_config(args.preset, **overrides)
 
 
@@ -99,9 +115,26 @@ def make_parser() -> argparse.ArgumentParser:
                      metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
     dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
                      "range, 95%% interval) | paper (median of local slopes)")
-    from .zoom import add_zoom_parser
-    add_zoom_parser(sub)
+    for name in COMMAND_MODULES:
+        module = _command_module(name)
+        if module is not None:
+            getattr(module, f"add_{name}_parser")(sub)
     return parser
+
+
+# Subcommands that live in their own module: each defines add_<name>_parser(subparsers) and
+# cmd_<name>(args) -> exit code.
+COMMAND_MODULES = ("zoom", "compare", "report", "explore")
+
+
+def _command_module(name: str):
+    import importlib
+    try:
+        return importlib.import_module(f"nnfractal.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"nnfractal.{name}":
+            raise
+        return None
 
 
 def cmd_run(args) -> int:
@@ -140,9 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "dimension":
         return cmd_dimension(args)
-    if args.command == "zoom":
-        from .zoom import cmd_zoom
-        return cmd_zoom(args)
+    if args.command in COMMAND_MODULES:
+        return getattr(_command_module(args.command), f"cmd_{args.command}")(args)
     return cmd_run(args)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 PRESET_PACKAGE = "nnfractal.presets"
 
-MODELS = ("resnet", "meanfield-mlp")
+MODELS = ("resnet", "meanfield-mlp", "mlp")
 NONLINEARITIES = ("relu", "leaky", "tanh", "identity")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 PHASE_SPACES = ("offset_vs_lr", "lr_vs_lr")
@@ -24,6 +24,7 @@ OFFSET_MODES = ("init", "every-step")
 DATASETS = ("mnist", "fashion-mnist", "gaussian")
 MEASURES = ("paper", "customer")
 READOUTS = ("step", "epoch")
+METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 PRECISIONS = ("float32", "float64")
 DEVICES = ("cpu", "cuda", "auto")
 AXIS_SCALES = ("log", "linear")
@@ -80,9 +81,14 @@ class Config:
     mnmx: tuple[float, float, float, float] = (-3.0, 0.0, -3.0, 0.0)
     axis_scale: str = "log"
     resolution: int = 16
+    # held-out evaluation
+    eval_every: int = 1        # epochs between held-out evaluations (0 = none)
+    test_size: int = 1000      # held-out MNIST test images
     # measure
     measure: str = "paper"
-    readout: str = "step"
+    readout: str = "step"      # step: per-step curve; epoch: mean over each epoch's steps
+    metric: str = "train_loss"  # which recorded curve the map shows
+    acc_threshold: float = 0.9  # accuracy metrics: converged iff final accuracy > this
     # display
     dpi: int = 100
     figsize: tuple[float, float] = (6.0, 5.0)
@@ -121,6 +127,7 @@ def validate(cfg: Config) -> Config:
     _choice("dataset", cfg.dataset, DATASETS)
     _choice("measure", cfg.measure, MEASURES)
     _choice("readout", cfg.readout, READOUTS)
+    _choice("metric", cfg.metric, METRICS)
     _choice("precision", cfg.precision, PRECISIONS)
     _choice("device", cfg.device, DEVICES)
     _choice("axis_scale", cfg.axis_scale, AXIS_SCALES)
@@ -138,6 +145,11 @@ def validate(cfg: Config) -> Config:
         if cfg.dataset == "gaussian":
             raise ConfigError("dataset", "'gaussian' is not allowed for model resnet "
                               "(allowed: mnist, fashion-mnist)")
+    elif cfg.model == "mlp":
+        _int_at_least("depth", cfg.depth, 2)
+        if cfg.dataset == "gaussian":
+            raise ConfigError("dataset", "'gaussian' is not allowed for model mlp "
+                              "(allowed: mnist, fashion-mnist)")
     else:
         _int_at_least("depth", cfg.depth, 2)
         if cfg.dataset != "gaussian":
@@ -154,6 +166,14 @@ def validate(cfg: Config) -> Config:
     _int_at_least("tile_batch", cfg.tile_batch, 1)
     _int_at_least("resolution", cfg.resolution, 2)
     _int_at_least("dpi", cfg.dpi, 10)
+    _int_at_least("eval_every", cfg.eval_every, 0)
+    _int_at_least("test_size", cfg.test_size, 1)
+    if not isinstance(cfg.acc_threshold, (int, float)) or not 0 < cfg.acc_threshold < 1:
+        raise ConfigError("acc_threshold", f"{cfg.acc_threshold!r} is not allowed (allowed: 0 < x < 1)")
+    recorded = recorded_metrics(cfg)
+    if cfg.metric not in recorded:
+        raise ConfigError("readout", f"{cfg.metric!r} is not recorded by this run "
+                          f"(allowed: {', '.join(recorded)})")
     if cfg.minibatch_replacement and cfg.full_batch:
         raise ConfigError("batch_size", "0 (full batch) is not allowed with minibatch_replacement "
                           "(allowed: an integer >= 1)")
@@ -186,6 +206,16 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("figsize", f"{list(cfg.figsize)} is not allowed "
                           "(allowed: two positive numbers, inches)")
     return cfg
+
+
+def recorded_metrics(cfg: Config) -> tuple[str, ...]:
+    """The curves a run of `cfg` records: training loss always; accuracy for classifiers; held-out
+    loss and accuracy when eval_every > 0 and a held-out set exists (MNIST-like data)."""
+    if cfg.dataset == "gaussian":
+        return ("train_loss",)
+    if cfg.eval_every == 0:
+        return ("train_loss", "train_acc")
+    return METRICS
 
 
 # ---- presets --------------------------------------------------------------------------------

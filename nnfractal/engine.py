@@ -10,6 +10,7 @@ and 4), never on the neighbours.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -20,33 +21,37 @@ from torch import Tensor
 from .config import Config
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
+from .models import classification_loss, correct_count, regression_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """How many steps, and which training examples each step sees."""
+    """How many steps, which training examples each step sees, and when to evaluate."""
     steps: int
     steps_per_epoch: int
     batches: Tensor | None          # (steps, batch) example indices, None = full batch
     full_loss: bool                 # record the full-batch loss instead of the minibatch loss
+    eval_epochs: tuple[int, ...] = ()   # held-out evaluation after these epochs (0 = at init)
 
 
-def make_schedule(cfg: Config, n_points: int) -> Schedule:
-    """The step count and batch order of a run (the same for every model)."""
+def make_schedule(cfg: Config, n_points: int, has_test: bool = False) -> Schedule:
+    """The step count, batch order and evaluation epochs of a run (the same for every model)."""
     if cfg.full_batch:
-        steps = cfg.steps or cfg.num_epochs
-        return Schedule(steps, 1, None, False)
-    if cfg.minibatch_replacement:
-        per_epoch = max(1, n_points // cfg.batch_size)
-        steps = cfg.steps or cfg.num_epochs * per_epoch
-        batches = minibatch_schedule(n_points, cfg.batch_size, steps, cfg.data_seed, replacement=True)
-        return Schedule(steps, per_epoch, batches, True)
-    per_epoch = n_points // cfg.batch_size
+        per_epoch, batches, full_loss = 1, None, False
+    elif cfg.minibatch_replacement:
+        per_epoch, full_loss = max(1, n_points // cfg.batch_size), True
+    else:
+        per_epoch, full_loss = n_points // cfg.batch_size, False
     steps = cfg.steps or cfg.num_epochs * per_epoch
-    batches = minibatch_schedule(n_points, cfg.batch_size, steps, cfg.data_seed, replacement=False)
-    return Schedule(steps, per_epoch, batches, False)
+    if not cfg.full_batch:
+        batches = minibatch_schedule(n_points, cfg.batch_size, steps, cfg.data_seed,
+                                     replacement=cfg.minibatch_replacement)
+    evals = ()
+    if has_test and cfg.eval_every > 0:
+        evals = tuple(range(0, steps // per_epoch + 1, cfg.eval_every))
+    return Schedule(steps, per_epoch, batches, full_loss, evals)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,15 +99,40 @@ def _per_model(values: np.ndarray, like: Tensor, dtype, device) -> Tensor:
     return torch.as_tensor(values, dtype=dtype, device=device).view(-1, *([1] * (like.ndim - 1)))
 
 
-def train_chunk(cfg: Config, family, init: dict[str, Tensor], x: Tensor, y: Tensor,
-                schedule: Schedule, hp: dict[str, np.ndarray], on_step=None) -> Tensor:
-    """Train len(hp["offset"]) models together; returns their losses, (M, steps) on CPU.
+def _task_loss(task: str, out: Tensor, y: Tensor) -> Tensor:
+    return classification_loss(out, y) if task == "classification" else regression_loss(out, y)
 
-    `init` holds one model's parameters (already in the run's dtype and device); `hp` the per-model
-    learning rates by role and offsets.
+
+@torch.no_grad()
+def evaluate(family, params: dict[str, Tensor], x: Tensor, y: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+    """Held-out loss and accuracy of every model, (M,) each, in batches of `batch_size`.
+
+    Inference mode: no gradients. BatchNorm has no running averages here, so it normalises with
+    the statistics of each evaluation batch, as in training; batches are fixed, so every model
+    sees exactly the same ones.
     """
+    loss_sum, correct = 0.0, 0.0
+    for lo in range(0, len(x), batch_size):
+        out = family.forward(params, x[lo:lo + batch_size])
+        yb = y[lo:lo + batch_size]
+        loss_sum = loss_sum + classification_loss(out, yb) * len(yb)
+        correct = correct + correct_count(out, yb)
+    return loss_sum / len(x), correct / len(x)
+
+
+def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
+                hp: dict[str, np.ndarray], on_step=None) -> dict[str, Tensor]:
+    """Train len(hp["offset"]) models together; returns their curves on CPU.
+
+    `init` holds one model's parameters and `data` the tensors, both already in the run's dtype and
+    on its device; `hp` the per-model learning rates by role and offsets. Curves: "train_loss"
+    (M, steps) always; for classifiers "train_acc" (M, steps, accuracy of the step's batch), and
+    with evaluation epochs "test_loss" and "test_acc" (M, len(schedule.eval_epochs)).
+    """
+    x, y = data.x_train, data.y_train
     dtype, device = x.dtype, x.device
     m = len(hp["offset"])
+    classify = family.task == "classification"
     offset_roles = {"input"} if cfg.offset_target == "input" else {"input", "hidden", "output"}
     offsets = {n: _per_model(hp["offset"], p.unsqueeze(0), dtype, device)
                for n, p in init.items() if family.role(n) in offset_roles}
@@ -114,8 +144,23 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], x: Tensor, y: Tens
         params[name] = p.requires_grad_(True)
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
     opt = Optimizer(cfg.optimizer, params, lr, cfg.momentum)
-    losses = torch.empty(m, schedule.steps, dtype=dtype, device=device)
+    curves = {"train_loss": torch.empty(m, schedule.steps, dtype=dtype, device=device)}
+    if classify:
+        curves["train_acc"] = torch.empty(m, schedule.steps, dtype=dtype, device=device)
+    evals = list(schedule.eval_epochs)
+    if evals:
+        curves["test_loss"] = torch.empty(m, len(evals), dtype=dtype, device=device)
+        curves["test_acc"] = torch.empty(m, len(evals), dtype=dtype, device=device)
+    eval_batch = cfg.batch_size or len(x)
+
+    def maybe_evaluate(epoch: int) -> None:
+        if epoch in evals:
+            i = evals.index(epoch)
+            curves["test_loss"][:, i], curves["test_acc"][:, i] = evaluate(
+                family, params, data.x_test, data.y_test, eval_batch)
+
     names = list(params)
+    maybe_evaluate(0)
     for t in range(schedule.steps):
         if cfg.offset_mode == "every-step":
             # As the paper's code does: the offset is added to the weights before every step,
@@ -128,30 +173,42 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], x: Tensor, y: Tens
         else:
             idx = schedule.batches[t]
             xb, yb = x[idx], y[idx]
-        loss = family.loss(params, xb, yb)
+        out = family.forward(params, xb)
+        loss = _task_loss(family.task, out, yb)
         grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
-        if schedule.full_loss:
-            with torch.no_grad():
-                losses[:, t] = family.loss(params, x, y)
-        else:
-            losses[:, t] = loss.detach()
+        with torch.no_grad():
+            if schedule.full_loss:
+                curves["train_loss"][:, t] = family.loss(params, x, y)
+            else:
+                curves["train_loss"][:, t] = loss
+            if classify:
+                curves["train_acc"][:, t] = correct_count(out, yb) / len(yb)
         opt.step(params, dict(zip(names, grads)))
+        if (t + 1) % schedule.steps_per_epoch == 0:
+            maybe_evaluate((t + 1) // schedule.steps_per_epoch)
         if on_step is not None:
             on_step()
-    return losses.cpu()
+    return {k: v.detach().cpu() for k, v in curves.items()}
 
 
 @dataclass
 class TrainResult:
-    losses: np.ndarray        # (k, steps) training loss before each step
+    curves: dict[str, np.ndarray]   # metric -> (k, T): train_loss (k, steps) before each step, ...
     schedule: Schedule
-    wall_time: float          # seconds
+    wall_time: float                # seconds
     device: str
+
+    @property
+    def losses(self) -> np.ndarray:
+        return self.curves["train_loss"]
 
 
 def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool = False,
-          desc: str = "training") -> TrainResult:
-    """Train one model per point; points (k, 2) = (x, y) hyperparameter pairs in axis units."""
+          desc: str = "training", on_chunk=None) -> TrainResult:
+    """Train one model per point; points (k, 2) = (x, y) hyperparameter pairs in axis units.
+
+    `on_chunk(lo, hi, curves)` (optional) is called after each chunk with its (unpadded) curves.
+    """
     from tqdm.auto import tqdm
 
     device = resolve_device(cfg.device)
@@ -161,15 +218,16 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
     # changes values below 1e-38 (float32) / 1e-308 (float64).
     torch.set_flush_denormal(True)
     data = data.to(dtype, device)
-    x, y = data.x_train, data.y_train
-    schedule = make_schedule(cfg, len(x))
+    if cfg.eval_every == 0 or data.x_test is None:
+        data = dataclasses.replace(data, x_test=None, y_test=None)
+    schedule = make_schedule(cfg, data.n_train, has_test=data.x_test is not None)
     if schedule.batches is not None:
-        schedule = Schedule(schedule.steps, schedule.steps_per_epoch,
-                            schedule.batches.to(device), schedule.full_loss)
+        schedule = dataclasses.replace(schedule, batches=schedule.batches.to(device))
     init = {n: p.to(dtype=dtype, device=device) for n, p in family.init_params(cfg.seed).items()}
     hp_all = hyperparameters(cfg, np.asarray(points, dtype=np.float64))
     k, m = len(points), cfg.tile_batch
-    losses = np.empty((k, schedule.steps), dtype=np.float64 if cfg.precision == "float64" else np.float32)
+    np_dtype = np.float64 if cfg.precision == "float64" else np.float32
+    curves: dict[str, np.ndarray] = {}
     start = time.perf_counter()
     with tqdm(total=k * schedule.steps, unit="model-step", unit_scale=True, desc=desc,
               disable=not progress, dynamic_ncols=True) as bar:
@@ -178,10 +236,15 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
             # Pad to exactly m models by repeating the last point: every chunk runs the same kernels.
             take = np.minimum(np.arange(lo, lo + m), k - 1)
             hp = {role: v[take] for role, v in hp_all.items()}
-            chunk = train_chunk(cfg, family, init, x, y, schedule, hp,
+            chunk = train_chunk(cfg, family, init, data, schedule, hp,
                                 on_step=lambda: bar.update(hi - lo))
-            losses[lo:hi] = chunk[: hi - lo].numpy()
-    return TrainResult(losses, schedule, time.perf_counter() - start, str(device))
+            for name, c in chunk.items():
+                if name not in curves:
+                    curves[name] = np.empty((k, c.shape[1]), dtype=np_dtype)
+                curves[name][lo:hi] = c[: hi - lo].numpy()
+            if on_chunk is not None:
+                on_chunk(lo, hi, {n: c[lo:hi] for n, c in curves.items()})
+    return TrainResult(curves, schedule, time.perf_counter() - start, str(device))
 
 
 def epoch_curves(losses: np.ndarray, steps_per_epoch: int) -> np.ndarray:

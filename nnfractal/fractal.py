@@ -46,6 +46,7 @@ MIN_BOX_SIZE = 4  # px; smaller boxes see pixelisation, not geometry
 MIN_BOXES_ACROSS = 8  # boxes across the boundary's extent and the image
 MIN_SCALE_RATIO = 3.0  # s_max / s_min: at least ~1.6 octaves (a 128 px map just qualifies)
 MIN_FIT_SIZES = 3
+MIN_PAPER_PIXELS = 16  # paper estimator: boundary pixels per frame, on average
 SUBRANGE_MIN_SHARE = 0.4  # sub-ranges span >= this share of log(s) range
 
 
@@ -630,6 +631,9 @@ def paper_dimension(edge_images, *, bins=10, n_boot=200, seed=0):
     nf = len(frames)
     if n_pix == 0:
         return _failed(method, REASON_EMPTY, 0, n_frames=nf)
+    if n_pix < MIN_PAPER_PIXELS * nf:
+        # A handful of pixels gives flat counts and slopes of 0: a number, but a meaningless one.
+        return _failed(method, REASON_SHORT, n_pix, n_frames=nf)
 
     per_frame = []  # finite local slopes of each frame
     sizes0 = _porespy_sizes(frames[0].shape, bins)

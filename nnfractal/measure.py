@@ -37,6 +37,17 @@ def customer_score(curves: np.ndarray, clip: float = CLIP) -> np.ndarray:
     return normalise(curves, clip).mean(-1) - 1.0
 
 
+def accuracy_score(acc_curves: np.ndarray, threshold: float, tail: int = 1) -> np.ndarray:
+    """Signed accuracy measure, (..., T) -> (...): threshold - final accuracy.
+
+    The final accuracy is the mean of the last `tail` values (for per-step batch accuracies, one
+    epoch's worth). Negative = converged (final accuracy above the threshold), so the boundary is
+    where the final accuracy crosses the threshold.
+    """
+    a = np.asarray(acc_curves, dtype=np.float64)
+    return threshold - np.nan_to_num(a[..., -tail:].mean(-1), nan=0.0)
+
+
 MEASURES = {"paper": paper_score, "customer": customer_score}
 
 

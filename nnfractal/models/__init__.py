@@ -3,6 +3,7 @@
 A family is a small object with
 - ``init_params(seed) -> {name: Tensor}``: one model's initial parameters;
 - ``role(name) -> "input" | "hidden" | "output"``: which learning rate a parameter takes;
+- ``task``: "classification" (logits, cross-entropy, accuracy) or "regression" (MSE);
 - ``forward(params, x) -> (M, B, out)`` and ``loss(params, x, y) -> (M,)`` on stacked parameters
   ``{name: (M, *shape)}``; models never mix (each model's numbers depend on its own slice only);
 - ``reference(params) -> nn.Module``: the same network as an ordinary single-model module.
@@ -10,11 +11,34 @@ The engine does not know which family it runs.
 """
 from __future__ import annotations
 
-from ..config import Config
-from .meanfield import BatchedMeanFieldMLP, MeanFieldMLP
-from .resnet import BatchedResNet, ResNet
+import torch.nn.functional as F
+from torch import Tensor
 
-__all__ = ["build_family", "BatchedResNet", "ResNet", "BatchedMeanFieldMLP", "MeanFieldMLP"]
+from ..config import Config
+
+
+def classification_loss(logits: Tensor, y: Tensor) -> Tensor:
+    """Mean softmax cross-entropy of each model: logits (M, B, C), labels (B,) -> (M,)."""
+    m, b, c = logits.shape
+    return F.cross_entropy(logits.reshape(m * b, c), y.repeat(m), reduction="none").view(m, b).mean(1)
+
+
+def regression_loss(out: Tensor, y: Tensor) -> Tensor:
+    """Mean squared error of each model over points and outputs: (M, N, D), (N, D) -> (M,)."""
+    return (out - y).square().mean((1, 2))
+
+
+def correct_count(logits: Tensor, y: Tensor) -> Tensor:
+    """Number of correctly classified examples per model: (M, B, C), (B,) -> (M,) float."""
+    return (logits.argmax(-1) == y).sum(1).to(logits.dtype)
+
+
+from .meanfield import BatchedMeanFieldMLP, MeanFieldMLP  # noqa: E402
+from .mlp import MLP, BatchedMLP  # noqa: E402
+from .resnet import BatchedResNet, ResNet  # noqa: E402
+
+__all__ = ["build_family", "BatchedResNet", "ResNet", "BatchedMeanFieldMLP", "MeanFieldMLP",
+           "BatchedMLP", "MLP", "classification_loss", "regression_loss", "correct_count"]
 
 
 def build_family(cfg: Config):
@@ -23,4 +47,6 @@ def build_family(cfg: Config):
         return BatchedResNet(cfg.depth, cfg.c_hidden, cfg.skip, cfg.nonlinearity)
     if cfg.model == "meanfield-mlp":
         return BatchedMeanFieldMLP(cfg.width, cfg.depth, cfg.target_dim, cfg.nonlinearity)
+    if cfg.model == "mlp":
+        return BatchedMLP(cfg.width, cfg.depth, cfg.nonlinearity)
     raise ValueError(f"unknown model {cfg.model!r}")

@@ -41,6 +41,8 @@ class MeanFieldMLP(nn.Module):
 class BatchedMeanFieldMLP:
     """M mean-field MLPs at once, as a function of stacked weights ``{name: (M, fan_in, fan_out)}``."""
 
+    task = "regression"
+
     def __init__(self, width: int = 16, depth: int = 2, target_dim: int = 1,
                  nonlinearity: str = "tanh"):
         self.width, self.depth, self.target_dim = width, depth, target_dim
@@ -72,7 +74,8 @@ class BatchedMeanFieldMLP:
 
     def loss(self, p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         """Mean squared error of each model over points and target dimensions: (M,)."""
-        return (self.forward(p, x) - y).square().mean((1, 2))
+        from . import regression_loss
+        return regression_loss(self.forward(p, x), y)
 
     def reference(self, params: dict[str, Tensor]) -> MeanFieldMLP:
         net = MeanFieldMLP(self.width, self.depth, self.target_dim, self.nonlinearity)

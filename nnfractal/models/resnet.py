@@ -99,6 +99,8 @@ def _bn(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
 class BatchedResNet:
     """M ResNets at once, as a function of stacked parameters (names as in `ResNet`)."""
 
+    task = "classification"
+
     def __init__(self, depth: int = 20, c_hidden=(16, 32, 64), skip: bool = True,
                  nonlinearity: str = "relu", channels_last: bool = True):
         self.depth, self.c_hidden, self.skip = depth, tuple(c_hidden), skip
@@ -159,9 +161,8 @@ class BatchedResNet:
 
     def loss(self, p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         """Mean softmax cross-entropy of each model on (x, y): (M,)."""
-        logits = self.forward(p, x)
-        m, b, c = logits.shape
-        return F.cross_entropy(logits.reshape(m * b, c), y.repeat(m), reduction="none").view(m, b).mean(1)
+        from . import classification_loss
+        return classification_loss(self.forward(p, x), y)
 
     def reference(self, params: dict[str, Tensor]) -> ResNet:
         """A single-model `ResNet` holding `params` (unstacked) - for tests and the naive loop."""

@@ -1,0 +1,587 @@
+"""Zoom sequences: train ever smaller windows around a point of a finished run's boundary.
+
+``nnfractal zoom RUN_DIR [--factor 2] [--depth 2] [--center X Y] [--resolution N] [--out DIR]``
+
+Frame 0 is the run's own window; frame k has 1/factor**k of its width and height (so the same
+aspect ratio in axis units), down to ``depth`` decades of magnification:
+``floor(depth * ln 10 / ln factor) + 1`` frames. Frame k (k >= 1) is centred on the centre and,
+where that would leave frame k-1, shifted by the least amount that keeps it inside frame k-1: every
+frame lies inside the one before (the animation never needs area nobody trained), and once the
+frames are small enough the centre is the middle of every frame. The centre is given in axis
+units (x then y; base-10 exponents on log axes) or, by default, is the run's boundary pixel with
+the most boundary pixels around it (ties: nearest the window's middle, then lowest row/column).
+
+Every frame is a full grid run (``run.execute``) with the run's config except ``mnmx`` (and
+``resolution`` with --resolution), in ``OUT/frames/frame_NN/``. When the resolution is the run's,
+frame 0 *is* the run (same config, same numbers: training is deterministic per point), so its
+folder is copied from the run instead of trained again.
+
+An output folder holds::
+
+    zoom.json                  windows, centre, factor, float limit, per-frame and pooled dimension
+    dimension_per_frame.png    dimension and 95% interval per frame, pooled estimates as bands
+    zoom.mp4, zoom.gif         smooth zoom through the frames (the paper's window interpolation)
+    frames/frame_NN/           one run folder per frame (map.png, boundary.png, fractal.json, ...)
+
+The default OUT is a sibling of the run folder, ``<RUN_DIR>-zoom-<timestamp>`` (next to the run it
+came from, but not inside it: a run folder keeps its fixed layout).
+
+Float limit. Windows are computed in float64. Before anything is trained, each frame's pixel
+spacing is compared with the rounding of the numbers training sees (the run's precision: the
+engine casts learning rates and offsets to it): on a log axis a pixel is a relative step of
+``width * ln 10 / (resolution - 1)`` in the hyperparameter 10**v, and v itself is rounded to
+``|v| * eps``; on a linear axis the step is ``spacing / max|value|``. A frame needs at least
+`MIN_ULPS_PER_PIXEL` rounding units between neighbouring pixels (so they differ and are evenly
+spaced to 1%); the sequence stops at the last frame that has them, with one log line saying at
+which decade the precision runs out, rather than drawing blocky frames.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, ConfigError, config_from_toml
+
+FORMAT = "nnfractal-zoom"
+FORMAT_VERSION = 1
+DEFAULT_FACTOR = 2.0
+DEFAULT_DEPTH = 2.0
+MIN_ULPS_PER_PIXEL = 100.0
+MAX_ZOOM_FRAMES = 1000
+EXIT_USAGE = 2
+
+# Frame 0, when it is the run itself, takes over the run's top-level files and these folders
+# (not other folders, such as a zoom written inside the run folder).
+RUN_FOLDERS = ("store.zarr", "epochs")
+RUN_PICTURES = ("map.png", "boundary.png", "fractal.json")
+
+POOLED_METHOD = (
+    "pooled: inverse-variance weighted mean of the box-counting dimensions of the frames that "
+    "have one (variance from each frame's 95% interval: (half-width / 1.96)**2). A frame's error "
+    "is mostly systematic (scaling range, pixelisation) and shared by all frames, so pooling does "
+    "not shrink it: the interval is the weighted mean of the frames' lower and upper half-widths "
+    "around the pooled value, widened to include every frame's estimate (a dimension that drifts "
+    "with magnification shows up as a wide interval). pooled_paper: the paper's estimator, median "
+    "of the local slopes pooled over all frames' boundaries.")
+
+
+# ---- windows --------------------------------------------------------------------------------
+
+def frame_count(depth: float, factor: float) -> int:
+    """Frames of a zoom `depth` decades deep at `factor` per frame, the run's own window included."""
+    return int(math.floor(depth * math.log(10) / math.log(factor) + 1e-9)) + 1
+
+
+def frame_windows(mnmx, center, factor: float, n: int) -> list[tuple[float, float, float, float]]:
+    """The `n` windows (y_min, y_max, x_min, x_max) of a zoom, in float64.
+
+    Frame 0 is `mnmx` itself. Frame k has 1/factor**k of its width and height, is centred on
+    `center` = (x, y) and, where that would leave frame k-1, is shifted (not shrunk) to lie inside
+    frame k-1.
+    """
+    y0, y1, x0, x1 = (float(v) for v in mnmx)
+    cx, cy = float(center[0]), float(center[1])
+    wins = [(y0, y1, x0, x1)]
+    for k in range(1, n):
+        scale = float(factor) ** -k
+        py0, py1, px0, px1 = wins[-1]
+        xs = _nested(cx, (x1 - x0) * scale, px0, px1)
+        ys = _nested(cy, (y1 - y0) * scale, py0, py1)
+        wins.append((ys[0], ys[1], xs[0], xs[1]))
+    return wins
+
+
+def _nested(c: float, width: float, lo_prev: float, hi_prev: float) -> tuple[float, float]:
+    lo = c - width / 2
+    if lo < lo_prev:
+        return lo_prev, lo_prev + width
+    if lo + width > hi_prev:
+        return hi_prev - width, hi_prev
+    return lo, lo + width
+
+
+def ulps_per_pixel(mnmx, resolution: int, axis_scale: str, precision: str = "float64") -> float:
+    """Rounding units of `precision` between neighbouring pixels, the worse of the two axes."""
+    eps = float(np.finfo(np.dtype(precision)).eps)
+    y0, y1, x0, x1 = (float(v) for v in mnmx)
+    worst = math.inf
+    for lo, hi in ((x0, x1), (y0, y1)):
+        spacing = (hi - lo) / (resolution - 1)
+        big = max(abs(lo), abs(hi))
+        if axis_scale == "log":
+            # value 10**v: relative step spacing*ln10; v's own rounding |v|*eps moves the value by
+            # ln10*|v|*eps relative, the power's rounding by ~eps.
+            steps = spacing * math.log(10) / (eps * max(1.0, math.log(10) * big))
+        else:
+            steps = spacing / (eps * big) if big > 0 else math.inf
+        worst = min(worst, steps)
+    return worst
+
+
+def resolvable_frames(windows, resolution: int, axis_scale: str,
+                      precision: str = "float64") -> tuple[int, list[float]]:
+    """How many leading windows `precision` can resolve, and each window's ulps per pixel."""
+    ulps = [ulps_per_pixel(w, resolution, axis_scale, precision) for w in windows]
+    n = 0
+    while n < len(ulps) and ulps[n] >= MIN_ULPS_PER_PIXEL:
+        n += 1
+    return n, ulps
+
+
+def axis_units(cfg: Config, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row coordinates of a grid in axis units (exponents on log axes), float64."""
+    n = resolution or cfg.resolution
+    y0, y1, x0, x1 = cfg.mnmx
+    return np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+
+
+def score_map_of(run_dir: Path) -> tuple[Config, np.ndarray]:
+    """A finished run's config and its final score map (rows=y, cols=x), as its map.png shows."""
+    from . import run
+    from .store import RunStore
+    cfg = config_from_toml(Path(run_dir) / "config.toml")
+    store = RunStore.open(Path(run_dir) / "store.zarr")
+    if hasattr(run, "score_map"):                 # runs that record several metrics
+        smap, _ = run.score_map(store, cfg)
+        return cfg, smap
+    from .measure import scores
+    curves, _ = run.readout_curves(store, cfg.readout)
+    return cfg, scores(curves, cfg.measure)
+
+
+def densest_boundary_pixel(edges: np.ndarray, half: int | None = None) -> tuple[int, int]:
+    """(row, col) of the boundary pixel with the most boundary pixels in a box around it.
+
+    The box is (2*half+1) pixels square, half = max(1, min(shape) // 16). Ties go to the pixel
+    nearest the image's middle, then to the lowest row and column: the choice is deterministic.
+    """
+    edges = np.asarray(edges, dtype=bool)
+    if not edges.any():
+        raise ValueError("no boundary pixel")
+    rows, cols = edges.shape
+    h = max(1, min(rows, cols) // 16) if half is None else int(half)
+    table = np.zeros((rows + 1, cols + 1), dtype=np.int64)
+    table[1:, 1:] = np.cumsum(np.cumsum(edges, axis=0), axis=1)
+    r0 = np.clip(np.arange(rows) - h, 0, rows)
+    r1 = np.clip(np.arange(rows) + h + 1, 0, rows)
+    c0 = np.clip(np.arange(cols) - h, 0, cols)
+    c1 = np.clip(np.arange(cols) + h + 1, 0, cols)
+    density = (table[np.ix_(r1, c1)] - table[np.ix_(r0, c1)] - table[np.ix_(r1, c0)]
+               + table[np.ix_(r0, c0)])
+    ii, jj = np.nonzero(edges)
+    dist = (ii - (rows - 1) / 2) ** 2 + (jj - (cols - 1) / 2) ** 2
+    best = np.lexsort((jj, ii, dist, -density[ii, jj]))[0]
+    return int(ii[best]), int(jj[best])
+
+
+def auto_center(cfg: Config, score_map: np.ndarray) -> tuple[float, float] | None:
+    """Centre (x, y) in axis units of the run's densest boundary pixel; None without boundary.
+
+    A boundary pixel (i, j) stands for the cell between grid rows i, i+1 and columns j, j+1; the
+    centre is that cell's middle.
+    """
+    from .fractal import boundary
+    edges = boundary(score_map)
+    if not edges.any():
+        return None
+    i, j = densest_boundary_pixel(edges)
+    xs, ys = axis_units(cfg, score_map.shape[1])
+    return float((xs[j] + xs[j + 1]) / 2), float((ys[i] + ys[i + 1]) / 2)
+
+
+# ---- planning: every check before anything is written ----------------------------------------
+
+@dataclass
+class ZoomPlan:
+    run_dir: Path
+    out: Path
+    cfg: Config                      # the run's config
+    frame_cfgs: list[Config]
+    center: tuple[float, float]
+    center_source: str               # "given" or "auto"
+    factor: float
+    depth: float
+    n_requested: int
+    ulps: list[float]                # per requested frame
+    limit_message: str = ""
+    reuse_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frame_cfgs)
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v))
+
+
+def default_zoom_dir(run_dir: Path) -> Path:
+    base = run_dir if run_dir.name else run_dir.resolve()
+    return base.parent / f"{base.name}-zoom-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _check_zoom_out(out: Path) -> None:
+    from .run import RunFolderError
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
+    if out.exists() and any(out.iterdir()):
+        raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
+    probe = out.parent if str(out.parent) else Path(".")
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
+
+
+def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH,
+              center=None, resolution: int | None = None, out=None) -> ZoomPlan:
+    """Check every input and compute every window; raises ConfigError, StoreError or
+    RunFolderError (one line naming the field) and writes nothing."""
+    from .run import check_run_dir
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) \
+            or factor <= 1:
+        raise ConfigError("factor", f"{factor!r} is not allowed (allowed: a number > 1, the "
+                          "shrink factor per frame)")
+    if isinstance(depth, bool) or not isinstance(depth, (int, float)) or not math.isfinite(depth) \
+            or depth <= 0:
+        raise ConfigError("depth", f"{depth!r} is not allowed (allowed: a number of decades > 0)")
+    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)
+                                   or resolution < 2):
+        raise ConfigError("resolution", f"{resolution!r} is not allowed (allowed: an integer >= 2)")
+    n_req = frame_count(depth, factor)
+    if n_req < 2:
+        raise ConfigError("depth", f"{depth!r} decades is less than one zoom step of factor "
+                          f"{factor!r} (allowed: depth >= log10(factor) = {math.log10(factor):.4g})")
+    if n_req > MAX_ZOOM_FRAMES:
+        raise ConfigError("depth", f"{depth!r} decades at factor {factor!r} needs {n_req} frames "
+                          f"(allowed: at most {MAX_ZOOM_FRAMES} frames; raise --factor or lower "
+                          "--depth)")
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    cfg = config_from_toml(run_dir / "config.toml")
+    y0, y1, x0, x1 = cfg.mnmx
+    allowed = f"allowed: x in [{_fmt(x0)}, {_fmt(x1)}], y in [{_fmt(y0)}, {_fmt(y1)}]"
+    units = "base-10 exponents" if cfg.axis_scale == "log" else "axis values"
+    if center is not None:
+        if len(center) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v)
+                                       for v in center):
+            raise ConfigError("center", f"{list(center)} is not allowed (allowed: two finite "
+                              f"numbers X Y, {units})")
+        cx, cy = float(center[0]), float(center[1])
+        if not (x0 <= cx <= x1 and y0 <= cy <= y1):
+            raise ConfigError("center", f"({_fmt(cx)}, {_fmt(cy)}) is outside the run's window "
+                              f"({allowed}; {units})")
+        source = "given"
+    else:
+        _, smap = score_map_of(run_dir)
+        found = auto_center(cfg, smap)
+        if found is None:
+            raise ConfigError("center", f"the run {run_dir} has no boundary to zoom into; give "
+                              f"--center X Y ({allowed}; {units})")
+        cx, cy = found
+        source = "auto"
+    res = resolution or cfg.resolution
+    windows = frame_windows(cfg.mnmx, (cx, cy), factor, n_req)
+    n_ok, ulps = resolvable_frames(windows, res, cfg.axis_scale, cfg.precision)
+    step = math.log10(factor)
+    limit = ""
+    if n_ok < n_req:
+        k = n_ok
+        limit = (f"{cfg.precision} runs out of digits at decade {k * step:.2f} of the zoom: frame "
+                 f"{k} would have {ulps[k]:.3g} rounding units between neighbouring pixels (needs "
+                 f">= {MIN_ULPS_PER_PIXEL:g}), so the zoom stops at frame {k - 1} "
+                 f"({(k - 1) * step:.2f} decades) instead of {n_req - 1} ({depth:g} decades)")
+    if n_ok < 2:
+        raise ConfigError("depth", f"{cfg.precision} cannot resolve a single zoom step of this run: "
+                          f"frame {n_ok} (decade {n_ok * step:.2f}) would have {ulps[n_ok]:.3g} "
+                          f"rounding units between neighbouring pixels (allowed: windows with >= "
+                          f"{MIN_ULPS_PER_PIXEL:g}; use a wider run window, a smaller --factor or "
+                          "a lower --resolution)")
+    out = Path(out) if out is not None else default_zoom_dir(run_dir)
+    _check_zoom_out(out)
+    frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
+    return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
+                    center_source=source, factor=float(factor), depth=float(depth),
+                    n_requested=n_req, ulps=ulps, limit_message=limit,
+                    reuse_run=frame_cfgs[0].to_dict() == cfg.to_dict())
+
+
+# ---- running -------------------------------------------------------------------------------
+
+def frame_name(k: int, n: int) -> str:
+    return f"frame_{k:0{max(2, len(str(n - 1)))}d}"
+
+
+def _copy_run(src: Path, dst: Path, log) -> None:
+    """Frame 0 when it is the run itself: copy the run's files; draw what is missing."""
+    from .run import render_run
+    dst.mkdir(parents=True)
+    for p in sorted(src.iterdir()):
+        if p.name.startswith("."):
+            continue                               # temporary folders, ours included
+        if p.is_dir() and p.name in RUN_FOLDERS:
+            shutil.copytree(p, dst / p.name)
+        elif p.is_file():
+            shutil.copy2(p, dst / p.name)
+    if not all((dst / name).exists() for name in RUN_PICTURES):
+        render_run(dst, log=log)
+
+
+def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, center=None,
+         resolution: int | None = None, out=None, data_dir=None, progress: bool = True,
+         log=print) -> Path:
+    """Train the zoom sequence of a finished run, analyse it and draw it; returns the folder.
+
+    Every refusable input is checked (`plan_zoom`) before anything is written. The folder is built
+    under a temporary name beside `out` and renamed at the end, so a crash or Ctrl-C leaves
+    nothing at `out`.
+    """
+    import time
+    from .run import execute
+
+    plan = plan_zoom(run_dir, factor, depth, center, resolution, out)
+    out, n = plan.out, plan.n_frames
+    if plan.limit_message:
+        log(plan.limit_message)
+    cx, cy = plan.center
+    log(f"zoom: {n} frames of {plan.frame_cfgs[0].resolution}x{plan.frame_cfgs[0].resolution}, "
+        f"factor {plan.factor:g} per frame, {(n - 1) * math.log10(plan.factor):.2f} decades, "
+        f"centre x={_fmt(cx)} y={_fmt(cy)} ({plan.center_source})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    start = time.perf_counter()
+    try:
+        (work / "frames").mkdir()
+        frames = []
+        for k, fcfg in enumerate(plan.frame_cfgs):
+            name = frame_name(k, n)
+            fdir = work / "frames" / name
+
+            def flog(msg, k=k):
+                log(f"[frame {k}/{n - 1}] " + str(msg).replace(str(work), str(out)))
+            if k == 0 and plan.reuse_run:
+                _copy_run(plan.run_dir, fdir, flog)
+                flog(f"the run's own window: copied from {plan.run_dir} (no training)")
+            else:
+                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog)
+            frames.append({
+                "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
+                "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
+                "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
+                "ulps_per_pixel": plan.ulps[k], "copied_from_run": bool(k == 0 and plan.reuse_run),
+            })
+        train_s = time.perf_counter() - start
+        info = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "source_run": str(plan.run_dir.resolve()),
+            "preset": plan.cfg.preset, "axis_scale": plan.cfg.axis_scale,
+            "axis_units": "base-10 exponents" if plan.cfg.axis_scale == "log" else "values",
+            "center": {"x": cx, "y": cy, "source": plan.center_source},
+            "factor": plan.factor, "depth_requested": plan.depth,
+            "depth_reached": (n - 1) * math.log10(plan.factor),
+            "resolution": plan.frame_cfgs[0].resolution, "n_frames": n,
+            "n_frames_requested": plan.n_requested,
+            "float_limit": {"precision": plan.cfg.precision,
+                            "min_ulps_per_pixel": MIN_ULPS_PER_PIXEL,
+                            "stopped_early": n < plan.n_requested,
+                            "message": plan.limit_message or None,
+                            "ulps_per_pixel_requested_frames": plan.ulps},
+            "frames": frames, "training_and_frames_s": round(train_s, 3),
+        }
+        _write_json(work / "zoom.json", info)
+        info = analyse_zoom(work, log=lambda m: log(str(m).replace(str(work), str(out))))
+        t0 = time.perf_counter()
+        n_anim = render_zoom_animation(work)
+        log(f"zoom.gif, zoom.mp4: {n_anim} animation frames ({time.perf_counter() - t0:.1f} s)")
+        if out.exists():
+            out.rmdir()  # checked empty by plan_zoom
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
+    return out
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_zoom_json(zoom_dir: Path) -> dict:
+    from .store import StoreError
+    path = Path(zoom_dir) / "zoom.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"zoom: {path} is not a readable zoom.json ({type(err).__name__})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or not info.get("frames"):
+        raise StoreError(f"zoom: {path} is not an nnfractal zoom description")
+    return info
+
+
+def _frame_window_xy(fr: dict) -> tuple[float, float, float, float]:
+    y0, y1, x0, x1 = fr["mnmx"]
+    return x0, x1, y0, y1
+
+
+def render_zoom_animation(zoom_dir) -> int:
+    """(Re)draw zoom.gif and zoom.mp4 from the frames' stores; returns the animation's length."""
+    from .grid import axis_labels
+    from .render.zoom_video import write_zoom_animation
+    zoom_dir = Path(zoom_dir)
+    info = read_zoom_json(zoom_dir)
+    maps = []
+    for fr in info["frames"]:
+        cfg, smap = score_map_of(zoom_dir / fr["dir"])
+        maps.append(smap)
+    xlabel, ylabel = axis_labels(cfg)
+    windows = [_frame_window_xy(fr) for fr in info["frames"]]
+    return write_zoom_animation(maps, windows, zoom_dir / "zoom.gif", zoom_dir / "zoom.mp4",
+                                xlabel=xlabel, ylabel=ylabel, title=f"{info.get('preset', '')}: ")
+
+
+# ---- dimension -------------------------------------------------------------------------------
+
+def pooled_dimension(estimates):
+    """One dimension for a zoom from the frames' `estimate_dimension` results (see POOLED_METHOD).
+
+    Returns a DimensionEstimate with method "zoom-weighted-mean"; ok=False with a plain reason
+    when no frame has an estimate.
+    """
+    from .fractal import DimensionEstimate
+
+    ests = list(estimates)
+    if not ests:
+        raise ValueError("pooled_dimension needs at least one frame's estimate")
+    n_pix = int(sum(e.n_boundary_pixels for e in ests))
+    ok = [e for e in ests if e.ok]
+    shaped = [e for e in ests if e.n_boundary_pixels and len(e.sizes) == len(ests[0].sizes)]
+    sizes = np.asarray(ests[0].sizes if ests else [], dtype=int)
+    counts = (np.mean([e.counts for e in shaped], axis=0) if shaped and len(ests[0].sizes)
+              else np.zeros(len(sizes)))
+    from .fractal import local_slopes
+    slopes = local_slopes(sizes, counts) if len(sizes) > 1 else np.zeros(0)
+    slope_sizes = np.sqrt(sizes[1:] * sizes[:-1].astype(float)) if len(sizes) > 1 else np.zeros(0)
+    common = dict(sizes=sizes, counts=counts, local_slopes=slopes, slope_sizes=slope_sizes,
+                  method="zoom-weighted-mean", n_boundary_pixels=n_pix, n_frames=len(ests))
+    if not ok:
+        reasons = sorted({e.reason for e in ests}) or ["no frames"]
+        return DimensionEstimate(dimension=None, ci_low=None, ci_high=None,
+                                 fit_sizes=np.zeros(0, dtype=int), ok=False,
+                                 reason=f"no zoom frame has a dimension estimate "
+                                        f"({'; '.join(reasons)})", **common)
+    d = np.array([e.dimension for e in ok])
+    lo = np.array([e.ci_low for e in ok])
+    hi = np.array([e.ci_high for e in ok])
+    sigma = np.maximum((hi - lo) / (2 * 1.96), 1e-6)
+    w = 1.0 / sigma ** 2
+    dim = float(np.sum(w * d) / np.sum(w))
+    lo_half = float(np.sum(w * (d - lo)) / np.sum(w))
+    hi_half = float(np.sum(w * (hi - d)) / np.sum(w))
+    fit = sorted(set.intersection(*(set(int(s) for s in e.fit_sizes) for e in ok)))
+    used = [i for i, e in enumerate(ests) if e.ok]
+    chi2 = float(np.sum(w * (d - dim) ** 2) / (len(d) - 1)) if len(d) > 1 else None
+    return DimensionEstimate(
+        dimension=dim, ci_low=float(min(dim - lo_half, d.min())),
+        ci_high=float(max(dim + hi_half, d.max())), fit_sizes=np.asarray(fit, dtype=int),
+        ok=True, reason="", stderr=float(1.0 / math.sqrt(np.sum(w))), intercept=None,
+        extra={"frames_used": used, "weights": (w / w.sum()).tolist(),
+               "frame_dimensions": d.tolist(), "spread": float(d.max() - d.min()),
+               "chi2_per_dof": chi2},
+        **common)
+
+
+def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
+    """Dimension of every frame and pooled over the frames, from the stores; no training.
+
+    Rewrites zoom.json (per-frame "dimension", "pooled", "pooled_paper", "fit_range") and
+    dimension_per_frame.png, and returns the zoom.json content. The frames' own fractal.json are
+    left as they are (default fit range). Raises StoreError for a folder that is not a zoom.
+    """
+    from .fractal import boundary, estimate_dimension, paper_dimension
+    from .measure import converged_fraction
+    from .render.zoom_video import plot_dimension_per_frame
+    from .run import check_run_dir, describe
+
+    zoom_dir = Path(zoom_dir)
+    info = read_zoom_json(zoom_dir)
+    fit = tuple(float(v) for v in fit_range) if fit_range is not None else None
+    edges_all, ests = [], []
+    for fr in info["frames"]:
+        fdir = zoom_dir / fr["dir"]
+        check_run_dir(fdir)
+        _, smap = score_map_of(fdir)
+        edges = boundary(smap)
+        est = estimate_dimension(edges, fit_range=fit)
+        edges_all.append(edges)
+        ests.append(est)
+        fr["dimension"] = est.to_dict()
+        fr["fraction_converged"] = converged_fraction(smap)
+        fr["n_boundary_pixels"] = int(edges.sum())
+    pooled = pooled_dimension(ests)
+    paper = paper_dimension(edges_all)
+    info.update(fit_range=list(fit) if fit else None, pooled=pooled.to_dict(),
+                pooled_paper=paper.to_dict(), pooled_method=POOLED_METHOD)
+    decades = [fr["decades"] for fr in info["frames"]]
+    plot_dimension_per_frame(decades, ests, zoom_dir / "dimension_per_frame.png", pooled=pooled,
+                             pooled_paper=paper,
+                             title=f"{info.get('preset', '')}: boundary dimension through the "
+                                   f"zoom (x{info['factor']:g} per frame)")
+    _write_json(zoom_dir / "zoom.json", info)
+    empty = [fr["index"] for fr in info["frames"] if not fr["n_boundary_pixels"]]
+    if empty:
+        log(f"frames without boundary (the zoom left the boundary): {empty}")
+    log(f"zoom dimension over {len(ests)} frames: {describe(info['pooled'])}; paper's "
+        f"median-slope estimator pooled: {describe(info['pooled_paper'])}")
+    return info
+
+
+# ---- command line --------------------------------------------------------------------------
+
+def add_zoom_parser(sub) -> None:
+    p = sub.add_parser("zoom", help="train ever smaller windows around a point of a finished "
+                       "run's boundary; zoom animation and dimension per frame")
+    p.add_argument("run_dir", type=Path, help="a finished run folder")
+    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
+                   help="shrink factor per frame (default 2)")
+    p.add_argument("--depth", type=float, default=DEFAULT_DEPTH,
+                   help="decades of zoom (default 2): floor(depth ln10 / ln factor) + 1 frames")
+    p.add_argument("--center", "--centre", nargs=2, type=float, metavar=("X", "Y"),
+                   help="zoom centre in axis units, x then y (base-10 exponents on log axes; "
+                   "default: where the run's boundary is densest)")
+    p.add_argument("--resolution", type=int, help="pixels per side of every frame "
+                   "(default: the run's)")
+    p.add_argument("--out", type=Path, help="output folder (default <RUN_DIR>-zoom-<timestamp>, "
+                   "beside the run)")
+    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
+                   help="dataset cache (default ~/.cache/nnfractal)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_zoom(args) -> int:
+    from .data import DataError
+    from .run import RunFolderError
+    from .store import StoreError
+    try:
+        zoom(args.run_dir, factor=args.factor, depth=args.depth, center=args.center,
+             resolution=args.resolution, out=args.out, data_dir=args.data_dir,
+             progress=not args.no_progress)
+    except (ConfigError, DataError, RunFolderError, StoreError) as err:
+        sys.stderr.write(f"nnfractal: error: {err}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("nnfractal: interrupted; nothing was written\n")
+        return 130
+    return 0

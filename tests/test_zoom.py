@@ -1,0 +1,265 @@
+"""Zoom sequences: windows, float limit, automatic centre, end to end, and refused inputs."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nnfractal.cli import main
+from nnfractal.config import build_config, config_from_toml
+from nnfractal.fractal import DimensionEstimate, boundary
+from nnfractal.render.zoom_video import interpolate_window, pixel_extent
+from nnfractal.store import RunStore
+from nnfractal.zoom import (MIN_ULPS_PER_PIXEL, auto_center, densest_boundary_pixel, frame_count,
+                            frame_windows, pooled_dimension, resolvable_frames, score_map_of,
+                            ulps_per_pixel)
+
+EPS = float(np.finfo(np.float64).eps)
+BASE = ["--preset", "paper-tanh", "--resolution", "16", "--steps", "20", "--no-progress"]
+ZOOM = ["--factor", "4", "--depth", "1.3", "--no-progress"]          # 3 frames, 1.2 decades
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+def tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+# ---- windows and float limit (no training) ----------------------------------------------------
+
+def test_frame_count():
+    assert frame_count(2, 2) == 7                # 2 decades = 6.64 halvings
+    assert frame_count(1.3, 4) == 3 and frame_count(1.2, 4) == 2
+    assert frame_count(2, 10) == 3               # exactly 2 steps, not 1.9999999
+    assert frame_count(1, 2) == 4
+
+
+def test_windows_shrink_by_factor_keep_aspect_and_nest():
+    mnmx = (-1.0, 3.0, -1.0, 4.0)
+    c = (3.9, 0.5)                                # near the right edge: first frames are shifted
+    wins = frame_windows(mnmx, c, 2.0, 8)
+    assert wins[0] == mnmx
+    for k, (prev, w) in enumerate(zip(wins, wins[1:]), start=1):
+        assert math.isclose((w[1] - w[0]) * 2**k, 4.0) and math.isclose((w[3] - w[2]) * 2**k, 5.0)
+        assert prev[0] <= w[0] < w[1] <= prev[1] and prev[2] <= w[2] < w[3] <= prev[3]
+        assert w[2] <= c[0] <= w[3] and w[0] <= c[1] <= w[1]
+    # once small enough, the window is centred on the centre
+    y0, y1, x0, x1 = wins[-1]
+    assert math.isclose((x0 + x1) / 2, 3.9) and math.isclose((y0 + y1) / 2, 0.5)
+
+
+def test_float_limit_counts_resolvable_frames():
+    # linear axis, a window 900 ulps wide around 1.0 at 4 pixels: 300 ulps per pixel, then 150, 75
+    w = 900 * EPS
+    mnmx = (1.0, 1.0 + w, 1.0, 1.0 + w)
+    wins = frame_windows(mnmx, (1.0 + w / 2, 1.0 + w / 2), 2.0, 5)
+    n, ulps = resolvable_frames(wins, 4, "linear")
+    assert n == 2 and ulps[0] == pytest.approx(300, rel=0.01) and ulps[2] < MIN_ULPS_PER_PIXEL
+    assert np.all(np.diff(ulps) < 0)
+    # log axis: exponent 2 +- tiny; the exponent's own rounding dominates (|v| ln10 > 1)
+    assert ulps_per_pixel((2.0, 2.0 + 1e-9, 2.0, 2.0 + 1e-9), 10, "log") == pytest.approx(
+        1e-9 / 9 / (2 * EPS), rel=1e-3)
+    # the paper's window resolves ~12 decades of zoom at 64 pixels
+    big = frame_windows((-1.0, 3.0, -1.0, 4.0), (1.5, 1.0), 10.0, 16)
+    n, _ = resolvable_frames(big, 64, "log")
+    assert 10 <= n <= 14
+    # float32 training runs out far sooner
+    assert resolvable_frames(big, 64, "log", "float32")[0] < 6
+
+
+def test_interpolate_window_is_the_papers_geometric_zoom():
+    w1 = (0.0, 8.0, 0.0, 4.0)
+    w2 = (6.0, 8.0, 3.0, 4.0)                     # 1/4 the size, sharing the corner (8, 4)
+    assert interpolate_window(w1, w2, 0.0) == pytest.approx(w1)
+    assert interpolate_window(w1, w2, 1.0) == pytest.approx(w2)
+    half = interpolate_window(w1, w2, 0.5)
+    assert half == pytest.approx((4.0, 8.0, 2.0, 4.0))   # width 8 * 0.25**0.5, fixed point kept
+    # a pixel half a pixel beyond the window on each side
+    assert pixel_extent((0.0, 3.0, 0.0, 1.0), (2, 4)) == pytest.approx((-0.5, 3.5, -0.5, 1.5))
+
+
+def test_densest_boundary_pixel_is_deterministic():
+    e = np.zeros((20, 20), bool)
+    e[2, 2] = True                                # isolated
+    e[10:13, 14:17] = True                        # a dense blob: its middle wins
+    assert densest_boundary_pixel(e) == (11, 15)
+    e2 = np.zeros((9, 9), bool)
+    e2[1, 1] = e2[7, 7] = e2[4, 4] = True         # a tie: the pixel nearest the middle
+    assert densest_boundary_pixel(e2) == (4, 4)
+
+
+def _est(d, lo, hi, ok=True):
+    sizes = np.array([4, 6, 8, 12, 16])
+    return DimensionEstimate(dimension=d if ok else None, ci_low=lo if ok else None,
+                             ci_high=hi if ok else None, sizes=sizes,
+                             counts=np.array([100., 60, 40, 25, 16]), local_slopes=np.ones(4),
+                             slope_sizes=np.ones(4), fit_sizes=sizes[:4] if ok else np.zeros(0, int),
+                             method="box-ols", n_boundary_pixels=300, ok=ok,
+                             reason="" if ok else "boundary too short for a dimension at this resolution")
+
+
+def test_pooled_dimension():
+    p = pooled_dimension([_est(1.4, 1.3, 1.5), _est(1.6, 1.2, 2.0), _est(None, None, None, ok=False)])
+    assert p.ok and p.method == "zoom-weighted-mean" and p.n_frames == 3
+    # weights 1 : 1/16 -> (1.4 + 1.6/16) / (1 + 1/16)
+    assert p.dimension == pytest.approx((1.4 + 1.6 / 16) / (1 + 1 / 16))
+    assert p.ci_low <= 1.4 and p.ci_high >= 1.6 and p.extra["frames_used"] == [0, 1]
+    assert json.dumps(p.to_dict())
+    none = pooled_dimension([_est(None, None, None, ok=False)] * 2)
+    assert not none.ok and none.dimension is None
+    assert none.reason.startswith("no zoom frame has a dimension estimate")
+
+
+# ---- a real run and its zoom --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoombase")
+    assert main(["run", *BASE, "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def zoomed(base_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoomout") / "z"
+    assert main(["zoom", str(base_run), *ZOOM, "--out", str(out)]) == 0
+    return out
+
+
+def test_auto_center_lies_on_a_boundary_pixel(base_run, zoomed):
+    cfg, smap = score_map_of(base_run)
+    edges = boundary(smap)
+    cx, cy = auto_center(cfg, smap)
+    y0, y1, x0, x1 = cfg.mnmx
+    j = int(math.floor((cx - x0) / ((x1 - x0) / (cfg.resolution - 1))))
+    i = int(math.floor((cy - y0) / ((y1 - y0) / (cfg.resolution - 1))))
+    assert edges[i, j]
+    info = json.loads((zoomed / "zoom.json").read_text())
+    assert info["center"] == {"x": cx, "y": cy, "source": "auto"}
+
+
+def test_zoom_end_to_end(base_run, zoomed, capsys):
+    for name in ["zoom.json", "dimension_per_frame.png", "zoom.mp4", "zoom.gif"]:
+        assert (zoomed / name).stat().st_size > 0, name
+    assert b"avc1" in (zoomed / "zoom.mp4").read_bytes()
+    info = json.loads((zoomed / "zoom.json").read_text())
+    assert info["n_frames"] == 3 and info["factor"] == 4.0 and len(info["frames"]) == 3
+    assert not info["float_limit"]["stopped_early"]
+    run_cfg = config_from_toml(base_run / "config.toml")
+    c = (info["center"]["x"], info["center"]["y"])
+    prev = None
+    for k, fr in enumerate(info["frames"]):
+        fdir = zoomed / fr["dir"]
+        assert fr["dir"] == f"frames/frame_{k:02d}"
+        for name in ["config.toml", "map.png", "boundary.png", "fractal.json", "summary.json"]:
+            assert (fdir / name).stat().st_size > 0, (k, name)
+        assert RunStore.open(fdir / "store.zarr").complete
+        cfg = config_from_toml(fdir / "config.toml")
+        assert list(cfg.mnmx) == fr["mnmx"]
+        assert cfg.replace(mnmx=run_cfg.mnmx).to_dict() == run_cfg.to_dict()   # only mnmx differs
+        y0, y1, x0, x1 = cfg.mnmx
+        assert x0 <= c[0] <= x1 and y0 <= c[1] <= y1
+        if prev is not None:                       # shrinks by the factor, inside the last frame
+            assert (prev[1] - prev[0]) / (y1 - y0) == pytest.approx(4.0)
+            assert (prev[3] - prev[2]) / (x1 - x0) == pytest.approx(4.0)
+            assert prev[0] <= y0 and y1 <= prev[1] and prev[2] <= x0 and x1 <= prev[3]
+        prev = cfg.mnmx
+        d = fr["dimension"]
+        assert d["method"] == "box-ols" and "ok" in d and "ci_low" in d
+        frame_final = json.loads((fdir / "fractal.json").read_text())["final"]
+        assert frame_final["dimension"] == d["dimension"] and frame_final["ok"] == d["ok"]
+    assert info["frames"][0]["copied_from_run"] and info["frames"][0]["mnmx"] == list(run_cfg.mnmx)
+    for key in ("pooled", "pooled_paper"):
+        est = info[key]
+        assert {"dimension", "ci_low", "ci_high", "ok", "reason", "n_frames"} <= set(est)
+        assert est["n_frames"] == 3
+        assert est["ok"] or est["reason"]
+    assert info["pooled"]["method"] == "zoom-weighted-mean"
+    assert info["pooled_paper"]["method"] == "paper-median"
+    import imageio.v2 as imageio
+    gif = imageio.mimread(zoomed / "zoom.gif")
+    assert len(gif) == 6 + 2 * 12 + 12 and gif[0].shape[:2] == (400, 400)
+    # `nnfractal dimension` on a zoom folder reports the pooled estimates
+    assert main(["dimension", str(zoomed), "--method", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert str(zoomed) in out
+    again = json.loads((zoomed / "zoom.json").read_text())
+    assert again["pooled_paper"] == info["pooled_paper"]
+
+
+def _tiny_run(path, **overrides):
+    """A 4x4 run of the MLP preset, 10 steps (about a second of training and drawing)."""
+    from nnfractal.run import execute
+    cfg = build_config("paper-tanh", **{"resolution": 4, "steps": 10, **overrides})
+    return execute(cfg, path, progress=False, log=lambda *_: None)
+
+
+def test_zoom_stops_where_float64_runs_out(tmp_path, capsys):
+    w = 900 * EPS                                   # 300 ulps per pixel at 4 pixels
+    run = _tiny_run(tmp_path / "tiny", axis_scale="linear", mnmx=[1.0, 1.0 + w, 1.0, 1.0 + w])
+    out = tmp_path / "z"
+    code = main(["zoom", str(run), "--factor", "2", "--depth", "1", "--out", str(out),
+                 "--center", repr(1.0 + w / 2), repr(1.0 + w / 2), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = [ln for ln in captured.out.splitlines() if "runs out of digits" in ln]
+    assert len(lines) == 1 and "float64" in lines[0] and "decade 0.60" in lines[0]
+    info = json.loads((out / "zoom.json").read_text())
+    assert info["n_frames"] == 2 and info["n_frames_requested"] == 4
+    assert info["float_limit"]["stopped_early"] and info["float_limit"]["message"] == lines[0]
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_00", "frame_01"]
+    assert (out / "zoom.mp4").exists() and (out / "frames/frame_00/map.png").exists()
+
+
+# ---- refused inputs: one line, exit 2, nothing written -----------------------------------------
+
+def _bad_cases(base_run, tmp):
+    incomplete = _tiny_run(tmp / "incomplete")
+    RunStore.open(incomplete / "store.zarr", mode="r+").update_attrs(complete=False)
+    (tmp / "full").mkdir()
+    (tmp / "full" / "notes.txt").write_text("mine")
+    r = str(base_run)
+    return [
+        ([str(tmp / "nope")], "run_dir"),
+        ([str(incomplete)], "run_dir"),
+        ([str(tmp / "full")], "run_dir"),                    # not a run folder
+        ([r, "--center", "5", "1"], "center"),
+        ([r, "--center", "1", "-2"], "center"),
+        ([r, "--depth", "0"], "depth"),
+        ([r, "--depth", "-1"], "depth"),
+        ([r, "--depth", "0.1"], "depth"),                    # less than one step of factor 2
+        ([r, "--factor", "1"], "factor"),
+        ([r, "--factor", "0.5"], "factor"),
+        ([r, "--factor", "nan"], "factor"),
+        ([r, "--resolution", "1"], "resolution"),
+        ([r, "--out", str(tmp / "full")], "out"),
+        ([r, "--factor", "abc"], "--factor"),               # argparse: not a number
+    ]
+
+
+def test_bad_inputs_one_line_exit_2_nothing_written(base_run, tmp_path, capsys):
+    cases = _bad_cases(base_run, tmp_path)
+    watched = [base_run.parent, tmp_path]
+    before = [tree(p) for p in watched]
+    for args, field in cases:
+        if field.startswith("--"):
+            with pytest.raises(SystemExit) as exc:
+                main(["zoom", *args, "--out", str(tmp_path / "z"), "--no-progress"])
+            code, err = exc.value.code, capsys.readouterr().err
+        else:
+            extra = [] if "--out" in args else ["--out", str(tmp_path / "z")]
+            code, err = run_cli(["zoom", *args, *extra, "--no-progress"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2, (args, err)
+        assert len(lines) == 1 and lines[0].startswith(f"nnfractal: error: {field}"), (args, err)
+        assert [tree(p) for p in watched] == before, args
+    # the message says where the centre may go
+    code, err = run_cli(["zoom", str(base_run), "--center", "5", "1", "--out",
+                         str(tmp_path / "z")], capsys)
+    assert "(allowed: x in [-1.0, 4.0], y in [-1.0, 3.0]" in err
+    # the default output folder (beside the run) is not created either
+    code, err = run_cli(["zoom", str(base_run), "--depth", "0"], capsys)
+    assert code == 2 and not list(base_run.parent.glob("*-zoom-*"))
