@@ -93,7 +93,7 @@ def train_single(cfg: Config, family, data: Dataset, point) -> dict[str, np.ndar
         else:
             curves["train_loss"][t] = loss.item()
         if "train_acc" in curves:
-            curves["train_acc"][t] = (out.argmax(1) == yb).float().mean().item()
+            curves["train_acc"][t] = (out.argmax(1) == yb).double().mean().item()
         opt.step()
         if (t + 1) % schedule.steps_per_epoch == 0:
             maybe_evaluate((t + 1) // schedule.steps_per_epoch)
