@@ -2,8 +2,9 @@
 
 Two workloads, each timed side by side in one process:
 
-* ResNet-20 on MNIST (preset ``resnet20-mnist``: batch 32, float32, SGD; held-out evaluation off): ``engine.train`` with
-  ``tile_batch`` 8 and 16 against ``reference.train_single`` (an ``nn.Module`` + ``torch.optim``).
+* ResNet-20 on MNIST (preset ``resnet20-mnist``: batch 32, float32, SGD; held-out evaluation
+  off): ``engine.train`` with ``tile_batch`` 8 and 16 against ``reference.train_single`` (an
+  ``nn.Module`` + ``torch.optim``).
   Reported as model-steps/s, GFLOP/s (5.96 GFLOP per model-step, see below) and % of this
   machine's float32 matmul peak, measured in the same run.
 * The paper's MLP (preset ``paper-tanh``: 16 tanh units, 272 points, full batch, float64):

@@ -79,12 +79,13 @@ class Optimizer:
         self.t += 1
         for name, p in params.items():
             g, lr = grads[name], self.lr[name]
+            # addcmul_ updates in place without a temporary (these steps are memory-bound).
             if self.kind == "sgd":
-                p.sub_(lr * g)
+                p.addcmul_(g, lr, value=-1.0)
             elif self.kind == "momentum":
                 buf = self.state[name][0]
                 buf.mul_(self.mu).add_(g)
-                p.sub_(lr * buf)
+                p.addcmul_(buf, lr, value=-1.0)
             else:
                 m, v = self.state[name]
                 m.mul_(0.9).add_(g, alpha=0.1)

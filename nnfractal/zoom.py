@@ -43,7 +43,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -151,8 +151,8 @@ def score_map_of(run_dir: Path) -> tuple[Config, np.ndarray]:
     cfg = config_from_toml(Path(run_dir) / "config.toml")
     store = RunStore.open(Path(run_dir) / "store.zarr")
     if hasattr(run, "score_map"):                 # runs that record several metrics
-        smap, _ = run.score_map(store, cfg)
-        return cfg, smap
+        smap = run.score_map(store, cfg)          # the config's metric, end of training
+        return cfg, np.asarray(smap[0] if isinstance(smap, tuple) else smap)
     from .measure import scores
     curves, _ = run.readout_curves(store, cfg.readout)
     return cfg, scores(curves, cfg.measure)
@@ -214,7 +214,6 @@ class ZoomPlan:
     ulps: list[float]                # per requested frame
     limit_message: str = ""
     reuse_run: bool = False
-    notes: list[str] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -460,18 +459,18 @@ def pooled_dimension(estimates):
     Returns a DimensionEstimate with method "zoom-weighted-mean"; ok=False with a plain reason
     when no frame has an estimate.
     """
-    from .fractal import DimensionEstimate
+    from .fractal import DimensionEstimate, local_slopes
 
     ests = list(estimates)
     if not ests:
         raise ValueError("pooled_dimension needs at least one frame's estimate")
     n_pix = int(sum(e.n_boundary_pixels for e in ests))
     ok = [e for e in ests if e.ok]
-    shaped = [e for e in ests if e.n_boundary_pixels and len(e.sizes) == len(ests[0].sizes)]
-    sizes = np.asarray(ests[0].sizes if ests else [], dtype=int)
-    counts = (np.mean([e.counts for e in shaped], axis=0) if shaped and len(ests[0].sizes)
-              else np.zeros(len(sizes)))
-    from .fractal import local_slopes
+    # Box counts: the mean over the frames with a boundary (all frames share one shape).
+    ref = next((e for e in ests if e.n_boundary_pixels), ests[0])
+    sizes = np.asarray(ref.sizes, dtype=int)
+    shaped = [e for e in ests if e.n_boundary_pixels and np.array_equal(e.sizes, sizes)]
+    counts = np.mean([e.counts for e in shaped], axis=0) if shaped else np.zeros(len(sizes))
     slopes = local_slopes(sizes, counts) if len(sizes) > 1 else np.zeros(0)
     slope_sizes = np.sqrt(sizes[1:] * sizes[:-1].astype(float)) if len(sizes) > 1 else np.zeros(0)
     common = dict(sizes=sizes, counts=counts, local_slopes=slopes, slope_sizes=slope_sizes,

@@ -1,0 +1,666 @@
+"""An explorer session: a tree of windows (each a run folder) and one worker that trains them.
+
+A session lives in a folder::
+
+    <session>/explore.json        which windows exist and their parents (ids only, never paths)
+    <session>/explore.log         tracebacks of failed jobs
+    <session>/windows/w000/       the first window (a new session; a session on a run uses the run)
+    <session>/windows/w001/ ...   one run folder per zoomed window: config.toml, store.zarr, map.png
+
+Window and job ids are integers made here; a folder name is always derived from an id
+(``w{id:03d}``), so nothing a client sends ever becomes a path. One worker thread runs one job at
+a time (training a window, or writing a report); other jobs wait in a bounded queue. A failing job
+marks itself and its window failed and the worker carries on.
+
+Windows are trained chunk by chunk with `engine.train_chunk`, exactly as `engine.train` does
+(same padding to ``tile_batch``, so the numbers equal those of ``nnfractal run`` with the same
+config), which gives per-step progress and lets the page draw each finished chunk at once.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import math
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import Config, ConfigError, config_from_toml, to_toml
+from ..store import RunStore, StoreError
+
+RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
+MAX_QUEUED = 8                     # jobs waiting behind the running one
+MAX_COORD = 1e300                  # |mnmx values|
+RESOLVE_ULPS = 1024                # neighbouring pixels must be this many float64 ulps apart
+MAX_ID = 10**6
+SESSION_FILE = "explore.json"
+LOG_FILE = "explore.log"
+WINDOWS_DIR = "windows"
+FORMAT = "nnfractal-explore"
+
+# Defaults of a new session's first window for the MLP presets (seconds, not minutes, on a CPU).
+NEW_SESSION_DEFAULTS = {"resolution": 64, "steps": 200}
+
+
+class ExploreError(Exception):
+    """A refused request or session: `status` is the HTTP status, `str(err)` one line."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def check_window(mnmx, resolution, axis_scale: str) -> None:
+    """Refuse a window float64 cannot draw: bad numbers, empty ranges, pixels closer than
+    RESOLVE_ULPS ulps (on log axes the exponents, whose ulp near 1 also bounds the relative
+    spacing of the values 10**e)."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) \
+            or not RES_MIN <= resolution <= RES_MAX:
+        raise ExploreError(400, f"resolution: {resolution!r} is not allowed "
+                           f"(allowed: an integer {RES_MIN}..{RES_MAX})")
+    values = list(mnmx)
+    if len(values) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   and math.isfinite(v) and abs(v) <= MAX_COORD for v in values):
+        raise ExploreError(400, f"mnmx: {values!r} is not allowed (allowed: four finite numbers "
+                           f"y_min y_max x_min x_max, each within +-{MAX_COORD:g})")
+    y0, y1, x0, x1 = (float(v) for v in values)
+    for name, lo, hi in (("y", y0, y1), ("x", x0, x1)):
+        if not lo < hi:
+            raise ExploreError(400, f"mnmx: {name}_min {lo!r} is not below {name}_max {hi!r} "
+                               "(allowed: y_min < y_max and x_min < x_max, in the order "
+                               "y_min y_max x_min x_max)")
+        mag = max(abs(lo), abs(hi))
+        if axis_scale == "log":
+            mag = max(mag, 1.0)
+        need = RESOLVE_ULPS * math.ulp(mag) * (resolution - 1)
+        if hi - lo < need:
+            raise ExploreError(400, f"mnmx: the {name} range {lo!r}..{hi!r} is too narrow for "
+                               f"{resolution} pixels in float64 (allowed: a span of at least "
+                               f"{need:.3g} here; zoom out or lower the resolution)")
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or "(no message)"
+    if len(text) > 400:
+        text = text[:400] + "..."
+    return f"{type(err).__name__}: {text}"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def report_writer() -> Callable[[Path], Path]:
+    """`nnfractal.report.write_report`, or ExploreError(503) saying why it is not available."""
+    try:
+        module = importlib.import_module("nnfractal.report")
+    except ModuleNotFoundError as err:
+        if err.name == "nnfractal.report":
+            raise ExploreError(503, "report: the HTML report is not available in this installation "
+                               "(nnfractal.report.write_report is missing)") from None
+        raise ExploreError(503, f"report: nnfractal.report cannot be imported ({_one_line(err)})") from None
+    except Exception as err:  # a broken module must not take the server down
+        raise ExploreError(503, f"report: nnfractal.report cannot be imported ({_one_line(err)})") from None
+    fn = getattr(module, "write_report", None)
+    if not callable(fn):
+        raise ExploreError(503, "report: nnfractal.report has no write_report(folder)")
+    return fn
+
+
+# ---- windows and jobs ----------------------------------------------------------------------------
+
+@dataclass
+class Window:
+    id: int
+    parent: int | None
+    cfg: Config
+    folder: Path                      # server side only; never sent, never taken from a request
+    status: str = "queued"            # queued | running | done | failed | cancelled
+    job: int | None = None
+    error: str | None = None
+    scores: np.ndarray | None = None  # (rows, cols) once done
+    partial: np.ndarray | None = None  # (rows * cols,) while training, NaN = not trained yet
+    losses: np.ndarray | None = None  # (rows * cols, steps) while training
+    done_points: int = 0
+    dimension: dict | None = None
+    wall_time_s: float | None = None
+    report: Path | None = None
+
+    @property
+    def total_points(self) -> int:
+        return self.cfg.resolution * self.cfg.resolution
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str                         # window | report
+    window: int
+    status: str = "queued"            # queued | running | done | failed | cancelled
+    phase: str = "queued"
+    done: int = 0                     # model-steps (window) or phases (report) done
+    total: int = 1
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def to_dict(self, position: int | None = None) -> dict[str, Any]:
+        elapsed = None
+        if self.started is not None:
+            elapsed = round((self.finished or time.time()) - self.started, 3)
+        return {"id": self.id, "kind": self.kind, "window": self.window, "status": self.status,
+                "phase": self.phase, "progress": round(min(1.0, self.done / max(1, self.total)), 4),
+                "error": self.error, "position": position, "elapsed_s": elapsed}
+
+
+def _score_curves(curves: np.ndarray, cfg: Config, steps_per_epoch: int) -> np.ndarray:
+    """Scores of curves (k, T), through the config's readout (as run.readout_curves)."""
+    from ..engine import epoch_curves
+    from ..measure import scores
+    if cfg.readout == "epoch":
+        curves = epoch_curves(curves, steps_per_epoch)
+    return scores(curves, cfg.measure)
+
+
+def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
+    """The box-counting dimension of the map's boundary, with its interval or the reason."""
+    from ..fractal import boundary, estimate_dimension
+    from ..run import describe
+    try:
+        est = estimate_dimension(boundary(score_map)).to_dict()
+    except Exception as err:  # noqa: BLE001 - a picture without a number is still a picture
+        est = {"ok": False, "reason": f"no estimate ({_one_line(err)})", "dimension": None,
+               "ci_low": None, "ci_high": None, "n_boundary_pixels": None}
+    keep = {k: est.get(k) for k in ("ok", "dimension", "ci_low", "ci_high", "reason",
+                                    "n_boundary_pixels")}
+    keep["text"] = describe(est)
+    return keep
+
+
+def map_png(cfg: Config, x: np.ndarray, y: np.ndarray, score_map: np.ndarray, title: str) -> bytes:
+    """The convergence map as PNG bytes, drawn like a run's map.png."""
+    from ..grid import axis_labels
+    from ..render.maps import extent_of, map_figure
+    xlabel, ylabel = axis_labels(cfg)
+    fig = map_figure(score_map, extent_of(x, y, cfg.axis_scale), xlabel, ylabel, cfg.axis_scale,
+                     title, figsize=cfg.figsize, dpi=cfg.dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def map_title(cfg: Config, window_id: int) -> str:
+    model = cfg.model if cfg.model != "resnet" else f"resnet-{cfg.depth}"
+    return f"{cfg.preset} w{window_id:03d}: {model}, {cfg.nonlinearity}, {cfg.optimizer}"
+
+
+# ---- the session -----------------------------------------------------------------------------------
+
+class Session:
+    """Windows, jobs and the worker thread. Thread-safe; every public method may be called from
+    request threads while the worker trains."""
+
+    def __init__(self, folder: Path, *, data_dir: Path | None = None, device: str | None = None,
+                 default_resolution: int | None = None, log: Callable[[str], None] = print):
+        self.folder = Path(folder)
+        self.windows_dir = self.folder / WINDOWS_DIR
+        self.data_dir = data_dir
+        self.device = device
+        if default_resolution is not None:
+            check_window((0, 1, 0, 1), default_resolution, "linear")
+        self.default_resolution = default_resolution
+        self.log = log
+        self.windows: dict[int, Window] = {}
+        self.jobs: dict[int, Job] = {}
+        self.root_is_run = False
+        self._lock = threading.RLock()
+        self._load_lock = threading.Lock()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._next_window = 1
+        self._next_job = 1
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="nnfractal-explore", daemon=True)
+
+    # ---- construction --------------------------------------------------------------------------
+    @classmethod
+    def new(cls, cfg: Config, folder: Path | None = None, **kwargs) -> "Session":
+        """A new session whose first window (w000) is `cfg`, trained by the worker."""
+        folder = Path(folder) if folder is not None else \
+            Path("runs") / f"explore-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise ExploreError(400, f"out: {folder} is not a new or empty folder "
+                               "(allowed: a new or empty folder; to reopen a session pass it as RUN_DIR)")
+        check_window(cfg.mnmx, cfg.resolution, cfg.axis_scale)
+        session = cls(folder, **kwargs)
+        if session.device:
+            cfg = cfg.replace(device=session.device)
+        session.folder.mkdir(parents=True, exist_ok=True)
+        root = Window(0, None, cfg, session.windows_dir / "w000")
+        session.windows[0] = root
+        session._enqueue("window", root)
+        session._worker.start()
+        return session
+
+    @classmethod
+    def open(cls, run_dir: Path, folder: Path | None = None, **kwargs) -> "Session":
+        """A session on a finished run (its map is window 0) or a saved explorer session folder."""
+        run_dir = Path(run_dir)
+        if (run_dir / SESSION_FILE).exists() and not (run_dir / "config.toml").exists():
+            root_dir, folder, root_is_run = run_dir / WINDOWS_DIR / "w000", run_dir, False
+        else:
+            root_dir, folder, root_is_run = run_dir, Path(folder) if folder else run_dir, True
+        try:
+            from ..run import check_run_dir
+            check_run_dir(root_dir)
+            cfg = config_from_toml(root_dir / "config.toml")
+        except (StoreError, ConfigError) as err:
+            raise ExploreError(400, str(err)) from None
+        session = cls(folder, **kwargs)
+        session.root_is_run = root_is_run
+        session.windows[0] = Window(0, None, cfg, root_dir, status="done")
+        session._load_saved()
+        session._worker.start()
+        return session
+
+    def _load_saved(self) -> None:
+        """Windows of an earlier session in this folder (ids from explore.json, folders from ids)."""
+        path = self.folder / SESSION_FILE
+        ids = [int(p.name[1:]) for p in self.windows_dir.glob("w[0-9][0-9][0-9]*")
+               if p.name[1:].isdigit()] if self.windows_dir.is_dir() else []
+        self._next_window = max([0, *ids]) + 1
+        if not path.exists():
+            return
+        try:
+            saved = json.loads(path.read_text())
+            entries = saved["windows"] if saved.get("format") == FORMAT else []
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.log(f"explore: {path} is unreadable; starting without its windows")
+            return
+        from ..run import check_run_dir
+        for entry in entries:
+            try:
+                wid, parent = entry["id"], entry["parent"]
+                if not (isinstance(wid, int) and isinstance(parent, int) and 1 <= wid <= MAX_ID
+                        and parent in self.windows):
+                    continue
+                folder = self.windows_dir / f"w{wid:03d}"
+                check_run_dir(folder)
+                cfg = config_from_toml(folder / "config.toml")
+            except (KeyError, TypeError, StoreError, ConfigError):
+                continue
+            self.windows[wid] = Window(wid, parent, cfg, folder, status="done")
+            self._next_window = max(self._next_window, wid + 1)
+
+    def _save_session(self) -> None:
+        with self._lock:
+            entries = [{"id": w.id, "parent": w.parent} for w in sorted(self.windows.values(),
+                                                                      key=lambda w: w.id)
+                       if w.id > 0 and w.status == "done"]
+        text = json.dumps({"format": FORMAT, "format_version": 1, "windows": entries}, indent=1)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_text_atomic(self.folder / SESSION_FILE, text + "\n")
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel what runs and waits, stop the worker."""
+        with self._lock:
+            self._closed = True
+            for job in self.jobs.values():
+                if job.status in ("queued", "running"):
+                    job.cancel.set()
+        self._queue.put(None)
+        if self._worker.is_alive():
+            self._worker.join(timeout)
+
+    # ---- requests ------------------------------------------------------------------------------
+    def window(self, wid: int) -> Window:
+        with self._lock:
+            win = self.windows.get(wid)
+        if win is None:
+            raise ExploreError(404, f"window: {wid} does not exist")
+        return win
+
+    def job(self, jid: int) -> Job:
+        with self._lock:
+            job = self.jobs.get(jid)
+        if job is None:
+            raise ExploreError(404, f"job: {jid} does not exist")
+        return job
+
+    def submit_window(self, parent_id: int, mnmx, resolution: int | None = None) -> tuple[Window, Job]:
+        """Queue a window of `parent_id`'s config over `mnmx` (axis units of that config)."""
+        parent = self.window(parent_id)
+        if parent.status in ("failed", "cancelled"):
+            raise ExploreError(409, f"parent: window {parent_id} {parent.status}; zoom from a "
+                               "window that has a map")
+        res = resolution or self.default_resolution or parent.cfg.resolution
+        check_window(mnmx, res, parent.cfg.axis_scale)
+        changes: dict[str, Any] = {"mnmx": tuple(float(v) for v in mnmx), "resolution": res}
+        if self.device:
+            changes["device"] = self.device
+        try:
+            cfg = parent.cfg.replace(**changes)
+        except ConfigError as err:
+            raise ExploreError(400, str(err)) from None
+        with self._lock:
+            self._check_open()
+            wid = self._next_window
+            if wid > MAX_ID:
+                raise ExploreError(400, f"window: this session holds {MAX_ID} windows already")
+            win = Window(wid, parent_id, cfg, self.windows_dir / f"w{wid:03d}")
+            job = self._enqueue("window", win)
+            self._next_window += 1
+            self.windows[wid] = win
+        return win, job
+
+    def submit_report(self, wid: int) -> Job:
+        report_writer()                       # 503 now, not later in the worker
+        win = self.window(wid)
+        if win.status != "done":
+            raise ExploreError(409, f"window: {wid} is {win.status}; a report needs a finished window")
+        with self._lock:
+            self._check_open()
+            return self._enqueue("report", win)
+
+    def cancel(self, jid: int) -> Job:
+        job = self.job(jid)
+        with self._lock:
+            if job.status == "queued":
+                job.cancel.set()
+                self._finish(job, "cancelled")
+            elif job.status == "running" and job.kind == "window":
+                job.cancel.set()              # the worker stops at its next step
+            elif job.status == "running":
+                raise ExploreError(409, f"job: {jid} writes a report and cannot be stopped")
+        return job
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ExploreError(503, "session: the explorer is shutting down")
+
+    def _enqueue(self, kind: str, win: Window) -> Job:
+        with self._lock:
+            waiting = sum(j.status == "queued" for j in self.jobs.values())
+            if waiting >= MAX_QUEUED:
+                raise ExploreError(429, f"queue: {waiting} jobs are waiting already (allowed: "
+                                   f"{MAX_QUEUED}; one job runs at a time - wait or cancel one)")
+            job = Job(self._next_job, kind, win.id)
+            self._next_job += 1
+            self.jobs[job.id] = job
+            if kind == "window":
+                win.job = job.id
+        self._queue.put(job)
+        return job
+
+    def _finish(self, job: Job, status: str, error: str | None = None) -> None:
+        job.status, job.error, job.finished = status, error, time.time()
+        job.phase = status
+        if job.kind == "window":
+            win = self.windows.get(job.window)
+            if win is not None and win.status != "done":
+                win.status, win.error = status, error
+                win.losses = None
+
+    def queue_position(self, job: Job) -> int | None:
+        with self._lock:
+            if job.status != "queued":
+                return None
+            return sum(j.status == "queued" and j.id < job.id for j in self.jobs.values()) + 1
+
+    def jobs_list(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            jobs = sorted(self.jobs.values(), key=lambda j: j.id)
+            active = [j for j in jobs if j.status in ("queued", "running")]
+            recent = [j for j in jobs if j.status not in ("queued", "running")][-limit:]
+            return [j.to_dict(self.queue_position(j)) for j in sorted(active + recent, key=lambda j: j.id)]
+
+    # ---- the worker ----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.status != "queued":
+                    continue                  # cancelled while waiting
+                if self._closed:
+                    self._finish(job, "cancelled")
+                    continue
+                job.status, job.started, job.phase = "running", time.time(), "starting"
+            try:
+                if job.kind == "window":
+                    self._run_window(job)
+                else:
+                    self._run_report(job)
+            except _Cancelled:
+                with self._lock:
+                    self._finish(job, "cancelled")
+            except Exception as err:  # noqa: BLE001 - the worker and the server outlive any job
+                message = _one_line(err)
+                with self._lock:
+                    self._finish(job, "failed", message)
+                self.log(f"explore: job {job.id} ({job.kind} w{job.window:03d}) failed: {message}")
+                try:
+                    with open(self.folder / LOG_FILE, "a") as fh:
+                        fh.write(f"--- {datetime.now().isoformat(timespec='seconds')} job {job.id} "
+                                 f"({job.kind} w{job.window:03d})\n{traceback.format_exc()}\n")
+                except OSError:
+                    pass
+
+    def _run_window(self, job: Job) -> None:
+        import torch
+
+        from ..engine import DTYPES, Schedule, make_schedule, resolve_device, train_chunk
+        from ..grid import axes, grid_points, hyperparameters
+        from ..models import build_family
+        from ..run import load_data
+
+        win = self.windows[job.window]
+        cfg = win.cfg
+        with self._lock:
+            win.status, job.phase = "running", "loading data"
+        family = build_family(cfg)
+        data = load_data(cfg, family, self.data_dir)
+        x, y = axes(cfg)
+        points = grid_points(x, y)
+        # As engine.train, chunk by chunk: same padding, so the same numbers as `nnfractal run`.
+        device = resolve_device(cfg.device)
+        dtype = DTYPES[cfg.precision]
+        torch.set_flush_denormal(True)
+        tdata = data.to(dtype, device)
+        xt, yt = tdata.x_train, tdata.y_train
+        schedule = make_schedule(cfg, len(xt))
+        if schedule.batches is not None:
+            schedule = Schedule(schedule.steps, schedule.steps_per_epoch,
+                                schedule.batches.to(device), schedule.full_loss)
+        init = {n: p.to(dtype=dtype, device=device) for n, p in family.init_params(cfg.seed).items()}
+        hp_all = hyperparameters(cfg, points)
+        k, m = len(points), cfg.tile_batch
+        losses = np.empty((k, schedule.steps), dtype=np.float64 if cfg.precision == "float64"
+                          else np.float32)
+        partial = np.full(k, np.nan)
+        with self._lock:
+            win.losses, win.partial, win.done_points = losses, partial, 0
+            job.total, job.done, job.phase = k * schedule.steps, 0, "training"
+        start = time.perf_counter()
+        for lo in range(0, k, m):
+            hi = min(lo + m, k)
+            take = np.minimum(np.arange(lo, lo + m), k - 1)
+            hp = {role: v[take] for role, v in hp_all.items()}
+
+            def tick(n=hi - lo):
+                if job.cancel.is_set():
+                    raise _Cancelled()
+                job.done += n
+
+            if job.cancel.is_set():
+                raise _Cancelled()
+            chunk = train_chunk(cfg, family, init, xt, yt, schedule, hp, on_step=tick)
+            losses[lo:hi] = chunk[: hi - lo].numpy()
+            chunk_scores = _score_curves(losses[lo:hi], cfg, schedule.steps_per_epoch)
+            with self._lock:
+                partial[lo:hi] = chunk_scores
+                win.done_points = hi
+        wall = time.perf_counter() - start
+        with self._lock:
+            job.phase = "saving"
+        score_map = partial.reshape(len(y), len(x)).copy()
+        self._save_window(win, x, y, schedule, losses, score_map, wall, str(device), data.source)
+        dimension = dimension_summary(score_map)
+        with self._lock:
+            win.scores, win.dimension, win.wall_time_s = score_map, dimension, wall
+            win.status, win.losses, win.partial = "done", None, None
+            win.done_points = k
+            job.done = job.total
+            self._finish(job, "done")
+        self._save_session()
+
+    def _save_window(self, win: Window, x, y, schedule, losses, score_map, wall: float,
+                     device: str, source: str) -> None:
+        """Write the window's run folder under a temporary name, then rename it into place."""
+        cfg = win.cfg
+        parent_dir = win.folder.parent
+        parent_dir.mkdir(parents=True, exist_ok=True)
+        if win.folder.exists():
+            raise ExploreError(500, f"window: folder {win.folder.name} exists already")
+        work = Path(tempfile.mkdtemp(prefix=f".{win.folder.name}.", dir=parent_dir))
+        try:
+            _write_text_atomic(work / "config.toml", to_toml(cfg))
+            store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
+                                    steps=schedule.steps, steps_per_epoch=schedule.steps_per_epoch,
+                                    dtype="float64" if cfg.precision == "float64" else "float32",
+                                    extra={"data_source": source,
+                                           "explore": {"window": win.id, "parent": win.parent}})
+            store.write_curves("train_loss", 0, losses)
+            store.update_attrs(wall_time_s=wall, device=device)
+            store.mark_complete()
+            (work / "map.png").write_bytes(map_png(cfg, x, y, score_map, map_title(cfg, win.id)))
+            info = {"window": win.id, "parent": win.parent, "mnmx": list(cfg.mnmx),
+                    "resolution": cfg.resolution, "wall_time_s": round(wall, 3), "device": device,
+                    "data_source": source, "model_steps": int(losses.size)}
+            _write_text_atomic(work / "window.json", json.dumps(info, indent=2) + "\n")
+            os.replace(work, win.folder)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def _run_report(self, job: Job) -> None:
+        write_report = report_writer()
+        win = self.windows[job.window]
+        folder = win.folder
+        job.total = 2
+        if not (folder / "summary.json").exists() or not (folder / "fractal.json").exists():
+            # An explorer window holds the map only; the report wants a full run folder.
+            from ..run import library_versions, render_run
+            with self._lock:
+                job.phase = "drawing the run's pictures"
+            summary = render_run(folder, log=lambda *_: None)
+            try:
+                summary.update(json.loads((folder / "window.json").read_text()))
+            except (OSError, ValueError):
+                pass
+            summary["versions"] = library_versions()
+            _write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+        with self._lock:
+            job.done, job.phase = 1, "writing the report"
+        path = Path(write_report(folder))
+        if not path.is_file():
+            raise RuntimeError(f"write_report returned {path.name}, which is not a file")
+        with self._lock:
+            win.report = path
+            job.done = 2
+            self._finish(job, "done")
+
+    # ---- reading windows -------------------------------------------------------------------------
+    def _ensure_loaded(self, win: Window) -> None:
+        """Scores and dimension of a finished window read from its folder (once)."""
+        if win.scores is not None:
+            return
+        from ..measure import scores as score_fn
+        from ..run import readout_curves
+        with self._load_lock:
+            if win.scores is not None:
+                return
+            store = RunStore.open(win.folder / "store.zarr")
+            curves, _ = readout_curves(store, win.cfg.readout)
+            score_map = score_fn(curves, win.cfg.measure)
+            dimension = None
+            fractal = win.folder / "fractal.json"
+            if fractal.exists() and win.id == 0:
+                try:
+                    from ..run import describe
+                    final = json.loads(fractal.read_text())["final"]
+                    dimension = {k: final.get(k) for k in ("ok", "dimension", "ci_low", "ci_high",
+                                                           "reason", "n_boundary_pixels")}
+                    dimension["text"] = describe(final)
+                except (OSError, ValueError, KeyError, TypeError):
+                    dimension = None
+            if dimension is None:
+                dimension = dimension_summary(score_map)
+            wall = store.attrs.get("wall_time_s")
+            win.dimension, win.wall_time_s = dimension, wall
+            win.scores = score_map
+
+    def score_map(self, win: Window) -> tuple[np.ndarray, int]:
+        """(rows, cols) scores (NaN where not trained yet) and how many points are done."""
+        rows = cols = win.cfg.resolution
+        with self._lock:
+            status = win.status
+            if status in ("running", "queued") and win.partial is not None:
+                return win.partial.reshape(rows, cols).copy(), win.done_points
+        if status == "done":
+            self._ensure_loaded(win)
+            return win.scores, rows * cols
+        return np.full((rows, cols), np.nan), 0
+
+    def curve(self, win: Window, row: int, col: int) -> np.ndarray:
+        """The training loss curve of one pixel."""
+        n = win.cfg.resolution
+        for name, v in (("row", row), ("col", col)):
+            if not 0 <= v < n:
+                raise ExploreError(400, f"{name}: {v} is out of range (allowed: 0..{n - 1})")
+        with self._lock:
+            if win.status == "running" and win.losses is not None:
+                flat = row * n + col
+                if flat < win.done_points:
+                    return np.array(win.losses[flat], dtype=np.float64)
+        if win.status != "done":
+            raise ExploreError(409, f"pixel: row {row} col {col} of window {win.id} is not trained yet")
+        store = RunStore.open(win.folder / "store.zarr")
+        return np.asarray(store.group["curves/train_loss"][row, col, :], dtype=np.float64)
+
+    def png(self, win: Window) -> bytes:
+        if win.status != "done":
+            raise ExploreError(409, f"window: {win.id} is {win.status}; its map is not ready")
+        path = win.folder / "map.png"
+        if path.is_file():
+            return path.read_bytes()
+        self._ensure_loaded(win)
+        store = RunStore.open(win.folder / "store.zarr")
+        return map_png(win.cfg, store.x, store.y, win.scores, map_title(win.cfg, win.id))
+
+    def steps_per_epoch(self, win: Window) -> int:
+        if win.status == "done":
+            try:
+                return int(RunStore.open(win.folder / "store.zarr").attrs["schedule"]["steps_per_epoch"])
+            except (StoreError, KeyError, TypeError, ValueError):
+                return 1
+        return 1
