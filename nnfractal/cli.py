@@ -61,6 +61,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile_batch", "--tile-batch", type=int, dest="tile_batch",
                    help="models trained together in one chunk")
     g.add_argument("--seed", type=int, help="initial weights seed")
+    g.add_argument("--no-early-exit", dest="early_exit", action="store_false", default=None,
+                   help="keep computing models whose weights turned NaN (same map, slower)")
     g = p.add_argument_group("grid and measure")
     g.add_argument("--mnmx", nargs="+", type=float,
                    help="lr_min lr_max offset_min offset_max (log10 exponents on log axes)")
@@ -84,7 +86,7 @@ CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "
                 "train_size", "batch_size", "data_seed", "num_epochs", "steps", "optimizer",
                 "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
                 "device", "tile_batch", "seed", "mnmx", "axis_scale", "resolution", "measure",
-                "dpi", "figsize", "acc_threshold", "eval_every", "test_size")
+                "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit")
 
 
 def config_from_args(args: argparse.Namespace):

@@ -76,6 +76,7 @@ class Config:
     precision: str = "float32"
     device: str = "cpu"
     tile_batch: int = 16       # models trained together in one chunk
+    early_exit: bool = True    # stop computing models whose weights turned NaN (same map, less work)
     seed: int = 0              # initial weights
     # grid
     mnmx: tuple[float, float, float, float] = (-3.0, 0.0, -3.0, 0.0)
@@ -133,6 +134,8 @@ def validate(cfg: Config) -> Config:
     _choice("axis_scale", cfg.axis_scale, AXIS_SCALES)
     if not isinstance(cfg.skip, bool):
         raise ConfigError("skip", f"{cfg.skip!r} is not allowed (allowed: true, false)")
+    if not isinstance(cfg.early_exit, bool):
+        raise ConfigError("early_exit", f"{cfg.early_exit!r} is not allowed (allowed: true, false)")
     if not isinstance(cfg.minibatch_replacement, bool):
         raise ConfigError("minibatch_replacement", f"{cfg.minibatch_replacement!r} is not allowed "
                           "(allowed: true, false)")

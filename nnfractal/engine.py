@@ -121,6 +121,44 @@ def evaluate(family, params: dict[str, Tensor], x: Tensor, y: Tensor, batch_size
     return loss_sum / len(x), correct / len(x)
 
 
+def _nan_models(params: dict[str, Tensor]) -> Tensor:
+    """(M,) bool: models with a NaN anywhere in their parameters."""
+    return torch.stack([p.detach().flatten(1).isnan().any(1) for p in params.values()]).any(0)
+
+
+def _power_of_two_at_least(n: int) -> int:
+    return 1 << max(1, (n - 1).bit_length())
+
+
+class _Frozen:
+    """Early exit. A model with a NaN parameter stays NaN forever: every later loss is NaN, and its
+    logits are all NaN, so its predicted class is whatever argmax returns for a NaN row. Its curves
+    can therefore be filled instead of computed, and the model dropped from the chunk."""
+
+    def __init__(self, family, data: Dataset, schedule: Schedule, dtype, device):
+        self.classify = family.task == "classification"
+        if self.classify:
+            k = int(torch.argmax(torch.full((1, 10), float("nan"))))   # the class NaN logits give
+            y = data.y_train
+            batches = schedule.batches
+            self.train_acc = torch.stack([(y if batches is None else y[batches[t]]).eq(k).to(dtype).mean()
+                                          for t in range(schedule.steps)]) if schedule.steps else None
+            self.test_acc = data.y_test.eq(k).to(dtype).mean() if data.y_test is not None else None
+
+    def fill(self, curves: dict[str, Tensor], models: Tensor, from_step: int, schedule: Schedule) -> None:
+        """Write the curves models would have from step `from_step` on (no step computed there)."""
+        curves["train_loss"][models, from_step:] = float("nan")
+        if self.classify:
+            curves["train_acc"][models, from_step:] = self.train_acc[from_step:]
+        if "test_loss" in curves:
+            # evaluation after epoch e runs after step e * steps_per_epoch - 1
+            later = [i for i, e in enumerate(schedule.eval_epochs)
+                     if e * schedule.steps_per_epoch - 1 >= from_step]
+            if later:
+                curves["test_loss"][models[:, None], torch.tensor(later)] = float("nan")
+                curves["test_acc"][models[:, None], torch.tensor(later)] = self.test_acc
+
+
 def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
                 hp: dict[str, np.ndarray], on_step=None) -> dict[str, Tensor]:
     """Train len(hp["offset"]) models together; returns their curves on CPU.
@@ -129,6 +167,11 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
     on its device; `hp` the per-model learning rates by role and offsets. Curves: "train_loss"
     (M, steps) always; for classifiers "train_acc" (M, steps, accuracy of the step's batch), and
     with evaluation epochs "test_loss" and "test_acc" (M, len(schedule.eval_epochs)).
+
+    With cfg.early_exit, models whose parameters turn NaN are filled in (see `_Frozen`) and, once
+    the live models fit in a power of two at most half the current size, dropped: the chunk
+    shrinks through power-of-two sizes, whose kernels were measured to give bit-identical results
+    (tests/test_engine.py checks the maps are identical with and without early exit).
     """
     x, y = data.x_train, data.y_train
     dtype, device = x.dtype, x.device
@@ -153,14 +196,19 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         curves["test_loss"] = torch.empty(m, len(evals), dtype=dtype, device=device)
         curves["test_acc"] = torch.empty(m, len(evals), dtype=dtype, device=device)
     eval_batch = cfg.batch_size or len(x)
+    active = torch.arange(m, device=device)          # chunk row -> model index
+    live = torch.ones(m, dtype=torch.bool, device=device)
+    frozen = _Frozen(family, data, schedule, dtype, device) if cfg.early_exit else None
+    # Measured: float32 grouped convolutions with < 16 channels per model pack several models into
+    # one SIMD register, and their roundoff then depends on the chunk size; never shrink those.
+    shrink_is_exact = dtype == torch.float64 or getattr(family, "shrink_is_exact", True)
 
     def maybe_evaluate(epoch: int) -> None:
         if epoch in evals:
             i = evals.index(epoch)
-            curves["test_loss"][:, i], curves["test_acc"][:, i] = evaluate(
+            curves["test_loss"][active, i], curves["test_acc"][active, i] = evaluate(
                 family, params, data.x_test, data.y_test, eval_batch)
 
-    names = list(params)
     maybe_evaluate(0)
     for t in range(schedule.steps):
         if cfg.offset_mode == "every-step":
@@ -174,21 +222,36 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         else:
             idx = schedule.batches[t]
             xb, yb = x[idx], y[idx]
+        names = list(params)
         out = family.forward(params, xb)
         loss = _task_loss(family.task, out, yb)
         grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
         with torch.no_grad():
             if schedule.full_loss:
-                curves["train_loss"][:, t] = family.loss(params, x, y)
+                curves["train_loss"][active, t] = family.loss(params, x, y)
             else:
-                curves["train_loss"][:, t] = loss
+                curves["train_loss"][active, t] = loss
             if classify:
-                curves["train_acc"][:, t] = correct_count(out, yb) / len(yb)
+                curves["train_acc"][active, t] = correct_count(out, yb) / len(yb)
         opt.step(params, dict(zip(names, grads)))
         if (t + 1) % schedule.steps_per_epoch == 0:
             maybe_evaluate((t + 1) // schedule.steps_per_epoch)
         if on_step is not None:
             on_step()
+        if frozen is not None and not torch.isfinite(loss).all():
+            newly = _nan_models(params) & live[active]
+            if newly.any():
+                live[active[newly]] = False
+                frozen.fill(curves, active[newly], t + 1, schedule)
+                size = _power_of_two_at_least(int(live.sum()))
+                if size <= len(active) // 2 and shrink_is_exact:
+                    rows = torch.arange(len(active), device=device)
+                    keep = torch.cat([rows[live[active]], rows[~live[active]]])[:size].sort().values
+                    active = active[keep]
+                    params = {n: p.detach()[keep].requires_grad_(True) for n, p in params.items()}
+                    offsets = {n: o[keep] for n, o in offsets.items()}
+                    opt.lr = {n: v[keep] for n, v in opt.lr.items()}
+                    opt.state = {n: tuple(b[keep] for b in bufs) for n, bufs in opt.state.items()}
     return {k: v.detach().cpu() for k, v in curves.items()}
 
 

@@ -9,6 +9,7 @@ RUN_DIR a new session ``runs/explore-<timestamp>/`` computes its first window fr
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from pathlib import Path
@@ -103,8 +104,13 @@ def url_of(sock: socket.socket) -> str:
 
 def cmd_explore(args) -> int:
     from .config import ConfigError
-    from .explorer.server import LOCAL_HOSTS, create_app
     from .explorer.session import ExploreError
+    try:
+        import uvicorn
+
+        from .explorer.server import create_app
+    except ModuleNotFoundError as err:
+        return _fail(f"explore: the explorer needs {err.name} (pip install fastapi uvicorn)")
 
     if not 0 <= args.port <= 65535:
         return _fail(f"port: {args.port} is not allowed (allowed: 0..65535, 0 = any free port)")
@@ -120,12 +126,11 @@ def cmd_explore(args) -> int:
     except (ExploreError, ConfigError) as err:
         sock.close()
         return _fail(str(err))
-    import uvicorn
-
-    if explicit_host and host not in LOCAL_HOSTS:
-        sys.stderr.write(f"nnfractal: warning: serving on {host}: anyone who can reach this "
-                         "address can use the explorer and make this machine train networks\n")
-    app = create_app(session, allowed_hosts=None if explicit_host else LOCAL_HOSTS)
+    if explicit_host:
+        sys.stderr.write(f"nnfractal: warning: serving on {host} (--host): the explorer has no "
+                         "login and accepts any Host name; anyone who can reach this address can "
+                         "use it and make this machine train networks\n")
+    app = create_app(session, **({"allowed_hosts": None} if explicit_host else {}))
     url = url_of(sock)
     print(f"nnfractal explore: {url}  (session folder {session.folder}; Ctrl-C to stop)", flush=True)
     if args.open:
@@ -137,6 +142,13 @@ def cmd_explore(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        session.close()
+        stopped = session.close(timeout=0.5)      # the server's shutdown waited already
         sock.close()
+    print("nnfractal explore: stopped" + ("" if stopped else
+          " (the window in training was abandoned; finished windows are saved)"), flush=True)
+    if not stopped:
+        # The worker is inside a training chunk: end the process now rather than let the
+        # interpreter's shutdown tear down a thread that is running torch kernels.
+        sys.stderr.flush()
+        os._exit(0)
     return 0

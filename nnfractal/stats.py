@@ -169,12 +169,9 @@ def _permutation_p(a: np.ndarray, b: np.ndarray, n_perm: int, rng: np.random.Gen
     tol = 1e-12 * max(1.0, observed)
     if math.comb(n, k) <= n_perm:
         from itertools import combinations
-        idx = np.arange(n)
-        stats = []
-        for comb in combinations(range(n), k):
-            mask = np.isin(idx, comb)
-            stats.append(abs(both[mask].mean() - both[~mask].mean()))
-        stats = np.array(stats)
+        combos = np.array(list(combinations(range(n), k)))
+        sum_a = both[combos].sum(axis=1)
+        stats = np.abs(sum_a / k - (both.sum() - sum_a) / (n - k))
         return float(np.mean(stats >= observed - tol))
     perm = np.argsort(rng.random((n_perm, n)), axis=1)
     shuffled = both[perm]
@@ -183,8 +180,12 @@ def _permutation_p(a: np.ndarray, b: np.ndarray, n_perm: int, rng: np.random.Gen
 
 
 def difference(estimates_a: Iterable, estimates_b: Iterable, *, label_a: str = "A",
-               label_b: str = "B", n_boot: int = N_BOOT, seed: int = 0) -> dict:
+               label_b: str = "B", name_a: str | None = None, name_b: str | None = None,
+               n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """D_A - D_B with a 95% interval, a verdict and a sentence (see the module docstring).
+
+    `label_a`/`label_b` name the architectures in the sentence, `name_a`/`name_b` (default: the
+    labels) in the shorter reason given when one has no estimate.
 
     Returns a JSON-safe dict: ``estimate, ci_low, ci_high, ok, reason, verdict, sentence,
     p_permutation, n_ok_a, n_ok_b, method``.
@@ -193,8 +194,13 @@ def difference(estimates_a: Iterable, estimates_b: Iterable, *, label_a: str = "
     db, lb, hb, nb, rb = _usable(estimates_b)
     out = {"n_units_a": na, "n_units_b": nb, "n_ok_a": int(da.size), "n_ok_b": int(db.size),
            "method": DIFFERENCE_METHOD}
-    missing = [f"{lab} has no dimension estimate ({_reason_text(r)})"
-               for lab, d, r in ((label_a, da, ra), (label_b, db, rb)) if d.size == 0]
+    name_a, name_b = name_a or label_a, name_b or label_b
+    missing = [(lab, _reason_text(r)) for lab, d, r in ((name_a, da, ra), (name_b, db, rb))
+               if d.size == 0]
+    if len(missing) == 2 and missing[0][1] == missing[1][1]:
+        missing = [f"neither has a dimension estimate ({missing[0][1]})"]
+    else:
+        missing = [f"{lab} has no dimension estimate ({why})" for lab, why in missing]
     if missing:
         diff = {**out, "estimate": None, "ci_low": None, "ci_high": None, "ok": False,
                 "reason": "; ".join(missing), "p_permutation": None}

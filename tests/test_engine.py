@@ -77,7 +77,7 @@ def test_diverging_model_never_changes_other_models(which, mnist_tiny):
     else:
         cfg = _resnet_cfg(steps=12, tile_batch=4)
         data = mnist_tiny
-        tame, wild = [0.0, 0.01], [1e3, 1e4]
+        tame, wild = [0.0, 0.01], [1e37, 1e4]
         others = [[0.0, 0.05], [0.01, 0.1], [0.1, 0.02]]
     family = build_family(cfg)
     with_wild = train(cfg, family, data, np.array([wild] + others)).losses
@@ -107,3 +107,34 @@ def test_every_step_offset_accumulates():
         p["weights.0"] += 0.5 * (t + 1)
         expected = family.loss(p, data.x_train, data.y_train)
         torch.testing.assert_close(losses[0, t], expected[0], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("which", ["mlp", "resnet"])
+def test_early_exit_gives_bit_identical_curves(which):
+    from nnfractal.data import load_mnist
+    if which == "mlp":
+        cfg = build_config("paper-tanh", steps=60, tile_batch=16)
+        data = _mlp_data(cfg)
+        rng = np.random.default_rng(0)
+        pts = 10 ** rng.uniform(-1, 9, (40, 2))          # many of these overflow to NaN
+    else:
+        data = load_mnist(train_size=32, test_size=40, download=False)
+        cfg = _resnet_cfg(num_epochs=4, tile_batch=8, eval_every=1, test_size=40, c_hidden=[16, 32, 64])
+        rng = np.random.default_rng(1)
+        pts = np.c_[10 ** rng.uniform(-3, 38, 12), 10 ** rng.uniform(-2, 4, 12)]   # offsets up to 1e38: inf
+    family = build_family(cfg)
+    fast = train(cfg, family, data, pts).curves
+    slow = train(cfg.replace(early_exit=False), family, data, pts).curves
+    assert set(fast) == set(slow)
+    for name in fast:
+        np.testing.assert_array_equal(fast[name], slow[name], err_msg=name)
+    assert np.isnan(slow["train_loss"][:, -1]).sum() >= 3, "the test needs diverging models"
+
+
+def test_early_exit_never_shrinks_narrow_float32_resnets(mnist_tiny):
+    # With 4-8 channels per model the chunk size changes float32 roundoff: early exit only fills.
+    cfg = _resnet_cfg(num_epochs=3, tile_batch=8, eval_every=0)
+    pts = np.c_[10 ** np.linspace(20, 38, 8), np.full(8, 0.1)]
+    family = build_family(cfg)
+    np.testing.assert_array_equal(train(cfg, family, mnist_tiny, pts).losses,
+                                  train(cfg.replace(early_exit=False), family, mnist_tiny, pts).losses)

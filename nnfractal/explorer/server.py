@@ -31,7 +31,7 @@ import numpy as np
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .session import MAX_COORD, MAX_ID, MAX_QUEUED, RES_MAX, RES_MIN, ExploreError, Session
@@ -53,13 +53,14 @@ class ZoomRequest(BaseModel):
     mnmx: Annotated[list[Finite], Field(min_length=4, max_length=4)]
     resolution: Annotated[int, Field(strict=True, ge=RES_MIN, le=RES_MAX)] | None = None
 
-    @model_validator(mode="after")
-    def _ordered(self):
-        y0, y1, x0, x1 = self.mnmx
+    @field_validator("mnmx")
+    @classmethod
+    def _ordered(cls, v: list[float]) -> list[float]:
+        y0, y1, x0, x1 = v
         if not (y0 < y1 and x0 < x1):
-            raise ValueError(f"mnmx {self.mnmx} is not allowed (allowed: y_min < y_max and "
-                             "x_min < x_max, in the order y_min y_max x_min x_max)")
-        return self
+            raise ValueError(f"{v} is not allowed (allowed: y_min < y_max and x_min < x_max, "
+                             "in the order y_min y_max x_min x_max)")
+        return v
 
 
 class EmptyRequest(BaseModel):
@@ -180,7 +181,8 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
             "xlabel": xlabel.replace("log10 ", ""), "ylabel": ylabel.replace("log10 ", ""),
             "preset": cfg.preset, "model": cfg.model, "nonlinearity": cfg.nonlinearity,
             "optimizer": cfg.optimizer, "phase_space": cfg.phase_space, "measure": cfg.measure,
-            "readout": cfg.readout, "steps": cfg.steps or None, "tile_batch": cfg.tile_batch,
+            "readout": cfg.readout, "metric": cfg.metric, "steps": cfg.steps or None,
+            "tile_batch": cfg.tile_batch,
             "done_points": win.done_points if win.status != "done" else win.total_points,
             "total_points": win.total_points, "dimension": None, "fraction_converged": None,
             "wall_time_s": None, "report_url": None,
@@ -278,7 +280,8 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
     def get_report(window_id: WindowId):
         win = session.window(window_id)
         path = win.report
-        if path is None or not path.is_file() or not path.resolve().is_relative_to(win.folder.resolve()):
+        inside = path is not None and path.resolve().is_relative_to(win.folder.resolve())
+        if not inside or not path.is_file():
             raise ExploreError(404, f"report: window {window_id} has no report yet (write it first)")
         return FileResponse(path, media_type="text/html; charset=utf-8")
 

@@ -42,7 +42,6 @@ from ..store import RunStore, StoreError
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
 MAX_QUEUED = 8                     # jobs waiting behind the running one
 MAX_COORD = 1e300                  # |mnmx values|
-RESOLVE_ULPS = 1024                # neighbouring pixels must be this many float64 ulps apart
 MAX_ID = 10**6
 SESSION_FILE = "explore.json"
 LOG_FILE = "explore.log"
@@ -65,10 +64,11 @@ class _Cancelled(Exception):
     pass
 
 
-def check_window(mnmx, resolution, axis_scale: str) -> None:
-    """Refuse a window float64 cannot draw: bad numbers, empty ranges, pixels closer than
-    RESOLVE_ULPS ulps (on log axes the exponents, whose ulp near 1 also bounds the relative
-    spacing of the values 10**e)."""
+def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") -> None:
+    """Refuse a window that cannot be drawn: a resolution outside RES_MIN..RES_MAX, numbers that
+    are not finite, empty ranges, or neighbouring pixels too close for the run's precision to
+    tell apart (the zoom command's rule: at least zoom.MIN_ULPS_PER_PIXEL rounding units)."""
+    from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
     if isinstance(resolution, bool) or not isinstance(resolution, int) \
             or not RES_MIN <= resolution <= RES_MAX:
         raise ExploreError(400, f"resolution: {resolution!r} is not allowed "
@@ -84,14 +84,12 @@ def check_window(mnmx, resolution, axis_scale: str) -> None:
             raise ExploreError(400, f"mnmx: {name}_min {lo!r} is not below {name}_max {hi!r} "
                                "(allowed: y_min < y_max and x_min < x_max, in the order "
                                "y_min y_max x_min x_max)")
-        mag = max(abs(lo), abs(hi))
-        if axis_scale == "log":
-            mag = max(mag, 1.0)
-        need = RESOLVE_ULPS * math.ulp(mag) * (resolution - 1)
-        if hi - lo < need:
+        ulps = ulps_per_pixel((lo, hi, lo, hi), resolution, axis_scale, precision)
+        if not ulps >= MIN_ULPS_PER_PIXEL:
             raise ExploreError(400, f"mnmx: the {name} range {lo!r}..{hi!r} is too narrow for "
-                               f"{resolution} pixels in float64 (allowed: a span of at least "
-                               f"{need:.3g} here; zoom out or lower the resolution)")
+                               f"{resolution} pixels in {precision} (neighbouring pixels are "
+                               f"{ulps:.3g} rounding units apart; allowed: at least "
+                               f"{MIN_ULPS_PER_PIXEL:g}; zoom out or lower the resolution)")
 
 
 def _one_line(err: BaseException) -> str:
@@ -137,7 +135,7 @@ class Window:
     error: str | None = None
     scores: np.ndarray | None = None  # (rows, cols) once done
     partial: np.ndarray | None = None  # (rows * cols,) while training, NaN = not trained yet
-    losses: np.ndarray | None = None  # (rows * cols, steps) while training
+    losses: list | None = None        # while training: [(lo, hi, train_loss (hi - lo, steps))]
     done_points: int = 0
     dimension: dict | None = None
     wall_time_s: float | None = None
@@ -172,13 +170,34 @@ class Job:
                 "error": self.error, "position": position, "elapsed_s": elapsed}
 
 
-def _score_curves(curves: np.ndarray, cfg: Config, steps_per_epoch: int) -> np.ndarray:
-    """Scores of curves (k, T), through the config's readout (as run.readout_curves)."""
-    from ..engine import epoch_curves
-    from ..measure import scores
-    if cfg.readout == "epoch":
-        curves = epoch_curves(curves, steps_per_epoch)
-    return scores(curves, cfg.measure)
+def _run_score_map(store, cfg: Config) -> np.ndarray:
+    """The map of a run's metric, as the run draws it."""
+    from ..run import score_map
+    return score_map(store, cfg)
+
+
+def schedule_of(cfg: Config, data) -> dict[str, Any]:
+    """The schedule attributes a store of this run gets (as run.execute writes them)."""
+    from ..engine import make_schedule
+    s = make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
+    return {"steps": s.steps, "steps_per_epoch": s.steps_per_epoch,
+            "eval_epochs": list(s.eval_epochs)}
+
+
+class _ChunkCurves:
+    """The curves of one finished chunk, shaped (1, n, T) and read like a RunStore, so that
+    `run.score_map` scores a partial map exactly as it scores the finished run."""
+
+    def __init__(self, curves: dict[str, np.ndarray], schedule: dict[str, Any]):
+        self._curves = {m: np.asarray(c)[None] for m, c in curves.items()}
+        self.attrs = {"schedule": schedule}
+        self.metrics = sorted(self._curves)
+
+    def read_curves(self, metric: str = "train_loss") -> np.ndarray:
+        return self._curves[metric]
+
+    def scores(self, cfg: Config) -> np.ndarray:
+        return _run_score_map(self, cfg)[0]
 
 
 def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
@@ -209,8 +228,9 @@ def map_png(cfg: Config, x: np.ndarray, y: np.ndarray, score_map: np.ndarray, ti
 
 
 def map_title(cfg: Config, window_id: int) -> str:
-    model = cfg.model if cfg.model != "resnet" else f"resnet-{cfg.depth}"
-    return f"{cfg.preset} w{window_id:03d}: {model}, {cfg.nonlinearity}, {cfg.optimizer}"
+    arch = (f"{cfg.model}-{cfg.depth}{'' if cfg.skip else ' (plain)'}" if cfg.model == "resnet"
+            else cfg.model)
+    return f"{cfg.preset} w{window_id:03d}: {arch}, {cfg.nonlinearity}, {cfg.optimizer}\n{cfg.metric}"
 
 
 # ---- the session -----------------------------------------------------------------------------------
@@ -238,6 +258,7 @@ class Session:
         self._next_window = 1
         self._next_job = 1
         self._closed = False
+        self._created_folder = False
         self._worker = threading.Thread(target=self._work, name="nnfractal-explore", daemon=True)
 
     # ---- construction --------------------------------------------------------------------------
@@ -249,10 +270,11 @@ class Session:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise ExploreError(400, f"out: {folder} is not a new or empty folder "
                                "(allowed: a new or empty folder; to reopen a session pass it as RUN_DIR)")
-        check_window(cfg.mnmx, cfg.resolution, cfg.axis_scale)
+        check_window(cfg.mnmx, cfg.resolution, cfg.axis_scale, cfg.precision)
         session = cls(folder, **kwargs)
         if session.device:
             cfg = cfg.replace(device=session.device)
+        session._created_folder = not session.folder.exists()
         session.folder.mkdir(parents=True, exist_ok=True)
         root = Window(0, None, cfg, session.windows_dir / "w000")
         session.windows[0] = root
@@ -274,6 +296,12 @@ class Session:
             cfg = config_from_toml(root_dir / "config.toml")
         except (StoreError, ConfigError) as err:
             raise ExploreError(400, str(err)) from None
+        probe = folder
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK):
+            raise ExploreError(400, f"out: {folder} is not writable, so zoomed windows cannot be "
+                               "saved (allowed: a writable session folder, e.g. --out DIR)")
         session = cls(folder, **kwargs)
         session.root_is_run = root_is_run
         session.windows[0] = Window(0, None, cfg, root_dir, status="done")
@@ -319,8 +347,10 @@ class Session:
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(self.folder / SESSION_FILE, text + "\n")
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Cancel what runs and waits, stop the worker."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Cancel what runs and waits, stop the worker. The running job stops after its chunk;
+        after `timeout` seconds it is abandoned (the worker is a daemon thread; a window's folder
+        only appears, by rename, once it is complete). Returns whether the worker stopped."""
         with self._lock:
             self._closed = True
             for job in self.jobs.values():
@@ -329,6 +359,12 @@ class Session:
         self._queue.put(None)
         if self._worker.is_alive():
             self._worker.join(timeout)
+        if self._created_folder and not self._worker.is_alive():
+            try:
+                self.folder.rmdir()                # a new session that saved nothing
+            except OSError:
+                pass
+        return not self._worker.is_alive()
 
     # ---- requests ------------------------------------------------------------------------------
     def window(self, wid: int) -> Window:
@@ -352,7 +388,7 @@ class Session:
             raise ExploreError(409, f"parent: window {parent_id} {parent.status}; zoom from a "
                                "window that has a map")
         res = resolution or self.default_resolution or parent.cfg.resolution
-        check_window(mnmx, res, parent.cfg.axis_scale)
+        check_window(mnmx, res, parent.cfg.axis_scale, parent.cfg.precision)
         changes: dict[str, Any] = {"mnmx": tuple(float(v) for v in mnmx), "resolution": res}
         if self.device:
             changes["device"] = self.device
@@ -466,10 +502,8 @@ class Session:
                     pass
 
     def _run_window(self, job: Job) -> None:
-        import torch
-
-        from ..engine import DTYPES, Schedule, make_schedule, resolve_device, train_chunk
-        from ..grid import axes, grid_points, hyperparameters
+        from ..engine import train
+        from ..grid import axes, grid_points
         from ..models import build_family
         from ..run import load_data
 
@@ -481,62 +515,44 @@ class Session:
         data = load_data(cfg, family, self.data_dir)
         x, y = axes(cfg)
         points = grid_points(x, y)
-        # As engine.train, chunk by chunk: same padding, so the same numbers as `nnfractal run`.
-        device = resolve_device(cfg.device)
-        dtype = DTYPES[cfg.precision]
-        torch.set_flush_denormal(True)
-        tdata = data.to(dtype, device)
-        xt, yt = tdata.x_train, tdata.y_train
-        schedule = make_schedule(cfg, len(xt))
-        if schedule.batches is not None:
-            schedule = Schedule(schedule.steps, schedule.steps_per_epoch,
-                                schedule.batches.to(device), schedule.full_loss)
-        init = {n: p.to(dtype=dtype, device=device) for n, p in family.init_params(cfg.seed).items()}
-        hp_all = hyperparameters(cfg, points)
-        k, m = len(points), cfg.tile_batch
-        losses = np.empty((k, schedule.steps), dtype=np.float64 if cfg.precision == "float64"
-                          else np.float32)
+        k = len(points)
         partial = np.full(k, np.nan)
-        with self._lock:
-            win.losses, win.partial, win.done_points = losses, partial, 0
-            job.total, job.done, job.phase = k * schedule.steps, 0, "training"
-        start = time.perf_counter()
-        for lo in range(0, k, m):
-            hi = min(lo + m, k)
-            take = np.minimum(np.arange(lo, lo + m), k - 1)
-            hp = {role: v[take] for role, v in hp_all.items()}
+        chunks: list[tuple[int, int, np.ndarray]] = []
+        schedule = schedule_of(cfg, data)
 
-            def tick(n=hi - lo):
-                if job.cancel.is_set():
-                    raise _Cancelled()
-                job.done += n
-
+        def on_chunk(lo: int, hi: int, curves: dict[str, np.ndarray]) -> None:
+            # Score the finished chunk exactly as the run's map scores it (run.score_map).
+            chunk_scores = _ChunkCurves(curves, schedule).scores(cfg)
+            with self._lock:
+                chunks.append((lo, hi, curves["train_loss"]))
+                partial[lo:hi] = chunk_scores
+                win.done_points = job.done = hi
             if job.cancel.is_set():
                 raise _Cancelled()
-            chunk = train_chunk(cfg, family, init, xt, yt, schedule, hp, on_step=tick)
-            losses[lo:hi] = chunk[: hi - lo].numpy()
-            chunk_scores = _score_curves(losses[lo:hi], cfg, schedule.steps_per_epoch)
-            with self._lock:
-                partial[lo:hi] = chunk_scores
-                win.done_points = hi
-        wall = time.perf_counter() - start
+
+        with self._lock:
+            win.partial, win.losses, win.done_points = partial, chunks, 0
+            job.total, job.done, job.phase = k, 0, "training"
+        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk)
         with self._lock:
             job.phase = "saving"
-        score_map = partial.reshape(len(y), len(x)).copy()
-        self._save_window(win, x, y, schedule, losses, score_map, wall, str(device), data.source)
+        self._save_window(win, x, y, result, data.source)
+        score_map = self._final_scores(win)
         dimension = dimension_summary(score_map)
         with self._lock:
-            win.scores, win.dimension, win.wall_time_s = score_map, dimension, wall
+            win.scores, win.dimension, win.wall_time_s = score_map, dimension, result.wall_time
             win.status, win.losses, win.partial = "done", None, None
             win.done_points = k
             job.done = job.total
             self._finish(job, "done")
         self._save_session()
 
-    def _save_window(self, win: Window, x, y, schedule, losses, score_map, wall: float,
-                     device: str, source: str) -> None:
-        """Write the window's run folder under a temporary name, then rename it into place."""
+    def _save_window(self, win: Window, x, y, result, source: str) -> None:
+        """Write the window's run folder (as run.execute lays it out, pictures: map.png only)
+        under a temporary name, then rename it into place."""
+        from ..config import recorded_metrics
         cfg = win.cfg
+        schedule = result.schedule
         parent_dir = win.folder.parent
         parent_dir.mkdir(parents=True, exist_ok=True)
         if win.folder.exists():
@@ -544,23 +560,36 @@ class Session:
         work = Path(tempfile.mkdtemp(prefix=f".{win.folder.name}.", dir=parent_dir))
         try:
             _write_text_atomic(work / "config.toml", to_toml(cfg))
+            lengths = {m: result.curves[m].shape[1] for m in recorded_metrics(cfg)
+                       if m in result.curves}
             store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
-                                    steps=schedule.steps, steps_per_epoch=schedule.steps_per_epoch,
+                                    curve_lengths=lengths,
                                     dtype="float64" if cfg.precision == "float64" else "float32",
+                                    schedule={"steps": schedule.steps,
+                                              "steps_per_epoch": schedule.steps_per_epoch,
+                                              "eval_epochs": list(schedule.eval_epochs)},
                                     extra={"data_source": source,
                                            "explore": {"window": win.id, "parent": win.parent}})
-            store.write_curves("train_loss", 0, losses)
-            store.update_attrs(wall_time_s=wall, device=device)
+            for metric in lengths:
+                store.write_curves(metric, 0, result.curves[metric])
+            store.update_attrs(wall_time_s=result.wall_time, device=result.device)
             store.mark_complete()
+            score_map = _run_score_map(store, cfg)
             (work / "map.png").write_bytes(map_png(cfg, x, y, score_map, map_title(cfg, win.id)))
+            k = len(x) * len(y)
             info = {"window": win.id, "parent": win.parent, "mnmx": list(cfg.mnmx),
-                    "resolution": cfg.resolution, "wall_time_s": round(wall, 3), "device": device,
-                    "data_source": source, "model_steps": int(losses.size)}
+                    "resolution": cfg.resolution, "wall_time_s": round(result.wall_time, 3),
+                    "device": result.device, "data_source": source,
+                    "model_steps": int(k * schedule.steps),
+                    "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
             _write_text_atomic(work / "window.json", json.dumps(info, indent=2) + "\n")
             os.replace(work, win.folder)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
+
+    def _final_scores(self, win: Window) -> np.ndarray:
+        return _run_score_map(RunStore.open(win.folder / "store.zarr"), win.cfg)
 
     def _run_report(self, job: Job) -> None:
         write_report = report_writer()
@@ -577,7 +606,11 @@ class Session:
                 summary.update(json.loads((folder / "window.json").read_text()))
             except (OSError, ValueError):
                 pass
-            summary["versions"] = library_versions()
+            import platform
+
+            import torch
+            summary.update(versions=library_versions(), threads=torch.get_num_threads(),
+                           cpu=platform.processor() or platform.machine())
             _write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
         with self._lock:
             job.done, job.phase = 1, "writing the report"
@@ -594,29 +627,29 @@ class Session:
         """Scores and dimension of a finished window read from its folder (once)."""
         if win.scores is not None:
             return
-        from ..measure import scores as score_fn
-        from ..run import readout_curves
         with self._load_lock:
             if win.scores is not None:
                 return
             store = RunStore.open(win.folder / "store.zarr")
-            curves, _ = readout_curves(store, win.cfg.readout)
-            score_map = score_fn(curves, win.cfg.measure)
+            score_map = _run_score_map(store, win.cfg)
             dimension = None
             fractal = win.folder / "fractal.json"
-            if fractal.exists() and win.id == 0:
+            if fractal.exists():
                 try:
                     from ..run import describe
-                    final = json.loads(fractal.read_text())["final"]
-                    dimension = {k: final.get(k) for k in ("ok", "dimension", "ci_low", "ci_high",
-                                                           "reason", "n_boundary_pixels")}
-                    dimension["text"] = describe(final)
-                except (OSError, ValueError, KeyError, TypeError):
+                    saved = json.loads(fractal.read_text())
+                    if saved.get("metric", win.cfg.metric) == win.cfg.metric \
+                            and saved.get("fit_range") is None:
+                        final = saved["final"]
+                        dimension = {k: final.get(k) for k in ("ok", "dimension", "ci_low",
+                                                               "ci_high", "reason",
+                                                               "n_boundary_pixels")}
+                        dimension["text"] = describe(final)
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     dimension = None
             if dimension is None:
                 dimension = dimension_summary(score_map)
-            wall = store.attrs.get("wall_time_s")
-            win.dimension, win.wall_time_s = dimension, wall
+            win.dimension, win.wall_time_s = dimension, store.attrs.get("wall_time_s")
             win.scores = score_map
 
     def score_map(self, win: Window) -> tuple[np.ndarray, int]:
@@ -637,11 +670,12 @@ class Session:
         for name, v in (("row", row), ("col", col)):
             if not 0 <= v < n:
                 raise ExploreError(400, f"{name}: {v} is out of range (allowed: 0..{n - 1})")
+        flat = row * n + col
         with self._lock:
             if win.status == "running" and win.losses is not None:
-                flat = row * n + col
-                if flat < win.done_points:
-                    return np.array(win.losses[flat], dtype=np.float64)
+                for lo, hi, losses in win.losses:
+                    if lo <= flat < hi:
+                        return np.array(losses[flat - lo], dtype=np.float64)
         if win.status != "done":
             raise ExploreError(409, f"pixel: row {row} col {col} of window {win.id} is not trained yet")
         store = RunStore.open(win.folder / "store.zarr")

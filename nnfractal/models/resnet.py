@@ -108,6 +108,8 @@ class BatchedResNet:
         self.act = activation(nonlinearity)
         self.channels_last = channels_last
         self.template = ResNet(depth, c_hidden, skip, nonlinearity)
+        # Early exit may shrink a chunk only where that cannot change roundoff (see engine.py).
+        self.shrink_is_exact = all(c % 16 == 0 for c in self.c_hidden)
         self.block_names = [f"layer{s}.{b}" for s in (1, 2, 3)
                             for b in range(len(getattr(self.template, f"layer{s}")))]
 

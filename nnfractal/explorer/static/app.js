@@ -2,7 +2,7 @@
 // indices (the paper's restretch, Spectral's 256 colours), its boundary, and the window's axes.
 "use strict";
 
-const MARGIN = { left: 80, right: 14, top: 12, bottom: 56 };
+const MARGIN = { left: 80, right: 24, top: 12, bottom: 56 };
 const CSS_W = 640, CSS_H = 610;
 const CURVE_W = 350, CURVE_H = 200;
 const FINAL = new Set(["done", "failed", "cancelled"]);
@@ -63,7 +63,9 @@ function fmtValue(v) {
 function tickLabel(v, scale) {           // like the figures: values, 3 significant digits
   const value = scale === "log" ? Math.pow(10, v) : v;
   const a = Math.abs(value);
-  if (a !== 0 && (a >= 1e4 || a < 1e-3)) return value.toExponential(1).replace("e+", "e");
+  if (a !== 0 && (a >= 1e4 || a < 1e-3)) {
+    return value.toExponential(2).replace(/\.?0+e/, "e").replace("e+", "e");
+  }
   return Number(value.toPrecision(3)).toString();
 }
 
@@ -104,6 +106,13 @@ function decode(b64) {
   return out;
 }
 
+function rangeText(win, lo, hi) {       // a window's range in axis units, as values
+  return win.axis_scale === "log" ? `10^${fmtValue(lo)}..10^${fmtValue(hi)}`
+    : `${fmtValue(lo)}..${fmtValue(hi)}`;
+}
+
+function wname(id) { return `w${String(id).padStart(3, "0")}`; }
+
 function currentWindow() { return state.windows.get(state.current) || null; }
 
 // ---- the map ---------------------------------------------------------------------------------
@@ -124,8 +133,8 @@ function buildImages(map) {
   }
   ictx.putImageData(data, 0, 0);
   let edge = null;
+  const edges = rows > 1 && cols > 1 ? decode(map.boundary) : new Uint8Array(0);
   if (rows > 1 && cols > 1) {
-    const edges = decode(map.boundary);
     edge = document.createElement("canvas");
     edge.width = cols - 1; edge.height = rows - 1;
     const ectx = edge.getContext("2d");
@@ -138,7 +147,8 @@ function buildImages(map) {
     }
     ectx.putImageData(ed, 0, 0);
   }
-  state.map = { ...map, pixelIndex: pixels };
+  state.map = { ...map, pixelIndex: pixels, edges };
+  document.body.dataset.map = `${map.id}:${map.done}`;
   state.mapImg = img;
   state.edgeImg = edge;
 }
@@ -158,9 +168,24 @@ function drawMap() {
     ctx.drawImage(state.mapImg, p.x, p.y, p.w, p.h);
   }
   if (map && $("layer-boundary").checked && state.edgeImg) {
-    // Boundary pixel (i, j) covers scores[i:i+2, j:j+2]: it sits between pixel centres.
+    // Boundary pixel (i, j) covers scores[i:i+2, j:j+2]: it sits on the corner between four
+    // pixel centres. Large cells get a dot there (the map stays visible), small ones the image.
     const cw = p.w / map.cols, ch = p.h / map.rows;
-    ctx.drawImage(state.edgeImg, p.x + cw / 2, p.y + ch / 2, p.w - cw, p.h - ch);
+    ctx.fillStyle = "rgba(10,10,10,0.8)";
+    if (cw >= 6 && ch >= 6) {
+      const edges = state.map.edges;
+      const r = Math.min(5, Math.max(2, Math.min(cw, ch) * 0.22));
+      for (let f = 0; f < edges.length; f++) {
+        if (!edges[f]) continue;
+        const i = Math.floor(f / (map.cols - 1)), j = f % (map.cols - 1);
+        const cx = p.x + (j + 1) * cw, cy = p.y + p.h - (i + 1) * ch;
+        ctx.beginPath(); ctx.arc(cx, cy, r, 0, 2 * Math.PI); ctx.fill();
+      }
+    } else {
+      ctx.globalAlpha = 0.8;
+      ctx.drawImage(state.edgeImg, p.x + cw / 2, p.y + ch / 2, p.w - cw, p.h - ch);
+      ctx.globalAlpha = 1;
+    }
   }
   ctx.strokeStyle = "#333";
   ctx.lineWidth = 1;
@@ -438,7 +463,7 @@ function renderCrumbs() {
     const el = document.createElement(id === win.id ? "span" : "a");
     el.className = "crumb" + (id === win.id ? " current" : "") +
       (w && (w.status === "failed" || w.status === "cancelled") ? " failed" : "");
-    el.textContent = `w${String(id).padStart(3, "0")}`;
+    el.textContent = wname(id);
     el.dataset.window = String(id);
     if (id !== win.id) { el.href = `#w${id}`; }
     nav.appendChild(el);
@@ -454,7 +479,7 @@ function renderWindowList() {
     const depth = w.ancestors.length - 1;
     const [y0, y1, x0, x1] = w.mnmx;
     li.textContent = `${"\u00a0\u00a0".repeat(depth)}${w.name}  ${w.status}  ` +
-      `y ${fmtValue(y0)}..${fmtValue(y1)}, x ${fmtValue(x0)}..${fmtValue(x1)}  ${w.resolution}px`;
+      `y ${rangeText(w, y0, y1)}, x ${rangeText(w, x0, x1)}, ${w.resolution} px`;
     li.addEventListener("click", () => navigate(w.id));
     ul.appendChild(li);
   });
@@ -474,9 +499,10 @@ function renderInfo() {
   const win = currentWindow();
   if (!win) return;
   $("win-title").textContent = `window ${win.name}`;
+  document.body.dataset.window = String(win.id);      // for scripts and tests
+  document.body.dataset.status = win.status;
   const [y0, y1, x0, x1] = win.mnmx;
-  const range = (lo, hi) => win.axis_scale === "log"
-    ? `10^${fmtValue(lo)} .. 10^${fmtValue(hi)}` : `${fmtValue(lo)} .. ${fmtValue(hi)}`;
+  const range = (lo, hi) => rangeText(win, lo, hi);
   const rows = [
     ["status", win.status],
     ["model", `${win.preset}: ${win.model}, ${win.nonlinearity}, ${win.optimizer}`],
@@ -484,7 +510,9 @@ function renderInfo() {
     ["x", `${win.xlabel}: ${range(x0, x1)}`],
     ["grid", `${win.resolution} x ${win.resolution}` + (win.steps ? `, ${win.steps} steps` : "")],
   ];
-  if (win.fraction_converged !== null) rows.push(["converged", `${(win.fraction_converged * 100).toFixed(1)} %`]);
+  if (win.fraction_converged !== null) {
+    rows.push(["converged", `${(win.fraction_converged * 100).toFixed(1)} %`]);
+  }
   if (win.wall_time_s !== null) rows.push(["trained in", `${win.wall_time_s.toFixed(1)} s`]);
   kv(rows);
   const dim = $("dimension");
@@ -508,7 +536,8 @@ function renderInfo() {
   else link.classList.add("hidden");
   const status = $("map-status");
   if (win.status === "failed" || win.status === "cancelled") {
-    status.textContent = win.status === "failed" ? `This window failed: ${win.error}` : "This window was cancelled.";
+    status.textContent = win.status === "failed" ? `This window failed: ${win.error}`
+      : "This window was cancelled.";
     status.className = "map-status failed";
   } else if (win.status === "queued") {
     const pos = win.job && win.job.position ? ` (position ${win.job.position} in the queue)` : "";
@@ -532,14 +561,15 @@ function renderJobs(jobs) {
   const st = $("job-status"), bar = $("job-progress"), cancel = $("cancel");
   st.classList.remove("failed");
   if (show) {
-    const what = show.kind === "window" ? `w${String(show.window).padStart(3, "0")}` : `report of w${String(show.window).padStart(3, "0")}`;
+    const what = (show.kind === "window" ? "" : "report of ") + wname(show.window);
     let text = `job ${show.id} (${what}): ${show.status}`;
     if (show.status === "running") text += ` - ${show.phase}, ${(show.progress * 100).toFixed(0)} %`;
     if (show.status === "failed") { text += `: ${show.error}`; st.classList.add("failed"); }
     st.textContent = text;
     bar.value = show.progress;
     bar.classList.toggle("hidden", show.status !== "running");
-    cancel.classList.toggle("hidden", !(show.kind === "window" && (show.status === "running" || show.status === "queued")));
+    const stoppable = show.kind === "window" && (show.status === "running" || show.status === "queued");
+    cancel.classList.toggle("hidden", !stoppable);
     cancel.dataset.job = String(show.id);
   } else {
     st.textContent = "idle";
@@ -550,7 +580,7 @@ function renderJobs(jobs) {
   q.textContent = "";
   active.filter((j) => j.status === "queued").forEach((j) => {
     const li = document.createElement("li");
-    li.textContent = `#${j.position}: job ${j.id}, ${j.kind} w${String(j.window).padStart(3, "0")}`;
+    li.textContent = `#${j.position}: job ${j.id}, ${j.kind} ${wname(j.window)}`;
     q.appendChild(li);
   });
 }
@@ -558,9 +588,12 @@ function renderJobs(jobs) {
 // ---- state updates -------------------------------------------------------------------------------
 
 async function refreshWindow(id, withMap) {
+  const before = state.windows.get(id);
   const info = await api(`/api/windows/${id}`);
   state.windows.set(id, info);
-  if (withMap && id === state.current) {
+  const unchanged = state.map && state.map.id === id && before && before.status === info.status
+    && state.map.done === info.done_points;
+  if (withMap && id === state.current && !unchanged) {
     const map = await api(`/api/windows/${id}/map`);
     if (id === state.current) buildImages(map);
   }
@@ -617,7 +650,7 @@ async function poll() {
       if (j.status === "failed" && !state.reported.has(j.id)) {
         state.reported.add(j.id);
         const what = j.kind === "window" ? "window" : "report of window";
-        showError(`job ${j.id} (${what} w${String(j.window).padStart(3, "0")}) failed: ${j.error}`);
+        showError(`job ${j.id} (${what} ${wname(j.window)}) failed: ${j.error}`);
       }
     }
     busy = jobs.some((j) => j.status === "queued" || j.status === "running");
@@ -685,7 +718,10 @@ async function start() {
     $("resolution").max = String(s.limits.resolution_max);
     s.windows.forEach((w) => state.windows.set(w.id, w));
     s.jobs.forEach((j) => { state.jobs.set(j.id, j); if (j.status === "failed") state.reported.add(j.id); });
-    if (s.default_resolution) { $("resolution").value = String(s.default_resolution); state.resolutionTouched = true; }
+    if (s.default_resolution) {
+      $("resolution").value = String(s.default_resolution);
+      state.resolutionTouched = true;
+    }
     const m = /^#w(\d+)$/.exec(location.hash);
     const first = m && state.windows.has(parseInt(m[1], 10)) ? parseInt(m[1], 10) : 0;
     if (!m) history.replaceState(null, "", `#w${first}`);

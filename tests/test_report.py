@@ -1,0 +1,266 @@
+"""nnfractal report: one self-contained HTML page per run, zoom or comparison folder.
+
+Every report is parsed (html.parser: embedded pictures and videos only, no script, no external
+reference) and opened in headless Chromium (no console errors, the H.264 videos load).
+"""
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnfractal.cli import main
+from nnfractal.config import build_config
+from nnfractal.report import REPORT_NAME, write_report
+from nnfractal.run import execute
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+# ---- helpers shared with test_compare.py -------------------------------------------------------
+
+class Page(HTMLParser):
+    """Everything a report test looks at: tags, attributes, section ids, text."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags, self.attrs, self.ids, self.text = [], [], [], []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        self.attrs.append((tag, a))
+        if "id" in a:
+            self.ids.append(a["id"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def all(self, tag):
+        return [a for t, a in self.attrs if t == tag]
+
+    @property
+    def plain(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def parse_report(path: Path) -> Page:
+    """Parse a report and check that it is self-contained; returns the parsed page."""
+    text = Path(path).read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    page = Page(text)
+    assert "script" not in page.tags                      # no JavaScript at all
+    for tag, a in page.attrs:
+        for key in ("src", "href"):
+            value = a.get(key) or ""
+            assert not value.startswith(("http:", "https:", "//")), (tag, value[:80])
+        if tag == "link":
+            assert a.get("rel") == "icon" and a.get("href", "").startswith("data:"), a
+    for a in page.all("img"):
+        assert a["src"].startswith("data:image/png;base64,") and len(a["src"]) > 1000
+        assert a.get("alt")
+    for a in page.all("video"):
+        assert a["src"].startswith("data:video/mp4;base64,")
+    assert "style" in page.tags
+    return page
+
+
+def browser_check(path: Path) -> dict:
+    """Open a report in headless Chromium: console errors, page errors, requests, video state."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    problems, requests = [], []
+    with sync_api.sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None,
+                                        args=CHROMIUM_ARGS)
+        except sync_api.Error as err:
+            pytest.skip(f"no Chromium to drive: {str(err).splitlines()[0]}")
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(Path(path).resolve().as_uri())
+            n_videos = page.evaluate("document.querySelectorAll('video').length")
+            if n_videos:
+                page.wait_for_function("Array.from(document.querySelectorAll('video'))"
+                                       ".every(v => v.readyState >= 1 || v.error)", timeout=20_000)
+            videos = page.evaluate(
+                "Array.from(document.querySelectorAll('video')).map(v => ({ready: v.readyState, "
+                "duration: v.duration, width: v.videoWidth, error: v.error ? v.error.code : null}))")
+            images = page.evaluate(
+                "Array.from(document.images).map(i => ({done: i.complete, w: i.naturalWidth}))")
+            page.wait_for_timeout(300)
+        finally:
+            browser.close()
+    return {"problems": problems, "videos": videos, "images": images,
+            "requests": [u for u in requests if not u.startswith("data:")]}
+
+
+def assert_opens_cleanly(path: Path, min_videos: int = 0) -> dict:
+    result = browser_check(path)
+    assert result["problems"] == []
+    assert result["requests"] == [Path(path).resolve().as_uri()]     # nothing but the page itself
+    assert all(i["done"] and i["w"] > 0 for i in result["images"]), result["images"]
+    assert len(result["videos"]) >= min_videos
+    for v in result["videos"]:                                   # H.264 decodes: metadata, frames
+        assert v["error"] is None and v["ready"] >= 1 and v["duration"] > 0 and v["width"] > 0, v
+    return result
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep") / "run"
+    cfg = build_config("paper-tanh", resolution=8, steps=12)
+    return execute(cfg, out, progress=False, log=lambda *_: None)
+
+
+# ---- run reports -------------------------------------------------------------------------------
+
+def test_run_report_is_self_contained_and_complete(tiny_run):
+    path = write_report(tiny_run)
+    assert path == tiny_run / REPORT_NAME
+    page = parse_report(path)
+    for sid in ("summary", "maps", "dimension", "config", "hardware"):
+        assert sid in page.ids
+    alts = [a["alt"] for a in page.all("img")]
+    assert any("convergence map" in a for a in alts)
+    assert {"boundary", "box counting", "dimension per epoch"} <= set(alts)
+    assert len(page.all("video")) == 1
+    text = page.plain
+    assert "paper-tanh" in text and "lr_vs_lr" in text                 # the config
+    assert "cpu" in text and "model-steps/s" in text and "torch" in text  # hardware and timing
+    assert "box counting, least squares" in text and "paper: median local slope" in text
+    assert "boundary too short" in text                                 # 8 px: no number, says why
+
+
+def test_run_report_opens_in_chromium_and_video_plays(tiny_run):
+    path = write_report(tiny_run)
+    assert_opens_cleanly(path, min_videos=1)
+
+
+def test_report_command(tiny_run, tmp_path, capsys):
+    out = tmp_path / "elsewhere.html"
+    assert main(["report", str(tiny_run), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    parse_report(out)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "foreign"])
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys, make):
+    target = tmp_path / "x"
+    if make != "missing":
+        target.mkdir()
+    if make == "foreign":
+        (target / "notes.txt").write_text("hello")
+    assert main(["report", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnfractal: error: run_dir:") and err.count("\n") == 1
+    assert not (target / REPORT_NAME).exists()
+
+
+def test_several_metrics_are_shown_side_by_side(tmp_path):
+    """A run recording train/test loss and accuracy shows every metric's map and dimension."""
+    cfg = build_config("mlp300-mnist", resolution=4, num_epochs=2, train_size=200, width=16,
+                       test_size=100)
+    run = execute(cfg, tmp_path / "mm", progress=False, log=lambda *_: None)
+    fractal = json.loads((run / "fractal.json").read_text())
+    assert set(fractal["metrics"]) == {"train_loss", "train_acc", "test_loss", "test_acc"}
+    page = parse_report(write_report(run))
+    alts = [a["alt"] for a in page.all("img")]
+    maps = [a for a in alts if a.startswith("map of ")]
+    assert maps == ["map of train_loss", "map of test_loss", "map of train_acc", "map of test_acc"]
+    assert {"boundary of train_loss", "boundary of test_loss", "boundary of test_acc"} <= set(alts)
+    text = page.plain
+    assert text.count("box counting, least squares") == 4
+    assert "(the run’s metric)" in text or "(the run's metric)" in text
+
+
+# ---- zoom reports ------------------------------------------------------------------------------
+
+def test_zoom_report(tiny_run, tmp_path):
+    from nnfractal.zoom import zoom
+    cfg_y0, cfg_y1, cfg_x0, cfg_x1 = build_config("paper-tanh").mnmx
+    out = zoom(tiny_run, factor=2, depth=0.31, center=((cfg_x0 + cfg_x1) / 2, (cfg_y0 + cfg_y1) / 2),
+               out=tmp_path / "zoom", progress=False, log=lambda *_: None)
+    info = json.loads((out / "zoom.json").read_text())
+    page = parse_report(write_report(out))
+    for sid in ("summary", "zoom", "frames", "gallery", "config", "hardware"):
+        assert sid in page.ids
+    alts = [a["alt"] for a in page.all("img")]
+    assert [a for a in alts if a.startswith("frame ")] == [f"frame {i}" for i in range(info["n_frames"])]
+    assert "dimension per frame" in alts
+    assert "pooled dimension" in page.plain
+    assert_opens_cleanly(out / REPORT_NAME, min_videos=1)           # zoom.mp4
+
+
+# ---- comparison report on synthetic numbers ----------------------------------------------------
+
+def synthetic_compare(folder: Path, dims_a, dims_b, half: float = 0.05) -> Path:
+    """A comparison folder made of numbers only (no run folders): compare.json + its bar chart."""
+    from nnfractal.compare import FORMAT, FORMAT_VERSION, analyse
+    from nnfractal.render.compare_plots import plot_dimension_bars
+    units = []
+    for preset, dims in (("arch-a", dims_a), ("arch-b", dims_b)):
+        for k, d in enumerate(dims):
+            est = {"dimension": d, "ci_low": d - half, "ci_high": d + half, "ok": True, "reason": "",
+                   "n_boundary_pixels": 500}
+            units.append({"preset": preset, "label": preset, "depth": 20, "sweep_depth": None,
+                          "seed_index": k // 2, "seed": k // 2, "window": k % 2,
+                          "dir": f"{preset}/seed{k // 2}/window{k % 2}",
+                          "mnmx": [-2.0, 0.5, -3.0, 1.0], "dimension": est,
+                          "fraction_converged": 0.5, "wall_time_s": 1.0})
+    labels = {"arch-a": "arch-a (residual)", "arch-b": "arch-b (plain)"}
+    res = analyse(units, ("arch-a", "arch-b"), labels, None, 2)
+    folder.mkdir(parents=True)
+    info = {"format": FORMAT, "format_version": FORMAT_VERSION, "presets": ["arch-a", "arch-b"],
+            "labels": labels, "settings": {"seeds": 3, "windows": 2, "factor": 2.0, "depths": None,
+                                           "seed_values": [0, 1, 2]},
+            "configs": {"arch-a": build_config("resnet20-mnist").to_dict(),
+                        "arch-b": build_config("plain20-mnist").to_dict()},
+            "config_difference": {"skip": [True, False]}, "arch_fields": ["skip"], "notes": [],
+            "units": units, "results": [res], "main_depth": None,
+            "difference": res["difference"], "verdict": res["difference"]["verdict"],
+            "sentence": res["difference"]["sentence"], "timing": {}, "hardware": {}}
+    (folder / "compare.json").write_text(json.dumps(info))
+    plot_dimension_bars(res, ["arch-a", "arch-b"], folder / "compare_dimensions.png")
+    return folder
+
+
+def test_compare_report_shows_the_verdict_and_the_table(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = synthetic_compare(tmp_path / "cmp", list(1.30 + 0.01 * rng.standard_normal(6)),
+                               list(1.60 + 0.01 * rng.standard_normal(6)))
+    page = parse_report(write_report(folder))
+    text = page.plain
+    assert "arch-a: smaller dimension" in text
+    assert "has a smaller fractal dimension than" in text
+    assert "pooled" in text and "difference D(A)" in text
+    assert "6 of 6 grids" in text
+    assert "dimensions" in [a["alt"] for a in page.all("img")]
+    assert "dims" in page.ids and "grids" in page.ids
+    assert_opens_cleanly(folder / REPORT_NAME)
+
+
+def test_compare_report_no_difference(tmp_path):
+    dims = [1.40, 1.45, 1.42, 1.47, 1.43, 1.44]
+    folder = synthetic_compare(tmp_path / "cmp", dims, dims[::-1], half=0.1)
+    text = parse_report(write_report(folder)).plain
+    assert "No difference detectable at this resolution" in text
+
+
+def test_report_does_not_copy_anything_or_write_elsewhere(tiny_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    before = sorted(p.name for p in copy.iterdir())
+    write_report(copy)
+    after = sorted(p.name for p in copy.iterdir())
+    assert set(after) - set(before) <= {REPORT_NAME}
