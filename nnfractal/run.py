@@ -5,7 +5,7 @@ A run folder holds::
     config.toml      the resolved config, exactly what ran
     store.zarr/      loss curves, axes, metadata (see store.py)
     map.png          the convergence map
-    epochs/          one map per epoch (at most MAX_FRAMES, evenly spaced), epochs.gif, epochs.mp4
+    epochs/          one map per epoch (at most MAX_FRAMES = 60, evenly spaced); epochs.gif, epochs.mp4
     summary.json     fraction converged, steps, wall time, device, library versions
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .measure import accuracy_score, converged_fraction, scores
 from .models import build_family
 from .store import RunStore
 
-MAX_FRAMES = 100
+MAX_FRAMES = 60
 
 
 class RunFolderError(Exception):
@@ -93,8 +93,11 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
-            progress: bool = True, log=print) -> Path:
+            progress: bool = True, log=print, epoch_maps: bool = True) -> Path:
     """Train the grid of `cfg`, store the curves and draw the pictures; returns the run folder.
+
+    `epoch_maps=False` skips the per-epoch maps and animation (zoom frames and comparison windows
+    need only the final map; drawing is then a few seconds instead of a minute).
 
     Everything that can be refused (config, data, output folder) is checked before the folder is
     created, so a refused run leaves nothing behind.
@@ -131,7 +134,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             store.write_curves(metric, 0, curves)
         store.update_attrs(wall_time_s=result.wall_time, device=result.device)
         store.mark_complete()
-        summary = render_run(work, log=log)
+        summary = render_run(work, log=log, epoch_maps=epoch_maps)
         summary.update(wall_time_s=round(result.wall_time, 3), device=result.device,
                        model_steps=int(len(points) * schedule.steps),
                        model_steps_per_s=round(len(points) * schedule.steps / result.wall_time, 2),
@@ -213,7 +216,7 @@ def _title(cfg: Config) -> str:
     return f"{cfg.preset}: {arch}, {cfg.nonlinearity}, {cfg.optimizer}"
 
 
-def render_run(run_dir: Path, log=print) -> dict:
+def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     """Draw every picture of a finished run from its store; returns summary figures.
 
     map.png and the epoch animation show the config's metric; map_<metric>.png every recorded one.
@@ -239,21 +242,23 @@ def render_run(run_dir: Path, log=print) -> dict:
     fig.savefig(run_dir / "map.png")
 
     available = map_epochs(store, cfg)
-    epochs = frame_epochs(available)
-    epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
-    (run_dir / "epochs").mkdir(exist_ok=True)
+    epochs = frame_epochs(available) if epoch_maps else [available[-1]]
+    maps_by_epoch = score_map(store, cfg, cfg.metric, epochs=epochs)
     frames = []
     ax = fig.axes[0]
-    for e, m in zip(epochs, epoch_maps):
+    if epoch_maps:
+        (run_dir / "epochs").mkdir(exist_ok=True)
+    for e, m in zip(epochs if epoch_maps else [], maps_by_epoch):
         # One figure, new pixels and title per frame: much faster than a new figure each time.
         ax.images[0].set_data(cdf_restretch(m))
         ax.set_title(f"{title}\n{cfg.metric}, epoch {e}/{available[-1]}", fontsize=10)
         fig.savefig(run_dir / "epochs" / f"epoch_{e:04d}.png")
         frames.append(figure_to_rgb(fig))
-    write_animation(frames, run_dir / "epochs.gif", run_dir / "epochs.mp4",
-                    fps=max(2.0, min(10.0, len(frames) / 6)))
-    log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}, "
-        f"{len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4")
+    if epoch_maps:
+        write_animation(frames, run_dir / "epochs.gif", run_dir / "epochs.mp4",
+                        fps=max(2.0, min(10.0, len(frames) / 6)))
+    log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
+        + (f", {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
     fractal = analyse_fractal(run_dir, log=log)
     return {"fractal_dimension": fractal["final"]["dimension"],
             "fractal_dimension_ci95": [fractal["final"]["ci_low"], fractal["final"]["ci_high"]],
@@ -264,7 +269,7 @@ def render_run(run_dir: Path, log=print) -> dict:
             "fraction_converged_by_metric": {m: converged_fraction(v) for m, v in finals.items()},
             "final_metrics_median": _final_medians(store),
             "fraction_converged_per_epoch": {str(e): converged_fraction(m)
-                                             for e, m in zip(epochs, epoch_maps)}}
+                                             for e, m in zip(epochs, maps_by_epoch)}}
 
 
 def _final_medians(store: RunStore) -> dict[str, float | None]:

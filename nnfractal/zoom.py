@@ -146,16 +146,10 @@ def axis_units(cfg: Config, resolution: int | None = None) -> tuple[np.ndarray, 
 
 def score_map_of(run_dir: Path) -> tuple[Config, np.ndarray]:
     """A finished run's config and its final score map (rows=y, cols=x), as its map.png shows."""
-    from . import run
+    from .run import score_map
     from .store import RunStore
     cfg = config_from_toml(Path(run_dir) / "config.toml")
-    store = RunStore.open(Path(run_dir) / "store.zarr")
-    if hasattr(run, "score_map"):                 # runs that record several metrics
-        smap = run.score_map(store, cfg)          # the config's metric, end of training
-        return cfg, np.asarray(smap[0] if isinstance(smap, tuple) else smap)
-    from .measure import scores
-    curves, _ = run.readout_curves(store, cfg.readout)
-    return cfg, scores(curves, cfg.measure)
+    return cfg, score_map(RunStore.open(Path(run_dir) / "store.zarr"), cfg)
 
 
 def densest_boundary_pixel(edges: np.ndarray, half: int | None = None) -> tuple[int, int]:
@@ -372,7 +366,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 _copy_run(plan.run_dir, fdir, flog)
                 flog(f"the run's own window: copied from {plan.run_dir} (no training)")
             else:
-                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog)
+                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False)
             frames.append({
                 "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
                 "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
