@@ -139,13 +139,13 @@ def _command_module(name: str):
         return None
 
 
-def cmd_run(args) -> int:
+def run_guarded(work) -> int:
+    """Call work(); a refused input becomes one line on stderr and exit code 2, Ctrl-C exit 130."""
     from .data import DataError
-    from .run import RunFolderError, execute
+    from .run import RunFolderError
     from .store import StoreError
     try:
-        cfg = config_from_args(args)
-        execute(cfg, args.out, data_dir=args.data_dir, progress=not args.no_progress)
+        work()
     except (ConfigError, DataError, RunFolderError, StoreError) as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE
@@ -153,6 +153,12 @@ def cmd_run(args) -> int:
         sys.stderr.write("nnfractal: interrupted; nothing was written\n")
         return 130
     return 0
+
+
+def cmd_run(args) -> int:
+    from .run import execute
+    return run_guarded(lambda: execute(config_from_args(args), args.out, data_dir=args.data_dir,
+                                       progress=not args.no_progress))
 
 
 def cmd_dimension(args) -> int:

@@ -511,7 +511,7 @@ def add_compare_parser(sub) -> None:
         "data and initial weights (default resnet20-mnist vs plain20-mnist)",
         description="Train both presets on the same experiment (B takes only its architecture: "
         f"{', '.join(ARCH_FIELDS)}) over several seeds and windows, and compare the fractal "
-        "dimension of their trainability boundaries with a 95%% interval and a verdict.")
+        "dimension of their trainability boundaries with a 95% interval and a verdict.")
     p.add_argument("presets", nargs="*", metavar="PRESET",
                    help=f"preset A and preset B (default {' '.join(DEFAULT_PRESETS)})")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
@@ -532,8 +532,24 @@ def add_compare_parser(sub) -> None:
             action.help = argparse.SUPPRESS
 
 
+def overrides_from_args(args, preset: str) -> dict:
+    """The config fields given on the command line, as the run command would read them.
+
+    The run command's own parsing (``cli.config_from_args``) resolves the flags against `preset`;
+    every field a flag touched is then an override for both presets.
+    """
+    import argparse
+    from .cli import CONFIG_FLAGS, config_from_args
+    explicit = {k for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
+    if getattr(args, "readout", None):
+        explicit |= {"readout", "metric"}   # --readout takes a readout and/or a metric name
+    if not explicit:
+        return {}
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), "preset": preset}))
+    return {k: getattr(cfg, k) for k in sorted(explicit)}
+
+
 def cmd_compare(args) -> int:
-    from .cli import CONFIG_FLAGS
     from .data import DataError
     from .run import RunFolderError
     from .store import StoreError
@@ -541,9 +557,10 @@ def cmd_compare(args) -> int:
         sys.stderr.write("nnfractal: error: preset: give the presets as positional arguments "
                          "(nnfractal compare PRESET_A PRESET_B)\n")
         return EXIT_USAGE
-    overrides = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
+    presets = args.presets or list(DEFAULT_PRESETS)
     try:
-        compare(args.presets or DEFAULT_PRESETS, seeds=args.seeds, windows=args.windows,
+        overrides = overrides_from_args(args, presets[0])
+        compare(presets, seeds=args.seeds, windows=args.windows,
                 factor=args.factor, depths=args.depths, out=args.out, data_dir=args.data_dir,
                 progress=not args.no_progress, **overrides)
     except (ConfigError, DataError, RunFolderError, StoreError) as err:

@@ -84,7 +84,7 @@ def fmt_num(v, digits: int = 3) -> str:
             return "&ndash;"
         if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
             return f"{v:.{digits}g}"
-        return f"{v:.{digits}f}".rstrip("0").rstrip(".") if digits > 3 else f"{v:.{digits}f}"
+        return f"{v:.{digits}f}"
     return esc(v)
 
 
@@ -494,21 +494,22 @@ def zoom_report(folder: Path, display=None) -> str:
     rows = []
     for fr in frames:
         w = fr.get("window") or {}
-        rows.append([fmt_num(fr.get("index")), f"&times;{fmt_num(fr.get('magnification'), 4)}",
+        rows.append([fmt_num(fr.get("index")), f"&times;{_value(float(fr.get('magnification') or 1))}",
                      f"{_value(w.get('x'))}", f"{_value(w.get('y'))}", fmt_est(fr.get("dimension")),
                      f"{fr['fraction_converged']:.1%}" if fr.get("fraction_converged") is not None else "&ndash;",
                      fmt_num(fr.get("n_boundary_pixels")),
                      f'<a href="{esc(fr.get("dir", ""))}/">{esc(fr.get("dir", ""))}</a>'])
     parts.append(section("Frames", table(["frame", "magnification", "x window", "y window",
                                           "dimension [95% interval]", "converged", "boundary px",
-                                          "folder"], rows), "frames",
-                         f"Windows in {esc(units)}. " + esc(info.get("pooled_method", ""))))
+                                          "folder"], rows)
+                         + f'<p class="small muted">{esc(info.get("pooled_method", ""))}</p>',
+                         "frames", f"Windows in {esc(units)}."))
     toc.append(("frames", "Frames"))
     pick = list(range(len(frames)))
     if len(pick) > MAX_GALLERY:
         pick = sorted({round(i * (len(frames) - 1) / (MAX_GALLERY - 1)) for i in range(MAX_GALLERY)})
     gallery = "".join(img(folder / frames[i]["dir"] / "map.png", f"frame {i}",
-                          f"frame {i}: &times;{fmt_num(frames[i].get('magnification'), 4)}, "
+                          f"frame {i}: &times;{_value(float(frames[i].get('magnification') or 1))}, "
                           f"{fmt_est(frames[i].get('dimension'))}") for i in pick)
     parts.append(section("Frame maps", f'<div class="grid3">{gallery}</div>', "gallery",
                          "" if len(pick) == len(frames) else
@@ -575,7 +576,7 @@ def compare_report(folder: Path, display=None) -> str:
     n_win = len(pw.get(presets[0], []))
     for j in range(n_win):
         mag = (settings.get("factor") or 2) ** j
-        rows.append([f"window {j}" + (" (preset's)" if j == 0 else f" (&times;{fmt_num(mag, 4)}, on each boundary)")]
+        rows.append([f"window {j}" + (" (preset's)" if j == 0 else f" (&times;{_value(float(mag))}, on each boundary)")]
                     + [fmt_est(pw[p][j], counts=True) for p in presets])
     if main:
         rows.append(["<strong>pooled</strong>"] + [fmt_est(main["archs"][p]["pooled"], counts=True)
@@ -623,8 +624,9 @@ def compare_report(folder: Path, display=None) -> str:
                   "its diverged neighbour one pixel away (dashed).")
             + img(folder / "compare_boundaries.png", "boundaries overlaid",
                   "Both boundaries in one picture (window 0, seed 0).", "half"))
-    parts.append(section("Maps, boundaries and curves", figs, "maps"))
-    toc.append(("maps", "Maps"))
+    if figs:
+        parts.append(section("Maps, boundaries and curves", figs, "maps"))
+        toc.append(("maps", "Maps"))
 
     ref = {p: next((u for u in info.get("units", []) if u["preset"] == p
                     and u.get("sweep_depth") == info.get("main_depth")
@@ -735,6 +737,19 @@ def write_report(folder, out: Path | None = None, *, display_path=None) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    return path
+
+
+def write_report_safely(folder, *, display_path=None, log=print) -> Path | None:
+    """`write_report` for the end of a run or zoom: a failure is logged in one line, not raised,
+    so a finished computation is never lost to its report. Returns the path or None."""
+    try:
+        path = write_report(folder, display_path=display_path)
+    except Exception as err:  # noqa: BLE001 - the report is a convenience, the run is the result
+        log(f"report.html not written ({type(err).__name__}: {err}); "
+            f"`nnfractal report {display_path or folder}` retries")
+        return None
+    log(f"report: {Path(display_path) / REPORT_NAME if display_path else path}")
     return path
 
 

@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -41,11 +40,22 @@ def default_out_dir(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def check_new_folder(out: Path) -> None:
+    """Refuse an output folder that is not new or empty, or cannot be created (before any work)."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
+    if out.exists() and any(out.iterdir()):
+        raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
+    probe = out.parent if str(out.parent) else Path(".")
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
+
+
 def check_out_dir(out: Path, cfg: Config) -> None:
     """Refuse a folder that already holds another run (or anything else) before any work starts."""
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"out: {out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()):
         cfg_file = out / "config.toml"
         if not cfg_file.exists():
             raise RunFolderError(f"out: {out} is not empty and holds no run (allowed: a new or empty folder)")
@@ -56,12 +66,7 @@ def check_out_dir(out: Path, cfg: Config) -> None:
         if other.to_dict() != cfg.to_dict():
             raise RunFolderError(f"out: {out} already holds a different run (allowed: a new or empty folder)")
         raise RunFolderError(f"out: {out} already holds this run (allowed: a new or empty folder)")
-    parent = out.parent if out.parent != Path("") else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
+    check_new_folder(out)
 
 
 def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
@@ -139,7 +144,8 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
                        model_steps=int(len(points) * schedule.steps),
                        model_steps_per_s=round(len(points) * schedule.steps / result.wall_time, 2),
                        data_source=data.source, versions=library_versions(),
-                       cpu=platform.processor() or platform.machine(), threads=_threads())
+                       cpu=cpu_name(), threads=_threads(),
+                       gpu=_gpu_name(result.device))
         _write_text_atomic(work / "summary.json", json.dumps(summary, indent=2) + "\n")
         if out.exists():
             out.rmdir()  # checked empty above
@@ -150,6 +156,22 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     log(f"wrote {out}  (converged {summary['fraction_converged']:.1%}, "
         f"{summary['model_steps_per_s']:.1f} model-steps/s)")
     return out
+
+
+def cpu_name() -> str:
+    """The CPU model (Linux /proc/cpuinfo), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name(device: str) -> str | None:
+    import torch
+    return torch.cuda.get_device_name() if device.startswith("cuda") else None
 
 
 def _threads() -> int:

@@ -41,7 +41,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,7 +56,6 @@ DEFAULT_FACTOR = 2.0
 DEFAULT_DEPTH = 2.0
 MIN_ULPS_PER_PIXEL = 100.0
 MAX_ZOOM_FRAMES = 1000
-EXIT_USAGE = 2
 
 # Frame 0, when it is the run itself, takes over the run's top-level files and these folders
 # (not other folders, such as a zoom written inside the run folder).
@@ -223,24 +221,11 @@ def default_zoom_dir(run_dir: Path) -> Path:
     return base.parent / f"{base.name}-zoom-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def _check_zoom_out(out: Path) -> None:
-    from .run import RunFolderError
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
-    if out.exists() and any(out.iterdir()):
-        raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
-    probe = out.parent if str(out.parent) else Path(".")
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
-
-
 def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH,
               center=None, resolution: int | None = None, out=None) -> ZoomPlan:
     """Check every input and compute every window; raises ConfigError, StoreError or
     RunFolderError (one line naming the field) and writes nothing."""
-    from .run import check_run_dir
+    from .run import check_new_folder, check_run_dir
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) \
             or factor <= 1:
         raise ConfigError("factor", f"{factor!r} is not allowed (allowed: a number > 1, the "
@@ -301,7 +286,7 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
                           f"{MIN_ULPS_PER_PIXEL:g}; use a wider run window, a smaller --factor or "
                           "a lower --resolution)")
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
-    _check_zoom_out(out)
+    check_new_folder(out)
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
     return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
                     center_source=source, factor=float(factor), depth=float(depth),
@@ -564,17 +549,7 @@ def add_zoom_parser(sub) -> None:
 
 
 def cmd_zoom(args) -> int:
-    from .data import DataError
-    from .run import RunFolderError
-    from .store import StoreError
-    try:
-        zoom(args.run_dir, factor=args.factor, depth=args.depth, center=args.center,
-             resolution=args.resolution, out=args.out, data_dir=args.data_dir,
-             progress=not args.no_progress)
-    except (ConfigError, DataError, RunFolderError, StoreError) as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("nnfractal: interrupted; nothing was written\n")
-        return 130
-    return 0
+    from .cli import run_guarded
+    return run_guarded(lambda: zoom(args.run_dir, factor=args.factor, depth=args.depth,
+                                    center=args.center, resolution=args.resolution, out=args.out,
+                                    data_dir=args.data_dir, progress=not args.no_progress))

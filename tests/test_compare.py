@@ -131,6 +131,22 @@ def test_configs_differ_only_in_the_architecture():
     assert any(n.startswith("paper-offset: phase_space") for n in notes)
 
 
+def test_default_is_resnet20_against_plain20(tmp_path):
+    from nnfractal.cli import make_parser
+    from nnfractal.compare import overrides_from_args, plan
+    p = plan(out=tmp_path / "cmp")
+    assert p["presets"] == ("resnet20-mnist", "plain20-mnist")
+    assert p["seeds"] == 3 and p["windows"] == 3 and p["factor"] == 2.0
+    assert p["config_difference"] == {"preset": ["resnet20-mnist", "plain20-mnist"],
+                                      "skip": [True, False]}
+    assert not (tmp_path / "cmp").exists()                      # planning writes nothing
+    args = make_parser().parse_args(["compare", "--resolution", "8", "--num_epochs", "2",
+                                     "--c_hidden", "4", "8", "8"])
+    assert args.presets == [] and args.seeds == 3
+    assert overrides_from_args(args, "resnet20-mnist") == {"c_hidden": (4, 8, 8), "num_epochs": 2,
+                                                           "resolution": 8}
+
+
 def test_residual_and_plain_start_from_the_same_weights():
     from nnfractal.models import build_family
     a, b, _ = pair_configs("resnet20-mnist", "plain20-mnist", depth=8, c_hidden=[4, 8, 8])
@@ -250,6 +266,7 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
     info = json.loads((out / "compare.json").read_text())
     assert [r["depth"] for r in info["results"]] == [2, 3]
     assert info["settings"]["depths"] == [2, 3]
+    zoomed = 0
     for preset in info["presets"]:
         for depth in (2, 3):
             w0 = out / preset / f"depth{depth}" / "seed0" / "window0"
@@ -268,5 +285,7 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
             unit = next(u for u in info["units"] if u["preset"] == preset and u["depth"] == depth
                         and u["window"] == 1)
             assert unit["center"] == pytest.approx(list(centre))    # centred on its own boundary
+            zoomed += 1
+    assert zoomed >= 2
     assert (out / info["figures"]["depth"]).stat().st_size > 0
     parse_report(out / REPORT_NAME)

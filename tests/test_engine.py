@@ -36,11 +36,11 @@ def test_one_batched_step_equals_single_model_steps_float32(mnist_tiny, optimize
 
 
 def test_resnet_50_steps_agree_float64(mnist_tiny):
-    cfg = _resnet_cfg(steps=50, precision="float64", optimizer="momentum", tile_batch=3)
+    cfg = _resnet_cfg(steps=50, precision="float64", optimizer="momentum", tile_batch=2, batch_size=8)
     family = build_family(cfg)
-    batched = train(cfg, family, mnist_tiny, POINTS_OFFSET).losses
+    batched = train(cfg, family, mnist_tiny, POINTS_OFFSET[:2]).losses
     assert batched.dtype == np.float64
-    for i, p in enumerate(POINTS_OFFSET):
+    for i, p in enumerate(POINTS_OFFSET[:2]):
         np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p)["train_loss"], rtol=1e-10, atol=0)
 
 
@@ -119,9 +119,9 @@ def test_early_exit_gives_bit_identical_curves(which):
         pts = 10 ** rng.uniform(-1, 9, (40, 2))          # many of these overflow to NaN
     else:
         data = load_mnist(train_size=32, test_size=40, download=False)
-        cfg = _resnet_cfg(num_epochs=4, tile_batch=8, eval_every=1, test_size=40, c_hidden=[16, 32, 64])
+        cfg = _resnet_cfg(num_epochs=3, tile_batch=4, eval_every=1, test_size=40, c_hidden=[16, 32, 64])
         rng = np.random.default_rng(1)
-        pts = np.c_[10 ** rng.uniform(-3, 38, 12), 10 ** rng.uniform(-2, 4, 12)]   # offsets up to 1e38: inf
+        pts = np.c_[10 ** rng.uniform(-3, 38, 8), 10 ** rng.uniform(-2, 4, 8)]   # offsets up to 1e38: inf
     family = build_family(cfg)
     fast = train(cfg, family, data, pts).curves
     slow = train(cfg.replace(early_exit=False), family, data, pts).curves

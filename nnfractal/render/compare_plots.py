@@ -47,13 +47,16 @@ def boundary_pixel_pairs(score_map, k: int = 3) -> list[tuple[tuple[int, int], t
     """Up to `k` pairs of neighbouring pixels on opposite sides of the boundary.
 
     Each pair is ((row, col) converged, (row, col) diverged), horizontally or vertically adjacent.
-    The pairs are spread along the boundary: all such pairs are ordered by their angle around
-    the boundary's centroid and `k` are taken at evenly spaced ranks. Deterministic.
+    Pairs touching the map's edge are used only when there are no others. The first pair is the
+    one nearest the middle of all candidates, each next one the candidate farthest from those
+    already taken (farthest-point sampling), so the pairs spread along the boundary.
+    Deterministic.
     """
     s = np.asarray(score_map, dtype=float)
+    rows, cols = s.shape
     pairs = []
     for dr, dc in ((0, 1), (1, 0)):
-        a = s[: s.shape[0] - dr, : s.shape[1] - dc]
+        a = s[: rows - dr, : cols - dc]
         b = s[dr:, dc:]
         for r, c in zip(*np.nonzero((a < 0) & (b > 0))):
             pairs.append(((int(r), int(c)), (int(r + dr), int(c + dc))))
@@ -61,12 +64,21 @@ def boundary_pixel_pairs(score_map, k: int = 3) -> list[tuple[tuple[int, int], t
             pairs.append(((int(r + dr), int(c + dc)), (int(r), int(c))))
     if not pairs:
         return []
-    mid = np.array([[(p[0][0] + p[1][0]) / 2, (p[0][1] + p[1][1]) / 2] for p in pairs])
-    centre = mid.mean(axis=0)
-    angle = np.arctan2(mid[:, 0] - centre[0], mid[:, 1] - centre[1])
-    order = np.lexsort((mid[:, 1], mid[:, 0], angle))
-    picks = np.unique(np.round(np.linspace(0, len(order) - 1, min(k, len(order)))).astype(int))
-    return [pairs[order[i]] for i in picks]
+    pairs.sort()
+
+    def inner(p):
+        return all(0 < r < rows - 1 and 0 < c < cols - 1 for r, c in p)
+    cand = [p for p in pairs if inner(p)] or pairs
+    mid = np.array([[(p[0][0] + p[1][0]) / 2, (p[0][1] + p[1][1]) / 2] for p in cand])
+    taken = [int(np.argmin(((mid - mid.mean(axis=0)) ** 2).sum(axis=1)))]
+    dist = ((mid - mid[taken[0]]) ** 2).sum(axis=1)
+    while len(taken) < min(k, len(cand)):
+        nxt = int(np.argmax(dist))
+        if dist[nxt] == 0:
+            break
+        taken.append(nxt)
+        dist = np.minimum(dist, ((mid - mid[nxt]) ** 2).sum(axis=1))
+    return [cand[i] for i in taken]
 
 
 # ---- maps and boundaries ---------------------------------------------------------------------
