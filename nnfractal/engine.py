@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .config import Config
+from .config import Config, ConfigError
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
 from .models import classification_loss, correct_count, regression_loss
@@ -58,7 +58,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda is not available on this machine (allowed here: cpu, auto)")
+        raise ConfigError("device", "'cuda' is not available on this machine (allowed here: cpu, auto)")
     return torch.device(name)
 
 

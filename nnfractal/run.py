@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__
 from .config import Config, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
-from .engine import epoch_curves, make_schedule, train
+from .engine import epoch_curves, make_schedule, resolve_device, train
 from .grid import axes, axis_labels, grid_points
 from .measure import accuracy_score, converged_fraction, scores
 from .models import build_family
@@ -109,6 +109,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     """
     out = Path(out) if out is not None else default_out_dir(cfg)
     check_out_dir(out, cfg)
+    resolve_device(cfg.device)
     family = build_family(cfg)
     data = load_data(cfg, family, data_dir)
     log(f"data: {data.source}")

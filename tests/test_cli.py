@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from nnfractal.cli import main
 from nnfractal.config import config_from_toml
@@ -76,6 +77,7 @@ BAD_INPUTS = [
     (["--c_hidden", "16", "32"], "c_hidden"),
     (["--measure", "mine"], "measure"),
     (["--readout", "weights"], "readout"),
+] + ([(["--device", "cuda"], "device")] if not torch.cuda.is_available() else []) + [
     (["--batch_size", "1000"], "batch_size"),
 ]
 
