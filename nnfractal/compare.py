@@ -46,9 +46,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
-from .config import Config, ConfigError, build_config, config_from_toml
+from .config import Config, ConfigError, build_config
 
 FORMAT = "nnfractal-compare"
 FORMAT_VERSION = 1
@@ -124,16 +122,8 @@ def _check_int(name: str, value, minimum: int) -> None:
 
 
 def _check_out(out: Path) -> None:
-    from .run import RunFolderError
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
-    if out.exists() and any(out.iterdir()):
-        raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
-    probe = out.parent if str(out.parent) else Path(".")
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
+    from .run import check_new_folder
+    check_new_folder(out)
 
 
 def default_compare_dir(preset_a: str, preset_b: str) -> Path:
@@ -229,7 +219,9 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
         def ulog(msg, w=0, tag=tag):
             log(f"[{tag} window {w}] " + str(msg).replace(str(work) + os.sep, ""))
         d0 = work / _unit_dir(cfg.preset, depth, i, 0)
-        execute(base, d0, data_dir=data_dir, progress=progress, log=ulog)
+        # Epoch maps and videos only where the report shows them (seed 0's preset window): the
+        # other grids need only their final map, which saves most of the drawing time.
+        execute(base, d0, data_dir=data_dir, progress=progress, log=ulog, epoch_maps=i == 0)
         units.append(_unit_record(d0, work, preset=cfg.preset, label=label, depth=depth,
                                   seed_index=i, seed=seed, window=0, cfg=base, center=None,
                                   magnification=1.0))
@@ -250,7 +242,7 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
             wcfg = base.replace(mnmx=tuple(float(v) for v in wins[j]))
             dj = work / _unit_dir(cfg.preset, depth, i, j)
             execute(wcfg, dj, data_dir=data_dir, progress=progress,
-                    log=lambda m, j=j: ulog(m, j))
+                    log=lambda m, j=j: ulog(m, j), epoch_maps=False)
             units.append(_unit_record(dj, work, preset=cfg.preset, label=label, depth=depth,
                                       seed_index=i, seed=seed, window=j, cfg=wcfg, center=center,
                                       magnification=factor ** j))
@@ -277,8 +269,11 @@ def analyse(units: list[dict], presets, labels: dict, depth, n_windows: int,
         if root is not None:
             entry["paper_pooled"] = _paper_pooled(root, mine)
         out["archs"][p] = entry
-    out["difference"] = difference([u["dimension"] for u in units if u["preset"] == a],
-                                   [u["dimension"] for u in units if u["preset"] == b],
+    ua = [u for u in units if u["preset"] == a]
+    ub = [u for u in units if u["preset"] == b]
+    out["difference"] = difference([u["dimension"] for u in ua], [u["dimension"] for u in ub],
+                                   strata_a=[u["window"] for u in ua],
+                                   strata_b=[u["window"] for u in ub],
                                    label_a=labels[a], label_b=labels[b], name_a=a, name_b=b)
     return out
 
@@ -380,6 +375,35 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
     log(f"verdict: {info['sentence']}")
     log(f"wrote {out}  ({len(units)} grids, {time.perf_counter() - start:.1f} s; report.html)")
     return out
+
+
+def reanalyse(root, log=print) -> dict:
+    """Recompute the statistics of a finished comparison from its grids' fractal.json (no
+    training); rewrites compare.json, the figures and report.html. Returns compare.json's content.
+    """
+    from .report import write_report
+    root = Path(root)
+    info = read_compare_json(root)
+    presets = info["presets"]
+    for unit in info["units"]:
+        fractal = json.loads((root / unit["dir"] / "fractal.json").read_text())
+        unit["dimension"] = _compact(fractal["final"])
+        unit["paper"] = _compact(fractal.get("paper_method"))
+    results = []
+    for old in info["results"]:
+        group = [u for u in info["units"] if u.get("sweep_depth") == old["depth"]]
+        labels = {p: old["archs"][p]["label"] for p in presets}
+        results.append(analyse(group, presets, labels, old["depth"],
+                               info["settings"]["windows"], root=root))
+    info["results"] = results
+    main = next(r for r in results if r["depth"] == info["main_depth"])
+    info.update(difference=main["difference"], verdict=main["difference"]["verdict"],
+                sentence=main["difference"]["sentence"])
+    info["figures"] = draw_figures(root, info)
+    _write_json(root / "compare.json", info)
+    write_report(root)
+    log(f"verdict: {info['sentence']}")
+    return info
 
 
 def _chmod_like_umask(path: Path) -> None:

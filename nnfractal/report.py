@@ -32,6 +32,7 @@ from . import __version__
 REPORT_NAME = "report.html"
 MAX_VIDEO_BYTES = 40 * 2**20     # larger videos are linked, not embedded
 MAX_GALLERY = 24                 # zoom frames shown as maps (evenly spaced beyond that)
+MIN_RESOLUTION = 114             # about the smallest map with a box-counting scaling range
 EXIT_USAGE = 2
 
 
@@ -567,6 +568,8 @@ def compare_report(folder: Path, display=None) -> str:
     ptext = (f" Permutation test over seeds and windows alone: p = {pval:.3g}." if pval is not None else "")
     parts.append(f'<div class="verdict {"found" if found else "none"}"><div class="word">{esc(word)}{esc(where)}</div>'
                  f'<p>{esc(info.get("sentence", ""))}</p>'
+                 + (f'<p class="small">{esc(diff["note"][0].upper() + diff["note"][1:])}.</p>'
+                    if diff.get("note") else "") +
                  f'<p class="small muted">Verdict from the 95% interval of D(A) &minus; D(B): '
                  f'&ldquo;smaller&rdquo; or &ldquo;larger&rdquo; only when it excludes 0.{esc(ptext)}</p></div>')
 
@@ -581,8 +584,12 @@ def compare_report(folder: Path, display=None) -> str:
     if main:
         rows.append(["<strong>pooled</strong>"] + [fmt_est(main["archs"][p]["pooled"], counts=True)
                                                     for p in presets])
-        rows.append(["paper's estimator, pooled"] + [fmt_est(main["archs"][p].get("paper_pooled"))
-                                                     for p in presets])
+        caveat = ""
+        if isinstance(res, int) and res < MIN_RESOLUTION:
+            caveat = (f'<br><span class="small">no scaling-range check: at {res} px not a '
+                      'measurement</span>')
+        rows.append([f"paper's estimator, pooled{caveat}"]
+                    + [fmt_est(main["archs"][p].get("paper_pooled")) for p in presets])
         d = main.get("difference") or {}
         dtxt = (f'<span class="num">{d["estimate"]:+.3f}</span> <span class="ci">[{d["ci_low"]:+.3f}, '
                 f'{d["ci_high"]:+.3f}]</span>' if d.get("ok") else

@@ -148,6 +148,8 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
                        cpu=cpu_name(), threads=_threads(),
                        gpu=_gpu_name(result.device))
         _write_text_atomic(work / "summary.json", json.dumps(summary, indent=2) + "\n")
+        from .report import write_report_safely
+        write_report_safely(work, display_path=out, log=log)
         if out.exists():
             out.rmdir()  # checked empty above
         os.replace(work, out)
@@ -387,4 +389,6 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         return result["pooled_paper"] if method == "paper" else result["pooled"]
     check_run_dir(run_dir)
     result = analyse_fractal(run_dir, fit_range=tuple(fit_range) if fit_range else None, log=log)
+    from .report import write_report_safely
+    write_report_safely(run_dir, log=log)          # the report shows the new figures
     return result["paper_method"] if method == "paper" else result["final"]

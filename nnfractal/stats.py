@@ -21,14 +21,20 @@ Pooled dimension of one architecture
     The interval is the 2.5-97.5 percentile of the replicated means.
 
 Difference between architectures
-    ``D_A - D_B`` of the pooled means. Replicates resample A's and B's units independently with
-    independent ``z`` for each architecture, so the interval holds both architectures' between-unit
-    spread and both estimators' systematic errors. The verdict is read from the interval:
+    ``D_A - D_B``, matched by stratum (the window, in a comparison): the mean over the windows
+    where both architectures have an estimate of the difference of their mean dimensions there.
+    (The dimension may depend on magnification, and a window only one architecture could measure
+    would otherwise mix magnifications; without strata it is simply the difference of the pooled
+    means.) Replicates resample A's and B's units independently within each window, with one
+    ``z`` per architecture, so the interval holds both architectures' between-unit spread and both
+    estimators' systematic errors. The verdict is read from the interval:
 
     * ``"smaller"``: the whole interval is below 0 (A's boundary has the smaller dimension),
     * ``"larger"``: the whole interval is above 0,
-    * ``"no difference detectable at this resolution"`` otherwise, or when either architecture has
-      no usable estimate.
+    * ``"no difference detectable at this resolution"`` otherwise, when either architecture has
+      no usable estimate, or when either has fewer than ``MIN_GRIDS`` (3) usable grids in the
+      matched windows (a bootstrap over two grids cannot see their spread; the estimate and its
+      interval are still reported, with the reason).
 
     A permutation test of the unit means (A's and B's ok units shuffled between the labels) is
     reported beside it as ``p_permutation``; it looks at the seed/window spread only and ignores
@@ -52,6 +58,7 @@ NO_DIFFERENCE = "no difference detectable at this resolution"
 
 N_BOOT = 4000
 N_PERM = 4000
+MIN_GRIDS = 3       # grids with an estimate per architecture (in the matched windows) for a claim
 
 POOL_METHOD = (
     "mean of the units' box-counting dimensions (unit = one grid: one seed, one window); 95% "
@@ -59,10 +66,12 @@ POOL_METHOD = (
     "by z times each unit's own half-interval/1.96 with one z ~ N(0,1) shared by all units of the "
     "architecture (the estimator's error is mostly systematic, so more grids do not shrink it)")
 DIFFERENCE_METHOD = (
-    "D_A - D_B of the pooled means; 95% interval: the two-level bootstrap of both architectures, "
-    "independently; verdict 'smaller'/'larger' when the interval excludes 0, otherwise 'no "
-    "difference detectable at this resolution'. p_permutation: permutation test of the unit "
-    "dimensions between the two labels (seed/window spread only)")
+    "D_A - D_B: mean over the windows where both architectures have estimates of the difference "
+    "of their mean dimensions (matched by window, so magnifications are not mixed); 95% interval: "
+    "the two-level bootstrap of both architectures, independently, within each window, with one "
+    "systematic shift per architecture; verdict 'smaller'/'larger' when the interval excludes 0, "
+    "otherwise 'no difference detectable at this resolution'. p_permutation: permutation test of the grid "
+    "dimensions between the two labels within each window (seed/window spread only)")
 
 
 def _get(est, key, default=None):
@@ -91,11 +100,16 @@ def _usable(estimates: Iterable) -> tuple[np.ndarray, np.ndarray, np.ndarray, in
 
 
 def _replicates(d: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarray, n_boot: int,
-                rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap replicates of the pooled mean (see the module docstring)."""
+                rng: np.random.Generator, z: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap replicates of the pooled mean (see the module docstring).
+
+    `z` (n_boot, 1): the per-replicate systematic shift in units of each estimate's sigma; drawn
+    here unless given (one draw shared by several strata of the same architecture).
+    """
     k = d.size
     pick = rng.integers(0, k, size=(n_boot, k))
-    z = rng.standard_normal(n_boot)[:, None]
+    if z is None:
+        z = rng.standard_normal(n_boot)[:, None]
     shift = np.where(z >= 0, z * s_hi[pick], z * s_lo[pick])
     return (d[pick] + shift).mean(axis=1)
 
@@ -179,21 +193,51 @@ def _permutation_p(a: np.ndarray, b: np.ndarray, n_perm: int, rng: np.random.Gen
     return float((np.sum(stats >= observed - tol) + 1) / (n_perm + 1))
 
 
+def _stratified_permutation_p(groups, n_perm: int, rng: np.random.Generator) -> float | None:
+    """Permutation p-value of the mean over strata of mean(a_s) - mean(b_s), labels shuffled
+    within each stratum. `groups`: list of (a_s, b_s) arrays."""
+    if len(groups) == 1:
+        return _permutation_p(groups[0][0], groups[0][1], n_perm, rng)
+    if sum(a.size + b.size for a, b in groups) < 3:
+        return None
+    observed = abs(np.mean([a.mean() - b.mean() for a, b in groups]))
+    total = np.zeros(n_perm)
+    for a, b in groups:
+        both = np.concatenate([a, b])
+        perm = np.argsort(rng.random((n_perm, both.size)), axis=1)
+        shuffled = both[perm]
+        total += shuffled[:, :a.size].mean(axis=1) - shuffled[:, a.size:].mean(axis=1)
+    total = np.abs(total / len(groups))
+    tol = 1e-12 * max(1.0, observed)
+    return float((np.sum(total >= observed - tol) + 1) / (n_perm + 1))
+
+
 def difference(estimates_a: Iterable, estimates_b: Iterable, *, label_a: str = "A",
                label_b: str = "B", name_a: str | None = None, name_b: str | None = None,
+               strata_a=None, strata_b=None, stratum_name: str = "window",
                n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """D_A - D_B with a 95% interval, a verdict and a sentence (see the module docstring).
 
     `label_a`/`label_b` name the architectures in the sentence, `name_a`/`name_b` (default: the
-    labels) in the shorter reason given when one has no estimate.
+    labels) in the shorter reasons. `strata_a`/`strata_b`: a stratum per estimate (the window
+    index in a comparison). With strata the difference is matched: it is the mean over the strata
+    where *both* architectures have an estimate of the per-stratum differences, each bootstrapped
+    within its stratum (one systematic shift per architecture for all strata), so a window that
+    only one architecture could measure (e.g. a boundary too short in the preset's window) does
+    not mix magnifications; the strata left out are listed in ``strata_dropped`` and ``note``.
 
-    Returns a JSON-safe dict: ``estimate, ci_low, ci_high, ok, reason, verdict, sentence,
-    p_permutation, n_ok_a, n_ok_b, method``.
+    Returns a JSON-safe dict: ``estimate, ci_low, ci_high, ok, reason, verdict, sentence, note,
+    p_permutation, strata_used, strata_dropped, n_ok_a, n_ok_b, method``.
     """
-    da, la, ha, na, ra = _usable(estimates_a)
-    db, lb, hb, nb, rb = _usable(estimates_b)
+    ests_a, ests_b = list(estimates_a), list(estimates_b)
+    sa = list(strata_a) if strata_a is not None else [0] * len(ests_a)
+    sb = list(strata_b) if strata_b is not None else [0] * len(ests_b)
+    if len(sa) != len(ests_a) or len(sb) != len(ests_b):
+        raise ValueError("one stratum per estimate")
+    da, la, ha, na, ra = _usable(ests_a)
+    db, lb, hb, nb, rb = _usable(ests_b)
     out = {"n_units_a": na, "n_units_b": nb, "n_ok_a": int(da.size), "n_ok_b": int(db.size),
-           "method": DIFFERENCE_METHOD}
+           "method": DIFFERENCE_METHOD, "note": "", "strata_used": [], "strata_dropped": []}
     name_a, name_b = name_a or label_a, name_b or label_b
     missing = [(lab, _reason_text(r)) for lab, d, r in ((name_a, da, ra), (name_b, db, rb))
                if d.size == 0]
@@ -201,17 +245,53 @@ def difference(estimates_a: Iterable, estimates_b: Iterable, *, label_a: str = "
         missing = [f"neither has a dimension estimate ({missing[0][1]})"]
     else:
         missing = [f"{lab} has no dimension estimate ({why})" for lab, why in missing]
+    per_a = {t: _usable([e for e, u in zip(ests_a, sa) if u == t]) for t in sorted(set(sa))}
+    per_b = {t: _usable([e for e, u in zip(ests_b, sb) if u == t]) for t in sorted(set(sb))}
+    common = [t for t in sorted(set(per_a) & set(per_b))
+              if per_a[t][0].size and per_b[t][0].size]
+    dropped = sorted(t for t in set(per_a) | set(per_b) if t not in common)
+    if not missing and not common:
+        missing = [f"no {stratum_name} has an estimate for both ({name_a}: "
+                   f"{[t for t in per_a if per_a[t][0].size]}, {name_b}: "
+                   f"{[t for t in per_b if per_b[t][0].size]})"]
     if missing:
         diff = {**out, "estimate": None, "ci_low": None, "ci_high": None, "ok": False,
                 "reason": "; ".join(missing), "p_permutation": None}
     else:
         rng = np.random.default_rng(seed)
-        rep = _replicates(da, la, ha, n_boot, rng) - _replicates(db, lb, hb, n_boot, rng)
-        est = float(da.mean() - db.mean())
+        z_a = rng.standard_normal(n_boot)[:, None]
+        z_b = rng.standard_normal(n_boot)[:, None]
+        rep = np.zeros(n_boot)
+        est = 0.0
+        for t in common:
+            a, b = per_a[t], per_b[t]
+            rep += (_replicates(a[0], a[1], a[2], n_boot, rng, z_a)
+                    - _replicates(b[0], b[1], b[2], n_boot, rng, z_b))
+            est += float(a[0].mean() - b[0].mean())
+        rep /= len(common)
+        est /= len(common)
         lo, hi = np.percentile(rep, [2.5, 97.5])
+        note = ""
+        if dropped and strata_a is not None:
+            note = (f"matched by {stratum_name}: the difference uses {stratum_name}"
+                    f"{'s' if len(common) > 1 else ''} {', '.join(map(str, common))}, where both "
+                    f"have estimates; {stratum_name}{'s' if len(dropped) > 1 else ''} "
+                    f"{', '.join(map(str, dropped))} left out")
         diff = {**out, "estimate": est, "ci_low": float(min(lo, est)),
-                "ci_high": float(max(hi, est)), "ok": True, "reason": "",
-                "p_permutation": _permutation_p(da, db, N_PERM, rng)}
+                "ci_high": float(max(hi, est)), "ok": True, "reason": "", "note": note,
+                "strata_used": common, "strata_dropped": dropped,
+                "p_permutation": _stratified_permutation_p(
+                    [(per_a[t][0], per_b[t][0]) for t in common], N_PERM, rng)}
     diff["verdict"] = verdict_of(diff["ci_low"], diff["ci_high"])
+    if diff["ok"]:
+        used = {name_a: sum(per_a[t][0].size for t in common),
+                name_b: sum(per_b[t][0].size for t in common)}
+        few = {k: v for k, v in used.items() if v < MIN_GRIDS}
+        if few and diff["verdict"] != NO_DIFFERENCE:
+            diff["verdict"] = NO_DIFFERENCE
+            diff["reason"] = ("too few grids for a verdict: " + ", ".join(
+                f"{k} has {v}" for k, v in few.items()) + f" with an estimate in the matched "
+                f"{stratum_name}s (at least {MIN_GRIDS} each: the bootstrap cannot see the spread "
+                f"of fewer; add seeds or {stratum_name}s)")
     diff["sentence"] = verdict_sentence(diff["verdict"], label_a, label_b, diff)
     return diff

@@ -381,6 +381,8 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         t0 = time.perf_counter()
         n_anim = render_zoom_animation(work)
         log(f"zoom.gif, zoom.mp4: {n_anim} animation frames ({time.perf_counter() - t0:.1f} s)")
+        from .report import write_report_safely
+        write_report_safely(work, display_path=out, log=log)
         if out.exists():
             out.rmdir()  # checked empty by plan_zoom
         os.replace(work, out)

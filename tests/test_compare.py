@@ -1,6 +1,5 @@
 """nnfractal compare: paired configs, the statistics on synthetic inputs, the comparison end to end."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ import pytest
 from nnfractal import stats
 from nnfractal.cli import main
 from nnfractal.compare import ARCH_FIELDS, config_difference, pair_configs
-from nnfractal.config import ConfigError, config_from_toml
+from nnfractal.config import config_from_toml
 from nnfractal.report import REPORT_NAME
 from nnfractal.store import RunStore
 
@@ -71,6 +70,40 @@ def test_missing_estimates_give_no_difference_with_the_reason():
     assert both["reason"].startswith("neither has a dimension estimate")
     p = stats.pool([short, units(rng, 1.3, n=1)[0]])
     assert p["ok"] and p["n_ok"] == 1 and p["n_units"] == 2 and "1 of 2 grids" in p["reason"]
+
+
+def test_difference_is_matched_by_window():
+    # A's dimension grows with magnification (1.2 in window 0, 1.5 in window 1); B could only be
+    # measured in window 1, where it equals A. Pooling all of A against B would claim "smaller";
+    # matched by window there is nothing to claim.
+    rng = np.random.default_rng(6)
+    a = units(rng, 1.2, n=3, spread=0.01, half=0.03) + units(rng, 1.5, n=3, spread=0.01, half=0.03)
+    short = {"dimension": None, "ok": False, "reason": "boundary too short for a dimension at this resolution"}
+    b = [short] * 3 + units(rng, 1.5, n=3, spread=0.01, half=0.03)
+    windows = [0, 0, 0, 1, 1, 1]
+    assert stats.difference(a, b)["verdict"] == "smaller"                 # unmatched: confounded
+    d = stats.difference(a, b, strata_a=windows, strata_b=windows, name_a="A", name_b="B")
+    assert d["verdict"] == NO_DIFF and d["ok"]
+    assert d["strata_used"] == [1] and d["strata_dropped"] == [0]
+    assert d["note"] == "matched by window: the difference uses window 1, where both have estimates; window 0 left out"
+    # with every window present, matching keeps a real difference
+    c = units(rng, 1.5, n=3, spread=0.01, half=0.03) + units(rng, 1.8, n=3, spread=0.01, half=0.03)
+    m = stats.difference(a, c, strata_a=windows, strata_b=windows)
+    assert m["verdict"] == "smaller" and m["strata_used"] == [0, 1] and m["note"] == ""
+    assert m["estimate"] == pytest.approx(-0.3, abs=0.03) and m["p_permutation"] < 0.05
+    # no window in common: no difference, and why
+    n = stats.difference(a[:3], c[3:], strata_a=[0, 0, 0], strata_b=[1, 1, 1], name_a="A", name_b="B")
+    assert n["verdict"] == NO_DIFF and n["reason"] == "no window has an estimate for both (A: [0], B: [1])"
+
+
+def test_two_grids_are_too_few_for_a_verdict():
+    rng = np.random.default_rng(7)
+    d = stats.difference(units(rng, 1.2, n=2, half=0.02), units(rng, 1.6, n=2, half=0.02),
+                         name_a="A", name_b="B")
+    assert d["ok"] and d["ci_high"] < 0                    # the numbers are still reported
+    assert d["verdict"] == NO_DIFF
+    assert d["reason"].startswith("too few grids for a verdict: A has 2, B has 2")
+    assert "too few grids" in d["sentence"]
 
 
 def test_pooled_interval_keeps_the_estimators_systematic_error():
@@ -217,9 +250,10 @@ def test_compare_end_to_end_writes_every_grid_and_compare_json(tiny_compare):
             store = RunStore.open(run / "store.zarr")
             assert store.complete and store.read_curves().shape == (8, 8, 30)
             axes.append((store.x.tolist(), store.y.tolist()))
-            for name in ("map.png", "boundary.png", "fractal.json", "summary.json", "epochs.mp4",
-                         REPORT_NAME):
+            for name in ("map.png", "boundary.png", "fractal.json", "summary.json", REPORT_NAME):
                 assert (run / name).exists(), name
+            # epoch maps and video only where the report shows them: seed 0's preset window
+            assert (run / "epochs.mp4").exists() == (i == 0)
     assert all(ax == axes[0] for ax in axes)                     # the same grid for all
     # configs of the two architectures at one seed differ only in the architecture
     ta = config_from_toml(out / "paper-tanh/seed1/window0/config.toml").to_dict()
