@@ -121,11 +121,6 @@ def _check_int(name: str, value, minimum: int) -> None:
         raise ConfigError(name, f"{value!r} is not allowed (allowed: an integer >= {minimum})")
 
 
-def _check_out(out: Path) -> None:
-    from .run import check_new_folder
-    check_new_folder(out)
-
-
 def default_compare_dir(preset_a: str, preset_b: str) -> Path:
     return Path("runs") / f"compare-{preset_a}-vs-{preset_b}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
@@ -163,7 +158,8 @@ def plan(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS, windows: int = 
             a, b = cfg_a.replace(depth=depth), cfg_b.replace(depth=depth)
         groups.append({"depth": depth, "configs": (a, b)})
     out = Path(out) if out is not None else default_compare_dir(*presets)
-    _check_out(out)
+    from .run import check_new_folder
+    check_new_folder(out)
     return {"presets": presets, "seeds": seeds, "windows": windows, "factor": float(factor),
             "depths": depths, "groups": groups, "notes": notes, "out": out,
             "config_difference": config_difference(cfg_a, cfg_b), "base": (cfg_a, cfg_b)}
@@ -574,23 +570,13 @@ def overrides_from_args(args, preset: str) -> dict:
 
 
 def cmd_compare(args) -> int:
-    from .data import DataError
-    from .run import RunFolderError
-    from .store import StoreError
     if getattr(args, "preset", None) is not None:
         sys.stderr.write("nnfractal: error: preset: give the presets as positional arguments "
                          "(nnfractal compare PRESET_A PRESET_B)\n")
         return EXIT_USAGE
     presets = args.presets or list(DEFAULT_PRESETS)
-    try:
-        overrides = overrides_from_args(args, presets[0])
-        compare(presets, seeds=args.seeds, windows=args.windows,
-                factor=args.factor, depths=args.depths, out=args.out, data_dir=args.data_dir,
-                progress=not args.no_progress, **overrides)
-    except (ConfigError, DataError, RunFolderError, StoreError) as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("nnfractal: interrupted; nothing was written\n")
-        return 130
-    return 0
+    from .cli import run_guarded
+    return run_guarded(lambda: compare(
+        presets, seeds=args.seeds, windows=args.windows, factor=args.factor, depths=args.depths,
+        out=args.out, data_dir=args.data_dir, progress=not args.no_progress,
+        **overrides_from_args(args, presets[0])))
