@@ -1,6 +1,7 @@
 """Train many copies of one network at once, each with its own hyperparameters.
 
-``train(cfg, family, data, points)`` returns the training loss of every model at every step. All
+``train(cfg, family, data, points)`` returns the curves of every model: training loss (and, for
+classifiers, batch accuracy) at every step, held-out loss and accuracy at evaluation epochs. All
 models share the initial weights and the data order; they differ only in the hyperparameters of
 their grid point (learning rate per layer role, weight offset). Models run in chunks of exactly
 ``cfg.tile_batch`` (the last chunk padded by repeating its last point), so a point's numbers do not
