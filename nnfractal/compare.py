@@ -39,9 +39,7 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -310,10 +308,9 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         f"{', '.join(f'{k} {v[0]!r} / {v[1]!r}' for k, v in p['config_difference'].items() if k != 'preset') or 'nothing but the name'}; "
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    from .run import staged_folder
     start = time.perf_counter()
-    try:
+    with staged_folder(out) as work:
         units, notes, results = [], list(p["notes"]), []
         for group in p["groups"]:
             group_units = []
@@ -361,13 +358,6 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         for u in units:
             write_report(work / u["dir"], display_path=out / u["dir"])
         write_report(work, display_path=out)
-        if out.exists():
-            out.rmdir()  # checked empty by plan
-        os.replace(work, out)
-        _chmod_like_umask(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     log(f"verdict: {info['sentence']}")
     log(f"wrote {out}  ({len(units)} grids, {time.perf_counter() - start:.1f} s; report.html)")
     return out
@@ -400,16 +390,6 @@ def reanalyse(root, log=print) -> dict:
     write_report(root)
     log(f"verdict: {info['sentence']}")
     return info
-
-
-def _chmod_like_umask(path: Path) -> None:
-    """mkdtemp makes the folder private (0700); give it the permissions a plain mkdir would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        os.chmod(path, 0o777 & ~mask)
-    except OSError:
-        pass
 
 
 def main_configs(p: dict, main: dict) -> tuple[Config, Config]:

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -51,6 +52,27 @@ def check_new_folder(out: Path) -> None:
         probe = probe.parent
     if not os.access(probe, os.W_OK):
         raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
+
+
+@contextmanager
+def staged_folder(out: Path):
+    """Build a result folder under a temporary name beside `out` and rename it to `out` (absent
+    or empty) when the block succeeds; on any exception, Ctrl-C included, remove it. A crash never
+    leaves a half-written folder at `out`. mkdtemp makes folders private (0700): the finished one
+    gets the permissions a plain mkdir would."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield work
+        if out.exists():
+            out.rmdir()
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(out, 0o777 & ~mask)
 
 
 def check_out_dir(out: Path, cfg: Config) -> None:
@@ -117,11 +139,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     points = grid_points(x, y)
     schedule = make_schedule(cfg, data.n_train, has_test=data.n_test > 0)
 
-    # Build the folder under a temporary name and rename at the end: a crash or Ctrl-C never
-    # leaves a half-written folder at the requested path.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out) as work:
         _write_text_atomic(work / "config.toml", to_toml(cfg))
         dtype = "float64" if cfg.precision == "float64" else "float32"
         lengths = {m: (len(schedule.eval_epochs) if m.startswith("test") else schedule.steps)
@@ -150,12 +168,6 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
         _write_text_atomic(work / "summary.json", json.dumps(summary, indent=2) + "\n")
         from .report import write_report_safely
         write_report_safely(work, display_path=out, log=log)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     log(f"wrote {out}  (converged {summary['fraction_converged']:.1%}, "
         f"{summary['model_steps_per_s']:.1f} model-steps/s)")
     return out

@@ -41,7 +41,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -325,7 +324,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     nothing at `out`.
     """
     import time
-    from .run import execute
+    from .run import execute, staged_folder
 
     plan = plan_zoom(run_dir, factor, depth, center, resolution, out)
     out, n = plan.out, plan.n_frames
@@ -335,10 +334,8 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     log(f"zoom: {n} frames of {plan.frame_cfgs[0].resolution}x{plan.frame_cfgs[0].resolution}, "
         f"factor {plan.factor:g} per frame, {(n - 1) * math.log10(plan.factor):.2f} decades, "
         f"centre x={_fmt(cx)} y={_fmt(cy)} ({plan.center_source})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     start = time.perf_counter()
-    try:
+    with staged_folder(out) as work:
         (work / "frames").mkdir()
         frames = []
         for k, fcfg in enumerate(plan.frame_cfgs):
@@ -383,12 +380,6 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         log(f"zoom.gif, zoom.mp4: {n_anim} animation frames ({time.perf_counter() - t0:.1f} s)")
         from .report import write_report_safely
         write_report_safely(work, display_path=out, log=log)
-        if out.exists():
-            out.rmdir()  # checked empty by plan_zoom
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
     return out
 

@@ -1,5 +1,6 @@
 """The command line end to end, and every refused input: one line, exit code 2, nothing written."""
 import json
+import os
 import subprocess
 import sys
 
@@ -41,6 +42,9 @@ def test_tiny_mlp_run_writes_every_file(tmp_path, capsys):
     assert summary["model_steps"] == 36 * 30 and summary["device"] == "cpu"
     assert "torch" in summary["versions"]
     assert not list(tmp_path.glob(".run.*")), "temporary folder left behind"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask      # not mkdtemp's private 0700
 
 
 def test_tiny_resnet_run_via_python_m(tmp_path):

@@ -24,8 +24,6 @@ import json
 import math
 import os
 import queue
-import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -553,12 +551,10 @@ class Session:
         from ..config import recorded_metrics
         cfg = win.cfg
         schedule = result.schedule
-        parent_dir = win.folder.parent
-        parent_dir.mkdir(parents=True, exist_ok=True)
         if win.folder.exists():
             raise ExploreError(500, f"window: folder {win.folder.name} exists already")
-        work = Path(tempfile.mkdtemp(prefix=f".{win.folder.name}.", dir=parent_dir))
-        try:
+        from ..run import staged_folder
+        with staged_folder(win.folder) as work:
             _write_text_atomic(work / "config.toml", to_toml(cfg))
             lengths = {m: result.curves[m].shape[1] for m in recorded_metrics(cfg)
                        if m in result.curves}
@@ -583,10 +579,6 @@ class Session:
                     "model_steps": int(k * schedule.steps),
                     "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
             _write_text_atomic(work / "window.json", json.dumps(info, indent=2) + "\n")
-            os.replace(work, win.folder)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
 
     def _final_scores(self, win: Window) -> np.ndarray:
         return _run_score_map(RunStore.open(win.folder / "store.zarr"), win.cfg)
