@@ -47,6 +47,8 @@ MIN_BOXES_ACROSS = 8  # boxes across the boundary's extent and the image
 MIN_SCALE_RATIO = 3.0  # s_max / s_min: at least ~1.6 octaves (a 128 px map just qualifies)
 MIN_FIT_SIZES = 3
 MIN_PAPER_PIXELS = 16  # paper estimator: boundary pixels per frame, on average
+MIN_PAPER_SIDE = 64  # paper estimator: below this its 10 log-spaced sizes collapse to a few, and
+#                      flat counts gave "0.000 [-1.15, 2.30]" at 24 px (measured)
 SUBRANGE_MIN_SHARE = 0.4  # sub-ranges span >= this share of log(s) range
 
 
@@ -631,7 +633,7 @@ def paper_dimension(edge_images, *, bins=10, n_boot=200, seed=0):
     nf = len(frames)
     if n_pix == 0:
         return _failed(method, REASON_EMPTY, 0, n_frames=nf)
-    if n_pix < MIN_PAPER_PIXELS * nf:
+    if n_pix < MIN_PAPER_PIXELS * nf or min(min(e.shape) for e in frames) < MIN_PAPER_SIDE:
         # A handful of pixels gives flat counts and slopes of 0: a number, but a meaningless one.
         return _failed(method, REASON_SHORT, n_pix, n_frames=nf)
 

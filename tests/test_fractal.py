@@ -309,3 +309,11 @@ def test_plots_write_png(tmp_path):
     for name in ("b", "c", "p", "bad", "d", "e", "none"):
         assert _is_png(tmp_path / f"{name}.png"), name
     assert plt.get_fignums() == figs_before  # no pyplot state leaked
+
+
+def test_paper_estimator_refuses_frames_too_small_for_its_sizes():
+    from nnfractal.fractal import REASON_SHORT, boundary, paper_dimension
+    from nnfractal.known_sets import circle_scores
+    small = paper_dimension([boundary(circle_scores(32))])
+    assert not small.ok and small.reason == REASON_SHORT and small.dimension is None
+    assert paper_dimension([boundary(circle_scores(256))]).ok
