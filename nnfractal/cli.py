@@ -23,8 +23,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="resnet20-mnist",
-                   help=f"preset name (default resnet20-mnist): {', '.join(preset_names())}")
+    p.add_argument("--preset", default=None,
+                   help=f"preset name (default {DEFAULT_PRESET}): {', '.join(preset_names())}")
     p.add_argument("--out", type=Path, help="run folder (default runs/<preset>-<timestamp>)")
     p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
                    help="dataset cache (default ~/.cache/nnfractal)")
@@ -82,6 +82,24 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--figsize", nargs="+", type=float, help="width height (inches)")
 
 
+def _add_tile_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of `nnfractal run` only: how the grid is stored, resumed and spread over machines."""
+    g = p.add_argument_group("tiles, resuming, clusters")
+    g.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="finish an interrupted run: train only its missing tiles (config flags "
+                        "given with it must match the run's config.toml)")
+    g.add_argument("--tile-size", "--tile_size", type=int, dest="tile_size",
+                   help="pixels per side of a tile, the unit that is stored and resumed "
+                        "(default 32, more if --tile_batch exceeds a 32x32 tile)")
+    g.add_argument("--backend", default="local",
+                   help="local (default: this process) | ray (one Ray task per tile)")
+    g.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local "
+                   "Ray instance on this machine's CPUs and GPUs)")
+    g.add_argument("--checkpoint-every", "--checkpoint_every", type=float, dest="checkpoint_every",
+                   default=None, metavar="SECONDS",
+                   help="write the finished chunks of an unfinished tile this often (default 60)")
+
+
 CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "target_dim", "dataset",
                 "train_size", "batch_size", "data_seed", "num_epochs", "steps", "optimizer",
                 "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
@@ -89,9 +107,13 @@ CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "
                 "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit")
 
 
-def config_from_args(args: argparse.Namespace):
+DEFAULT_PRESET = "resnet20-mnist"
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The config values given as flags (field -> value; --readout split into metric/readout)."""
     from .config import METRICS, READOUTS
-    overrides = {k: getattr(args, k) for k in CONFIG_FLAGS}
+    overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     for value in args.readout or ():
         if value in READOUTS:
             overrides["readout"] = value
@@ -100,7 +122,11 @@ def config_from_args(args: argparse.Namespace):
         else:
             raise ConfigError("readout", f"{value!r} is not allowed "
                               f"(allowed: {', '.join(METRICS + READOUTS)})")
-    return build_config(args.preset, **overrides)
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace):
+    return build_config(args.preset or DEFAULT_PRESET, **overrides_from_args(args))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -109,6 +135,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="train a grid of networks and draw its convergence map")
     _add_run_flags(run)
+    _add_tile_flags(run)
     sub.add_parser("presets", help="list the presets")
     dim = sub.add_parser("dimension", help="recompute the fractal dimension of a finished run or "
                          "zoom sequence, without training")
@@ -139,8 +166,9 @@ def _command_module(name: str):
         return None
 
 
-def run_guarded(work) -> int:
-    """Call work(); a refused input becomes one line on stderr and exit code 2, Ctrl-C exit 130."""
+def run_guarded(work, keyboard: bool = True) -> int:
+    """Call work(); a refused input becomes one line on stderr and exit code 2, Ctrl-C exit 130
+    (with keyboard=False, Ctrl-C propagates to the caller)."""
     from .data import DataError
     from .run import RunFolderError
     from .store import StoreError
@@ -150,15 +178,52 @@ def run_guarded(work) -> int:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
+        if not keyboard:
+            raise
         sys.stderr.write("nnfractal: interrupted; nothing was written\n")
         return 130
     return 0
 
 
 def cmd_run(args) -> int:
-    from .run import execute
-    return run_guarded(lambda: execute(config_from_args(args), args.out, data_dir=args.data_dir,
-                                       progress=not args.no_progress))
+    """`nnfractal run`: a new run, or --resume RUN_DIR. Ctrl-C stops after the current chunk
+    (exit 130, saying how to resume); a failure mid-run is one line, exit 2, tiles kept."""
+    from .run import RunFailed, RunInterrupted, default_out_dir, execute, resume
+    folder: list[Path] = []          # the run folder, once known
+
+    def work() -> None:
+        options = dict(data_dir=args.data_dir, progress=not args.no_progress,
+                       tile_size=args.tile_size, backend=args.backend, address=args.address)
+        if args.checkpoint_every is not None:
+            if not args.checkpoint_every >= 0:
+                raise ConfigError("checkpoint_every", f"{args.checkpoint_every} is not allowed "
+                                  "(allowed: seconds >= 0)")
+            options["checkpoint_s"] = args.checkpoint_every
+        if args.resume is not None:
+            if args.out is not None and args.out.resolve() != args.resume.resolve():
+                raise ConfigError("out", f"{args.out} is not allowed with --resume "
+                                  f"(allowed: leave it out; the run folder is {args.resume})")
+            folder.append(args.resume)
+            resume(args.resume, overrides_from_args(args), args.preset, **options)
+        else:
+            cfg = config_from_args(args)
+            out = args.out if args.out is not None else default_out_dir(cfg)
+            folder.append(out)
+            execute(cfg, out, **options)
+
+    try:
+        return run_guarded(work, keyboard=False)
+    except RunInterrupted as err:
+        sys.stderr.write(f"nnfractal: {err}\n")
+        return 130
+    except RunFailed as err:
+        sys.stderr.write(f"nnfractal: error: {err}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        started = folder and (folder[0] / "config.toml").exists()
+        sys.stderr.write("nnfractal: interrupted; " + (
+            f"resume with: nnfractal run --resume {folder[0]}\n" if started else "nothing was written\n"))
+        return 130
 
 
 def cmd_dimension(args) -> int:

@@ -2,11 +2,15 @@
 
 A run folder holds::
 
-    config.toml      the resolved config, exactly what ran
-    store.zarr/      loss curves, axes, metadata (see store.py)
+    config.toml      the resolved config, exactly what ran (read again by --resume)
+    store.zarr/      loss curves, axes, tile done-flags, metadata (see store.py)
     map.png          the convergence map
     epochs/          one map per epoch (at most MAX_FRAMES = 60, evenly spaced); epochs.gif, epochs.mp4
     summary.json     fraction converged, steps, wall time, device, library versions
+    error.log        only after a failed tile: its traceback
+
+A run lives in its folder while it trains: the grid is cut into tiles (store.py), each written
+with its done flag as it finishes, so `resume` can compute only what is missing.
 """
 from __future__ import annotations
 
@@ -15,20 +19,24 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .config import Config, config_from_toml, recorded_metrics, to_toml
+from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt,
+                       make_backend, one_line)
+from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
-from .engine import epoch_curves, make_schedule, resolve_device, train
-from .grid import axes, axis_labels, grid_points
+from .engine import epoch_curves, make_schedule
+from .grid import axes, axis_labels
 from .measure import accuracy_score, converged_fraction, scores
 from .models import build_family
-from .store import RunStore
+from .store import DEFAULT_TILE, FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError
 
 MAX_FRAMES = 60
 
@@ -47,11 +55,16 @@ def check_new_folder(out: Path) -> None:
         raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
     if out.exists() and any(out.iterdir()):
         raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
-    probe = out.parent if str(out.parent) else Path(".")
+    probe = out if out.exists() else (out.parent if str(out.parent) else Path("."))
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable)")
+    try:       # a real write: root ignores permission bits, not a read-only filesystem
+        fd, name = tempfile.mkstemp(prefix=".write-probe.", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable: "
+                             f"{err.strerror or one_line(err)})") from None
 
 
 @contextmanager
@@ -87,6 +100,9 @@ def check_out_dir(out: Path, cfg: Config) -> None:
             raise RunFolderError(f"out: {out} holds a run whose config.toml is unreadable") from None
         if other.to_dict() != cfg.to_dict():
             raise RunFolderError(f"out: {out} already holds a different run (allowed: a new or empty folder)")
+        if not (out / "summary.json").exists():
+            raise RunFolderError(f"out: {out} already holds this run, unfinished "
+                                 f"(resume with: nnfractal run --resume {out})")
         raise RunFolderError(f"out: {out} already holds this run (allowed: a new or empty folder)")
     check_new_folder(out)
 
@@ -114,63 +130,398 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary name and rename: a crash or a full disk leaves the old file (or none)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
-            progress: bool = True, log=print, epoch_maps: bool = True) -> Path:
-    """Train the grid of `cfg`, store the curves and draw the pictures; returns the run folder.
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after a chunk; finished tiles are kept. str(): one line saying how
+    far the run got and how to resume it. A KeyboardInterrupt, so callers that stage their own
+    folder (zoom, compare) clean up as for any Ctrl-C."""
 
-    `epoch_maps=False` skips the per-epoch maps and animation (zoom frames and comparison windows
-    need only the final map; drawing is then a few seconds instead of a minute).
 
-    Everything that can be refused (config, data, output folder) is checked before the folder is
-    created, so a refused run leaves nothing behind.
-    """
-    out = Path(out) if out is not None else default_out_dir(cfg)
-    check_out_dir(out, cfg)
-    resolve_device(cfg.device)
+class RunFailed(Exception):
+    """Training or writing failed mid-run (an exception, a full disk); finished tiles are kept.
+    str(): one line with the cause and how to resume."""
+
+
+@dataclass
+class RunPlan:
+    """Everything a run needs, computed (and refused where wrong) before anything is written."""
+    cfg: Config
+    data: Dataset
+    x: np.ndarray                   # (cols,) axis values
+    y: np.ndarray                   # (rows,)
+    schedule: object                # engine.Schedule
+    lengths: dict[str, int]         # metric -> curve length T
+    dtype: str
+    device: str                     # what the backend will train on
+
+    @property
+    def store_schedule(self) -> dict:
+        s = self.schedule
+        return {"steps": s.steps, "steps_per_epoch": s.steps_per_epoch,
+                "eval_epochs": list(s.eval_epochs)}
+
+
+def plan_run(cfg: Config, data_dir: Path | None, backend, log=print) -> RunPlan:
+    """Device, data, axes and schedule of a run; raises ConfigError / DataError, writes nothing."""
+    device = backend.device(cfg)
     family = build_family(cfg)
     data = load_data(cfg, family, data_dir)
     log(f"data: {data.source}")
     x, y = axes(cfg)
-    points = grid_points(x, y)
     schedule = make_schedule(cfg, data.n_train, has_test=data.n_test > 0)
+    lengths = {m: (len(schedule.eval_epochs) if m.startswith("test") else schedule.steps)
+               for m in recorded_metrics(cfg)}
+    dtype = "float64" if cfg.precision == "float64" else "float32"
+    return RunPlan(cfg, data, x, y, schedule, lengths, dtype, device)
 
-    with staged_folder(out) as work:
-        _write_text_atomic(work / "config.toml", to_toml(cfg))
-        dtype = "float64" if cfg.precision == "float64" else "float32"
-        lengths = {m: (len(schedule.eval_epochs) if m.startswith("test") else schedule.steps)
-                   for m in recorded_metrics(cfg)}
-        store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
-                                curve_lengths=lengths, dtype=dtype,
-                                schedule={"steps": schedule.steps,
-                                          "steps_per_epoch": schedule.steps_per_epoch,
-                                          "eval_epochs": list(schedule.eval_epochs)},
-                                extra={"data_source": data.source})
-        log(f"training {len(points)} models x {schedule.steps} steps "
-            f"({cfg.model}, {cfg.precision}, chunks of {cfg.tile_batch}"
-            f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {data.n_test} images' if schedule.eval_epochs else ''})")
-        result = train(cfg, family, data, points, progress=progress)
-        for metric, curves in result.curves.items():
-            store.write_curves(metric, 0, curves)
-        store.update_attrs(wall_time_s=result.wall_time, device=result.device)
-        store.mark_complete()
-        summary = render_run(work, log=log, epoch_maps=epoch_maps)
-        summary.update(wall_time_s=round(result.wall_time, 3), device=result.device,
-                       model_steps=int(len(points) * schedule.steps),
-                       model_steps_per_s=round(len(points) * schedule.steps / result.wall_time, 2),
-                       data_source=data.source, versions=library_versions(),
-                       cpu=cpu_name(), threads=_threads(),
-                       gpu=_gpu_name(result.device))
-        _write_text_atomic(work / "summary.json", json.dumps(summary, indent=2) + "\n")
-        from .report import write_report_safely
-        write_report_safely(work, display_path=out, log=log)
-    log(f"wrote {out}  (converged {summary['fraction_converged']:.1%}, "
-        f"{summary['model_steps_per_s']:.1f} model-steps/s)")
-    return out
+
+def check_tile_size(tile_size) -> int | None:
+    if tile_size is None:
+        return None
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
+        raise ConfigError("tile_size", f"{tile_size!r} is not allowed (allowed: an integer >= 1, "
+                          "pixels per side of a tile)")
+    return tile_size
+
+
+def default_tile_size(cfg: Config) -> int:
+    """DEFAULT_TILE pixels, or more where a tile would hold fewer points than one chunk
+    (tile_batch): the smallest power of two whose square holds a chunk."""
+    side = DEFAULT_TILE
+    while side * side < cfg.tile_batch:
+        side *= 2
+    return side
+
+
+def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
+            progress: bool = True, log=print, epoch_maps: bool = True, *,
+            tile_size: int | None = None, backend: str = "local", address: str | None = None,
+            checkpoint_s: float = CHECKPOINT_S, draw: bool = True) -> Path:
+    """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
+
+    `epoch_maps=False` skips the per-epoch maps and animation (zoom frames and comparison windows
+    need only the final map; drawing is then a few seconds instead of a minute); `draw=False`
+    only trains and stores (a later `resume` draws). `tile_size`: pixels per tile side (default
+    `default_tile_size`); `backend`: local or ray (`address`: the Ray cluster);
+    `checkpoint_s`: seconds between checkpoints of an unfinished tile.
+
+    Everything that can be refused (config, backend, device, data, output folder) is checked
+    before the folder is created, so a refused run leaves nothing behind. From then on the run
+    lives in `out`: config.toml, an incomplete store, then the tiles as they finish. A crash,
+    kill or full disk keeps every finished tile, and `resume(out)` computes only the rest
+    (RunFailed / RunInterrupted say so in one line).
+    """
+    out = Path(out) if out is not None else default_out_dir(cfg)
+    tile = check_tile_size(tile_size) or default_tile_size(cfg)
+    check_out_dir(out, cfg)
+    runner = make_backend(backend, address)
+    try:
+        plan = plan_run(cfg, data_dir, runner, log)
+        _create_run(out, plan, tile)
+        return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s, draw)
+    finally:
+        runner.close()
+
+
+def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
+           data_dir: Path | None = None, progress: bool = True, log=print,
+           epoch_maps: bool = True, *, tile_size: int | None = None, backend: str = "local",
+           address: str | None = None, checkpoint_s: float = CHECKPOINT_S,
+           draw: bool = True) -> Path:
+    """Finish an interrupted run: train only the tiles (and points) not stored yet, then draw.
+
+    `given`: config values given with --resume (field -> value, as for build_config); each must
+    equal the run's, and with `preset` the whole config built from preset + given must. Refusals
+    (bad or different config, foreign or damaged store, read-only folder, bad data) change
+    nothing. A finished run is only re-drawn if its pictures are missing.
+    """
+    run_dir = Path(run_dir)
+    tile_size = check_tile_size(tile_size)
+    cfg = _run_config(run_dir)
+    check_resume_config(cfg, given or {}, preset, run_dir)
+    store = _resumable_store(run_dir, cfg, tile_size)
+    check_writable(run_dir)
+    if store is not None and store.complete and (run_dir / "summary.json").exists():
+        log(f"{run_dir} is complete: nothing to train or draw")
+        return run_dir
+    runner = make_backend(backend, address)
+    try:
+        plan = plan_run(cfg, data_dir, runner, log)
+        if store is None:                   # killed before its store existed: nothing trained
+            _create_run(run_dir, plan, tile_size or default_tile_size(cfg), config_written=True)
+        elif store.complete:                # trained, but killed while drawing
+            log(f"{run_dir}: every tile is stored; drawing")
+            return _finish_run(run_dir, store, plan, log, epoch_maps) if draw else run_dir
+        else:
+            _check_store_layout(store, plan)
+            store.verify_tiles()
+            store.remove_partial_files()
+        return _train_and_finish(run_dir, plan, runner, progress, log, epoch_maps, checkpoint_s,
+                                 draw)
+    finally:
+        runner.close()
+
+
+def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = False) -> RunStore:
+    """config.toml, then an empty store (built under a temporary name and renamed). A failure
+    here (a full disk, a read-only folder) removes what this call made: nothing was trained."""
+    made_dir = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not config_written:
+            _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
+        return RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
+                               curve_lengths=plan.lengths, dtype=plan.dtype,
+                               schedule=plan.store_schedule, tile_size=tile,
+                               extra={"data_source": plan.data.source})
+    except OSError as err:
+        if made_dir:
+            shutil.rmtree(out, ignore_errors=True)
+        elif not config_written:
+            (out / "config.toml").unlink(missing_ok=True)
+        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+
+
+def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
+                      epoch_maps: bool, checkpoint_s: float, draw: bool = True) -> Path:
+    """Train the missing tiles of the run in `run_dir`, then draw it and write its summary."""
+    store = RunStore.open(run_dir / "store.zarr", mode="r+")
+    train_tiles(run_dir, store, plan, runner, progress, log, checkpoint_s)
+    # (An adaptive-refinement branch would train its own point lists into the same store here.)
+    store.mark_complete()
+    if not draw:
+        return run_dir
+    return _finish_run(run_dir, store, plan, log, epoch_maps)
+
+
+def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress: bool, log,
+                checkpoint_s: float = CHECKPOINT_S) -> None:
+    """Train every tile of the store that is not done, with `runner` (local or Ray).
+
+    Raises RunInterrupted after Ctrl-C (finished tiles and chunks kept) and RunFailed when a tile
+    cannot be trained or written; both say in one line how to resume. Each session's wall time,
+    backend and device are appended to the store's `sessions` attribute.
+    """
+    from tqdm.auto import tqdm
+
+    grid, state, counts = store.tile_grid, store.tile_state(), store.tile_counts()
+    todo = [t for t in grid.tiles() if state["stored"][t] < counts[t]]
+    if not todo:
+        log(f"all {grid.count} tiles are stored: nothing to train")
+        return
+    n_done = grid.count - len(todo)
+    missing = int(sum(counts[t] - state["stored"][t] for t in todo))
+    partly = sum(1 for t in todo if state["stored"][t] > 0)
+    steps = plan.schedule.steps
+    cfg = plan.cfg
+    what = f"{missing} models" if not n_done and not partly else (
+        f"{missing} models left: {n_done} of {grid.count} tiles done"
+        + (f", {partly} partly" if partly else ""))
+    log(f"training {what} x {steps} steps ({cfg.model}, {cfg.precision}, {plan.device}, "
+        f"{grid.count} tiles of {grid.size}x{grid.size}, chunks of {cfg.tile_batch}, "
+        f"backend {runner.name}"
+        f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
+    if grid.size * grid.size < cfg.tile_batch and grid.count > 1:
+        log(f"note: a tile holds {grid.size * grid.size} points, fewer than a chunk of "
+            f"{cfg.tile_batch}: chunks are padded (a larger --tile-size is faster)")
+    job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
+    resume_hint = f"resume with: nnfractal run --resume {run_dir}"
+    start = time.perf_counter()
+    outcome_note, devices = "complete", set()
+    try:
+        with graceful_interrupt() as stop, \
+                tqdm(total=missing * steps, unit="model-step", unit_scale=True, desc="training",
+                     disable=not progress, dynamic_ncols=True) as bar:
+            try:
+                for outcome in runner.run(job, todo, lambda k: bar.update(k * steps), stop):
+                    devices.add(outcome.device)
+                    if not outcome.stopped:
+                        n_done += 1
+            except TileFailed as err:
+                outcome_note = "failed"
+                where = f"; traceback in {run_dir / 'error.log'}" if _log_error(run_dir, err) else ""
+                raise RunFailed(f"training stopped: {err}; {n_done} of {grid.count} tiles are "
+                                f"done and kept{where} ({resume_hint})") from None
+            if stop.is_set() and n_done < grid.count:
+                outcome_note = "interrupted"
+                raise RunInterrupted(f"interrupted after {n_done} of {grid.count} tiles; {resume_hint}")
+    except KeyboardInterrupt:
+        outcome_note = "interrupted" if outcome_note == "complete" else outcome_note
+        raise
+    finally:
+        _record_session(store, runner.name, sorted(d for d in devices if d) or [plan.device],
+                        time.perf_counter() - start, outcome_note)
+
+
+def _log_error(run_dir: Path, err: BaseException) -> bool:
+    """Write the traceback of a failed tile to run_dir/error.log (best effort: the disk may be
+    full); True if written."""
+    import traceback
+    cause = err.__cause__ or err
+    path = run_dir / "error.log"
+    try:
+        old = path.read_text() if path.exists() else ""
+        _write_text_atomic(path, old + f"--- {datetime.now().isoformat(timespec='seconds')} {err}\n"
+                           + "".join(traceback.format_exception(cause)))
+        return True
+    except OSError:
+        return False
+
+
+def _record_session(store: RunStore, backend: str, devices: list[str], wall_s: float,
+                    outcome: str) -> None:
+    """Append one training session to the store's attributes (best effort: the disk may be full)."""
+    try:
+        sessions = list(store.attrs.get("sessions", []))
+        sessions.append({"backend": backend, "device": ",".join(devices),
+                         "wall_s": round(wall_s, 3), "outcome": outcome,
+                         "ended": datetime.now().isoformat(timespec="seconds")})
+        store.update_attrs(sessions=sessions)
+    except Exception:
+        pass
+
+
+def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool) -> Path:
+    """Pictures, fractal analysis, summary.json and report.html of a complete store."""
+    cfg = plan.cfg
+    sessions = store.attrs.get("sessions", [])
+    wall = sum(float(s.get("wall_s", 0.0)) for s in sessions)
+    device = sessions[-1]["device"] if sessions else plan.device
+    tile_seconds = float(store.tile_state()["seconds"].sum()) if store.has_tiles else None
+    n_points = len(plan.x) * len(plan.y)
+    store.update_attrs(wall_time_s=wall, device=device)
+    summary = render_run(run_dir, log=log, epoch_maps=epoch_maps)
+    model_steps = int(n_points * plan.schedule.steps)
+    summary.update(wall_time_s=round(wall, 3), device=device, model_steps=model_steps,
+                   model_steps_per_s=round(model_steps / wall, 2) if wall > 0 else None,
+                   tile_seconds=round(tile_seconds, 3) if tile_seconds is not None else None,
+                   tile_size=store.tile_grid.size if store.has_tiles else None,
+                   tiles=store.tile_grid.count if store.has_tiles else None, sessions=len(sessions),
+                   backend=sessions[-1]["backend"] if sessions else None,
+                   data_source=plan.data.source, versions=library_versions(),
+                   cpu=cpu_name(), threads=_threads(),
+                   gpu=_gpu_name(device))
+    _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    from .report import write_report_safely
+    write_report_safely(run_dir, log=log)
+    rate = f", {summary['model_steps_per_s']:.1f} model-steps/s" if summary["model_steps_per_s"] else ""
+    log(f"wrote {run_dir}  (converged {summary['fraction_converged']:.1%}{rate})")
+    return run_dir
+
+
+# ---- resume checks ---------------------------------------------------------------------------
+
+def _run_config(run_dir: Path) -> Config:
+    """The config of the run in `run_dir` (RunFolderError / ConfigError naming what is wrong)."""
+    if not run_dir.is_dir():
+        raise RunFolderError(f"resume: {run_dir} does not exist or is not a folder "
+                             "(allowed: a run folder written by nnfractal run)")
+    if not (run_dir / "config.toml").is_file():
+        raise RunFolderError(f"resume: {run_dir} holds no config.toml "
+                             "(allowed: a run folder written by nnfractal run)")
+    return config_from_toml(run_dir / "config.toml")
+
+
+def _flag(field_name: str) -> str:
+    return {"metric": "--readout", "readout": "--readout", "early_exit": "--no-early-exit",
+            "skip": "--skip/--no-skip"}.get(field_name, f"--{field_name}")
+
+
+def _shown(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: Path) -> None:
+    """Refuse config values given with --resume that differ from the run's (ConfigError 'resume',
+    naming the flag, the value given and the run's)."""
+    from dataclasses import fields
+    from .config import _coerce, build_config
+    given = {k: v for k, v in given.items() if v is not None}
+    if preset is not None:
+        wanted = build_config(preset, **given)
+        names = [f.name for f in fields(Config)]
+    else:
+        changes = _coerce({k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()},
+                          "overrides")
+        wanted = cfg.replace(**changes)
+        names = list(changes)
+    for name in names:
+        mine, theirs = getattr(wanted, name), getattr(cfg, name)
+        if mine != theirs:
+            flag = "--preset" if name == "preset" else _flag(name)
+            raise ConfigError("resume", f"{flag} {_shown(mine)} differs from the run's config "
+                              f"({name} = {_shown(theirs)} in {run_dir / 'config.toml'}; "
+                              "allowed: leave it out or give the run's value)")
+
+
+def _resumable_store(run_dir: Path, cfg: Config, tile_size: int | None) -> RunStore | None:
+    """The run's store opened for writing, or None when it was never created (a run killed
+    between writing config.toml and creating its store). Refuses a foreign, damaged, old-format or
+    other-config store and a --tile-size that is not the store's."""
+    path = run_dir / "store.zarr"
+    if not path.exists():
+        return None
+    store = RunStore.open(path, mode="r")
+    attrs = store.attrs
+    if attrs.get("format_version") != STORE_FORMAT_VERSION or not store.has_tiles:
+        if store.complete:
+            return RunStore.open(path, mode="r+")
+        raise StoreError(f"store: {path} has format version {attrs.get('format_version')!r} and "
+                         f"cannot be resumed (allowed: version {STORE_FORMAT_VERSION})")
+    if attrs.get("config") != cfg.to_dict():
+        diff = sorted(k for k in set(cfg.to_dict()) | set(attrs.get("config") or {})
+                      if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k))
+        raise StoreError(f"store: {path} was written for another config than "
+                         f"{run_dir / 'config.toml'} (differs in: {', '.join(diff)})")
+    if tile_size is not None:
+        wanted = min(tile_size, max(len(store.y), len(store.x)))
+        if wanted != store.tile_grid.size:
+            raise ConfigError("resume", f"--tile-size {tile_size} differs from the run's tile size "
+                              f"({store.tile_grid.size}; allowed: leave it out or give the run's value)")
+    return RunStore.open(path, mode="r+")
+
+
+def _check_store_layout(store: RunStore, plan: RunPlan) -> None:
+    """Refuse a store whose axes or arrays do not fit the run's config (a damaged or edited one)."""
+    path = store.path
+    try:
+        x, y = store.x, store.y
+        shapes = {m: store.group[f"curves/{m}"].shape for m in store.metrics}
+        dtypes = {m: str(store.group[f"curves/{m}"].dtype) for m in store.metrics}
+        flags = store.group["tiles/stored"].shape
+    except Exception as err:
+        raise StoreError(f"store: {path} is damaged ({one_line(err)})") from None
+    if not (np.array_equal(x, plan.x) and np.array_equal(y, plan.y)):
+        raise StoreError(f"store: {path}/axes do not match the config's window and resolution")
+    wanted = {m: (len(plan.y), len(plan.x), t) for m, t in plan.lengths.items()}
+    if shapes != wanted or set(dtypes.values()) != {plan.dtype}:
+        raise StoreError(f"store: {path}/curves hold {shapes} ({', '.join(sorted(set(dtypes.values())))}), "
+                         f"the config needs {wanted} ({plan.dtype})")
+    if flags != store.tile_grid.shape:
+        raise StoreError(f"store: {path}/tiles/stored has shape {flags}, the tile size needs "
+                         f"{store.tile_grid.shape}")
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse a folder this process cannot write: a real write probe (root ignores permission
+    bits, not a read-only filesystem)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise RunFolderError(f"out: {folder} is not writable ({err.strerror or one_line(err)})") from None
 
 
 def cpu_name() -> str:

@@ -1,27 +1,102 @@
-"""A run's results in a zarr v3 store: loss curves, axes, schedule, config and versions.
+"""A run's results in a zarr v3 store: loss curves, axes, tile done-flags, config and versions.
 
 Layout of ``store.zarr``::
 
-    curves/<metric>   (rows, cols, T) float32 or float64   e.g. curves/train_loss
+    curves/<metric>   (rows, cols, T) float32 or float64, chunks (tile, tile, T')   e.g. train_loss
     axes/x            (cols,) float64   hyperparameter values of the columns (axis units)
     axes/y            (rows,) float64
-    attrs             format, format_version, config, schedule, complete, versions
+    tiles/stored      (tile_rows, tile_cols) int32, chunks (1, 1): how many of a tile's points
+                      (row-major inside the tile) have their curves stored; the tile is done when
+                      this equals its point count
+    tiles/attempts    (tile_rows, tile_cols) int32, chunks (1, 1): how often its training started
+    tiles/seconds     (tile_rows, tile_cols) float64, chunks (1, 1): compute time of its stored points
+    attrs             format, format_version, config, schedule, tile_size, complete, sessions, versions
+
+**Tiles.** The grid is cut into square tiles of ``tile_size`` pixels (clipped at the grid's edge),
+and a tile is exactly one zarr chunk of every curves array in the (row, col) dimensions (curves
+longer than ~64 MB per tile are also split along T). A tile's curves are written first, its
+``stored`` flag after them, so a flag never claims curves that are not on disk. Every flag is its
+own chunk file, so Ray tasks on different tiles never write the same file.
+
+**Atomic writes.** zarr >= 3.1.3 writes every chunk file to a temporary name and renames it into
+place (zarr-python PR 3412): a process killed mid-write leaves the old file (or none), never a torn
+one. `RunStore.create` builds the whole store under a temporary name and renames it, so a store
+either exists with all its arrays or not at all.
 
 Readers (render, report, explorer) only ever read this store; they never train.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 FORMAT = "nnfractal-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: tiles (1: one band-chunked write at the end; still readable)
+DEFAULT_TILE = 32
+MAX_CHUNK_BYTES = 64 << 20  # one curves chunk file at most (split along T beyond it)
 
 
 class StoreError(Exception):
     """A store that is missing, foreign or corrupt. The message is one line naming the path."""
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Square tiles of `size` pixels over a rows x cols grid, clipped at the edges.
+
+    Tile (i, j) holds rows i*size .. min((i+1)*size, rows) and the same for columns.
+    """
+    rows: int
+    cols: int
+    size: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(tile rows, tile columns)."""
+        return -(-self.rows // self.size), -(-self.cols // self.size)
+
+    @property
+    def count(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def tiles(self) -> list[tuple[int, int]]:
+        """Every tile index, row-major."""
+        n_r, n_c = self.shape
+        return [(i, j) for i in range(n_r) for j in range(n_c)]
+
+    def bounds(self, tile: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(r0, r1, c0, c1): the tile's rows r0..r1-1 and columns c0..c1-1."""
+        i, j = tile
+        s = self.size
+        return i * s, min((i + 1) * s, self.rows), j * s, min((j + 1) * s, self.cols)
+
+    def n_points(self, tile: tuple[int, int]) -> int:
+        r0, r1, c0, c1 = self.bounds(tile)
+        return (r1 - r0) * (c1 - c0)
+
+    def points(self, tile: tuple[int, int], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The tile's (x, y) hyperparameter points, row-major inside the tile: (n, 2) float64."""
+        from .grid import grid_points
+        r0, r1, c0, c1 = self.bounds(tile)
+        return grid_points(np.asarray(x)[c0:c1], np.asarray(y)[r0:r1])
+
+
+def curve_chunks(tile: int, length: int, itemsize: int) -> tuple[int, int, int]:
+    """Chunk shape of a curves array: one tile in (row, col), all of T unless a chunk would
+    exceed MAX_CHUNK_BYTES (then T is split)."""
+    t = max(1, min(length, MAX_CHUNK_BYTES // max(1, tile * tile * itemsize)))
+    return tile, tile, t
 
 
 class RunStore:
@@ -32,25 +107,44 @@ class RunStore:
     @classmethod
     def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray,
                curve_lengths: dict[str, int], schedule: dict, dtype: str,
-               extra: dict | None = None) -> "RunStore":
-        """A new store for a grid of len(y) x len(x) points; curve_lengths: metric -> T."""
+               extra: dict | None = None, tile_size: int | None = None) -> "RunStore":
+        """A new, empty store for a grid of len(y) x len(x) points; curve_lengths: metric -> T.
+
+        Built under a temporary name beside `path` and renamed into place, so a crash never
+        leaves a store without its arrays. `tile_size` (pixels, default DEFAULT_TILE) is clipped
+        to the grid.
+        """
         import zarr
-        group = zarr.open_group(str(path), mode="w", zarr_format=3)
-        axes = group.create_group("axes")
-        axes.create_array("x", data=np.asarray(x, dtype=np.float64))
-        axes.create_array("y", data=np.asarray(y, dtype=np.float64))
-        curves = group.create_group("curves")
+        path = Path(path)
         rows, cols = len(y), len(x)
-        for metric, length in curve_lengths.items():
-            # A band of whole rows per chunk keeps chunks ~1-10 MB for typical grids.
-            band = max(1, min(rows, int(2**22 // max(1, cols * length))))
-            curves.create_array(metric, shape=(rows, cols, length), chunks=(band, cols, length),
-                                dtype=dtype, fill_value=np.nan)
-        group.attrs.update({
-            "format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
-            "schedule": schedule, "complete": False, **(extra or {}),
-        })
-        return cls(group, path)
+        tile = max(1, min(int(tile_size or DEFAULT_TILE), max(rows, cols)))
+        grid = TileGrid(rows, cols, tile)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+            axes = group.create_group("axes")
+            axes.create_array("x", data=np.asarray(x, dtype=np.float64))
+            axes.create_array("y", data=np.asarray(y, dtype=np.float64))
+            curves = group.create_group("curves")
+            itemsize = np.dtype(dtype).itemsize
+            for metric, length in curve_lengths.items():
+                curves.create_array(metric, shape=(rows, cols, length),
+                                    chunks=curve_chunks(tile, length, itemsize),
+                                    dtype=dtype, fill_value=np.nan)
+            tiles = group.create_group("tiles")
+            for name, kind in (("stored", "int32"), ("attempts", "int32"), ("seconds", "float64")):
+                tiles.create_array(name, shape=grid.shape, chunks=(1, 1), dtype=kind, fill_value=0)
+            group.attrs.update({
+                "format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
+                "schedule": schedule, "tile_size": tile, "complete": False, "sessions": [],
+                **(extra or {}),
+            })
+            os.chmod(tmp, 0o777 & ~_umask())           # mkdtemp makes it private (0700)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.open(path, mode="r+")
 
     @classmethod
     def open(cls, path: Path, mode: str = "r") -> "RunStore":
@@ -93,14 +187,23 @@ class RunStore:
         return bool(self.group.attrs.get("complete", False))
 
     def write_curves(self, metric: str, flat_start: int, curves: np.ndarray) -> None:
-        """Write curves (k, T) of points flat_start .. flat_start+k (row-major) into the store."""
+        """Write curves (k, T) of points flat_start .. flat_start+k (row-major) into the store.
+
+        Whole rows go in one assignment (one write per chunk); a ragged start or end row is
+        written on its own."""
         arr = self.group[f"curves/{metric}"]
         rows, cols, _ = arr.shape
-        k = len(curves)
-        i = flat_start
-        while i < flat_start + k:
+        curves = np.asarray(curves)
+        i, end = flat_start, flat_start + len(curves)
+        while i < end:
             r, c = divmod(i, cols)
-            n = min(cols - c, flat_start + k - i)
+            if c == 0 and end - i >= cols:
+                n_rows = (end - i) // cols
+                arr[r:r + n_rows] = curves[i - flat_start:i - flat_start + n_rows * cols].reshape(
+                    n_rows, cols, -1)
+                i += n_rows * cols
+                continue
+            n = min(cols - c, end - i)
             arr[r, c:c + n, :] = curves[i - flat_start:i - flat_start + n]
             i += n
 
@@ -109,10 +212,104 @@ class RunStore:
         if f"curves/{metric}" not in self.group:
             raise StoreError(f"readout: {metric!r} was not recorded in {self.path} "
                              f"(allowed: {', '.join(self.metrics)})")
-        return self.group[f"curves/{metric}"][:]
+        try:
+            return self.group[f"curves/{metric}"][:]
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/curves/{metric} cannot be read, a chunk file is "
+                             f"damaged ({_one_line(err)})") from None
 
     def update_attrs(self, **values: Any) -> None:
         self.group.attrs.update(values)
 
     def mark_complete(self) -> None:
         self.group.attrs["complete"] = True
+
+    # ---- tiles ---------------------------------------------------------------------------------
+    @property
+    def has_tiles(self) -> bool:
+        return "tiles" in self.group and "tile_size" in self.group.attrs
+
+    @property
+    def tile_grid(self) -> TileGrid:
+        if getattr(self, "_tile_grid", None) is None:      # array metadata only, no chunk read
+            rows, cols = self.group["axes/y"].shape[0], self.group["axes/x"].shape[0]
+            self._tile_grid = TileGrid(rows, cols, int(self.group.attrs["tile_size"]))
+        return self._tile_grid
+
+    def tile_state(self) -> dict[str, np.ndarray]:
+        """stored, attempts, seconds: (tile_rows, tile_cols) each."""
+        try:
+            return {name: self.group[f"tiles/{name}"][:] for name in ("stored", "attempts", "seconds")}
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/tiles cannot be read, a flag file is damaged "
+                             f"({_one_line(err)})") from None
+
+    def tile_flags(self, tile: tuple[int, int]) -> tuple[int, float]:
+        """(stored points, compute seconds) of one tile: two small chunk files."""
+        try:
+            return (int(self.group["tiles/stored"][tile]), float(self.group["tiles/seconds"][tile]))
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/tiles of tile {tile[0]},{tile[1]} cannot be read "
+                             f"({_one_line(err)})") from None
+
+    def tile_counts(self) -> np.ndarray:
+        """(tile_rows, tile_cols) int: the number of points of each tile."""
+        grid = self.tile_grid
+        n_r, n_c = grid.shape
+        return np.array([[grid.n_points((i, j)) for j in range(n_c)] for i in range(n_r)])
+
+    def done_tiles(self) -> np.ndarray:
+        """(tile_rows, tile_cols) bool: tiles whose curves are all stored."""
+        return self.tile_state()["stored"] >= self.tile_counts()
+
+    def begin_tile(self, tile: tuple[int, int]) -> int:
+        """Count one more training attempt of a tile; returns the new count."""
+        arr = self.group["tiles/attempts"]
+        n = int(arr[tile]) + 1
+        arr[tile] = n
+        return n
+
+    def read_tile(self, tile: tuple[int, int]) -> dict[str, np.ndarray]:
+        """The stored curves of a tile, metric -> (h*w, T) row-major inside the tile."""
+        r0, r1, c0, c1 = self.tile_grid.bounds(tile)
+        out = {}
+        for metric in self.metrics:
+            try:
+                block = self.group[f"curves/{metric}"][r0:r1, c0:c1, :]
+            except Exception as err:
+                raise StoreError(f"store: {self.path}/curves/{metric} tile {tile[0]},{tile[1]} "
+                                 f"cannot be read, its chunk file is damaged ({_one_line(err)})") from None
+            out[metric] = block.reshape((r1 - r0) * (c1 - c0), -1)
+        return out
+
+    def write_tile(self, tile: tuple[int, int], curves: dict[str, np.ndarray], stored: int,
+                   seconds: float) -> None:
+        """Write a tile's curves (metric -> (h*w, T), row-major inside the tile), then its flags:
+        `stored` points are now valid, after `seconds` of compute in all."""
+        r0, r1, c0, c1 = self.tile_grid.bounds(tile)
+        for metric, c in curves.items():
+            self.group[f"curves/{metric}"][r0:r1, c0:c1, :] = c.reshape(r1 - r0, c1 - c0, -1)
+        # The flags go last: a crash before this line leaves the tile counted as before.
+        self.group["tiles/seconds"][tile] = float(seconds)
+        self.group["tiles/stored"][tile] = int(stored)
+
+    def verify_tiles(self) -> None:
+        """Read every stored tile once, so a damaged chunk file is found before training on."""
+        stored = self.tile_state()["stored"]
+        for tile in self.tile_grid.tiles():
+            if stored[tile] > 0:
+                self.read_tile(tile)
+
+    def remove_partial_files(self) -> int:
+        """Delete temporary files that a killed write left (zarr's '*.partial'); returns how many."""
+        n = 0
+        for p in self.path.rglob("*.partial"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

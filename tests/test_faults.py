@@ -1,0 +1,381 @@
+"""Bad input and faults around runs and --resume, one table (FAULTS): each gives exactly one line on
+stderr naming the field or path, exit code 2, and leaves every file that was there unchanged.
+Where the fault goes away (space freed, folder writable again), --resume then finishes the run bit
+for bit. Config flag errors of a new run are in test_cli.py (BAD_INPUTS), not repeated here.
+
+Full disk and read-only folder are real where the test runs as root with the right to mount (CI
+and the dev machines: a tiny tmpfs filled to the last page, a tmpfs remounted read-only). Without
+that they fall back to: chmod a-w when not root (root ignores permission bits), and else a patched
+writer raising ENOSPC / EROFS, so the table still runs everywhere.
+"""
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from nnfractal.cli import main
+from nnfractal.config import build_config
+from nnfractal.run import execute, resume
+from nnfractal.store import RunStore
+
+FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
+ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "60", "--tile_batch", "4"]
+CFG = build_config("paper-tanh", **FLAGS)
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread (same numbers; two spinning threads are 10x slower on a busy 2-core box)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def partial_run(tmp_path_factory):
+    """A real unfinished run: training stopped by a failing tile (the documented test hook, tile
+    1,1), so 4 of its 9 tiles are done. Each test gets a copy."""
+    out = tmp_path_factory.mktemp("partial") / "run"
+    with mock.patch.dict(os.environ, {"NNFRACTAL_TEST_FAIL_TILE": "1,1"}):
+        assert main(["run", *ARGS, "--tile-size", "4", "--out", str(out), "--no-progress"]) == 2
+    assert RunStore.open(out / "store.zarr").done_tiles().sum() == 4
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    execute(CFG, out, progress=False, log=quiet, tile_size=12, draw=False)
+    return RunStore.open(out / "store.zarr").read_curves()
+
+
+# ---- a disk that is full or read-only ---------------------------------------------------------
+
+def _can_mount() -> bool:
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    probe = Path("/tmp") / f"nnfractal-mount-probe-{os.getpid()}"
+    probe.mkdir(exist_ok=True)
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+                        capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["umount", str(probe)], check=True)
+    probe.rmdir()
+    return ok
+
+
+# NNFRACTAL_TEST_NO_MOUNT=1 exercises the fallbacks on a machine that could mount.
+CAN_MOUNT = not os.environ.get("NNFRACTAL_TEST_NO_MOUNT") and _can_mount()
+
+
+class Disk:
+    """A folder on its own tmpfs that can be filled up or made read-only, and put right again."""
+
+    def __init__(self, root: Path, monkeypatch):
+        self.root, self.mp, self.mounted = root, monkeypatch, False
+        root.mkdir()
+        if CAN_MOUNT:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(root)], check=True)
+            self.mounted = True
+
+    def fill(self) -> None:
+        """No space left: a ballast file takes every free page (or writes raise ENOSPC)."""
+        if self.mounted:
+            block = b"\0" * 65536
+            with open(self.root / "ballast", "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(block)
+                except OSError as err:
+                    assert err.errno == errno.ENOSPC
+            for size in (4096, 512, 1):           # the last partial pages too
+                try:
+                    with open(self.root / "ballast", "ab", buffering=0) as f:
+                        while True:
+                            f.write(b"\0" * size)
+                except OSError:
+                    pass
+        else:
+            self._patch_writes(errno.ENOSPC)
+
+    def free(self) -> None:
+        if self.mounted:
+            (self.root / "ballast").unlink()
+        else:
+            self.mp.undo()
+
+    def read_only(self) -> None:
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(self.root)], check=True)
+        elif os.geteuid() != 0:
+            for p in [self.root, *self.root.rglob("*")]:
+                if p.is_dir():
+                    p.chmod(0o555)
+        else:
+            self._patch_writes(errno.EROFS)
+
+    def writable(self) -> None:
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,rw", str(self.root)], check=True)
+        elif os.geteuid() != 0:
+            for p in [self.root, *self.root.rglob("*")]:
+                if p.is_dir():
+                    p.chmod(0o755)
+        else:
+            self.mp.undo()
+
+    def _patch_writes(self, code: int) -> None:
+        """Fallback: the writers fail with `code`: zarr's file writer, the text files' writer and
+        (read-only) the write probe."""
+        import tempfile
+        from zarr.storage import _local
+
+        def fail(*_a, **_k):
+            raise OSError(code, os.strerror(code))
+        self.mp.setattr(_local, "_put", fail)
+        self.mp.setattr(Path, "write_text", fail)
+        if code == errno.EROFS:            # a full disk still takes an empty file (the probe)
+            self.mp.setattr(tempfile, "mkstemp", fail)
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.root)], check=False)
+
+
+@pytest.fixture
+def disk(tmp_path, monkeypatch):
+    d = Disk(tmp_path / "disk", monkeypatch)
+    yield d
+    monkeypatch.undo()
+    d.close()
+
+
+# ---- the table ------------------------------------------------------------------------------------
+# Each setup gets (a copy of the partial run, a scratch folder, the disk) and returns the command
+# line; `expect` is what the one error line must contain ({run}, {tmp} filled in).
+
+def _resume(run, *extra):
+    return ["run", "--resume", str(run), "--no-progress", *extra]
+
+
+def corrupt_store_json(run, tmp, disk):
+    (run / "store.zarr" / "zarr.json").write_text("{ this is not json")
+    return _resume(run)
+
+
+def corrupt_array_json(run, tmp, disk):
+    (run / "store.zarr" / "curves" / "train_loss" / "zarr.json").write_bytes(b"\x00garbage")
+    return _resume(run)
+
+
+def corrupt_chunk(run, tmp, disk):
+    chunk = run / "store.zarr" / "curves" / "train_loss" / "c" / "0" / "1" / "0"
+    assert chunk.is_file()
+    chunk.write_bytes(b"not a zstd frame" * 10)
+    return _resume(run)
+
+
+def foreign_store(run, tmp, disk):
+    import zarr
+    shutil.rmtree(run / "store.zarr")
+    group = zarr.open_group(str(run / "store.zarr"), mode="w", zarr_format=3)
+    group.create_array("temperature", data=np.arange(12.0))
+    group.attrs["title"] = "someone else's data"
+    return _resume(run)
+
+
+def old_format_store(run, tmp, disk):
+    store = RunStore.open(run / "store.zarr", mode="r+")
+    store.update_attrs(format_version=1)
+    return _resume(run)
+
+
+def store_of_another_config(run, tmp, disk):
+    toml = run / "config.toml"
+    toml.write_text(toml.read_text().replace("steps = 60", "steps = 50"))
+    return _resume(run)
+
+
+def flag_differs(run, tmp, disk):
+    return _resume(run, "--steps", "50")
+
+
+def preset_differs(run, tmp, disk):
+    return _resume(run, "--preset", "paper-relu", "--resolution", "12", "--steps", "60",
+                   "--tile_batch", "4")
+
+
+def tile_size_differs(run, tmp, disk):
+    return _resume(run, "--tile-size", "6")
+
+
+def out_differs(run, tmp, disk):
+    return _resume(run, "--out", str(tmp / "elsewhere"))
+
+
+def toml_unknown_key(run, tmp, disk):
+    (run / "config.toml").write_text((run / "config.toml").read_text() + 'colour = "red"\n')
+    return _resume(run)
+
+
+def toml_wrong_type(run, tmp, disk):
+    toml = run / "config.toml"
+    toml.write_text(toml.read_text().replace("steps = 60", 'steps = "sixty"'))
+    return _resume(run)
+
+
+def toml_not_toml(run, tmp, disk):
+    (run / "config.toml").write_text("steps = = 60\n")
+    return _resume(run)
+
+
+def not_a_run(run, tmp, disk):
+    (tmp / "notes").mkdir()
+    (tmp / "notes" / "todo.txt").write_text("buy milk")
+    return _resume(tmp / "notes")
+
+
+def full_disk_resume(run, tmp, disk):
+    moved = shutil.copytree(run, disk.root / "run")
+    disk.fill()
+    return _resume(moved)
+
+
+def full_disk_new_run(run, tmp, disk):
+    disk.fill()
+    return ["run", *ARGS, "--out", str(disk.root / "new"), "--no-progress"]
+
+
+def read_only_run(run, tmp, disk):
+    moved = shutil.copytree(run, disk.root / "run")
+    disk.read_only()
+    return _resume(moved)
+
+
+def read_only_parent(run, tmp, disk):
+    disk.read_only()
+    return ["run", *ARGS, "--out", str(disk.root / "new"), "--no-progress"]
+
+
+def wrong_checksum(run, tmp, disk):
+    mnist = tmp / "data" / "mnist"
+    mnist.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (mnist / name).write_bytes(b"\x1f\x8b not the published file")
+    return ["run", "--resolution", "2", "--num_epochs", "1", "--data-dir", str(tmp / "data"),
+            "--out", str(tmp / "new"), "--no-progress"]
+
+
+def ray_not_installed(run, tmp, disk):
+    disk.mp.setitem(sys.modules, "ray", None)           # import ray -> ImportError
+    return ["run", *ARGS, "--backend", "ray", "--out", str(tmp / "new"), "--no-progress"]
+
+
+def unknown_backend(run, tmp, disk):
+    return ["run", *ARGS, "--backend", "slurm", "--out", str(tmp / "new"), "--no-progress"]
+
+
+def address_without_ray(run, tmp, disk):
+    return ["run", *ARGS, "--address", "10.0.0.1:6379", "--out", str(tmp / "new"), "--no-progress"]
+
+
+def bad_tile_size(run, tmp, disk):
+    return ["run", *ARGS, "--tile-size", "0", "--out", str(tmp / "new"), "--no-progress"]
+
+
+def bad_checkpoint(run, tmp, disk):
+    return _resume(run, "--checkpoint-every", "-5")
+
+
+FAULTS = [
+    # (setup, what the error line contains)
+    (corrupt_store_json, "store: {run}/store.zarr is not a readable zarr v3 store"),
+    (corrupt_array_json, "store: {run}/store.zarr"),
+    (corrupt_chunk, "store: {run}/store.zarr/curves/train_loss tile 0,1 cannot be read, its chunk "
+                    "file is damaged"),
+    (foreign_store, "store: {run}/store.zarr is not an nnfractal run store"),
+    (old_format_store, "store: {run}/store.zarr has format version 1 and cannot be resumed"),
+    (store_of_another_config, "store: {run}/store.zarr was written for another config than "
+                              "{run}/config.toml (differs in: steps)"),
+    (flag_differs, "resume: --steps 50 differs from the run's config (steps = 60 in {run}/config.toml"),
+    (preset_differs, "resume: --preset paper-relu differs from the run's config"),
+    (tile_size_differs, "resume: --tile-size 6 differs from the run's tile size (4"),
+    (out_differs, "out: {tmp}/elsewhere is not allowed with --resume"),
+    (toml_unknown_key, "colour: unknown key in {run}/config.toml (allowed: "),
+    (toml_wrong_type, "steps: 'sixty' is not allowed (allowed: an integer)"),
+    (toml_not_toml, "config: {run}/config.toml is not a readable TOML file"),
+    (not_a_run, "resume: {tmp}/notes holds no config.toml"),
+    (full_disk_resume, "training stopped: tile 1,1 failed: OSError: [Errno 28] No space left on device"),
+    (full_disk_new_run, "out: cannot write {disk}/new (No space left on device)"),
+    (read_only_run, "out: {disk}/run is not writable (Read-only file system)"),
+    (read_only_parent, "out: {disk}/new cannot be created ({disk} is not writable: Read-only file system)"),
+    (wrong_checksum, "data_dir: {tmp}/data/mnist/train-labels-idx1-ubyte.gz has md5 "),
+    (ray_not_installed, "backend: 'ray' needs Ray, which is not installed (install it with: "
+                        "pip install 'nnfractal[ray]'"),
+    (unknown_backend, "backend: 'slurm' is not allowed (allowed: local, ray)"),
+    (address_without_ray, "address: '10.0.0.1:6379' is not allowed with backend 'local'"),
+    (bad_tile_size, "tile_size: 0 is not allowed (allowed: an integer >= 1"),
+    (bad_checkpoint, "checkpoint_every: -5.0 is not allowed (allowed: seconds >= 0)"),
+]
+
+
+def snapshot(root: Path) -> dict:
+    """Every file and folder under root: path -> bytes (None for folders)."""
+    return {p.relative_to(root): (None if p.is_dir() else p.read_bytes())
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("setup,expect", FAULTS, ids=[f.__name__ for f, _ in FAULTS])
+def test_fault_is_one_line_exit_2_and_nothing_changes(setup, expect, partial_run, tmp_path, disk,
+                                                      capsys):
+    if setup.__name__.startswith("read_only") and not disk.mounted and os.geteuid() != 0:
+        expect = expect.replace("Read-only file system", "Permission denied")
+    run = shutil.copytree(partial_run, tmp_path / "run")
+    argv = setup(run, tmp_path, disk)
+    before = snapshot(tmp_path)
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("nnfractal: error: "), err
+    wanted = expect.format(run=run, tmp=tmp_path, disk=disk.root)
+    if setup in (full_disk_resume, read_only_run):
+        wanted = wanted.replace(str(run), str(disk.root / "run"))
+    assert wanted in lines[0]
+    if disk.mounted or setup not in (full_disk_resume, full_disk_new_run):
+        assert snapshot(tmp_path) == before            # nothing written, nothing lost
+
+
+def test_full_disk_then_space_freed_resume_finishes_bit_for_bit(partial_run, tmp_path, disk,
+                                                                  reference, capsys):
+    run = full_disk_resume(shutil.copytree(partial_run, tmp_path / "run"), tmp_path, disk)[2]
+    assert main(_resume(run)) == 2
+    done_before = RunStore.open(Path(run) / "store.zarr").done_tiles()
+    disk.free()
+    resume(Path(run), progress=False, log=quiet, draw=False)
+    store = RunStore.open(Path(run) / "store.zarr")
+    assert np.array_equal(store.read_curves(), reference, equal_nan=True)
+    assert (store.tile_state()["attempts"][done_before] == 1).all()
+
+
+def test_read_only_folder_made_writable_resume_finishes_bit_for_bit(partial_run, tmp_path, disk,
+                                                                      reference, capsys):
+    run = read_only_run(shutil.copytree(partial_run, tmp_path / "run"), tmp_path, disk)[2]
+    assert main(_resume(run)) == 2
+    disk.writable()
+    resume(Path(run), progress=False, log=quiet, draw=False)
+    assert np.array_equal(RunStore.open(Path(run) / "store.zarr").read_curves(), reference,
+                          equal_nan=True)

@@ -1,0 +1,232 @@
+"""Tiled, resumable runs: the map does not depend on the tiling, chunk size or backend; kill -9 or
+Ctrl-C and --resume give the uninterrupted run bit for bit, computing no finished tile twice;
+the Ray backend (a real local Ray cluster) gives the local backend's map and retries a failed task.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from nnfractal import engine
+from nnfractal.cli import main
+from nnfractal.config import build_config
+from nnfractal.run import execute, resume, score_map
+from nnfractal.store import RunStore, StoreError
+
+# A float64 MLP grid that trains in ~1 s here: 12 x 12 points, 9 tiles of 4 x 4 at --tile-size 4.
+FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
+ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "60", "--tile_batch", "4"]
+CFG = build_config("paper-tanh", **FLAGS)
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: results are the same (measured bit for bit), and on a shared 2-core
+    machine two spinning OpenMP threads ran these small chunks 10x slower."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def curves(run_dir):
+    return RunStore.open(run_dir / "store.zarr").read_curves()
+
+
+def tile_state(run_dir):
+    """(done (tile_rows, tile_cols) bool, stored, attempts) of a run's store, None before it exists."""
+    try:
+        store = RunStore.open(run_dir / "store.zarr")
+        state = store.tile_state()
+        return store.done_tiles(), state["stored"], state["attempts"]
+    except (StoreError, KeyError, FileNotFoundError):
+        return None
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run, the whole grid as one tile: curves (12, 12, 60) float64."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    execute(CFG, out, progress=False, log=quiet, tile_size=12, draw=False)
+    c = curves(out)
+    assert c.dtype == np.float64 and c.shape == (12, 12, 60)
+    return c
+
+
+class TrainSpy:
+    """Counts the points every engine.train call trains (the real engine runs)."""
+
+    def __init__(self, monkeypatch):
+        self.points, real = [], engine.train
+
+        def spy(cfg, family, data, points, *a, **k):
+            self.points.append(len(points))
+            return real(cfg, family, data, points, *a, **k)
+        monkeypatch.setattr(engine, "train", spy)
+
+
+# ---- tiling invariance -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tile_size,tile_batch", [(5, 4), (4, 4), (3, 4), (12, 3), (5, 16)])
+def test_float64_curves_do_not_depend_on_tiles_or_chunk_size(tile_size, tile_batch, reference,
+                                                             tmp_path):
+    """Ragged tiles (5: 5+5+2 pixels), exact tiles, tiles of 9 points (chunks 4+4+1 padded), and
+    other chunk sizes >= 2: every curve bit for bit equal to the whole grid's in one tile."""
+    out = tmp_path / "run"
+    execute(CFG.replace(tile_batch=tile_batch), out, progress=False, log=quiet,
+            tile_size=tile_size, draw=False)
+    store = RunStore.open(out / "store.zarr")
+    assert store.tile_grid.size == tile_size and store.done_tiles().all()
+    assert store.group["curves/train_loss"].chunks[:2] == (tile_size, tile_size)  # a tile = a chunk
+    assert np.array_equal(curves(out), reference, equal_nan=True)
+    signs = np.sign(score_map(store, CFG))
+    assert (signs < 0).any() and (signs > 0).any()            # both outcomes are on this grid
+
+
+def test_float32_map_signs_agree_across_tiles_and_chunk_sizes(tmp_path):
+    """A float32 ResNet (oneDNN kernels, chaotic training): >= 99% of map signs agree between
+    tilings and chunk sizes; the same chunk size in other tiles gives the same signs."""
+    base = build_config("resnet20-mnist", depth=8, c_hidden=(4, 8, 8), train_size=32, batch_size=16,
+                        num_epochs=2, resolution=10, eval_every=0, mnmx=(-2.0, 1.5, -3.0, 1.0))
+    maps = {}
+    for tile_size, tile_batch in [(10, 8), (4, 8), (3, 5)]:
+        out = tmp_path / f"t{tile_size}-{tile_batch}"
+        cfg = base.replace(tile_batch=tile_batch)
+        execute(cfg, out, progress=False, log=quiet, tile_size=tile_size, draw=False)
+        assert curves(out).dtype == np.float32
+        maps[tile_size, tile_batch] = np.sign(score_map(RunStore.open(out / "store.zarr"), cfg))
+    ref = maps[10, 8]
+    assert 0 < (ref < 0).mean() < 1                              # a boundary is on the grid
+    for key, m in maps.items():
+        assert (m == ref).mean() >= 0.99, key
+
+
+# ---- kill -9 and Ctrl-C ----------------------------------------------------------------------------
+
+def start_run(out, *extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "nnfractal", "run", *ARGS, "--out", str(out),
+                             "--no-progress", *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_done_tiles(proc, out, n, timeout=120):
+    """Poll the store's done flags until n tiles are done; fail if the run ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = tile_state(out)
+        if state is not None and state[0].sum() >= n:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before {n} tiles were done: {proc.stderr.read()}")
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("timed out waiting for tiles")
+
+
+def test_kill_9_then_resume_is_bit_identical_and_computes_no_tile_twice(reference, tmp_path,
+                                                                       monkeypatch):
+    out = tmp_path / "run"
+    # --checkpoint-every 0: a tile's finished chunks are written after every chunk, so the kill
+    # usually lands in a partly stored tile, whose stored points must not be trained again.
+    proc = start_run(out, "--tile-size", "4", "--checkpoint-every", "0")
+    wait_for_done_tiles(proc, out, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done, stored, attempts = tile_state(out)
+    assert 2 <= done.sum() < done.size, "the kill must land mid-run"
+    assert not RunStore.open(out / "store.zarr").complete
+    counts = RunStore.open(out / "store.zarr").tile_counts()
+    missing = int((counts - stored).sum())
+
+    spy = TrainSpy(monkeypatch)
+    resume(out, progress=False, log=quiet, draw=False)
+    assert sum(spy.points) == missing          # only the points not stored at the kill
+    assert np.array_equal(curves(out), reference, equal_nan=True)
+    done_after, stored_after, attempts_after = tile_state(out)
+    assert done_after.all()
+    assert (attempts_after[done] == attempts[done]).all()           # no finished tile recomputed
+    assert (attempts_after[~done] == attempts[~done] + 1).all()     # each missing one once more
+    assert RunStore.open(out / "store.zarr").complete
+
+
+def test_ctrl_c_stops_after_the_chunk_says_how_to_resume_and_resume_finishes(reference, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "run"
+    proc = start_run(out, "--tile-size", "4")
+    wait_for_done_tiles(proc, out, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    done, stored, attempts = tile_state(out)
+    last = err.strip().splitlines()[-1]
+    assert last == (f"nnfractal: interrupted after {done.sum()} of 9 tiles; "
+                    f"resume with: nnfractal run --resume {out}"), err
+    assert "Traceback" not in err and done.sum() < 9
+    # The current chunk was finished and written: the stopped tile holds whole chunks.
+    assert (stored % 4 == 0).all() or (stored == RunStore.open(out / "store.zarr").tile_counts()).all()
+
+    # The user's own command again, plus --resume: its flags match the run's config.
+    assert main(["run", *ARGS, "--resume", str(out), "--no-progress"]) == 0
+    assert np.array_equal(curves(out), reference, equal_nan=True)
+    for name in ("map.png", "summary.json", "report.html", "fractal.json", "epochs.mp4"):
+        assert (out / name).stat().st_size > 0, name
+    assert (tile_state(out)[2][done] == 1).all()                    # no finished tile recomputed
+    capsys.readouterr()
+    # Resuming a finished run only says so.
+    assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    assert "is complete: nothing to train or draw" in capsys.readouterr().out
+
+
+# ---- failures mid-run ------------------------------------------------------------------------------
+
+def test_a_failing_tile_is_one_line_exit_2_keeps_finished_tiles_and_resumes(reference, tmp_path,
+                                                                              capsys, monkeypatch):
+    """An exception while training tile 1,1 (the documented test hook): one line naming the tile,
+    exit 2, earlier tiles kept, the traceback in error.log; --resume finishes bit for bit."""
+    out = tmp_path / "run"
+    monkeypatch.setenv("NNFRACTAL_TEST_FAIL_TILE", "1,1")
+    code = main(["run", *ARGS, "--tile-size", "4", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("nnfractal: error: training stopped: tile 1,1 failed: InjectedFailure")
+    assert err.endswith(f"(resume with: nnfractal run --resume {out})")
+    done, _, _ = tile_state(out)
+    assert done.sum() == 4 and done[0].all() and done[1, 0]         # row-major: 0,0 .. 1,0 done
+    assert "InjectedFailure" in (out / "error.log").read_text()
+    resume(out, progress=False, log=quiet, draw=False)             # attempt 2 succeeds
+    assert np.array_equal(curves(out), reference, equal_nan=True)
+    assert tile_state(out)[2][1, 1] == 2
+
+
+# ---- Ray ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray       # in the test extra: this test runs in CI, never skipped
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_backend_gives_the_local_map_and_retries_a_failed_task(reference, local_ray, tmp_path,
+                                                                   monkeypatch):
+    out = tmp_path / "ray"
+    monkeypatch.setenv("NNFRACTAL_TEST_FAIL_TILE", "0,1")     # its first attempt raises
+    logs = []
+    execute(CFG, out, progress=False, log=logs.append, tile_size=5, backend="ray", draw=False)
+    assert np.array_equal(curves(out), reference, equal_nan=True)
+    done, _, attempts = tile_state(out)
+    assert done.all() and attempts[0, 1] == 2 and (attempts.sum() == attempts.size + 1)
+    assert "backend ray" in logs[1]
+    session = RunStore.open(out / "store.zarr").attrs["sessions"][-1]
+    assert session["backend"] == "ray" and session["outcome"] == "complete"
