@@ -117,6 +117,8 @@ def train_tile(job: TileJob, tile: tuple[int, int], on_points: Callable[[int], N
     start_at, seconds_before = store.tile_flags(tile)
     if start_at >= n:
         return TileOutcome(tile, 0, 0.0, None)
+    if should_stop is not None and should_stop():      # e.g. a queued Ray task after Ctrl-C
+        return TileOutcome(tile, 0, 0.0, None, stopped=True)
     attempt = store.begin_tile(tile)
     if job.fail_tile == tuple(tile) and attempt == 1:
         raise InjectedFailure(f"{FAIL_TILE_ENV}: first attempt of tile {tile[0]},{tile[1]} fails")

@@ -166,16 +166,20 @@ def _command_module(name: str):
         return None
 
 
-def run_guarded(work, keyboard: bool = True) -> int:
-    """Call work(); a refused input becomes one line on stderr and exit code 2, Ctrl-C exit 130
-    (with keyboard=False, Ctrl-C propagates to the caller)."""
+def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
+    """Call work(); a refused input or a failed run becomes one line on stderr and exit code 2,
+    Ctrl-C exit 130 (with keyboard=False, Ctrl-C propagates to the caller). resumable: a failed
+    run's line says how to resume it (`nnfractal run`; zoom and compare folders do not survive)."""
     from .data import DataError
-    from .run import RunFolderError
+    from .run import RunFailed, RunFolderError
     from .store import StoreError
     try:
         work()
     except (ConfigError, DataError, RunFolderError, StoreError) as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
+        return EXIT_USAGE
+    except RunFailed as err:
+        sys.stderr.write(f"nnfractal: error: {err if resumable else err.brief}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         if not keyboard:
@@ -188,7 +192,7 @@ def run_guarded(work, keyboard: bool = True) -> int:
 def cmd_run(args) -> int:
     """`nnfractal run`: a new run, or --resume RUN_DIR. Ctrl-C stops after the current chunk
     (exit 130, saying how to resume); a failure mid-run is one line, exit 2, tiles kept."""
-    from .run import RunFailed, RunInterrupted, default_out_dir, execute, resume
+    from .run import RunInterrupted, default_out_dir, execute, resume
     folder: list[Path] = []          # the run folder, once known
 
     def work() -> None:
@@ -212,13 +216,10 @@ def cmd_run(args) -> int:
             execute(cfg, out, **options)
 
     try:
-        return run_guarded(work, keyboard=False)
+        return run_guarded(work, keyboard=False, resumable=True)
     except RunInterrupted as err:
         sys.stderr.write(f"nnfractal: {err}\n")
         return 130
-    except RunFailed as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return EXIT_USAGE
     except KeyboardInterrupt:
         started = folder and (folder[0] / "config.toml").exists()
         sys.stderr.write("nnfractal: interrupted; " + (

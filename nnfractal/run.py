@@ -147,8 +147,13 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class RunFailed(Exception):
-    """Training or writing failed mid-run (an exception, a full disk); finished tiles are kept.
-    str(): one line with the cause and how to resume."""
+    """Training, writing or drawing failed mid-run (an exception, a full disk); finished tiles are
+    kept. str(): one line with the cause and how to resume; `brief`: without the resume hint
+    (for zoom and compare, whose staged folders do not survive a failure)."""
+
+    def __init__(self, brief: str, run_dir: Path):
+        self.brief, self.run_dir = brief, run_dir
+        super().__init__(f"{brief} (resume with: nnfractal run --resume {run_dir})")
 
 
 @dataclass
@@ -260,7 +265,7 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
             _create_run(run_dir, plan, tile_size or default_tile_size(cfg), config_written=True)
         elif store.complete:                # trained, but killed while drawing
             log(f"{run_dir}: every tile is stored; drawing")
-            return _finish_run(run_dir, store, plan, log, epoch_maps) if draw else run_dir
+            return _draw_or_fail(run_dir, store, plan, log, epoch_maps) if draw else run_dir
         else:
             _check_store_layout(store, plan)
             store.verify_tiles()
@@ -300,7 +305,18 @@ def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
     store.mark_complete()
     if not draw:
         return run_dir
-    return _finish_run(run_dir, store, plan, log, epoch_maps)
+    return _draw_or_fail(run_dir, store, plan, log, epoch_maps)
+
+
+def _draw_or_fail(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool) -> Path:
+    """`_finish_run`, with a failure (a full disk, a bug in a figure) as one line: every tile is
+    stored, so --resume only draws again."""
+    try:
+        return _finish_run(run_dir, store, plan, log, epoch_maps)
+    except Exception as err:
+        where = f"; traceback in {run_dir / 'error.log'}" if _log_error(run_dir, err) else ""
+        raise RunFailed(f"drawing stopped: {one_line(err)}; every tile is stored{where}",
+                        run_dir) from None
 
 
 def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress: bool, log,
@@ -323,10 +339,9 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
     partly = sum(1 for t in todo if state["stored"][t] > 0)
     steps = plan.schedule.steps
     cfg = plan.cfg
-    what = f"{missing} models" if not n_done and not partly else (
-        f"{missing} models left: {n_done} of {grid.count} tiles done"
-        + (f", {partly} partly" if partly else ""))
-    log(f"training {what} x {steps} steps ({cfg.model}, {cfg.precision}, {plan.device}, "
+    already = "" if not n_done and not partly else (
+        f"; {n_done} of {grid.count} tiles were done" + (f", {partly} partly" if partly else ""))
+    log(f"training {missing} models x {steps} steps{already} ({cfg.model}, {cfg.precision}, {plan.device}, "
         f"{grid.count} tiles of {grid.size}x{grid.size}, chunks of {cfg.tile_batch}, "
         f"backend {runner.name}"
         f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
@@ -334,7 +349,6 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
         log(f"note: a tile holds {grid.size * grid.size} points, fewer than a chunk of "
             f"{cfg.tile_batch}: chunks are padded (a larger --tile-size is faster)")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
-    resume_hint = f"resume with: nnfractal run --resume {run_dir}"
     start = time.perf_counter()
     outcome_note, devices = "complete", set()
     try:
@@ -350,10 +364,11 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
                 outcome_note = "failed"
                 where = f"; traceback in {run_dir / 'error.log'}" if _log_error(run_dir, err) else ""
                 raise RunFailed(f"training stopped: {err}; {n_done} of {grid.count} tiles are "
-                                f"done and kept{where} ({resume_hint})") from None
+                                f"done and kept{where}", run_dir) from None
             if stop.is_set() and n_done < grid.count:
                 outcome_note = "interrupted"
-                raise RunInterrupted(f"interrupted after {n_done} of {grid.count} tiles; {resume_hint}")
+                raise RunInterrupted(f"interrupted after {n_done} of {grid.count} tiles; "
+                                     f"resume with: nnfractal run --resume {run_dir}")
     except KeyboardInterrupt:
         outcome_note = "interrupted" if outcome_note == "complete" else outcome_note
         raise
@@ -401,8 +416,11 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
     store.update_attrs(wall_time_s=wall, device=device)
     summary = render_run(run_dir, log=log, epoch_maps=epoch_maps)
     model_steps = int(n_points * plan.schedule.steps)
+    # The rate counts the compute time of the stored tiles (every session's, a killed one's too;
+    # parallel Ray tasks added up): the wall time of a killed session is not known.
+    compute = tile_seconds if tile_seconds else wall
     summary.update(wall_time_s=round(wall, 3), device=device, model_steps=model_steps,
-                   model_steps_per_s=round(model_steps / wall, 2) if wall > 0 else None,
+                   model_steps_per_s=round(model_steps / compute, 2) if compute else None,
                    tile_seconds=round(tile_seconds, 3) if tile_seconds is not None else None,
                    tile_size=store.tile_grid.size if store.has_tiles else None,
                    tiles=store.tile_grid.count if store.has_tiles else None, sessions=len(sessions),
@@ -536,8 +554,11 @@ def cpu_name() -> str:
 
 
 def _gpu_name(device: str) -> str | None:
+    """The GPU's name where this process sees the one the run used (a Ray driver may not)."""
     import torch
-    return torch.cuda.get_device_name() if device.startswith("cuda") else None
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name()
 
 
 def _threads() -> int:

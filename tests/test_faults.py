@@ -90,8 +90,9 @@ class Disk:
             subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(root)], check=True)
             self.mounted = True
 
-    def fill(self) -> None:
-        """No space left: a ballast file takes every free page (or writes raise ENOSPC)."""
+    def fill(self, leave: int = 0) -> None:
+        """No space left (but `leave` bytes): a ballast file takes every free page (or, without a
+        tmpfs, zarr's writes raise ENOSPC once `leave` // 16384 more tiles were written)."""
         if self.mounted:
             block = b"\0" * 65536
             with open(self.root / "ballast", "wb", buffering=0) as f:
@@ -107,6 +108,18 @@ class Disk:
                             f.write(b"\0" * size)
                 except OSError:
                     pass
+            if leave:
+                os.truncate(self.root / "ballast", os.path.getsize(self.root / "ballast") - leave)
+        elif leave:
+            tiles_left = [leave // 16384]
+            real = RunStore.write_tile
+
+            def write_tile(store, *a, **k):
+                if tiles_left[0] <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                tiles_left[0] -= 1
+                return real(store, *a, **k)
+            self.mp.setattr(RunStore, "write_tile", write_tile)
         else:
             self._patch_writes(errno.ENOSPC)
 
@@ -359,16 +372,50 @@ def test_fault_is_one_line_exit_2_and_nothing_changes(setup, expect, partial_run
         assert snapshot(tmp_path) == before            # nothing written, nothing lost
 
 
-def test_full_disk_then_space_freed_resume_finishes_bit_for_bit(partial_run, tmp_path, disk,
-                                                                  reference, capsys):
-    run = full_disk_resume(shutil.copytree(partial_run, tmp_path / "run"), tmp_path, disk)[2]
-    assert main(_resume(run)) == 2
-    done_before = RunStore.open(Path(run) / "store.zarr").done_tiles()
+def test_disk_full_mid_run_keeps_the_tiles_written_and_resume_finishes_bit_for_bit(
+        partial_run, tmp_path, disk, reference, capsys):
+    """Room for a few more tiles only: the resume trains and writes some, then the disk is full.
+    One line, exit 2, every tile written before stays; with space freed, --resume finishes."""
+    run = Path(full_disk_resume(shutil.copytree(partial_run, tmp_path / "run"), tmp_path, disk)[2])
     disk.free()
-    resume(Path(run), progress=False, log=quiet, draw=False)
-    store = RunStore.open(Path(run) / "store.zarr")
+    disk.fill(leave=48 * 1024)
+    assert main(_resume(run)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err, err
+    done_at_failure = RunStore.open(run / "store.zarr").done_tiles()
+    attempts_at_failure = RunStore.open(run / "store.zarr").tile_state()["attempts"]
+    assert 4 < done_at_failure.sum() < 9, "the disk must fill up mid-run"
+    assert f"{done_at_failure.sum()} of 9 tiles are done and kept" in err
+    chunks = run / "store.zarr" / "curves" / "train_loss" / "c"    # c/<tile row>/<tile col>/0
+    kept = {p: p.read_bytes() for p in chunks.rglob("*") if p.is_file()}
+    disk.free()
+    resume(run, progress=False, log=quiet, draw=False)
+    store = RunStore.open(run / "store.zarr")
     assert np.array_equal(store.read_curves(), reference, equal_nan=True)
-    assert (store.tile_state()["attempts"][done_before] == 1).all()
+    attempts = store.tile_state()["attempts"]
+    assert (attempts[done_at_failure] == attempts_at_failure[done_at_failure]).all()
+    for p, data in kept.items():          # chunks of tiles done at the failure were not rewritten
+        i, j, _ = (int(v) for v in p.relative_to(chunks).parts)
+        if done_at_failure[i, j]:
+            assert p.read_bytes() == data
+
+
+def test_a_failure_while_drawing_is_one_line_and_resume_draws_again(partial_run, tmp_path, capsys):
+    run = shutil.copytree(partial_run, tmp_path / "run")
+    resume(run, progress=False, log=quiet, draw=False)            # every tile stored, nothing drawn
+    (run / "epochs").write_text("a file where the epoch maps' folder goes")
+    curves = (run / "store.zarr" / "curves").rglob("*")
+    before = {p: p.read_bytes() for p in curves if p.is_file()}
+    assert main(_resume(run)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("nnfractal: error: drawing stopped: FileExistsError")
+    assert err.endswith(f"every tile is stored; traceback in {run}/error.log "
+                        f"(resume with: nnfractal run --resume {run})")
+    assert {p: p.read_bytes() for p in before} == before
+    (run / "epochs").unlink()
+    assert main(_resume(run)) == 0
+    assert (run / "map.png").stat().st_size > 0 and (run / "summary.json").exists()
 
 
 def test_read_only_folder_made_writable_resume_finishes_bit_for_bit(partial_run, tmp_path, disk,

@@ -1,0 +1,121 @@
+"""Checks of tiled, resumable runs on a CUDA GPU (no test of the suite needs one).
+
+1. kill -9 on the GPU: `nnfractal run --device cuda` (float64 MLP, 16 tiles) is killed after 3
+   tiles, resumed, and compared bit for bit with an uninterrupted run in one tile; tiles done
+   before the kill must not be trained again.
+2. Tiling and chunk size on the GPU, float64 MLP: curves of other tile sizes / chunk sizes vs the
+   whole grid (bitwise equal or not, and the map's sign agreement).
+3. float32 ResNet on the GPU (cuDNN): sign agreement of maps across tile sizes and chunk sizes.
+
+Prints one JSON object. Usage: ``python benchmarks/gpu_resume_check.py [--quick]``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    device = "cpu" if "--cpu" in sys.argv else "cuda"
+    from nnfractal.config import build_config
+    from nnfractal.run import execute, resume, score_map
+    from nnfractal.store import RunStore
+
+    quiet = lambda *_: None  # noqa: E731
+    tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    report: dict = {"device": device}
+    if device == "cuda":
+        import torch
+        report["gpu"] = torch.cuda.get_device_name()
+
+    def curves(run):
+        return RunStore.open(run / "store.zarr").read_curves()
+
+    # 1. kill -9 and resume on the GPU -----------------------------------------------------------
+    res, steps = (32, 300) if quick else (64, 2000)
+    flags = dict(resolution=res, steps=steps, tile_batch=256, device=device)
+    cfg = build_config("paper-tanh", **flags)
+    t0 = time.perf_counter()
+    execute(cfg, tmp / "whole", progress=False, log=quiet, tile_size=res, draw=False)
+    report["mlp_whole_grid_s"] = round(time.perf_counter() - t0, 3)
+    ref = curves(tmp / "whole")
+    out = tmp / "killed"
+    argv = [sys.executable, "-m", "nnfractal", "run", "--preset", "paper-tanh", "--resolution",
+            str(res), "--steps", str(steps), "--tile_batch", "256", "--device", device,
+            "--tile-size", str(res // 4), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = None
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            done = RunStore.open(out / "store.zarr").done_tiles()
+        except Exception:
+            done = None
+        if done is not None and done.sum() >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    store = RunStore.open(out / "store.zarr")
+    done, attempts = store.done_tiles(), store.tile_state()["attempts"]
+    report["kill"] = {"tiles_done_at_kill": int(done.sum()), "tiles": int(done.size),
+                      "returncode": proc.returncode}
+    t0 = time.perf_counter()
+    resume(out, progress=False, log=quiet, draw=False)
+    report["kill"]["resume_s"] = round(time.perf_counter() - t0, 3)
+    after = RunStore.open(out / "store.zarr").tile_state()["attempts"]
+    report["kill"]["bitwise_equal_to_uninterrupted"] = bool(np.array_equal(curves(out), ref,
+                                                                           equal_nan=True))
+    report["kill"]["done_tiles_not_recomputed"] = bool((after[done] == attempts[done]).all())
+
+    # 2. tiling and chunk size, float64 MLP -------------------------------------------------------
+    ref_map = np.sign(score_map(RunStore.open(tmp / "whole" / "store.zarr"), cfg))
+    report["mlp_float64"] = {}
+    for tile, tb in [(res // 4, 256), (res // 2, 256), (res, 64), (res, 1024), (res // 4, 7)]:
+        run = tmp / f"mlp-{tile}-{tb}"
+        c = cfg.replace(tile_batch=tb)
+        t0 = time.perf_counter()
+        execute(c, run, progress=False, log=quiet, tile_size=tile, draw=False)
+        m = np.sign(score_map(RunStore.open(run / "store.zarr"), c))
+        report["mlp_float64"][f"tile {tile}, chunk {tb}"] = {
+            "bitwise": bool(np.array_equal(curves(run), ref, equal_nan=True)),
+            "sign_agreement": float((m == ref_map).mean()), "s": round(time.perf_counter() - t0, 3)}
+
+    # 3. float32 ResNet (cuDNN) -----------------------------------------------------------------
+    rcfg = build_config("resnet20-mnist", resolution=12 if quick else 24, num_epochs=2 if quick else 4,
+                        eval_every=0, device=device, tile_batch=16)
+    maps, rcurves = {}, {}
+    for tile, tb in [(rcfg.resolution, 16), (4, 16), (rcfg.resolution, 48), (6, 5)]:
+        run = tmp / f"rn-{tile}-{tb}"
+        c = rcfg.replace(tile_batch=tb)
+        t0 = time.perf_counter()
+        execute(c, run, progress=False, log=quiet, tile_size=tile, draw=False)
+        maps[tile, tb] = (np.sign(score_map(RunStore.open(run / "store.zarr"), c)),
+                          round(time.perf_counter() - t0, 3))
+        rcurves[tile, tb] = curves(run)
+    base = (rcfg.resolution, 16)
+    report["resnet_float32"] = {
+        f"tile {t}, chunk {b}": {"sign_agreement": float((m == maps[base][0]).mean()),
+                                 "bitwise": bool(np.array_equal(rcurves[t, b], rcurves[base],
+                                                                equal_nan=True)),
+                                 "converged": float((m < 0).mean()), "s": s}
+        for (t, b), (m, s) in maps.items()}
+    print(json.dumps(report, indent=2))
+    out_dir = os.environ.get("OUT")
+    if out_dir:
+        Path(out_dir, "gpu_resume_check.json").write_text(json.dumps(report, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
