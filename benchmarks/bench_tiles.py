@@ -4,7 +4,7 @@ Variants, timed side by side in one process, repeats interleaved, median reporte
 
 - ``single``: what `run.execute` did before tiles: one `engine.train` call over the whole grid,
   then the curves written to a store in one go.
-- ``tiles-N``: `run.execute(..., tile_size=N, draw=False)`: tile by tile, each written with its
+- ``tiles-N``: `run.execute(..., tile_rows=N, draw=False)`: tile by tile, each written with its
   done flag (store creation and writes included, drawing excluded, as for `single`).
 - ``ray-N`` (with ``--ray``): the same on a local Ray cluster (``ray.init(num_cpus=--ray-cpus)``,
   started before timing; the first repeat also pays for starting the workers, reported apart).
@@ -13,7 +13,7 @@ Usage::
 
     python benchmarks/bench_tiles.py                        # paper-tanh 32 x 32, 200 steps, CPU
     python benchmarks/bench_tiles.py --ray --ray-cpus 2
-    python benchmarks/bench_tiles.py --device cuda --resolution 64 --steps 500 --tile_batch 1024 --tile-sizes 32 64
+    python benchmarks/bench_tiles.py --device cuda --resolution 64 --steps 500 --tile_batch 1024 --tile-rows 32 64
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--tile_batch", type=int, default=64)
     p.add_argument("--precision", default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tile-sizes", type=int, nargs="+", default=[8, 16, 32])
+    p.add_argument("--tile-rows", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--ray", action="store_true", help="also time --backend ray")
@@ -70,23 +70,23 @@ def main() -> None:
         result = train(cfg, family, plan.data, points)
         store = RunStore.create(out, config=cfg.to_dict(), x=plan.x, y=plan.y,
                                 curve_lengths=plan.lengths, dtype=plan.dtype,
-                                schedule=plan.store_schedule, tile_size=args.resolution)
+                                schedule=plan.store_schedule, tile_rows=args.resolution)
         for metric, c in result.curves.items():
             store.write_curves(metric, 0, c)
         if cfg.device == "cuda":
             torch.cuda.synchronize()
 
     def tiled(out: Path, size: int, backend: str = "local") -> None:
-        execute(cfg, out, progress=False, log=quiet, tile_size=size, backend=backend, draw=False)
+        execute(cfg, out, progress=False, log=quiet, tile_rows=size, backend=backend, draw=False)
 
     variants = {"single": single}
-    for size in args.tile_sizes:
+    for size in args.tile_rows:
         variants[f"tiles-{size}"] = lambda out, s=size: tiled(out, s)
     if args.ray:
         import ray
         ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False,
                  logging_level="error")
-        for size in args.tile_sizes:
+        for size in args.tile_rows:
             variants[f"ray-{size}"] = lambda out, s=size: tiled(out, s, "ray")
 
     single(tmp / "warmup")                                 # first-call costs out of the timings

@@ -88,9 +88,9 @@ def _add_tile_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="finish an interrupted run: train only its missing tiles (config flags "
                         "given with it must match the run's config.toml)")
-    g.add_argument("--tile-size", "--tile_size", type=int, dest="tile_size",
-                   help="pixels per side of a tile, the unit that is stored and resumed "
-                        "(default 32, more if --tile_batch exceeds a 32x32 tile)")
+    g.add_argument("--tile-rows", "--tile_rows", type=int, dest="tile_rows",
+                   help="grid rows per tile, the unit that is stored, resumed and sent to a Ray "
+                        "task (default: whole chunks of about 1024 points)")
     g.add_argument("--backend", default="local",
                    help="local (default: this process) | ray (one Ray task per tile)")
     g.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local "
@@ -197,7 +197,7 @@ def cmd_run(args) -> int:
 
     def work() -> None:
         options = dict(data_dir=args.data_dir, progress=not args.no_progress,
-                       tile_size=args.tile_size, backend=args.backend, address=args.address)
+                       tile_rows=args.tile_rows, backend=args.backend, address=args.address)
         if args.checkpoint_every is not None:
             if not args.checkpoint_every >= 0:
                 raise ConfigError("checkpoint_every", f"{args.checkpoint_every} is not allowed "

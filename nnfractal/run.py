@@ -36,7 +36,8 @@ from .engine import epoch_curves, make_schedule
 from .grid import axes, axis_labels
 from .measure import accuracy_score, converged_fraction, scores
 from .models import build_family
-from .store import DEFAULT_TILE, FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError
+from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
+                    tile_rows_step)
 
 MAX_FRAMES = 60
 
@@ -189,34 +190,35 @@ def plan_run(cfg: Config, data_dir: Path | None, backend, log=print) -> RunPlan:
     return RunPlan(cfg, data, x, y, schedule, lengths, dtype, device)
 
 
-def check_tile_size(tile_size) -> int | None:
-    if tile_size is None:
+def check_tile_rows(tile_rows, cfg: Config) -> int | None:
+    """Refuse a --tile-rows that is not a whole number of chunks per tile (unless it takes every
+    row: one tile is always the whole grid's chunking); None stays None (the default)."""
+    if tile_rows is None:
         return None
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
-        raise ConfigError("tile_size", f"{tile_size!r} is not allowed (allowed: an integer >= 1, "
-                          "pixels per side of a tile)")
-    return tile_size
+    step = tile_rows_step(cfg.resolution, cfg.tile_batch)
+    if isinstance(tile_rows, bool) or not isinstance(tile_rows, int) or tile_rows < 1 or (
+            tile_rows % step and tile_rows < cfg.resolution):
+        raise ConfigError("tile_rows", f"{tile_rows!r} is not allowed (allowed: a multiple of {step}, "
+                          f"so that a tile of rows x {cfg.resolution} columns holds whole chunks of "
+                          f"--tile_batch {cfg.tile_batch}; or >= {cfg.resolution}, one tile)")
+    return min(tile_rows, cfg.resolution)
 
 
-def default_tile_size(cfg: Config) -> int:
-    """DEFAULT_TILE pixels, or more where a tile would hold fewer points than one chunk
-    (tile_batch): the smallest power of two whose square holds a chunk."""
-    side = DEFAULT_TILE
-    while side * side < cfg.tile_batch:
-        side *= 2
-    return side
+def default_tile_rows_of(cfg: Config) -> int:
+    """Rows per tile: the fewest whole-chunk rows that hold ~1024 points (store.default_tile_rows)."""
+    return default_tile_rows(cfg.resolution, cfg.resolution, cfg.tile_batch)
 
 
 def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             progress: bool = True, log=print, epoch_maps: bool = True, *,
-            tile_size: int | None = None, backend: str = "local", address: str | None = None,
+            tile_rows: int | None = None, backend: str = "local", address: str | None = None,
             checkpoint_s: float = CHECKPOINT_S, draw: bool = True) -> Path:
     """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
 
     `epoch_maps=False` skips the per-epoch maps and animation (zoom frames and comparison windows
     need only the final map; drawing is then a few seconds instead of a minute); `draw=False`
-    only trains and stores (a later `resume` draws). `tile_size`: pixels per tile side (default
-    `default_tile_size`); `backend`: local or ray (`address`: the Ray cluster);
+    only trains and stores (a later `resume` draws). `tile_rows`: grid rows per tile (default
+    `default_tile_rows_of`); `backend`: local or ray (`address`: the Ray cluster);
     `checkpoint_s`: seconds between checkpoints of an unfinished tile.
 
     Everything that can be refused (config, backend, device, data, output folder) is checked
@@ -226,20 +228,22 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     (RunFailed / RunInterrupted say so in one line).
     """
     out = Path(out) if out is not None else default_out_dir(cfg)
-    tile = check_tile_size(tile_size) or default_tile_size(cfg)
+    tile = check_tile_rows(tile_rows, cfg) or default_tile_rows_of(cfg)
     check_out_dir(out, cfg)
     runner = make_backend(backend, address)
     try:
         plan = plan_run(cfg, data_dir, runner, log)
         _create_run(out, plan, tile)
-        return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s, draw)
+        with run_lock(out):
+            return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s,
+                                     draw)
     finally:
         runner.close()
 
 
 def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
            data_dir: Path | None = None, progress: bool = True, log=print,
-           epoch_maps: bool = True, *, tile_size: int | None = None, backend: str = "local",
+           epoch_maps: bool = True, *, tile_rows: int | None = None, backend: str = "local",
            address: str | None = None, checkpoint_s: float = CHECKPOINT_S,
            draw: bool = True) -> Path:
     """Finish an interrupted run: train only the tiles (and points) not stored yet, then draw.
@@ -250,30 +254,55 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
     nothing. A finished run is only re-drawn if its pictures are missing.
     """
     run_dir = Path(run_dir)
-    tile_size = check_tile_size(tile_size)
     cfg = _run_config(run_dir)
     check_resume_config(cfg, given or {}, preset, run_dir)
-    store = _resumable_store(run_dir, cfg, tile_size)
+    tile_rows = check_tile_rows(tile_rows, cfg)
+    store = _resumable_store(run_dir, cfg, tile_rows)
     check_writable(run_dir)
     if store is not None and store.complete and (run_dir / "summary.json").exists():
         log(f"{run_dir} is complete: nothing to train or draw")
         return run_dir
     runner = make_backend(backend, address)
     try:
-        plan = plan_run(cfg, data_dir, runner, log)
-        if store is None:                   # killed before its store existed: nothing trained
-            _create_run(run_dir, plan, tile_size or default_tile_size(cfg), config_written=True)
-        elif store.complete:                # trained, but killed while drawing
-            log(f"{run_dir}: every tile is stored; drawing")
-            return _draw_or_fail(run_dir, store, plan, log, epoch_maps) if draw else run_dir
-        else:
-            _check_store_layout(store, plan)
-            store.verify_tiles()
-            store.remove_partial_files()
-        return _train_and_finish(run_dir, plan, runner, progress, log, epoch_maps, checkpoint_s,
-                                 draw)
+        with run_lock(run_dir):
+            return _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps,
+                                  tile_rows, checkpoint_s, draw)
     finally:
         runner.close()
+
+
+def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps, tile_rows,
+                   checkpoint_s, draw) -> Path:
+    """resume() once the run is locked: load, check the store's layout, train, draw."""
+    plan = plan_run(cfg, data_dir, runner, log)
+    if store is None:                   # killed before its store existed: nothing trained
+        _create_run(run_dir, plan, tile_rows or default_tile_rows_of(cfg), config_written=True)
+    elif store.complete:                # trained, but killed while drawing
+        log(f"{run_dir}: every tile is stored; drawing")
+        return _draw_or_fail(run_dir, store, plan, log, epoch_maps) if draw else run_dir
+    else:
+        _check_store_layout(store, plan)
+        store.verify_tiles()
+        store.remove_partial_files()
+    return _train_and_finish(run_dir, plan, runner, progress, log, epoch_maps, checkpoint_s,
+                             draw)
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold an exclusive lock on the run (flock on its config.toml: no new file, released by the
+    OS when the process dies) so two processes never train the same run; a second one is refused."""
+    import fcntl
+    f = open(run_dir / "config.toml", "rb")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunFolderError(f"out: {run_dir} is being trained by another nnfractal process "
+                                 "(allowed: one process per run folder)") from None
+        yield
+    finally:
+        f.close()
 
 
 def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = False) -> RunStore:
@@ -286,7 +315,7 @@ def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = Fals
             _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
         return RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
                                curve_lengths=plan.lengths, dtype=plan.dtype,
-                               schedule=plan.store_schedule, tile_size=tile,
+                               schedule=plan.store_schedule, tile_rows=tile,
                                extra={"data_source": plan.data.source})
     except OSError as err:
         if made_dir:
@@ -342,12 +371,9 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
     already = "" if not n_done and not partly else (
         f"; {n_done} of {grid.count} tiles were done" + (f", {partly} partly" if partly else ""))
     log(f"training {missing} models x {steps} steps{already} ({cfg.model}, {cfg.precision}, {plan.device}, "
-        f"{grid.count} tiles of {grid.size}x{grid.size}, chunks of {cfg.tile_batch}, "
+        f"{grid.count} tiles of {grid.tile_rows} rows, chunks of {cfg.tile_batch}, "
         f"backend {runner.name}"
         f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
-    if grid.size * grid.size < cfg.tile_batch and grid.count > 1:
-        log(f"note: a tile holds {grid.size * grid.size} points, fewer than a chunk of "
-            f"{cfg.tile_batch}: chunks are padded (a larger --tile-size is faster)")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
     start = time.perf_counter()
     outcome_note, devices = "complete", set()
@@ -422,7 +448,7 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
     summary.update(wall_time_s=round(wall, 3), device=device, model_steps=model_steps,
                    model_steps_per_s=round(model_steps / compute, 2) if compute else None,
                    tile_seconds=round(tile_seconds, 3) if tile_seconds is not None else None,
-                   tile_size=store.tile_grid.size if store.has_tiles else None,
+                   tile_rows=store.tile_grid.tile_rows if store.has_tiles else None,
                    tiles=store.tile_grid.count if store.has_tiles else None, sessions=len(sessions),
                    backend=sessions[-1]["backend"] if sessions else None,
                    data_source=plan.data.source, versions=library_versions(),
@@ -483,10 +509,10 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
                               "allowed: leave it out or give the run's value)")
 
 
-def _resumable_store(run_dir: Path, cfg: Config, tile_size: int | None) -> RunStore | None:
+def _resumable_store(run_dir: Path, cfg: Config, tile_rows: int | None) -> RunStore | None:
     """The run's store opened for writing, or None when it was never created (a run killed
     between writing config.toml and creating its store). Refuses a foreign, damaged, old-format or
-    other-config store and a --tile-size that is not the store's."""
+    other-config store and a --tile-rows that is not the store's."""
     path = run_dir / "store.zarr"
     if not path.exists():
         return None
@@ -502,11 +528,9 @@ def _resumable_store(run_dir: Path, cfg: Config, tile_size: int | None) -> RunSt
                       if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k))
         raise StoreError(f"store: {path} was written for another config than "
                          f"{run_dir / 'config.toml'} (differs in: {', '.join(diff)})")
-    if tile_size is not None:
-        wanted = min(tile_size, max(len(store.y), len(store.x)))
-        if wanted != store.tile_grid.size:
-            raise ConfigError("resume", f"--tile-size {tile_size} differs from the run's tile size "
-                              f"({store.tile_grid.size}; allowed: leave it out or give the run's value)")
+    if tile_rows is not None and tile_rows != store.tile_grid.tile_rows:
+        raise ConfigError("resume", f"--tile-rows {tile_rows} differs from the run's "
+                          f"({store.tile_grid.tile_rows}; allowed: leave it out or give the run's value)")
     return RunStore.open(path, mode="r+")
 
 
@@ -526,9 +550,9 @@ def _check_store_layout(store: RunStore, plan: RunPlan) -> None:
     if shapes != wanted or set(dtypes.values()) != {plan.dtype}:
         raise StoreError(f"store: {path}/curves hold {shapes} ({', '.join(sorted(set(dtypes.values())))}), "
                          f"the config needs {wanted} ({plan.dtype})")
-    if flags != store.tile_grid.shape:
-        raise StoreError(f"store: {path}/tiles/stored has shape {flags}, the tile size needs "
-                         f"{store.tile_grid.shape}")
+    if flags != (store.tile_grid.count,):
+        raise StoreError(f"store: {path}/tiles/stored has shape {flags}, the tile rows need "
+                         f"({store.tile_grid.count},)")
 
 
 def check_writable(folder: Path) -> None:

@@ -2,21 +2,27 @@
 
 Layout of ``store.zarr``::
 
-    curves/<metric>   (rows, cols, T) float32 or float64, chunks (tile, tile, T')   e.g. train_loss
+    curves/<metric>   (rows, cols, T) float32 or float64, chunks (tile_rows, cols, T')  e.g. train_loss
     axes/x            (cols,) float64   hyperparameter values of the columns (axis units)
     axes/y            (rows,) float64
-    tiles/stored      (tile_rows, tile_cols) int32, chunks (1, 1): how many of a tile's points
-                      (row-major inside the tile) have their curves stored; the tile is done when
-                      this equals its point count
-    tiles/attempts    (tile_rows, tile_cols) int32, chunks (1, 1): how often its training started
-    tiles/seconds     (tile_rows, tile_cols) float64, chunks (1, 1): compute time of its stored points
-    attrs             format, format_version, config, schedule, tile_size, complete, sessions, versions
+    tiles/stored      (tiles,) int32, chunks (1,): how many of a tile's points (row-major) have
+                      their curves stored; the tile is done when this equals its point count
+    tiles/attempts    (tiles,) int32, chunks (1,): how often its training started
+    tiles/seconds     (tiles,) float64, chunks (1,): compute time of its stored points
+    attrs             format, format_version, config, schedule, tile_rows, complete, sessions, versions
 
-**Tiles.** The grid is cut into square tiles of ``tile_size`` pixels (clipped at the grid's edge),
-and a tile is exactly one zarr chunk of every curves array in the (row, col) dimensions (curves
-longer than ~64 MB per tile are also split along T). A tile's curves are written first, its
-``stored`` flag after them, so a flag never claims curves that are not on disk. Every flag is its
-own chunk file, so Ray tasks on different tiles never write the same file.
+**Tiles are bands of whole rows**, ``tile_rows`` rows each (the last one shorter), holding a whole
+number of chunks of ``tile_batch`` models. A tile's points are therefore exactly the chunks that
+one `engine.train` call over the whole grid would form, at the same positions inside their chunks.
+That matters: on a GPU, cuBLAS and cuDNN round a model's numbers differently depending on its
+position in the chunk (measured on an H200: float64 MLP curves changed with square tiles, 0.02 to
+0.15% of map pixels flipped), so only chunk-aligned tiles give a map that does not depend on the
+tiling on every device. A tile is one zarr chunk of every curves array in (row, col) (curves longer
+than ~64 MB per tile are also split along T).
+
+A tile's curves are written first, its ``stored`` flag after them, so a flag never claims curves
+that are not on disk. Every flag is its own chunk file, so Ray tasks on different tiles never write
+the same file.
 
 **Atomic writes.** zarr >= 3.1.3 writes every chunk file to a temporary name and renames it into
 place (zarr-python PR 3412): a process killed mid-write leaves the old file (or none), never a torn
@@ -27,6 +33,7 @@ Readers (render, report, explorer) only ever read this store; they never train.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -38,7 +45,7 @@ import numpy as np
 
 FORMAT = "nnfractal-run"
 FORMAT_VERSION = 2          # 2: tiles (1: one band-chunked write at the end; still readable)
-DEFAULT_TILE = 32
+TILE_POINTS = 1024          # a default tile holds about this many points
 MAX_CHUNK_BYTES = 64 << 20  # one curves chunk file at most (split along T beyond it)
 
 
@@ -53,50 +60,57 @@ def _one_line(err: BaseException) -> str:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """Square tiles of `size` pixels over a rows x cols grid, clipped at the edges.
-
-    Tile (i, j) holds rows i*size .. min((i+1)*size, rows) and the same for columns.
-    """
+    """Bands of `tile_rows` whole rows over a rows x cols grid; tile i holds rows
+    i*tile_rows .. min((i+1)*tile_rows, rows) - 1, all columns."""
     rows: int
     cols: int
-    size: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(tile rows, tile columns)."""
-        return -(-self.rows // self.size), -(-self.cols // self.size)
+    tile_rows: int
 
     @property
     def count(self) -> int:
-        return self.shape[0] * self.shape[1]
+        return -(-self.rows // self.tile_rows)
 
-    def tiles(self) -> list[tuple[int, int]]:
-        """Every tile index, row-major."""
-        n_r, n_c = self.shape
-        return [(i, j) for i in range(n_r) for j in range(n_c)]
+    def tiles(self) -> list[int]:
+        return list(range(self.count))
 
-    def bounds(self, tile: tuple[int, int]) -> tuple[int, int, int, int]:
-        """(r0, r1, c0, c1): the tile's rows r0..r1-1 and columns c0..c1-1."""
-        i, j = tile
-        s = self.size
-        return i * s, min((i + 1) * s, self.rows), j * s, min((j + 1) * s, self.cols)
+    def bounds(self, tile: int) -> tuple[int, int]:
+        """(r0, r1): the tile's rows r0 .. r1-1."""
+        return tile * self.tile_rows, min((tile + 1) * self.tile_rows, self.rows)
 
-    def n_points(self, tile: tuple[int, int]) -> int:
-        r0, r1, c0, c1 = self.bounds(tile)
-        return (r1 - r0) * (c1 - c0)
+    def n_points(self, tile: int) -> int:
+        r0, r1 = self.bounds(tile)
+        return (r1 - r0) * self.cols
 
-    def points(self, tile: tuple[int, int], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The tile's (x, y) hyperparameter points, row-major inside the tile: (n, 2) float64."""
+    def points(self, tile: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The tile's (x, y) hyperparameter points, row-major: (n, 2) float64."""
         from .grid import grid_points
-        r0, r1, c0, c1 = self.bounds(tile)
-        return grid_points(np.asarray(x)[c0:c1], np.asarray(y)[r0:r1])
+        r0, r1 = self.bounds(tile)
+        return grid_points(np.asarray(x), np.asarray(y)[r0:r1])
+
+    def describe(self, tile: int) -> str:
+        r0, r1 = self.bounds(tile)
+        return f"tile {tile} (rows {r0}-{r1 - 1})"
 
 
-def curve_chunks(tile: int, length: int, itemsize: int) -> tuple[int, int, int]:
+def tile_rows_step(cols: int, tile_batch: int) -> int:
+    """Tiles must hold whole chunks: tile_rows * cols a multiple of tile_batch, i.e. tile_rows a
+    multiple of this."""
+    return tile_batch // math.gcd(cols, tile_batch)
+
+
+def default_tile_rows(rows: int, cols: int, tile_batch: int) -> int:
+    """The fewest rows, a multiple of `tile_rows_step`, that hold TILE_POINTS points (at most
+    all rows)."""
+    step = tile_rows_step(cols, tile_batch)
+    wanted = -(-TILE_POINTS // cols)
+    return min(rows, step * -(-wanted // step))
+
+
+def curve_chunks(tile_rows: int, cols: int, length: int, itemsize: int) -> tuple[int, int, int]:
     """Chunk shape of a curves array: one tile in (row, col), all of T unless a chunk would
     exceed MAX_CHUNK_BYTES (then T is split)."""
-    t = max(1, min(length, MAX_CHUNK_BYTES // max(1, tile * tile * itemsize)))
-    return tile, tile, t
+    t = max(1, min(length, MAX_CHUNK_BYTES // max(1, tile_rows * cols * itemsize)))
+    return tile_rows, cols, t
 
 
 class RunStore:
@@ -107,17 +121,17 @@ class RunStore:
     @classmethod
     def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray,
                curve_lengths: dict[str, int], schedule: dict, dtype: str,
-               extra: dict | None = None, tile_size: int | None = None) -> "RunStore":
+               extra: dict | None = None, tile_rows: int | None = None) -> "RunStore":
         """A new, empty store for a grid of len(y) x len(x) points; curve_lengths: metric -> T.
 
         Built under a temporary name beside `path` and renamed into place, so a crash never
-        leaves a store without its arrays. `tile_size` (pixels, default DEFAULT_TILE) is clipped
-        to the grid.
+        leaves a store without its arrays. `tile_rows`: rows per tile (default: all rows, one
+        tile, as a store written in one go needs; `run.execute` passes its own).
         """
         import zarr
         path = Path(path)
         rows, cols = len(y), len(x)
-        tile = max(1, min(int(tile_size or DEFAULT_TILE), max(rows, cols)))
+        tile = max(1, min(int(tile_rows or rows), rows))
         grid = TileGrid(rows, cols, tile)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
@@ -129,14 +143,14 @@ class RunStore:
             itemsize = np.dtype(dtype).itemsize
             for metric, length in curve_lengths.items():
                 curves.create_array(metric, shape=(rows, cols, length),
-                                    chunks=curve_chunks(tile, length, itemsize),
+                                    chunks=curve_chunks(tile, cols, length, itemsize),
                                     dtype=dtype, fill_value=np.nan)
             tiles = group.create_group("tiles")
             for name, kind in (("stored", "int32"), ("attempts", "int32"), ("seconds", "float64")):
-                tiles.create_array(name, shape=grid.shape, chunks=(1, 1), dtype=kind, fill_value=0)
+                tiles.create_array(name, shape=(grid.count,), chunks=(1,), dtype=kind, fill_value=0)
             group.attrs.update({
                 "format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
-                "schedule": schedule, "tile_size": tile, "complete": False, "sessions": [],
+                "schedule": schedule, "tile_rows": tile, "complete": False, "sessions": [],
                 **(extra or {}),
             })
             os.chmod(tmp, 0o777 & ~_umask())           # mkdtemp makes it private (0700)
@@ -227,68 +241,67 @@ class RunStore:
     # ---- tiles ---------------------------------------------------------------------------------
     @property
     def has_tiles(self) -> bool:
-        return "tiles" in self.group and "tile_size" in self.group.attrs
+        return "tiles" in self.group and "tile_rows" in self.group.attrs
 
     @property
     def tile_grid(self) -> TileGrid:
         if getattr(self, "_tile_grid", None) is None:      # array metadata only, no chunk read
             rows, cols = self.group["axes/y"].shape[0], self.group["axes/x"].shape[0]
-            self._tile_grid = TileGrid(rows, cols, int(self.group.attrs["tile_size"]))
+            self._tile_grid = TileGrid(rows, cols, int(self.group.attrs["tile_rows"]))
         return self._tile_grid
 
     def tile_state(self) -> dict[str, np.ndarray]:
-        """stored, attempts, seconds: (tile_rows, tile_cols) each."""
+        """stored, attempts, seconds: (tiles,) each."""
         try:
             return {name: self.group[f"tiles/{name}"][:] for name in ("stored", "attempts", "seconds")}
         except Exception as err:
             raise StoreError(f"store: {self.path}/tiles cannot be read, a flag file is damaged "
                              f"({_one_line(err)})") from None
 
-    def tile_flags(self, tile: tuple[int, int]) -> tuple[int, float]:
+    def tile_flags(self, tile: int) -> tuple[int, float]:
         """(stored points, compute seconds) of one tile: two small chunk files."""
         try:
             return (int(self.group["tiles/stored"][tile]), float(self.group["tiles/seconds"][tile]))
         except Exception as err:
-            raise StoreError(f"store: {self.path}/tiles of tile {tile[0]},{tile[1]} cannot be read "
+            raise StoreError(f"store: {self.path}/tiles of tile {tile} cannot be read "
                              f"({_one_line(err)})") from None
 
     def tile_counts(self) -> np.ndarray:
-        """(tile_rows, tile_cols) int: the number of points of each tile."""
+        """(tiles,) int: the number of points of each tile."""
         grid = self.tile_grid
-        n_r, n_c = grid.shape
-        return np.array([[grid.n_points((i, j)) for j in range(n_c)] for i in range(n_r)])
+        return np.array([grid.n_points(t) for t in grid.tiles()])
 
     def done_tiles(self) -> np.ndarray:
-        """(tile_rows, tile_cols) bool: tiles whose curves are all stored."""
+        """(tiles,) bool: tiles whose curves are all stored."""
         return self.tile_state()["stored"] >= self.tile_counts()
 
-    def begin_tile(self, tile: tuple[int, int]) -> int:
+    def begin_tile(self, tile: int) -> int:
         """Count one more training attempt of a tile; returns the new count."""
         arr = self.group["tiles/attempts"]
         n = int(arr[tile]) + 1
         arr[tile] = n
         return n
 
-    def read_tile(self, tile: tuple[int, int]) -> dict[str, np.ndarray]:
-        """The stored curves of a tile, metric -> (h*w, T) row-major inside the tile."""
-        r0, r1, c0, c1 = self.tile_grid.bounds(tile)
+    def read_tile(self, tile: int) -> dict[str, np.ndarray]:
+        """The stored curves of a tile, metric -> (n, T) row-major."""
+        r0, r1 = self.tile_grid.bounds(tile)
         out = {}
         for metric in self.metrics:
             try:
-                block = self.group[f"curves/{metric}"][r0:r1, c0:c1, :]
+                block = self.group[f"curves/{metric}"][r0:r1]
             except Exception as err:
-                raise StoreError(f"store: {self.path}/curves/{metric} tile {tile[0]},{tile[1]} "
+                raise StoreError(f"store: {self.path}/curves/{metric} {self.tile_grid.describe(tile)} "
                                  f"cannot be read, its chunk file is damaged ({_one_line(err)})") from None
-            out[metric] = block.reshape((r1 - r0) * (c1 - c0), -1)
+            out[metric] = block.reshape((r1 - r0) * self.tile_grid.cols, -1)
         return out
 
-    def write_tile(self, tile: tuple[int, int], curves: dict[str, np.ndarray], stored: int,
+    def write_tile(self, tile: int, curves: dict[str, np.ndarray], stored: int,
                    seconds: float) -> None:
-        """Write a tile's curves (metric -> (h*w, T), row-major inside the tile), then its flags:
-        `stored` points are now valid, after `seconds` of compute in all."""
-        r0, r1, c0, c1 = self.tile_grid.bounds(tile)
+        """Write a tile's curves (metric -> (n, T), row-major), then its flags: `stored` points
+        are now valid, after `seconds` of compute in all."""
+        r0, r1 = self.tile_grid.bounds(tile)
         for metric, c in curves.items():
-            self.group[f"curves/{metric}"][r0:r1, c0:c1, :] = c.reshape(r1 - r0, c1 - c0, -1)
+            self.group[f"curves/{metric}"][r0:r1] = c.reshape(r1 - r0, self.tile_grid.cols, -1)
         # The flags go last: a crash before this line leaves the tile counted as before.
         self.group["tiles/seconds"][tile] = float(seconds)
         self.group["tiles/stored"][tile] = int(stored)

@@ -46,10 +46,10 @@ def one_thread():
 @pytest.fixture(scope="module")
 def partial_run(tmp_path_factory):
     """A real unfinished run: training stopped by a failing tile (the documented test hook, tile
-    1,1), so 4 of its 9 tiles are done. Each test gets a copy."""
+    4), so 4 of its 12 one-row tiles are done. Each test gets a copy."""
     out = tmp_path_factory.mktemp("partial") / "run"
-    with mock.patch.dict(os.environ, {"NNFRACTAL_TEST_FAIL_TILE": "1,1"}):
-        assert main(["run", *ARGS, "--tile-size", "4", "--out", str(out), "--no-progress"]) == 2
+    with mock.patch.dict(os.environ, {"NNFRACTAL_TEST_FAIL_TILE": "4"}):
+        assert main(["run", *ARGS, "--tile-rows", "1", "--out", str(out), "--no-progress"]) == 2
     assert RunStore.open(out / "store.zarr").done_tiles().sum() == 4
     return out
 
@@ -57,7 +57,7 @@ def partial_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "run"
-    execute(CFG, out, progress=False, log=quiet, tile_size=12, draw=False)
+    execute(CFG, out, progress=False, log=quiet, tile_rows=12, draw=False)
     return RunStore.open(out / "store.zarr").read_curves()
 
 
@@ -194,7 +194,7 @@ def corrupt_array_json(run, tmp, disk):
 
 
 def corrupt_chunk(run, tmp, disk):
-    chunk = run / "store.zarr" / "curves" / "train_loss" / "c" / "0" / "1" / "0"
+    chunk = run / "store.zarr" / "curves" / "train_loss" / "c" / "1" / "0" / "0"    # tile 1
     assert chunk.is_file()
     chunk.write_bytes(b"not a zstd frame" * 10)
     return _resume(run)
@@ -230,8 +230,8 @@ def preset_differs(run, tmp, disk):
                    "--tile_batch", "4")
 
 
-def tile_size_differs(run, tmp, disk):
-    return _resume(run, "--tile-size", "6")
+def tile_rows_differ(run, tmp, disk):
+    return _resume(run, "--tile-rows", "2")
 
 
 def out_differs(run, tmp, disk):
@@ -305,8 +305,21 @@ def address_without_ray(run, tmp, disk):
     return ["run", *ARGS, "--address", "10.0.0.1:6379", "--out", str(tmp / "new"), "--no-progress"]
 
 
-def bad_tile_size(run, tmp, disk):
-    return ["run", *ARGS, "--tile-size", "0", "--out", str(tmp / "new"), "--no-progress"]
+def bad_tile_rows(run, tmp, disk):
+    return ["run", *ARGS, "--tile-rows", "0", "--out", str(tmp / "new"), "--no-progress"]
+
+
+def tile_rows_not_whole_chunks(run, tmp, disk):
+    return ["run", *ARGS, "--tile_batch", "16", "--tile-rows", "3", "--out", str(tmp / "new"),
+            "--no-progress"]
+
+
+def run_in_use(run, tmp, disk):
+    import fcntl
+    holder = open(run / "config.toml", "rb")          # another process training this run
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    disk.mp.setattr(disk, "lock_holder", holder, raising=False)
+    return _resume(run)
 
 
 def bad_checkpoint(run, tmp, disk):
@@ -317,21 +330,21 @@ FAULTS = [
     # (setup, what the error line contains)
     (corrupt_store_json, "store: {run}/store.zarr is not a readable zarr v3 store"),
     (corrupt_array_json, "store: {run}/store.zarr"),
-    (corrupt_chunk, "store: {run}/store.zarr/curves/train_loss tile 0,1 cannot be read, its chunk "
-                    "file is damaged"),
+    (corrupt_chunk, "store: {run}/store.zarr/curves/train_loss tile 1 (rows 1-1) cannot be read, "
+                    "its chunk file is damaged"),
     (foreign_store, "store: {run}/store.zarr is not an nnfractal run store"),
     (old_format_store, "store: {run}/store.zarr has format version 1 and cannot be resumed"),
     (store_of_another_config, "store: {run}/store.zarr was written for another config than "
                               "{run}/config.toml (differs in: steps)"),
     (flag_differs, "resume: --steps 50 differs from the run's config (steps = 60 in {run}/config.toml"),
     (preset_differs, "resume: --preset paper-relu differs from the run's config"),
-    (tile_size_differs, "resume: --tile-size 6 differs from the run's tile size (4"),
+    (tile_rows_differ, "resume: --tile-rows 2 differs from the run's (1;"),
     (out_differs, "out: {tmp}/elsewhere is not allowed with --resume"),
     (toml_unknown_key, "colour: unknown key in {run}/config.toml (allowed: "),
     (toml_wrong_type, "steps: 'sixty' is not allowed (allowed: an integer)"),
     (toml_not_toml, "config: {run}/config.toml is not a readable TOML file"),
     (not_a_run, "resume: {tmp}/notes holds no config.toml"),
-    (full_disk_resume, "training stopped: tile 1,1 failed: OSError: [Errno 28] No space left on device"),
+    (full_disk_resume, "training stopped: tile 4 failed: OSError: [Errno 28] No space left on device"),
     (full_disk_new_run, "out: cannot write {disk}/new (No space left on device)"),
     (read_only_run, "out: {disk}/run is not writable (Read-only file system)"),
     (read_only_parent, "out: {disk}/new cannot be created ({disk} is not writable: Read-only file system)"),
@@ -340,8 +353,11 @@ FAULTS = [
                         "pip install 'nnfractal[ray]'"),
     (unknown_backend, "backend: 'slurm' is not allowed (allowed: local, ray)"),
     (address_without_ray, "address: '10.0.0.1:6379' is not allowed with backend 'local'"),
-    (bad_tile_size, "tile_size: 0 is not allowed (allowed: an integer >= 1"),
+    (bad_tile_rows, "tile_rows: 0 is not allowed (allowed: a multiple of 1"),
+    (tile_rows_not_whole_chunks, "tile_rows: 3 is not allowed (allowed: a multiple of 4, so that a "
+                                 "tile of rows x 12 columns holds whole chunks of --tile_batch 16"),
     (bad_checkpoint, "checkpoint_every: -5.0 is not allowed (allowed: seconds >= 0)"),
+    (run_in_use, "out: {run} is being trained by another nnfractal process"),
 ]
 
 
@@ -384,9 +400,9 @@ def test_disk_full_mid_run_keeps_the_tiles_written_and_resume_finishes_bit_for_b
     assert len(err.splitlines()) == 1 and "No space left on device" in err, err
     done_at_failure = RunStore.open(run / "store.zarr").done_tiles()
     attempts_at_failure = RunStore.open(run / "store.zarr").tile_state()["attempts"]
-    assert 4 < done_at_failure.sum() < 9, "the disk must fill up mid-run"
-    assert f"{done_at_failure.sum()} of 9 tiles are done and kept" in err
-    chunks = run / "store.zarr" / "curves" / "train_loss" / "c"    # c/<tile row>/<tile col>/0
+    assert 4 < done_at_failure.sum() < 12, "the disk must fill up mid-run"
+    assert f"{done_at_failure.sum()} of 12 tiles are done and kept" in err
+    chunks = run / "store.zarr" / "curves" / "train_loss" / "c"    # c/<tile>/0/0
     kept = {p: p.read_bytes() for p in chunks.rglob("*") if p.is_file()}
     disk.free()
     resume(run, progress=False, log=quiet, draw=False)
@@ -395,8 +411,8 @@ def test_disk_full_mid_run_keeps_the_tiles_written_and_resume_finishes_bit_for_b
     attempts = store.tile_state()["attempts"]
     assert (attempts[done_at_failure] == attempts_at_failure[done_at_failure]).all()
     for p, data in kept.items():          # chunks of tiles done at the failure were not rewritten
-        i, j, _ = (int(v) for v in p.relative_to(chunks).parts)
-        if done_at_failure[i, j]:
+        tile = int(p.relative_to(chunks).parts[0])
+        if done_at_failure[tile]:
             assert p.read_bytes() == data
 
 

@@ -17,7 +17,8 @@ from nnfractal.config import build_config
 from nnfractal.run import execute, resume, score_map
 from nnfractal.store import RunStore, StoreError
 
-# A float64 MLP grid that trains in ~1 s here: 12 x 12 points, 9 tiles of 4 x 4 at --tile-size 4.
+# A float64 MLP grid that trains in ~1 s here: 12 x 12 points, 12 tiles of one row (3 chunks) at
+# --tile-rows 1.
 FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
 ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "60", "--tile_batch", "4"]
 CFG = build_config("paper-tanh", **FLAGS)
@@ -43,7 +44,7 @@ def curves(run_dir):
 
 
 def tile_state(run_dir):
-    """(done (tile_rows, tile_cols) bool, stored, attempts) of a run's store, None before it exists."""
+    """(done, stored, attempts), each (tiles,), of a run's store; None before the store exists."""
     try:
         store = RunStore.open(run_dir / "store.zarr")
         state = store.tile_state()
@@ -56,7 +57,7 @@ def tile_state(run_dir):
 def reference(tmp_path_factory):
     """The uninterrupted run, the whole grid as one tile: curves (12, 12, 60) float64."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    execute(CFG, out, progress=False, log=quiet, tile_size=12, draw=False)
+    execute(CFG, out, progress=False, log=quiet, tile_rows=12, draw=False)
     c = curves(out)
     assert c.dtype == np.float64 and c.shape == (12, 12, 60)
     return c
@@ -76,17 +77,17 @@ class TrainSpy:
 
 # ---- tiling invariance -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("tile_size,tile_batch", [(5, 4), (4, 4), (3, 4), (12, 3), (5, 16)])
-def test_float64_curves_do_not_depend_on_tiles_or_chunk_size(tile_size, tile_batch, reference,
+@pytest.mark.parametrize("tile_rows,tile_batch", [(5, 4), (1, 4), (3, 3), (2, 8), (4, 16), (12, 3)])
+def test_float64_curves_do_not_depend_on_tiles_or_chunk_size(tile_rows, tile_batch, reference,
                                                              tmp_path):
-    """Ragged tiles (5: 5+5+2 pixels), exact tiles, tiles of 9 points (chunks 4+4+1 padded), and
-    other chunk sizes >= 2: every curve bit for bit equal to the whole grid's in one tile."""
+    """Ragged tiles (5+5+2 rows), one-row tiles, other chunk sizes >= 2 (the last chunk of the
+    grid padded): every curve bit for bit equal to the whole grid's, in one tile, chunks of 4."""
     out = tmp_path / "run"
     execute(CFG.replace(tile_batch=tile_batch), out, progress=False, log=quiet,
-            tile_size=tile_size, draw=False)
+            tile_rows=tile_rows, draw=False)
     store = RunStore.open(out / "store.zarr")
-    assert store.tile_grid.size == tile_size and store.done_tiles().all()
-    assert store.group["curves/train_loss"].chunks[:2] == (tile_size, tile_size)  # a tile = a chunk
+    assert store.tile_grid.tile_rows == tile_rows and store.done_tiles().all()
+    assert store.group["curves/train_loss"].chunks[:2] == (tile_rows, 12)   # a tile = a chunk
     assert np.array_equal(curves(out), reference, equal_nan=True)
     signs = np.sign(score_map(store, CFG))
     assert (signs < 0).any() and (signs > 0).any()            # both outcomes are on this grid
@@ -98,12 +99,12 @@ def test_float32_map_signs_agree_across_tiles_and_chunk_sizes(tmp_path):
     base = build_config("resnet20-mnist", depth=8, c_hidden=(4, 8, 8), train_size=32, batch_size=16,
                         num_epochs=2, resolution=10, eval_every=0, mnmx=(-2.0, 1.5, -3.0, 1.0))
     maps = {}
-    for tile_size, tile_batch in [(10, 8), (4, 8), (3, 5)]:
-        out = tmp_path / f"t{tile_size}-{tile_batch}"
+    for tile_rows, tile_batch in [(10, 8), (4, 8), (3, 5)]:
+        out = tmp_path / f"t{tile_rows}-{tile_batch}"
         cfg = base.replace(tile_batch=tile_batch)
-        execute(cfg, out, progress=False, log=quiet, tile_size=tile_size, draw=False)
+        execute(cfg, out, progress=False, log=quiet, tile_rows=tile_rows, draw=False)
         assert curves(out).dtype == np.float32
-        maps[tile_size, tile_batch] = np.sign(score_map(RunStore.open(out / "store.zarr"), cfg))
+        maps[tile_rows, tile_batch] = np.sign(score_map(RunStore.open(out / "store.zarr"), cfg))
     ref = maps[10, 8]
     assert 0 < (ref < 0).mean() < 1                              # a boundary is on the grid
     for key, m in maps.items():
@@ -138,7 +139,7 @@ def test_kill_9_then_resume_is_bit_identical_and_computes_no_tile_twice(referenc
     out = tmp_path / "run"
     # --checkpoint-every 0: a tile's finished chunks are written after every chunk, so the kill
     # usually lands in a partly stored tile, whose stored points must not be trained again.
-    proc = start_run(out, "--tile-size", "4", "--checkpoint-every", "0")
+    proc = start_run(out, "--tile-rows", "1", "--checkpoint-every", "0")
     wait_for_done_tiles(proc, out, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -162,16 +163,16 @@ def test_kill_9_then_resume_is_bit_identical_and_computes_no_tile_twice(referenc
 def test_ctrl_c_stops_after_the_chunk_says_how_to_resume_and_resume_finishes(reference, tmp_path,
                                                                               capsys):
     out = tmp_path / "run"
-    proc = start_run(out, "--tile-size", "4")
+    proc = start_run(out, "--tile-rows", "1")
     wait_for_done_tiles(proc, out, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     done, stored, attempts = tile_state(out)
     last = err.strip().splitlines()[-1]
-    assert last == (f"nnfractal: interrupted after {done.sum()} of 9 tiles; "
+    assert last == (f"nnfractal: interrupted after {done.sum()} of 12 tiles; "
                     f"resume with: nnfractal run --resume {out}"), err
-    assert "Traceback" not in err and done.sum() < 9
+    assert "Traceback" not in err and done.sum() < 12
     # The current chunk was finished and written: the stopped tile holds whole chunks.
     assert (stored % 4 == 0).all() or (stored == RunStore.open(out / "store.zarr").tile_counts()).all()
 
@@ -191,21 +192,21 @@ def test_ctrl_c_stops_after_the_chunk_says_how_to_resume_and_resume_finishes(ref
 
 def test_a_failing_tile_is_one_line_exit_2_keeps_finished_tiles_and_resumes(reference, tmp_path,
                                                                               capsys, monkeypatch):
-    """An exception while training tile 1,1 (the documented test hook): one line naming the tile,
+    """An exception while training tile 4 (the documented test hook): one line naming the tile,
     exit 2, earlier tiles kept, the traceback in error.log; --resume finishes bit for bit."""
     out = tmp_path / "run"
-    monkeypatch.setenv("NNFRACTAL_TEST_FAIL_TILE", "1,1")
-    code = main(["run", *ARGS, "--tile-size", "4", "--out", str(out), "--no-progress"])
+    monkeypatch.setenv("NNFRACTAL_TEST_FAIL_TILE", "4")
+    code = main(["run", *ARGS, "--tile-rows", "1", "--out", str(out), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
-    assert err.startswith("nnfractal: error: training stopped: tile 1,1 failed: InjectedFailure")
+    assert err.startswith("nnfractal: error: training stopped: tile 4 failed: InjectedFailure")
     assert err.endswith(f"(resume with: nnfractal run --resume {out})")
     done, _, _ = tile_state(out)
-    assert done.sum() == 4 and done[0].all() and done[1, 0]         # row-major: 0,0 .. 1,0 done
+    assert done.sum() == 4 and done[:4].all()                       # tiles 0-3 done, in order
     assert "InjectedFailure" in (out / "error.log").read_text()
     resume(out, progress=False, log=quiet, draw=False)             # attempt 2 succeeds
     assert np.array_equal(curves(out), reference, equal_nan=True)
-    assert tile_state(out)[2][1, 1] == 2
+    assert tile_state(out)[2][4] == 2
 
 
 # ---- Ray ---------------------------------------------------------------------------------------------
@@ -221,12 +222,12 @@ def local_ray():
 def test_ray_backend_gives_the_local_map_and_retries_a_failed_task(reference, local_ray, tmp_path,
                                                                    monkeypatch):
     out = tmp_path / "ray"
-    monkeypatch.setenv("NNFRACTAL_TEST_FAIL_TILE", "0,1")     # its first attempt raises
+    monkeypatch.setenv("NNFRACTAL_TEST_FAIL_TILE", "1")       # its first attempt raises
     logs = []
-    execute(CFG, out, progress=False, log=logs.append, tile_size=5, backend="ray", draw=False)
+    execute(CFG, out, progress=False, log=logs.append, tile_rows=2, backend="ray", draw=False)
     assert np.array_equal(curves(out), reference, equal_nan=True)
     done, _, attempts = tile_state(out)
-    assert done.all() and attempts[0, 1] == 2 and (attempts.sum() == attempts.size + 1)
+    assert done.all() and attempts[1] == 2 and (attempts.sum() == attempts.size + 1)
     assert "backend ray" in logs[1]
     session = RunStore.open(out / "store.zarr").attrs["sessions"][-1]
     assert session["backend"] == "ray" and session["outcome"] == "complete"
