@@ -28,6 +28,7 @@ METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 PRECISIONS = ("float32", "float64")
 DEVICES = ("cpu", "cuda", "auto")
 AXIS_SCALES = ("log", "linear")
+COMPILE_MODES = ("auto", "on", "off")
 RESNET_DEPTHS = (8, 14, 20, 32, 44, 56)
 
 
@@ -77,6 +78,8 @@ class Config:
     device: str = "cpu"
     tile_batch: int = 16       # models trained together in one chunk
     early_exit: bool = True    # stop computing models whose weights turned NaN (same map, less work)
+    fast_path: bool = True     # the model's hand-written gradient where it has one (else autograd)
+    compile: str = "auto"      # torch.compile the fast path's fused kernels: auto | on | off
     seed: int = 0              # initial weights
     # grid
     mnmx: tuple[float, float, float, float] = (-3.0, 0.0, -3.0, 0.0)
@@ -132,10 +135,13 @@ def validate(cfg: Config) -> Config:
     _choice("precision", cfg.precision, PRECISIONS)
     _choice("device", cfg.device, DEVICES)
     _choice("axis_scale", cfg.axis_scale, AXIS_SCALES)
+    _choice("compile", cfg.compile, COMPILE_MODES)
     if not isinstance(cfg.skip, bool):
         raise ConfigError("skip", f"{cfg.skip!r} is not allowed (allowed: true, false)")
     if not isinstance(cfg.early_exit, bool):
         raise ConfigError("early_exit", f"{cfg.early_exit!r} is not allowed (allowed: true, false)")
+    if not isinstance(cfg.fast_path, bool):
+        raise ConfigError("fast_path", f"{cfg.fast_path!r} is not allowed (allowed: true, false)")
     if not isinstance(cfg.minibatch_replacement, bool):
         raise ConfigError("minibatch_replacement", f"{cfg.minibatch_replacement!r} is not allowed "
                           "(allowed: true, false)")

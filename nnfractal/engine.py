@@ -127,6 +127,27 @@ def _nan_models(params: dict[str, Tensor]) -> Tensor:
     return torch.stack([p.detach().flatten(1).isnan().any(1) for p in params.values()]).any(0)
 
 
+@torch.no_grad()
+def _silence(rows: Tensor, params: dict[str, Tensor], offsets: dict[str, Tensor], opt: Optimizer) -> None:
+    """Zero the weights, offsets, learning rates and optimizer state of dead chunk rows (bool).
+
+    Their curves are already filled in (`_Frozen`) and no longer recorded, but until the chunk
+    can shrink they are still computed: with NaN weights that is several times slower (MKL's
+    tanh takes a slow path for NaN: 3-5x measured), and every step would rescan the weights for
+    NaNs. Zero weights with zero learning rates stay finite. Models never mix, so the live
+    models' numbers do not change (tests/test_engine.py checks bit for bit).
+    """
+    for p in params.values():
+        p[rows] = 0
+    for o in offsets.values():
+        o[rows] = 0
+    for v in opt.lr.values():
+        v[rows] = 0
+    for bufs in opt.state.values():
+        for b in bufs:
+            b[rows] = 0
+
+
 def _power_of_two_at_least(n: int) -> int:
     return 1 << max(1, (n - 1).bit_length())
 
@@ -160,6 +181,29 @@ class _Frozen:
                 curves["test_acc"][models[:, None], torch.tensor(later)] = self.test_acc
 
 
+def _autograd_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+    """(loss (M,), output, grads {name: tensor}) of every model, by autograd through forward."""
+    out = family.forward(params, x)
+    loss = _task_loss(family.task, out, y)
+    names = list(params)
+    grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
+    return loss.detach(), out.detach(), dict(zip(names, grads))
+
+
+def _hand_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+    """The family's hand-written forward and backward pass (no autograd graph)."""
+    with torch.no_grad():
+        return family.loss_and_grads(params, x, y)
+
+
+def _step_function(cfg: Config, family):
+    """The family's `loss_and_grads` fast path where it has one and cfg.fast_path allows it,
+    autograd otherwise. Both compute the same gradients (to roundoff: tests/test_fastpath.py)."""
+    if cfg.fast_path and callable(getattr(family, "loss_and_grads", None)):
+        return _hand_step
+    return _autograd_step
+
+
 def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
                 hp: dict[str, np.ndarray], on_step=None) -> dict[str, Tensor]:
     """Train len(hp["offset"]) models together; returns their curves on CPU.
@@ -178,6 +222,7 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
     dtype, device = x.dtype, x.device
     m = len(hp["offset"])
     classify = family.task == "classification"
+    step_fn = _step_function(cfg, family)
     offset_roles = {"input"} if cfg.offset_target == "input" else {"input", "hidden", "output"}
     offsets = {n: _per_model(hp["offset"], p.unsqueeze(0), dtype, device)
                for n, p in init.items() if family.role(n) in offset_roles}
@@ -186,7 +231,7 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         p = p0.unsqueeze(0).repeat(m, *([1] * p0.ndim))
         if cfg.offset_mode == "init" and name in offsets:
             p += offsets[name]
-        params[name] = p.requires_grad_(True)
+        params[name] = p.requires_grad_(step_fn is _autograd_step)
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
     opt = Optimizer(cfg.optimizer, params, lr, cfg.momentum)
     curves = {"train_loss": torch.empty(m, schedule.steps, dtype=dtype, device=device)}
@@ -204,11 +249,22 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
     # one SIMD register, and their roundoff then depends on the chunk size; never shrink those.
     shrink_is_exact = dtype == torch.float64 or getattr(family, "shrink_is_exact", True)
 
+    silenced = False                                 # does the chunk hold dead (zeroed) models?
+
+    def record(name: str, col, values: Tensor) -> None:
+        """Store values (one per chunk row) for the chunk's live models; dead ones were filled."""
+        if silenced:
+            keep = live[active]
+            curves[name][active[keep], col] = values[keep]
+        else:
+            curves[name][active, col] = values
+
     def maybe_evaluate(epoch: int) -> None:
         if epoch in evals:
             i = evals.index(epoch)
-            curves["test_loss"][active, i], curves["test_acc"][active, i] = evaluate(
-                family, params, data.x_test, data.y_test, eval_batch)
+            test_loss, test_acc = evaluate(family, params, data.x_test, data.y_test, eval_batch)
+            record("test_loss", i, test_loss)
+            record("test_acc", i, test_acc)
 
     maybe_evaluate(0)
     for t in range(schedule.steps):
@@ -223,18 +279,12 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         else:
             idx = schedule.batches[t]
             xb, yb = x[idx], y[idx]
-        names = list(params)
-        out = family.forward(params, xb)
-        loss = _task_loss(family.task, out, yb)
-        grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
+        loss, out, grads = step_fn(family, params, xb, yb)
         with torch.no_grad():
-            if schedule.full_loss:
-                curves["train_loss"][active, t] = family.loss(params, x, y)
-            else:
-                curves["train_loss"][active, t] = loss
+            record("train_loss", t, family.loss(params, x, y) if schedule.full_loss else loss)
             if classify:
-                curves["train_acc"][active, t] = correct_count(out, yb) / len(yb)
-        opt.step(params, dict(zip(names, grads)))
+                record("train_acc", t, correct_count(out, yb) / len(yb))
+        opt.step(params, grads)
         if (t + 1) % schedule.steps_per_epoch == 0:
             maybe_evaluate((t + 1) // schedule.steps_per_epoch)
         if on_step is not None:
@@ -244,15 +294,19 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
             if newly.any():
                 live[active[newly]] = False
                 frozen.fill(curves, active[newly], t + 1, schedule)
+                _silence(newly, params, offsets, opt)
+                silenced = True
                 size = _power_of_two_at_least(int(live.sum()))
                 if size <= len(active) // 2 and shrink_is_exact:
                     rows = torch.arange(len(active), device=device)
                     keep = torch.cat([rows[live[active]], rows[~live[active]]])[:size].sort().values
                     active = active[keep]
-                    params = {n: p.detach()[keep].requires_grad_(True) for n, p in params.items()}
+                    params = {n: p.detach()[keep].requires_grad_(step_fn is _autograd_step)
+                              for n, p in params.items()}
                     offsets = {n: o[keep] for n, o in offsets.items()}
                     opt.lr = {n: v[keep] for n, v in opt.lr.items()}
                     opt.state = {n: tuple(b[keep] for b in bufs) for n, bufs in opt.state.items()}
+                    silenced = bool((~live[active]).any())
     return {k: v.detach().cpu() for k, v in curves.items()}
 
 
