@@ -114,8 +114,12 @@ class BatchedResNet:
     task = "classification"
 
     def __init__(self, depth: int = 20, c_hidden=(16, 32, 64), skip: bool = True,
-                 nonlinearity: str = "relu", channels_last: bool = True):
+                 nonlinearity: str = "relu", channels_last: bool = True, compile_kernels: bool = False):
         self.depth, self.c_hidden, self.skip = depth, tuple(c_hidden), skip
+        # torch.compile the forward pass (and so, through autograd, the backward pass). On CPU it
+        # gained only 3% over channels_last eager and costs 1-2 min of compiling: off by default.
+        self.compile_kernels = compile_kernels
+        self._compiled = None
         self.nonlinearity = nonlinearity
         self.act = activation(nonlinearity)
         self.act_ = activation_(nonlinearity)
@@ -148,6 +152,14 @@ class BatchedResNet:
 
     def forward(self, p: dict[str, Tensor], x: Tensor) -> Tensor:
         """p: {name: (M, *shape)}, x (B, 1, 28, 28) shared by all models -> logits (M, B, 10)."""
+        if self.compile_kernels:
+            if self._compiled is None:
+                from .meanfield import compiled
+                self._compiled = compiled(self._forward)
+            return self._compiled(p, x)
+        return self._forward(p, x)
+
+    def _forward(self, p: dict[str, Tensor], x: Tensor) -> Tensor:
         m = p["conv1.weight"].shape[0]
         w = p["conv1.weight"]
         # The input is the same for every model, so the first layer is one ordinary convolution
