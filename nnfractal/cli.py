@@ -59,7 +59,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", help="float32 | float64")
     g.add_argument("--device", help="cpu | cuda | auto")
     g.add_argument("--tile_batch", "--tile-batch", type=int, dest="tile_batch",
-                   help="models trained together in one chunk")
+                   help="models trained together in one chunk (0 = auto: the measured best on "
+                   "CPU, as many as fit in free memory on CUDA)")
+    g.add_argument("--matmul-precision", "--matmul_precision", dest="matmul_precision",
+                   help="highest (default) | tf32 (CUDA) | bfloat16 (autocast): faster products "
+                   "that move the boundary")
+    g.add_argument("--compile", help="auto | on | off: torch.compile the fused kernels (auto: "
+                   "runs large enough to repay the compile time)")
+    g.add_argument("--no-fast-path", dest="fast_path", action="store_false", default=None,
+                   help="autograd instead of the model's hand-written gradient")
     g.add_argument("--seed", type=int, help="initial weights seed")
     g.add_argument("--no-early-exit", dest="early_exit", action="store_false", default=None,
                    help="keep computing models whose weights turned NaN (same map, slower)")
@@ -104,7 +112,8 @@ CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "
                 "train_size", "batch_size", "data_seed", "num_epochs", "steps", "optimizer",
                 "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
                 "device", "tile_batch", "seed", "mnmx", "axis_scale", "resolution", "measure",
-                "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit")
+                "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit",
+                "matmul_precision", "compile", "fast_path")
 
 
 DEFAULT_PRESET = "resnet20-mnist"
@@ -153,7 +162,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 # Subcommands that live in their own module: each defines add_<name>_parser(subparsers) and
 # cmd_<name>(args) -> exit code.
-COMMAND_MODULES = ("zoom", "compare", "report", "explore")
+COMMAND_MODULES = ("zoom", "compare", "report", "explore", "bench")
 
 
 def _command_module(name: str):

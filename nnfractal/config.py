@@ -28,6 +28,8 @@ METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 PRECISIONS = ("float32", "float64")
 DEVICES = ("cpu", "cuda", "auto")
 AXIS_SCALES = ("log", "linear")
+COMPILE_MODES = ("auto", "on", "off")
+MATMUL_PRECISIONS = ("highest", "tf32", "bfloat16")
 RESNET_DEPTHS = (8, 14, 20, 32, 44, 56)
 
 
@@ -75,8 +77,13 @@ class Config:
     base_lr: float = 0.1       # lr_vs_lr: learning rate of the layers between input and output
     precision: str = "float32"
     device: str = "cpu"
-    tile_batch: int = 16       # models trained together in one chunk
+    tile_batch: int = 16       # models trained together in one chunk (0 = auto: fit memory)
     early_exit: bool = True    # stop computing models whose weights turned NaN (same map, less work)
+    fast_path: bool = True     # the model's hand-written gradient where it has one (else autograd)
+    compile: str = "auto"      # torch.compile the fast path's fused kernels: auto | on | off
+    # Products (convolutions, matmuls) in the storage precision ("highest"), or, only on request
+    # because it moves the boundary, TF32 tensor cores (CUDA) or bfloat16 autocast (CUDA, CPU).
+    matmul_precision: str = "highest"
     seed: int = 0              # initial weights
     # grid
     mnmx: tuple[float, float, float, float] = (-3.0, 0.0, -3.0, 0.0)
@@ -132,10 +139,20 @@ def validate(cfg: Config) -> Config:
     _choice("precision", cfg.precision, PRECISIONS)
     _choice("device", cfg.device, DEVICES)
     _choice("axis_scale", cfg.axis_scale, AXIS_SCALES)
+    _choice("compile", cfg.compile, COMPILE_MODES)
+    _choice("matmul_precision", cfg.matmul_precision, MATMUL_PRECISIONS)
+    if cfg.matmul_precision != "highest" and cfg.precision == "float64":
+        raise ConfigError("matmul_precision", f"{cfg.matmul_precision!r} is not allowed with "
+                          "precision float64 (allowed: highest)")
+    if cfg.matmul_precision == "tf32" and cfg.device == "cpu":
+        raise ConfigError("matmul_precision", "'tf32' is not allowed with device cpu: TF32 is a "
+                          "CUDA tensor-core format (allowed on cpu: highest, bfloat16)")
     if not isinstance(cfg.skip, bool):
         raise ConfigError("skip", f"{cfg.skip!r} is not allowed (allowed: true, false)")
     if not isinstance(cfg.early_exit, bool):
         raise ConfigError("early_exit", f"{cfg.early_exit!r} is not allowed (allowed: true, false)")
+    if not isinstance(cfg.fast_path, bool):
+        raise ConfigError("fast_path", f"{cfg.fast_path!r} is not allowed (allowed: true, false)")
     if not isinstance(cfg.minibatch_replacement, bool):
         raise ConfigError("minibatch_replacement", f"{cfg.minibatch_replacement!r} is not allowed "
                           "(allowed: true, false)")
@@ -166,7 +183,7 @@ def validate(cfg: Config) -> Config:
     _int_at_least("seed", cfg.seed, 0)
     _int_at_least("num_epochs", cfg.num_epochs, 1)
     _int_at_least("steps", cfg.steps, 0)
-    _int_at_least("tile_batch", cfg.tile_batch, 1)
+    _int_at_least("tile_batch", cfg.tile_batch, 0)
     _int_at_least("resolution", cfg.resolution, 2)
     _int_at_least("dpi", cfg.dpi, 10)
     _int_at_least("eval_every", cfg.eval_every, 0)

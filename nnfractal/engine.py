@@ -11,6 +11,7 @@ and 4), never on the neighbours.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -127,6 +128,27 @@ def _nan_models(params: dict[str, Tensor]) -> Tensor:
     return torch.stack([p.detach().flatten(1).isnan().any(1) for p in params.values()]).any(0)
 
 
+@torch.no_grad()
+def _silence(rows: Tensor, params: dict[str, Tensor], offsets: dict[str, Tensor], opt: Optimizer) -> None:
+    """Zero the weights, offsets, learning rates and optimizer state of dead chunk rows (bool).
+
+    Their curves are already filled in (`_Frozen`) and no longer recorded, but until the chunk
+    can shrink they are still computed: with NaN weights that is several times slower (MKL's
+    tanh takes a slow path for NaN: 3-5x measured), and every step would rescan the weights for
+    NaNs. Zero weights with zero learning rates stay finite. Models never mix, so the live
+    models' numbers do not change (tests/test_engine.py checks bit for bit).
+    """
+    for p in params.values():
+        p[rows] = 0
+    for o in offsets.values():
+        o[rows] = 0
+    for v in opt.lr.values():
+        v[rows] = 0
+    for bufs in opt.state.values():
+        for b in bufs:
+            b[rows] = 0
+
+
 def _power_of_two_at_least(n: int) -> int:
     return 1 << max(1, (n - 1).bit_length())
 
@@ -160,6 +182,115 @@ class _Frozen:
                 curves["test_acc"][models[:, None], torch.tensor(later)] = self.test_acc
 
 
+def _autograd_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+    """(loss (M,), output, grads {name: tensor}) of every model, by autograd through forward."""
+    out = family.forward(params, x)
+    loss = _task_loss(family.task, out, y)
+    names = list(params)
+    grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
+    return loss.detach(), out.detach(), dict(zip(names, grads))
+
+
+def _hand_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+    """The family's hand-written forward and backward pass (no autograd graph)."""
+    with torch.no_grad():
+        return family.loss_and_grads(params, x, y)
+
+
+def _step_function(cfg: Config, family):
+    """The family's `loss_and_grads` fast path where it has one and cfg.fast_path allows it,
+    autograd otherwise. Both compute the same gradients (to roundoff: tests/test_fastpath.py).
+    Under bfloat16 autocast the fast path's hand-written products would mix dtypes: autograd."""
+    if (cfg.fast_path and cfg.matmul_precision != "bfloat16"
+            and callable(getattr(family, "loss_and_grads", None))):
+        return _hand_step
+    return _autograd_step
+
+
+@contextlib.contextmanager
+def matmul_precision(cfg: Config, device: torch.device):
+    """Products in the storage precision, TF32 or bfloat16 autocast, as cfg.matmul_precision says.
+
+    PyTorch lets cuDNN convolutions use TF32 by default; "highest" switches that off too, so a
+    float32 run on a GPU is float32 throughout. The previous settings are restored afterwards.
+    """
+    if cfg.matmul_precision == "tf32" and device.type != "cuda":
+        raise ConfigError("matmul_precision", "'tf32' needs a CUDA device; device "
+                          f"{cfg.device!r} runs on {device.type} (allowed there: highest, bfloat16)")
+    saved = None
+    if device.type == "cuda":
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = \
+            cfg.matmul_precision == "tf32"
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=cfg.matmul_precision == "bfloat16"):
+            yield
+    finally:
+        if saved is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+# Chunk sizes measured fastest on a 2-core Xeon (see benchmarks/README.md), by model family.
+CPU_TILE_BATCH = {"resnet": 8, "mlp": 64, "meanfield-mlp": 256}
+MAX_AUTO_TILE_BATCH = 4096
+
+
+def model_footprint(cfg: Config, family, data: Dataset, device: torch.device, m: int) -> int:
+    """Bytes one training step of a chunk of m models holds at its peak, counted exactly on any
+    device: the tensors autograd saves for the backward pass (what dominates), the parameters,
+    their gradients and the optimizer state (two buffers at most), and the batch's outputs."""
+    dtype = DTYPES[cfg.precision]
+    init = {n: p.to(dtype=dtype, device=device) for n, p in family.init_params(cfg.seed).items()}
+    params = {n: p.unsqueeze(0).repeat(m, *([1] * p.ndim)).requires_grad_(True) for n, p in init.items()}
+    batch = cfg.batch_size or data.n_train
+    x = data.x_train[:batch].to(dtype=dtype, device=device)
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), matmul_precision(cfg, device):
+        out = family.forward(params, x)
+    param_bytes = sum(p.numel() * p.element_size() for p in params.values())
+    return sum(seen.values()) + 4 * param_bytes + 2 * out.numel() * out.element_size()
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for training: free CUDA memory, or the kernel's MemAvailable on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2 ** 30
+
+
+def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device | None = None,
+                       memory_budget: int | None = None) -> int:
+    """cfg.tile_batch, or for 0 (auto) the chunk size to use: a power of two (early exit shrinks
+    chunks through powers of two), the largest whose measured footprint fits in 70% of the
+    memory budget (default: free CUDA memory, or available RAM), and on CPU at most the size
+    measured fastest for the model (`CPU_TILE_BATCH`). Chunk sizes change roundoff, so the size
+    chosen is reported with the results (TrainResult.tile_batch)."""
+    if cfg.tile_batch:
+        return cfg.tile_batch
+    device = device or resolve_device(cfg.device)
+    budget = 0.7 * (memory_budget if memory_budget is not None else available_memory(device))
+    one = model_footprint(cfg, family, data, device, 1)
+    per_model = max(1, model_footprint(cfg, family, data, device, 2) - one)
+    fixed = max(0, one - per_model)
+    fits = int((budget - fixed) // per_model)
+    cap = MAX_AUTO_TILE_BATCH if device.type == "cuda" else CPU_TILE_BATCH.get(cfg.model, 16)
+    size = min(max(1, fits), cap)
+    return 1 << (size.bit_length() - 1)
+
+
 def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
                 hp: dict[str, np.ndarray], on_step=None) -> dict[str, Tensor]:
     """Train len(hp["offset"]) models together; returns their curves on CPU.
@@ -178,6 +309,8 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
     dtype, device = x.dtype, x.device
     m = len(hp["offset"])
     classify = family.task == "classification"
+    step_fn = _step_function(cfg, family)
+    products = lambda: matmul_precision(cfg, device)      # noqa: E731 - a fresh context each use
     offset_roles = {"input"} if cfg.offset_target == "input" else {"input", "hidden", "output"}
     offsets = {n: _per_model(hp["offset"], p.unsqueeze(0), dtype, device)
                for n, p in init.items() if family.role(n) in offset_roles}
@@ -186,7 +319,7 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         p = p0.unsqueeze(0).repeat(m, *([1] * p0.ndim))
         if cfg.offset_mode == "init" and name in offsets:
             p += offsets[name]
-        params[name] = p.requires_grad_(True)
+        params[name] = p.requires_grad_(step_fn is _autograd_step)
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
     opt = Optimizer(cfg.optimizer, params, lr, cfg.momentum)
     curves = {"train_loss": torch.empty(m, schedule.steps, dtype=dtype, device=device)}
@@ -204,11 +337,24 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
     # one SIMD register, and their roundoff then depends on the chunk size; never shrink those.
     shrink_is_exact = dtype == torch.float64 or getattr(family, "shrink_is_exact", True)
 
+    silenced = False                                 # does the chunk hold dead (zeroed) models?
+
+    def record(name: str, col, values: Tensor) -> None:
+        """Store values (one per chunk row) for the chunk's live models; dead ones were filled."""
+        values = values.to(curves[name].dtype)            # bfloat16 autocast gives bfloat16
+        if silenced:
+            keep = live[active]
+            curves[name][active[keep], col] = values[keep]
+        else:
+            curves[name][active, col] = values
+
     def maybe_evaluate(epoch: int) -> None:
         if epoch in evals:
             i = evals.index(epoch)
-            curves["test_loss"][active, i], curves["test_acc"][active, i] = evaluate(
-                family, params, data.x_test, data.y_test, eval_batch)
+            with products():
+                test_loss, test_acc = evaluate(family, params, data.x_test, data.y_test, eval_batch)
+            record("test_loss", i, test_loss)
+            record("test_acc", i, test_acc)
 
     maybe_evaluate(0)
     for t in range(schedule.steps):
@@ -223,18 +369,16 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         else:
             idx = schedule.batches[t]
             xb, yb = x[idx], y[idx]
-        names = list(params)
-        out = family.forward(params, xb)
-        loss = _task_loss(family.task, out, yb)
-        grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
+        with products():
+            loss, out, grads = step_fn(family, params, xb, yb)
         with torch.no_grad():
             if schedule.full_loss:
-                curves["train_loss"][active, t] = family.loss(params, x, y)
-            else:
-                curves["train_loss"][active, t] = loss
+                with products():
+                    loss_full = family.loss(params, x, y)
+            record("train_loss", t, loss_full if schedule.full_loss else loss)
             if classify:
-                curves["train_acc"][active, t] = correct_count(out, yb) / len(yb)
-        opt.step(params, dict(zip(names, grads)))
+                record("train_acc", t, correct_count(out, yb) / len(yb))
+        opt.step(params, grads)
         if (t + 1) % schedule.steps_per_epoch == 0:
             maybe_evaluate((t + 1) // schedule.steps_per_epoch)
         if on_step is not None:
@@ -244,15 +388,19 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
             if newly.any():
                 live[active[newly]] = False
                 frozen.fill(curves, active[newly], t + 1, schedule)
+                _silence(newly, params, offsets, opt)
+                silenced = True
                 size = _power_of_two_at_least(int(live.sum()))
                 if size <= len(active) // 2 and shrink_is_exact:
                     rows = torch.arange(len(active), device=device)
                     keep = torch.cat([rows[live[active]], rows[~live[active]]])[:size].sort().values
                     active = active[keep]
-                    params = {n: p.detach()[keep].requires_grad_(True) for n, p in params.items()}
+                    params = {n: p.detach()[keep].requires_grad_(step_fn is _autograd_step)
+                              for n, p in params.items()}
                     offsets = {n: o[keep] for n, o in offsets.items()}
                     opt.lr = {n: v[keep] for n, v in opt.lr.items()}
                     opt.state = {n: tuple(b[keep] for b in bufs) for n, bufs in opt.state.items()}
+                    silenced = bool((~live[active]).any())
     return {k: v.detach().cpu() for k, v in curves.items()}
 
 
@@ -262,6 +410,7 @@ class TrainResult:
     schedule: Schedule
     wall_time: float                # seconds
     device: str
+    tile_batch: int = 0             # the chunk size used (cfg.tile_batch, or the auto choice)
 
     @property
     def losses(self) -> np.ndarray:
@@ -290,7 +439,7 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
         schedule = dataclasses.replace(schedule, batches=schedule.batches.to(device))
     init = {n: p.to(dtype=dtype, device=device) for n, p in family.init_params(cfg.seed).items()}
     hp_all = hyperparameters(cfg, np.asarray(points, dtype=np.float64))
-    k, m = len(points), cfg.tile_batch
+    k, m = len(points), resolve_tile_batch(cfg, family, data, device)
     np_dtype = np.float64 if cfg.precision == "float64" else np.float32
     curves: dict[str, np.ndarray] = {}
     start = time.perf_counter()
@@ -309,7 +458,7 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
                 curves[name][lo:hi] = c[: hi - lo].numpy()
             if on_chunk is not None:
                 on_chunk(lo, hi, {n: c[lo:hi] for n, c in curves.items()})
-    return TrainResult(curves, schedule, time.perf_counter() - start, str(device))
+    return TrainResult(curves, schedule, time.perf_counter() - start, str(device), m)
 
 
 def epoch_curves(losses: np.ndarray, steps_per_epoch: int) -> np.ndarray:

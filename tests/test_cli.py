@@ -76,7 +76,7 @@ BAD_INPUTS = [
     (["--device", "tpu"], "device"),
     (["--phase-space", "lr_vs_momentum"], "phase_space"),
     (["--num_epochs", "0"], "num_epochs"),
-    (["--tile_batch", "0"], "tile_batch"),
+    (["--tile_batch", "-1"], "tile_batch"),
     (["--depth", "21"], "depth"),
     (["--c_hidden", "16", "32"], "c_hidden"),
     (["--measure", "mine"], "measure"),
