@@ -153,15 +153,19 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
         log(f"training {len(points)} models x {schedule.steps} steps "
             f"({cfg.model}, {cfg.precision}, chunks of {cfg.tile_batch}"
             f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {data.n_test} images' if schedule.eval_epochs else ''})")
-        result = train(cfg, family, data, points, progress=progress)
-        for metric, curves in result.curves.items():
-            store.write_curves(metric, 0, curves)
+        if cfg.adaptive:       # trains only near the boundary, writes curves and mask itself
+            from .adaptive import run_adaptive
+            result = run_adaptive(cfg, family, data, store, x, y, progress=progress, log=log)
+        else:
+            result = train(cfg, family, data, points, progress=progress)
+            for metric, curves in result.curves.items():
+                store.write_curves(metric, 0, curves)
         store.update_attrs(wall_time_s=result.wall_time, device=result.device)
         store.mark_complete()
         summary = render_run(work, log=log, epoch_maps=epoch_maps)
         summary.update(wall_time_s=round(result.wall_time, 3), device=result.device,
-                       model_steps=int(len(points) * schedule.steps),
-                       model_steps_per_s=round(len(points) * schedule.steps / result.wall_time, 2),
+                       model_steps=int(len(result.losses) * schedule.steps),
+                       model_steps_per_s=round(len(result.losses) * schedule.steps / result.wall_time, 2),
                        data_source=data.source, versions=library_versions(),
                        cpu=cpu_name(), threads=_threads(),
                        gpu=_gpu_name(result.device))
@@ -296,8 +300,11 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
                         fps=max(2.0, min(10.0, len(frames) / 6)))
     log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
         + (f", {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
+    from .adaptive import render_adaptive
+    adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale, title,
+                               figsize=cfg.figsize, dpi=cfg.dpi)   # trained.png; {} for a full grid
     fractal = analyse_fractal(run_dir, log=log)
-    return {"fractal_dimension": fractal["final"]["dimension"],
+    return {**adaptive, "fractal_dimension": fractal["final"]["dimension"],
             "fractal_dimension_ci95": [fractal["final"]["ci_low"], fractal["final"]["ci_high"]],
             "preset": cfg.preset, "resolution": cfg.resolution, "metric": cfg.metric,
             "steps": int(store.attrs["schedule"]["steps"]), "epochs": available[-1],
