@@ -76,6 +76,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="lr_min lr_max offset_min offset_max (log10 exponents on log axes)")
     g.add_argument("--axis-scale", "--axis_scale", dest="axis_scale", help="log | linear")
     g.add_argument("--resolution", type=int, help="pixels per side")
+    g.add_argument("--adaptive", action="store_true", default=None,
+                   help="adaptive refinement: train a coarse lattice, then only the cells near the "
+                   "boundary, down to the full resolution; fill the rest (trained.png shows which)")
+    g.add_argument("--adaptive-coarse", "--adaptive_coarse", type=int, dest="adaptive_coarse",
+                   help="points per side of the coarse lattice (default 64)")
+    g.add_argument("--adaptive-guard", "--adaptive_guard", type=int, dest="adaptive_guard",
+                   help="cells refined around each cell whose corners disagree (default 1)")
     g.add_argument("--measure", help="paper | customer")
     g.add_argument("--readout", nargs="+", help="the curve the map shows: train_loss | test_loss | "
                    "train_acc | test_acc, and/or step | epoch (per-step values or epoch means)")
@@ -113,7 +120,8 @@ CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "
                 "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
                 "device", "tile_batch", "seed", "mnmx", "axis_scale", "resolution", "measure",
                 "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit",
-                "matmul_precision", "compile", "fast_path")
+                "matmul_precision", "compile", "fast_path",
+                "adaptive", "adaptive_coarse", "adaptive_guard")
 
 
 DEFAULT_PRESET = "resnet20-mnist"

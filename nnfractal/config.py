@@ -89,6 +89,10 @@ class Config:
     mnmx: tuple[float, float, float, float] = (-3.0, 0.0, -3.0, 0.0)
     axis_scale: str = "log"
     resolution: int = 16
+    # adaptive refinement (adaptive.py): train a coarse lattice, refine only near the boundary
+    adaptive: bool = False
+    adaptive_coarse: int = 64  # points per side of the coarse lattice (its stride: a power of two)
+    adaptive_guard: int = 1    # cells refined on each side of a cell whose corners disagree
     # held-out evaluation
     eval_every: int = 1        # epochs between held-out evaluations (0 = none)
     test_size: int = 1000      # held-out MNIST test images
@@ -156,6 +160,10 @@ def validate(cfg: Config) -> Config:
     if not isinstance(cfg.minibatch_replacement, bool):
         raise ConfigError("minibatch_replacement", f"{cfg.minibatch_replacement!r} is not allowed "
                           "(allowed: true, false)")
+    if not isinstance(cfg.adaptive, bool):
+        raise ConfigError("adaptive", f"{cfg.adaptive!r} is not allowed (allowed: true, false)")
+    _int_at_least("adaptive_coarse", cfg.adaptive_coarse, 2)
+    _int_at_least("adaptive_guard", cfg.adaptive_guard, 0)
     if cfg.model == "resnet":
         _choice("depth", cfg.depth, RESNET_DEPTHS)
         if len(cfg.c_hidden) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1

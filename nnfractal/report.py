@@ -179,8 +179,8 @@ CONFIG_GROUPS = (
     ("training", ("num_epochs", "steps", "optimizer", "momentum", "phase_space", "offset_target",
                   "offset_mode", "base_lr", "precision", "device", "tile_batch", "early_exit",
                   "seed")),
-    ("grid and measure", ("mnmx", "axis_scale", "resolution", "measure", "readout", "metric",
-                          "acc_threshold")),
+    ("grid and measure", ("mnmx", "axis_scale", "resolution", "adaptive", "adaptive_coarse",
+                          "adaptive_guard", "measure", "readout", "metric", "acc_threshold")),
 )
 
 
@@ -349,6 +349,9 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
                   f"{fmt_num(summary.get('model_steps_per_s'), 1)} model-steps/s"
                   if summary.get("model_steps_per_s") else ""),
              card("device", esc(summary.get("device", "&ndash;")))]
+    if (summary.get("adaptive") or {}).get("fraction_trained") is not None:
+        cards.append(card("pixels trained", f"{summary['adaptive']['fraction_trained']:.1%}",
+                          "adaptive refinement; the rest filled"))
     parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>', "summary"))
     toc.append(("summary", "Summary"))
 
@@ -378,6 +381,10 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
     parts.append(section("Convergence map" + ("s" if others else ""),
                          f'<div class="grid2">{"".join(map_figs)}</div>', "maps", intro))
     toc.append(("maps", "Maps"))
+    adaptive = adaptive_section(folder, summary)
+    if adaptive:
+        parts.append(adaptive)
+        toc.append(("adaptive", "Adaptive"))
     fd_fig = img(folder / "fd_per_epoch.png", "dimension per epoch",
                  "Dimension of the boundary after each epoch, 95% intervals; n/a where the "
                  "boundary is too short.")
@@ -433,6 +440,35 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
         parts.append(section("Hardware and timing", hardware_table(summary, extra), "hardware"))
         toc.append(("hardware", "Hardware"))
     return "".join(parts), toc
+
+
+def adaptive_line(info: dict) -> str:
+    """One sentence on an adaptive run: how many pixels were trained, how the rest were filled."""
+    return (f"Adaptive refinement: {fmt_num(info.get('n_trained'))} of "
+            f"{fmt_num(info.get('n_pixels'))} pixels trained ({info['fraction_trained']:.1%}; "
+            f"coarse lattice stride {fmt_num(info.get('coarse_stride'))}, guard band "
+            f"{fmt_num(info.get('guard'))} cell(s)), the other {1 - info['fraction_trained']:.1%} "
+            f"filled with the curves of their nearest trained pixel; "
+            f"{info['work_saving']:.1f}&times; fewer model-steps than the full grid.")
+
+
+def adaptive_section(folder: Path, summary: dict) -> str:
+    """The adaptive-refinement section of a run report ('' for a full grid)."""
+    info = summary.get("adaptive")
+    if not info or not info.get("n_pixels"):
+        return ""
+    rows = [[fmt_num(lv.get("stride")), fmt_num(lv.get("mixed")), fmt_num(lv.get("flagged")),
+             fmt_num(lv.get("cells")), fmt_num(lv.get("new_points"))]
+            for lv in info.get("levels") or []]
+    levels = table(["stride", "cells with mixed corners", "refined (with guard band)",
+                    "cells", "points trained"], rows) if rows else ""
+    fig = img(folder / "trained.png", "trained and filled pixels",
+              "Left: the map, filled pixels dimmed. Right: the level (lattice stride) that trained "
+              "each pixel; white pixels were filled, not trained.")
+    return section("Adaptive refinement", f"<p>{adaptive_line(info)}</p>{fig}{levels}", "adaptive",
+                   "The boundary and its dimension come from trained pixels; inside the regions "
+                   "filled pixels repeat a trained neighbour's curve, so the map shows flat patches "
+                   "there rather than invented texture.")
 
 
 METRIC_ORDER = ("train_loss", "test_loss", "train_acc", "test_acc")

@@ -230,6 +230,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     out = Path(out) if out is not None else default_out_dir(cfg)
     tile = check_tile_rows(tile_rows, cfg) or default_tile_rows_of(cfg)
     check_out_dir(out, cfg)
+    _check_adaptive_backend(cfg, backend)
     runner = make_backend(backend, address)
     try:
         plan = plan_run(cfg, data_dir, runner, log)
@@ -259,6 +260,7 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
     tile_rows = check_tile_rows(tile_rows, cfg)
     store = _resumable_store(run_dir, cfg, tile_rows)
     check_writable(run_dir)
+    _check_adaptive_backend(cfg, backend)
     if store is not None and store.complete and (run_dir / "summary.json").exists():
         log(f"{run_dir} is complete: nothing to train or draw")
         return run_dir
@@ -329,12 +331,33 @@ def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
                       epoch_maps: bool, checkpoint_s: float, draw: bool = True) -> Path:
     """Train the missing tiles of the run in `run_dir`, then draw it and write its summary."""
     store = RunStore.open(run_dir / "store.zarr", mode="r+")
-    train_tiles(run_dir, store, plan, runner, progress, log, checkpoint_s)
-    # (An adaptive-refinement branch would train its own point lists into the same store here.)
+    if plan.cfg.adaptive:
+        _train_adaptive(store, plan, progress, log)
+    else:
+        train_tiles(run_dir, store, plan, runner, progress, log, checkpoint_s)
     store.mark_complete()
     if not draw:
         return run_dir
     return _draw_or_fail(run_dir, store, plan, log, epoch_maps)
+
+
+def _train_adaptive(store: RunStore, plan: RunPlan, progress: bool, log) -> None:
+    """--adaptive: train the coarse lattice and the refined cells (adaptive.py) into the store.
+
+    Refinement levels depend on each other, so an adaptive run is one local session, not tiles
+    farmed out: a killed adaptive run is resumed by refining again from the start."""
+    from .adaptive import run_adaptive
+    start = time.perf_counter()
+    result = run_adaptive(plan.cfg, build_family(plan.cfg), plan.data, store, plan.x, plan.y,
+                          progress=progress, log=log)
+    store.mark_all_tiles_stored()
+    _record_session(store, "local", [result.device], time.perf_counter() - start, "complete")
+
+
+def _check_adaptive_backend(cfg: Config, backend: str) -> None:
+    if cfg.adaptive and backend != "local":
+        raise ConfigError("backend", f"{backend!r} cannot run --adaptive, whose refinement levels "
+                          "depend on each other (allowed with --adaptive: local)")
 
 
 def _draw_or_fail(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool) -> Path:
@@ -433,7 +456,6 @@ def _record_session(store: RunStore, backend: str, devices: list[str], wall_s: f
 
 def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool) -> Path:
     """Pictures, fractal analysis, summary.json and report.html of a complete store."""
-    cfg = plan.cfg
     sessions = store.attrs.get("sessions", [])
     wall = sum(float(s.get("wall_s", 0.0)) for s in sessions)
     device = sessions[-1]["device"] if sessions else plan.device
@@ -441,7 +463,9 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
     n_points = len(plan.x) * len(plan.y)
     store.update_attrs(wall_time_s=wall, device=device)
     summary = render_run(run_dir, log=log, epoch_maps=epoch_maps)
-    model_steps = int(n_points * plan.schedule.steps)
+    # An adaptive run trained only part of the grid (adaptive.py fills the rest).
+    n_trained = summary.get("adaptive", {}).get("n_trained", n_points)
+    model_steps = int(n_trained * plan.schedule.steps)
     # The rate counts the compute time of the stored tiles (every session's, a killed one's too;
     # parallel Ray tasks added up): the wall time of a killed session is not known.
     compute = tile_seconds if tile_seconds else wall
@@ -692,8 +716,11 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
                         fps=max(2.0, min(10.0, len(frames) / 6)))
     log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
         + (f", {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
+    from .adaptive import render_adaptive
+    adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale, title,
+                               figsize=cfg.figsize, dpi=cfg.dpi)   # trained.png; {} for a full grid
     fractal = analyse_fractal(run_dir, log=log)
-    return {"fractal_dimension": fractal["final"]["dimension"],
+    return {**adaptive, "fractal_dimension": fractal["final"]["dimension"],
             "fractal_dimension_ci95": [fractal["final"]["ci_low"], fractal["final"]["ci_high"]],
             "preset": cfg.preset, "resolution": cfg.resolution, "metric": cfg.metric,
             "steps": int(store.attrs["schedule"]["steps"]), "epochs": available[-1],

@@ -306,6 +306,10 @@ class RunStore:
         self.group["tiles/seconds"][tile] = float(seconds)
         self.group["tiles/stored"][tile] = int(stored)
 
+    def mark_all_tiles_stored(self) -> None:
+        """Flag every tile as stored (a run that wrote its curves without tiles: --adaptive)."""
+        self.group["tiles/stored"][:] = self.tile_counts()
+
     def verify_tiles(self) -> None:
         """Read every stored tile once, so a damaged chunk file is found before training on."""
         stored = self.tile_state()["stored"]

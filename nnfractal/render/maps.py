@@ -97,3 +97,52 @@ def write_animation(frames: list[np.ndarray], gif_path: Path | None, mp4_path: P
                 writer.append_data(frame)
         finally:
             writer.close()
+
+
+def trained_figure(score_map: np.ndarray, stride: np.ndarray, extent, xlabel: str, ylabel: str,
+                   axis_scale: str, title: str = "", figsize=(12, 5), dpi=100) -> Figure:
+    """Adaptive refinement, two panels: the map with filled pixels dimmed (left) and which level
+    trained each pixel (right; white = filled from the nearest trained pixel).
+
+    score_map and stride are (rows, cols); stride holds the stride of the level that trained a
+    pixel (the coarse lattice's stride, then halves down to 1) and 0 for a filled pixel.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    ax_map, ax_lvl = fig.subplots(1, 2)
+    im = draw_map(ax_map, score_map, extent, xlabel, ylabel, axis_scale,
+                  "map; filled pixels dimmed")
+    rgba = colormaps["Spectral"]((im.get_array() + 1) / 2)
+    filled = stride == 0
+    rgba[filled, :3] = 0.35 * rgba[filled, :3] + 0.65          # blend filled pixels towards white
+    im.remove()
+    ax_map.imshow(rgba, extent=extent, origin="lower", aspect="auto", interpolation="nearest")
+
+    strides = sorted({int(s) for s in np.unique(stride) if s > 0}, reverse=True)
+    colours = ["white"] + [colormaps["viridis"](v) for v in np.linspace(0.0, 0.9, max(1, len(strides)))]
+    level = np.zeros(stride.shape, dtype=int)
+    for i, s in enumerate(strides):
+        level[stride == s] = i + 1
+    ax_lvl.imshow(level, extent=extent, origin="lower", aspect="auto", interpolation="nearest",
+                  cmap=ListedColormap(colours[:len(strides) + 1]),
+                  norm=BoundaryNorm(np.arange(len(strides) + 2) - 0.5, len(strides) + 1))
+    ax_lvl.set_xlabel(xlabel.replace("log10 ", ""))
+    ax_lvl.set_ylabel(ylabel.replace("log10 ", ""))
+    ax_lvl.xaxis.set_major_formatter(value_formatter(axis_scale))
+    ax_lvl.yaxis.set_major_formatter(value_formatter(axis_scale))
+    n = stride.size
+    handles = [Patch(facecolor="white", edgecolor="0.5",
+                     label=f"filled ({int(filled.sum()) / n:.1%})")]
+    handles += [Patch(facecolor=colours[i + 1], label=f"trained at stride {s} "
+                      f"({int((stride == s).sum()) / n:.1%})") for i, s in enumerate(strides)]
+    ax_lvl.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                  frameon=False)
+    ax_lvl.set_title(f"trained pixels: {int((~filled).sum())} of {n} ({(~filled).mean():.1%})",
+                     fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,309 @@
+"""Adaptive refinement (``--adaptive``): train the pixels near the boundary, fill the rest.
+
+A full grid trains every pixel, although most pixels lie deep inside a converged or a diverged
+region. Adaptive refinement trains a coarse lattice first, then repeatedly halves the lattice's
+stride and trains the new lattice points only inside cells whose corners disagree in sign (and in
+a guard band of cells around them), down to stride 1. Every other pixel is *filled*.
+
+* **Trained pixels are pixels of the final grid.** The lattice of stride ``s`` holds the row (and
+  column) indices ``0, s, 2s, ...`` plus the last one, so a trained pixel has exactly the
+  hyperparameters of the full grid's pixel and, since the engine runs fixed-size chunks whose
+  models never see each other, exactly the same curve, bit for bit.
+* **One ``train`` call per level.** A level's new points go to the engine together, so every
+  chunk but the last is full.
+* **Filling copies a curve.** The store keeps raw curves and every map recomputes scores from
+  them, so a filled pixel gets the curves of its *nearest trained pixel* (Euclidean distance in
+  pixels). Inside a region this gives the map flat patches (a Voronoi mosaic of the trained
+  pixels' scores), i.e. the picture shows which pixels were measured instead of inventing
+  texture; near the boundary everything is trained, so the boundary and its dimension come from
+  real curves. Interpolating curves would look smoother but would be made-up numbers whose sign
+  can differ from both neighbours.
+* **Guard band.** The boundary has structure at every scale: a cell whose four corners agree can
+  still hide a filament or an island. Around every cell with disagreeing corners, ``guard`` cells
+  on each side (at that level's stride) are refined too. Corners of guard cells that were
+  themselves filled get trained as well, so the sign test of the next level always starts from
+  what the refined region really holds.
+
+The store records which pixels were trained (``adaptive/trained`` (rows, cols) bool), the stride
+of the level that trained each (``adaptive/stride``, 0 = filled) and which trained pixel each
+filled one copies (``adaptive/source``, flat row-major index); readers that do not know the
+group still see an ordinary full grid of curves.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import Config
+from .engine import TrainResult, epoch_curves, train
+from .measure import accuracy_score, scores
+
+GROUP = "adaptive"
+
+
+# ---- lattices and cells ------------------------------------------------------------------------
+
+def lattice(n: int, stride: int) -> np.ndarray:
+    """Indices 0, stride, 2*stride, ... of an axis of n pixels, plus the last index n - 1."""
+    return np.unique(np.append(np.arange(0, n, stride), n - 1))
+
+
+def coarse_stride(n: int, coarse: int) -> int:
+    """The largest power of two whose lattice on an axis of n pixels has >= `coarse` points
+    (1 when n <= coarse: the "coarse" grid is then the full grid)."""
+    s = 1
+    while len(lattice(n, 2 * s)) >= coarse and 2 * s < n:
+        s *= 2
+    return s
+
+
+def _cells_of(n: int, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel index 0..n-1, the two lattice cells whose closed interval holds it.
+
+    Cell a spans [lat[a], lat[a+1]]. `lo` is the cell with lat[a] <= r < lat[a+1] (the last cell
+    for r = n - 1), `hi` the cell with lat[a] < r <= lat[a+1] (cell 0 for r = 0); they differ only
+    for pixels on an interior lattice line, which belong to both neighbouring cells. (n,) each.
+    """
+    r = np.arange(n)
+    last = len(lat) - 2
+    lo = np.clip(np.searchsorted(lat, r, side="right") - 1, 0, last)
+    hi = np.clip(np.searchsorted(lat, r, side="left") - 1, 0, last)
+    return lo, hi
+
+
+def _dilate(mask: np.ndarray, g: int) -> np.ndarray:
+    """Grow a (m, n) bool mask by g cells in every direction (a (2g+1)^2 square)."""
+    if g <= 0:
+        return mask
+    out = mask.copy()
+    for axis in (0, 1):
+        src, out = out, out.copy()
+        n = src.shape[axis]
+        for d in range(1, min(g, n - 1) + 1):
+            lead = [slice(None)] * 2
+            trail = [slice(None)] * 2
+            lead[axis], trail[axis] = slice(d, None), slice(None, -d)
+            out[tuple(lead)] |= src[tuple(trail)]
+            out[tuple(trail)] |= src[tuple(lead)]
+    return out
+
+
+def nearest_trained(trained: np.ndarray) -> np.ndarray:
+    """For every pixel, the flat (row-major) index of the nearest trained pixel: (rows, cols) int64.
+
+    Exact Euclidean nearest neighbour in two separable passes (no scipy): first the nearest trained
+    row within each column, then, per row, the column minimising dcol^2 + drow^2. Ties go to the
+    smaller index. A trained pixel is its own nearest.
+    """
+    rows, cols = trained.shape
+    if not trained.any():
+        raise ValueError("nearest_trained needs at least one trained pixel")
+    big = 4 * (rows + cols)
+    r = np.arange(rows)[:, None]
+    up = np.maximum.accumulate(np.where(trained, r, -big), axis=0)          # nearest at or above
+    down = np.minimum.accumulate(np.where(trained, r, big)[::-1], axis=0)[::-1]
+    use_up = (r - up) <= (down - r)
+    near_row = np.where(use_up, up, down)
+    drow = np.where(use_up, r - up, down - r).astype(np.float64)
+    drow2 = np.where(drow >= big // 2, np.inf, drow ** 2)                    # column without any
+    c = np.arange(cols, dtype=np.float64)
+    dcol2 = (c[:, None] - c[None, :]) ** 2                                   # (cols, cols')
+    out = np.empty((rows, cols), dtype=np.int64)
+    step = max(1, int(2**23 // (cols * cols)))
+    for lo in range(0, rows, step):
+        d2 = dcol2[None, :, :] + drow2[lo:lo + step, None, :]               # (b, cols, cols')
+        best = np.argmin(d2, axis=2)                                         # (b, cols)
+        out[lo:lo + step] = near_row[lo:lo + step][np.arange(len(best))[:, None], best] * cols + best
+    return out
+
+
+# ---- the refinement, independent of how points are trained ------------------------------------
+
+@dataclass
+class Refinement:
+    """Which pixels a refinement trained, in which order and level, and what fills the rest."""
+    shape: tuple[int, int]              # (rows, cols)
+    order: np.ndarray                   # (k,) flat indices of the trained pixels, training order
+    stride: np.ndarray                  # (rows, cols) int32: stride of the level that trained it, 0 = filled
+    source: np.ndarray                  # (rows, cols) int64: flat index of the trained pixel it holds
+    levels: list[dict] = field(default_factory=list)   # per level: stride, cells, flagged, new points
+
+    @property
+    def trained(self) -> np.ndarray:
+        """(rows, cols) bool."""
+        return self.stride > 0
+
+    @property
+    def fraction_trained(self) -> float:
+        return len(self.order) / (self.shape[0] * self.shape[1])
+
+
+def refine(rows: int, cols: int, stride0: int, guard: int,
+           converged_of: Callable[[np.ndarray, int], np.ndarray], log=lambda *_: None) -> Refinement:
+    """Run the refinement on a rows x cols grid, starting from the lattice of stride `stride0`.
+
+    `converged_of(flat_indices (k,), stride) -> (k,) bool` trains those pixels (row-major flat
+    indices, all new) and says which converged; it is called once per level. Cells of a level's
+    lattice whose four corners disagree (trained sign, or the sign of the nearest trained pixel
+    for a corner that is filled) are flagged, grown by `guard` cells, and every lattice point of
+    the next (halved) stride inside a flagged cell, corners included, is trained.
+    """
+    stride = np.zeros((rows, cols), dtype=np.int32)
+    conv = np.zeros((rows, cols), dtype=bool)          # valid where trained
+    order: list[np.ndarray] = []
+    levels: list[dict] = []
+
+    def train_new(new: np.ndarray, s: int) -> None:
+        flat = np.flatnonzero(new)
+        if len(flat):
+            conv.flat[flat] = np.asarray(converged_of(flat, s), dtype=bool)
+            stride.flat[flat] = s
+            order.append(flat)
+
+    s = stride0
+    first = np.zeros((rows, cols), dtype=bool)
+    first[np.ix_(lattice(rows, s), lattice(cols, s))] = True
+    train_new(first, s)
+    levels.append({"stride": s, "cells": None, "mixed": None, "flagged": None,
+                   "new_points": int(first.sum())})
+    log(f"adaptive: level stride {s}: {int(first.sum())} points (coarse lattice)")
+    while s > 1:
+        lr, lc = lattice(rows, s), lattice(cols, s)
+        filled = conv.flat[nearest_trained(stride > 0)]                 # trained or nearest sign
+        corners = filled[np.ix_(lr, lc)]
+        quad = np.stack([corners[:-1, :-1], corners[1:, :-1], corners[:-1, 1:], corners[1:, 1:]])
+        mixed = quad.any(0) & ~quad.all(0)                              # (cells_r, cells_c)
+        flagged = _dilate(mixed, guard)
+        (rlo, rhi), (clo, chi) = _cells_of(rows, lr), _cells_of(cols, lc)
+        inside = (flagged[np.ix_(rlo, clo)] | flagged[np.ix_(rlo, chi)]
+                  | flagged[np.ix_(rhi, clo)] | flagged[np.ix_(rhi, chi)])   # (rows, cols)
+        h = s // 2
+        on_fine = np.zeros((rows, cols), dtype=bool)
+        on_fine[np.ix_(lattice(rows, h), lattice(cols, h))] = True
+        new = inside & on_fine & (stride == 0)
+        train_new(new, h)
+        levels.append({"stride": h, "cells": int(mixed.size), "mixed": int(mixed.sum()),
+                       "flagged": int(flagged.sum()), "new_points": int(new.sum())})
+        log(f"adaptive: level stride {h}: {int(mixed.sum())} of {mixed.size} cells mixed, "
+            f"{int(flagged.sum())} with the guard band, {int(new.sum())} new points")
+        s = h
+    trained_order = np.concatenate(order)
+    return Refinement((rows, cols), trained_order, stride, nearest_trained(stride > 0), levels)
+
+
+# ---- with the engine ---------------------------------------------------------------------------
+
+def point_scores(cfg: Config, curves: dict[str, np.ndarray], steps_per_epoch: int) -> np.ndarray:
+    """Scores (k,) of the config's metric from curves (k, T) per metric, as run.score_map scores a
+    stored map (same readout, measure and accuracy tail), so the refinement's sign test and the
+    final map agree on every trained pixel."""
+    metric = cfg.metric
+    c = curves[metric]
+    if not metric.startswith("test") and cfg.readout == "epoch":
+        c = epoch_curves(c, steps_per_epoch)
+    if metric.endswith("acc"):
+        tail = steps_per_epoch if (metric == "train_acc" and cfg.readout == "step") else 1
+        return accuracy_score(c, cfg.acc_threshold, tail)
+    return scores(c, cfg.measure)
+
+
+@dataclass
+class AdaptiveResult:
+    train: TrainResult              # curves of the trained pixels only, rows in refinement.order
+    refinement: Refinement
+
+
+def train_adaptive(cfg: Config, family, data, x: np.ndarray, y: np.ndarray,
+                   progress: bool = False, log=lambda *_: None) -> AdaptiveResult:
+    """Refine the grid x (cols,) by y (rows,) with the engine; curves of the trained pixels only.
+
+    The coarse stride comes from cfg.adaptive_coarse (points per side of the coarse lattice), the
+    guard band from cfg.adaptive_guard. Wall time counts training and the refinement's own work.
+    """
+    rows, cols = len(y), len(x)
+    parts: list[dict[str, np.ndarray]] = []
+    schedule, device = None, None
+
+    def converged_of(flat: np.ndarray, s: int) -> np.ndarray:
+        nonlocal schedule, device
+        r, c = np.divmod(flat, cols)
+        points = np.stack([x[c], y[r]], axis=1)
+        res = train(cfg, family, data, points, progress=progress, desc=f"stride {s}")
+        schedule, device = res.schedule, res.device
+        parts.append(res.curves)
+        return point_scores(cfg, res.curves, res.schedule.steps_per_epoch) < 0
+
+    start = time.perf_counter()
+    s0 = coarse_stride(min(rows, cols), cfg.adaptive_coarse)
+    ref = refine(rows, cols, s0, cfg.adaptive_guard, converged_of, log=log)
+    curves = {m: np.concatenate([p[m] for p in parts]) for m in parts[0]}
+    result = TrainResult(curves, schedule, time.perf_counter() - start, device)
+    log(f"adaptive: trained {len(ref.order)} of {rows * cols} pixels ({ref.fraction_trained:.1%}), "
+        f"filled the rest from the nearest trained pixel")
+    return AdaptiveResult(result, ref)
+
+
+def write_adaptive(store, result: AdaptiveResult, cfg: Config) -> None:
+    """Write every pixel's curves (trained or copied) and the refinement's arrays into the store."""
+    ref = result.refinement
+    rows, cols = ref.shape
+    where = np.full(rows * cols, -1, dtype=np.int64)        # flat pixel -> row in the curves
+    where[ref.order] = np.arange(len(ref.order))
+    take = where[ref.source.ravel()]
+    for metric, curves in result.train.curves.items():
+        band = max(1, int(2**22 // max(1, cols * curves.shape[1])))
+        for r0 in range(0, rows, band):
+            lo, hi = r0 * cols, min(rows, r0 + band) * cols
+            store.write_curves(metric, lo, curves[take[lo:hi]])
+    group = store.group.create_group(GROUP)
+    group.create_array("trained", data=ref.trained)
+    group.create_array("stride", data=ref.stride)
+    group.create_array("source", data=ref.source)
+    store.update_attrs(adaptive={
+        "coarse": cfg.adaptive_coarse, "coarse_stride": int(ref.levels[0]["stride"]),
+        "guard": cfg.adaptive_guard, "n_trained": int(len(ref.order)),
+        "n_pixels": int(rows * cols), "fraction_trained": ref.fraction_trained,
+        "levels": ref.levels, "fill": "curves of the nearest trained pixel"})
+
+
+def run_adaptive(cfg: Config, family, data, store, x: np.ndarray, y: np.ndarray,
+                 progress: bool = False, log=print) -> TrainResult:
+    """run.execute's training step for --adaptive: refine, then write curves and the mask to the
+    store. Returns the trained pixels' TrainResult (len(result.losses) = trained pixels)."""
+    result = train_adaptive(cfg, family, data, x, y, progress=progress, log=log)
+    write_adaptive(store, result, cfg)
+    return result.train
+
+
+# ---- readers -----------------------------------------------------------------------------------
+
+def read_refinement(store) -> dict | None:
+    """{'trained', 'stride', 'source': (rows, cols) arrays, 'info': attrs} of an adaptive run,
+    or None for a full grid."""
+    if GROUP not in store.group:
+        return None
+    g = store.group[GROUP]
+    return {"trained": g["trained"][:], "stride": g["stride"][:], "source": g["source"][:],
+            "info": dict(store.attrs.get("adaptive") or {})}
+
+
+def render_adaptive(run_dir: Path, store, final: np.ndarray, extent, xlabel: str, ylabel: str,
+                    axis_scale: str, title: str, figsize=(6.0, 5.0), dpi: int = 100) -> dict:
+    """trained.png of an adaptive run (nothing for a full grid); returns summary figures."""
+    info = read_refinement(store)
+    if info is None:
+        return {}
+    from .render.maps import trained_figure
+    fig = trained_figure(final, info["stride"], extent, xlabel, ylabel, axis_scale, title,
+                         figsize=(2 * figsize[0], figsize[1]), dpi=dpi)
+    fig.savefig(Path(run_dir) / "trained.png")
+    meta = info["info"]
+    n, k = int(info["trained"].size), int(info["trained"].sum())
+    return {"adaptive": {"n_trained": k, "n_pixels": n, "fraction_trained": k / n,
+                         "work_saving": n / k, "coarse": meta.get("coarse"),
+                         "coarse_stride": meta.get("coarse_stride"), "guard": meta.get("guard"),
+                         "levels": meta.get("levels"), "fill": meta.get("fill")}}
