@@ -35,7 +35,7 @@ PAPER_JAX_MODEL_STEPS_PER_S = 17_600
 # workload -> variant -> (models, steps), per mode
 SIZES = {
     "normal": {"resnet20": {"engine": (16, 5), "naive": (2, 5)},
-               "paper-tanh": {"engine": (4096, 500), "naive": (16, 500)}},
+               "paper-tanh": {"engine": (1024, 500), "naive": (16, 500)}},
     "quick": {"resnet20": {"engine": (8, 2), "naive": (1, 2)},
               "paper-tanh": {"engine": (512, 50), "naive": (4, 50)}},
 }
@@ -126,8 +126,9 @@ class Worker:
         return reply
 
     def close(self) -> None:
+        """Stop the worker, also in the middle of a request (Ctrl-C, SIGTERM)."""
         if self.proc.poll() is None:
-            self.proc.stdin.close()
+            self.proc.terminate()
             self.proc.wait(timeout=60)
 
 
@@ -279,6 +280,9 @@ def cmd_bench(args) -> int:
     except BenchError as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("nnfractal: interrupted; the temporary worktrees were removed\n")
+        return 130
 
 
 def _check(args) -> tuple[list[str], int, dict | None]:
@@ -320,6 +324,11 @@ def run_bench(args) -> int:
     log(f"nnfractal bench ({mode}, {repeats} repeat(s), {args.threads} threads): {meta['cpu']}, "
         f"torch {meta['torch']}, load {meta['loadavg_start']}")
     trees, workers = [], {}
+    import signal
+
+    def stop(signum, frame):                       # SIGTERM: still remove the worktrees
+        raise KeyboardInterrupt
+    previous_handler = signal.signal(signal.SIGTERM, stop)
     try:
         workers["current"] = Worker("current", PACKAGE_ROOT, args.threads)
         for ref in args.against:
@@ -332,6 +341,7 @@ def run_bench(args) -> int:
                                  args.device, log)
         total = time.perf_counter() - t0
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         for w in workers.values():
             w.close()
         for tree in trees:

@@ -7,7 +7,11 @@ their grid point (learning rate per layer role, weight offset). Models run in ch
 ``cfg.tile_batch`` (the last chunk padded by repeating its last point), so a point's numbers do not
 depend on which other points share its chunk, nor on how a grid is split into tiles: the kernels'
 roundoff can depend on the chunk size (measured: float64 MLP curves differ between chunks of 1
-and 4), never on the neighbours.
+and 4), never on the neighbours. ``tile_batch = 0`` picks the size (`resolve_tile_batch`).
+
+A step's loss and gradients come from the family's hand-written ``loss_and_grads(params, x, y)``
+where it has one (the mean-field MLP: the fast path), otherwise from autograd through
+``forward``. ``matmul_precision`` (TF32, bfloat16 autocast) applies around both.
 """
 from __future__ import annotations
 
