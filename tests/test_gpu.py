@@ -20,9 +20,10 @@ def test_resnet_one_step_on_cuda_equals_cpu(mnist_tiny):
     cpu = train(cfg, family, mnist_tiny, POINTS).losses
     gpu = train(cfg.replace(device="cuda"), family, mnist_tiny, POINTS).losses
     np.testing.assert_allclose(gpu, cpu, rtol=2e-5, atol=1e-6)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     tf32 = train(cfg.replace(device="cuda", matmul_precision="tf32"), family, mnist_tiny, POINTS).losses
     np.testing.assert_allclose(tf32[:, 0], cpu[:, 0], rtol=1e-2)        # close, not equal
-    assert torch.backends.cudnn.allow_tf32 is True or torch.backends.cudnn.allow_tf32 is False
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
 
 
 def test_mlp_fast_path_on_cuda_float64_100_steps():

@@ -69,6 +69,11 @@ def compiled(fn):
 
     def call(*args):
         if state["fn"] is None:
+            # Early exit shrinks chunks: kernels compiled for fixed sizes (the ResNet's) need
+            # one entry per power of two, more than torch's default limit of 8 per function.
+            import torch._dynamo as dynamo
+            if getattr(dynamo.config, "recompile_limit", 64) < 64:
+                dynamo.config.recompile_limit = 64
             state["fn"] = torch.compile(fn, dynamic=False)
         for a in args:
             # Sizes 0 and 1 are always specialised by torch.compile; early exit shrinks chunks
