@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -209,6 +209,16 @@ def default_tile_rows_of(cfg: Config) -> int:
     return default_tile_rows(cfg.resolution, cfg.resolution, cfg.tile_batch)
 
 
+def resolve_auto_tile_batch(cfg: Config, data_dir: Path | None, log=print) -> Config:
+    """`tile_batch = 0` (auto) fixed to a size before anything is written: chunk sizes change
+    roundoff and tiles hold whole chunks, so config.toml (and every resume) must name the size."""
+    from .engine import resolve_tile_batch
+    family = build_family(cfg)
+    size = resolve_tile_batch(cfg, family, load_data(cfg, family, data_dir))
+    log(f"tile_batch: auto chose {size}")
+    return replace(cfg, tile_batch=size)
+
+
 def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             progress: bool = True, log=print, epoch_maps: bool = True, *,
             tile_rows: int | None = None, backend: str = "local", address: str | None = None,
@@ -228,6 +238,8 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     (RunFailed / RunInterrupted say so in one line).
     """
     out = Path(out) if out is not None else default_out_dir(cfg)
+    if cfg.tile_batch == 0:
+        cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     tile = check_tile_rows(tile_rows, cfg) or default_tile_rows_of(cfg)
     check_out_dir(out, cfg)
     _check_adaptive_backend(cfg, backend)

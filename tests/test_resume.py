@@ -231,3 +231,14 @@ def test_ray_backend_gives_the_local_map_and_retries_a_failed_task(reference, lo
     assert "backend ray" in logs[1]
     session = RunStore.open(out / "store.zarr").attrs["sessions"][-1]
     assert session["backend"] == "ray" and session["outcome"] == "complete"
+
+
+def test_auto_tile_batch_is_fixed_in_the_run_config(tmp_path):
+    """tile_batch = 0 (auto) is resolved before the run is written: config.toml names the chunk
+    size, so a resume trains with the same chunks (and the tiles hold whole chunks)."""
+    from nnfractal.config import config_from_toml
+    out = execute(build_config("paper-tanh", resolution=12, steps=20, tile_batch=0), tmp_path / "run",
+                  progress=False, log=quiet, draw=False)
+    stored = config_from_toml(out / "config.toml")
+    assert stored.tile_batch > 0 and stored.tile_batch & (stored.tile_batch - 1) == 0
+    assert RunStore.open(out / "store.zarr").done_tiles().all()
