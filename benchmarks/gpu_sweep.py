@@ -27,14 +27,14 @@ from nnfractal.engine import train  # noqa: E402
 from nnfractal.grid import axes, grid_points  # noqa: E402
 from nnfractal.models import build_family  # noqa: E402
 
-SETTINGS = [  # (label, overrides)
-    ("tile 64", {"tile_batch": 64}),
+SETTINGS = [  # (label, overrides), most important first: a --max-seconds budget cuts the tail
+    ("tile auto (free memory)", {"tile_batch": 0}),
     ("tile 256", {"tile_batch": 256}),
     ("tile 1024", {"tile_batch": 1024}),
-    ("tile auto (free memory)", {"tile_batch": 0}),
-    ("tile auto + compile", {"tile_batch": 0, "compile": "on"}),
     ("tile auto + tf32", {"tile_batch": 0, "matmul_precision": "tf32"}),
     ("tile auto + bfloat16", {"tile_batch": 0, "matmul_precision": "bfloat16"}),
+    ("tile auto + compile", {"tile_batch": 0, "compile": "on"}),
+    ("tile 64", {"tile_batch": 64}),
 ]
 
 
@@ -43,7 +43,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", type=int, default=0, help="points per call (default 2 x the chunk)")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, help="written after every setting, so a cut-off sweep keeps its rows")
+    ap.add_argument("--max-seconds", type=float, default=0,
+                    help="start no new setting after this many seconds (0 = run all)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("gpu_sweep: no CUDA device", file=sys.stderr)
@@ -53,7 +55,11 @@ def main() -> int:
     x, y = axes(base)
     grid = grid_points(x, y)
     rows = []
+    start = time.perf_counter()
     for label, overrides in SETTINGS:
+        if args.max_seconds and time.perf_counter() - start > args.max_seconds:
+            print(f"{label:28s} skipped: --max-seconds {args.max_seconds:g} reached", flush=True)
+            continue
         cfg = base.replace(**overrides)
         family = build_family(cfg)
         t = time.perf_counter()
@@ -76,10 +82,10 @@ def main() -> int:
         rows.append(row)
         print(f"{label:28s} tile {tile:5d}  {row['model_steps_per_s']:9.1f} model-steps/s "
               f"(best {row['best']:.1f}, warm-up {warmup:.1f} s, {row['cuda_peak_mb']:.0f} MiB)", flush=True)
-    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows,
-           "goal_model_steps_per_s": 5000}
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
+        if args.json:
+            out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows,
+                   "goal_model_steps_per_s": 5000}
+            args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

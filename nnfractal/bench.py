@@ -109,7 +109,10 @@ class Worker:
 
     def __init__(self, label: str, root: Path, threads: int):
         self.label, self.root = label, root
-        env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS=str(threads))
+        # `root` first, so that this version's package wins; the rest of PYTHONPATH (installed
+        # dependencies, e.g. wheels unpacked with pip --target) stays reachable.
+        path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=str(threads))
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bench_worker.py"))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
                                      cwd=str(root))

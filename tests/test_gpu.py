@@ -19,7 +19,11 @@ def test_resnet_one_step_on_cuda_equals_cpu(mnist_tiny):
     family = build_family(cfg)
     cpu = train(cfg, family, mnist_tiny, POINTS).losses
     gpu = train(cfg.replace(device="cuda"), family, mnist_tiny, POINTS).losses
-    np.testing.assert_allclose(gpu, cpu, rtol=2e-5, atol=1e-6)
+    # The forward pass to float32 roundoff; the loss after one SGD step is a function of the
+    # gradient, whose roundoff cuDNN and oneDNN sum in different orders (measured on an H200:
+    # 3.7e-5 relative for 1 of 4 models after one step).
+    np.testing.assert_allclose(gpu[:, 0], cpu[:, 0], rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu[:, 1], cpu[:, 1], rtol=2e-4)
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     tf32 = train(cfg.replace(device="cuda", matmul_precision="tf32"), family, mnist_tiny, POINTS).losses
     np.testing.assert_allclose(tf32[:, 0], cpu[:, 0], rtol=1e-2)        # close, not equal
