@@ -43,7 +43,6 @@ def main() -> None:
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
-    import numpy as np
     import torch
     from nnfractal.config import build_config
     from nnfractal.engine import train

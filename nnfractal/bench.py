@@ -14,7 +14,6 @@ the naive loop (`reference.train_single`), against GIT_REF and against ``--compa
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import os
