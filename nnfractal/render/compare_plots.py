@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .maps import draw_map, value_formatter
+from .maps import draw_map, value_axes
 
 __all__ = ["ARCH_COLOURS", "boundary_pixel_pairs", "plot_maps_side_by_side",
            "plot_boundaries_overlay", "plot_pixel_curves", "plot_dimension_bars",
@@ -146,8 +146,7 @@ def plot_boundaries_overlay(edges, extent, labels, xlabel, ylabel, axis_scale, p
     ax.imshow(img, extent=extent, origin="lower", aspect="auto", interpolation="nearest")
     ax.set_xlabel(xlabel.replace("log10 ", ""))
     ax.set_ylabel(ylabel.replace("log10 ", ""))
-    ax.xaxis.set_major_formatter(value_formatter(axis_scale))
-    ax.yaxis.set_major_formatter(value_formatter(axis_scale))
+    value_axes(ax, axis_scale)
     ax.set_title("boundaries overlaid", fontsize=10)
     handles = [Patch(fc=ARCH_COLOURS[0], label=f"{labels[0]} ({int(a.sum())} px)"),
                Patch(fc=ARCH_COLOURS[1], label=f"{labels[1]} ({int(b.sum())} px)"),

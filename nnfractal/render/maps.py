@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 
 def cdf_restretch(x: np.ndarray, x_ref: np.ndarray | None = None, buffer: float = 0.25) -> np.ndarray:
@@ -35,6 +35,14 @@ def value_formatter(axis_scale: str) -> FuncFormatter:
     return FuncFormatter(lambda v, _: f"{v:.3g}")
 
 
+def value_axes(ax, axis_scale: str) -> None:
+    """Label both axes in hyperparameter values, with at most ~5 ticks on x: values such as
+    0.00316 are long, and a default locator on a narrow log window crowds them into each other."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.xaxis.set_major_formatter(value_formatter(axis_scale))
+    ax.yaxis.set_major_formatter(value_formatter(axis_scale))
+
+
 def extent_of(x: np.ndarray, y: np.ndarray, axis_scale: str) -> tuple[float, float, float, float]:
     """imshow extent (x_min, x_max, y_min, y_max) in plotting units (log10 on log axes)."""
     f = np.log10 if axis_scale == "log" else (lambda a: a)
@@ -48,8 +56,7 @@ def draw_map(ax, score_map: np.ndarray, extent, xlabel: str, ylabel: str, axis_s
                    vmin=-1, vmax=1, cmap="Spectral", aspect="auto", interpolation="nearest")
     ax.set_xlabel(xlabel.replace("log10 ", ""))
     ax.set_ylabel(ylabel.replace("log10 ", ""))
-    ax.xaxis.set_major_formatter(value_formatter(axis_scale))
-    ax.yaxis.set_major_formatter(value_formatter(axis_scale))
+    value_axes(ax, axis_scale)
     if title:
         ax.set_title(title, fontsize=10)
     return im
@@ -131,8 +138,7 @@ def trained_figure(score_map: np.ndarray, stride: np.ndarray, extent, xlabel: st
                   norm=BoundaryNorm(np.arange(len(strides) + 2) - 0.5, len(strides) + 1))
     ax_lvl.set_xlabel(xlabel.replace("log10 ", ""))
     ax_lvl.set_ylabel(ylabel.replace("log10 ", ""))
-    ax_lvl.xaxis.set_major_formatter(value_formatter(axis_scale))
-    ax_lvl.yaxis.set_major_formatter(value_formatter(axis_scale))
+    value_axes(ax_lvl, axis_scale)
     n = stride.size
     handles = [Patch(facecolor="white", edgecolor="0.5",
                      label=f"filled ({int(filled.sum()) / n:.1%})")]
