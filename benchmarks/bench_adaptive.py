@@ -2,11 +2,12 @@
 
 Two modes.
 
-* **End to end** (default): runs ``run.execute`` twice on the same config, once as a full grid and
-  once with ``adaptive = true``, each writing its whole run folder (training, store, maps, epoch
-  animation, boundary, dimension, report), and compares them: fraction of pixels whose sign
-  (converged or not) agrees, both box-counting dimensions, wall times end to end and of training
-  alone, and the speed-up. ``--repeats N`` alternates the two N times (medians reported).
+* **End to end** (default): runs ``run.execute`` on the same config as a full grid and with
+  ``adaptive = true`` for every ``--coarse`` x ``--guard`` pair, each writing its whole run folder
+  (training, store, maps, epoch animation, boundary, dimension, report), and compares each with
+  the full grid: fraction of pixels whose sign (converged or not) agrees, box-counting
+  dimensions, wall times end to end and of training alone, and the speed-ups. ``--repeats N``
+  runs them all N times, alternating the order (medians reported).
 
 * **Simulation** (``--simulate RUN_DIR [RUN_DIR ...]``): takes finished *full* runs and replays
   the refinement on their stored scores for every ``--coarse`` x ``--guard`` pair, without
@@ -19,7 +20,7 @@ Two modes.
 Usage:
     python benchmarks/bench_adaptive.py --preset paper-tanh --resolution 128
     python benchmarks/bench_adaptive.py --preset paper-tanh --resolution 512 --json bench512.json
-    python benchmarks/bench_adaptive.py --simulate runs/full256 --coarse 16 32 64 --guard 0 1 2
+    python benchmarks/bench_adaptive.py --simulate runs/full256 --coarse 16 32 64 --guard 0 4 8
 """
 from __future__ import annotations
 
@@ -65,62 +66,67 @@ def fmt(v, digits=3) -> str:
 # ---- end to end --------------------------------------------------------------------------------
 
 def end_to_end(args) -> dict:
-    overrides = dict(resolution=args.resolution, steps=args.steps, tile_batch=args.tile_batch)
+    """Full grid, then every --coarse x --guard adaptive variant, each through run.execute."""
+    overrides = dict(resolution=args.resolution, steps=args.steps, tile_batch=args.tile_batch,
+                     mnmx=tuple(args.mnmx) if args.mnmx else None)
     base = build_config(args.preset, **overrides)
-    adaptive = base.replace(adaptive=True, adaptive_coarse=args.coarse[0], adaptive_guard=args.guard[0])
+    variants = [("full", base)] + [
+        (f"adaptive c{c} g{g}", base.replace(adaptive=True, adaptive_coarse=c, adaptive_guard=g))
+        for c in args.coarse for g in args.guard]
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_adaptive."))
-    times = {"full": [], "adaptive": []}
-    train_times = {"full": [], "adaptive": []}
+    times = {name: [] for name, _ in variants}
+    train_times = {name: [] for name, _ in variants}
     folders = {}
     for rep in range(args.repeats):
-        order = [("full", base), ("adaptive", adaptive)]
-        if rep % 2:
-            order.reverse()
+        order = variants if rep % 2 == 0 else variants[::-1]      # alternate who goes first
         for name, cfg in order:
-            out = root / f"{name}-{rep}"
+            out = root / f"{name.replace(' ', '-')}-{rep}"
             t0 = time.perf_counter()
-            execute(cfg, out, progress=not args.no_progress, log=(print if args.verbose else lambda *_: None),
-                    epoch_maps=not args.no_epoch_maps)
+            execute(cfg, out, progress=not args.no_progress,
+                    log=(print if args.verbose else lambda *_: None), epoch_maps=not args.no_epoch_maps)
             times[name].append(time.perf_counter() - t0)
-            summary = json.loads((out / "summary.json").read_text())
-            train_times[name].append(summary["wall_time_s"])
+            train_times[name].append(json.loads((out / "summary.json").read_text())["wall_time_s"])
             folders[name] = out
-            print(f"  repeat {rep}: {name:8s} {times[name][-1]:8.1f} s end to end, "
-                  f"{train_times[name][-1]:8.1f} s training", flush=True)
-    full, adapt = final_scores(folders["full"]), final_scores(folders["adaptive"])
-    summary = json.loads((folders["adaptive"] / "summary.json").read_text())
-    t_full, t_adapt = statistics.median(times["full"]), statistics.median(times["adaptive"])
-    result = {
-        "preset": args.preset, "resolution": args.resolution, "steps": base.steps,
-        "coarse": adaptive.adaptive_coarse, "guard": adaptive.adaptive_guard,
-        "repeats": args.repeats, "threads": _threads(), "loadavg_end": os.getloadavg(),
-        "sign_agreement": agreement(full, adapt),
-        "pixels_differing": int(np.sum((full < 0) != (adapt < 0))),
-        "dimension_full": dimension(full), "dimension_adaptive": dimension(adapt),
-        "fraction_trained": summary["adaptive"]["fraction_trained"],
-        "levels": summary["adaptive"]["levels"],
-        "end_to_end_s": times, "training_s": train_times,
-        "speedup_end_to_end": t_full / t_adapt,
-        "speedup_training": statistics.median(train_times["full"]) / statistics.median(train_times["adaptive"]),
-        "folders": {k: str(v) for k, v in folders.items()},
-    }
-    d_full, d_adapt = result["dimension_full"]["dimension"], result["dimension_adaptive"]["dimension"]
-    result["dimension_difference"] = (d_adapt - d_full) if d_full is not None and d_adapt is not None else None
-    print()
-    print(f"{args.preset} {args.resolution} x {args.resolution}, {base.steps} steps, coarse "
-          f"{adaptive.adaptive_coarse} (stride {coarse_stride(args.resolution, adaptive.adaptive_coarse)}), "
-          f"guard {adaptive.adaptive_guard}, {args.repeats} repeat(s)")
-    print("| run | end to end s (median) | training s | trained | dimension [95% CI] |")
-    print("|---|---|---|---|---|")
-    for name, frac, dim in (("full", 1.0, result["dimension_full"]),
-                            ("adaptive", result["fraction_trained"], result["dimension_adaptive"])):
-        print(f"| {name} | {statistics.median(times[name]):.1f} | "
-              f"{statistics.median(train_times[name]):.1f} | {frac:.1%} | "
-              f"{fmt(dim['dimension'])} [{fmt(dim['ci_low'])}, {fmt(dim['ci_high'])}] |")
-    print(f"\nsign agreement {result['sign_agreement']:.4%} ({result['pixels_differing']} pixels differ); "
-          f"dimension difference {fmt(result['dimension_difference'])}; speed-up end to end "
-          f"{result['speedup_end_to_end']:.2f}x, training {result['speedup_training']:.2f}x")
-    return result
+            print(f"  repeat {rep}: {name:16s} {times[name][-1]:8.1f} s end to end, "
+                  f"{train_times[name][-1]:8.1f} s training  (load {os.getloadavg()[0]:.1f})", flush=True)
+    full = final_scores(folders["full"])
+    d_full = dimension(full)
+    t_full = statistics.median(times["full"])
+    tt_full = statistics.median(train_times["full"])
+    rows = []
+    for name, cfg in variants:
+        summary = json.loads((folders[name] / "summary.json").read_text())
+        scores = final_scores(folders[name])
+        d = dimension(scores)
+        t, tt = statistics.median(times[name]), statistics.median(train_times[name])
+        rows.append({
+            "run": name, "coarse": cfg.adaptive_coarse if cfg.adaptive else None,
+            "coarse_stride": coarse_stride(cfg.resolution, cfg.adaptive_coarse) if cfg.adaptive else None,
+            "guard": cfg.adaptive_guard if cfg.adaptive else None,
+            "fraction_trained": (summary.get("adaptive") or {}).get("fraction_trained", 1.0),
+            "sign_agreement": agreement(full, scores),
+            "pixels_differing": int(np.sum((full < 0) != (scores < 0))),
+            "dimension": d,
+            "dimension_difference": (d["dimension"] - d_full["dimension"])
+            if d["dimension"] is not None and d_full["dimension"] is not None else None,
+            "end_to_end_s": times[name], "training_s": train_times[name],
+            "speedup_end_to_end": t_full / t, "speedup_training": tt_full / tt,
+            "levels": (summary.get("adaptive") or {}).get("levels"), "folder": str(folders[name])})
+    print(f"\n{args.preset} {base.resolution} x {base.resolution}, {base.steps} steps, window "
+          f"{list(base.mnmx)}, {args.repeats} repeat(s), {_threads()} threads")
+    print("| run | stride | trained | sign agreement | px differing | dimension [95% CI] | diff | "
+          "end to end s | training s | speed-up end to end | training |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        d = r["dimension"]
+        print(f"| {r['run']} | {r['coarse_stride'] or '-'} | {r['fraction_trained']:.1%} | "
+              f"{r['sign_agreement']:.4%} | {r['pixels_differing']} | {fmt(d['dimension'])} "
+              f"[{fmt(d['ci_low'])}, {fmt(d['ci_high'])}] | {fmt(r['dimension_difference'])} | "
+              f"{statistics.median(r['end_to_end_s']):.1f} | {statistics.median(r['training_s']):.1f} | "
+              f"{r['speedup_end_to_end']:.2f}x | {r['speedup_training']:.2f}x |")
+    return {"preset": args.preset, "resolution": base.resolution, "steps": base.steps,
+            "mnmx": list(base.mnmx), "repeats": args.repeats, "threads": _threads(),
+            "loadavg_end": os.getloadavg(), "runs": rows}
 
 
 def _threads() -> int:
@@ -177,10 +183,11 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--steps", type=int, default=None, help="default: the preset's")
     p.add_argument("--tile_batch", type=int, default=None)
+    p.add_argument("--mnmx", type=float, nargs=4, default=None, help="window (default: the preset's)")
     p.add_argument("--coarse", type=int, nargs="+", default=[None],
-                   help="adaptive_coarse value(s) (end to end: the first; default the config's)")
+                   help="adaptive_coarse value(s) (default: the config's)")
     p.add_argument("--guard", type=int, nargs="+", default=[None],
-                   help="adaptive_guard value(s) (end to end: the first; default the config's)")
+                   help="adaptive_guard value(s) (default: the config's)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--no-epoch-maps", action="store_true",
                    help="skip the per-epoch maps in both runs (default: draw them, as `nnfractal run` does)")
@@ -194,16 +201,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
     torch.set_num_threads(int(os.environ.get("NNF_THREADS", "2")))
-    if args.simulate:
-        defaults = build_config("paper-tanh")
-        args.coarse = [c or defaults.adaptive_coarse for c in args.coarse]
-        args.guard = [g if g is not None else defaults.adaptive_guard for g in args.guard]
-        result = simulate(args)
-    else:
-        defaults = build_config(args.preset)
-        args.coarse = [args.coarse[0] or defaults.adaptive_coarse]
-        args.guard = [args.guard[0] if args.guard[0] is not None else defaults.adaptive_guard]
-        result = end_to_end(args)
+    defaults = build_config(args.preset)
+    args.coarse = [c or defaults.adaptive_coarse for c in args.coarse]
+    args.guard = [g if g is not None else defaults.adaptive_guard for g in args.guard]
+    result = simulate(args) if args.simulate else end_to_end(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
     return 0

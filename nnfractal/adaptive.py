@@ -3,14 +3,14 @@
 A full grid trains every pixel, although most pixels lie deep inside a converged or a diverged
 region. Adaptive refinement trains a coarse lattice first, then repeatedly halves the lattice's
 stride and trains the new lattice points only inside cells whose corners disagree in sign (and in
-a guard band of cells around them), down to stride 1. Every other pixel is *filled*.
+a guard band around them), down to stride 1. Every other pixel is *filled*.
 
 * **Trained pixels are pixels of the final grid.** The lattice of stride ``s`` holds the row (and
   column) indices ``0, s, 2s, ...`` plus the last one, so a trained pixel has exactly the
   hyperparameters of the full grid's pixel and, since the engine runs fixed-size chunks whose
   models never see each other, exactly the same curve, bit for bit.
-* **One ``train`` call per level.** A level's new points go to the engine together, so every
-  chunk but the last is full.
+* **Batched engine calls.** A level's new points go to the engine together (one call, plus one
+  per boundary-following round), so every chunk but the last of each call is full.
 * **Filling copies a curve.** The store keeps raw curves and every map recomputes scores from
   them, so a filled pixel gets the curves of its *nearest trained pixel* (Euclidean distance in
   pixels). Inside a region this gives the map flat patches (a Voronoi mosaic of the trained
@@ -18,11 +18,15 @@ a guard band of cells around them), down to stride 1. Every other pixel is *fill
   texture; near the boundary everything is trained, so the boundary and its dimension come from
   real curves. Interpolating curves would look smoother but would be made-up numbers whose sign
   can differ from both neighbours.
-* **Guard band.** The boundary has structure at every scale: a cell whose four corners agree can
-  still hide a filament or an island. Around every cell with disagreeing corners, ``guard`` cells
-  on each side (at that level's stride) are refined too. Corners of guard cells that were
-  themselves filled get trained as well, so the sign test of the next level always starts from
-  what the refined region really holds.
+* **Guard band and boundary following.** The boundary has structure at every scale: a cell whose
+  four corners agree can still hide a filament, an island, or the "dust" of isolated diverged
+  pixels that lies a few pixels off the boundary of the paper's maps. Around every cell with
+  disagreeing corners, every cell within ``guard`` pixels (of the final grid) is refined too, and
+  after each level the new boundary is followed: cells that became mixed get their own guard
+  band, round after round, until nothing new turns up. Corners of guard cells that were
+  themselves filled get trained as well, so each sign test starts from what the refined region
+  really holds. What no refinement can find is an island smaller than the coarse lattice's
+  spacing farther than the guard band from every other boundary.
 
 The store records which pixels were trained (``adaptive/trained`` (rows, cols) bool), the stride
 of the level that trained each (``adaptive/stride``, 0 = filled) and which trained pixel each
@@ -92,8 +96,10 @@ def _dilate(mask: np.ndarray, g: int) -> np.ndarray:
     return out
 
 
-def nearest_trained(trained: np.ndarray) -> np.ndarray:
-    """For every pixel, the flat (row-major) index of the nearest trained pixel: (rows, cols) int64.
+def nearest_trained(trained: np.ndarray, rows_at: np.ndarray | None = None,
+                    cols_at: np.ndarray | None = None) -> np.ndarray:
+    """For every pixel, the flat (row-major) index of the nearest trained pixel: (rows, cols) int64,
+    or only at the pixels rows_at x cols_at: (len(rows_at), len(cols_at)).
 
     Exact Euclidean nearest neighbour in two separable passes (no scipy): first the nearest trained
     row within each column, then, per row, the column minimising dcol^2 + drow^2. Ties go to the
@@ -102,21 +108,24 @@ def nearest_trained(trained: np.ndarray) -> np.ndarray:
     rows, cols = trained.shape
     if not trained.any():
         raise ValueError("nearest_trained needs at least one trained pixel")
+    rows_at = np.arange(rows) if rows_at is None else np.asarray(rows_at)
+    cols_at = np.arange(cols) if cols_at is None else np.asarray(cols_at)
     big = 4 * (rows + cols)
     r = np.arange(rows)[:, None]
-    up = np.maximum.accumulate(np.where(trained, r, -big), axis=0)          # nearest at or above
-    down = np.minimum.accumulate(np.where(trained, r, big)[::-1], axis=0)[::-1]
-    use_up = (r - up) <= (down - r)
-    near_row = np.where(use_up, up, down)
-    drow = np.where(use_up, r - up, down - r).astype(np.float64)
-    drow2 = np.where(drow >= big // 2, np.inf, drow ** 2)                    # column without any
-    c = np.arange(cols, dtype=np.float64)
-    dcol2 = (c[:, None] - c[None, :]) ** 2                                   # (cols, cols')
-    out = np.empty((rows, cols), dtype=np.int64)
-    step = max(1, int(2**23 // (cols * cols)))
-    for lo in range(0, rows, step):
-        d2 = dcol2[None, :, :] + drow2[lo:lo + step, None, :]               # (b, cols, cols')
-        best = np.argmin(d2, axis=2)                                         # (b, cols)
+    up = np.maximum.accumulate(np.where(trained, r, -big), axis=0)[rows_at]      # at or above
+    down = np.minimum.accumulate(np.where(trained, r, big)[::-1], axis=0)[::-1][rows_at]
+    q = rows_at[:, None]
+    use_up = (q - up) <= (down - q)
+    near_row = np.where(use_up, up, down)                                        # (rq, cols)
+    # Squared distances are integers < 2^24 for grids up to ~2800 px: float32 is exact.
+    drow = np.where(use_up, q - up, down - q).astype(np.float32)
+    drow2 = np.where(drow >= big // 2, np.float32(np.inf), drow ** 2)             # empty column
+    dcol2 = (cols_at[:, None].astype(np.float32) - np.arange(cols, dtype=np.float32)[None, :]) ** 2
+    out = np.empty((len(rows_at), len(cols_at)), dtype=np.int64)
+    step = max(1, int(2**23 // (len(cols_at) * cols)))
+    for lo in range(0, len(rows_at), step):
+        d2 = dcol2[None, :, :] + drow2[lo:lo + step, None, :]               # (b, cq, cols)
+        best = np.argmin(d2, axis=2)                                         # (b, cq)
         out[lo:lo + step] = near_row[lo:lo + step][np.arange(len(best))[:, None], best] * cols + best
     return out
 
@@ -142,54 +151,82 @@ class Refinement:
         return len(self.order) / (self.shape[0] * self.shape[1])
 
 
+MAX_FOLLOW = 32     # boundary-following rounds per level (each one engine call)
+
+
 def refine(rows: int, cols: int, stride0: int, guard: int,
            converged_of: Callable[[np.ndarray, int], np.ndarray], log=lambda *_: None) -> Refinement:
     """Run the refinement on a rows x cols grid, starting from the lattice of stride `stride0`.
 
     `converged_of(flat_indices (k,), stride) -> (k,) bool` trains those pixels (row-major flat
-    indices, all new) and says which converged; it is called once per level. Cells of a level's
-    lattice whose four corners disagree (trained sign, or the sign of the nearest trained pixel
-    for a corner that is filled) are flagged, grown by `guard` cells, and every lattice point of
-    the next (halved) stride inside a flagged cell, corners included, is trained.
+    indices, all new) and says which converged. A cell of the stride-s lattice is *mixed* when its
+    four corners disagree (trained sign, or the sign of the nearest trained pixel for a corner
+    that is filled); mixed cells grown by the guard band are *flagged*. Each level:
+
+    1. refine: train every lattice point of the halved stride h inside a flagged s-cell;
+    2. follow: at stride h, train the h-lattice points of flagged h-cells that are still untrained,
+       and repeat until none is left (at most MAX_FOLLOW rounds). This follows boundary that the
+       coarser lattice could not see (a filament leaving the refined band, an island found at
+       the edge of the band) and gives it its guard band too.
+
+    The guard band is `guard` pixels of the final grid wide on every side: ceil(guard / s) cells
+    at stride s, so at the last level every pixel within `guard` pixels of a mixed 2x2 cell is
+    trained.
     """
     stride = np.zeros((rows, cols), dtype=np.int32)
     conv = np.zeros((rows, cols), dtype=bool)          # valid where trained
     order: list[np.ndarray] = []
     levels: list[dict] = []
 
-    def train_new(new: np.ndarray, s: int) -> None:
+    def train_new(new: np.ndarray, s: int) -> int:
         flat = np.flatnonzero(new)
         if len(flat):
             conv.flat[flat] = np.asarray(converged_of(flat, s), dtype=bool)
             stride.flat[flat] = s
             order.append(flat)
+        return len(flat)
+
+    def cells_guard(s: int) -> int:
+        return -(-guard // s)
+
+    def near_mixed(s: int, h: int) -> tuple[np.ndarray, int, int, int]:
+        """Untrained stride-h lattice points inside flagged stride-s cells: (rows, cols) bool,
+        and the numbers of cells, mixed cells and flagged cells."""
+        lr, lc = lattice(rows, s), lattice(cols, s)
+        corners = conv.flat[nearest_trained(stride > 0, lr, lc)]        # trained or nearest sign
+        quad = np.stack([corners[:-1, :-1], corners[1:, :-1], corners[:-1, 1:], corners[1:, 1:]])
+        mixed = quad.any(0) & ~quad.all(0)                              # (cells_r, cells_c)
+        flagged = _dilate(mixed, cells_guard(s))
+        (rlo, rhi), (clo, chi) = _cells_of(rows, lr), _cells_of(cols, lc)
+        inside = (flagged[np.ix_(rlo, clo)] | flagged[np.ix_(rlo, chi)]
+                  | flagged[np.ix_(rhi, clo)] | flagged[np.ix_(rhi, chi)])   # (rows, cols)
+        on_lattice = np.zeros((rows, cols), dtype=bool)
+        on_lattice[np.ix_(lattice(rows, h), lattice(cols, h))] = True
+        return inside & on_lattice & (stride == 0), int(mixed.size), int(mixed.sum()), int(flagged.sum())
 
     s = stride0
     first = np.zeros((rows, cols), dtype=bool)
     first[np.ix_(lattice(rows, s), lattice(cols, s))] = True
-    train_new(first, s)
-    levels.append({"stride": s, "cells": None, "mixed": None, "flagged": None,
-                   "new_points": int(first.sum())})
-    log(f"adaptive: level stride {s}: {int(first.sum())} points (coarse lattice)")
+    n0 = train_new(first, s)
+    levels.append({"stride": s, "cells": None, "mixed": None, "flagged": None, "new_points": n0,
+                   "follow_points": 0, "follow_rounds": 0})
+    log(f"adaptive: stride {s}: {n0} points (coarse lattice)")
     while s > 1:
-        lr, lc = lattice(rows, s), lattice(cols, s)
-        filled = conv.flat[nearest_trained(stride > 0)]                 # trained or nearest sign
-        corners = filled[np.ix_(lr, lc)]
-        quad = np.stack([corners[:-1, :-1], corners[1:, :-1], corners[:-1, 1:], corners[1:, 1:]])
-        mixed = quad.any(0) & ~quad.all(0)                              # (cells_r, cells_c)
-        flagged = _dilate(mixed, guard)
-        (rlo, rhi), (clo, chi) = _cells_of(rows, lr), _cells_of(cols, lc)
-        inside = (flagged[np.ix_(rlo, clo)] | flagged[np.ix_(rlo, chi)]
-                  | flagged[np.ix_(rhi, clo)] | flagged[np.ix_(rhi, chi)])   # (rows, cols)
         h = s // 2
-        on_fine = np.zeros((rows, cols), dtype=bool)
-        on_fine[np.ix_(lattice(rows, h), lattice(cols, h))] = True
-        new = inside & on_fine & (stride == 0)
-        train_new(new, h)
-        levels.append({"stride": h, "cells": int(mixed.size), "mixed": int(mixed.sum()),
-                       "flagged": int(flagged.sum()), "new_points": int(new.sum())})
-        log(f"adaptive: level stride {h}: {int(mixed.sum())} of {mixed.size} cells mixed, "
-            f"{int(flagged.sum())} with the guard band, {int(new.sum())} new points")
+        new, cells, mixed, flagged = near_mixed(s, h)
+        n_new = train_new(new, h)
+        n_follow = rounds = 0
+        while rounds < MAX_FOLLOW:
+            more = near_mixed(h, h)[0]
+            if not more.any():
+                break
+            n_follow += train_new(more, h)
+            rounds += 1
+        levels.append({"stride": h, "cells": cells, "mixed": mixed, "flagged": flagged,
+                       "new_points": n_new, "follow_points": n_follow, "follow_rounds": rounds})
+        log(f"adaptive: stride {h}: {mixed} of {cells} cells of stride {s} mixed, {flagged} with "
+            f"the guard band: {n_new} points; following the boundary: {n_follow} more in "
+            f"{rounds} round(s)")
         s = h
     trained_order = np.concatenate(order)
     return Refinement((rows, cols), trained_order, stride, nearest_trained(stride > 0), levels)

@@ -82,7 +82,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--adaptive-coarse", "--adaptive_coarse", type=int, dest="adaptive_coarse",
                    help="points per side of the coarse lattice (default 64)")
     g.add_argument("--adaptive-guard", "--adaptive_guard", type=int, dest="adaptive_guard",
-                   help="cells refined around each cell whose corners disagree (default 1)")
+                   help="guard band: pixels trained on each side of the boundary found (default 12)")
     g.add_argument("--measure", help="paper | customer")
     g.add_argument("--readout", nargs="+", help="the curve the map shows: train_loss | test_loss | "
                    "train_acc | test_acc, and/or step | epoch (per-step values or epoch means)")

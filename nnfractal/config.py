@@ -92,7 +92,7 @@ class Config:
     # adaptive refinement (adaptive.py): train a coarse lattice, refine only near the boundary
     adaptive: bool = False
     adaptive_coarse: int = 64  # points per side of the coarse lattice (its stride: a power of two)
-    adaptive_guard: int = 1    # cells refined on each side of a cell whose corners disagree
+    adaptive_guard: int = 12   # pixels trained on each side of the boundary (the guard band)
     # held-out evaluation
     eval_every: int = 1        # epochs between held-out evaluations (0 = none)
     test_size: int = 1000      # held-out MNIST test images

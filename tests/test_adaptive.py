@@ -144,6 +144,8 @@ def test_nearest_trained_is_the_euclidean_nearest():
         gr, gc = np.divmod(got, shape[1])
         assert mask[gr, gc].all()
         np.testing.assert_array_equal((rr - gr) ** 2 + (cc - gc) ** 2, best)
+        ri, ci = np.arange(0, shape[0], 3), np.arange(1, shape[1], 4)
+        np.testing.assert_array_equal(nearest_trained(mask, ri, ci), got[np.ix_(ri, ci)])
 
 
 def test_dilate_is_a_square():
