@@ -447,7 +447,7 @@ def adaptive_line(info: dict) -> str:
     return (f"Adaptive refinement: {fmt_num(info.get('n_trained'))} of "
             f"{fmt_num(info.get('n_pixels'))} pixels trained ({info['fraction_trained']:.1%}; "
             f"coarse lattice stride {fmt_num(info.get('coarse_stride'))}, guard band "
-            f"{fmt_num(info.get('guard'))} cell(s)), the other {1 - info['fraction_trained']:.1%} "
+            f"{fmt_num(info.get('guard'))} px), the other {1 - info['fraction_trained']:.1%} "
             f"filled with the curves of their nearest trained pixel; "
             f"{info['work_saving']:.1f}&times; fewer model-steps than the full grid.")
 
@@ -458,10 +458,12 @@ def adaptive_section(folder: Path, summary: dict) -> str:
     if not info or not info.get("n_pixels"):
         return ""
     rows = [[fmt_num(lv.get("stride")), fmt_num(lv.get("mixed")), fmt_num(lv.get("flagged")),
-             fmt_num(lv.get("cells")), fmt_num(lv.get("new_points"))]
+             fmt_num(lv.get("cells")), fmt_num(lv.get("new_points")),
+             fmt_num(lv.get("follow_points", 0)), fmt_num(lv.get("follow_rounds", 0))]
             for lv in info.get("levels") or []]
     levels = table(["stride", "cells with mixed corners", "refined (with guard band)",
-                    "cells", "points trained"], rows) if rows else ""
+                    "cells", "points trained", "boundary following: points", "rounds"],
+                   rows) if rows else ""
     fig = img(folder / "trained.png", "trained and filled pixels",
               "Left: the map, filled pixels dimmed. Right: the level (lattice stride) that trained "
               "each pixel; white pixels were filled, not trained.")
