@@ -349,6 +349,24 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
             "hardware": _hardware(work, units),
         }
         _write_json(work / "compare.json", info)
+        # From here on the grids and the statistics exist: a failure while drawing must not throw
+        # them away with the staged folder. It is noted in error.log and raised once the folder
+        # is in place, with how to redraw.
+        drawing_error = _draw_and_report(work, out, info, units, start)
+    log(f"verdict: {info['sentence']}")
+    if drawing_error:
+        from .run import RunFailed
+        raise RunFailed(f"compare: drawing the figures or reports failed ({drawing_error}); the "
+                        f"grids and compare.json are kept in {out}; redraw with: nnfractal report "
+                        f"{out} (traceback in {out / 'error.log'})", out)
+    log(f"wrote {out}  ({len(units)} grids, {time.perf_counter() - start:.1f} s; report.html)")
+    return out
+
+
+def _draw_and_report(work: Path, out: Path, info: dict, units: list[dict], start: float) -> str:
+    """Figures, compare.json with their names, and every report; '' or the error in one line."""
+    import traceback
+    try:
         t0 = time.perf_counter()
         info["figures"] = draw_figures(work, info)
         info["timing"]["figures_s"] = round(time.perf_counter() - t0, 3)
@@ -358,9 +376,10 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         for u in units:
             write_report(work / u["dir"], display_path=out / u["dir"])
         write_report(work, display_path=out)
-    log(f"verdict: {info['sentence']}")
-    log(f"wrote {out}  ({len(units)} grids, {time.perf_counter() - start:.1f} s; report.html)")
-    return out
+    except Exception as err:  # noqa: BLE001 - the trained grids are the result; keep them
+        (work / "error.log").write_text(traceback.format_exc())
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return ""
 
 
 def reanalyse(root, log=print) -> dict:

@@ -777,12 +777,30 @@ def write_report(folder, out: Path | None = None, *, display_path=None) -> Path:
     the folder reaches its final place (as compare does).
     """
     folder = Path(folder)
+    if folder_kind(folder) == "compare":
+        _redraw_missing_compare_figures(folder)
     text = build_html(folder, display_path)
     path = Path(out) if out is not None else folder / REPORT_NAME
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _redraw_missing_compare_figures(folder: Path) -> None:
+    """A comparison whose drawing failed has compare.json but no figures: draw them first (and
+    the grids' own reports), so `nnfractal report` completes it."""
+    from . import compare
+    info = compare.read_compare_json(folder)
+    names = info.get("figures") or {}
+    if names and all((folder / f).exists() for f in names.values()):
+        return
+    info["figures"] = compare.draw_figures(folder, info)
+    compare._write_json(folder / "compare.json", info)
+    for u in info.get("units", []):
+        unit = folder / u["dir"]
+        if not (unit / REPORT_NAME).exists():
+            write_report(unit)
 
 
 def write_report_safely(folder, *, display_path=None, log=print) -> Path | None:

@@ -221,6 +221,37 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
+def test_a_drawing_failure_keeps_the_trained_grids_and_report_redraws(tmp_path, capsys, monkeypatch):
+    """Drawing comes after all the training: if it fails (here: a plotting function raises), the
+    grids and compare.json stay in the folder, the error is one line, exit 2, and `nnfractal
+    report` draws what is missing."""
+    from nnfractal.render import compare_plots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting broke")
+
+    out = tmp_path / "cmp"
+    with monkeypatch.context() as m:
+        m.setattr(compare_plots, "plot_dimension_bars", broken)
+        code = main(["compare", "paper-tanh", "paper-relu", "--resolution", "6", "--steps", "8",
+                     "--seeds", "1", "--windows", "1", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "RuntimeError: plotting broke" in err and f"nnfractal report {out}" in err
+    info = json.loads((out / "compare.json").read_text())
+    assert len(info["units"]) == 2 and "plotting broke" in (out / "error.log").read_text()
+    for u in info["units"]:
+        assert (out / u["dir"] / "store.zarr").is_dir()
+    assert not (out / "compare_dimensions.png").exists() and not (out / REPORT_NAME).exists()
+    assert main(["report", str(out)]) == 0
+    info = json.loads((out / "compare.json").read_text())
+    assert info["figures"]["dimensions"] == "compare_dimensions.png"
+    for name in info["figures"].values():
+        assert (out / name).stat().st_size > 0
+    assert (out / REPORT_NAME).exists()
+    assert all((out / u["dir"] / REPORT_NAME).exists() for u in info["units"])
+
+
 # ---- end to end --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
