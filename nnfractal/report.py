@@ -795,9 +795,12 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
     names = info.get("figures") or {}
     if names and all((folder / f).exists() for f in names.values()):
         return
+    units = info.get("units", [])
+    if not units or not all((folder / u["dir"] / "store.zarr").is_dir() for u in units):
+        return                       # nothing to draw from (e.g. a folder of numbers only)
     info["figures"] = compare.draw_figures(folder, info)
     compare._write_json(folder / "compare.json", info)
-    for u in info.get("units", []):
+    for u in units:
         unit = folder / u["dir"]
         if not (unit / REPORT_NAME).exists():
             write_report(unit)
