@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nnfractal.bench import cpu_model
 from nnfractal.config import build_config
 from nnfractal.data import load_mnist, synthetic_regression
 from nnfractal.engine import train
@@ -64,17 +65,6 @@ SIZES = {
 
 
 # ---- machine ----------------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def loadavg() -> list[float] | None:
     try:
