@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import fused_bn
+
 BN_EPS = 1e-5
 
 
@@ -103,9 +105,15 @@ def _grouped_conv(x: Tensor, w: Tensor, stride: int) -> Tensor:
     return F.conv2d(x, w.reshape(m * c_out, c_in, k, k), stride=stride, padding=k // 2, groups=m)
 
 
-def _bn(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-    """Batch-statistics BatchNorm over (B, H, W) for each of the M*C channels."""
-    return F.batch_norm(x, None, None, gamma.reshape(-1), beta.reshape(-1), True, 0.0, BN_EPS)
+def _conv_channels_last_out(x: Tensor, w: Tensor) -> Tensor:
+    """x (B, Cin, H, W), w (Cout, Cin, k, k) -> (B, Cout, H, W) in channels_last: a stride-1
+    'same' convolution as one matrix product (B*H*W, Cin*k*k) @ (Cin*k*k, Cout), whose rows are
+    already in channels_last order. For the one-channel input layer, where F.conv2d writes NCHW
+    and the layout copies of its output (forward) and gradient (backward) cost ~2% of a step."""
+    b, _, hh, ww = x.shape
+    k = w.shape[-1]
+    cols = F.unfold(x, k, padding=k // 2).transpose(1, 2).reshape(b * hh * ww, -1)
+    return (cols @ w.reshape(w.shape[0], -1).t()).view(b, hh, ww, -1).permute(0, 3, 1, 2)
 
 
 class BatchedResNet:
@@ -114,7 +122,8 @@ class BatchedResNet:
     task = "classification"
 
     def __init__(self, depth: int = 20, c_hidden=(16, 32, 64), skip: bool = True,
-                 nonlinearity: str = "relu", channels_last: bool = True, compile_kernels: bool = False):
+                 nonlinearity: str = "relu", channels_last: bool = True, compile_kernels: bool = False,
+                 fused_bn_kernel: bool = True):
         self.depth, self.c_hidden, self.skip = depth, tuple(c_hidden), skip
         # torch.compile the forward pass (and so, through autograd, the backward pass). On CPU it
         # gained only 3% over channels_last eager and costs 1-2 min of compiling: off by default.
@@ -124,6 +133,7 @@ class BatchedResNet:
         self.act = activation(nonlinearity)
         self.act_ = activation_(nonlinearity)
         self.channels_last = channels_last
+        self.fused_bn = None if fused_bn_kernel else False   # decided at the first forward
         self.template = ResNet(depth, c_hidden, skip, nonlinearity)
         # Early exit may shrink a chunk only where that cannot change roundoff (see engine.py).
         self.shrink_is_exact = all(c % 16 == 0 for c in self.c_hidden)
@@ -159,33 +169,53 @@ class BatchedResNet:
             return self._compiled(p, x)
         return self._forward(p, x)
 
+    def _uses_fused_bn(self, h: Tensor) -> bool:
+        """Whether BatchNorm + residual + ReLU run as one kernel (fused_bn.py): float32
+        channels_last ReLU networks on the CPU, where the C++ kernel can be built."""
+        if self.fused_bn is None:
+            self.fused_bn = (self.nonlinearity == "relu" and self.channels_last
+                             and fused_bn.available())
+        return self.fused_bn and not h.is_cuda and h.dtype == torch.float32 \
+            and h.is_contiguous(memory_format=torch.channels_last)
+
+    def _bn_act(self, h: Tensor, p: dict[str, Tensor], bn: str, relu: bool = True,
+                residual: Tensor | None = None) -> Tensor:
+        """act(BatchNorm(h) + residual) with the parameters of BatchNorm layer `bn`."""
+        gamma, beta = p[f"{bn}.weight"].reshape(-1), p[f"{bn}.bias"].reshape(-1)
+        if self._uses_fused_bn(h):
+            return fused_bn.bn_act(h, gamma, beta, residual, relu, BN_EPS)
+        out = F.batch_norm(h, None, None, gamma, beta, True, 0.0, BN_EPS)
+        if residual is not None:
+            out = out.add_(residual)
+        return self.act_(out) if relu else out
+
     def _forward(self, p: dict[str, Tensor], x: Tensor) -> Tensor:
         m = p["conv1.weight"].shape[0]
         w = p["conv1.weight"]
         # The input is the same for every model, so the first layer is one ordinary convolution
         # with M*C0 output channels instead of a grouped one over M copies of the image.
-        h = F.conv2d(x, w.reshape(m * w.shape[1], *w.shape[2:]), padding=1)
-        if self.channels_last and (h.is_cuda or h.dtype != torch.float64):
+        w = w.reshape(m * w.shape[1], *w.shape[2:])
+        if self.channels_last and (x.is_cuda or x.dtype != torch.float64):
             # channels_last pays on GPUs, and on CPU in float32: oneDNN's grouped convolutions
             # with 16 channels per model ran 3x faster in it (forward and weight gradient,
             # 1.25x for the whole training step, measured on a 2-core Xeon). float64 stays in
             # NCHW: its grouped convolution has no channels_last kernel there (54x slower).
-            h = h.contiguous(memory_format=torch.channels_last)
-        h = self.act_(_bn(h, p["bn1.weight"], p["bn1.bias"]))
+            h = _conv_channels_last_out(x, w)
+        else:
+            h = F.conv2d(x, w, padding=1)
+        h = self._bn_act(h, p, "bn1")
         for name in self.block_names:
             stride = 2 if (name.endswith(".0") and not name.startswith("layer1")) else 1
             out = _grouped_conv(h, p[f"{name}.conv1.weight"], stride)
-            out = self.act_(_bn(out, p[f"{name}.bn1.weight"], p[f"{name}.bn1.bias"]))
+            out = self._bn_act(out, p, f"{name}.bn1")
             out = _grouped_conv(out, p[f"{name}.conv2.weight"], 1)
-            out = _bn(out, p[f"{name}.bn2.weight"], p[f"{name}.bn2.bias"])
+            shortcut = None
             if self.skip:
+                shortcut = h
                 if f"{name}.proj.0.weight" in p:
-                    sc = _grouped_conv(h, p[f"{name}.proj.0.weight"], stride)
-                    sc = _bn(sc, p[f"{name}.proj.1.weight"], p[f"{name}.proj.1.bias"])
-                else:
-                    sc = h
-                out = out.add_(sc)
-            h = self.act_(out)
+                    shortcut = _grouped_conv(h, p[f"{name}.proj.0.weight"], stride)
+                    shortcut = self._bn_act(shortcut, p, f"{name}.proj.1", relu=False)
+            h = self._bn_act(out, p, f"{name}.bn2", residual=shortcut)
         b = h.shape[0]
         pooled = h.mean((2, 3)).view(b, m, -1).transpose(0, 1)          # (M, B, C)
         return torch.baddbmm(p["fc.bias"].unsqueeze(1), pooled, p["fc.weight"].transpose(1, 2))
