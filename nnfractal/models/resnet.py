@@ -170,13 +170,15 @@ class BatchedResNet:
         return self._forward(p, x)
 
     def _uses_fused_bn(self, h: Tensor) -> bool:
-        """Whether BatchNorm + residual + ReLU run as one kernel (fused_bn.py): float32
-        channels_last ReLU networks on the CPU, where the C++ kernel can be built."""
+        """Whether BatchNorm + residual + ReLU run as one kernel (fused_bn.py): for float32
+        channels_last ReLU networks on the CPU, where the C++ kernel can be built (it is built at
+        the first such call). Not under torch.compile, which fuses these layers itself."""
+        if (self.fused_bn is False or h.is_cuda or h.dtype != torch.float32 or not self.channels_last
+                or self.nonlinearity != "relu" or self.compile_kernels):
+            return False
         if self.fused_bn is None:
-            self.fused_bn = (self.nonlinearity == "relu" and self.channels_last
-                             and fused_bn.available())
-        return self.fused_bn and not h.is_cuda and h.dtype == torch.float32 \
-            and h.is_contiguous(memory_format=torch.channels_last)
+            self.fused_bn = fused_bn.available()
+        return self.fused_bn and h.is_contiguous(memory_format=torch.channels_last)
 
     def _bn_act(self, h: Tensor, p: dict[str, Tensor], bn: str, relu: bool = True,
                 residual: Tensor | None = None) -> Tensor:
