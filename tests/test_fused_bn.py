@@ -1,11 +1,15 @@
 """The fused BatchNorm + residual + ReLU CPU kernel against ATen's separate kernels."""
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nnfractal.models import BatchedResNet, fused_bn
 
-pytestmark = pytest.mark.skipif(not fused_bn.available(), reason="no C++ compiler to build the kernel")
+# Skipped only where no C++ compiler exists; with one, a failed build fails these tests.
+pytestmark = pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
+                                reason="no C++ compiler to build the kernel")
 
 CL = torch.channels_last
 

@@ -38,6 +38,18 @@ def _cpu_tag() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
+def _put_ninja_on_path() -> None:
+    """cpp_extension runs `ninja` from PATH; the pip package `ninja` (a dependency) puts it in the
+    venv's bin folder, which is not on PATH when the venv is used without activating it."""
+    import shutil
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except (ImportError, AttributeError):
+            pass
+
+
 def extension():
     """The compiled module (forward, backward), or None where it cannot be built."""
     with _lock:
@@ -46,6 +58,7 @@ def extension():
             if os.environ.get("NNFRACTAL_FUSED_BN", "1") == "0":
                 return None
             try:
+                _put_ninja_on_path()
                 from torch.utils import cpp_extension
                 _state["ext"] = cpp_extension.load(
                     name=f"nnfractal_fused_bn_{_cpu_tag()}", sources=[str(_SOURCE)],
