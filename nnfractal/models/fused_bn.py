@@ -3,7 +3,7 @@
 `bn_act(x, gamma, beta, residual, relu)` equals
 ``act(F.batch_norm(x, None, None, gamma, beta, True, 0.0, eps) + residual)`` with batch
 statistics, in two passes over memory each way instead of ATen's 5-8 (see fused_bn.cpp). The C++
-source is compiled on first use with torch.utils.cpp_extension (about a minute, then cached
+source is compiled on first use with torch.utils.cpp_extension (30-60 s, then cached
 under ~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR); `available()` is False, with one
 warning, where that cannot be done (no compiler), and the callers then keep ATen's kernels.
 """
