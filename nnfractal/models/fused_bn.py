@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -50,6 +51,16 @@ def _put_ninja_on_path() -> None:
             pass
 
 
+def _say_if_building(cpp_extension, name: str) -> None:
+    """One line on stderr before a first build, so that a 30-60 s pause is explained."""
+    try:
+        built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
+    except Exception:                # a private helper of torch's: never let it cost the kernel
+        return
+    if not built.exists():
+        sys.stderr.write("nnfractal: building the fused BatchNorm kernel for this CPU (once, 30-60 s)\n")
+
+
 def extension():
     """The compiled module (forward, backward), or None where it cannot be built."""
     with _lock:
@@ -60,8 +71,10 @@ def extension():
             try:
                 _put_ninja_on_path()
                 from torch.utils import cpp_extension
+                name = f"nnfractal_fused_bn_{_cpu_tag()}"
+                _say_if_building(cpp_extension, name)
                 _state["ext"] = cpp_extension.load(
-                    name=f"nnfractal_fused_bn_{_cpu_tag()}", sources=[str(_SOURCE)],
+                    name=name, sources=[str(_SOURCE)],
                     extra_cflags=["-O3", "-march=native", "-fopenmp"],
                     extra_ldflags=["-fopenmp"], verbose=False)
             except Exception as err:     # no compiler, no headers: ATen's kernels do the job
