@@ -125,7 +125,7 @@ def test_resnet_uses_it_for_float32_relu_only_and_matches_aten():
         loss = f.loss(params, x, y)
         grads = torch.autograd.grad(loss.sum(), list(params.values()))
         losses[name] = (loss.detach(), grads)
-    assert fam.fused_bn is True and fam_aten.fused_bn is False
+    assert fam.use_fused_bn is True and fam_aten.use_fused_bn is False
     torch.testing.assert_close(losses["fused"][0], losses["aten"][0], rtol=1e-5, atol=1e-6)
     for got, want in zip(losses["fused"][1], losses["aten"][1]):
         torch.testing.assert_close(got, want, rtol=2e-3, atol=2e-4)

@@ -133,7 +133,7 @@ class BatchedResNet:
         self.act = activation(nonlinearity)
         self.act_ = activation_(nonlinearity)
         self.channels_last = channels_last
-        self.fused_bn = None if fused_bn_kernel else False   # decided at the first forward
+        self.use_fused_bn = None if fused_bn_kernel else False   # decided at the first forward
         self.template = ResNet(depth, c_hidden, skip, nonlinearity)
         # Early exit may shrink a chunk only where that cannot change roundoff (see engine.py).
         self.shrink_is_exact = all(c % 16 == 0 for c in self.c_hidden)
@@ -173,12 +173,12 @@ class BatchedResNet:
         """Whether BatchNorm + residual + ReLU run as one kernel (fused_bn.py): for float32
         channels_last ReLU networks on the CPU, where the C++ kernel can be built (it is built at
         the first such call). Not under torch.compile, which fuses these layers itself."""
-        if (self.fused_bn is False or h.is_cuda or h.dtype != torch.float32 or not self.channels_last
+        if (self.use_fused_bn is False or h.is_cuda or h.dtype != torch.float32 or not self.channels_last
                 or self.nonlinearity != "relu" or self.compile_kernels):
             return False
-        if self.fused_bn is None:
-            self.fused_bn = fused_bn.available()
-        return self.fused_bn and h.is_contiguous(memory_format=torch.channels_last)
+        if self.use_fused_bn is None:
+            self.use_fused_bn = fused_bn.available()
+        return self.use_fused_bn and h.is_contiguous(memory_format=torch.channels_last)
 
     def _bn_act(self, h: Tensor, p: dict[str, Tensor], bn: str, relu: bool = True,
                 residual: Tensor | None = None) -> Tensor:
@@ -197,14 +197,17 @@ class BatchedResNet:
         # The input is the same for every model, so the first layer is one ordinary convolution
         # with M*C0 output channels instead of a grouped one over M copies of the image.
         w = w.reshape(m * w.shape[1], *w.shape[2:])
-        if self.channels_last and (x.is_cuda or x.dtype != torch.float64):
+        if x.is_cuda or not self.channels_last or x.dtype == torch.float64:
+            h = F.conv2d(x, w, padding=1)
+        else:
+            # The CPU in float32: as a matrix product, so the output is channels_last already.
+            h = _conv_channels_last_out(x, w)
+        if self.channels_last and (h.is_cuda or h.dtype != torch.float64):
             # channels_last pays on GPUs, and on CPU in float32: oneDNN's grouped convolutions
             # with 16 channels per model ran 3x faster in it (forward and weight gradient,
             # 1.25x for the whole training step, measured on a 2-core Xeon). float64 stays in
             # NCHW: its grouped convolution has no channels_last kernel there (54x slower).
-            h = _conv_channels_last_out(x, w)
-        else:
-            h = F.conv2d(x, w, padding=1)
+            h = h.contiguous(memory_format=torch.channels_last)    # a no-op after the product
         h = self._bn_act(h, p, "bn1")
         for name in self.block_names:
             stride = 2 if (name.endswith(".0") and not name.startswith("layer1")) else 1
