@@ -58,7 +58,9 @@ def _say_if_building(cpp_extension, name: str) -> None:
     except Exception:                # a private helper of torch's: never let it cost the kernel
         return
     if not built.exists():
-        sys.stderr.write("nnfractal: building the fused BatchNorm kernel for this CPU (once, 30-60 s)\n")
+        from tqdm import tqdm        # it is built during training: above the progress bar
+        tqdm.write("nnfractal: building the fused BatchNorm kernel for this CPU (once, 30-60 s)",
+                   file=sys.stderr)
 
 
 def extension():
