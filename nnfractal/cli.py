@@ -61,6 +61,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile_batch", "--tile-batch", type=int, dest="tile_batch",
                    help="models trained together in one chunk (0 = auto: the measured best on "
                    "CPU, as many as fit in free memory on CUDA)")
+    g.add_argument("--chunk-workers", "--chunk_workers", type=int, dest="chunk_workers",
+                   help="CPU: chunks trained side by side, the torch threads split between them "
+                   "(0 = auto: one per thread where measured faster, the ResNets)")
     g.add_argument("--matmul-precision", "--matmul_precision", dest="matmul_precision",
                    help="highest (default) | tf32 (CUDA) | bfloat16 (autocast): faster products "
                    "that move the boundary")
@@ -118,7 +121,7 @@ def _add_tile_flags(p: argparse.ArgumentParser) -> None:
 CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "target_dim", "dataset",
                 "train_size", "batch_size", "data_seed", "num_epochs", "steps", "optimizer",
                 "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
-                "device", "tile_batch", "seed", "mnmx", "axis_scale", "resolution", "measure",
+                "device", "tile_batch", "chunk_workers", "seed", "mnmx", "axis_scale", "resolution", "measure",
                 "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit",
                 "matmul_precision", "compile", "fast_path",
                 "adaptive", "adaptive_coarse", "adaptive_guard")

@@ -78,6 +78,7 @@ class Config:
     precision: str = "float32"
     device: str = "cpu"
     tile_batch: int = 16       # models trained together in one chunk (0 = auto: fit memory)
+    chunk_workers: int = 0     # CPU: chunks trained side by side, threads split (0 = auto)
     early_exit: bool = True    # stop computing models whose weights turned NaN (same map, less work)
     fast_path: bool = True     # the model's hand-written gradient where it has one (else autograd)
     compile: str = "auto"      # torch.compile the fast path's fused kernels: auto | on | off
@@ -192,6 +193,7 @@ def validate(cfg: Config) -> Config:
     _int_at_least("num_epochs", cfg.num_epochs, 1)
     _int_at_least("steps", cfg.steps, 0)
     _int_at_least("tile_batch", cfg.tile_batch, 0)
+    _int_at_least("chunk_workers", cfg.chunk_workers, 0)
     _int_at_least("resolution", cfg.resolution, 2)
     _int_at_least("dpi", cfg.dpi, 10)
     _int_at_least("eval_every", cfg.eval_every, 0)

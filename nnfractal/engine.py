@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,9 +237,10 @@ def matmul_precision(cfg: Config, device: torch.device):
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-# CPU chunk sizes by model: ResNet 8 and the paper's MLP 256 were measured fastest on a 2-core
-# Xeon (benchmarks/README.md); the MNIST MLP's 64 is not measured.
-CPU_TILE_BATCH = {"resnet": 8, "mlp": 64, "meanfield-mlp": 256}
+# CPU chunk sizes by model: ResNet 4 (one thread per chunk, chunks side by side) and the paper's
+# MLP 256 were measured fastest on a 2-core Xeon (benchmarks/README.md); the MNIST MLP's 64 is
+# not measured.
+CPU_TILE_BATCH = {"resnet": 4, "mlp": 64, "meanfield-mlp": 256}
 MAX_AUTO_TILE_BATCH = 4096
 
 
@@ -287,6 +290,7 @@ def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device 
         return cfg.tile_batch
     device = device or resolve_device(cfg.device)
     budget = 0.7 * (memory_budget if memory_budget is not None else available_memory(device))
+    budget /= resolve_chunk_workers(cfg, device, MAX_AUTO_TILE_BATCH)[0]   # chunks held at once
     one = model_footprint(cfg, family, data, device, 1)
     per_model = max(1, model_footprint(cfg, family, data, device, 2) - one)
     fixed = max(0, one - per_model)
@@ -416,17 +420,73 @@ class TrainResult:
     wall_time: float                # seconds
     device: str
     tile_batch: int = 0             # the chunk size used (cfg.tile_batch, or the auto choice)
+    chunk_workers: int = 1          # chunks trained side by side (resolve_chunk_workers)
 
     @property
     def losses(self) -> np.ndarray:
         return self.curves["train_loss"]
 
 
+# CPU: models whose chunks run faster side by side, one torch thread each, than one after the
+# other on all threads (measured on a 2-core Xeon, benchmarks/README.md: ResNet-20 1.1-1.2x).
+PARALLEL_CHUNK_MODELS = ("resnet",)
+
+
+def resolve_chunk_workers(cfg: Config, device: torch.device, n_chunks: int) -> tuple[int, int]:
+    """(workers, threads per chunk): how many chunks train at once and with how many torch threads
+    each. cfg.chunk_workers, or for 0 (auto) one worker per torch thread for the models in
+    PARALLEL_CHUNK_MODELS on a CPU, else 1. Workers split the torch threads between them. The
+    threads per chunk do not depend on n_chunks (which only caps the workers): kernels' roundoff
+    can depend on their thread count, and a point must not depend on the size of its tile."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu":
+        return 1, threads
+    wanted = cfg.chunk_workers or (threads if cfg.model in PARALLEL_CHUNK_MODELS else 1)
+    return max(1, min(wanted, n_chunks)), max(1, threads // wanted)
+
+
+class _Abort(Exception):
+    """Raised inside a chunk worker when the run stops (another chunk failed, or on_chunk raised)."""
+
+
+def _run_chunks(n_chunks: int, workers: int, threads: int, run_one, on_done) -> None:
+    """run_one(i, abort) for i < n_chunks, `workers` at a time with `threads` torch threads each;
+    on_done(i, result) in chunk order, in the calling thread. An exception in either sets `abort`
+    (run_one stops at its next step) and is raised here once the workers have stopped."""
+    if workers <= 1 and threads == torch.get_num_threads():
+        for i in range(n_chunks):
+            on_done(i, run_one(i, None))
+        return
+    saved_threads = torch.get_num_threads()
+    abort = threading.Event()
+
+    def work(i: int):
+        # Per-thread settings: torch threads (OpenMP's count is per thread) and denormal flushing
+        # (MXCSR is per thread).
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(True)
+        return run_one(i, abort)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nnfractal-chunk")
+    try:
+        futures = [pool.submit(work, i) for i in range(n_chunks)]
+        for i, fut in enumerate(futures):
+            on_done(i, fut.result())
+    except BaseException:
+        abort.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(saved_threads)      # MKL's thread count is global: restore it
+
+
 def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool = False,
           desc: str = "training", on_chunk=None) -> TrainResult:
     """Train one model per point; points (k, 2) = (x, y) hyperparameter pairs in axis units.
 
-    `on_chunk(lo, hi, curves)` (optional) is called after each chunk with its (unpadded) curves.
+    `on_chunk(lo, hi, curves)` (optional) is called after each chunk, in chunk order, with its
+    (unpadded) curves. On a CPU, chunks may train side by side (`resolve_chunk_workers`): a
+    chunk's numbers depend on the torch threads it gets, never on what runs beside it.
     """
     from tqdm.auto import tqdm
 
@@ -445,25 +505,37 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
     init = {n: p.to(dtype=dtype, device=device) for n, p in family.init_params(cfg.seed).items()}
     hp_all = hyperparameters(cfg, np.asarray(points, dtype=np.float64))
     k, m = len(points), resolve_tile_batch(cfg, family, data, device)
+    n_chunks = -(-k // m)
+    workers, chunk_threads = resolve_chunk_workers(cfg, device, n_chunks)
     np_dtype = np.float64 if cfg.precision == "float64" else np.float32
     curves: dict[str, np.ndarray] = {}
     start = time.perf_counter()
     with tqdm(total=k * schedule.steps, unit="model-step", unit_scale=True, desc=desc,
               disable=not progress, dynamic_ncols=True) as bar:
-        for lo in range(0, k, m):
-            hi = min(lo + m, k)
+
+        def run_one(i: int, abort) -> dict[str, Tensor]:
+            lo, hi = i * m, min(i * m + m, k)
             # Pad to exactly m models by repeating the last point: every chunk runs the same kernels.
             take = np.minimum(np.arange(lo, lo + m), k - 1)
             hp = {role: v[take] for role, v in hp_all.items()}
-            chunk = train_chunk(cfg, family, init, data, schedule, hp,
-                                on_step=lambda: bar.update(hi - lo))
+
+            def on_step():
+                if abort is not None and abort.is_set():
+                    raise _Abort()
+                bar.update(hi - lo)
+            return train_chunk(cfg, family, init, data, schedule, hp, on_step=on_step)
+
+        def on_done(i: int, chunk: dict[str, Tensor]) -> None:
+            lo, hi = i * m, min(i * m + m, k)
             for name, c in chunk.items():
                 if name not in curves:
                     curves[name] = np.empty((k, c.shape[1]), dtype=np_dtype)
                 curves[name][lo:hi] = c[: hi - lo].numpy()
             if on_chunk is not None:
                 on_chunk(lo, hi, {n: c[lo:hi] for n, c in curves.items()})
-    return TrainResult(curves, schedule, time.perf_counter() - start, str(device), m)
+
+        _run_chunks(n_chunks, workers, chunk_threads, run_one, on_done)
+    return TrainResult(curves, schedule, time.perf_counter() - start, str(device), m, workers)
 
 
 def epoch_curves(losses: np.ndarray, steps_per_epoch: int) -> np.ndarray:

@@ -489,6 +489,8 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    backend=sessions[-1]["backend"] if sessions else None,
                    data_source=plan.data.source, versions=library_versions(),
                    cpu=cpu_name(), threads=_threads(),
+                   chunk_threads=_chunk_threads(plan.cfg, device)
+                   if not sessions or sessions[-1]["backend"] == "local" else None,
                    gpu=_gpu_name(device))
     _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     from .report import write_report_safely
@@ -624,6 +626,16 @@ def _gpu_name(device: str) -> str | None:
 def _threads() -> int:
     import torch
     return torch.get_num_threads()
+
+
+def _chunk_threads(cfg: Config, device: str | None) -> list[int] | None:
+    """[chunks trained side by side, torch threads per chunk] of this process's settings."""
+    import torch
+    from .engine import resolve_chunk_workers
+    try:
+        return list(resolve_chunk_workers(cfg, torch.device(device or cfg.device), 1 << 30))
+    except (RuntimeError, ValueError):
+        return None
 
 
 def metric_curves(store: RunStore, cfg: Config, metric: str) -> tuple[np.ndarray, list[int]]:

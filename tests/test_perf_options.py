@@ -7,7 +7,7 @@ import torch
 from nnfractal import bench
 from nnfractal.cli import main
 from nnfractal.config import ConfigError, build_config
-from nnfractal.engine import model_footprint, resolve_tile_batch, train
+from nnfractal.engine import CPU_TILE_BATCH, model_footprint, resolve_chunk_workers, resolve_tile_batch, train
 from nnfractal.models import build_family
 
 TINY = dict(depth=8, c_hidden=[4, 8, 8], train_size=32, batch_size=16)
@@ -28,16 +28,18 @@ def test_auto_chunk_size_from_a_memory_budget(mnist_tiny):
     one = model_footprint(cfg, family, mnist_tiny, cpu, 1)
     per_model = model_footprint(cfg, family, mnist_tiny, cpu, 2) - one
     fixed = one - per_model
-    assert resolve_tile_batch(cfg, family, mnist_tiny, cpu, memory_budget=10 ** 12) == 8  # CPU best
+    best = CPU_TILE_BATCH["resnet"]
+    assert resolve_tile_batch(cfg, family, mnist_tiny, cpu, memory_budget=10 ** 12) == best
+    workers = resolve_chunk_workers(cfg, cpu, 1 << 20)[0]                   # chunks held at once
     for models in (1, 2, 3, 5):
-        budget = (fixed + (models + 0.5) * per_model) / 0.7                 # 70% of the budget is used
+        budget = workers * (fixed + (models + 0.5) * per_model) / 0.7       # 70% of the budget is used
         expected = 1 << (models.bit_length() - 1)                           # a power of two
         assert resolve_tile_batch(cfg, family, mnist_tiny, cpu, memory_budget=budget) == expected
     assert resolve_tile_batch(cfg, family, mnist_tiny, cpu, memory_budget=1) == 1
     assert resolve_tile_batch(cfg.replace(tile_batch=3), family, mnist_tiny, cpu, memory_budget=1) == 3
     result = train(cfg.replace(steps=2), family, mnist_tiny, POINTS)
-    assert result.tile_batch == 8
-    fixed_run = train(cfg.replace(steps=2, tile_batch=8), family, mnist_tiny, POINTS)
+    assert result.tile_batch == best
+    fixed_run = train(cfg.replace(steps=2, tile_batch=best), family, mnist_tiny, POINTS)
     np.testing.assert_array_equal(result.losses, fixed_run.losses)
 
 
