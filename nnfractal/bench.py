@@ -216,7 +216,7 @@ def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None) ->
         row = {
             "name": name, "workload": workload, "variant": name.split()[1],
             "models": reps[0]["models"], "steps": reps[0]["steps"], "tile_batch": reps[0]["tile_batch"],
-            "precision": precision, "seconds": [r["seconds"] for r in reps],
+            "chunk_workers": reps[0].get("chunk_workers", 1), "precision": precision, "seconds": [r["seconds"] for r in reps],
             "warmup_seconds": [r["warmup_seconds"] for r in reps],
             "model_steps_per_s": med, "model_steps_per_s_best": max(rates),
             "gflop_per_model_step": gflop[workload],
@@ -243,7 +243,8 @@ def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None) ->
 
 def print_table(rows: list[dict], out=None) -> None:
     out = out or sys.stdout
-    head = (f"{'variant':30s} {'models x steps':>15s} {'model-steps/s':>14s} {'(best)':>10s} "
+    head = (f"{'variant':30s} {'models x steps':>15s} {'chunk (at once)':>15s} "
+            f"{'model-steps/s':>14s} {'(best)':>10s} "
             f"{'GFLOP/s':>8s} {'% peak':>7s} {'peak MiB':>9s} {'x naive':>8s}  other ratios")
     print(head, file=out)
     print("-" * len(head), file=out)
@@ -254,7 +255,8 @@ def print_table(rows: list[dict], out=None) -> None:
         if "ratio_vs_paper_jax_not_measured_here" in r:
             extra.append(f"x {r['ratio_vs_paper_jax_not_measured_here']:.2f} vs paper JAX (17.6k, earlier)")
         mem = r["cuda_peak_mb"] if r["cuda_peak_mb"] is not None else r["peak_rss_mb"]
-        print(f"{r['name']:30s} {str(r['models']) + ' x ' + str(r['steps']):>15s} "
+        chunk = "1" if r["variant"] == "naive" else f"{r['tile_batch']} ({r.get('chunk_workers', 1)})"
+        print(f"{r['name']:30s} {str(r['models']) + ' x ' + str(r['steps']):>15s} {chunk:>15s} "
               f"{r['model_steps_per_s']:14.1f} {r['model_steps_per_s_best']:10.1f} "
               f"{r['gflop_per_s']:8.1f} {r['percent_of_matmul_peak']:6.1f}% "
               f"{(mem or 0):9.0f} {r['ratio_vs_naive']:8.2f}  {'; '.join(extra)}", file=out)

@@ -81,6 +81,7 @@ def run(req: dict) -> dict:
     torch.set_num_threads(req["threads"])
     cfg, family, data, points = _setup(req)
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    ran = {"chunk_workers": 1}                 # chunks trained side by side in the timed call
     if req["variant"] == "naive":
         from nnfractal.reference import train_single
 
@@ -90,7 +91,9 @@ def run(req: dict) -> dict:
         warm = lambda: work(cfg.replace(steps=1), points[:1])          # noqa: E731
     else:
         def work(c=cfg, pts=points):
-            return train(c, family, data, pts).losses
+            result = train(c, family, data, pts)
+            ran["chunk_workers"] = getattr(result, "chunk_workers", 1)    # older engines: 1
+            return result.losses
         warm = lambda: train(cfg.replace(steps=1), family, data, points[:cfg.tile_batch])  # noqa: E731
     t = time.perf_counter()
     warm()
@@ -108,6 +111,7 @@ def run(req: dict) -> dict:
     import nnfractal
     return {"seconds": seconds, "warmup_seconds": warmup, "model_steps": len(points) * cfg.steps,
             "models": len(points), "steps": cfg.steps, "tile_batch": cfg.tile_batch,
+            "chunk_workers": ran["chunk_workers"],
             "peak_rss_mb": _rss_mb("VmHWM"), "base_rss_mb": base,
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else None,
             "first_losses": [float(v) for v in np.asarray(losses)[:, :2].ravel()],

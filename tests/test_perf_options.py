@@ -84,6 +84,7 @@ def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--quick", "--only", "paper-tanh", "--json", str(out), "--against", "HEAD"]) == 0
     printed = capsys.readouterr().out
     assert "% peak" in printed and "engine@HEAD" in printed
+    assert "chunk (at once)" in printed and "256 (1)" in printed     # the MLP: one chunk at a time
     result = json.loads(out.read_text())
     rows = {r["name"]: r for r in result["results"]}
     assert set(rows) == {f"paper-tanh {v}" for v in ("naive", "engine@current", "engine@HEAD")}
@@ -97,6 +98,7 @@ def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
         naive = rows[f"{r['workload']} naive"]["model_steps_per_s"]
         assert r["ratio_vs_naive"] == pytest.approx(rate / naive)
         assert r["peak_rss_mb"] > 0
+        assert r["chunk_workers"] == 1
     cur, old = rows["paper-tanh engine@current"], rows["paper-tanh engine@HEAD"]
     assert cur["ratios_vs_versions"]["HEAD"] == pytest.approx(cur["model_steps_per_s"] / old["model_steps_per_s"])
     assert rows["paper-tanh engine@current"]["gflop_per_model_step"] == pytest.approx(304.6e-6, rel=1e-3)
