@@ -216,7 +216,8 @@ def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None) ->
         row = {
             "name": name, "workload": workload, "variant": name.split()[1],
             "models": reps[0]["models"], "steps": reps[0]["steps"], "tile_batch": reps[0]["tile_batch"],
-            "chunk_workers": reps[0].get("chunk_workers", 1), "precision": precision, "seconds": [r["seconds"] for r in reps],
+            "chunk_workers": reps[0].get("chunk_workers", 1), "precision": precision,
+            "seconds": [r["seconds"] for r in reps],
             "warmup_seconds": [r["warmup_seconds"] for r in reps],
             "model_steps_per_s": med, "model_steps_per_s_best": max(rates),
             "gflop_per_model_step": gflop[workload],

@@ -121,8 +121,8 @@ def _add_tile_flags(p: argparse.ArgumentParser) -> None:
 CONFIG_FLAGS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "target_dim", "dataset",
                 "train_size", "batch_size", "data_seed", "num_epochs", "steps", "optimizer",
                 "momentum", "phase_space", "offset_target", "offset_mode", "base_lr", "precision",
-                "device", "tile_batch", "chunk_workers", "seed", "mnmx", "axis_scale", "resolution", "measure",
-                "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit",
+                "device", "tile_batch", "chunk_workers", "seed", "mnmx", "axis_scale", "resolution",
+                "measure", "dpi", "figsize", "acc_threshold", "eval_every", "test_size", "early_exit",
                 "matmul_precision", "compile", "fast_path",
                 "adaptive", "adaptive_coarse", "adaptive_guard")
 

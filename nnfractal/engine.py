@@ -29,7 +29,7 @@ from torch import Tensor
 from .config import Config, ConfigError
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
-from .models import classification_loss, correct_count, regression_loss
+from .models import classification_loss, compile_wanted, correct_count, regression_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -435,13 +435,15 @@ PARALLEL_CHUNK_MODELS = ("resnet",)
 def resolve_chunk_workers(cfg: Config, device: torch.device, n_chunks: int) -> tuple[int, int]:
     """(workers, threads per chunk): how many chunks train at once and with how many torch threads
     each. cfg.chunk_workers, or for 0 (auto) one worker per torch thread for the models in
-    PARALLEL_CHUNK_MODELS on a CPU, else 1. Workers split the torch threads between them. The
+    PARALLEL_CHUNK_MODELS on a CPU (unless torch.compiled), else 1. Workers split the torch threads between them. The
     threads per chunk do not depend on n_chunks (which only caps the workers): kernels' roundoff
     can depend on their thread count, and a point must not depend on the size of its tile."""
     threads = torch.get_num_threads()
     if device.type != "cpu":
         return 1, threads
-    wanted = cfg.chunk_workers or (threads if cfg.model in PARALLEL_CHUNK_MODELS else 1)
+    # torch.compile's first call compiles, which is not safe from two threads at once.
+    auto = threads if cfg.model in PARALLEL_CHUNK_MODELS and not compile_wanted(cfg) else 1
+    wanted = cfg.chunk_workers or auto
     return max(1, min(wanted, n_chunks)), max(1, threads // wanted)
 
 

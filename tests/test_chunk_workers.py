@@ -35,6 +35,8 @@ def test_auto_gives_resnets_one_thread_per_chunk(two_threads):
     assert resolve_chunk_workers(resnet, CPU, 1) == (1, 1)
     assert resolve_chunk_workers(build_config("paper-tanh"), CPU, 100) == (1, 2)
     assert resolve_chunk_workers(resnet.replace(chunk_workers=1), CPU, 100) == (1, 2)
+    # torch.compile's first call is not safe from two threads: compiled runs keep one chunk at a time
+    assert resolve_chunk_workers(resnet.replace(compile="on"), CPU, 100) == (1, 2)
 
 
 @pytest.mark.parametrize("preset,extra", [("resnet20-mnist", TINY_RESNET),
