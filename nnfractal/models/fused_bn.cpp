@@ -252,7 +252,11 @@ std::vector<at::Tensor> bn_act_backward(const at::Tensor& grad, const at::Tensor
   return {dx, dgamma, dbeta, dres};
 }
 
+// Both release the GIL: chunks train side by side in threads (engine.py), and the
+// other thread's Python work must not wait for these kernels.
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &bn_act_forward, "BatchNorm + residual + ReLU forward (channels_last, CPU)");
-  m.def("backward", &bn_act_backward, "BatchNorm + residual + ReLU backward (channels_last, CPU)");
+  m.def("forward", &bn_act_forward, "BatchNorm + residual + ReLU forward (channels_last, CPU)",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("backward", &bn_act_backward, "BatchNorm + residual + ReLU backward (channels_last, CPU)",
+        py::call_guard<py::gil_scoped_release>());
 }

@@ -25,10 +25,11 @@ _state: dict = {}
 _lock = threading.Lock()
 
 
-def _cpu_tag() -> str:
-    """A short hash of this CPU's instruction-set flags: the kernel is built with -march=native,
-    so a cache shared by machines with different CPUs must keep one build per kind."""
-    flags = platform.machine()
+def _build_tag() -> str:
+    """A short hash of this CPU's instruction-set flags and of the source: the kernel is built
+    with -march=native, so a cache shared by machines with different CPUs must keep one build per
+    kind, and two versions of nnfractal (a benchmark against an older commit) one each."""
+    flags = platform.machine() + _SOURCE.read_text()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith(("flags", "Features")):
@@ -73,7 +74,7 @@ def extension():
             try:
                 _put_ninja_on_path()
                 from torch.utils import cpp_extension
-                name = f"nnfractal_fused_bn_{_cpu_tag()}"
+                name = f"nnfractal_fused_bn_{_build_tag()}"
                 _say_if_building(cpp_extension, name)
                 _state["ext"] = cpp_extension.load(
                     name=name, sources=[str(_SOURCE)],
