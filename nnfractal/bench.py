@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import allocator
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # The paper's own JAX code (jit + vmap), paper-tanh in float64, 500 steps, 64 x 64 grid, measured
 # on this project's 2-core Xeon (not in this run): the yardstick of the MLP fast path.
@@ -112,6 +114,8 @@ class Worker:
         # dependencies, e.g. wheels unpacked with pip --target) stays reachable.
         path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
         env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=str(threads))
+        if allocator.in_use() == "tcmalloc" and allocator.find_tcmalloc():
+            env = allocator.preload_env(env, allocator.find_tcmalloc())   # as this process
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bench_worker.py"))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
                                      cwd=str(root))
@@ -324,10 +328,10 @@ def run_bench(args) -> int:
     meta = {"date": _dt.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
             "python": platform.python_version(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "threads": args.threads, "device": args.device, "mode": mode, "repeats": repeats,
-            "loadavg_start": _load(), "against": args.against,
+            "loadavg_start": _load(), "against": args.against, "allocator": allocator.in_use(),
             "cuda_device": torch.cuda.get_device_name() if args.device == "cuda" else None}
     log(f"nnfractal bench ({mode}, {repeats} repeat(s), {args.threads} threads): {meta['cpu']}, "
-        f"torch {meta['torch']}, load {meta['loadavg_start']}")
+        f"torch {meta['torch']}, {meta['allocator']}, load {meta['loadavg_start']}")
     trees, workers = [], {}
     import signal
 

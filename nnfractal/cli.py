@@ -260,6 +260,9 @@ def cmd_dimension(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:                 # the console command, not a call from Python: see allocator.py
+        from .allocator import restart_with_tcmalloc
+        restart_with_tcmalloc()
     args = make_parser().parse_args(argv)
     if args.command == "presets":
         for name in preset_names():

@@ -215,6 +215,7 @@ def hardware_table(summary: dict, extra: list[tuple[str, str]] | None = None) ->
              ("torch threads", fmt_num(summary.get("threads"))),
              ("chunks side by side x threads each",
               " x ".join(map(str, summary["chunk_threads"])) if summary.get("chunk_threads") else "&ndash;"),
+             ("memory allocator", esc(summary.get("allocator") or "&ndash;")),
              ("training wall time", fmt_seconds(summary.get("wall_time_s"))),
              ("model-steps", fmt_num(summary.get("model_steps"))),
              ("model-steps/s", fmt_num(summary.get("model_steps_per_s"), 1)),

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .allocator import in_use as allocator_in_use
 from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt,
                        make_backend, one_line)
 from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
@@ -490,6 +491,8 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    data_source=plan.data.source, versions=library_versions(),
                    cpu=cpu_name(), threads=_threads(),
                    chunk_threads=_chunk_threads(plan.cfg, device)
+                   if not sessions or sessions[-1]["backend"] == "local" else None,
+                   allocator=allocator_in_use()
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    gpu=_gpu_name(device))
     _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
