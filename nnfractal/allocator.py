@@ -11,7 +11,8 @@ library import) re-executes itself once with LD_PRELOAD set, before importing an
 NNFRACTAL_TCMALLOC=0 turns that off; where tcmalloc is not installed nothing changes (Debian and
 Ubuntu: `apt install libtcmalloc-minimal4`; conda: `gperftools`). The preload is taken out of
 the environment again after the restart, so that the programs nnfractal starts (ffmpeg, git)
-run as usual; the benchmark's worker processes get it back through `preload_env`.
+run as usual; the benchmark's worker processes get it back through `preload_env`. Ray's worker
+processes keep the system's malloc (their run records leave the allocator out).
 """
 from __future__ import annotations
 
