@@ -4,9 +4,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nnfractal import allocator
+from nnfractal.store import RunStore
 
 LIB = "/opt/lib/libtcmalloc_minimal.so.4"
 
@@ -43,22 +45,28 @@ def test_the_restarted_process_takes_the_preload_out_of_its_environment(monkeypa
     assert "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD" not in os.environ
 
 
-@pytest.mark.parametrize("switch", ["1", "0"])
-def test_the_command_runs_on_tcmalloc_where_installed(tmp_path, switch):
-    """The real command: its run record names the allocator its process ran on (read from
-    /proc/self/maps), and the video (ffmpeg, started by the restarted process) is written."""
+def test_the_command_runs_on_tcmalloc_where_installed_with_the_same_numbers(tmp_path):
+    """The real command, run twice: its run record names the allocator its process ran on (read
+    from /proc/self/maps), the video (ffmpeg, started by the restarted process) is written, and
+    the curves do not depend on the allocator, bit for bit."""
     if sys.platform != "linux":
         pytest.skip("LD_PRELOAD is Linux's")
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator._RESTARTED)}
-    env[allocator.SWITCH] = switch
-    out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "nnfractal", "run", "--preset", "paper-tanh",
-                           "--resolution", "4", "--steps", "20", "--no-progress", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "tcmalloc: large alloc" not in proc.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    expected = "tcmalloc" if switch == "1" and allocator.find_tcmalloc() else "system malloc"
-    assert summary["allocator"] == expected
-    assert (out / "epochs.mp4").stat().st_size > 0
-    assert "memory allocator" in (out / "report.html").read_text()
+    curves = {}
+    for switch in ("1", "0"):
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator._RESTARTED)}
+        env[allocator.SWITCH] = switch
+        out = tmp_path / f"run{switch}"
+        proc = subprocess.run([sys.executable, "-m", "nnfractal", "run", "--resolution", "3",
+                               "--num_epochs", "1", "--depth", "8", "--c_hidden", "16", "16", "16",
+                               "--train-size", "64", "--batch_size", "32", "--no-progress",
+                               "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "tcmalloc: large alloc" not in proc.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        expected = "tcmalloc" if switch == "1" and allocator.find_tcmalloc() else "system malloc"
+        assert summary["allocator"] == expected
+        assert (out / "epochs.mp4").stat().st_size > 0
+        assert f"memory allocator</th><td>{expected}" in (out / "report.html").read_text()
+        curves[switch] = RunStore.open(out / "store.zarr").read_curves()
+    assert np.isfinite(curves["0"]).any()
+    np.testing.assert_array_equal(curves["1"], curves["0"])
