@@ -59,9 +59,10 @@ def preload_env(env: dict[str, str], library: str) -> dict[str, str]:
 
 
 def restart_plan(env: dict[str, str], platform: str, library: str | None) -> dict[str, str] | None:
-    """The environment to restart this command with, or None to carry on as it is."""
+    """The environment to restart this command with, or None to carry on as it is: also where
+    the user preloads an allocator of their own (jemalloc, mimalloc, tcmalloc)."""
     if (platform != "linux" or env.get(SWITCH, "1") == "0" or _RESTARTED in env
-            or "tcmalloc" in env.get("LD_PRELOAD", "") or library is None):
+            or "malloc" in env.get("LD_PRELOAD", "") or library is None):
         return None
     return dict(preload_env(env, library), **{_RESTARTED: library})
 

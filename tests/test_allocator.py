@@ -24,6 +24,7 @@ def test_restart_plan_preloads_only_where_it_should():
     assert allocator.restart_plan(dict(env, NNFRACTAL_TCMALLOC="0"), "linux", LIB) is None
     assert allocator.restart_plan(plan, "linux", LIB) is None                 # never twice
     assert allocator.restart_plan({"LD_PRELOAD": "/x/libtcmalloc.so.4"}, "linux", LIB) is None
+    assert allocator.restart_plan({"LD_PRELOAD": "libjemalloc.so.2"}, "linux", LIB) is None
 
 
 def test_find_tcmalloc_looks_in_the_given_folders(tmp_path):
