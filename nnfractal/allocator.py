@@ -3,7 +3,7 @@
 glibc's malloc gives large freed blocks back to the kernel, so each training step page-faults its
 activations back in and the kernel zeroes every page again (~2,000 page faults per ResNet-20
 model-step); tcmalloc keeps them for the next step. Measured on a 2-core Xeon, alternating
-processes: ResNet-20 1.065x (median of 6 rounds, faster in all 6), the paper's MLP 1.15-1.47x
+processes: ResNet-20 1.065x (median of 6 rounds, faster in all 6), the paper's MLP 1.14-1.55x
 with less memory (benchmarks/README.md).
 
 A process cannot change its allocator once it runs, so `nnfractal` (the console command, not a

@@ -221,6 +221,7 @@ def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None) ->
             "name": name, "workload": workload, "variant": name.split()[1],
             "models": reps[0]["models"], "steps": reps[0]["steps"], "tile_batch": reps[0]["tile_batch"],
             "chunk_workers": reps[0].get("chunk_workers", 1), "precision": precision,
+            "allocator": reps[0].get("allocator"),
             "seconds": [r["seconds"] for r in reps],
             "warmup_seconds": [r["warmup_seconds"] for r in reps],
             "model_steps_per_s": med, "model_steps_per_s_best": max(rates),

@@ -9,7 +9,7 @@ train_single, the data loaders and the grid), so older versions of the engine ca
 Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
 Request: {"workload": "resnet20" | "paper-tanh", "variant": "engine" | "naive", "models": k,
 "steps": s, "threads": n}. Reply: {"seconds", "warmup_seconds", "model_steps", "peak_rss_mb",
-"base_rss_mb", "cuda_peak_mb", "first_losses", "version"} or {"error": "..."}.
+"base_rss_mb", "cuda_peak_mb", "first_losses", "version", "allocator", ...} or {"error": "..."}.
 """
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def _rss_mb(field: str) -> float | None:
     except OSError:
         pass
     return None
+
+
+def _allocator() -> str:
+    """"tcmalloc" or "system malloc", as nnfractal.allocator.in_use says; written out here
+    because the version measured may predate that module."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return "tcmalloc" if any("libtcmalloc" in line for line in maps) else "system malloc"
+    except OSError:
+        return "system malloc"
 
 
 def _reset_peak_rss() -> None:
@@ -111,7 +121,7 @@ def run(req: dict) -> dict:
     import nnfractal
     return {"seconds": seconds, "warmup_seconds": warmup, "model_steps": len(points) * cfg.steps,
             "models": len(points), "steps": cfg.steps, "tile_batch": cfg.tile_batch,
-            "chunk_workers": ran["chunk_workers"],
+            "chunk_workers": ran["chunk_workers"], "allocator": _allocator(),
             "peak_rss_mb": _rss_mb("VmHWM"), "base_rss_mb": base,
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else None,
             "first_losses": [float(v) for v in np.asarray(losses)[:, :2].ravel()],

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnfractal import bench
+from nnfractal import allocator, bench
 from nnfractal.cli import main
 from nnfractal.config import ConfigError, build_config
 from nnfractal.engine import CPU_TILE_BATCH, model_footprint, resolve_chunk_workers, resolve_tile_batch, train
@@ -77,6 +77,21 @@ def _tiny_sizes(monkeypatch):
         "paper-tanh": {"engine": (32, 5), "naive": (2, 5)}})
 
 
+def test_bench_workers_run_on_the_allocator_of_the_bench(monkeypatch):
+    """Under the `nnfractal` command on tcmalloc, the bench's worker processes are preloaded
+    with it too (their reply reads their own /proc/self/maps)."""
+    if allocator.find_tcmalloc() is None:
+        pytest.skip("tcmalloc is not installed (apt install libtcmalloc-minimal4)")
+    request = {"workload": "paper-tanh", "variant": "engine", "models": 2, "steps": 2, "threads": 1}
+    for bench_on in ("tcmalloc", "system malloc"):
+        monkeypatch.setattr(bench.allocator, "in_use", lambda: bench_on)
+        worker = bench.Worker("current", bench.PACKAGE_ROOT, 1)
+        try:
+            assert worker.run(request)["allocator"] == bench_on
+        finally:
+            worker.close()
+
+
 def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
     """The whole command on tiny sizes, against the committed HEAD in a temporary worktree."""
     _tiny_sizes(monkeypatch)
@@ -99,6 +114,7 @@ def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
         assert r["ratio_vs_naive"] == pytest.approx(rate / naive)
         assert r["peak_rss_mb"] > 0
         assert r["chunk_workers"] == 1
+        assert r["allocator"] == allocator.in_use()          # the workers run on this process's
     cur, old = rows["paper-tanh engine@current"], rows["paper-tanh engine@HEAD"]
     assert cur["ratios_vs_versions"]["HEAD"] == pytest.approx(cur["model_steps_per_s"] / old["model_steps_per_s"])
     assert rows["paper-tanh engine@current"]["gflop_per_model_step"] == pytest.approx(304.6e-6, rel=1e-3)
