@@ -114,8 +114,9 @@ class Worker:
         # dependencies, e.g. wheels unpacked with pip --target) stays reachable.
         path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
         env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=str(threads))
-        if allocator.in_use() == "tcmalloc" and allocator.find_tcmalloc():
-            env = allocator.preload_env(env, allocator.find_tcmalloc())   # as this process
+        library = allocator.find_tcmalloc()
+        if allocator.in_use() == "tcmalloc" and library:
+            env = allocator.preload_env(env, library)        # the allocator this process runs on
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bench_worker.py"))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
                                      cwd=str(root))
