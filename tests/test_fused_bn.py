@@ -106,7 +106,6 @@ def test_channels_never_mix_and_do_not_depend_on_the_others():
     assert torch.equal(grads_nan[0][:, :40], grads_all[0][:, :40])
 
 
-
 def test_kernels_release_the_gil():
     """Chunks train side by side in threads: while one thread is inside the kernel, another must
     be able to run Python. Counted, not timed: the main thread's loop iterations while the worker

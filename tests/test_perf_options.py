@@ -82,9 +82,10 @@ def test_bench_workers_run_on_the_allocator_of_the_bench(monkeypatch):
     with it too (their reply reads their own /proc/self/maps)."""
     if allocator.find_tcmalloc() is None:
         pytest.skip("tcmalloc is not installed (apt install libtcmalloc-minimal4)")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)          # whatever ran pytest itself
     request = {"workload": "paper-tanh", "variant": "engine", "models": 2, "steps": 2, "threads": 1}
     for bench_on in ("tcmalloc", "system malloc"):
-        monkeypatch.setattr(bench.allocator, "in_use", lambda: bench_on)
+        monkeypatch.setattr(bench.allocator, "in_use", lambda on=bench_on: on)
         worker = bench.Worker("current", bench.PACKAGE_ROOT, 1)
         try:
             assert worker.run(request)["allocator"] == bench_on
