@@ -6,8 +6,9 @@ model-step); tcmalloc keeps them for the next step. Measured on a 2-core Xeon, a
 processes: ResNet-20 1.065x (median of 6 rounds, faster in all 6), the paper's MLP 1.14-1.55x
 with less memory (benchmarks/README.md).
 
-A process cannot change its allocator once it runs, so `nnfractal` (the console command, not a
-library import) re-executes itself once with LD_PRELOAD set, before importing anything heavy.
+A process cannot change its allocator once it runs, so the `nnfractal` command and `python -m
+nnfractal` (cli.console_main; not `cli.main` called from Python, not a library import)
+re-execute themselves once with LD_PRELOAD set, before importing anything heavy.
 NNFRACTAL_TCMALLOC=0 turns that off; where tcmalloc is not installed nothing changes (Debian and
 Ubuntu: `apt install libtcmalloc-minimal4`; conda: `gperftools`). The preload is taken out of
 the environment again after the restart, so that the programs nnfractal starts (ffmpeg, git)

@@ -259,10 +259,15 @@ def cmd_dimension(args) -> int:
     return 0
 
 
+def console_main() -> int:
+    """The `nnfractal` command and `python -m nnfractal`: `main` on tcmalloc where it is installed
+    (allocator.py restarts the process once). A call of `main` from Python never restarts."""
+    from .allocator import restart_with_tcmalloc
+    restart_with_tcmalloc()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:                 # the console command, not a call from Python: see allocator.py
-        from .allocator import restart_with_tcmalloc
-        restart_with_tcmalloc()
     args = make_parser().parse_args(argv)
     if args.command == "presets":
         for name in preset_names():
@@ -276,4 +281,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    raise SystemExit(console_main())
