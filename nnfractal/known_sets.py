@@ -14,17 +14,34 @@ an edge image.
 * ``plane`` (2): :func:`plane_scores`, score map
 
 Use :func:`known_edges` to get the edge image of any of them by name.
+
+**Analytic boundaries** (:class:`AnalyticBoundary`, :func:`analytic_boundary`) are score
+*functions*: they take any points of the unit square and need no grid, so the sampling estimators
+(uncertainty exponent, transects) can be validated at any depth, and grid estimators at any
+resolution (:meth:`AnalyticBoundary.grid`). Rough curves are what trainability boundaries resemble,
+so the family that matters most is the region under a Weierstrass function,
+``W(x) = sum_k a^k cos(2 pi 3^k x)`` with ``a = 3^(D - 2)``, whose graph has box dimension ``D``
+(Kaplan, Mallet-Paret & Yorke 1984), for any ``1 < D < 2``:
+
+* ``weierstrass-<D>`` (D from 1.1 to 1.9), e.g. ``weierstrass-1.5``
+* ``circle`` and ``line`` (1), ``plane`` (2: an independent random sign at every evaluation)
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from nnfractal.fractal import boundary
 
 __all__ = [
+    "ANALYTIC_NAMES",
+    "AnalyticBoundary",
+    "analytic_boundary",
+    "weierstrass",
     "KNOWN_DIMENSIONS",
     "circle_scores",
     "known_edges",
@@ -278,3 +295,129 @@ def known_edges(name, n):
         raise KeyError(
             f"unknown set {name!r}; one of {list(KNOWN_DIMENSIONS)}")
     return boundary(_GENERATORS[name](n))
+
+
+# ---------------------------------------------------------------------------
+# Analytic boundaries: score functions of points, evaluable at any depth
+
+WEIERSTRASS_BASE = 3          # frequency ratio b of W(x) = sum a^k cos(2 pi b^k x)
+WEIERSTRASS_TERMS = 26        # b^26 = 2.5e12: rough down to ~1e-12 of the window
+
+
+def weierstrass(x, dimension, terms=WEIERSTRASS_TERMS):
+    """The Weierstrass function ``W(x) = sum_{k<terms} a^k cos(2 pi 3^k x)``.
+
+    With ``a = 3^(dimension - 2)`` its graph over ``[0, 1]`` has box dimension ``dimension``
+    (Kaplan, Mallet-Paret & Yorke 1984). ``terms`` sets the depth: the graph is rough down to
+    horizontal scales of about ``3^-terms``.
+
+    Parameters
+    ----------
+    x : (k,) array_like of float
+        Abscissae (any real values; W has period 1).
+    dimension : float
+        Box dimension of the graph, ``1 < dimension < 2``.
+    terms : int, optional
+        Number of terms of the sum.
+
+    Returns
+    -------
+    w : (k,) ndarray of float64
+    """
+    if not 1.0 < dimension < 2.0:
+        raise ValueError(f"dimension must be in (1, 2), got {dimension}")
+    x = np.asarray(x, dtype=np.float64)
+    a = float(WEIERSTRASS_BASE) ** (dimension - 2.0)
+    out = np.zeros_like(x)
+    for k in range(int(terms)):
+        # Reduce b^k x mod 1 exactly in float64 before the cosine: the phase stays accurate to
+        # ~1e-16 * b^k, far below one period for every term that matters.
+        phase = np.mod(x * float(WEIERSTRASS_BASE) ** k, 1.0)
+        out += a ** k * np.cos(2.0 * math.pi * phase)
+    return out
+
+
+@dataclass(frozen=True)
+class AnalyticBoundary:
+    """A two-outcome region given by a score function on the unit square.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``analytic_boundary(name)``).
+    dimension : float
+        Box dimension of the boundary, the truth an estimator is judged against.
+    score : callable
+        ``score(points) -> scores``: points ``(k, 2)`` float64 ``(u, v)`` in the unit square
+        (u = x, v = y, both in window units 0..1), scores ``(k,)`` float64, negative on one side
+        (\"converged\") and positive on the other. Any point may be evaluated, at any depth.
+    """
+
+    name: str
+    dimension: float
+    score: Callable[[np.ndarray], np.ndarray]
+
+    def grid(self, n):
+        """Score map of an ``n`` x ``n`` grid of pixel centres, row 0 at the smallest v.
+
+        Returns
+        -------
+        scores : (n, n) ndarray of float64
+        """
+        c = (np.arange(n) + 0.5) / n
+        u, v = np.meshgrid(c, c)
+        return self.score(np.stack([u.ravel(), v.ravel()], axis=1)).reshape(n, n)
+
+
+def _weierstrass_region(dimension):
+    # y runs over the range of W on [0, 1] (min and max from a dense sample), so the boundary
+    # fills the window's height as in the issue that measured the box estimator's bias.
+    sample = weierstrass(np.linspace(0.0, 1.0, 1 << 16, endpoint=False), dimension)
+    lo, hi = float(sample.min()), float(sample.max())
+
+    def score(points):
+        p = np.asarray(points, dtype=np.float64)
+        return lo + p[:, 1] * (hi - lo) - weierstrass(p[:, 0], dimension)
+    return score
+
+
+def _circle(points):
+    p = np.asarray(points, dtype=np.float64)
+    return np.hypot(p[:, 0] - 0.5003, p[:, 1] - 0.4991) - 0.4
+
+
+def _line(points):
+    p = np.asarray(points, dtype=np.float64)
+    t = math.radians(30.0)
+    return (p[:, 0] - 0.5) * math.sin(t) - (p[:, 1] - 0.5) * math.cos(t) + 1.23e-4
+
+
+def _plane(points):
+    # A fresh random sign at every evaluation: two points differ with probability 1/2 at every
+    # distance, so the uncertainty exponent is 0 and the dimension 2.
+    return np.random.default_rng().standard_normal(len(points))
+
+
+ANALYTIC_NAMES = ("circle", "line", "plane") + tuple(
+    f"weierstrass-{d / 10:.1f}" for d in range(11, 20))
+
+
+def analytic_boundary(name):
+    """An analytic boundary by name: ``circle``, ``line``, ``plane`` or ``weierstrass-<D>``.
+
+    ``weierstrass-<D>`` takes any ``1 < D < 2`` (e.g. ``weierstrass-1.37``); ``ANALYTIC_NAMES``
+    lists the validated ones (D = 1.1 to 1.9 in steps of 0.1).
+    """
+    fixed = {"circle": (1.0, _circle), "line": (1.0, _line), "plane": (2.0, _plane)}
+    if name in fixed:
+        dim, fn = fixed[name]
+        return AnalyticBoundary(name, dim, fn)
+    if name.startswith("weierstrass-"):
+        try:
+            dim = float(name.split("-", 1)[1])
+        except ValueError:
+            dim = float("nan")
+        if 1.0 < dim < 2.0:
+            return AnalyticBoundary(name, dim, _weierstrass_region(dim))
+    raise KeyError(f"unknown analytic boundary {name!r} (allowed: {', '.join(ANALYTIC_NAMES)}, "
+                   "or weierstrass-<D> with 1 < D < 2)")
