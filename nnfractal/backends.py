@@ -126,7 +126,8 @@ def train_tile(job: TileJob, tile: int, on_points: Callable[[int], None] | None 
     else:
         buf = {m: np.full((n, store.group[f"curves/{m}"].shape[2]), np.nan,
                           dtype=store.group[f"curves/{m}"].dtype) for m in store.metrics}
-    points = grid.points(tile, job.x, job.y)[start_at:]
+    points = (store.tile_points(tile) if store.has_points
+              else grid.points(tile, job.x, job.y))[start_at:]
     t0 = time.perf_counter()
     done = flushed = start_at
     last_flush, flush_cost = t0, 0.0

@@ -173,7 +173,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 # Subcommands that live in their own module: each defines add_<name>_parser(subparsers) and
 # cmd_<name>(args) -> exit code.
-COMMAND_MODULES = ("zoom", "compare", "report", "explore", "bench")
+COMMAND_MODULES = ("zoom", "compare", "sample", "report", "explore", "bench")
 
 
 def _command_module(name: str):
@@ -256,6 +256,9 @@ def cmd_dimension(args) -> int:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE
     print(f"{args.run_dir}: {describe(result)}")
+    from .run import estimates_of
+    for label, est in estimates_of(args.run_dir):        # every estimator, side by side
+        print(f"  {label}: {describe(est)}")
     return 0
 
 

@@ -748,10 +748,68 @@ def compare_report(folder: Path, display=None) -> str:
                 display or folder)
 
 
+# ---- sample report ------------------------------------------------------------------------------
+
+def sample_report(folder: Path, display=None) -> str:
+    """A sample folder (nnfractal sample): the estimate with its evidence, the points, the
+    parameters, and the source run's grid estimators beside it when the sample came from a run."""
+    info = _json(folder / "sample.json")
+    summary = _json(folder / "summary.json")
+    cfg = _config(folder)
+    est = info.get("estimate") or {}
+    method = info.get("method", "?")
+    label = {"uncertainty": "uncertainty exponent", "transect": "transect"}.get(method, method)
+    toc, parts = [], []
+    cards = [card(f"dimension ({esc(label)})", fmt_est(est) if est.get("ok") else
+                  f'<span class="na small">{esc(_short_reason(est))}</span>',
+                  "95% interval in brackets"),
+             card("evaluations", fmt_num(info.get("evaluations")), "networks trained"),
+             card("model-steps", fmt_num(info.get("model_steps"))),
+             card("fit range", f"{fmt_num((est.get('extra') or {}).get('fit_decades'), 2)} decades"
+                  if est.get("ok") else "&ndash;"),
+             card("training time", fmt_seconds(summary.get("wall_time_s")),
+                  f"{fmt_num(summary.get('model_steps_per_s'), 1)} model-steps/s"
+                  if summary.get("model_steps_per_s") else ""),
+             card("fraction converged", f"{summary['fraction_converged']:.1%}"
+                  if summary.get("fraction_converged") is not None else "&ndash;",
+                  "of the sampled points")]
+    parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>', "summary"))
+    toc.append(("summary", "Summary"))
+    rows = [[esc(label), fmt_est(est), fmt_num(info.get("evaluations"))]]
+    source = info.get("source_run")
+    if source and (Path(source) / "fractal.json").exists():
+        from .run import estimates_of
+        for name, other in estimates_of(Path(source)):
+            rows.append([f"{esc(name)} (source run)", fmt_est(other), "grid"])
+    parts.append(section("Every estimator", table(["estimator", "dimension [95%]", "evaluations"],
+                                                  rows), "estimators",
+                         "Each estimator this folder supports, and those of the run it sampled."))
+    toc.append(("estimators", "Estimators"))
+    figure = "uncertainty.png" if method == "uncertainty" else "transect.png"
+    caption = ("Fraction f(eps) of point pairs eps apart whose outcomes differ, each stage rescaled "
+               "onto one curve; the fit's slope is 2 - D. Below: local dimensions."
+               if method == "uncertainty" else
+               "Above: the outcome along each segment (red diverged). Below: sign changes between "
+               "points a lag apart, per lag; the slope is -(D - 1).")
+    parts.append(section("Estimate", img(folder / figure, label, caption) +
+                         img(folder / "points.png", "sampled points",
+                             "Where the sampled points fell, coloured by outcome."), "estimate"))
+    toc.append(("estimate", "Estimate"))
+    params = info.get("parameters") or {}
+    parts.append(section("Parameters", kv_table([(esc(k), _value(v)) for k, v in params.items()])
+                         + (config_tables(cfg.to_dict()) if cfg else ""), "parameters"))
+    toc.append(("parameters", "Parameters"))
+    parts.append(section("Hardware and timing", hardware_table(summary), "hardware"))
+    title = cfg.preset if cfg else folder.name
+    return page(f"{title}: {label}", "sample report",
+                f"{esc(label)} &middot; {fmt_num(info.get('evaluations'))} evaluations",
+                "".join(parts), toc, display or folder)
+
+
 # ---- entry points ------------------------------------------------------------------------------
 
 def folder_kind(folder) -> str:
-    """'compare', 'zoom' or 'run'; raises ReportError for anything else."""
+    """'compare', 'zoom', 'sample' or 'run'; raises ReportError for anything else."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportError(f"run_dir: {folder} does not exist or is not a folder")
@@ -759,6 +817,8 @@ def folder_kind(folder) -> str:
         return "compare"
     if (folder / "zoom.json").exists():
         return "zoom"
+    if (folder / "sample.json").exists():
+        return "sample"
     if (folder / "config.toml").exists() and (folder / "store.zarr").exists():
         return "run"
     raise ReportError(f"run_dir: {folder} is not a run, zoom or comparison folder (no config.toml "
@@ -769,7 +829,8 @@ def build_html(folder, display_path=None) -> str:
     """The report of a run, zoom or comparison folder as one HTML string."""
     folder = Path(folder)
     kind = folder_kind(folder)
-    return {"compare": compare_report, "zoom": zoom_report, "run": run_report}[kind](
+    return {"compare": compare_report, "zoom": zoom_report, "run": run_report,
+            "sample": sample_report}[kind](
         folder, display_path)
 
 

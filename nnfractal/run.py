@@ -153,9 +153,9 @@ class RunFailed(Exception):
     kept. str(): one line with the cause and how to resume; `brief`: without the resume hint
     (for zoom and compare, whose staged folders do not survive a failure)."""
 
-    def __init__(self, brief: str, run_dir: Path):
+    def __init__(self, brief: str, run_dir: Path, resume: str = "nnfractal run --resume"):
         self.brief, self.run_dir = brief, run_dir
-        super().__init__(f"{brief} (resume with: nnfractal run --resume {run_dir})")
+        super().__init__(f"{brief} (resume with: {resume} {run_dir})")
 
 
 @dataclass
@@ -385,8 +385,12 @@ def _draw_or_fail(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps
 
 
 def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress: bool, log,
-                checkpoint_s: float = CHECKPOINT_S) -> None:
+                checkpoint_s: float = CHECKPOINT_S, only: list[int] | None = None,
+                resume: str = "nnfractal run --resume") -> None:
     """Train every tile of the store that is not done, with `runner` (local or Ray).
+
+    `only`: these tiles only (a sample trains its store block by block); `resume`: the command
+    the messages give for resuming.
 
     Raises RunInterrupted after Ctrl-C (finished tiles and chunks kept) and RunFailed when a tile
     cannot be trained or written; both say in one line how to resume. Each session's wall time,
@@ -395,19 +399,21 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
     from tqdm.auto import tqdm
 
     grid, state, counts = store.tile_grid, store.tile_state(), store.tile_counts()
-    todo = [t for t in grid.tiles() if state["stored"][t] < counts[t]]
+    tiles = grid.tiles() if only is None else list(only)
+    total = len(tiles)
+    todo = [t for t in tiles if state["stored"][t] < counts[t]]
     if not todo:
-        log(f"all {grid.count} tiles are stored: nothing to train")
+        log(f"all {total} tiles are stored: nothing to train")
         return
-    n_done = grid.count - len(todo)
+    n_done = total - len(todo)
     missing = int(sum(counts[t] - state["stored"][t] for t in todo))
     partly = sum(1 for t in todo if state["stored"][t] > 0)
     steps = plan.schedule.steps
     cfg = plan.cfg
     already = "" if not n_done and not partly else (
-        f"; {n_done} of {grid.count} tiles were done" + (f", {partly} partly" if partly else ""))
+        f"; {n_done} of {total} tiles were done" + (f", {partly} partly" if partly else ""))
     log(f"training {missing} models x {steps} steps{already} ({cfg.model}, {cfg.precision}, {plan.device}, "
-        f"{grid.count} tiles of {grid.tile_rows} rows, chunks of {cfg.tile_batch}, "
+        f"{total} tiles of {grid.tile_rows} rows, chunks of {cfg.tile_batch}, "
         f"backend {runner.name}"
         f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
@@ -425,12 +431,12 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
             except TileFailed as err:
                 outcome_note = "failed"
                 where = f"; traceback in {run_dir / 'error.log'}" if _log_error(run_dir, err) else ""
-                raise RunFailed(f"training stopped: {err}; {n_done} of {grid.count} tiles are "
-                                f"done and kept{where}", run_dir) from None
-            if stop.is_set() and n_done < grid.count:
+                raise RunFailed(f"training stopped: {err}; {n_done} of {total} tiles are "
+                                f"done and kept{where}", run_dir, resume) from None
+            if stop.is_set() and n_done < total:
                 outcome_note = "interrupted"
-                raise RunInterrupted(f"interrupted after {n_done} of {grid.count} tiles; "
-                                     f"resume with: nnfractal run --resume {run_dir}")
+                raise RunInterrupted(f"interrupted after {n_done} of {total} tiles; "
+                                     f"resume with: {resume} {run_dir}")
     except KeyboardInterrupt:
         outcome_note = "interrupted" if outcome_note == "complete" else outcome_note
         raise
@@ -836,9 +842,37 @@ def check_run_dir(run_dir: Path) -> None:
         raise StoreError(f"run_dir: {run_dir} holds an incomplete run")
 
 
+ESTIMATOR_LABELS = {"final": "box counting", "paper_method": "paper's median of local slopes",
+                    "pooled": "box counting, pooled over frames",
+                    "pooled_paper": "paper's median of local slopes, pooled over frames",
+                    "uncertainty": "uncertainty exponent", "transect": "transect"}
+
+
+def estimates_of(run_dir: Path) -> list[tuple[str, dict]]:
+    """Every dimension estimate a finished folder holds, (label, estimate dict), side by side:
+    a grid run's box count and the paper's estimator, a zoom's pooled ones, a sample's own."""
+    run_dir = Path(run_dir)
+    for name in ("zoom.json", "fractal.json"):
+        path = run_dir / name
+        if path.exists():
+            info = json.loads(path.read_text())
+            if "method" in info and "final" in info:          # a sample folder
+                return [(ESTIMATOR_LABELS.get(info["method"], info["method"]), info["final"])]
+            return [(label, info[key]) for key, label in ESTIMATOR_LABELS.items()
+                    if isinstance(info.get(key), dict) and "ok" in info[key]]
+    return []
+
+
 def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None) -> dict:
-    """Recompute a finished run's dimension (method box or paper); rewrites fractal.json."""
+    """Recompute a finished run's dimension (method box or paper); rewrites fractal.json. A
+    sample folder (nnfractal sample) recomputes its own estimator from its curves."""
     from .config import ConfigError
+    from .sample import dimension_of_sample, is_sample_folder
+    if is_sample_folder(run_dir):
+        if fit_range is not None:
+            raise ConfigError("fit_range", "box sizes do not apply to a sample folder (allowed: "
+                              "leave --fit-range out)")
+        return dimension_of_sample(run_dir, log=log)
     if method not in ("box", "paper"):
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, paper)")
     if fit_range is not None and not (0 < fit_range[0] < fit_range[1]):

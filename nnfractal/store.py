@@ -5,6 +5,9 @@ Layout of ``store.zarr``::
     curves/<metric>   (rows, cols, T) float32 or float64, chunks (tile_rows, cols, T')  e.g. train_loss
     axes/x            (cols,) float64   hyperparameter values of the columns (axis units)
     axes/y            (rows,) float64
+    points/xy         (rows, cols, 2) float64, only in a store of sampled points (nnfractal sample):
+                      the (x, y) hyperparameters of every point, NaN until planned; axes/x and
+                      axes/y then only number the columns and rows
     tiles/stored      (tiles,) int32, chunks (1,): how many of a tile's points (row-major) have
                       their curves stored; the tile is done when this equals its point count
     tiles/attempts    (tiles,) int32, chunks (1,): how often its training started
@@ -121,12 +124,15 @@ class RunStore:
     @classmethod
     def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray,
                curve_lengths: dict[str, int], schedule: dict, dtype: str,
-               extra: dict | None = None, tile_rows: int | None = None) -> "RunStore":
+               extra: dict | None = None, tile_rows: int | None = None,
+               with_points: bool = False) -> "RunStore":
         """A new, empty store for a grid of len(y) x len(x) points; curve_lengths: metric -> T.
 
         Built under a temporary name beside `path` and renamed into place, so a crash never
         leaves a store without its arrays. `tile_rows`: rows per tile (default: all rows, one
-        tile, as a store written in one go needs; `run.execute` passes its own).
+        tile, as a store written in one go needs; `run.execute` passes its own). `with_points`:
+        a store of arbitrary points (`points/xy`, written block by block with `write_points`)
+        instead of the grid of the axes.
         """
         import zarr
         path = Path(path)
@@ -145,6 +151,10 @@ class RunStore:
                 curves.create_array(metric, shape=(rows, cols, length),
                                     chunks=curve_chunks(tile, cols, length, itemsize),
                                     dtype=dtype, fill_value=np.nan)
+            if with_points:
+                group.create_group("points").create_array(
+                    "xy", shape=(rows, cols, 2), chunks=(tile, cols, 2), dtype="float64",
+                    fill_value=np.nan)
             tiles = group.create_group("tiles")
             for name, kind in (("stored", "int32"), ("attempts", "int32"), ("seconds", "float64")):
                 tiles.create_array(name, shape=(grid.count,), chunks=(1,), dtype=kind, fill_value=0)
@@ -231,6 +241,27 @@ class RunStore:
         except Exception as err:
             raise StoreError(f"store: {self.path}/curves/{metric} cannot be read, a chunk file is "
                              f"damaged ({_one_line(err)})") from None
+
+    @property
+    def has_points(self) -> bool:
+        return "points" in self.group
+
+    def write_points(self, row: int, points: np.ndarray) -> None:
+        """Store points (rows_k * cols, 2), row-major, from grid row `row` on (whole rows)."""
+        cols = self.group["axes/x"].shape[0]
+        self.group["points/xy"][row:row + len(points) // cols] = np.asarray(
+            points, dtype=np.float64).reshape(-1, cols, 2)
+
+    def read_points(self, row0: int, row1: int) -> np.ndarray:
+        """The stored points of rows row0 .. row1-1: (n, 2) row-major (NaN where not planned)."""
+        return self.group["points/xy"][row0:row1].reshape(-1, 2)
+
+    def tile_points(self, tile: int) -> np.ndarray:
+        """The (x, y) hyperparameters of a tile's points: from points/xy in a store of sampled
+        points, else the grid of the axes. (n, 2) float64, row-major."""
+        if self.has_points:
+            return self.read_points(*self.tile_grid.bounds(tile))
+        return self.tile_grid.points(tile, self.x, self.y)
 
     def update_attrs(self, **values: Any) -> None:
         self.group.attrs.update(values)

@@ -1,0 +1,537 @@
+"""`nnfractal sample`: train exactly the points a sampling estimator asks for, into a run folder.
+
+The estimators of `sampling.py` call ``evaluate(points)`` with whole batches (a coarse map, then
+one batch per stage; a transect is one batch). Here each batch is a *block* of the run's store:
+its points are written to ``points/xy`` first, then trained tile by tile with the same engine and
+backends as a grid run (`run.train_tiles`), and scored with the grid's scoring rule. The
+estimators are deterministic given their seed and the scores, so replaying one against the store
+(`evaluate` finds every block already there) gives the same points, which is how `--resume`
+finishes a killed sample and `nnfractal dimension` recomputes a finished one without training.
+
+A sample folder::
+
+    config.toml       the network's config (its window mnmx is the sampled window)
+    store.zarr/       curves of every point, points/xy their hyperparameters, blocks in attrs
+    sample.json       the estimator's parameters and its estimate with its evidence
+    fractal.json      {"method": ..., "final": estimate}, as in a grid run
+    uncertainty.png   f(eps), the fit and local slopes   |  transect.png  barcode and count fit
+    points.png        where the points fell, coloured by outcome
+    summary.json, report.html
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, ConfigError, config_from_toml, to_toml
+from .sampling import (REASON_NO_BOUNDARY, SamplingError, check_transect_args, check_uncertainty_args,
+                       transect_dimension, uncertainty_exponent)
+
+SAMPLE_JSON = "sample.json"
+METHODS = ("uncertainty", "transect")
+MAX_BLOCKS = 64                 # the store's capacity: the uncertainty estimator's stages + coarse
+MIN_ULPS = 100.0                # eps_min: neighbouring points at least this many rounding units apart
+DEFAULT_EPS_MIN = 1e-9
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """The estimator's parameters, exactly as they ran (stored in sample.json and the store)."""
+    method: str
+    seed: int = 0
+    budget: int = 1 << 18               # uncertainty: evaluations in all
+    eps_min: float | None = None        # uncertainty: window units (None: from the precision)
+    coarse: int = 64                    # uncertainty: coarse map points per side (0: uniform)
+    points: int = 1 << 14               # transect: points per segment
+    lines: int = 16                     # transect: parallel segments
+    angle: float = 30.0                 # transect: degrees from the x axis (window units)
+    direction: tuple[float, float] | None = None   # transect: (dx, dy) in axis units, or angle
+    center: tuple[float, float] | None = None   # transect: axis units (default: window centre)
+    length: float | None = None         # transect: window units (default: the chord)
+
+    @property
+    def evaluations(self) -> int:
+        return self.budget if self.method == "uncertainty" else self.points * self.lines
+
+
+def precision_eps_floor(cfg: Config) -> float:
+    """Smallest pair distance (window units) at which the two points' hyperparameters still
+    differ by MIN_ULPS rounding units of the training precision, on the worse axis."""
+    from .zoom import ulps_per_pixel
+    # ulps_per_pixel at resolution 2 is the ulps across the whole window; eps scales it.
+    return MIN_ULPS / ulps_per_pixel(cfg.mnmx, 2, cfg.axis_scale, cfg.precision)
+
+
+def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
+    """Check every parameter (SamplingError / ConfigError naming the field); fill eps_min."""
+    if spec.method not in METHODS:
+        raise ConfigError("method", f"{spec.method!r} is not allowed (allowed: "
+                          f"{', '.join(METHODS)})")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
+        raise ConfigError("sample_seed", f"{spec.seed!r} is not allowed (allowed: an integer >= 0)")
+    if spec.method == "uncertainty":
+        floor = precision_eps_floor(cfg)
+        eps_min = spec.eps_min if spec.eps_min is not None else max(DEFAULT_EPS_MIN, floor)
+        check_uncertainty_args(spec.budget, float(eps_min), spec.coarse)
+        if eps_min < floor:
+            raise SamplingError("eps_min", f"{eps_min:g} is not allowed: {cfg.precision} resolves "
+                                f"pairs down to {floor:.2g} window units in this window "
+                                f"(allowed: {floor:.2g} <= eps_min <= 1e-3)")
+        if math.log10(EPS_TOP / spec.coarse if spec.coarse else EPS_TOP) - math.log10(eps_min) < 2:
+            raise SamplingError("eps_min", f"{eps_min:g} leaves less than 2 decades of eps below "
+                                "the coarse cells (allowed: smaller eps_min, or a finer --coarse)")
+        return replace(spec, eps_min=float(eps_min))
+    if spec.direction is not None:
+        dx, dy = (float(v) for v in spec.direction)
+        y0, y1, x0, x1 = cfg.mnmx
+        du, dv = dx / (x1 - x0), dy / (y1 - y0)
+        norm = math.hypot(du, dv)
+        check_transect_args(spec.points, spec.lines, spec.angle, spec.length,
+                            direction_norm=norm if math.isfinite(norm) else 0.0)
+        spec = replace(spec, angle=math.degrees(math.atan2(dv, du)))
+    check_transect_args(spec.points, spec.lines, spec.angle, spec.length)
+    if spec.center is not None:
+        u, v = to_unit(cfg, np.array([spec.center], dtype=np.float64))[0]
+        if not (0 <= u <= 1 and 0 <= v <= 1):
+            y0, y1, x0, x1 = cfg.mnmx
+            raise SamplingError("center", f"{list(spec.center)} is outside the window (allowed: "
+                                f"x in [{x0}, {x1}], y in [{y0}, {y1}], axis units)")
+    return spec
+
+
+EPS_TOP = 0.25          # sampling.EPS_CAP x a coarse cell of side 1: the largest eps used
+
+
+# ---- window units <-> hyperparameters ----------------------------------------------------------
+
+def to_axis_values(cfg: Config, unit: np.ndarray) -> np.ndarray:
+    """Window units (k, 2) -> hyperparameters (x, y) (k, 2) as the engine takes them."""
+    y0, y1, x0, x1 = cfg.mnmx
+    x = x0 + unit[:, 0] * (x1 - x0)
+    y = y0 + unit[:, 1] * (y1 - y0)
+    if cfg.axis_scale == "log":
+        x, y = 10.0 ** x, 10.0 ** y
+    return np.stack([x, y], axis=1)
+
+
+def to_axis_units(cfg: Config, unit: np.ndarray) -> np.ndarray:
+    """Window units (k, 2) -> axis units (exponents on log axes), for pictures."""
+    y0, y1, x0, x1 = cfg.mnmx
+    return np.stack([x0 + unit[:, 0] * (x1 - x0), y0 + unit[:, 1] * (y1 - y0)], axis=1)
+
+
+def to_unit(cfg: Config, axis_units: np.ndarray) -> np.ndarray:
+    """Axis units (k, 2) -> window units."""
+    y0, y1, x0, x1 = cfg.mnmx
+    return np.stack([(axis_units[:, 0] - x0) / (x1 - x0),
+                     (axis_units[:, 1] - y0) / (y1 - y0)], axis=1)
+
+
+# ---- the store as an evaluator -----------------------------------------------------------------
+
+def store_layout(cfg: Config, evaluations: int) -> tuple[int, int, int]:
+    """(rows, cols, tile_rows) of a sample store: cols a whole number of chunks, tiles of about
+    1024 points, and room for every block to start on a tile of its own."""
+    from .store import default_tile_rows
+    m = max(1, cfg.tile_batch)
+    cols = m * max(1, -(-256 // m))
+    rows = -(-evaluations // cols)
+    tile_rows = default_tile_rows(max(rows, 1), cols, m)
+    return rows + MAX_BLOCKS * tile_rows, cols, tile_rows
+
+
+class StoreEvaluator:
+    """``evaluate(points)`` for the estimators, backed by a sample store.
+
+    Block i of the store answers the i-th call. A block already planned must hold exactly the
+    requested points (else the store belongs to another sample: StoreError); its tiles that are
+    not done are trained with `train` (a callable taking the tile list), or, with
+    ``train=None``, the call fails (a reader never trains).
+    """
+
+    def __init__(self, store, cfg: Config, train=None):
+        self.store, self.cfg, self.train = store, cfg, train
+        self.calls = 0
+        self.unit_points: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+
+    def __call__(self, unit: np.ndarray) -> np.ndarray:
+        from .adaptive import point_scores
+        from .store import StoreError
+        store, cfg = self.store, self.cfg
+        unit = np.asarray(unit, dtype=np.float64)
+        hp = to_axis_values(cfg, unit)
+        blocks = list(store.attrs.get("blocks", []))
+        grid = store.tile_grid
+        k = len(hp)
+        if self.calls < len(blocks):
+            block = blocks[self.calls]
+            stored = store.read_points(block["row"], block["row"] + block["rows"])[:k]
+            if block["n"] != k or not np.array_equal(stored, hp):
+                raise StoreError(f"store: {store.path} block {self.calls} holds other points than "
+                                 "this sample asks for (allowed: the folder's own sample.json "
+                                 "parameters)")
+        else:
+            if self.train is None:
+                raise StoreError(f"store: {store.path} holds {len(blocks)} blocks of points; the "
+                                 "sample is unfinished (resume it with nnfractal sample --resume)")
+            row = blocks[-1]["row"] + blocks[-1]["rows"] if blocks else 0
+            n_rows = -(-k // grid.cols)
+            n_rows = -(-n_rows // grid.tile_rows) * grid.tile_rows
+            if row + n_rows > grid.rows:
+                raise StoreError(f"store: {store.path} has no room for block {self.calls}")
+            padded = np.concatenate([hp, np.repeat(hp[-1:], n_rows * grid.cols - k, axis=0)])
+            store.write_points(row, padded)          # the points first, then the block's record
+            block = {"row": int(row), "rows": int(n_rows), "n": int(k)}
+            store.update_attrs(blocks=blocks + [block])
+        t0, t1 = block["row"] // grid.tile_rows, (block["row"] + block["rows"]) // grid.tile_rows
+        tiles = list(range(t0, t1))
+        done = store.done_tiles()
+        todo = [t for t in tiles if not done[t]]
+        if todo:
+            if self.train is None:
+                raise StoreError(f"store: {store.path} block {self.calls} is not fully trained "
+                                 "(resume it with nnfractal sample --resume)")
+            self.train(todo)
+        curves = {m: store.group[f"curves/{m}"][block["row"]:block["row"] + block["rows"]]
+                  .reshape(block["rows"] * grid.cols, -1)[:k] for m in store.metrics}
+        per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
+        scores = point_scores(cfg, curves, per_epoch)
+        self.calls += 1
+        self.unit_points.append(unit)
+        self.scores.append(scores)
+        return scores
+
+
+def estimate(spec: SampleSpec, cfg: Config, evaluate):
+    """Run the spec's estimator against `evaluate` (window units)."""
+    if spec.method == "uncertainty":
+        return uncertainty_exponent(evaluate, budget=spec.budget, eps_min=spec.eps_min,
+                                    coarse=spec.coarse, seed=spec.seed)
+    centre = (0.5, 0.5) if spec.center is None else tuple(
+        to_unit(cfg, np.array([spec.center], dtype=np.float64))[0])
+    return transect_dimension(evaluate, n_points=spec.points, lines=spec.lines,
+                              angle_deg=spec.angle, centre=centre, length=spec.length,
+                              seed=spec.seed)
+
+
+# ---- the command ------------------------------------------------------------------------------
+
+def default_sample_dir(cfg: Config, method: str) -> Path:
+    return Path("runs") / f"{cfg.preset}-{method}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
+    """The config to sample: a preset name, or a run folder's config.toml (its window and
+    network), with the flags given applied on top."""
+    from .config import build_config, preset_names
+    path = Path(source)
+    if (path / "config.toml").is_file():
+        cfg = config_from_toml(path / "config.toml")
+        from .config import _coerce
+        changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
+                           for k, v in overrides.items() if v is not None}, "overrides")
+        return cfg.replace(**changes), path
+    if source in preset_names():
+        return build_config(source, **overrides), None
+    raise ConfigError("source", f"{source!r} is neither a preset nor a run folder (allowed: "
+                      f"{', '.join(preset_names())}, or a folder with a config.toml)")
+
+
+def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run=None,
+           data_dir: Path | None = None, progress: bool = True, log=print,
+           backend: str = "local", address: str | None = None) -> Path:
+    """Train the points of `spec`'s estimator for the network of `cfg` into `out`; returns it.
+
+    Everything that can be refused is checked before the folder is created; from then on the
+    sample lives in `out` and `resume_sample(out)` finishes it after a kill.
+    """
+    from .backends import make_backend
+    from .run import check_out_dir, resolve_auto_tile_batch
+    spec = resolve_spec(spec, cfg)
+    if cfg.adaptive:
+        raise ConfigError("adaptive", "--adaptive refines a grid (allowed with sample: leave "
+                          "it out)")
+    if cfg.tile_batch == 0:
+        cfg = resolve_auto_tile_batch(cfg, data_dir, log)
+    out = Path(out) if out is not None else default_sample_dir(cfg, spec.method)
+    check_out_dir(out, cfg)
+    runner = make_backend(backend, address)
+    try:
+        plan = _plan(cfg, spec, data_dir, runner, log)
+        _create_sample(out, plan, spec, source_run)
+        return _run_locked(out, plan, spec, runner, progress, log)
+    finally:
+        runner.close()
+
+
+def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool = True,
+                  log=print, backend: str = "local", address: str | None = None) -> Path:
+    """Finish a killed sample: replay its estimator, training only the tiles not stored."""
+    from .backends import make_backend
+    from .run import check_writable
+    run_dir = Path(run_dir)
+    spec, cfg = read_spec(run_dir)
+    check_writable(run_dir)
+    runner = make_backend(backend, address)
+    try:
+        plan = _plan(cfg, spec, data_dir, runner, log)
+        return _run_locked(run_dir, plan, spec, runner, progress, log)
+    finally:
+        runner.close()
+
+
+def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
+    """The spec and config of a sample folder (StoreError if it is not one)."""
+    from .store import StoreError
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file() or not (run_dir / "store.zarr").is_dir():
+        raise StoreError(f"run_dir: {run_dir} is not a sample folder (no config.toml or "
+                         "store.zarr)")
+    from .store import RunStore
+    attrs = RunStore.open(run_dir / "store.zarr").attrs
+    if "sampling" not in attrs:
+        raise StoreError(f"run_dir: {run_dir} is a grid run, not a sample (allowed: a folder "
+                         "written by nnfractal sample)")
+    raw = dict(attrs["sampling"])
+    for key in ("center", "direction"):
+        if raw.get(key) is not None:
+            raw[key] = tuple(raw[key])
+    return SampleSpec(**raw), config_from_toml(run_dir / "config.toml")
+
+
+def is_sample_folder(folder: Path) -> bool:
+    return (Path(folder) / SAMPLE_JSON).exists() or _store_has_sampling(Path(folder))
+
+
+def _store_has_sampling(folder: Path) -> bool:
+    try:
+        from .store import RunStore
+        return "sampling" in RunStore.open(folder / "store.zarr").attrs
+    except Exception:
+        return False
+
+
+def _plan(cfg, spec, data_dir, runner, log):
+    from .run import plan_run
+    plan = plan_run(cfg, data_dir, runner, log)
+    rows, cols, _ = store_layout(cfg, spec.evaluations)
+    return replace(plan, x=np.arange(cols, dtype=np.float64), y=np.arange(rows, dtype=np.float64))
+
+
+def _create_sample(out: Path, plan, spec: SampleSpec, source_run) -> None:
+    from .backends import one_line
+    from .run import RunFolderError, _write_text_atomic
+    from .store import RunStore
+    import shutil
+    _, _, tile_rows = store_layout(plan.cfg, spec.evaluations)
+    made_dir = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
+        RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
+                        curve_lengths=plan.lengths, dtype=plan.dtype,
+                        schedule=plan.store_schedule, tile_rows=tile_rows, with_points=True,
+                        extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
+                               "blocks": [], "source_run": str(source_run) if source_run else None})
+    except OSError as err:
+        if made_dir:
+            shutil.rmtree(out, ignore_errors=True)
+        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+
+
+def _spec_dict(spec: SampleSpec) -> dict:
+    d = asdict(spec)
+    for key in ("center", "direction"):
+        d[key] = list(d[key]) if d[key] is not None else None
+    return d
+
+
+def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> Path:
+    from .run import run_lock, train_tiles
+    from .store import RunStore
+    with run_lock(run_dir):
+        store = RunStore.open(run_dir / "store.zarr", mode="r+")
+        store.remove_partial_files()
+
+        def train(tiles):
+            train_tiles(run_dir, store, plan, runner, progress, log, only=tiles,
+                        resume="nnfractal sample --resume")
+
+        evaluator = StoreEvaluator(store, plan.cfg, train)
+        log(f"sampling {spec.method} for {plan.cfg.preset}: {spec.evaluations:,} evaluations at "
+            f"most ({plan.cfg.model}, {plan.cfg.precision}, {plan.device})")
+        est = estimate(spec, plan.cfg, evaluator)
+        store.mark_complete()
+        finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log)
+    if not est.ok and est.reason == REASON_NO_BOUNDARY:
+        outcome = "converged" if np.all(np.concatenate(evaluator.scores) < 0) else "diverged"
+        raise ConfigError("window", f"no boundary in this window: every sampled point {outcome} "
+                          f"(allowed: mnmx holding both outcomes; {run_dir} keeps the curves)")
+    return run_dir
+
+
+def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, evaluator,
+                  log=print) -> Path:
+    """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
+    from .render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
+    from .run import _write_text_atomic, cpu_name, describe, library_versions
+    from .grid import axis_labels
+    title = f"{cfg.preset}: {spec.method}"
+    unit = np.concatenate(evaluator.unit_points)
+    signs = np.sign(np.concatenate(evaluator.scores))
+    if spec.method == "uncertainty":
+        plot_uncertainty(est, run_dir / "uncertainty.png", title=title)
+    else:
+        plot_transect(est, signs.reshape(spec.lines, spec.points), run_dir / "transect.png",
+                      title=title)
+    y0, y1, x0, x1 = cfg.mnmx
+    xl, yl = axis_labels(cfg)
+    plot_sample_points(to_axis_units(cfg, unit), signs, (x0, x1, y0, y1), xl, yl,
+                       run_dir / "points.png", title=f"{title}: {len(unit):,} points")
+    sessions = store.attrs.get("sessions", [])
+    seconds = float(store.tile_state()["seconds"].sum())
+    steps = int(store.attrs["schedule"]["steps"])
+    result = {"method": spec.method, "parameters": _spec_dict(spec),
+              "estimate": est.to_dict(), "evaluations": int(len(unit)),
+              "model_steps": int(len(unit) * steps),
+              "source_run": store.attrs.get("source_run")}
+    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+    _write_text_atomic(run_dir / SAMPLE_JSON, text)
+    _write_text_atomic(run_dir / "fractal.json", json.dumps(
+        {"method": spec.method, "final": est.to_dict()}, indent=2, allow_nan=False) + "\n")
+    summary = {"kind": "sample", "method": spec.method, "evaluations": int(len(unit)),
+               "fraction_converged": float(np.mean(signs < 0)),
+               "steps": steps, "model_steps": int(len(unit) * steps),
+               "tile_seconds": round(seconds, 3),
+               "model_steps_per_s": round(len(unit) * steps / seconds, 2) if seconds else None,
+               "wall_time_s": round(sum(float(s.get("wall_s", 0)) for s in sessions), 3),
+               "sessions": len(sessions), "device": sessions[-1]["device"] if sessions else None,
+               "data_source": store.attrs.get("data_source"), "versions": library_versions(),
+               "cpu": cpu_name()}
+    _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    from .report import write_report_safely
+    write_report_safely(run_dir, log=log)
+    rate = (f", {summary['model_steps_per_s']:.1f} model-steps/s"
+            if summary["model_steps_per_s"] else "")
+    log(f"{spec.method} dimension: {describe(est.to_dict())}; {len(unit):,} evaluations{rate}")
+    log(f"wrote {run_dir}")
+    return run_dir
+
+
+def dimension_of_sample(run_dir: Path, log=lambda *_: None) -> dict:
+    """Recompute a finished sample's estimate from its stored curves (no training); rewrites its
+    figures, sample.json, fractal.json and report. Returns the estimate as a dict."""
+    from .store import RunStore
+    spec, cfg = read_spec(run_dir)
+    store = RunStore.open(Path(run_dir) / "store.zarr")
+    evaluator = StoreEvaluator(store, cfg, train=None)
+    est = estimate(spec, cfg, evaluator)
+    finish_sample(Path(run_dir), store, cfg, spec, est, evaluator, log)
+    return est.to_dict()
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+def add_sample_parser(sub) -> None:
+    import argparse
+    from .cli import _add_run_flags
+    p = sub.add_parser(
+        "sample", help="dimension by a sampling estimator (uncertainty exponent or transects): "
+        "train only the sampled points, over many decades of scale",
+        description="Train exactly the points a sampling estimator needs, with the same engine "
+        "and store as a grid run, and estimate the boundary's dimension with a 95% interval.")
+    p.add_argument("source", nargs="?", metavar="PRESET|RUN_DIR",
+                   help="a preset, or a run folder whose network and window to sample")
+    p.add_argument("--method", default="uncertainty",
+                   help="uncertainty (default: pairs eps apart, eps over many decades) | transect "
+                   "(sign changes along segments)")
+    p.add_argument("--budget", type=int, default=SampleSpec.budget,
+                   help="uncertainty: evaluations in all (default 262144, one 512 x 512 grid)")
+    p.add_argument("--eps-min", "--eps_min", type=float, dest="eps_min",
+                   help="uncertainty: smallest pair distance in window units (default: 1e-9, or "
+                   "what the precision resolves)")
+    p.add_argument("--coarse", type=int, default=SampleSpec.coarse,
+                   help="uncertainty: points per side of the coarse map whose boundary cells hold "
+                   "the first base points (default 64; 0 = uniform in the window)")
+    p.add_argument("--points", type=int, default=SampleSpec.points,
+                   help="transect: points per segment (default 16384)")
+    p.add_argument("--lines", type=int, default=SampleSpec.lines,
+                   help="transect: parallel segments (default 16)")
+    p.add_argument("--angle", type=float, default=SampleSpec.angle,
+                   help="transect: direction in degrees from the x axis (default 30: parallel to "
+                   "neither axis)")
+    p.add_argument("--direction", nargs=2, type=float, metavar=("DX", "DY"),
+                   help="transect: direction as a vector in axis units (instead of --angle)")
+    p.add_argument("--center", "--centre", nargs=2, type=float, metavar=("X", "Y"),
+                   help="transect: centre in axis units (default: the window's centre)")
+    p.add_argument("--length", type=float,
+                   help="transect: segment length in window units (default: the chord)")
+    p.add_argument("--sample-seed", "--sample_seed", type=int, default=0, dest="sample_seed",
+                   help="seed of the estimator's random points (default 0)")
+    p.add_argument("--resume", type=Path, metavar="SAMPLE_DIR",
+                   help="finish an interrupted sample: train only its missing tiles")
+    _add_run_flags(p)
+    p.set_defaults(preset=None)
+    for action in p._actions:
+        if action.dest == "preset":
+            action.help = argparse.SUPPRESS
+
+
+def cmd_sample(args) -> int:
+    """`nnfractal sample`: refused input is one line and exit 2; Ctrl-C stops after the current
+    chunk (exit 130, saying how to resume)."""
+    import sys
+    from .cli import overrides_from_args, run_guarded
+    from .run import RunInterrupted
+    folder: list[Path] = []
+
+    def work() -> None:
+        options = dict(data_dir=args.data_dir, progress=not args.no_progress)
+        if args.preset is not None:
+            raise ConfigError("preset", "give it as the first argument (allowed: nnfractal "
+                              "sample PRESET|RUN_DIR)")
+        if args.resume is not None:
+            if args.source is not None:
+                raise ConfigError("source", f"{args.source!r} is not allowed with --resume "
+                                  "(allowed: nnfractal sample --resume SAMPLE_DIR alone)")
+            folder.append(args.resume)
+            resume_sample(args.resume, **options)
+            return
+        if args.source is None:
+            raise ConfigError("source", "missing (allowed: a preset or a run folder, e.g. "
+                              "nnfractal sample paper-tanh)")
+        cfg, source_run = source_config(args.source, overrides_from_args(args))
+        spec = SampleSpec(method=args.method, seed=args.sample_seed, budget=args.budget,
+                          eps_min=args.eps_min, coarse=args.coarse, points=args.points,
+                          lines=args.lines, angle=args.angle,
+                          direction=tuple(args.direction) if args.direction else None,
+                          center=tuple(args.center) if args.center else None,
+                          length=args.length)
+        out = args.out if args.out is not None else default_sample_dir(cfg, spec.method)
+        folder.append(out)
+        sample(spec, cfg, out, source_run=source_run, **options)
+
+    try:
+        try:
+            return run_guarded(work, keyboard=False, resumable=True)
+        except SamplingError as err:
+            raise ConfigError(err.field, str(err).split(": ", 1)[1]) from None
+    except ConfigError as err:
+        sys.stderr.write(f"nnfractal: error: {err}\n")
+        return 2
+    except RunInterrupted as err:
+        sys.stderr.write(f"nnfractal: {err}\n")
+        return 130
+    except KeyboardInterrupt:
+        started = folder and (folder[0] / "config.toml").exists()
+        sys.stderr.write("nnfractal: interrupted; " + (
+            f"resume with: nnfractal sample --resume {folder[0]}\n" if started
+            else "nothing was written\n"))
+        return 130
