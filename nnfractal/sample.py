@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, ConfigError, config_from_toml, to_toml
-from .sampling import (REASON_NO_BOUNDARY, SamplingError, check_transect_args, check_uncertainty_args,
+from .sampling import (REASON_NO_BOUNDARY, TRANSECT_COARSE, SamplingError, check_transect_args, check_uncertainty_args,
                        transect_dimension, uncertainty_exponent)
 
 SAMPLE_JSON = "sample.json"
@@ -57,7 +57,10 @@ class SampleSpec:
 
     @property
     def evaluations(self) -> int:
-        return self.budget if self.method == "uncertainty" else self.points * self.lines
+        """At most this many points (a default transect's coarse map included)."""
+        if self.method == "uncertainty":
+            return self.budget
+        return self.points * self.lines + TRANSECT_COARSE ** 2
 
 
 def precision_eps_floor(cfg: Config) -> float:
@@ -214,7 +217,7 @@ def estimate(spec: SampleSpec, cfg: Config, evaluate):
     if spec.method == "uncertainty":
         return uncertainty_exponent(evaluate, budget=spec.budget, eps_min=spec.eps_min,
                                     coarse=spec.coarse, seed=spec.seed)
-    centre = (0.5, 0.5) if spec.center is None else tuple(
+    centre = None if spec.center is None else tuple(
         to_unit(cfg, np.array([spec.center], dtype=np.float64))[0])
     return transect_dimension(evaluate, n_points=spec.points, lines=spec.lines,
                               angle_deg=spec.angle, centre=centre, length=spec.length,
@@ -389,7 +392,8 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
     if spec.method == "uncertainty":
         plot_uncertainty(est, run_dir / "uncertainty.png", title=title)
     else:
-        plot_transect(est, signs.reshape(spec.lines, spec.points), run_dir / "transect.png",
+        segments = np.sign(evaluator.scores[-1])          # the last block: the segments
+        plot_transect(est, segments.reshape(spec.lines, spec.points), run_dir / "transect.png",
                       title=title)
     y0, y1, x0, x1 = cfg.mnmx
     xl, yl = axis_labels(cfg)
@@ -470,9 +474,10 @@ def add_sample_parser(sub) -> None:
     p.add_argument("--direction", nargs=2, type=float, metavar=("DX", "DY"),
                    help="transect: direction as a vector in axis units (instead of --angle)")
     p.add_argument("--center", "--centre", nargs=2, type=float, metavar=("X", "Y"),
-                   help="transect: centre in axis units (default: the window's centre)")
+                   help="transect: centre in axis units (default: the densest boundary of a "
+                   "32 x 32 coarse map)")
     p.add_argument("--length", type=float,
-                   help="transect: segment length in window units (default: the chord)")
+                   help="transect: segment length in window units (default: the window's chord)")
     p.add_argument("--sample-seed", "--sample_seed", type=int, default=0, dest="sample_seed",
                    help="seed of the estimator's random points (default 0)")
     p.add_argument("--resume", type=Path, metavar="SAMPLE_DIR",
