@@ -372,7 +372,14 @@ def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) ->
             f"most ({plan.cfg.model}, {plan.cfg.precision}, {plan.device})")
         est = estimate(spec, plan.cfg, evaluator)
         store.mark_complete()
-        finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log)
+        try:
+            finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log)
+        except Exception as err:          # every point is stored: `nnfractal dimension` redraws
+            from .backends import one_line
+            from .run import RunFailed
+            raise RunFailed(f"drawing stopped: {one_line(err)}; every point is stored (redraw "
+                            f"with: nnfractal dimension {run_dir})", run_dir,
+                            "nnfractal sample --resume") from None
     if not est.ok and est.reason == REASON_NO_BOUNDARY:
         outcome = "converged" if np.all(np.concatenate(evaluator.scores) < 0) else "diverged"
         raise ConfigError("window", f"no boundary in this window: every sampled point {outcome} "

@@ -51,6 +51,8 @@ REASON_TOO_FEW = "too few differing pairs for a dimension at this budget"
 MIN_HITS = 16            # differing pairs at one eps for it to enter the fit (Poisson error 25%)
 MIN_FIT_DECADES = 1.5    # the fitted scales must span at least this many decades
 MIN_FIT_SCALES = 4
+SMALL_SCALE_SHARE = 0.5  # the fit uses the smallest half of the decades reached (see _small_cap),
+SMALL_SCALE_DECADES = 3.0  # but at least 3: with fewer the estimate is noise, not depth
 MIN_STAGE_BASE = 2000    # base points of a stage at least (a smaller one is not run)
 CENTRE_HITS = 32         # differing pairs at the eps the next stage zooms to
 EPS_PER_DECADE = 3
@@ -414,6 +416,21 @@ def _sub_window(scales, mask, window):
     return mask & (log_s >= start - 1e-9) & (log_s <= start + width + 1e-9)
 
 
+def _small_cap(scales, mask):
+    """Largest scale the fit uses: the smallest SMALL_SCALE_SHARE of the decades the rule kept,
+    at least SMALL_SCALE_DECADES (all of them when fewer were reached). The box dimension is a limit eps -> 0, and trainability
+    boundaries can be smooth at large scales and rough only below a crossover (measured: the
+    single-datapoint MLP's local dimension rises from 1.0 above 1e-4 of the window to 1.85 below
+    1e-5); a fit over every decade would average the two regimes."""
+    if not mask.any():
+        return np.inf
+    kept = np.sort(scales[mask])
+    decades = np.log10(kept / kept[0])
+    want = max(SMALL_SCALE_DECADES, SMALL_SCALE_SHARE * decades[-1])
+    # the first kept scale that reaches the wanted span (scales are discrete)
+    return float(kept[min(np.searchsorted(decades, want - 1e-9), len(kept) - 1)])
+
+
 def _contiguous_hits(scales, stage, hits, min_hits):
     """Per stage, the eps from the largest down to the first with fewer than min_hits differing
     pairs (excluded): dropping only the rare-hit eps one by one would keep those that fluctuated
@@ -429,8 +446,9 @@ def _contiguous_hits(scales, stage, hits, min_hits):
     return mask
 
 
-def _uncertainty_fit(scales, stage, n, hits, min_hits, window=None):
-    mask = _sub_window(scales, _contiguous_hits(scales, stage, hits, min_hits), window)
+def _uncertainty_fit(scales, stage, n, hits, min_hits, window=None, cap=np.inf):
+    mask = _contiguous_hits(scales, stage, hits, min_hits) & (scales <= cap * (1 + 1e-9))
+    mask = _sub_window(scales, mask, window)
     if not _fit_span_ok(scales, mask):
         return None, None, mask
     f = hits[mask] / n[mask]
@@ -452,7 +470,9 @@ def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades):
     if not any(st[1].any() for st in stages):        # not one pair differed anywhere
         return _no_estimate("uncertainty", REASON_NO_BOUNDARY, used, notes=notes)
     scales, stage, n, hits = _stage_table(stages, [st[1].sum(0) for st in stages])
-    slope, offsets, mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS)
+    all_slope, _, all_mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS)
+    cap = _small_cap(scales, all_mask)
+    slope, offsets, mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, cap=cap)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = hits / n
     extra = {"stages": len(stages), "base_points": [int(st[1].shape[0]) for st in stages],
@@ -482,7 +502,7 @@ def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades):
             counts.append(int(per[pick].sum()))
         _, _, bn, bh = _stage_table(stages, sums, counts)
         min_hits = int(round(math.exp(rng.uniform(math.log(8), math.log(32)))))
-        b_slope, _, _ = _uncertainty_fit(scales, stage, bn, bh, min_hits, rng.random(2))
+        b_slope, _, _ = _uncertainty_fit(scales, stage, bn, bh, min_hits, rng.random(2), cap)
         if b_slope is not None:
             dims.append(2 - b_slope)
     dim = 2 - slope
@@ -494,7 +514,10 @@ def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades):
                                 extra=extra)
     extra.update(fit_decades=float(math.log10(scales[mask].max() / scales[mask].min())),
                  eps_fit=[float(scales[mask].min()), float(scales[mask].max())],
-                 boot_ok=len(dims))
+                 boot_ok=len(dims),
+                 all_scales_dimension=None if all_slope is None else float(2 - all_slope),
+                 all_scales_decades=float(math.log10(scales[all_mask].max()
+                                                     / scales[all_mask].min())))
     return SamplingEstimate(float(dim), float(min(lo, dim)), float(max(hi, dim)), "uncertainty",
                             True, "", int(used), scales, values, hits.astype(int), stage, mask,
                             slope_scales, local, extra=extra)
@@ -565,9 +588,11 @@ def check_transect_args(n_points, lines, angle_deg, length, direction_norm=1.0):
                             "(allowed: an angle in degrees, or a nonzero vector)")
 
 
-def densest_boundary_cell(scores, half=None):
+def densest_boundary_cell(scores, half=None, margin=0.25):
     """(u, v) centre, window units, of the coarse boundary cell with the most boundary cells
     within ``half`` cells (default n / 8) of it: where a segment meets the most boundary.
+    Cells at least ``margin`` from the window's edges are preferred when there are any: a
+    chord through a point near a corner is short.
 
     Parameters
     ----------
@@ -589,6 +614,10 @@ def densest_boundary_cell(scores, half=None):
     r0, r1 = np.clip(ii - h, 0, None), np.clip(ii + h + 1, None, edges.shape[0])
     c0, c1 = np.clip(jj - h, 0, None), np.clip(jj + h + 1, None, edges.shape[1])
     density = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    u, v = (jj + 1) / n, (ii + 1) / n
+    inner = (np.minimum(u, 1 - u) >= margin) & (np.minimum(v, 1 - v) >= margin)
+    if inner.any():
+        density = np.where(inner, density, -1)
     best = np.lexsort((jj, ii, -density))[0]
     # cell (i, j) spans the centres i..i+1 and j..j+1: its middle is at (j + 1) / n
     return (float(jj[best] + 1) / n, float(ii[best] + 1) / n)
@@ -664,8 +693,9 @@ def transect_block_counts(signs):
     return counts, lags
 
 
-def _transect_fit(lags, changes, min_changes, window=None):
-    mask = _sub_window(lags.astype(float), changes >= min_changes, window)
+def _transect_fit(lags, changes, min_changes, window=None, cap=np.inf):
+    mask = (changes >= min_changes) & (lags <= cap * (1 + 1e-9))
+    mask = _sub_window(lags.astype(float), mask, window)
     if not _fit_span_ok(lags.astype(float), mask):
         return None, mask
     slope, _ = _fit_exponent(np.log(lags[mask]), np.log(changes[mask]), changes[mask],
@@ -681,7 +711,9 @@ def transect_estimate(signs, step, *, seed=0, n_boot=200, extra=None, coarse=0):
     counts, lags = transect_block_counts(signs)
     changes = counts.sum((0, 1)) / lags
     extra = dict(extra or {}, n_boot=int(n_boot), n_points=int(n))
-    slope, mask = _transect_fit(lags, changes, MIN_CHANGES)
+    all_slope, all_mask = _transect_fit(lags, changes, MIN_CHANGES)
+    cap = _small_cap(lags.astype(float), all_mask)
+    slope, mask = _transect_fit(lags, changes, MIN_CHANGES, cap=cap)
     scales = lags * step
     slope_scales, local = _local_slopes(scales, np.where(changes > 0, changes, np.nan),
                                         np.zeros(len(lags), int), lambda a: 1 - a)
@@ -697,7 +729,7 @@ def transect_estimate(signs, step, *, seed=0, n_boot=200, extra=None, coarse=0):
         pick = rng.integers(0, len(units), len(units))
         b_changes = units[pick].sum(0) / lags
         min_changes = int(round(math.exp(rng.uniform(math.log(4), math.log(16)))))
-        b_slope, _ = _transect_fit(lags, b_changes, min_changes, rng.random(2))
+        b_slope, _ = _transect_fit(lags, b_changes, min_changes, rng.random(2), cap)
         if b_slope is not None:
             dims.append(1 - b_slope)
     dim = 1 - slope
@@ -708,7 +740,8 @@ def transect_estimate(signs, step, *, seed=0, n_boot=200, extra=None, coarse=0):
                                 np.zeros(len(lags), int), mask, slope_scales, local, extra=extra)
     lo, hi = np.percentile(dims, [2.5, 97.5])
     extra.update(fit_decades=float(math.log10(lags[mask].max() / lags[mask].min())),
-                 boot_ok=len(dims))
+                 boot_ok=len(dims),
+                 all_scales_dimension=None if all_slope is None else float(1 - all_slope))
     return SamplingEstimate(float(dim), float(min(lo, dim)), float(max(hi, dim)), "transect",
                             True, "", lines * n + coarse, scales, changes, counts.sum((0, 1)),
                             np.zeros(len(lags), int), mask, slope_scales, local, extra=extra)

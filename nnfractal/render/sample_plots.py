@@ -29,6 +29,15 @@ def _title_line(est) -> str:
             f"{_get(est, 'ci_high'):.3f}]  ({_get(est, 'evaluations'):,} evaluations)")
 
 
+def _log_axes(ax, has_data, empty_text):
+    """Log-log axes, or a note when there is nothing positive to draw on them."""
+    if has_data:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, empty_text, ha="center", va="center", transform=ax.transAxes)
+
+
 def _fit_line(ax, scales, values, mask, dimension, exponent_of):
     """The fitted power law through the fitted points (offset by least squares in log)."""
     if dimension is None or not mask.any():
@@ -62,10 +71,10 @@ def plot_uncertainty(est, path, title=""):
         faint = i & ~mask
         top.plot(scales[faint], values[faint], "o", ms=7, mfc="none", mec="0.6")
     _fit_line(top, scales, values, mask & shown, _get(est, "dimension"), lambda d: 2 - d)
-    top.set_xscale("log")
-    top.set_yscale("log")
+    _log_axes(top, shown.any(), "no pair differed")
     top.set_ylabel("f(eps): fraction of pairs that differ\n(stages rescaled onto stage 0)")
-    top.legend(fontsize=7, ncol=2)
+    if shown.any():
+        top.legend(fontsize=7, ncol=2)
     top.set_title((title + "\n" if title else "") + _title_line(est), fontsize=9)
     top.grid(True, which="major", alpha=0.3)
     ss, ls = _arr(est, "slope_scales"), _arr(est, "local_slopes")
@@ -75,7 +84,8 @@ def plot_uncertainty(est, path, title=""):
         for v, style in ((_get(est, "dimension"), "-"), (_get(est, "ci_low"), ":"),
                          (_get(est, "ci_high"), ":")):
             bottom.axhline(v, color="tab:red", ls=style, lw=1)
-    bottom.set_xscale("log")
+    if ok.any():
+        bottom.set_xscale("log")
     bottom.set_xlabel("eps (window units)")
     bottom.set_ylabel("local 2 - slope")
     bottom.set_ylim(0.8, 2.2)
@@ -115,11 +125,11 @@ def plot_transect(est, signs, path, title="", max_px=2048):
     bottom.plot(scales[shown & ~mask], values[shown & ~mask], "o", ms=7, mfc="none", mec="0.6",
                 label="not fitted")
     _fit_line(bottom, scales, values, mask & shown, _get(est, "dimension"), lambda d: 1 - d)
-    bottom.set_xscale("log")
-    bottom.set_yscale("log")
+    _log_axes(bottom, shown.any(), "no sign change along the segments")
     bottom.set_xlabel("lag between points (window units)")
     bottom.set_ylabel("sign changes at this lag")
-    bottom.legend(fontsize=7)
+    if shown.any():
+        bottom.legend(fontsize=7)
     bottom.grid(True, which="major", alpha=0.3)
     return _save(fig, path)
 
