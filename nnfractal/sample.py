@@ -48,6 +48,7 @@ class SampleSpec:
     budget: int = 1 << 18               # uncertainty: evaluations in all
     eps_min: float | None = None        # uncertainty: window units (None: from the precision)
     coarse: int = 64                    # uncertainty: coarse map points per side (0: uniform)
+    floor_points: int = 512             # uncertainty: base points per stage for the chaos floor
     points: int = 1 << 14               # transect: points per segment
     lines: int = 16                     # transect: parallel segments
     angle: float = 30.0                 # transect: degrees from the x axis (window units)
@@ -82,6 +83,10 @@ def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
         floor = precision_eps_floor(cfg)
         eps_min = spec.eps_min if spec.eps_min is not None else max(DEFAULT_EPS_MIN, floor)
         check_uncertainty_args(spec.budget, float(eps_min), spec.coarse)
+        if isinstance(spec.floor_points, bool) or not isinstance(spec.floor_points, int) or \
+                not 0 <= spec.floor_points <= 4096:
+            raise SamplingError("floor_points", f"{spec.floor_points!r} is not allowed (allowed: "
+                                "0 = no chaos floor, up to 4096 base points per stage)")
         if eps_min < floor:
             raise SamplingError("eps_min", f"{eps_min:g} is not allowed: {cfg.precision} resolves "
                                 f"pairs down to {floor:.2g} window units in this window "
@@ -215,8 +220,11 @@ class StoreEvaluator:
 def estimate(spec: SampleSpec, cfg: Config, evaluate):
     """Run the spec's estimator against `evaluate` (window units)."""
     if spec.method == "uncertainty":
+        # the chaos floor moves points by the smallest distance the precision resolves
         return uncertainty_exponent(evaluate, budget=spec.budget, eps_min=spec.eps_min,
-                                    coarse=spec.coarse, seed=spec.seed)
+                                    coarse=spec.coarse, seed=spec.seed,
+                                    floor_points=spec.floor_points,
+                                    eps_floor=min(precision_eps_floor(cfg), spec.eps_min / 100))
     centre = None if spec.center is None else tuple(
         to_unit(cfg, np.array([spec.center], dtype=np.float64))[0])
     return transect_dimension(evaluate, n_points=spec.points, lines=spec.lines,
@@ -303,6 +311,7 @@ def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
         raise StoreError(f"run_dir: {run_dir} is a grid run, not a sample (allowed: a folder "
                          "written by nnfractal sample)")
     raw = dict(attrs["sampling"])
+    raw.setdefault("floor_points", 0)           # written before the chaos floor existed
     for key in ("center", "direction"):
         if raw.get(key) is not None:
             raw[key] = tuple(raw[key])
@@ -471,6 +480,10 @@ def add_sample_parser(sub) -> None:
     p.add_argument("--coarse", type=int, default=SampleSpec.coarse,
                    help="uncertainty: points per side of the coarse map whose boundary cells hold "
                    "the first base points (default 64; 0 = uniform in the window)")
+    p.add_argument("--floor-points", "--floor_points", type=int, default=SampleSpec.floor_points,
+                   dest="floor_points",
+                   help="uncertainty: base points per stage moved by the precision's smallest "
+                   "step to measure the chaos floor (default 512; 0 = none)")
     p.add_argument("--points", type=int, default=SampleSpec.points,
                    help="transect: points per segment (default 16384)")
     p.add_argument("--lines", type=int, default=SampleSpec.lines,
@@ -521,7 +534,8 @@ def cmd_sample(args) -> int:
                               "nnfractal sample paper-tanh)")
         cfg, source_run = source_config(args.source, overrides_from_args(args))
         spec = SampleSpec(method=args.method, seed=args.sample_seed, budget=args.budget,
-                          eps_min=args.eps_min, coarse=args.coarse, points=args.points,
+                          eps_min=args.eps_min, coarse=args.coarse,
+                          floor_points=args.floor_points, points=args.points,
                           lines=args.lines, angle=args.angle,
                           direction=tuple(args.direction) if args.direction else None,
                           center=tuple(args.center) if args.center else None,

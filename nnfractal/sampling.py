@@ -55,6 +55,7 @@ SMALL_SCALE_SHARE = 0.5  # the fit uses the smallest half of the decades reached
 SMALL_SCALE_DECADES = 3.0  # but at least 3: with fewer the estimate is noise, not depth
 MIN_STAGE_BASE = 2000    # base points of a stage at least (a smaller one is not run)
 CENTRE_HITS = 32         # differing pairs at the eps the next stage zooms to
+FLOOR_FACTOR = 3.0       # an eps is fitted only while f(eps) >= this x the stage's chaos floor
 EPS_PER_DECADE = 3
 STAGE_DECADES = 2.0      # each stage zooms its squares by 10^2
 EPS_CAP = 0.25           # eps <= EPS_CAP * square side: beyond, pairs leave the boundary's square
@@ -262,7 +263,8 @@ def check_uncertainty_args(budget, eps_min, coarse):
 
 
 def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, seed=0,
-                         n_boot=200, stage_decades=STAGE_DECADES):
+                         n_boot=200, stage_decades=STAGE_DECADES, floor_points=0,
+                         eps_floor=None):
     """Dimension from the uncertainty exponent, over many decades of eps at a fixed cost.
 
     1. Coarse map: ``coarse`` x ``coarse`` points; its boundary cells are stage 0's region (``coarse=0``: the whole window, base points uniform in it).
@@ -288,11 +290,20 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
     the systematic part of the error, the log-periodic wobble of the local slopes of
     self-affine boundaries, which resampling alone does not see.
 
+    5. Chaos floor (``floor_points > 0``): one more batch moves up to ``floor_points`` base
+       points of every stage by ``eps_floor`` (default ``eps_min / 1000``), far below any fitted
+       eps. The fraction whose outcome flips, ``f_floor_s``, is the part of ``f_s`` that no
+       distance explains: near a trainability boundary the outcome after finitely many steps can
+       be chaotic (measured on the paper's linear network: a relative change of 1e-12 in the
+       learning rates flipped 42% of the deepest stage's outcomes, as many as any eps did). An
+       eps enters the fit only while ``f_s(eps) >= FLOOR_FACTOR * f_floor_s``. An analytic
+       boundary has no floor.
+
     Parameters
     ----------
     evaluate : callable
         ``evaluate(points (k, 2)) -> scores (k,)``, window units (see the module docstring).
-        Called once for the coarse map and once per stage.
+        Called once for the coarse map, once per stage, and once for the chaos floor.
     budget : int, optional
         Evaluations in all (coarse map included); default 2^18, one 512 x 512 grid's worth.
     eps_min : float, optional
@@ -325,7 +336,11 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
             return _no_estimate("uncertainty", REASON_NO_BOUNDARY, used)
     else:
         corners, side, centred = np.zeros((1, 2)), 1.0, False
-    stages = []          # (eps (m,), hits (n, m) bool, square of each base (n,), squares)
+    # the chaos floor's batch comes out of the budget: reserve it for about four stages
+    reserve = 4 * int(floor_points)
+    budget -= reserve
+    stages = []          # (eps (m,), hits (n, m) bool, square of each base (n,), squares,
+    #                       base points (n, 2), their signs (n,))
     notes = []
     decades_per_stage = stage_decades          # updated with the depth each stage reached
     while True:
@@ -354,7 +369,7 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
         sb, sp = np.sign(scores[:n_base]), np.sign(scores[n_base:]).reshape(n_base, len(eps))
         # A zero score has no sign: such a pair is not counted as differing.
         hits = (sb[:, None] * sp) < 0
-        stages.append((eps, hits, square, len(corners)))
+        stages.append((eps, hits, square, len(corners), base, sb))
         if last:
             break
         # The next stage zooms to where this one still counts CENTRE_HITS differing pairs: its
@@ -375,7 +390,28 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
         mid = (base[bi] + partners[bi, np.flatnonzero(near)[ej]]) / 2
         decades_per_stage = max(0.5, math.log10(side / new_side))
         corners, side, centred = mid, new_side, True
-    return _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades)
+    floors = None
+    if floor_points and stages:
+        per_stage = min(int(floor_points), (budget + reserve - used) // len(stages))
+        floors, spent = _chaos_floor(evaluate, stages, per_stage,
+                                     eps_min / 1000 if eps_floor is None else eps_floor, rng)
+        used += spent
+    return _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades, floors)
+
+
+def _chaos_floor(evaluate, stages, floor_points, eps_floor, rng):
+    """Flip fraction of each stage's first base points moved by eps_floor: one batch."""
+    picks = [min(int(floor_points), len(st[4])) for st in stages]
+    moved = []
+    for st, k in zip(stages, picks):
+        theta = rng.random(k) * 2 * math.pi
+        moved.append(st[4][:k] + eps_floor * np.stack([np.cos(theta), np.sin(theta)], axis=1))
+    scores = np.sign(np.asarray(evaluate(np.concatenate(moved)), dtype=np.float64))
+    floors, at = [], 0
+    for st, k in zip(stages, picks):
+        floors.append(float(np.mean(scores[at:at + k] * st[5][:k] < 0)) if k else 0.0)
+        at += k
+    return floors, int(sum(picks))
 
 
 def _no_estimate(method, reason, used, **extra):
@@ -388,7 +424,7 @@ def _no_estimate(method, reason, used, **extra):
 def _stage_table(stages, hit_sums, base_counts=None):
     """Flat arrays over every (stage, eps): eps, stage index, pairs, differing pairs."""
     if base_counts is None:
-        base_counts = [h.shape[0] for _, h, _, _ in stages]
+        base_counts = [st[1].shape[0] for st in stages]
     scales = np.concatenate([st[0] for st in stages])
     stage = np.concatenate([np.full(len(st[0]), i) for i, st in enumerate(stages)])
     n = np.concatenate([np.full(len(st[0]), c) for st, c in zip(stages, base_counts)])
@@ -397,7 +433,7 @@ def _stage_table(stages, hit_sums, base_counts=None):
 
 def _per_square(stage_record):
     """Differing pairs (squares, m) and base points (squares,) of each square of a stage."""
-    eps, hits, square, n_squares = stage_record
+    eps, hits, square, n_squares = stage_record[:4]
     agg = np.zeros((n_squares, len(eps)), dtype=np.int64)
     np.add.at(agg, square, hits)
     return agg, np.bincount(square, minlength=n_squares)
@@ -431,6 +467,18 @@ def _small_cap(scales, mask):
     return float(kept[min(np.searchsorted(decades, want - 1e-9), len(kept) - 1)])
 
 
+def _contiguous(scales, stage, ok):
+    """Per stage, the eps from the largest down to the first where `ok` fails (excluded)."""
+    mask = np.zeros(len(scales), bool)
+    for s in np.unique(stage):
+        i = np.flatnonzero(stage == s)
+        for j in i[np.argsort(-scales[i])]:
+            if not ok[j]:
+                break
+            mask[j] = True
+    return mask
+
+
 def _contiguous_hits(scales, stage, hits, min_hits):
     """Per stage, the eps from the largest down to the first with fewer than min_hits differing
     pairs (excluded): dropping only the rare-hit eps one by one would keep those that fluctuated
@@ -446,8 +494,10 @@ def _contiguous_hits(scales, stage, hits, min_hits):
     return mask
 
 
-def _uncertainty_fit(scales, stage, n, hits, min_hits, window=None, cap=np.inf):
+def _uncertainty_fit(scales, stage, n, hits, min_hits, window=None, cap=np.inf, keep=None):
     mask = _contiguous_hits(scales, stage, hits, min_hits) & (scales <= cap * (1 + 1e-9))
+    if keep is not None:
+        mask &= keep
     mask = _sub_window(scales, mask, window)
     if not _fit_span_ok(scales, mask):
         return None, None, mask
@@ -464,18 +514,23 @@ def _uncertainty_fit(scales, stage, n, hits, min_hits, window=None, cap=np.inf):
     return slope, offsets, mask
 
 
-def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades):
+def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades, floors=None):
     if not stages:
         return _no_estimate("uncertainty", REASON_TOO_FEW, used, notes=notes)
     if not any(st[1].any() for st in stages):        # not one pair differed anywhere
         return _no_estimate("uncertainty", REASON_NO_BOUNDARY, used, notes=notes)
     scales, stage, n, hits = _stage_table(stages, [st[1].sum(0) for st in stages])
-    all_slope, _, all_mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS)
+    # eps whose f does not rise clearly above the stage's chaos floor measure chaos, not distance
+    floor_f = np.zeros(len(scales)) if floors is None else np.array(floors)[stage]
+    above = _contiguous(scales, stage, hits / n >= FLOOR_FACTOR * floor_f)
+    all_slope, _, all_mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, keep=above)
     cap = _small_cap(scales, all_mask)
-    slope, offsets, mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, cap=cap)
+    slope, offsets, mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, cap=cap,
+                                            keep=above)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = hits / n
     extra = {"stages": len(stages), "base_points": [int(st[1].shape[0]) for st in stages],
+             "chaos_floor": floors,
              "squares": [int(st[3]) for st in stages],
              "stage_decades": stage_decades, "notes": notes, "n_boot": int(n_boot)}
     if slope is None:
@@ -502,7 +557,8 @@ def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades):
             counts.append(int(per[pick].sum()))
         _, _, bn, bh = _stage_table(stages, sums, counts)
         min_hits = int(round(math.exp(rng.uniform(math.log(8), math.log(32)))))
-        b_slope, _, _ = _uncertainty_fit(scales, stage, bn, bh, min_hits, rng.random(2), cap)
+        b_slope, _, _ = _uncertainty_fit(scales, stage, bn, bh, min_hits, rng.random(2), cap,
+                                         above)
         if b_slope is not None:
             dims.append(2 - b_slope)
     dim = 2 - slope

@@ -36,7 +36,7 @@ def test_tiny_mlp_run_writes_every_file(tmp_path, capsys):
     curves = store.read_curves("train_loss")
     assert curves.shape == (6, 6, 30) and curves.dtype == np.float64
     assert np.all(np.isfinite(curves[..., 0]))
-    np.testing.assert_allclose(store.y, np.logspace(-1, 3, 6))
+    np.testing.assert_allclose(store.y, np.logspace(-3, 6, 6))
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["fraction_converged"] <= 1
     assert summary["model_steps"] == 36 * 30 and summary["device"] == "cpu"

@@ -168,3 +168,19 @@ def test_the_fit_reads_the_small_scales_below_a_crossover():
     est = uncertainty_exponent(score, budget=1 << 18, seed=0, n_boot=100)
     assert est.ok and est.ci_low <= 1.6 <= est.ci_high
     assert est.extra["all_scales_dimension"] < est.ci_low
+
+
+def test_a_chaotic_band_is_measured_as_a_floor_not_as_dimension():
+    # A straight boundary whose outcome is a coin flip within 1e-7 of it: at small eps every
+    # pair near it differs by chance, and f(eps) flattens (a dimension near 2). The chaos floor
+    # (points moved by far less than any eps) sees the coin flips and keeps them out of the fit.
+    rng = np.random.default_rng(5)
+
+    def score(p):
+        d = p[:, 1] - 0.5 - 0.3 * (p[:, 0] - 0.5)
+        return np.where(np.abs(d) < 1e-7, rng.standard_normal(len(p)), d)
+    plain = uncertainty_exponent(score, budget=1 << 17, seed=0, n_boot=50)
+    floored = uncertainty_exponent(score, budget=1 << 17, seed=0, n_boot=50, floor_points=512)
+    assert plain.ok and plain.dimension > 1.3                   # fooled by the band
+    assert floored.ok and abs(floored.dimension - 1.0) < 0.05
+    assert max(floored.extra["chaos_floor"]) > 0.1 and floored.evaluations <= 1 << 17

@@ -233,8 +233,8 @@ def _bad_cases(base_run, tmp):
         ([str(tmp / "nope")], "run_dir"),
         ([str(incomplete)], "run_dir"),
         ([str(tmp / "full")], "run_dir"),                    # not a run folder
-        ([r, "--center", "5", "1"], "center"),
-        ([r, "--center", "1", "-2"], "center"),
+        ([r, "--center", "7", "1"], "center"),
+        ([r, "--center", "1", "-4"], "center"),
         ([r, "--depth", "0"], "depth"),
         ([r, "--depth", "-1"], "depth"),
         ([r, "--depth", "0.1"], "depth"),                    # less than one step of factor 2
@@ -265,9 +265,9 @@ def test_bad_inputs_one_line_exit_2_nothing_written(base_run, tmp_path, capsys):
         assert lines[0].startswith(f"nnfractal: error: {field}:") or field in lines[0], (args, err)
         assert [tree(p) for p in watched] == before, args
     # the message says where the centre may go
-    code, err = run_cli(["zoom", str(base_run), "--center", "5", "1", "--out",
+    code, err = run_cli(["zoom", str(base_run), "--center", "7", "1", "--out",
                          str(tmp_path / "z")], capsys)
-    assert "(allowed: x in [-1.0, 4.0], y in [-1.0, 3.0]" in err
+    assert "(allowed: x in [-3.0, 6.0], y in [-3.0, 6.0]" in err
     # the default output folder (beside the run) is not created either
     code, err = run_cli(["zoom", str(base_run), "--depth", "0"], capsys)
     assert code == 2 and not list(base_run.parent.glob("*-zoom-*"))
