@@ -61,6 +61,10 @@ CROSSOVER_DCHI2 = 2 * 3.841  # 95% chi2(1), doubled: neighbouring sizes (4 per o
 CROSSOVER_MIN_ROUGH_SHARE = 0.5  # the rough term must hold >= half the boxes at the smallest
 #                                  size, else its exponent is not measured (a line fits any D)
 CROSSOVER_MIN_SIZES = 5  # three coefficients plus at least one residual degree of freedom
+CROSSOVER_OCTAVES = 5  # the model is fitted from the smallest fitted size up to 2^5 times it:
+#                        its three terms are the leading ones only, and over longer ranges the
+#                        profile grew overconfident (2048 px: coverage 70% over 4-256 px, 93% over
+#                        4-128 px; benchmarks/box_coverage.py)
 
 
 # ---------------------------------------------------------------------------
@@ -437,7 +441,18 @@ def estimate_dimension(edges, *, sizes=None, fit_range=None, n_boot=200,
        one of the sub-ranges);
     2. it is widened on both sides by 1.96 standard deviations of the
        full-range slope over ``n_boot`` bootstrap resamples of the grid
-       shifts (box-placement noise).
+       shifts (box-placement noise);
+    3. its upper end is raised to :func:`crossover_high` of the counts from
+       the smallest fitted size to ``2**CROSSOVER_OCTAVES`` (32) times it,
+       when that is higher. On a rough curve the counts of a finite image
+       read low (boxes larger than the curve's oscillation see it as
+       smooth; pixel-centre samples miss the extremes of a curve that is
+       rough below a pixel): on Weierstrass regions at 1024 px the fitted
+       slope is 0.04-0.3 low while the raised bound covers the truth in 98%
+       of cases (README, "Resolution and dimensions"). The point estimate
+       stays the fitted slope: the model's own best dimension is not
+       identified well enough to replace it. ``extra`` keeps the unraised
+       bound as ``fit_high``.
 
     Parameters
     ----------
@@ -508,7 +523,8 @@ def estimate_dimension(edges, *, sizes=None, fit_range=None, n_boot=200,
                           n_boot, rng)
     grid_sd = float(boot.std(ddof=1)) if boot.size > 1 else 0.0
     fit_high = float(max(sub_hi, dim) + 1.96 * grid_sd)
-    cross_high = crossover_high(fs, counts[keep])
+    cross = keep & (sizes <= fs[0] * 2 ** CROSSOVER_OCTAVES)
+    cross_high = crossover_high(sizes[cross], counts[cross])
     return DimensionEstimate(
         dimension=dim, ci_low=float(min(sub_lo, dim) - 1.96 * grid_sd),
         ci_high=max(fit_high, cross_high or fit_high), sizes=sizes,
@@ -518,14 +534,18 @@ def estimate_dimension(edges, *, sizes=None, fit_range=None, n_boot=200,
         extra={"n_boot": int(n_boot), "n_origins": int(n_origins),
                "subrange_low": float(sub_lo), "subrange_high": float(sub_hi),
                "grid_sd": grid_sd, "fit_high": fit_high, "crossover_high": cross_high,
-               "interval": _interval_kind(fit_high, cross_high)},
+               "crossover_sizes": sizes[cross],
+               "interval": _interval_kind(fit_high, cross_high, int(cross.sum()))},
     )
 
 
-def _interval_kind(fit_high, cross_high):
+def _interval_kind(own_high, cross_high, n_cross_sizes):
+    """How the upper bound was set, for ``extra['interval']``."""
+    if n_cross_sizes < CROSSOVER_MIN_SIZES:
+        return "own (crossover not assessed: fewer than 5 sizes)"
     if cross_high is None:
-        return "fit (crossover not assessed: too few sizes)"
-    return "widened to crossover_high" if cross_high > fit_high else "fit"
+        return "own (the counts hold no rough term that could hide a higher dimension)"
+    return "widened to crossover_high" if cross_high > own_high else "own"
 
 
 def _ols_fit(x, y):
@@ -695,8 +715,14 @@ def paper_dimension(edge_images, *, bins=10, n_boot=200, seed=0):
 
     The interval is a percentile bootstrap (2.5-97.5%) of that median:
     frames are resampled with replacement, then the pooled slopes are
-    resampled with replacement. It reflects the spread of local slopes, not
-    the estimator's bias.
+    resampled with replacement. That reflects the spread of local slopes,
+    not the estimator's bias, which on rough curves is as low as the box
+    fit's (Weierstrass regions at 1024 px: 0.05-0.3 low); so, as in
+    :func:`estimate_dimension`, the upper end is raised to
+    :func:`crossover_high` of the frames' box counts (frames shaped like the
+    first, counts averaged over them and over 4 grid shifts, at sizes from
+    4 px to 32 times that within the scaling-range rule) when that is
+    higher. ``extra`` keeps the bootstrap's bound as ``bootstrap_high``.
 
     Parameters
     ----------
@@ -751,6 +777,9 @@ def paper_dimension(edge_images, *, bins=10, n_boot=200, seed=0):
                        sizes0, nf)
 
     dim = float(np.median(pooled))
+    cross_sizes, cross_counts = _frames_crossover_counts(
+        [e for e in frames if e.shape == frames[0].shape])
+    cross_high = crossover_high(cross_sizes, cross_counts)
     rng = np.random.default_rng(seed)
     meds = []
     for _ in range(max(int(n_boot), 0)):
@@ -759,11 +788,52 @@ def paper_dimension(edge_images, *, bins=10, n_boot=200, seed=0):
         if pool.size:
             meds.append(np.median(rng.choice(pool, pool.size)))
     lo, hi = np.percentile(meds, [2.5, 97.5]) if meds else (dim, dim)
+    boot_high = float(max(hi, dim))
     return DimensionEstimate(
-        dimension=dim, ci_low=float(min(lo, dim)), ci_high=float(max(hi, dim)),
+        dimension=dim, ci_low=float(min(lo, dim)),
+        ci_high=max(boot_high, cross_high or boot_high),
         sizes=sizes0, counts=counts0, local_slopes=slopes0,
         slope_sizes=sizes0.astype(float), fit_sizes=sizes0, method=method,
         n_boundary_pixels=n_pix, ok=True, reason="", n_frames=nf,
         extra={"n_boot": int(n_boot), "bins": int(bins),
-               "n_slopes": int(pooled.size)},
+               "n_slopes": int(pooled.size), "bootstrap_high": boot_high,
+               "crossover_high": cross_high, "crossover_sizes": cross_sizes,
+               "interval": _interval_kind(boot_high, cross_high, cross_sizes.size)},
     )
+
+
+def _frames_crossover_counts(frames, n_origins=4, seed=0):
+    """Box counts of same-shaped frames for :func:`crossover_high`, averaged over the frames.
+
+    Sizes: four per octave from ``MIN_BOX_SIZE`` to ``2**CROSSOVER_OCTAVES`` times it, capped by
+    the scaling-range rule of :func:`estimate_dimension` (8 boxes across the image and the
+    boundary) of each frame; border-weighted counts averaged over ``n_origins`` grid shifts.
+
+    Returns
+    -------
+    sizes : (k,) ndarray of int
+        Box sides in pixels (empty when no size qualifies).
+    counts : (k,) ndarray of float
+        Mean count over the frames with a boundary.
+    """
+    frames = [e for e in frames if e.any()]
+    if not frames:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    rng = np.random.default_rng(seed)
+    top = MIN_BOX_SIZE * 2 ** CROSSOVER_OCTAVES
+    sizes = log_sizes(frames[0].shape, min_size=MIN_BOX_SIZE,
+                      max_size=max(min(top, min(frames[0].shape)), MIN_BOX_SIZE))
+    per_frame = []
+    for e in frames:
+        table = _integral(e)
+        per_frame.append([np.mean([_count(table, int(s), o, True)
+                                   for o in _grid_origins(int(s), n_origins, rng)])
+                          for s in sizes])
+    counts = np.mean(per_frame, axis=0)
+    keep = np.ones(sizes.size, dtype=bool)
+    for e in frames:
+        rows_any = np.flatnonzero(e.any(axis=1))
+        cols_any = np.flatnonzero(e.any(axis=0))
+        extent = max(rows_any[-1] - rows_any[0], cols_any[-1] - cols_any[0]) + 1
+        keep &= _scaling_range(sizes, counts, e.shape, extent)
+    return sizes[keep], counts[keep]
