@@ -606,27 +606,38 @@ def _bootstrap_ols(x, per_origin, n_boot, rng):
     return _ols_slopes(x, y)
 
 
-def _crossover_fit(sizes, counts, dimension):
-    """Best crossover model at one dimension: (relative residual sum of squares, rough share).
+def _crossover_profile(sizes, counts):
+    """Best crossover model at each profiled dimension.
 
     Fits ``N(s) = A s^-D + B s^-1 - E s^-2`` with ``A > 0, B >= 0, E >= 0`` by least squares on
-    the relative residuals ``model / N - 1`` (about the residuals of ``log N``), trying every
-    subset of the optional terms and keeping the best feasible one. The rough share is
-    ``(A s0^-D - E s0^-2) / N(s0)`` at the smallest size ``s0``.
+    the relative residuals ``model / N - 1`` (about the residuals of ``log N``) for every ``D`` of
+    ``CROSSOVER_DIMENSIONS``, trying every subset of the optional terms and keeping the best
+    feasible one.
+
+    Returns
+    -------
+    rss : (m,) ndarray of float
+        Residual sum of squares per dimension (inf where no subset is feasible).
+    rough_share : (m,) ndarray of float
+        ``(A s0^-D - E s0^-2) / N(s0)`` at the smallest size ``s0``.
     """
-    s = sizes
-    design = np.stack([s ** -dimension, s ** -1.0, -s ** -2.0], axis=1) / counts[:, None]
-    best = (np.inf, 0.0)
+    s, n, dims = sizes, counts, CROSSOVER_DIMENSIONS
+    design = np.stack([s[None, :] ** -dims[:, None],
+                       np.broadcast_to(s ** -1.0, (dims.size, s.size)),
+                       np.broadcast_to(-s ** -2.0, (dims.size, s.size))], axis=2) / n[:, None]
+    rss = np.full(dims.size, np.inf)
+    share = np.zeros(dims.size)
     for terms in ((0, 1, 2), (0, 1), (0, 2), (0,)):
-        coef, *_ = np.linalg.lstsq(design[:, terms], np.ones_like(counts), rcond=None)
-        if (coef < 0).any() or coef[0] == 0:
-            continue
-        rss = float(np.sum((design[:, terms] @ coef - 1.0) ** 2))
-        if rss < best[0]:
-            c = dict(zip(terms, coef))
-            rough = c[0] * s[0] ** -dimension - c.get(2, 0.0) * s[0] ** -2.0
-            best = (rss, float(rough / counts[0]))
-    return best
+        x = design[:, :, terms]
+        coef = np.linalg.pinv(x) @ np.ones(s.size)  # (m, len(terms)), batched over dimensions
+        resid = np.einsum("mkt,mt->mk", x, coef) - 1.0
+        this = np.einsum("mk,mk->m", resid, resid)
+        better = (coef >= 0).all(axis=1) & (coef[:, 0] > 0) & (this < rss)
+        deficit = coef[:, terms.index(2)] * s[0] ** -2.0 if 2 in terms else 0.0
+        rough = (coef[:, 0] * s[0] ** -dims - deficit) / n[0]
+        rss = np.where(better, this, rss)
+        share = np.where(better, rough, share)
+    return rss, share
 
 
 def crossover_high(sizes, counts):
@@ -670,8 +681,7 @@ def crossover_high(sizes, counts):
     n = np.asarray(counts, dtype=float)
     if s.size < CROSSOVER_MIN_SIZES or (n <= 0).any():
         return None
-    fits = np.array([_crossover_fit(s, n, d) for d in CROSSOVER_DIMENSIONS])
-    rss, share = fits[:, 0], fits[:, 1]
+    rss, share = _crossover_profile(s, n)
     dof = s.size - 4  # three coefficients and the dimension
     passes = ((rss <= rss.min() * (1.0 + CROSSOVER_DCHI2 / dof))
               & (share >= CROSSOVER_MIN_ROUGH_SHARE))
