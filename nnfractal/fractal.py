@@ -660,7 +660,7 @@ def crossover_high(sizes, counts):
       the boxes at the smallest size: otherwise ``D`` is the exponent of a term the counts barely
       contain, which the data do not measure (a straight line is fitted by any ``D``).
 
-    On the Weierstrass family at 1024 px the plain least-squares slope is 0.04-0.26 low, and this
+    On the Weierstrass family at 1024 px the plain least-squares slope is 0.04-0.3 low, and this
     bound lies above the truth in almost all cases (see README); on self-similar sets and smooth
     curves it stays close to the fitted slope.
 
