@@ -317,3 +317,71 @@ def test_paper_estimator_refuses_frames_too_small_for_its_sizes():
     small = paper_dimension([boundary(circle_scores(32))])
     assert not small.ok and small.reason == REASON_SHORT and small.dimension is None
     assert paper_dimension([boundary(circle_scores(256))]).ok
+
+
+# --------------------------------------------------------------------------
+# honest intervals on rough curves (issue 16, item 5)
+
+
+def _weierstrass_scores(dimension, n, variant):
+    """Region under a Weierstrass graph of box dimension `dimension`, (n, n) score map.
+
+    Variants move the window (x from c over a length 1, 1/2 or 1/4) and leave a margin of up to
+    half the curve's range above and below it, so the smooth-to-rough crossover sits at different
+    box sizes (as in benchmarks/box_coverage.py).
+    """
+    from nnfractal.known_sets import weierstrass
+
+    rng = np.random.default_rng([int(round(dimension * 1000)), variant])
+    c, length, margin = rng.uniform(), (1.0, 0.5, 0.25)[variant % 3], rng.uniform(0.0, 0.5)
+    w = weierstrass(c + (np.arange(n) + 0.5) / n * length, dimension)
+    dense = weierstrass(np.linspace(c, c + length, 1 << 14), dimension)
+    lo, hi = dense.min(), dense.max()
+    lo, hi = lo - margin * (hi - lo), hi + margin * (hi - lo)
+    v = lo + (np.arange(n) + 0.5) / n * (hi - lo)
+    return v[:, None] - w[None, :]
+
+
+def test_intervals_cover_weierstrass_dimensions():
+    # Box counts read rough curves low (here by 0.05-0.3); the intervals must say so. The plain
+    # fit's upper bound (kept as extra["fit_high"]) misses the truth in most of these cases.
+    cases = [(d, k) for d in (1.2, 1.5, 1.8) for k in (0, 1)]
+    misses_box, misses_paper, misses_fit = [], [], 0
+    for d, k in cases:
+        edges = boundary(_weierstrass_scores(d, 512, k))
+        box = estimate_dimension(edges, n_boot=20)
+        paper = paper_dimension([edges], n_boot=20)
+        print(f"D={d} k={k}: box {box.dimension:.3f} [{box.ci_low:.3f}, {box.ci_high:.3f}] "
+              f"({box.extra['interval']}); paper {paper.dimension:.3f} "
+              f"[{paper.ci_low:.3f}, {paper.ci_high:.3f}]")
+        for est, misses in ((box, misses_box), (paper, misses_paper)):
+            assert est.ok and est.ci_low <= est.dimension <= est.ci_high
+            if not est.ci_low <= d <= est.ci_high:
+                misses.append((d, k))
+        assert box.ci_high <= 2.0
+        misses_fit += not box.ci_low <= d <= box.extra["fit_high"]
+    assert misses_box == [] and misses_paper == []
+    assert misses_fit >= len(cases) // 2
+
+
+def test_crossover_bound_on_model_counts():
+    from nnfractal.fractal import crossover_high
+
+    s = log_sizes((1024, 1024), min_size=4, max_size=128).astype(float)
+    # A rough term read through pixel samples (deficit) and a smooth term: the fitted slope is
+    # far below 1.8, the bound is not.
+    rough = 5e4 * s ** -1.8 - 2.5e4 * s ** -2.0 + 1e3 / s
+    slope = -np.polyfit(np.log(s), np.log(rough), 1)[0]
+    assert slope < 1.7
+    assert crossover_high(s, rough) >= 1.8
+    # A smooth curve admits no dimension above its own.
+    assert crossover_high(s, 3e3 / s) <= 1.005
+    # Too few sizes for three coefficients and a dimension: not assessed.
+    assert crossover_high(s[:4], rough[:4]) is None
+
+
+def test_smooth_curves_keep_narrow_intervals():
+    for name in ("line", "circle"):
+        est = estimate_dimension(known_edges(name, N))
+        assert est.ci_high == est.extra["fit_high"], name
+        assert est.ci_high - est.ci_low < 0.05, name
