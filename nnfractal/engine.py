@@ -213,6 +213,17 @@ def _step_function(cfg: Config, family):
     return _autograd_step
 
 
+def _whole_run_kernel(cfg: Config, family, step_fn, dtype, device, evaluations: bool) -> bool:
+    """Whether a chunk trains in the family's whole-run kernel (the paper's MLP: each model
+    through all its steps in cache, models/meanfield_kernel.py) rather than step by step. Part
+    of the fast path: cfg.fast_path = false (autograd) switches it off too."""
+    if step_fn is not _hand_step or not getattr(family, "whole_run_kernel", False):
+        return False
+    from .models import meanfield_kernel
+    return meanfield_kernel.supports(family, cfg.optimizer, family.task == "classification",
+                                     evaluations, dtype, device)
+
+
 @contextlib.contextmanager
 def matmul_precision(cfg: Config, device: torch.device):
     """Products in the storage precision, TF32 or bfloat16 autocast, as cfg.matmul_precision says.
@@ -330,6 +341,15 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
             p += offsets[name]
         params[name] = p.requires_grad_(step_fn is _autograd_step)
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
+    if _whole_run_kernel(cfg, family, step_fn, dtype, device, bool(schedule.eval_epochs)):
+        from .models import meanfield_kernel
+        losses, _ = meanfield_kernel.train_models(
+            family, params, lr, offsets if cfg.offset_mode == "every-step" else {}, x, y,
+            schedule.batches, schedule.full_loss, schedule.steps)
+        for _ in range(schedule.steps):
+            if on_step is not None:
+                on_step()
+        return {"train_loss": losses}
     opt = Optimizer(cfg.optimizer, params, lr, cfg.momentum)
     curves = {"train_loss": torch.empty(m, schedule.steps, dtype=dtype, device=device)}
     if classify:
