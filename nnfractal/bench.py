@@ -7,6 +7,12 @@ processes on a shared machine hits every variant alike; ratios measured this way
 numbers, absolute rates are not. The matmul peak is measured in the same run (float32 for the
 ResNet, float64 for the paper's MLP), after every repeat, and its best value is used.
 
+Extra rows: the paper MLP's engine without its C++ kernel ("torch-fast-path", the step-by-step
+torch path, with its ratio to the kernel) and, with ``--contention K`` (default 1), the current
+engine beside K busy processes (one core each, started and stopped around each of those timed
+calls) with its ratio to the quiet rate measured in the same run and to the fair share (quiet
+rate x fraction of the usable cores left; issue 21's target: >= 0.7 of that).
+
 Columns: model-steps/s (median of the repeats, and the best), GFLOP/s (model-steps/s x FLOPs per
 model-step: products only, a multiply-add = 2), % of the matmul peak of the workload's precision,
 peak memory (resident set during the timed call, or CUDA max allocated), and the ratios against
@@ -166,26 +172,56 @@ def remove_worktree(path: Path) -> None:
 
 # ---- measuring --------------------------------------------------------------------------------
 
+class BusyLoad:
+    """`n` processes that each keep one core busy (a pure-Python loop), started and stopped by the
+    bench around a contended measurement: the competing load of the contention rows."""
+
+    def __init__(self, n: int):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                      for _ in range(n)]
+        time.sleep(0.3)                     # let them start before the timed call
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(timeout=30)
+
+
 def measure(workloads: list[str], sizes: dict, workers: dict[str, Worker], repeats: int,
-            threads: int, device: str, log) -> tuple[dict, dict]:
+            threads: int, device: str, log, contention: int = 0) -> tuple[dict, dict]:
     """Interleaved repeats of every (workload, variant, version). Returns the replies by variant
-    label and the matmul peak samples by precision."""
+    label and the matmul peak samples by precision. Variants: the naive loop, the engine of each
+    version, for the paper MLP the current engine without its C++ kernel ("torch"), and with
+    `contention` > 0 the current engine beside that many busy processes ("busy")."""
     variants = []
     for w in workloads:
         variants.append((w, "naive", "current"))
         for label in workers:
             variants.append((w, "engine", label))
+        if w == "paper-tanh":
+            variants.append((w, "torch", "current"))
+        if contention:
+            variants.append((w, "busy", "current"))
     replies: dict[str, list[dict]] = {}
     peaks: dict[str, list[float]] = {p: [matmul_gflops(p, device=device)]
                                      for p in sorted({PRECISION[w] for w in workloads})}
     for r in range(repeats):
         order = variants[r % len(variants):] + variants[:r % len(variants)]
         for w, kind, label in order:
-            models, steps = sizes[w][kind]
+            models, steps = sizes[w]["naive" if kind == "naive" else "engine"]
             overrides = {"device": device} if device != "cpu" else {}
-            reply = workers[label].run({"workload": w, "variant": kind, "models": models,
-                                        "steps": steps, "threads": threads, "overrides": overrides})
-            name = _name(w, kind, label)
+            request = {"workload": w, "variant": "naive" if kind == "naive" else "engine",
+                       "models": models, "steps": steps, "threads": threads, "overrides": overrides}
+            if kind == "torch":
+                request["mlp_kernel"] = False
+            busy = BusyLoad(contention) if kind == "busy" else None
+            try:
+                reply = workers[label].run(request)
+            finally:
+                if busy is not None:
+                    busy.stop()
+            name = _name(w, kind, label, contention)
             replies.setdefault(name, []).append(reply)
             log(f"  repeat {r + 1}/{repeats}  {name:32s} {reply['seconds']:8.2f} s "
                 f"{reply['model_steps'] / reply['seconds']:11.1f} model-steps/s "
@@ -195,8 +231,14 @@ def measure(workloads: list[str], sizes: dict, workers: dict[str, Worker], repea
     return replies, peaks
 
 
-def _name(workload: str, kind: str, label: str) -> str:
-    return f"{workload} naive" if kind == "naive" else f"{workload} engine@{label}"
+def _name(workload: str, kind: str, label: str, contention: int = 0) -> str:
+    if kind == "naive":
+        return f"{workload} naive"
+    if kind == "torch":
+        return f"{workload} torch-fast-path@{label}"
+    if kind == "busy":
+        return f"{workload} engine@{label}+{contention}busy"
+    return f"{workload} engine@{label}"
 
 
 def _load() -> float | None:
@@ -206,7 +248,9 @@ def _load() -> float | None:
         return None
 
 
-def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None) -> list[dict]:
+def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None, threads: int = 1,
+              contention: int = 0, cores: int | None = None) -> list[dict]:
+    cores = cores or allocator.usable_cpus()
     rows = []
     medians = {}
     for name, reps in replies.items():
@@ -235,10 +279,21 @@ def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None) ->
             "ratio_vs_naive": med / medians[f"{workload} naive"],
             "version": reps[0]["version"],
         }
-        others = [n for n in medians if n.startswith(f"{workload} engine@") and n != name]
-        if row["variant"] != "naive":
+        row["cpu_share"] = statistics.median(r.get("cpu_seconds", 0) / r["seconds"] / max(1, threads)
+                                             for r in reps) if reps[0].get("cpu_seconds") else None
+        others = [n for n in medians if n.startswith(f"{workload} engine@") and n != name
+                  and not n.endswith("busy")]
+        if row["variant"].startswith("engine@") and not name.endswith("busy"):
             row["ratios_vs_versions"] = {n.split("@", 1)[1]: med / medians[n] for n in others}
-        if workload == "paper-tanh" and row["variant"] != "naive":
+        if name.endswith("busy"):
+            # Target (issue 21): >= 70% of the quiet rate x the fraction of cores left.
+            quiet = medians[f"{workload} engine@current"]
+            row["ratio_vs_quiet"] = med / quiet
+            row["fair_share"] = max(0.0, (cores - contention) / cores)
+            row["ratio_vs_fair_share"] = row["ratio_vs_quiet"] / row["fair_share"] if row["fair_share"] else None
+        if name.startswith("paper-tanh torch-fast-path"):
+            row["ratio_vs_kernel"] = med / medians["paper-tanh engine@current"]
+        if workload == "paper-tanh" and row["variant"].startswith("engine@") and "busy" not in name:
             row["ratio_vs_paper_jax_not_measured_here"] = med / PAPER_JAX_MODEL_STEPS_PER_S
         if previous is not None:
             old = {r["name"]: r for r in previous.get("results", [])}.get(name)
@@ -259,6 +314,14 @@ def print_table(rows: list[dict], out=None) -> None:
         extra = [f"x {v:.2f} vs {k}" for k, v in r.get("ratios_vs_versions", {}).items()]
         if "ratio_vs_compare_json" in r:
             extra.append(f"x {r['ratio_vs_compare_json']:.2f} vs --compare")
+        if "ratio_vs_quiet" in r:
+            share = f" = {r['ratio_vs_fair_share']:.2f} of the fair share" if r["ratio_vs_fair_share"] else ""
+            extra.append(f"x {r['ratio_vs_quiet']:.2f} vs engine@current without the load{share} "
+                         f"(target >= 0.70)")
+        if "ratio_vs_kernel" in r:
+            extra.append(f"x {r['ratio_vs_kernel']:.2f} vs engine@current (the C++ kernel)")
+        if r.get("cpu_share") is not None and "ratio_vs_quiet" in r:
+            extra.append(f"CPU share {r['cpu_share']:.2f}")
         if "ratio_vs_paper_jax_not_measured_here" in r:
             extra.append(f"x {r['ratio_vs_paper_jax_not_measured_here']:.2f} vs paper JAX (17.6k, earlier)")
         mem = r["cuda_peak_mb"] if r["cuda_peak_mb"] is not None else r["peak_rss_mb"]
@@ -283,6 +346,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="ratios against an earlier --json")
     p.add_argument("--json", type=Path, metavar="OUT.json", help="write all results as JSON")
     p.add_argument("--device", default="cpu", help="cpu | cuda (matmul peak and CUDA memory)")
+    p.add_argument("--contention", type=int, default=1, metavar="K",
+                   help="also time the engine beside K busy processes (one core each), started "
+                   "and stopped by the bench, interleaved with the quiet runs (default 1; 0: off)")
 
 
 def cmd_bench(args) -> int:
@@ -306,6 +372,8 @@ def _check(args) -> tuple[list[str], int, dict | None]:
         raise BenchError(f"--repeats: {repeats} is not allowed (allowed: an integer >= 1)")
     if args.threads < 1:
         raise BenchError(f"--threads: {args.threads} is not allowed (allowed: an integer >= 1)")
+    if args.contention < 0:
+        raise BenchError(f"--contention: {args.contention} is not allowed (allowed: an integer >= 0)")
     if args.device not in ("cpu", "cuda"):
         raise BenchError(f"--device: {args.device!r} is not allowed (allowed: cpu, cuda)")
     previous = None
@@ -331,6 +399,8 @@ def run_bench(args) -> int:
             "python": platform.python_version(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "threads": args.threads, "device": args.device, "mode": mode, "repeats": repeats,
             "loadavg_start": _load(), "against": args.against, "allocator": allocator.in_use(),
+            "usable_cpus": allocator.usable_cpus(), "contention": args.contention,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "cuda_device": torch.cuda.get_device_name() if args.device == "cuda" else None}
     log(f"nnfractal bench ({mode}, {repeats} repeat(s), {args.threads} threads): {meta['cpu']}, "
         f"torch {meta['torch']}, {meta['allocator']}, load {meta['loadavg_start']}")
@@ -349,7 +419,7 @@ def run_bench(args) -> int:
         gflop = {w: gflop_per_model_step(w) for w in workloads}
         t0 = time.perf_counter()
         replies, peaks = measure(workloads, SIZES[mode], workers, repeats, args.threads,
-                                 args.device, log)
+                                 args.device, log, args.contention)
         total = time.perf_counter() - t0
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
@@ -357,7 +427,7 @@ def run_bench(args) -> int:
             w.close()
         for tree in trees:
             remove_worktree(tree)
-    rows = summarise(replies, peaks, gflop, previous)
+    rows = summarise(replies, peaks, gflop, previous, args.threads, args.contention)
     print()
     for p, samples in peaks.items():
         print(f"{p} matmul peak (1024^3, best of {5 * len(samples)} calls spread over the run): "

@@ -8,7 +8,8 @@ train_single, the data loaders and the grid), so older versions of the engine ca
 
 Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
 Request: {"workload": "resnet20" | "paper-tanh", "variant": "engine" | "naive", "models": k,
-"steps": s, "threads": n}. Reply: {"seconds", "warmup_seconds", "model_steps", "peak_rss_mb",
+"steps": s, "threads": n, "mlp_kernel": false (optional: the paper MLP's torch fast path instead
+of its C++ kernel)}. Reply: {"seconds", "warmup_seconds", "model_steps", "peak_rss_mb",
 "base_rss_mb", "cuda_peak_mb", "first_losses", "version", "allocator", ...} or {"error": "..."}.
 """
 from __future__ import annotations
@@ -90,6 +91,8 @@ def run(req: dict) -> dict:
     from nnfractal.engine import train
     torch.set_num_threads(req["threads"])
     cfg, family, data, points = _setup(req)
+    if req.get("mlp_kernel") is False and hasattr(family, "whole_run_kernel"):
+        family.whole_run_kernel = False        # the paper MLP's torch fast path, step by step
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     ran = {"chunk_workers": 1}                 # chunks trained side by side in the timed call
     if req["variant"] == "naive":
@@ -113,15 +116,16 @@ def run(req: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     _reset_peak_rss()
     base = _rss_mb("VmRSS")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     losses = work()
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t
+    cpu_seconds = time.process_time() - cpu
     import nnfractal
     return {"seconds": seconds, "warmup_seconds": warmup, "model_steps": len(points) * cfg.steps,
             "models": len(points), "steps": cfg.steps, "tile_batch": cfg.tile_batch,
-            "chunk_workers": ran["chunk_workers"], "allocator": _allocator(),
+            "chunk_workers": ran["chunk_workers"], "allocator": _allocator(), "cpu_seconds": cpu_seconds,
             "peak_rss_mb": _rss_mb("VmHWM"), "base_rss_mb": base,
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else None,
             "first_losses": [float(v) for v in np.asarray(losses)[:, :2].ravel()],

@@ -213,6 +213,17 @@ def _step_function(cfg: Config, family):
     return _autograd_step
 
 
+def _whole_run_kernel(cfg: Config, family, step_fn, dtype, device, evaluations: bool) -> bool:
+    """Whether a chunk trains in the family's whole-run kernel (the paper's MLP: each model
+    through all its steps in cache, models/meanfield_kernel.py) rather than step by step. Part
+    of the fast path: cfg.fast_path = false (autograd) switches it off too."""
+    if step_fn is not _hand_step or not getattr(family, "whole_run_kernel", False):
+        return False
+    from .models import meanfield_kernel
+    return meanfield_kernel.supports(family, cfg.optimizer, family.task == "classification",
+                                     evaluations, dtype, device)
+
+
 @contextlib.contextmanager
 def matmul_precision(cfg: Config, device: torch.device):
     """Products in the storage precision, TF32 or bfloat16 autocast, as cfg.matmul_precision says.
@@ -330,6 +341,23 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
             p += offsets[name]
         params[name] = p.requires_grad_(step_fn is _autograd_step)
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
+    if _whole_run_kernel(cfg, family, step_fn, dtype, device, bool(schedule.eval_epochs)):
+        from .models import meanfield_kernel
+        # The padding repeats the last point: train it once (a model's numbers never depend on
+        # its chunk, so the copies are bit-identical) instead of up to tile_batch - 1 times.
+        hp_rows = np.stack([np.asarray(v) for v in hp.values()], 1)
+        same_as_last = (hp_rows == hp_rows[-1]).all(1)
+        real = m - int(np.argmin(same_as_last[::-1])) + 1 if not same_as_last.all() else 1
+        every_step = offsets if cfg.offset_mode == "every-step" else {}
+        losses, _ = meanfield_kernel.train_models(
+            family, {n: p[:real] for n, p in params.items()}, {n: v[:real] for n, v in lr.items()},
+            {n: o[:real] for n, o in every_step.items()}, x, y, schedule.batches,
+            schedule.full_loss, schedule.steps)
+        losses = torch.cat([losses, losses[-1:].expand(m - real, -1)])
+        for _ in range(schedule.steps):
+            if on_step is not None:
+                on_step()
+        return {"train_loss": losses}
     opt = Optimizer(cfg.optimizer, params, lr, cfg.momentum)
     curves = {"train_loss": torch.empty(m, schedule.steps, dtype=dtype, device=device)}
     if classify:
@@ -421,6 +449,19 @@ class TrainResult:
     device: str
     tile_batch: int = 0             # the chunk size used (cfg.tile_batch, or the auto choice)
     chunk_workers: int = 1          # chunks trained side by side (resolve_chunk_workers)
+    cpu_time: float = 0.0           # seconds of CPU time this process used while training
+    threads: int = 1                # threads that trained at once (workers x threads per chunk)
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU time / (wall time x threads): about 1 where every thread had a core to itself,
+        much less where other programs took the CPU (or the work did not use all threads)."""
+        return self.cpu_time / max(1e-9, self.wall_time * self.threads)
+
+    @property
+    def busy_warning(self) -> str | None:
+        """One line when the CPU was busy with other work, else None (see `cpu_busy_warning`)."""
+        return cpu_busy_warning(self.cpu_time, self.wall_time, self.threads)
 
     @property
     def losses(self) -> np.ndarray:
@@ -445,6 +486,29 @@ def resolve_chunk_workers(cfg: Config, device: torch.device, n_chunks: int) -> t
     auto = threads if cfg.model in PARALLEL_CHUNK_MODELS and not compile_wanted(cfg) else 1
     wanted = cfg.chunk_workers or auto
     return max(1, min(wanted, n_chunks)), max(1, threads // wanted)
+
+
+# Below this share of its threads' time (CPU time / (wall time x threads)) a run warns that the
+# CPU was busy; a quiet 2-core machine gives the paper MLP ~0.95 and ResNet-20 ~0.9 (the rest is
+# Python between steps and OpenMP threads waiting).
+BUSY_CPU_SHARE = 0.5
+BUSY_MIN_SECONDS = 3.0
+
+
+def cpu_busy_warning(cpu_time: float, wall_time: float, threads: int) -> str | None:
+    """A one-line warning when a run of `wall_time` seconds on `threads` threads got less than
+    BUSY_CPU_SHARE of their time (`cpu_time` seconds): other programs were using the CPU, so its
+    rate is below this machine's. None for short runs (under BUSY_MIN_SECONDS) or a fair share."""
+    if wall_time < BUSY_MIN_SECONDS:
+        return None
+    share = cpu_time / max(1e-9, wall_time * threads)
+    if share >= BUSY_CPU_SHARE:
+        return None
+    import os
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"nnfractal: warning: the CPU was busy: training got {100 * share:.0f}% of its "
+            f"{threads} thread(s)' time ({cpu_time:.0f} s CPU in {wall_time:.0f} s{load}); "
+            "other programs slowed it down")
 
 
 class _Abort(Exception):
@@ -511,7 +575,7 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
     workers, chunk_threads = resolve_chunk_workers(cfg, device, n_chunks)
     np_dtype = np.float64 if cfg.precision == "float64" else np.float32
     curves: dict[str, np.ndarray] = {}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with tqdm(total=k * schedule.steps, unit="model-step", unit_scale=True, desc=desc,
               disable=not progress, dynamic_ncols=True) as bar:
 
@@ -535,9 +599,18 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
                 curves[name][lo:hi] = c[: hi - lo].numpy()
             if on_chunk is not None:
                 on_chunk(lo, hi, {n: c[lo:hi] for n, c in curves.items()})
+            warning = cpu_busy_warning(time.process_time() - cpu_start,
+                                       time.perf_counter() - start, workers * chunk_threads)
+            if warning and progress and device.type == "cpu":
+                bar.set_postfix_str("CPU busy with other programs", refresh=False)
 
         _run_chunks(n_chunks, workers, chunk_threads, run_one, on_done)
-    return TrainResult(curves, schedule, time.perf_counter() - start, str(device), m, workers)
+    result = TrainResult(curves, schedule, time.perf_counter() - start, str(device), m, workers,
+                         time.process_time() - cpu_start, workers * chunk_threads)
+    if progress and device.type == "cpu" and result.busy_warning:
+        import sys
+        tqdm.write(result.busy_warning, file=sys.stderr)
+    return result
 
 
 def epoch_curves(losses: np.ndarray, steps_per_epoch: int) -> np.ndarray:

@@ -71,3 +71,56 @@ def test_the_command_runs_on_tcmalloc_where_installed_with_the_same_numbers(tmp_
         curves[switch] = RunStore.open(out / "store.zarr").read_curves()
     assert np.isfinite(curves["0"]).any()
     np.testing.assert_array_equal(curves["1"], curves["0"])
+
+
+# ---- threads (issue 21) ------------------------------------------------------------------------
+
+def test_usable_cpus_follow_affinity_and_the_cgroup_quota(tmp_path):
+    assert allocator.usable_cpus({0, 1, 2, 3}, None) == 4
+    assert allocator.usable_cpus({0, 1, 2, 3}, 1.5) == 2          # docker --cpus 1.5: 2 threads
+    assert allocator.usable_cpus({0, 1, 2, 3}, 0.2) == 1
+    assert allocator.usable_cpus({3}, 8.0) == 1                    # taskset -c 3
+    limit = allocator.cgroup_cpu_limit()
+    here = len(os.sched_getaffinity(0))
+    assert allocator.usable_cpus() == (min(here, max(1, int(-(-limit // 1)))) if limit else here)
+    (tmp_path / "cpu.max").write_text("150000 100000\n")           # cgroup v2
+    assert allocator.cgroup_cpu_limit(str(tmp_path)) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert allocator.cgroup_cpu_limit(str(tmp_path)) is None
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()                                      # cgroup v1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert allocator.cgroup_cpu_limit(str(tmp_path)) == 3.0
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert allocator.cgroup_cpu_limit(str(tmp_path)) is None
+    assert allocator.cgroup_cpu_limit(str(tmp_path / "missing")) is None
+
+
+def test_thread_env_keeps_the_users_own_settings():
+    env = allocator.thread_env({"PATH": "/bin"}, 3)
+    assert env == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0",
+                   "OMP_NUM_THREADS": "3"}
+    mine = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "7", "KMP_BLOCKTIME": "200"}
+    assert allocator.thread_env(mine, 3) == mine
+
+
+def test_the_command_sets_passive_openmp_and_threads_from_its_cpus_before_torch_loads():
+    """The real entry point in a process pinned to one CPU: torch then runs 1 thread, OpenMP
+    waits passively; a user's own OMP_WAIT_POLICY wins."""
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("CPU affinity is Linux's")
+    code = ("import os, sys; from nnfractal.allocator import set_thread_env; "
+            "assert set_thread_env(); import torch; "
+            "print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'], set_thread_env())")
+    first_cpu = min(os.sched_getaffinity(0))
+    for policy, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
+        if policy:
+            env["OMP_WAIT_POLICY"] = policy
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=600,
+                              preexec_fn=lambda: os.sched_setaffinity(0, {first_cpu}))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["1", expected, "False"]      # False: torch was loaded

@@ -97,6 +97,7 @@ def test_compiled_kernel_equals_generic_and_early_exit_stays_bit_identical():
     cfg = build_config("paper-tanh", steps=60, tile_batch=16, compile="on")
     family, data = build_family(cfg), _data(cfg)
     assert family.compile_kernels
+    family.whole_run_kernel = False          # the torch path with its compiled readout, not the C++ kernel
     rng = np.random.default_rng(0)
     pts = np.r_[POINTS_LR, 10 ** rng.uniform(1, 9, (11, 2)), 10 ** rng.uniform(4, 9, (16, 2))]
     fast = train(cfg, family, data, pts).losses
@@ -109,6 +110,7 @@ def test_compiled_kernel_equals_generic_and_early_exit_stays_bit_identical():
 def test_fast_path_is_used_and_can_be_switched_off(monkeypatch):
     cfg = build_config("paper-tanh", steps=3, tile_batch=2, compile="off")
     family, data = build_family(cfg), _data(cfg)
+    family.whole_run_kernel = False          # the step-by-step path (tests/test_mlp_kernel.py: the kernel)
     calls = []
     real = family.loss_and_grads
     monkeypatch.setattr(family, "loss_and_grads", lambda *a: calls.append(1) or real(*a))

@@ -103,7 +103,17 @@ def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
     assert "chunk (at once)" in printed and "256 (1)" in printed     # the MLP: one chunk at a time
     result = json.loads(out.read_text())
     rows = {r["name"]: r for r in result["results"]}
-    assert set(rows) == {f"paper-tanh {v}" for v in ("naive", "engine@current", "engine@HEAD")}
+    assert set(rows) == {f"paper-tanh {v}" for v in ("naive", "engine@current", "engine@HEAD",
+                                                      "torch-fast-path@current", "engine@current+1busy")}
+    assert "vs paper JAX" in printed and "(the C++ kernel)" in printed and "fair share" in printed
+    kernel, torch_path = rows["paper-tanh engine@current"], rows["paper-tanh torch-fast-path@current"]
+    assert torch_path["ratio_vs_kernel"] == pytest.approx(torch_path["model_steps_per_s"] / kernel["model_steps_per_s"])
+    busy = rows["paper-tanh engine@current+1busy"]
+    assert busy["ratio_vs_quiet"] == pytest.approx(busy["model_steps_per_s"] / kernel["model_steps_per_s"])
+    cores = allocator.usable_cpus()
+    assert busy["fair_share"] == pytest.approx((cores - 1) / cores)
+    assert 0 < busy["cpu_share"] <= 1.5
+    assert result["meta"]["contention"] == 1 and result["meta"]["usable_cpus"] == cores
     for r in rows.values():
         rate = r["model_steps_per_s"]
         assert rate > 0 and r["model_steps_per_s_best"] >= rate
@@ -135,6 +145,7 @@ def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
     (["--repeats", "0"], "--repeats: 0 is not allowed"),
     (["--against", "no-such-ref"], "--against: 'no-such-ref' is not a commit"),
     (["--compare", "/nonexistent.json"], "--compare: /nonexistent.json is not a readable bench JSON"),
+    (["--contention", "-1"], "--contention: -1 is not allowed (allowed: an integer >= 0)"),
 ])
 def test_bench_refuses_bad_options_in_one_line(argv, message, capsys):
     assert main(["bench", "--quick", *argv]) == 2

@@ -25,11 +25,11 @@ _state: dict = {}
 _lock = threading.Lock()
 
 
-def _build_tag() -> str:
+def _build_tag(source: Path = _SOURCE) -> str:
     """A short hash of this CPU's instruction-set flags and of the source: the kernel is built
     with -march=native, so a cache shared by machines with different CPUs must keep one build per
     kind, and two versions of nnfractal (a benchmark against an older commit) one each."""
-    flags = platform.machine() + _SOURCE.read_text()
+    flags = platform.machine() + source.read_text()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith(("flags", "Features")):
@@ -52,7 +52,7 @@ def _put_ninja_on_path() -> None:
             pass
 
 
-def _say_if_building(cpp_extension, name: str) -> None:
+def _say_if_building(cpp_extension, name: str, what: str = "fused BatchNorm kernel") -> None:
     """One line on stderr before a first build, so that a 30-60 s pause is explained."""
     try:
         built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
@@ -60,7 +60,7 @@ def _say_if_building(cpp_extension, name: str) -> None:
         return
     if not built.exists():
         from tqdm import tqdm        # it is built during training: above the progress bar
-        tqdm.write("nnfractal: building the fused BatchNorm kernel for this CPU (once, 30-60 s)",
+        tqdm.write(f"nnfractal: building the {what} for this CPU (once, 30-60 s)",
                    file=sys.stderr)
 
 

@@ -120,6 +120,9 @@ class BatchedMeanFieldMLP:
         self.act = HIDDEN_ACTIVATIONS[nonlinearity]
         self.names = [f"weights.{i}" for i in range(depth)]
         self.compile_kernels = compile_kernels     # torch.compile the fast path's fused kernel
+        # Train chunks model by model through all steps in the C++ kernel where it applies
+        # (meanfield_kernel.supports); False: the torch fast path, step by step.
+        self.whole_run_kernel = True
         self._compiled = None
 
     def n_params(self) -> int:

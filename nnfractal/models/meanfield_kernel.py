@@ -1,0 +1,109 @@
+"""The paper's MLP trained model by model through all its steps, in cache (C++ kernel).
+
+`train_models(...)` runs what `engine.train_chunk` runs for a one-hidden-layer mean-field MLP
+with SGD (full batch or minibatches, every-step offsets), but each thread takes one model at a
+time through all its steps (meanfield_kernel.cpp): the whole training of one model fits in
+L1/L2, where the torch fast path streams a chunk's activations through memory at every step.
+The C++ source is compiled on first use with torch.utils.cpp_extension (about 30 s, then cached
+under ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR, one build per CPU kind and source
+version, as the fused BatchNorm kernel); `available()` is False, with one warning, where that
+cannot be done (no compiler), and the engine then keeps the torch fast path.
+NNFRACTAL_MLP_KERNEL=0 switches the kernel off.
+
+Numbers: equal to autograd to roundoff (tests: 1e-10 over 500 float64 steps); a model's numbers
+depend only on its own rates and offsets, never on its chunk, its neighbours or the threads, so
+tiles, resume and the chunk size give bit-identical curves.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import fused_bn
+
+_SOURCE = Path(__file__).with_name("meanfield_kernel.cpp")
+SWITCH = "NNFRACTAL_MLP_KERNEL"
+ACTIVATIONS = {"tanh": 0, "relu": 1, "leaky": 2, "identity": 3}
+WIDTHS = (8, 16, 32)
+_state: dict = {}
+_lock = threading.Lock()
+
+
+def extension():
+    """The compiled module (train), or None where it cannot be built or is switched off."""
+    with _lock:
+        if "ext" not in _state:
+            _state["ext"] = None
+            if os.environ.get(SWITCH, "1") == "0":
+                return None
+            try:
+                fused_bn._put_ninja_on_path()
+                from torch.utils import cpp_extension
+                name = f"nnfractal_meanfield_{fused_bn._build_tag(_SOURCE)}"
+                fused_bn._say_if_building(cpp_extension, name, "paper MLP kernel")
+                _state["ext"] = cpp_extension.load(
+                    name=name, sources=[str(_SOURCE)],
+                    extra_cflags=["-O3", "-march=native", "-fno-math-errno"], verbose=False)
+            except Exception as err:     # no compiler, no headers: the torch fast path
+                warnings.warn(f"paper MLP kernel unavailable ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}); using the torch "
+                              "fast path", RuntimeWarning, stacklevel=2)
+        return _state["ext"]
+
+
+def available() -> bool:
+    return extension() is not None
+
+
+def supports(family, optimizer: str, classify: bool, evaluations: bool, dtype, device) -> bool:
+    """Whether the kernel can train this run's chunks: a 2-layer mean-field MLP (width 8, 16 or
+    32, one output, input dimension = width), plain SGD, float64 on the CPU, no held-out
+    evaluation; and the kernel builds here."""
+    return (getattr(family, "depth", None) == 2 and getattr(family, "target_dim", None) == 1
+            and family.width in WIDTHS and family.nonlinearity in ACTIVATIONS
+            and optimizer == "sgd" and not classify and not evaluations
+            and dtype == torch.float64 and device.type == "cpu" and available())
+
+
+def train_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
+                 offsets: dict[str, Tensor], x: Tensor, y: Tensor, batches: Tensor | None,
+                 full_loss: bool, steps: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """Train M models through `steps` SGD steps.
+
+    params {"weights.0": (M, D, H), "weights.1": (M, H, 1)} (not changed), lr likewise by name,
+    each (M, 1, 1); offsets: the every-step offsets by name, (M, 1, 1) each (empty: none);
+    x (N, D) and y (N, 1) the training set; batches (steps, B) point indices or None (full
+    batch); full_loss: record the full-batch loss instead of the minibatch loss.
+    Returns the losses (M, steps), each before its step's update, and the final parameters.
+    """
+    from .meanfield import _POST_SCALE, _PRE_SCALE, LEAKY_SLOPE
+    ext = extension()
+    names = family.names
+    w1 = params[names[0]].detach().to(torch.float64).contiguous().clone()
+    m, d, h = w1.shape
+    w2 = params[names[1]].detach().reshape(m, h).to(torch.float64).contiguous().clone()
+    per_model = lambda t: t.detach().reshape(m).to(torch.float64).contiguous()   # noqa: E731
+    zeros = torch.zeros(m, dtype=torch.float64)
+    off1 = per_model(offsets[names[0]]) if names[0] in offsets else zeros
+    off2 = per_model(offsets[names[1]]) if names[1] in offsets else zeros
+    n = x.shape[0]
+    npad = -(-n // 8) * 8
+    nl = family.nonlinearity
+    # As the torch fast path: the 1/sqrt(fan_in) scale and the activation's inner factor
+    # multiply the shared input once.
+    xs = torch.zeros(d, npad, dtype=torch.float64)
+    xs[:, :n] = (x.to(torch.float64) * (_PRE_SCALE[nl] / math.sqrt(d))).T
+    ys = torch.zeros(npad, dtype=torch.float64)
+    ys[:n] = y.reshape(n).to(torch.float64)
+    b = (batches.to(torch.int64).contiguous() if batches is not None
+         else torch.empty(0, dtype=torch.int64))
+    losses = ext.train(w1, w2, per_model(lr[names[0]]), per_model(lr[names[1]]), off1, off2,
+                       xs, ys, n, b, bool(full_loss and batches is not None), bool(offsets),
+                       steps, ACTIVATIONS[nl], _POST_SCALE[nl], LEAKY_SLOPE)
+    return losses, {names[0]: w1, names[1]: w2.view(m, h, 1)}
