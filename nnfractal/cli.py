@@ -27,7 +27,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help=f"preset name (default {DEFAULT_PRESET}): {', '.join(preset_names())}")
     p.add_argument("--out", type=Path, help="run folder (default runs/<preset>-<timestamp>)")
     p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
-                   help="dataset cache (default ~/.cache/nnfractal)")
+                   help="folder holding MNIST's four IDX files, gzip or not (in it, in mnist/ or "
+                   "in torchvision's MNIST/raw/); a folder without them is refused. Default "
+                   "~/.cache/nnfractal, where the offline 5,000-image subset stands in")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("model")
     g.add_argument("--model", help="resnet | meanfield-mlp")
