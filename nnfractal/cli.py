@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, build_config, preset_names
+from .config import ConfigError, preset_names, resolve_config
 
 EXIT_USAGE = 2
 
@@ -50,7 +50,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--num_epochs", "--num-epochs", type=int, dest="num_epochs",
                    help="passes over the training subset (one step for full-batch presets)")
-    g.add_argument("--steps", type=int, help="optimisation steps (overrides --num_epochs)")
+    g.add_argument("--steps", type=int, help="optimisation steps (instead of --num_epochs; "
+                   "either one replaces the preset's length of training)")
     g.add_argument("--optimizer", help="sgd | momentum | adam")
     g.add_argument("--momentum", type=float)
     g.add_argument("--phase-space", "--phase_space", dest="phase_space", help="offset_vs_lr | lr_vs_lr")
@@ -147,8 +148,14 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def config_from_args(args: argparse.Namespace):
-    return build_config(args.preset or DEFAULT_PRESET, **overrides_from_args(args))
+def config_from_args(args: argparse.Namespace, log=None):
+    """The run's config: the preset with every given flag winning over it (one line on stderr
+    for each preset value a flag replaced in another field); a flag the config would not read is
+    refused (ConfigError), never ignored."""
+    cfg, notes = resolve_config(args.preset or DEFAULT_PRESET, overrides_from_args(args), strict=True)
+    for note in notes:
+        (log or (lambda line: sys.stderr.write(f"nnfractal: {line}\n")))(note)
+    return cfg
 
 
 def make_parser() -> argparse.ArgumentParser:

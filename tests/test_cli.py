@@ -141,3 +141,134 @@ def test_presets_listed(capsys):
     for p in ["resnet20-mnist", "plain20-mnist", "paper-tanh", "paper-relu", "paper-linear",
               "paper-minibatch", "paper-single", "paper-offset"]:
         assert p in names
+
+
+# ---- no flag is ever silently ignored ---------------------------------------------------------
+
+# One command-line value per config flag, two candidates: the test uses the one that differs
+# from the preset's value, so every flag really asks for a change.
+FLAG_VALUES = {
+    "model": (["--model", "resnet"], ["--model", "meanfield-mlp"]),
+    "depth": (["--depth", "8"], ["--depth", "14"]),
+    "skip": (["--no-skip"], ["--skip"]),
+    "c_hidden": (["--c_hidden", "4", "8", "8"], ["--c_hidden", "8", "8", "8"]),
+    "nonlinearity": (["--nonlinearity", "tanh"], ["--nonlinearity", "relu"]),
+    "width": (["--width", "12"], ["--width", "20"]),
+    "target_dim": (["--target-dim", "2"], ["--target-dim", "3"]),
+    "dataset": (["--dataset", "fashion-mnist"], ["--dataset", "gaussian"]),
+    "train_size": (["--train-size", "64"], ["--train-size", "96"]),
+    "batch_size": (["--batch_size", "16"], ["--batch_size", "8"]),
+    "data_seed": (["--data-seed", "3"], ["--data-seed", "4"]),
+    "num_epochs": (["--num_epochs", "2"], ["--num_epochs", "3"]),
+    "steps": (["--steps", "40"], ["--steps", "41"]),
+    "optimizer": (["--optimizer", "adam"], ["--optimizer", "sgd"]),
+    "momentum": (["--momentum", "0.5"], ["--momentum", "0.6"]),
+    "phase_space": (["--phase-space", "lr_vs_lr"], ["--phase-space", "offset_vs_lr"]),
+    "offset_target": (["--offset-target", "input"], ["--offset-target", "all"]),
+    "offset_mode": (["--offset-mode", "every-step"], ["--offset-mode", "init"]),
+    "base_lr": (["--base-lr", "0.3"], ["--base-lr", "0.4"]),
+    "precision": (["--precision", "float64"], ["--precision", "float32"]),
+    "device": (["--device", "auto"], ["--device", "cpu"]),
+    "tile_batch": (["--tile_batch", "8"], ["--tile_batch", "12"]),
+    "chunk_workers": (["--chunk-workers", "1"], ["--chunk-workers", "2"]),
+    "seed": (["--seed", "5"], ["--seed", "6"]),
+    "mnmx": (["--mnmx", "-1", "0", "-1", "0"], ["--mnmx", "-2", "0", "-2", "0"]),
+    "axis_scale": (["--axis-scale", "linear", "--mnmx", "0.1", "1", "0.1", "1"],
+                   ["--axis-scale", "log"]),
+    "resolution": (["--resolution", "10"], ["--resolution", "11"]),
+    "measure": (["--measure", "customer"], ["--measure", "paper"]),
+    "dpi": (["--dpi", "60"], ["--dpi", "70"]),
+    "figsize": (["--figsize", "4", "3"], ["--figsize", "5", "3"]),
+    "acc_threshold": (["--acc-threshold", "0.5"], ["--acc-threshold", "0.6"]),
+    "eval_every": (["--eval_every", "2"], ["--eval_every", "3"]),
+    "test_size": (["--test-size", "50"], ["--test-size", "60"]),
+    "early_exit": (["--no-early-exit"], ["--no-early-exit"]),
+    "matmul_precision": (["--matmul-precision", "bfloat16"], ["--matmul-precision", "highest"]),
+    "compile": (["--compile", "off"], ["--compile", "on"]),
+    "fast_path": (["--no-fast-path"], ["--no-fast-path"]),
+    "adaptive": (["--adaptive"], ["--adaptive"]),
+    "adaptive_coarse": (["--adaptive-coarse", "8"], ["--adaptive-coarse", "16"]),
+    "adaptive_guard": (["--adaptive-guard", "3"], ["--adaptive-guard", "4"]),
+}
+
+
+def _flag_cases():
+    from nnfractal.cli import CONFIG_FLAGS
+    from nnfractal.config import preset_names
+    assert set(FLAG_VALUES) == set(CONFIG_FLAGS), "a config flag without a test value"
+    return [(p, f) for p in preset_names() for f in CONFIG_FLAGS]
+
+
+@pytest.mark.parametrize("preset,field", _flag_cases())
+def test_every_flag_with_every_preset_is_honoured_or_refused(preset, field):
+    """A flag either wins over the preset (its value is in the resolved config, and the config
+    reads that field) or is refused in one line naming a field; never silently ignored."""
+    from nnfractal.cli import config_from_args, make_parser
+    from nnfractal.config import ConfigError, load_preset, unused_fields
+    base = load_preset(preset)
+    first, second = FLAG_VALUES[field]
+    parser = make_parser()
+    for argv in (first, second):
+        args = parser.parse_args(["run", "--preset", preset, *argv])
+        wanted = getattr(args, field)
+        if wanted is not None and (tuple(wanted) if isinstance(wanted, list) else wanted) \
+                != getattr(base, field):
+            break
+    notes = []
+    try:
+        cfg = config_from_args(args, log=notes.append)
+    except ConfigError as err:
+        from dataclasses import fields
+        from nnfractal.config import Config
+        assert "\n" not in str(err) and "allowed" in str(err), str(err)
+        assert str(err).split(":")[0] in {f.name for f in fields(Config)}, str(err)
+        return
+    value = getattr(cfg, field)
+    assert (tuple(value) if isinstance(value, tuple) else value) == \
+        (tuple(wanted) if isinstance(wanted, list) else wanted)
+    assert field not in unused_fields(cfg), f"{field} accepted but not read by {preset}"
+    if field == "num_epochs" and base.steps:
+        assert cfg.steps == 0 and notes and "replaces" in notes[0]
+
+
+def test_num_epochs_wins_over_the_preset_steps_and_says_so(tmp_path):
+    """`--num_epochs 20 --preset paper-tanh` trains 20 steps (full batch: one step per epoch),
+    says which preset value it replaced, and config.toml records no contradiction."""
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "nnfractal", "run", "--preset", "paper-tanh",
+                           "--num_epochs", "7", "--resolution", "4", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NNFRACTAL_TCMALLOC": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert "num_epochs = 7 replaces preset paper-tanh's steps = 500" in proc.stderr
+    cfg = config_from_toml(out / "config.toml")
+    assert (cfg.num_epochs, cfg.steps) == (7, 0)
+    assert RunStore.open(out / "store.zarr").read_curves("train_loss").shape[-1] == 7
+
+
+def test_steps_and_num_epochs_together_are_refused(tmp_path, capsys):
+    code, err = run_cli(["run", "--steps", "5", "--num_epochs", "2", "--out", str(tmp_path / "r")],
+                        capsys)
+    assert code == 2 and err.startswith("nnfractal: error: steps: ") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_preset_counting_steps_records_no_epochs():
+    from nnfractal.config import build_config, load_preset
+    assert load_preset("paper-tanh").num_epochs == 0          # steps = 500 decides
+    cfg = build_config("resnet20-mnist", steps=12)
+    assert (cfg.steps, cfg.num_epochs) == (12, 0)
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--preset", "paper-tanh", "--c_hidden", "4", "8", "8"], "c_hidden"),
+    (["--momentum", "0.5"], "momentum"),
+    (["--preset", "paper-tanh", "--test-size", "100"], "test_size"),
+    (["--adaptive-guard", "3"], "adaptive_guard"),
+    (["--preset", "paper-tanh", "--offset-mode", "every-step"], "offset_mode"),
+])
+def test_a_flag_the_config_never_reads_is_refused(argv, field, tmp_path, capsys):
+    code, err = run_cli(["run", *argv, "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.startswith(f"nnfractal: error: {field}: ") and err.count("\n") == 1
+    assert "is not used" in err and "allowed:" in err
+    assert not (tmp_path / "r").exists()
