@@ -173,6 +173,10 @@ def make_parser() -> argparse.ArgumentParser:
                      metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
     dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
                      "range, 95%% interval) | paper (median of local slopes)")
+    dim.add_argument("--write", action="store_true",
+                     help="with --fit-range: make this the run's dimension (rewrites fractal.json, "
+                     "its figures, summary.json and report.html); without it the fit goes to a "
+                     "named analysis folder <run>/dimension-fit-S_MIN-S_MAX/")
     for name in COMMAND_MODULES:
         module = _command_module(name)
         if module is not None:
@@ -240,6 +244,10 @@ def cmd_run(args) -> int:
             resume(args.resume, overrides_from_args(args), args.preset, **options)
         else:
             cfg = config_from_args(args)
+            from .resolution import resolution_warning
+            warning = resolution_warning(cfg.resolution)
+            if warning:                        # say so before minutes of training, not after
+                sys.stderr.write(f"nnfractal: warning: {warning}\n")
             out = args.out if args.out is not None else default_out_dir(cfg)
             folder.append(out)
             execute(cfg, out, **options)
@@ -260,7 +268,8 @@ def cmd_dimension(args) -> int:
     from .run import describe, dimension_of
     from .store import StoreError
     try:
-        result = dimension_of(args.run_dir, args.method, args.fit_range)
+        result = dimension_of(args.run_dir, args.method, args.fit_range, write=args.write,
+                              log=print)
     except (ConfigError, StoreError) as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE

@@ -272,3 +272,51 @@ def test_a_flag_the_config_never_reads_is_refused(argv, field, tmp_path, capsys)
     assert code == 2 and err.startswith(f"nnfractal: error: {field}: ") and err.count("\n") == 1
     assert "is not used" in err and "allowed:" in err
     assert not (tmp_path / "r").exists()
+
+
+# ---- nnfractal dimension: never leaves a run saying two things ---------------------------------
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished 32 x 32 paper-tanh run of 20 steps (a boundary, too small for the default rule)."""
+    out = tmp_path_factory.mktemp("dim") / "run"
+    assert main(["run", "--preset", "paper-tanh", "--resolution", "32", "--steps", "20",
+                 "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _files(folder, names=("fractal.json", "summary.json", "report.html", "boxcount.png")):
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def test_dimension_fit_range_is_a_named_analysis_unless_written(small_run, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["dimension", str(run), "--fit-range", "1", "8"]) == 0
+    out = capsys.readouterr().out
+    named = run / "dimension-fit-1-8"
+    assert f"wrote the named analysis {named}" in out and "--write" in out
+    assert _files(run) == before                    # the run still says one thing
+    fractal = json.loads((named / "fractal.json").read_text())
+    assert fractal["fit_range"] == [1.0, 8.0] and fractal["final"]["ok"]
+    assert (named / "boxcount.png").stat().st_size > 0
+
+    assert main(["dimension", str(run), "--fit-range", "1", "8", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert f"rewrote {run}: fractal.json" in out and "summary.json" in out and "report.html" in out
+    fractal = json.loads((run / "fractal.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert fractal["fit_range"] == [1.0, 8.0]
+    assert summary["fractal_dimension"] == fractal["final"]["dimension"] is not None
+    assert summary["fractal_dimension_ci95"] == [fractal["final"]["ci_low"], fractal["final"]["ci_high"]]
+    assert f"{fractal['final']['dimension']:.3f}" in (run / "report.html").read_text()
+
+
+def test_dimension_of_a_zoom_with_a_fit_range_needs_write(tmp_path, capsys):
+    (tmp_path / "zoom.json").write_text("{}")
+    assert main(["dimension", str(tmp_path), "--fit-range", "2", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnfractal: error: fit_range: ") and "--write" in err and err.count("\n") == 1

@@ -83,9 +83,9 @@ def _validation_message(errors) -> tuple[str, list[dict]]:
 
 
 def _colormap() -> list[list[int]]:
-    """Matplotlib's Spectral as 256 RGB triples (index = floor((v + 1) / 2 * 256), v in [-1, 1])."""
-    import matplotlib
-    lut = matplotlib.colormaps["Spectral"](np.arange(256))[:, :3]
+    """The maps' colours (render.maps.MAP_CMAP) as 256 RGB triples (index = floor((v + 1) / 2 * 256), v in [-1, 1])."""
+    from ..render.maps import MAP_CMAP
+    lut = MAP_CMAP(np.arange(256))[:, :3]
     return np.round(lut * 255).astype(int).tolist()
 
 

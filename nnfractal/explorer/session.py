@@ -630,8 +630,9 @@ class Session:
                 try:
                     from ..run import describe
                     saved = json.loads(fractal.read_text())
-                    if saved.get("metric", win.cfg.metric) == win.cfg.metric \
-                            and saved.get("fit_range") is None:
+                    # the run's recorded dimension, whatever its fit range (`nnfractal
+                    # dimension --write` keeps fractal.json, summary.json and the report agreeing)
+                    if saved.get("metric", win.cfg.metric) == win.cfg.metric:
                         final = saved["final"]
                         dimension = {k: final.get(k) for k in ("ok", "dimension", "ci_low",
                                                                "ci_high", "reason",
