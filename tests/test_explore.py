@@ -388,7 +388,8 @@ def live_server(tmp_path):
 
 
 def test_page_end_to_end_in_chromium(live_server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="no Chromium to drive: "
+                                   "playwright is not installed (pip install -e '.[test]')")
     url, session = live_server
     problems = []
     with sync_api.sync_playwright() as p:

@@ -73,7 +73,8 @@ def parse_report(path: Path) -> Page:
 
 def browser_check(path: Path) -> dict:
     """Open a report in headless Chromium: console errors, page errors, requests, video state."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="no Chromium to drive: "
+                                   "playwright is not installed (pip install -e '.[test]')")
     problems, requests = [], []
     with sync_api.sync_playwright() as p:
         try:
@@ -264,3 +265,25 @@ def test_report_does_not_copy_anything_or_write_elsewhere(tiny_run, tmp_path):
     write_report(copy)
     after = sorted(p.name for p in copy.iterdir())
     assert set(after) - set(before) <= {REPORT_NAME}
+
+
+def test_skipped_browser_tests_are_said_and_fail_the_run(pytester, monkeypatch):
+    """Without Chromium the run says, in its summary, that the browser tests were skipped and
+    how to install it, and is not green unless NNFRACTAL_ALLOW_NO_BROWSER=1 accepts that."""
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile(test_page="""
+        import pytest
+        def test_in_browser():
+            pytest.skip("no Chromium to drive: Executable doesn't exist")
+        def test_plain():
+            pass
+    """)
+    monkeypatch.delenv("NNFRACTAL_ALLOW_NO_BROWSER", raising=False)
+    result = pytester.runpytest_subprocess("-q")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*1 BROWSER TESTS SKIPPED: no Chromium*",
+                                 "*sudo apt install chromium*"])
+    monkeypatch.setenv("NNFRACTAL_ALLOW_NO_BROWSER", "1")
+    result = pytester.runpytest_subprocess("-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*1 BROWSER TESTS SKIPPED: no Chromium*"])
