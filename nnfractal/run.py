@@ -408,7 +408,8 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
     already = "" if not n_done and not partly else (
         f"; {n_done} of {grid.count} tiles were done" + (f", {partly} partly" if partly else ""))
     log(f"training {missing} models x {steps} steps{already} ({cfg.model}, {cfg.precision}, {plan.device}, "
-        f"{grid.count} tiles of {grid.tile_rows} rows, chunks of {cfg.tile_batch}, "
+        f"{grid.count} tile{'s' if grid.count != 1 else ''} of {grid.tile_rows} rows, "
+        f"chunks of {cfg.tile_batch}, "
         f"backend {runner.name}"
         f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())

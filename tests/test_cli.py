@@ -143,6 +143,18 @@ def test_presets_listed(capsys):
         assert p in names
 
 
+def test_presets_say_what_they_train_and_which_is_default(capsys):
+    from nnfractal.cli import DEFAULT_PRESET
+    from nnfractal.config import preset_names
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(preset_names())
+    assert [ln for ln in lines if "(default)" in ln] == \
+        [ln for ln in lines if ln.split()[0] == DEFAULT_PRESET]
+    tanh = next(ln for ln in lines if ln.split()[0] == "paper-tanh")
+    assert "meanfield-mlp tanh" in tanh and "500 steps" in tanh and "grid of lr_vs_lr" in tanh
+
+
 # ---- no flag is ever silently ignored ---------------------------------------------------------
 
 # One command-line value per config flag, two candidates: the test uses the one that differs
