@@ -287,3 +287,27 @@ def test_skipped_browser_tests_are_said_and_fail_the_run(pytester, monkeypatch):
     result = pytester.runpytest_subprocess("-q")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*1 BROWSER TESTS SKIPPED: no Chromium*"])
+
+
+def test_a_run_at_chance_says_so_in_summary_and_report(tmp_path):
+    """A loss map whose networks learned nothing (median accuracy at chance) says plainly that
+    'converged' only means the loss did not blow up: in summary.json and in the report."""
+    cfg = build_config("mlp300-mnist", resolution=4, num_epochs=1, train_size=200, width=16,
+                       test_size=100, metric="train_loss", mnmx=(-7.0, -6.0, -4.0, -3.0))
+    run = execute(cfg, tmp_path / "chance", progress=False, log=lambda *_: None)
+    summary = json.loads((run / "summary.json").read_text())
+    assert max(v for k, v in summary["final_metrics_median"].items() if k.endswith("acc")) < 0.25
+    notes = summary["notes"]
+    assert any("median final accuracy is at chance" in n for n in notes), notes
+    assert any("below the 96 px per side" in n for n in notes), notes   # 4 px: no dimension
+    html = (run / "report.html").read_text()
+    assert "median final accuracy is at chance" in html and "did not blow up" in html
+
+
+def test_chance_note_only_for_loss_maps_near_chance():
+    from nnfractal.resolution import chance_note
+    assert chance_note({"train_acc": 0.125, "test_acc": 0.11}, 0.68, "train_loss").startswith(
+        "median final accuracy is at chance (test_acc 0.110, train_acc 0.125; chance 0.10): 68%")
+    assert chance_note({"train_acc": 0.9}, 0.68, "train_loss") == ""          # they learned
+    assert chance_note({"train_acc": 0.1}, 0.1, "train_acc") == ""            # an accuracy map
+    assert chance_note({"train_loss": 0.3}, 0.5, "train_loss") == ""          # regression

@@ -96,7 +96,8 @@ def _message_figure(path, lines, title=""):
     fig = _new_figure((7, 2.8))
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.text(0.5, 0.5, "\n".join(textwrap.fill(line, 70) for line in lines if line),
+    ax.text(0.5, 0.5, "\n".join(textwrap.fill(line[:1].upper() + line[1:], 70)
+                                 for line in lines if line),
             ha="center", va="center", fontsize=11, transform=ax.transAxes)
     if title:
         fig.suptitle(title)
