@@ -475,3 +475,13 @@ def curve_ink(page) -> int:
         }
         return n;
     }""")
+
+
+def test_a_dragged_window_is_not_the_runs_full_resolution_by_default(tmp_path):
+    """Dragging a rectangle on a 128 px run trains a 64 px window unless --resolution says more."""
+    from nnfractal.explorer.session import WINDOW_RESOLUTION, Session
+    assert WINDOW_RESOLUTION == 64
+    assert Session(tmp_path / "a", log=lambda *_: None).window_resolution(128) == 64
+    assert Session(tmp_path / "b", log=lambda *_: None).window_resolution(16) == 16
+    assert Session(tmp_path / "c", default_resolution=100,
+                   log=lambda *_: None).window_resolution(128) == 100
