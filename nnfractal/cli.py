@@ -155,12 +155,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def config_from_args(args: argparse.Namespace, log=None):
-    """The run's config: the preset with every given flag winning over it (one line on stderr
-    for each preset value a flag replaced in another field); a flag the config would not read is
-    refused (ConfigError), never ignored."""
+    """The run's config: the preset with every given flag winning over it (one line on stdout
+    for each preset value a flag replaced in another field; stderr holds only the one line of a
+    refusal); a flag the config would not read is refused (ConfigError), never ignored."""
     cfg, notes = resolve_config(args.preset or DEFAULT_PRESET, overrides_from_args(args), strict=True)
     for note in notes:
-        (log or (lambda line: sys.stderr.write(f"nnfractal: {line}\n")))(note)
+        (log or (lambda line: print(f"nnfractal: {line}")))(note)
     return cfg
 
 
@@ -250,10 +250,6 @@ def cmd_run(args) -> int:
             resume(args.resume, overrides_from_args(args), args.preset, **options)
         else:
             cfg = config_from_args(args)
-            from .resolution import resolution_warning
-            warning = resolution_warning(cfg.resolution)
-            if warning:                        # say so before minutes of training, not after
-                sys.stderr.write(f"nnfractal: warning: {warning}\n")
             out = args.out if args.out is not None else default_out_dir(cfg)
             folder.append(out)
             execute(cfg, out, **options)

@@ -36,7 +36,7 @@ from .data import Dataset, load_mnist, synthetic_regression
 from .engine import epoch_curves, make_schedule
 from .grid import axes, axis_labels
 from .measure import accuracy_score, converged_fraction, scores
-from .resolution import chance_note, too_small_note
+from .resolution import chance_note, resolution_warning, too_small_note
 from .models import build_family
 from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
                     tile_rows_step)
@@ -224,8 +224,12 @@ def resolve_auto_tile_batch(cfg: Config, data_dir: Path | None, log=print) -> Co
 def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             progress: bool = True, log=print, epoch_maps: bool = True, *,
             tile_rows: int | None = None, backend: str = "local", address: str | None = None,
-            checkpoint_s: float = CHECKPOINT_S, draw: bool = True) -> Path:
+            checkpoint_s: float = CHECKPOINT_S, draw: bool = True,
+            warn_resolution: bool = True) -> Path:
     """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
+
+    Once every input is accepted, and before training, a resolution too small for a dimension is
+    said in one logged line (`warn_resolution=False`: the caller said it, e.g. once per zoom).
 
     `epoch_maps=False` skips the per-epoch maps and animation (zoom frames and comparison windows
     need only the final map; drawing is then a few seconds instead of a minute); `draw=False`
@@ -248,6 +252,9 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     runner = make_backend(backend, address)
     try:
         plan = plan_run(cfg, data_dir, runner, log)
+        warning = resolution_warning(cfg.resolution) if warn_resolution else None
+        if warning:                     # before minutes of training, not after
+            log(f"warning: {warning}")
         _create_run(out, plan, tile)
         with run_lock(out):
             return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s,

@@ -383,7 +383,8 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 _copy_run(plan.run_dir, fdir, flog)
                 flog(f"the run's own window: copied from {plan.run_dir} (no training)")
             else:
-                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False)
+                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
+                        warn_resolution=False)
             title_frame_map(fdir, k, n, plan.factor)
             frames.append({
                 "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),

@@ -252,7 +252,9 @@ def test_num_epochs_wins_over_the_preset_steps_and_says_so(tmp_path):
                            "--no-progress"], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "NNFRACTAL_TCMALLOC": "0"})
     assert proc.returncode == 0, proc.stderr
-    assert "num_epochs = 7 replaces preset paper-tanh's steps = 500" in proc.stderr
+    assert "num_epochs = 7 replaces preset paper-tanh's steps = 500" in proc.stdout
+    assert "warning: a map of 4 x 4 px cannot give a fractal dimension" in proc.stdout
+    assert proc.stdout.index("warning: a map of 4 x 4") < proc.stdout.index("training ")
     cfg = config_from_toml(out / "config.toml")
     assert (cfg.num_epochs, cfg.steps) == (7, 0)
     assert RunStore.open(out / "store.zarr").read_curves("train_loss").shape[-1] == 7

@@ -311,3 +311,23 @@ def test_chance_note_only_for_loss_maps_near_chance():
     assert chance_note({"train_acc": 0.9}, 0.68, "train_loss") == ""          # they learned
     assert chance_note({"train_acc": 0.1}, 0.1, "train_acc") == ""            # an accuracy map
     assert chance_note({"train_loss": 0.3}, 0.5, "train_loss") == ""          # regression
+
+
+def test_map_colours_tell_converged_from_diverged_and_say_so():
+    """Converged pixels are blue and diverged ones red, also right at the boundary (no pale
+    look-alikes, no white); the colour bar names both ends; accuracy maps say 'below threshold'."""
+    from nnfractal.render.maps import MAP_CMAP, cdf_restretch, colorbar_labels, map_figure, outcome_words
+    scores = np.concatenate([-np.geomspace(1e-3, 5, 500), np.geomspace(1e-3, 5, 500)])
+    rgb = MAP_CMAP((cdf_restretch(scores) + 1) / 2)[:, :3]
+    conv, div = rgb[:500], rgb[500:]
+    assert np.all(conv[:, 2] > conv[:, 0] + 0.1)            # blue dominates, nearest ones too
+    assert np.all(div[:, 0] > div[:, 2] + 0.1)              # red dominates
+    assert not np.any(rgb.min(axis=1) > 0.97)               # no white pixel
+    assert colorbar_labels("train_acc", "paper", 0.3)[1] == "just below 0.3"
+    assert outcome_words("test_acc", 0.9)[1] == "below threshold 0.9"
+    assert "diverged" not in " ".join(outcome_words("train_acc") + colorbar_labels("train_acc"))
+    fig = map_figure(scores.reshape(20, 50), (0, 1, 0, 1), "log10 x", "log10 y", "log",
+                     metric="train_acc", acc_threshold=0.3)
+    bar = fig.axes[1]                                        # the colour bar
+    labels = [t.get_text() for t in bar.get_yticklabels()]
+    assert labels == ["lowest accuracy", "just below 0.3", "just above 0.3", "highest accuracy"]

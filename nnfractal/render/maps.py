@@ -21,12 +21,14 @@ def _outcome_colormap():
     clearly different hues."""
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
-    v = np.linspace(-1.0, 1.0, 256)
+    v = -1.0 + (2 * np.arange(256) + 1) / 256                  # the middle of each colour's bin
     depth = np.clip((np.abs(v) - 0.25) / 0.75, 0.0, 1.0)       # 0 at the gap's edge, 1 at the ends
     reds = colormaps["Reds"](0.35 + 0.6 * depth)
     blues = colormaps["Blues"](0.35 + 0.6 * depth)
     rgba = np.where((v < 0)[:, None], reds, blues)
-    rgba[np.abs(v) < 0.25] = (1.0, 1.0, 1.0, 1.0)
+    # white only well inside the gap: the bins holding +-0.25 (the pixels next to the boundary)
+    # keep their colour
+    rgba[np.abs(v) < 0.2] = (1.0, 1.0, 1.0, 1.0)
     return ListedColormap(rgba, name="nnfractal-outcome")
 
 
