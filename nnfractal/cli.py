@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, build_config, preset_names
+from .config import ConfigError, preset_names, resolve_config
 
 EXIT_USAGE = 2
 
@@ -23,34 +23,42 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.description = ("Every flag left out takes the preset's value (nnfractal presets lists them); "
+                     "a flag given wins over the preset, and a flag the config would not read is "
+                     "refused.")
     p.add_argument("--preset", default=None,
                    help=f"preset name (default {DEFAULT_PRESET}): {', '.join(preset_names())}")
     p.add_argument("--out", type=Path, help="run folder (default runs/<preset>-<timestamp>)")
     p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
-                   help="dataset cache (default ~/.cache/nnfractal)")
+                   help="folder holding MNIST's four IDX files, gzip or not (in it, in mnist/ or "
+                   "in torchvision's MNIST/raw/); a folder without them is refused. Default "
+                   "~/.cache/nnfractal, where the offline 5,000-image subset stands in")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="resnet | meanfield-mlp")
+    g.add_argument("--model", help="resnet | meanfield-mlp | mlp")
     g.add_argument("--depth", type=int, help="ResNet depth 6n+2 (8, 14, 20, 32, 44, 56); MLP layers")
     g.add_argument("--skip", dest="skip", action="store_true", default=None, help="residual (default)")
     g.add_argument("--no-skip", dest="skip", action="store_false", help="plain network, no shortcuts")
     g.add_argument("--c_hidden", "--c-hidden", nargs="+", type=int, dest="c_hidden",
-                   help="channels of the 3 stages (default 16 32 64)")
+                   help="channels of the 3 stages, e.g. 16 32 64")
     g.add_argument("--nonlinearity", help="relu | leaky | tanh | identity")
-    g.add_argument("--width", type=int, help="mean-field MLP width")
-    g.add_argument("--target-dim", "--target_dim", type=int, dest="target_dim")
+    g.add_argument("--width", type=int, help="MLP hidden width")
+    g.add_argument("--target-dim", "--target_dim", type=int, dest="target_dim",
+                   help="mean-field MLP: regression target dimension")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="mnist | fashion-mnist | gaussian")
     g.add_argument("--train-size", "--train_size", type=int, dest="train_size",
-                   help="training examples (default 160 for MNIST)")
+                   help="training examples (gaussian data: 0 = as many as parameters)")
     g.add_argument("--batch_size", "--batch-size", type=int, dest="batch_size", help="0 = full batch")
-    g.add_argument("--data-seed", "--data_seed", type=int, dest="data_seed")
+    g.add_argument("--data-seed", "--data_seed", type=int, dest="data_seed",
+                   help="seed of the training subset and the minibatch order")
     g = p.add_argument_group("training")
     g.add_argument("--num_epochs", "--num-epochs", type=int, dest="num_epochs",
                    help="passes over the training subset (one step for full-batch presets)")
-    g.add_argument("--steps", type=int, help="optimisation steps (overrides --num_epochs)")
+    g.add_argument("--steps", type=int, help="optimisation steps (instead of --num_epochs; "
+                   "either one replaces the preset's length of training)")
     g.add_argument("--optimizer", help="sgd | momentum | adam")
-    g.add_argument("--momentum", type=float)
+    g.add_argument("--momentum", type=float, help="--optimizer momentum: its coefficient")
     g.add_argument("--phase-space", "--phase_space", dest="phase_space", help="offset_vs_lr | lr_vs_lr")
     g.add_argument("--offset-target", "--offset_target", dest="offset_target", help="all | input")
     g.add_argument("--offset-mode", "--offset_mode", dest="offset_mode", help="init | every-step")
@@ -83,20 +91,21 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="adaptive refinement: train a coarse lattice, then only the cells near the "
                    "boundary, down to the full resolution; fill the rest (trained.png shows which)")
     g.add_argument("--adaptive-coarse", "--adaptive_coarse", type=int, dest="adaptive_coarse",
-                   help="points per side of the coarse lattice (default 64)")
+                   help="points per side of the coarse lattice")
     g.add_argument("--adaptive-guard", "--adaptive_guard", type=int, dest="adaptive_guard",
-                   help="guard band: pixels trained on each side of the boundary found (default 12)")
-    g.add_argument("--measure", help="paper | customer")
+                   help="guard band: pixels trained on each side of the boundary found")
+    g.add_argument("--measure", help="paper (mean of the last 20 normalised losses < 1) | "
+                   "customer (mean normalised loss < 1)")
     g.add_argument("--readout", nargs="+", help="the curve the map shows: train_loss | test_loss | "
                    "train_acc | test_acc, and/or step | epoch (per-step values or epoch means)")
     g.add_argument("--acc-threshold", "--acc_threshold", type=float, dest="acc_threshold",
-                   help="accuracy maps: converged iff final accuracy > this (default 0.9)")
+                   help="accuracy maps: above the threshold iff final accuracy > this")
     g.add_argument("--eval_every", "--eval-every", type=int, dest="eval_every",
-                   help="epochs between held-out evaluations (0 = none; default 1)")
+                   help="epochs between held-out evaluations (0 = none)")
     g.add_argument("--test-size", "--test_size", type=int, dest="test_size",
-                   help="held-out images (default 1000)")
+                   help="held-out images")
     g = p.add_argument_group("figures")
-    g.add_argument("--dpi", type=int)
+    g.add_argument("--dpi", type=int, help="dots per inch of the figures")
     g.add_argument("--figsize", nargs="+", type=float, help="width height (inches)")
 
 
@@ -145,8 +154,14 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def config_from_args(args: argparse.Namespace):
-    return build_config(args.preset or DEFAULT_PRESET, **overrides_from_args(args))
+def config_from_args(args: argparse.Namespace, log=None):
+    """The run's config: the preset with every given flag winning over it (one line on stdout
+    for each preset value a flag replaced in another field; stderr holds only the one line of a
+    refusal); a flag the config would not read is refused (ConfigError), never ignored."""
+    cfg, notes = resolve_config(args.preset or DEFAULT_PRESET, overrides_from_args(args), strict=True)
+    for note in notes:
+        (log or (lambda line: print(f"nnfractal: {line}")))(note)
+    return cfg
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -156,7 +171,7 @@ def make_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train a grid of networks and draw its convergence map")
     _add_run_flags(run)
     _add_tile_flags(run)
-    sub.add_parser("presets", help="list the presets")
+    sub.add_parser("presets", help="list the presets, what each trains, and the default")
     dim = sub.add_parser("dimension", help="recompute the fractal dimension of a finished run or "
                          "zoom sequence, without training")
     dim.add_argument("run_dir", type=Path)
@@ -164,6 +179,10 @@ def make_parser() -> argparse.ArgumentParser:
                      metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
     dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
                      "range, 95%% interval) | paper (median of local slopes)")
+    dim.add_argument("--write", action="store_true",
+                     help="with --fit-range: make this the run's dimension (rewrites fractal.json, "
+                     "its figures, summary.json and report.html); without it the fit goes to a "
+                     "named analysis folder <run>/dimension-fit-S_MIN-S_MAX/")
     for name in COMMAND_MODULES:
         module = _command_module(name)
         if module is not None:
@@ -251,7 +270,8 @@ def cmd_dimension(args) -> int:
     from .run import describe, dimension_of
     from .store import StoreError
     try:
-        result = dimension_of(args.run_dir, args.method, args.fit_range)
+        result = dimension_of(args.run_dir, args.method, args.fit_range, write=args.write,
+                              log=print)
     except (ConfigError, StoreError) as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE
@@ -260,6 +280,26 @@ def cmd_dimension(args) -> int:
     for label, est in estimates_of(args.run_dir):        # every estimator, side by side
         print(f"  {label}: {describe(est)}")
     return 0
+
+
+def preset_line(name: str) -> str:
+    """One line of `nnfractal presets`: the name, '(default)' for the default, and what it trains,
+    e.g. 'paper-tanh  meanfield-mlp tanh width 16, gaussian data, 500 steps, 64 x 64 grid of
+    lr_vs_lr, float64'."""
+    from .config import load_preset
+    cfg = load_preset(name)
+    if cfg.model == "resnet":
+        arch = f"resnet-{cfg.depth}{'' if cfg.skip else ' plain'} {cfg.nonlinearity}"
+    else:
+        arch = f"{cfg.model} {cfg.nonlinearity} width {cfg.width}"
+    length = f"{cfg.steps} steps" if cfg.steps else f"{cfg.num_epochs} epochs"
+    extra = ", adaptive" if cfg.adaptive else ""
+    tag = " (default)" if name == DEFAULT_PRESET else ""
+    examples = ("as many examples as parameters" if not cfg.train_size else
+                f"{cfg.train_size} example{'s' if cfg.train_size != 1 else ''}")
+    return (f"{name + tag:30} {arch}, {cfg.dataset} data, {examples}, "
+            f"{length}, {cfg.resolution} x {cfg.resolution} grid of {cfg.phase_space}, "
+            f"{cfg.precision}{extra}")
 
 
 def console_main() -> int:
@@ -274,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.command == "presets":
         for name in preset_names():
-            print(name)
+            print(preset_line(name))
         return 0
     if args.command == "dimension":
         return cmd_dimension(args)

@@ -190,7 +190,8 @@ def validate(cfg: Config) -> Config:
     _int_at_least("batch_size", cfg.batch_size, 0)
     _int_at_least("data_seed", cfg.data_seed, 0)
     _int_at_least("seed", cfg.seed, 0)
-    _int_at_least("num_epochs", cfg.num_epochs, 1)
+    # num_epochs = 0 is how a config that counts in steps records "not used" (see _normalised)
+    _int_at_least("num_epochs", cfg.num_epochs, 0 if cfg.steps else 1)
     _int_at_least("steps", cfg.steps, 0)
     _int_at_least("tile_batch", cfg.tile_batch, 0)
     _int_at_least("chunk_workers", cfg.chunk_workers, 0)
@@ -290,7 +291,13 @@ def load_preset(name: str) -> Config:
         raise ConfigError("preset", f"{name!r} is not allowed (allowed: {', '.join(names)})")
     text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.toml").read_text()
     raw = tomllib.loads(text)
-    return validate(Config(preset=name, **_coerce(raw, f"preset {name}")))
+    return _normalised(validate(Config(preset=name, **_coerce(raw, f"preset {name}"))))
+
+
+def _normalised(cfg: Config) -> Config:
+    """A config that counts in steps records num_epochs = 0, so that config.toml never holds a
+    num_epochs that did not run (steps > 0 decides the length of training)."""
+    return dataclasses.replace(cfg, num_epochs=0) if cfg.steps and cfg.num_epochs else cfg
 
 
 def config_from_toml(path: Path) -> Config:
@@ -303,11 +310,91 @@ def config_from_toml(path: Path) -> Config:
 
 
 def build_config(preset: str = "resnet20-mnist", **overrides: Any) -> Config:
-    """Preset values, then every override that is not None."""
+    """Preset values, then every override that is not None (the override wins; see
+    `resolve_config`)."""
+    return resolve_config(preset, overrides)[0]
+
+
+def resolve_config(preset: str, overrides: dict[str, Any], strict: bool = False
+                   ) -> tuple[Config, list[str]]:
+    """The preset with `overrides` (field -> value; None = not given) applied, and one line per
+    preset value that an override replaced in another field.
+
+    The more specific word wins: an override beats the preset, also across the two ways of
+    giving the length of training: num_epochs given on a preset that sets steps clears the
+    preset's steps, and steps given on a preset that sets num_epochs makes num_epochs unused (0).
+    Both given is refused. With `strict` (the command line), an override of a field this config
+    never reads (`unused_fields`) is refused too: no flag is ever silently ignored.
+    """
     base = load_preset(preset)
-    changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in overrides.items() if v is not None}, "overrides")
-    return base.replace(**changes)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    notes: list[str] = []
+    if given.get("steps") and "num_epochs" in given:
+        raise ConfigError("steps", f"{given['steps']} and num_epochs {given['num_epochs']} are both "
+                          "given (allowed: one of them: --steps counts optimisation steps, "
+                          "--num_epochs passes over the training set)")
+    if "num_epochs" in given and base.steps and "steps" not in given:
+        given["steps"] = 0
+        notes.append(f"num_epochs = {given['num_epochs']} replaces preset {preset}'s "
+                     f"steps = {base.steps}")
+    elif given.get("steps") and base.num_epochs and not base.steps:
+        notes.append(f"steps = {given['steps']} replaces preset {preset}'s "
+                     f"num_epochs = {base.num_epochs}")
+    changes = _coerce({k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()},
+                      "overrides")
+    if "steps" in changes and changes["steps"] == 0 and not base.num_epochs and "num_epochs" not in changes:
+        changes["num_epochs"] = Config.num_epochs     # counting in epochs again: the default
+    cfg = _normalised(base.replace(**changes))
+    if strict:
+        unused = unused_fields(cfg)
+        for name in changes:
+            if name in unused:
+                raise ConfigError(name, f"{_shown_value(changes[name])} is not used {unused[name]}")
+    return cfg, notes
+
+
+def _shown_value(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def unused_fields(cfg: Config) -> dict[str, str]:
+    """Fields whose value a run of `cfg` never reads -> why and what is allowed, e.g.
+    'by model meanfield-mlp (allowed: leave it out, or --model resnet)'.
+
+    The command line refuses a flag that sets one of them rather than ignoring it silently."""
+    unused: dict[str, str] = {}
+
+    def mark(names: tuple[str, ...], why: str) -> None:
+        for name in names:
+            unused.setdefault(name, why)
+
+    if cfg.model == "resnet":
+        mark(("width", "target_dim"), "by model resnet (allowed: leave it out; the ResNet's "
+             "size is --depth and --c_hidden)")
+    elif cfg.model == "meanfield-mlp":
+        mark(("c_hidden", "skip"), "by model meanfield-mlp (allowed: leave it out; the MLP's "
+             "size is --width and --depth)")
+    else:
+        mark(("c_hidden", "skip", "target_dim"), f"by model {cfg.model} (allowed: leave it out; "
+             "the MLP's size is --width and --depth)")
+    if cfg.dataset == "gaussian":
+        mark(("test_size", "eval_every", "acc_threshold"), "with the gaussian regression data, "
+             "which has no held-out set and no accuracy (allowed: leave it out)")
+    if cfg.phase_space == "lr_vs_lr":
+        mark(("offset_target", "offset_mode"), "with phase_space lr_vs_lr, which has no weight "
+             "offset (allowed: leave it out, or --phase-space offset_vs_lr)")
+    else:
+        mark(("base_lr",), "with phase_space offset_vs_lr, where every layer trains at the row's "
+             "learning rate (allowed: leave it out, or --phase-space lr_vs_lr)")
+    if cfg.optimizer != "momentum":
+        mark(("momentum",), f"by optimizer {cfg.optimizer} (allowed: leave it out, or "
+             "--optimizer momentum)")
+    if not cfg.adaptive:
+        mark(("adaptive_coarse", "adaptive_guard"), "without --adaptive (allowed: leave it "
+             "out, or add --adaptive)")
+    if cfg.steps:
+        mark(("num_epochs",), f"with steps = {cfg.steps} (allowed: leave it out)")
+    return unused
 
 
 def to_toml(cfg: Config) -> str:

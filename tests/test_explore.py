@@ -388,7 +388,8 @@ def live_server(tmp_path):
 
 
 def test_page_end_to_end_in_chromium(live_server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="no Chromium to drive: "
+                                   "playwright is not installed (pip install -e '.[test]')")
     url, session = live_server
     problems = []
     with sync_api.sync_playwright() as p:
@@ -474,3 +475,13 @@ def curve_ink(page) -> int:
         }
         return n;
     }""")
+
+
+def test_a_dragged_window_is_not_the_runs_full_resolution_by_default(tmp_path):
+    """Dragging a rectangle on a 128 px run trains a 64 px window unless --resolution says more."""
+    from nnfractal.explorer.session import WINDOW_RESOLUTION, Session
+    assert WINDOW_RESOLUTION == 64
+    assert Session(tmp_path / "a", log=lambda *_: None).window_resolution(128) == 64
+    assert Session(tmp_path / "b", log=lambda *_: None).window_resolution(16) == 16
+    assert Session(tmp_path / "c", default_resolution=100,
+                   log=lambda *_: None).window_resolution(128) == 100

@@ -73,7 +73,8 @@ def parse_report(path: Path) -> Page:
 
 def browser_check(path: Path) -> dict:
     """Open a report in headless Chromium: console errors, page errors, requests, video state."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="no Chromium to drive: "
+                                   "playwright is not installed (pip install -e '.[test]')")
     problems, requests = [], []
     with sync_api.sync_playwright() as p:
         try:
@@ -264,3 +265,69 @@ def test_report_does_not_copy_anything_or_write_elsewhere(tiny_run, tmp_path):
     write_report(copy)
     after = sorted(p.name for p in copy.iterdir())
     assert set(after) - set(before) <= {REPORT_NAME}
+
+
+def test_skipped_browser_tests_are_said_and_fail_the_run(pytester, monkeypatch):
+    """Without Chromium the run says, in its summary, that the browser tests were skipped and
+    how to install it, and is not green unless NNFRACTAL_ALLOW_NO_BROWSER=1 accepts that."""
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile(test_page="""
+        import pytest
+        def test_in_browser():
+            pytest.skip("no Chromium to drive: Executable doesn't exist")
+        def test_plain():
+            pass
+    """)
+    monkeypatch.delenv("NNFRACTAL_ALLOW_NO_BROWSER", raising=False)
+    result = pytester.runpytest_subprocess("-q")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*1 BROWSER TESTS SKIPPED: no Chromium*",
+                                 "*sudo apt install chromium*"])
+    monkeypatch.setenv("NNFRACTAL_ALLOW_NO_BROWSER", "1")
+    result = pytester.runpytest_subprocess("-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*1 BROWSER TESTS SKIPPED: no Chromium*"])
+
+
+def test_a_run_at_chance_says_so_in_summary_and_report(tmp_path):
+    """A loss map whose networks learned nothing (median accuracy at chance) says plainly that
+    'converged' only means the loss did not blow up: in summary.json and in the report."""
+    cfg = build_config("mlp300-mnist", resolution=4, num_epochs=1, train_size=200, width=16,
+                       test_size=100, metric="train_loss", mnmx=(-7.0, -6.0, -4.0, -3.0))
+    run = execute(cfg, tmp_path / "chance", progress=False, log=lambda *_: None)
+    summary = json.loads((run / "summary.json").read_text())
+    assert max(v for k, v in summary["final_metrics_median"].items() if k.endswith("acc")) < 0.25
+    notes = summary["notes"]
+    assert any("median final accuracy is at chance" in n for n in notes), notes
+    assert any("below the 96 px per side" in n for n in notes), notes   # 4 px: no dimension
+    html = (run / "report.html").read_text()
+    assert "median final accuracy is at chance" in html and "did not blow up" in html
+
+
+def test_chance_note_only_for_loss_maps_near_chance():
+    from nnfractal.resolution import chance_note
+    assert chance_note({"train_acc": 0.125, "test_acc": 0.11}, 0.68, "train_loss").startswith(
+        "median final accuracy is at chance (test_acc 0.110, train_acc 0.125; chance 0.10): 68%")
+    assert chance_note({"train_acc": 0.9}, 0.68, "train_loss") == ""          # they learned
+    assert chance_note({"train_acc": 0.1}, 0.1, "train_acc") == ""            # an accuracy map
+    assert chance_note({"train_loss": 0.3}, 0.5, "train_loss") == ""          # regression
+
+
+def test_map_colours_tell_converged_from_diverged_and_say_so():
+    """Converged pixels are blue and diverged ones red, also right at the boundary (no pale
+    look-alikes, no white); the colour bar names both ends; accuracy maps say 'below threshold'."""
+    from nnfractal.render.maps import MAP_CMAP, cdf_restretch, colorbar_labels, map_figure, outcome_words
+    scores = np.concatenate([-np.geomspace(1e-3, 5, 500), np.geomspace(1e-3, 5, 500)])
+    rgb = MAP_CMAP((cdf_restretch(scores) + 1) / 2)[:, :3]
+    conv, div = rgb[:500], rgb[500:]
+    assert np.all(conv[:, 2] > conv[:, 0] + 0.1)            # blue dominates, nearest ones too
+    assert np.all(div[:, 0] > div[:, 2] + 0.1)              # red dominates
+    assert not np.any(rgb.min(axis=1) > 0.97)               # no white pixel
+    assert colorbar_labels("train_acc", "paper", 0.3)[1] == "just below 0.3"
+    assert outcome_words("test_acc", 0.9)[1] == "below threshold 0.9"
+    assert "diverged" not in " ".join(outcome_words("train_acc") + colorbar_labels("train_acc"))
+    fig = map_figure(scores.reshape(20, 50), (0, 1, 0, 1), "log10 x", "log10 y", "log",
+                     metric="train_acc", acc_threshold=0.3)
+    bar = fig.axes[1]                                        # the colour bar
+    labels = [t.get_text() for t in bar.get_yticklabels()]
+    assert labels == ["lowest accuracy", "just below 0.3", "just above 0.3", "highest accuracy"]

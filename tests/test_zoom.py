@@ -271,3 +271,40 @@ def test_bad_inputs_one_line_exit_2_nothing_written(base_run, tmp_path, capsys):
     # the default output folder (beside the run) is not created either
     code, err = run_cli(["zoom", str(base_run), "--depth", "0"], capsys)
     assert code == 2 and not list(base_run.parent.glob("*-zoom-*"))
+
+
+# ---- the first zoom of a new user: the main boundary, said before training, titled frames ------
+
+def test_auto_center_is_on_the_main_boundary_not_an_isolated_patch():
+    """A dense isolated patch of mixed pixels (denser than any stretch of the main boundary) must
+    not attract the zoom: the centre sits on the largest connected boundary."""
+    cfg = build_config("paper-tanh", resolution=64, mnmx=(0.0, 1.0, 0.0, 1.0))
+    scores = np.where(np.arange(64)[None, :] < 40, -1.0, 1.0) * np.ones((64, 1))
+    patch = np.indices((6, 6)).sum(0) % 2 == 0        # a checkerboard: every pixel is boundary
+    scores[4:10, 4:10] = np.where(patch, 1.0, -1.0)
+    edges = boundary(scores)
+    assert densest_boundary_pixel(edges)[1] < 16        # the plain rule picks the patch
+    cx, cy = auto_center(cfg, scores)
+    assert abs(cx - 39.5 / 63) < 0.02                   # on the main boundary (columns 39 | 40)
+
+
+def _png_title(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        return im.text.get("Title", "")
+
+
+def test_zoom_warns_before_training_says_decades_honestly_and_titles_frames(tmp_path, capsys):
+    run = _tiny_run(tmp_path / "run")
+    out = tmp_path / "z"
+    code = main(["zoom", str(run), "--factor", "2", "--decades", "0.7", "--out", str(out),
+                 "--no-progress"])
+    assert code == 0
+    log = capsys.readouterr().out
+    warning = log.index("warning: each zoom frame of 4 x 4 px cannot give a fractal dimension")
+    assert warning < log.index("[frame 1/2]")                         # before any training
+    assert "0.60 decades reached of 0.7 asked" in log and "--depth 0.90 adds a frame" in log
+    assert "auto: densest point of the largest connected boundary" in log
+    titles = [_png_title(out / "frames" / f"frame_{k:02d}" / "map.png") for k in range(3)]
+    assert [t.split("zoom frame ")[1].split(",")[0] for t in titles] == \
+        ["0/2: x1 (0.00 decades)", "1/2: x2 (0.30 decades)", "2/2: x4 (0.60 decades)"]

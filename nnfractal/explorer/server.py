@@ -83,9 +83,9 @@ def _validation_message(errors) -> tuple[str, list[dict]]:
 
 
 def _colormap() -> list[list[int]]:
-    """Matplotlib's Spectral as 256 RGB triples (index = floor((v + 1) / 2 * 256), v in [-1, 1])."""
-    import matplotlib
-    lut = matplotlib.colormaps["Spectral"](np.arange(256))[:, :3]
+    """The maps' colours (render.maps.MAP_CMAP) as 256 RGB triples (index = floor((v + 1) / 2 * 256), v in [-1, 1])."""
+    from ..render.maps import MAP_CMAP
+    lut = MAP_CMAP(np.arange(256))[:, :3]
     return np.round(lut * 255).astype(int).tolist()
 
 
@@ -204,7 +204,8 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
         return {"folder": str(session.folder), "root_is_run": session.root_is_run,
                 "limits": {"resolution_min": RES_MIN, "resolution_max": RES_MAX,
                            "max_queued": MAX_QUEUED, "max_coord": MAX_COORD},
-                "default_resolution": session.default_resolution,
+                "default_resolution": session.window_resolution(
+                    session.window(ids[0]).cfg.resolution) if ids else session.default_resolution,
                 "colormap": colormap, "windows": [window_info(i) for i in ids],
                 "jobs": session.jobs_list()}
 

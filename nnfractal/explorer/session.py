@@ -48,6 +48,7 @@ FORMAT = "nnfractal-explore"
 
 # Defaults of a new session's first window for the MLP presets (seconds, not minutes, on a CPU).
 NEW_SESSION_DEFAULTS = {"resolution": 64, "steps": 200}
+WINDOW_RESOLUTION = 64       # px per side of a dragged window unless asked (4096 models)
 
 
 class ExploreError(Exception):
@@ -379,13 +380,18 @@ class Session:
             raise ExploreError(404, f"job: {jid} does not exist")
         return job
 
+    def window_resolution(self, run_resolution: int) -> int:
+        """A new window's side when none is asked: --resolution, else the run's capped at
+        WINDOW_RESOLUTION (a casual drag on a 128 px run must not train 16k models)."""
+        return self.default_resolution or min(run_resolution, WINDOW_RESOLUTION)
+
     def submit_window(self, parent_id: int, mnmx, resolution: int | None = None) -> tuple[Window, Job]:
         """Queue a window of `parent_id`'s config over `mnmx` (axis units of that config)."""
         parent = self.window(parent_id)
         if parent.status in ("failed", "cancelled"):
             raise ExploreError(409, f"parent: window {parent_id} {parent.status}; zoom from a "
                                "window that has a map")
-        res = resolution or self.default_resolution or parent.cfg.resolution
+        res = resolution or self.window_resolution(parent.cfg.resolution)
         check_window(mnmx, res, parent.cfg.axis_scale, parent.cfg.precision)
         changes: dict[str, Any] = {"mnmx": tuple(float(v) for v in mnmx), "resolution": res}
         if self.device:
@@ -630,8 +636,9 @@ class Session:
                 try:
                     from ..run import describe
                     saved = json.loads(fractal.read_text())
-                    if saved.get("metric", win.cfg.metric) == win.cfg.metric \
-                            and saved.get("fit_range") is None:
+                    # the run's recorded dimension, whatever its fit range (`nnfractal
+                    # dimension --write` keeps fractal.json, summary.json and the report agreeing)
+                    if saved.get("metric", win.cfg.metric) == win.cfg.metric:
                         final = saved["final"]
                         dimension = {k: final.get(k) for k in ("ok", "dimension", "ci_low",
                                                                "ci_high", "reason",

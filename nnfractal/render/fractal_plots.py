@@ -8,6 +8,7 @@ figure list (safe in threads, servers and test runs).
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -46,7 +47,7 @@ def _max_pool(edges, max_px):
         axis=(1, 3))
 
 
-def plot_boundary(edges, extent, xlabel, ylabel, path, title=""):
+def plot_boundary(edges, extent, xlabel, ylabel, path, title="", axis_scale=None):
     """Draw a boundary (edge) image, black on white.
 
     Parameters
@@ -64,6 +65,9 @@ def plot_boundary(edges, extent, xlabel, ylabel, path, title=""):
         Output PNG file.
     title : str, optional
         Figure title.
+    axis_scale : {"log", "linear"}, optional
+        Label the ticks in hyperparameter values as ``map.png`` does (10**v on log axes, the
+        labels' "log10 of" dropped); None keeps the axis units.
 
     Returns
     -------
@@ -75,6 +79,11 @@ def plot_boundary(edges, extent, xlabel, ylabel, path, title=""):
     ax = fig.add_subplot()
     ax.imshow(img, cmap="gray_r", vmin=0, vmax=1, origin="lower",
               extent=tuple(extent), interpolation="nearest", aspect="auto")
+    if axis_scale is not None:       # one convention for every map: values, as map.png
+        from .maps import value_axes
+        xlabel = xlabel.replace("log10 of ", "").replace("log10 ", "")
+        ylabel = ylabel.replace("log10 of ", "").replace("log10 ", "")
+        value_axes(ax, axis_scale)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -82,7 +91,20 @@ def plot_boundary(edges, extent, xlabel, ylabel, path, title=""):
     return _save(fig, path)
 
 
-def plot_boxcount(est, path, title=""):
+def _message_figure(path, lines, title=""):
+    """A figure that says, in words, why there is no plot (instead of an empty axis)."""
+    fig = _new_figure((7, 2.8))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "\n".join(textwrap.fill(line[:1].upper() + line[1:], 70)
+                                 for line in lines if line),
+            ha="center", va="center", fontsize=11, transform=ax.transAxes)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_boxcount(est, path, title="", note=""):
     """Box counts and local slopes behind a dimension estimate.
 
     Left panel: ``N(s)`` against box size on log-log axes, the sizes used by
@@ -99,6 +121,9 @@ def plot_boxcount(est, path, title=""):
         Output PNG file.
     title : str, optional
         Figure title.
+    note : str, optional
+        A line added under the reason when there is no estimate (e.g. what resolution would
+        give one).
 
     Returns
     -------
@@ -106,16 +131,9 @@ def plot_boxcount(est, path, title=""):
         The file written.
     """
     if not _field(est, "ok"):
-        fig = _new_figure((7, 2.5))
-        ax = fig.add_subplot()
-        ax.set_axis_off()
-        msg = (f"No dimension estimate: {_field(est, 'reason')}\n"
-               f"({_field(est, 'n_boundary_pixels')} boundary pixels)")
-        ax.text(0.5, 0.5, msg, ha="center", va="center", fontsize=12,
-                transform=ax.transAxes, wrap=True)
-        if title:
-            fig.suptitle(title)
-        return _save(fig, path)
+        return _message_figure(path, [
+            f"No dimension estimate: {_field(est, 'reason')} "
+            f"({_field(est, 'n_boundary_pixels')} boundary pixels).", note], title)
 
     sizes = np.asarray(_field(est, "sizes"), dtype=float)
     counts = np.asarray(_field(est, "counts"), dtype=float)
@@ -169,7 +187,7 @@ def plot_boxcount(est, path, title=""):
     return _save(fig, path)
 
 
-def plot_dimension_per_epoch(epochs, estimates, path, title=""):
+def plot_dimension_per_epoch(epochs, estimates, path, title="", note="", xlabel="epoch"):
     """Dimension with 95% error bars against training epoch.
 
     Entries whose estimate is not ok are not plotted as values; they are
@@ -186,6 +204,10 @@ def plot_dimension_per_epoch(epochs, estimates, path, title=""):
         Output PNG file.
     title : str, optional
         Figure title.
+    note : str, optional
+        A line shown when no entry has an estimate (then the figure is that message).
+    xlabel : str, optional
+        "epoch", or "step" for full-batch training (one step per epoch).
 
     Returns
     -------
@@ -196,6 +218,10 @@ def plot_dimension_per_epoch(epochs, estimates, path, title=""):
     if len(epochs) != len(estimates):
         raise ValueError("epochs and estimates must have the same length")
     ok = np.array([bool(_field(e, "ok")) for e in estimates], dtype=bool)
+    if not ok.any():
+        reasons = sorted({_field(e, "reason") for e in estimates})
+        return _message_figure(path, [f"No {xlabel} has a dimension estimate: "
+                                      + "; ".join(reasons) + ".", note], title)
     fig = _new_figure((7, 4.5))
     ax = fig.add_subplot()
     if ok.any():
@@ -222,7 +248,7 @@ def plot_dimension_per_epoch(epochs, estimates, path, title=""):
                         xytext=(0, 6), textcoords="offset points",
                         ha="center", fontsize=8, color="0.4")
     ax.margins(x=0.05, y=0.15)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("box-counting dimension")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8)
     if title:

@@ -14,12 +14,56 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 
+def _outcome_colormap():
+    """The maps' colours on [-1, 1] (after `cdf_restretch`): reds for diverged (-1 .. -0.25),
+    blues for converged (0.25 .. 1), white in the unused gap between. Unlike Spectral, whose two
+    halves meet in pale yellow and pale orange, the pixels on either side of the boundary keep
+    clearly different hues."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+    v = -1.0 + (2 * np.arange(256) + 1) / 256                  # the middle of each colour's bin
+    depth = np.clip((np.abs(v) - 0.25) / 0.75, 0.0, 1.0)       # 0 at the gap's edge, 1 at the ends
+    reds = colormaps["Reds"](0.35 + 0.6 * depth)
+    blues = colormaps["Blues"](0.35 + 0.6 * depth)
+    rgba = np.where((v < 0)[:, None], reds, blues)
+    # white only well inside the gap: the bins holding +-0.25 (the pixels next to the boundary)
+    # keep their colour
+    rgba[np.abs(v) < 0.2] = (1.0, 1.0, 1.0, 1.0)
+    return ListedColormap(rgba, name="nnfractal-outcome")
+
+
+#: The colour map of every convergence map (matplotlib and the explorer's lookup table).
+MAP_CMAP = _outcome_colormap()
+
+
+def colorbar_labels(metric: str = "train_loss", measure: str = "paper",
+                    acc_threshold: float = 0.9) -> tuple[str, str, str, str]:
+    """What the colour bar's four marks (-1, -0.25, 0.25, 1 after the stretch) mean:
+    (red end, red next to the boundary, blue next to the boundary, blue end)."""
+    if metric.endswith("acc"):
+        return ("lowest accuracy", f"just below {acc_threshold:g}", f"just above {acc_threshold:g}",
+                "highest accuracy")
+    if measure == "customer":
+        return ("loss rose most", "loss rose slightly", "loss fell slightly", "loss fell most")
+    # paper's measure: diverged sum(1/v) is largest for the latest divergence; converged -sum(v)
+    # is most negative for the slowest descent
+    return ("diverged, late", "diverged, early", "converged, fast", "converged, slowly")
+
+
+def outcome_words(metric: str = "train_loss", acc_threshold: float = 0.9) -> tuple[str, str]:
+    """(blue, red) in words: converged/diverged for losses, above/below the threshold for
+    accuracies (an accuracy map's red pixels did not diverge: they stayed below it)."""
+    if metric.endswith("acc"):
+        return (f"{metric} above {acc_threshold:g}", f"below threshold {acc_threshold:g}")
+    return ("converged", "diverged")
+
+
 def cdf_restretch(x: np.ndarray, x_ref: np.ndarray | None = None, buffer: float = 0.25) -> np.ndarray:
     """The paper's colour stretch: values -> [-1, 1] by rank, keeping the sign.
 
     Negative (converged) scores spread uniformly over [-1, -buffer] and positive ones over
     [buffer, 1], ranked against `x_ref` (default: x itself). Returns -y so that converged pixels
-    land on the blue end of the Spectral colormap, as in the paper's figures.
+    land on the blue end of the map colours (MAP_CMAP), as in the paper's figures.
     """
     x = np.asarray(x, dtype=np.float64)
     u = np.sort(np.asarray(x if x_ref is None else x_ref, dtype=np.float64).ravel())
@@ -51,25 +95,40 @@ def extent_of(x: np.ndarray, y: np.ndarray, axis_scale: str) -> tuple[float, flo
 
 def draw_map(ax, score_map: np.ndarray, extent, xlabel: str, ylabel: str, axis_scale: str,
              title: str = "", reference: np.ndarray | None = None):
-    """Draw a score map (rows=y, cols=x) on `ax` with the Spectral restretch; returns the image."""
+    """Draw a score map (rows=y, cols=x) on `ax` with the paper's restretch in MAP_CMAP; returns
+    the image."""
     im = ax.imshow(cdf_restretch(score_map, reference), extent=extent, origin="lower",
-                   vmin=-1, vmax=1, cmap="Spectral", aspect="auto", interpolation="nearest")
-    ax.set_xlabel(xlabel.replace("log10 ", ""))
-    ax.set_ylabel(ylabel.replace("log10 ", ""))
+                   vmin=-1, vmax=1, cmap=MAP_CMAP, aspect="auto", interpolation="nearest")
+    ax.set_xlabel(xlabel.replace("log10 of ", "").replace("log10 ", ""))
+    ax.set_ylabel(ylabel.replace("log10 of ", "").replace("log10 ", ""))
     value_axes(ax, axis_scale)
     if title:
         ax.set_title(title, fontsize=10)
     return im
 
 
+def add_colorbar(fig: Figure, ax, im, metric: str = "train_loss", measure: str = "paper",
+                 acc_threshold: float = 0.9):
+    """A colour bar beside `ax` whose marks say what its ends and the boundary mean."""
+    bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+    bar.set_ticks([-1.0, -0.25, 0.25, 1.0])
+    bar.set_ticklabels(colorbar_labels(metric, measure, acc_threshold))
+    bar.ax.tick_params(labelsize=7)
+    bar.ax.axhline(0.0, color="0.2", lw=0.8)
+    blue, red = outcome_words(metric, acc_threshold)
+    bar.set_label(f"blue: {blue}   red: {red}   (shade: rank of the score)", fontsize=7)
+    return bar
+
+
 def map_figure(score_map, extent, xlabel, ylabel, axis_scale, title="", figsize=(6, 5), dpi=100,
-               reference=None) -> Figure:
-    """A figure holding one labelled map; `fig.axes[0].images[0]` is the image (for animations)."""
+               reference=None, metric: str = "train_loss", measure: str = "paper",
+               acc_threshold: float = 0.9) -> Figure:
+    """A figure holding one labelled map with its colour bar; `fig.axes[0].images[0]` is the
+    image (for animations). `metric`, `measure`, `acc_threshold` name the colours' meaning."""
     fig = Figure(figsize=figsize, dpi=dpi)
     ax = fig.add_subplot()
-    draw_map(ax, score_map, extent, xlabel, ylabel, axis_scale, title, reference)
-    fig.text(0.99, 0.01, "blue: converged   red: diverged", ha="right", va="bottom", fontsize=7,
-             color="0.3")
+    im = draw_map(ax, score_map, extent, xlabel, ylabel, axis_scale, title, reference)
+    add_colorbar(fig, ax, im, metric, measure, acc_threshold)
     fig.tight_layout()
     return fig
 
@@ -122,7 +181,7 @@ def trained_figure(score_map: np.ndarray, stride: np.ndarray, extent, xlabel: st
     ax_map, ax_lvl = fig.subplots(1, 2)
     im = draw_map(ax_map, score_map, extent, xlabel, ylabel, axis_scale,
                   "map; filled pixels dimmed")
-    rgba = colormaps["Spectral"]((im.get_array() + 1) / 2)
+    rgba = MAP_CMAP((im.get_array() + 1) / 2)
     filled = stride == 0
     rgba[filled, :3] = 0.35 * rgba[filled, :3] + 0.65          # blend filled pixels towards white
     im.remove()
@@ -136,8 +195,8 @@ def trained_figure(score_map: np.ndarray, stride: np.ndarray, extent, xlabel: st
     ax_lvl.imshow(level, extent=extent, origin="lower", aspect="auto", interpolation="nearest",
                   cmap=ListedColormap(colours[:len(strides) + 1]),
                   norm=BoundaryNorm(np.arange(len(strides) + 2) - 0.5, len(strides) + 1))
-    ax_lvl.set_xlabel(xlabel.replace("log10 ", ""))
-    ax_lvl.set_ylabel(ylabel.replace("log10 ", ""))
+    ax_lvl.set_xlabel(xlabel.replace("log10 of ", "").replace("log10 ", ""))
+    ax_lvl.set_ylabel(ylabel.replace("log10 of ", "").replace("log10 ", ""))
     value_axes(ax_lvl, axis_scale)
     n = stride.size
     handles = [Patch(facecolor="white", edgecolor="0.5",

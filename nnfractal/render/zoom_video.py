@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .maps import cdf_restretch, figure_to_rgb, write_animation  # noqa: E402
+from .maps import MAP_CMAP, cdf_restretch, figure_to_rgb, write_animation  # noqa: E402
 
 __all__ = ["interpolate_window", "pixel_extent", "zoom_animation_frames", "write_zoom_animation",
            "plot_dimension_per_frame"]
@@ -101,7 +101,7 @@ def zoom_animation_frames(maps, windows, xlabel="", ylabel="", title="", *,
 
     fig = Figure(figsize=figsize, dpi=dpi)
     ax = fig.add_axes((0.19, 0.13, 0.76, 0.76))
-    kw = dict(origin="lower", cmap="Spectral", vmin=-1, vmax=1, interpolation="nearest",
+    kw = dict(origin="lower", cmap=MAP_CMAP, vmin=-1, vmax=1, interpolation="nearest",
               aspect="auto")
     im_a = ax.imshow(own[0], extent=extents[0], **kw)
     im_b = ax.imshow(own[1], extent=extents[1], **kw)
