@@ -439,9 +439,9 @@ def _hardware(root: Path, units: list[dict]) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Strict JSON (no Infinity/NaN) through a unique temporary name (folders.py)."""
+    from .folders import write_json_atomic
+    write_json_atomic(path, data)
 
 
 # ---- figures ---------------------------------------------------------------------------------

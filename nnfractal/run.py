@@ -34,6 +34,8 @@ from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, gr
 from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
 from .engine import epoch_curves, make_schedule
+from .folders import (claim_folder, json_text, new_staging_folder, remove_staging_folder,
+                      write_text_atomic)
 from .grid import axes, axis_labels
 from .measure import accuracy_score, converged_fraction, scores
 from .models import build_family
@@ -57,7 +59,9 @@ def check_new_folder(out: Path) -> None:
         raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
     if out.exists() and any(out.iterdir()):
         raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
-    probe = out if out.exists() else (out.parent if str(out.parent) else Path("."))
+    # The run is renamed into place, so the parent must be writable; nothing is written into
+    # `out` itself (a probe file there would make it non-empty for a concurrent start).
+    probe = out.parent if str(out.parent) else Path(".")
     while not probe.exists():
         probe = probe.parent
     try:       # a real write: root ignores permission bits, not a read-only filesystem
@@ -71,23 +75,27 @@ def check_new_folder(out: Path) -> None:
 
 @contextmanager
 def staged_folder(out: Path):
-    """Build a result folder under a temporary name beside `out` and rename it to `out` (absent
-    or empty) when the block succeeds; on any exception, Ctrl-C included, remove it. A crash never
-    leaves a half-written folder at `out`. mkdtemp makes folders private (0700): the finished one
-    gets the permissions a plain mkdir would."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    """Build a result folder under a unique temporary name beside `out` and rename it to `out`
+    (absent or empty) when the block succeeds; on any exception, Ctrl-C and SIGTERM included,
+    remove it. A crash never leaves a half-written folder at `out`, and a process never removes
+    what another made. If `out` was taken by another process while the block ran, the finished
+    result is kept under a visible sibling name and RunFolderError says where."""
+    from .folders import keep_unclaimed
+    work = new_staging_folder(out)
     try:
         yield work
-        if out.exists():
-            out.rmdir()
-        os.replace(work, out)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_staging_folder(work)
         raise
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(out, 0o777 & ~mask)
+    try:
+        claimed = claim_folder(work, out)
+    except BaseException:
+        remove_staging_folder(work)
+        raise
+    if not claimed:
+        kept = keep_unclaimed(work, out)
+        raise RunFolderError(f"out: {out} was filled by another process while this one ran "
+                             f"(allowed: a new or empty folder); the result is kept in {kept}")
 
 
 def check_out_dir(out: Path, cfg: Config) -> None:
@@ -102,11 +110,25 @@ def check_out_dir(out: Path, cfg: Config) -> None:
             raise RunFolderError(f"out: {out} holds a run whose config.toml is unreadable") from None
         if other.to_dict() != cfg.to_dict():
             raise RunFolderError(f"out: {out} already holds a different run (allowed: a new or empty folder)")
+        if _locked_by_another(cfg_file):
+            raise RunFolderError(f"out: {out} is being trained by another nnfractal process "
+                                 "(allowed: a new or empty folder)")
         if not (out / "summary.json").exists():
             raise RunFolderError(f"out: {out} already holds this run, unfinished "
                                  f"(resume with: nnfractal run --resume {out})")
         raise RunFolderError(f"out: {out} already holds this run (allowed: a new or empty folder)")
     check_new_folder(out)
+
+
+def _locked_by_another(cfg_file: Path) -> bool:
+    """True while another process holds the run's lock (run_lock)."""
+    import fcntl
+    try:
+        with open(cfg_file, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    return False
 
 
 def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
@@ -132,14 +154,9 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary name and rename: a crash or a full disk leaves the old file (or none)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write to a unique temporary name and rename (folders.write_text_atomic): a crash or a full
+    disk leaves the old file (or none), and two processes never share a temporary file."""
+    write_text_atomic(path, text)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -247,8 +264,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     runner = make_backend(backend, address)
     try:
         plan = plan_run(cfg, data_dir, runner, log)
-        _create_run(out, plan, tile)
-        with run_lock(out):
+        with _claim_new_run(out, plan, tile):
             return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s,
                                      draw)
     finally:
@@ -307,20 +323,59 @@ def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_m
 def run_lock(run_dir: Path):
     """Hold an exclusive lock on the run (flock on its config.toml: no new file, released by the
     OS when the process dies) so two processes never train the same run; a second one is refused."""
-    import fcntl
     f = open(run_dir / "config.toml", "rb")
     try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RunFolderError(f"out: {run_dir} is being trained by another nnfractal process "
-                                 "(allowed: one process per run folder)") from None
+        _flock_or_refuse(f, run_dir)
         yield
     finally:
         f.close()
 
 
-def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = False) -> RunStore:
+def _flock_or_refuse(f, run_dir: Path) -> None:
+    import fcntl
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise RunFolderError(f"out: {run_dir} is being trained by another nnfractal process "
+                             "(allowed: one process per run folder)") from None
+
+
+@contextmanager
+def _claim_new_run(out: Path, plan: RunPlan, tile: int):
+    """Create a new run at `out` atomically and hold its lock while the block runs.
+
+    config.toml and the empty store are written into a unique staging folder beside `out`, its
+    config.toml is locked (the flock stays with the open file across the rename), and the folder
+    is renamed to `out`, which succeeds only while `out` is absent or empty. Of two processes
+    started on the same `out` at the same instant exactly one gets it; the other removes only its
+    own staging folder and is refused as a sequential second start would be (check_out_dir).
+    A failure while writing (a full disk) leaves nothing behind."""
+    try:
+        work = new_staging_folder(out)
+    except OSError as err:
+        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+    lock = None
+    try:
+        _create_run(work, plan, tile, shown=out)
+        lock = open(work / "config.toml", "rb")
+        _flock_or_refuse(lock, out)
+        if not claim_folder(work, out):
+            check_out_dir(out, plan.cfg)          # raises the same refusal as a later start
+            raise RunFolderError(f"out: {out} was taken by another process (allowed: a new or "
+                                 "empty folder)")
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        remove_staging_folder(work)
+        raise
+    try:
+        yield out
+    finally:
+        lock.close()
+
+
+def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = False,
+                shown: Path | None = None) -> RunStore:
     """config.toml, then an empty store (built under a temporary name and renamed). A failure
     here (a full disk, a read-only folder) removes what this call made: nothing was trained."""
     made_dir = not out.exists()
@@ -337,7 +392,8 @@ def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = Fals
             shutil.rmtree(out, ignore_errors=True)
         elif not config_written:
             (out / "config.toml").unlink(missing_ok=True)
-        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+        raise RunFolderError(f"out: cannot write {shown or out} "
+                             f"({err.strerror or one_line(err)})") from None
 
 
 def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
@@ -495,7 +551,7 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    allocator=allocator_in_use()
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    gpu=_gpu_name(device))
-    _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_text_atomic(run_dir / "summary.json", json_text(summary))
     from .report import write_report_safely
     write_report_safely(run_dir, log=log)
     rate = f", {summary['model_steps_per_s']:.1f} model-steps/s" if summary["model_steps_per_s"] else ""
@@ -815,7 +871,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         "metrics": by_metric,
         "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
     }
-    _write_text_atomic(run_dir / "fractal.json", json.dumps(result, indent=2) + "\n")
+    _write_text_atomic(run_dir / "fractal.json", json_text(result))
     log(f"fractal dimension ({cfg.metric}): {describe(result['final'])}; paper's median-slope "
         f"estimator: {describe(result['paper_method'])}")
     for metric in store.metrics:

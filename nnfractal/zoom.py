@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -385,9 +384,9 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Strict JSON (no Infinity/NaN) through a unique temporary name (folders.py)."""
+    from .folders import write_json_atomic
+    write_json_atomic(path, data)
 
 
 def read_zoom_json(zoom_dir: Path) -> dict:

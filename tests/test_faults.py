@@ -442,3 +442,75 @@ def test_read_only_folder_made_writable_resume_finishes_bit_for_bit(partial_run,
     resume(Path(run), progress=False, log=quiet, draw=False)
     assert np.array_equal(RunStore.open(Path(run) / "store.zarr").read_curves(), reference,
                           equal_nan=True)
+
+
+# ---- concurrent starts -----------------------------------------------------------------------
+
+RACER = '''
+import json, sys, time
+from pathlib import Path
+from nnfractal.config import build_config
+from nnfractal.run import RunFolderError, execute
+root, me, reps = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
+results = []
+for i in range(reps):
+    (root / f"ready-{i}-{me}").touch()             # a barrier: both start rep i together
+    while len(list(root.glob(f"ready-{i}-*"))) < 2:
+        time.sleep(0.0002)
+    if (i % 4 == 1 and me == "a") or (i % 4 == 3 and me == "b"):
+        time.sleep(0.05)                           # the other one first: both orders happen
+    try:
+        execute(cfg, root / f"run{i}", progress=False, log=lambda *_: None, draw=False)
+        results.append("won")
+    except RunFolderError as err:
+        results.append(str(err))
+    except Exception as err:                       # anything else: a lost run
+        results.append(f"{type(err).__name__}: {err}")
+print(json.dumps(results))
+'''
+
+
+def test_two_runs_started_at_the_same_instant_on_one_out_one_wins_and_nothing_is_lost(tmp_path):
+    """Two processes start the same run on the same --out at the same instant, 24 times (half on
+    an empty folder that exists): exactly one trains it, the other is refused in one line and
+    deletes nothing; the run is whole (config.toml, every tile) and --resume accepts it; no
+    temporary file or staging folder is left."""
+    import json
+    from nnfractal.config import config_from_toml
+    reps = 24
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    root = tmp_path / "race"
+    root.mkdir()
+    for i in range(0, reps, 2):
+        (root / f"run{i}").mkdir()                 # an existing empty folder is a new one too
+    procs = [subprocess.Popen([sys.executable, str(script), str(root), name, str(reps)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in "ab"]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, stderr
+        outs.append(json.loads(stdout))
+    cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
+    first = None
+    for i in range(reps):
+        got = [outs[0][i], outs[1][i]]
+        assert got.count("won") == 1, (i, got)
+        loser = got[1 - got.index("won")]
+        run = root / f"run{i}"
+        assert loser.startswith(f"out: {run} ") and ("being trained by another" in loser
+                                                     or "already holds this run" in loser), loser
+        assert config_from_toml(run / "config.toml") == cfg
+        store = RunStore.open(run / "store.zarr")
+        assert store.complete and store.done_tiles().all()
+        curves = store.read_curves()
+        first = curves if first is None else first
+        assert np.array_equal(curves, first, equal_nan=True)
+        assert sorted(p.name for p in run.iterdir()) == ["config.toml", "store.zarr"]
+    assert {o.index("won") if "won" in o else -1 for o in outs} and \
+        all("won" in o for o in outs), "each process must win some races (both orders)"
+    assert not [p.name for p in root.iterdir() if p.name.startswith(".")]
+    resume(root / "run0", progress=False, log=quiet, draw=False)
+    resume(root / "run1", progress=False, log=quiet, draw=False)
