@@ -29,6 +29,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
                    help="dataset cache (default ~/.cache/nnfractal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_storage_flag(p)
     g = p.add_argument_group("model")
     g.add_argument("--model", help="resnet | meanfield-mlp")
     g.add_argument("--depth", type=int, help="ResNet depth 6n+2 (8, 14, 20, 32, 44, 56); MLP layers")
@@ -98,6 +99,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("figures")
     g.add_argument("--dpi", type=int)
     g.add_argument("--figsize", nargs="+", type=float, help="width height (inches)")
+
+
+def add_max_storage_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-storage", "--max_storage", type=float, dest="max_storage",
+                   metavar="GIB", help="curves (uncompressed) allowed on disk, in GiB (default: "
+                   "the free disk, at most 512): set it to allow a big run on purpose")
 
 
 def _add_tile_flags(p: argparse.ArgumentParser) -> None:
@@ -233,7 +240,7 @@ def cmd_run(args) -> int:
             cfg = config_from_args(args)
             out = args.out if args.out is not None else default_out_dir(cfg)
             folder.append(out)
-            execute(cfg, out, **options)
+            execute(cfg, out, max_storage=args.max_storage, **options)
 
     try:
         return run_guarded(work, keyboard=False, resumable=True)

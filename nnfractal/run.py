@@ -20,7 +20,7 @@ import platform
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -240,14 +240,16 @@ def resolve_auto_tile_batch(cfg: Config, data_dir: Path | None, log=print) -> Co
 def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             progress: bool = True, log=print, epoch_maps: bool = True, *,
             tile_rows: int | None = None, backend: str = "local", address: str | None = None,
-            checkpoint_s: float = CHECKPOINT_S, draw: bool = True) -> Path:
+            checkpoint_s: float = CHECKPOINT_S, draw: bool = True,
+            max_storage: float | None = None) -> Path:
     """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
 
     `epoch_maps=False` skips the per-epoch maps and animation (zoom frames and comparison windows
     need only the final map; drawing is then a few seconds instead of a minute); `draw=False`
     only trains and stores (a later `resume` draws). `tile_rows`: grid rows per tile (default
     `default_tile_rows_of`); `backend`: local or ray (`address`: the Ray cluster);
-    `checkpoint_s`: seconds between checkpoints of an unfinished tile.
+    `checkpoint_s`: seconds between checkpoints of an unfinished tile; `max_storage`: GiB of
+    curves allowed (default: the free disk, at most budget.DEFAULT_MAX_STORAGE).
 
     Everything that can be refused (config, backend, device, data, output folder) is checked
     before the folder is created, so a refused run leaves nothing behind. From then on the run
@@ -255,7 +257,9 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     kill or full disk keeps every finished tile, and `resume(out)` computes only the rest
     (RunFailed / RunInterrupted say so in one line).
     """
+    from .budget import check_max_storage, check_run
     out = Path(out) if out is not None else default_out_dir(cfg)
+    check_run(cfg, out, check_max_storage(max_storage))     # before anything is allocated
     if cfg.tile_batch == 0:
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     tile = check_tile_rows(tile_rows, cfg) or default_tile_rows_of(cfg)
@@ -281,25 +285,55 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
     `given`: config values given with --resume (field -> value, as for build_config); each must
     equal the run's, and with `preset` the whole config built from preset + given must. Refusals
     (bad or different config, foreign or damaged store, read-only folder, bad data) change
-    nothing. A finished run is only re-drawn if its pictures are missing.
+    nothing. A finished run is only re-drawn if its pictures are missing, or with new drawing
+    flags (dpi, figsize: the only fields that may differ from the run's; config.toml is updated).
     """
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
     check_resume_config(cfg, given or {}, preset, run_dir)
+    drawing = drawing_changes(cfg, given or {})
     tile_rows = check_tile_rows(tile_rows, cfg)
     store = _resumable_store(run_dir, cfg, tile_rows)
     check_writable(run_dir)
     _check_adaptive_backend(cfg, backend)
-    if store is not None and store.complete and (run_dir / "summary.json").exists():
+    if store is not None and store.complete and (run_dir / "summary.json").exists() \
+            and not drawing:
         log(f"{run_dir} is complete: nothing to train or draw")
         return run_dir
     runner = make_backend(backend, address)
     try:
-        with run_lock(run_dir):
+        with run_lock(run_dir), ExitStack() as held:
+            if drawing:
+                cfg = _apply_drawing(run_dir, cfg, drawing, store, held, log)
             return _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps,
                                   tile_rows, checkpoint_s, draw)
     finally:
         runner.close()
+
+
+def drawing_changes(cfg: Config, given: dict) -> dict:
+    """The drawing fields (config.DRAWING_FIELDS: dpi, figsize) given with --resume whose values
+    differ from the run's: they change only the pictures, so a resume may change them."""
+    from .config import DRAWING_FIELDS, _coerce
+    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()
+             if k in DRAWING_FIELDS and v is not None}
+    wanted = cfg.replace(**_coerce(given, "overrides"))
+    return {k: getattr(wanted, k) for k in given if getattr(wanted, k) != getattr(cfg, k)}
+
+
+def _apply_drawing(run_dir: Path, cfg: Config, drawing: dict, store, held: ExitStack,
+                   log) -> Config:
+    """Write the new drawing fields into config.toml (and the store's copy of the config) while
+    the run is locked; the new config.toml is locked too. Returns the new config."""
+    new = cfg.replace(**drawing)
+    _write_text_atomic(run_dir / "config.toml", to_toml(new))
+    lock = held.enter_context(open(run_dir / "config.toml", "rb"))
+    _flock_or_refuse(lock, run_dir)
+    if store is not None:
+        store.update_attrs(config=new.to_dict())
+    log("drawing with " + ", ".join(f"{k} = {_shown(v)}" for k, v in drawing.items())
+        + f" (was {', '.join(_shown(getattr(cfg, k)) for k in drawing)})")
+    return new
 
 
 def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps, tile_rows,
@@ -587,7 +621,7 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
     """Refuse config values given with --resume that differ from the run's (ConfigError 'resume',
     naming the flag, the value given and the run's)."""
     from dataclasses import fields
-    from .config import _coerce, build_config
+    from .config import DRAWING_FIELDS, _coerce, build_config
     given = {k: v for k, v in given.items() if v is not None}
     if preset is not None:
         wanted = build_config(preset, **given)
@@ -599,7 +633,7 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
         names = list(changes)
     for name in names:
         mine, theirs = getattr(wanted, name), getattr(cfg, name)
-        if mine != theirs:
+        if mine != theirs and name not in DRAWING_FIELDS:     # drawing may change: pictures only
             flag = "--preset" if name == "preset" else _flag(name)
             raise ConfigError("resume", f"{flag} {_shown(mine)} differs from the run's config "
                               f"({name} = {_shown(theirs)} in {run_dir / 'config.toml'}; "
@@ -620,9 +654,11 @@ def _resumable_store(run_dir: Path, cfg: Config, tile_rows: int | None) -> RunSt
             return RunStore.open(path, mode="r+")
         raise StoreError(f"store: {path} has format version {attrs.get('format_version')!r} and "
                          f"cannot be resumed (allowed: version {STORE_FORMAT_VERSION})")
-    if attrs.get("config") != cfg.to_dict():
-        diff = sorted(k for k in set(cfg.to_dict()) | set(attrs.get("config") or {})
-                      if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k))
+    from .config import DRAWING_FIELDS
+    diff = sorted(k for k in set(cfg.to_dict()) | set(attrs.get("config") or {})
+                  if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k)
+                  and k not in DRAWING_FIELDS)
+    if diff:
         raise StoreError(f"store: {path} was written for another config than "
                          f"{run_dir / 'config.toml'} (differs in: {', '.join(diff)})")
     if tile_rows is not None and tile_rows != store.tile_grid.tile_rows:

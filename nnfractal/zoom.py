@@ -220,7 +220,8 @@ def default_zoom_dir(run_dir: Path) -> Path:
 
 
 def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH,
-              center=None, resolution: int | None = None, out=None) -> ZoomPlan:
+              center=None, resolution: int | None = None, out=None,
+              max_storage: float | None = None) -> ZoomPlan:
     """Check every input and compute every window; raises ConfigError, StoreError or
     RunFolderError (one line naming the field) and writes nothing."""
     from .run import check_new_folder, check_run_dir
@@ -286,6 +287,9 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
     check_new_folder(out)
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
+    from .budget import check_many, check_max_storage
+    check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
+               resolution or depth, out, "the zoom", check_max_storage(max_storage))
     return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
                     center_source=source, factor=float(factor), depth=float(depth),
                     n_requested=n_req, ulps=ulps, limit_message=limit,
@@ -315,7 +319,7 @@ def _copy_run(src: Path, dst: Path, log) -> None:
 
 def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, center=None,
          resolution: int | None = None, out=None, data_dir=None, progress: bool = True,
-         log=print) -> Path:
+         log=print, max_storage: float | None = None) -> Path:
     """Train the zoom sequence of a finished run, analyse it and draw it; returns the folder.
 
     Every refusable input is checked (`plan_zoom`) before anything is written. The folder is built
@@ -325,7 +329,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     import time
     from .run import execute, staged_folder
 
-    plan = plan_zoom(run_dir, factor, depth, center, resolution, out)
+    plan = plan_zoom(run_dir, factor, depth, center, resolution, out, max_storage)
     out, n = plan.out, plan.n_frames
     if plan.limit_message:
         log(plan.limit_message)
@@ -347,7 +351,8 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 _copy_run(plan.run_dir, fdir, flog)
                 flog(f"the run's own window: copied from {plan.run_dir} (no training)")
             else:
-                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False)
+                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog,
+                        epoch_maps=False, max_storage=max_storage)
             frames.append({
                 "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
                 "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
@@ -538,10 +543,13 @@ def add_zoom_parser(sub) -> None:
     p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
                    help="dataset cache (default ~/.cache/nnfractal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .cli import add_max_storage_flag
+    add_max_storage_flag(p)
 
 
 def cmd_zoom(args) -> int:
     from .cli import run_guarded
     return run_guarded(lambda: zoom(args.run_dir, factor=args.factor, depth=args.depth,
                                     center=args.center, resolution=args.resolution, out=args.out,
-                                    data_dir=args.data_dir, progress=not args.no_progress))
+                                    data_dir=args.data_dir, progress=not args.no_progress,
+                                    max_storage=args.max_storage))
