@@ -208,12 +208,25 @@ def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
     except RunFailed as err:
         sys.stderr.write(f"nnfractal: error: {err if resumable else err.brief}\n")
         return EXIT_USAGE
+    except (MemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        sys.stderr.write(f"nnfractal: error: memory: out of memory ({' '.join(str(err).split())[:200]}) "
+                         "(allowed: a run whose chunks fit; lower --tile_batch, --resolution or "
+                         "--steps)\n")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if not keyboard:
             raise
         sys.stderr.write("nnfractal: interrupted; nothing was written\n")
         return 130
     return 0
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """A MemoryError, or torch's CUDA out-of-memory error (a RuntimeError subclass)."""
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
 
 
 def cmd_run(args) -> int:

@@ -83,6 +83,18 @@ BAD_INPUTS = [
     (["--readout", "weights"], "readout"),
 ] + ([(["--device", "cuda"], "device")] if not torch.cuda.is_available() else []) + [
     (["--batch_size", "1000"], "batch_size"),
+    # resource budgets (budget.py): refused before anything is written, the estimate shown
+    (["--resolution", "100000"], "resolution: 100000 makes 100000x100000 points"),
+    (["--steps", "1000000000"], "steps: 1000000000 needs about"),
+    (["--num_epochs", "1000000000"], "num_epochs: 1000000000 needs about"),
+    (["--tile_batch", "1000000000"], "tile_batch: 1000000000 needs about"),
+    (["--train-size", "1000000000"], "train_size: 1000000000 needs about"),
+    (["--preset", "paper-tanh", "--width", "1000000"], "width: 1000000 needs about"),
+    (["--preset", "paper-tanh", "--train-size", "1000000000"], "train_size: 1000000000 needs"),
+    (["--resolution", "2000", "--max-storage", "0.01"], "more than --max-storage 0.01"),
+    (["--max-storage", "-1"], "max_storage: -1.0 is not allowed"),
+    (["--dpi", "100000"], "dpi: 100000 with figsize"),
+    (["--dpi", "1000", "--figsize", "20", "5"], "dpi: 1000 with figsize 20 x 5 inches"),
 ]
 
 
