@@ -154,6 +154,48 @@ def test_report_command(tiny_run, tmp_path, capsys):
     parse_report(out)
 
 
+def _everything(root: Path) -> dict:
+    return {p.relative_to(root): (None if p.is_dir() else p.read_bytes())
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("user_file", "exists and is not a report nnfractal wrote (allowed: a new file, a report of "
+                  "ours, or --force to replace it)"),
+    ("folder", "is a folder"),
+    ("missing_parent", "does not exist or is not a folder"),
+])
+def test_report_out_never_replaces_a_file_that_is_not_ours(tiny_run, tmp_path, capsys, case,
+                                                           expect):
+    """report --out: a user's file, a folder or a missing parent is one line, exit 2, and
+    nothing changes (no temporary file either)."""
+    out = {"user_file": tmp_path / "notes.html", "folder": tmp_path / "emptydir",
+           "missing_parent": tmp_path / "nowhere" / "r.html"}[case]
+    if case == "user_file":
+        out.write_text("<p>my own notes</p>")
+    if case == "folder":
+        out.mkdir()
+    before = _everything(tmp_path)
+    assert main(["report", str(tiny_run), "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nnfractal: error: out: ") and expect in lines[0]
+    assert _everything(tmp_path) == before
+
+
+def test_report_out_replaces_its_own_report_and_a_user_file_only_with_force(tiny_run, tmp_path,
+                                                                           capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(tiny_run), "--out", str(out)]) == 0
+    first = out.read_bytes()
+    assert main(["report", str(tiny_run), "--out", str(out)]) == 0    # ours: replaced
+    assert out.read_bytes() != b"" and parse_report(out)
+    mine = tmp_path / "mine.html"
+    mine.write_text("keep me")
+    assert main(["report", str(tiny_run), "--out", str(mine), "--force"]) == 0
+    assert mine.read_bytes()[:15] == first[:15] == b"<!DOCTYPE html>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.html", "r.html"]
+
+
 @pytest.mark.parametrize("make", ["missing", "empty", "foreign"])
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys, make):
     target = tmp_path / "x"
