@@ -169,6 +169,8 @@ def make_parser() -> argparse.ArgumentParser:
     dim.add_argument("run_dir", type=Path)
     dim.add_argument("--fit-range", "--fit_range", nargs=2, type=float, dest="fit_range",
                      metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
+    dim.add_argument("--force", action="store_true", help="with --fit-range: give a dimension "
+                     "even where the estimator's rule finds the boundary too short (labelled)")
     dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
                      "range, 95%% interval) | paper (median of local slopes)")
     for name in COMMAND_MODULES:
@@ -271,7 +273,7 @@ def cmd_dimension(args) -> int:
     from .run import describe, dimension_of
     from .store import StoreError
     try:
-        result = dimension_of(args.run_dir, args.method, args.fit_range)
+        result = dimension_of(args.run_dir, args.method, args.fit_range, force=args.force)
     except (ConfigError, StoreError) as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE

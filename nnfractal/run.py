@@ -865,16 +865,18 @@ def describe(est: dict) -> str:
     """'1.234 (95% CI 1.10-1.35)' or the plain reason there is no estimate."""
     if not est["ok"]:
         return est["reason"]
-    return f"{est['dimension']:.3f} (95% CI {est['ci_low']:.3f}-{est['ci_high']:.3f})"
+    forced = f" [{est['reason']}]" if (est.get("extra") or {}).get("forced") else ""
+    return f"{est['dimension']:.3f} (95% CI {est['ci_low']:.3f}-{est['ci_high']:.3f}){forced}"
 
 
-def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print) -> dict:
+def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print,
+                    force: bool = False) -> dict:
     """Boundary, box counts and dimension of a finished run, final and per epoch; no training.
 
     Writes boundary.png, boxcount.png, fd_per_epoch.png (the config's metric), boundary_<metric>.png
     for the other recorded metrics, and fractal.json; returns the fractal.json content.
     """
-    from .fractal import boundary, estimate_dimension, paper_dimension
+    from .fractal import boundary, paper_dimension
     from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
     from .render.maps import extent_of
 
@@ -887,7 +889,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     for metric in store.metrics:
         final_map = score_map(store, cfg, metric)
         edges = boundary(final_map)
-        est = estimate_dimension(edges, fit_range=fit_range)
+        est = estimate_with_fit_range(edges, fit_range, force)
         by_metric[metric] = {"final": est.to_dict(), "paper_method": paper_dimension([edges]).to_dict()}
         name = "boundary.png" if metric == cfg.metric else f"boundary_{metric}.png"
         plot_boundary(edges, extent, xlabel, ylabel, run_dir / name,
@@ -897,7 +899,8 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available)
     epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
-    per_epoch_est = [estimate_dimension(boundary(m), fit_range=fit_range, n_boot=50) for m in epoch_maps]
+    per_epoch_est = [estimate_with_fit_range(boundary(m), fit_range, force, n_boot=50)
+                     for m in epoch_maps]
     plot_dimension_per_epoch(epochs, per_epoch_est, run_dir / "fd_per_epoch.png",
                              title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training")
     result = {
@@ -928,21 +931,53 @@ def check_run_dir(run_dir: Path) -> None:
         raise StoreError(f"run_dir: {run_dir} holds an incomplete run")
 
 
-def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None) -> dict:
+def check_fit_range(fit_range) -> None:
+    """Refuse a --fit-range that is not two finite box sizes 1 <= S_MIN < S_MAX (ConfigError)."""
+    import math
+    from .config import ConfigError
+    if fit_range is None:
+        return
+    values = list(fit_range)
+    if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   and math.isfinite(v) for v in values) \
+            or not 1 <= values[0] < values[1]:
+        raise ConfigError("fit_range", f"{values} is not allowed (allowed: two finite box sizes "
+                          "in pixels, 1 <= S_MIN < S_MAX)")
+
+
+def estimate_with_fit_range(edges, fit_range=None, force: bool = False, **options):
+    """fractal.estimate_dimension, where a given fit range never overrules the estimator's own
+    rule: if that rule finds the boundary too short, the result is its refusal (ok=False), or
+    with `force` the fit-range estimate labelled ``extra["forced"]``."""
+    from .fractal import REASON_SHORT, estimate_dimension
+    est = estimate_dimension(edges, fit_range=fit_range, **options)
+    if fit_range is None or not est.ok:
+        return est
+    own = estimate_dimension(edges, n_boot=1)
+    if own.ok or own.reason != REASON_SHORT:
+        return est
+    if not force:
+        return own
+    est.extra = {**(est.extra or {}), "forced": True}
+    est.reason = f"forced with --fit-range: the estimator's rule says {REASON_SHORT}"
+    return est
+
+
+def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None,
+                 force: bool = False) -> dict:
     """Recompute a finished run's dimension (method box or paper); rewrites fractal.json."""
     from .config import ConfigError
     if method not in ("box", "paper"):
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, paper)")
-    if fit_range is not None and not (0 < fit_range[0] < fit_range[1]):
-        raise ConfigError("fit_range", f"{list(fit_range)} is not allowed "
-                          "(allowed: two box sizes in pixels, 0 < S_MIN < S_MAX)")
+    check_fit_range(fit_range)
     run_dir = Path(run_dir)
     if (run_dir / "zoom.json").exists():
         from .zoom import analyse_zoom
         result = analyse_zoom(run_dir, fit_range=fit_range, log=log)
         return result["pooled_paper"] if method == "paper" else result["pooled"]
     check_run_dir(run_dir)
-    result = analyse_fractal(run_dir, fit_range=tuple(fit_range) if fit_range else None, log=log)
+    result = analyse_fractal(run_dir, fit_range=tuple(fit_range) if fit_range else None, log=log,
+                             force=force)
     from .report import write_report_safely
     write_report_safely(run_dir, log=log)          # the report shows the new figures
     return result["paper_method"] if method == "paper" else result["final"]

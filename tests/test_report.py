@@ -306,3 +306,39 @@ def test_report_does_not_copy_anything_or_write_elsewhere(tiny_run, tmp_path):
     write_report(copy)
     after = sorted(p.name for p in copy.iterdir())
     assert set(after) - set(before) <= {REPORT_NAME}
+
+
+# ---- dimension --fit-range ---------------------------------------------------------------------
+
+def _strict_json(path: Path) -> dict:
+    def refuse(constant):
+        raise AssertionError(f"{path} holds {constant}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.parametrize("fit", [["1", "inf"], ["0.5", "4"], ["4", "2"], ["nan", "3"]])
+def test_dimension_refuses_a_bad_fit_range_and_changes_nothing(tiny_run, tmp_path, capsys, fit):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    before = _everything(run)
+    assert main(["dimension", str(run), "--fit-range", *fit]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnfractal: error: fit_range: ") and \
+        "(allowed: two finite box sizes in pixels, 1 <= S_MIN < S_MAX)" in lines[0]
+    assert _everything(run) == before
+
+
+def test_dimension_with_a_fit_range_keeps_the_estimators_too_short_rule(tiny_run, tmp_path,
+                                                                        capsys):
+    """An 8-pixel map is too short for a dimension: a fit range does not make one up, except
+    with --force, and then the number is labelled; fractal.json stays strict JSON."""
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    assert main(["dimension", str(run), "--fit-range", "1", "8"]) == 0
+    assert capsys.readouterr().out.strip() == \
+        f"{run}: boundary too short for a dimension at this resolution"
+    info = _strict_json(run / "fractal.json")
+    assert info["final"]["ok"] is False and info["final"]["dimension"] is None
+    assert main(["dimension", str(run), "--fit-range", "1", "8", "--force"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert "[forced with --fit-range: the estimator's rule says boundary too short" in printed
+    info = _strict_json(run / "fractal.json")
+    assert info["final"]["extra"]["forced"] is True and info["fit_range"] == [1.0, 8.0]
