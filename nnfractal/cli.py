@@ -290,7 +290,14 @@ def console_main() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; SIGTERM is handled as Ctrl-C (clean-up runs, exit 130)."""
+    from .backends import sigterm_as_interrupt
     args = make_parser().parse_args(argv)
+    with sigterm_as_interrupt():
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     if args.command == "presets":
         for name in preset_names():
             print(name)

@@ -211,7 +211,8 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
                       max_storage: float | None = None) -> tuple[list[dict], list[str]]:
     """Every grid of one architecture (at one depth): seeds x windows. Returns units and notes."""
     from .run import execute
-    from .zoom import auto_center, frame_windows, resolvable_frames, score_map_of
+    from .zoom import (auto_center, frame_windows, resolvable_frames, score_map_of,
+                       stop_if_requested)
 
     units, notes = [], []
     for i in range(seeds):
@@ -222,6 +223,7 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
         def ulog(msg, w=0, tag=tag):
             log(f"[{tag} window {w}] " + str(msg).replace(str(work) + os.sep, ""))
         d0 = work / _unit_dir(cfg.preset, depth, i, 0)
+        stop_if_requested(f"comparison interrupted before {tag}")
         # Epoch maps and videos only where the report shows them (seed 0's preset window): the
         # other grids need only their final map, which saves most of the drawing time.
         execute(base, d0, data_dir=data_dir, progress=progress, log=ulog, epoch_maps=i == 0,
@@ -245,6 +247,7 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
         for j in range(1, n_ok):
             wcfg = base.replace(mnmx=tuple(float(v) for v in wins[j]))
             dj = work / _unit_dir(cfg.preset, depth, i, j)
+            stop_if_requested(f"comparison interrupted before {tag} window {j}")
             execute(wcfg, dj, data_dir=data_dir, progress=progress,
                     log=lambda m, j=j: ulog(m, j), epoch_maps=False, max_storage=max_storage)
             units.append(_unit_record(dj, work, preset=cfg.preset, label=label, depth=depth,
@@ -319,9 +322,12 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         f"{', '.join(f'{k} {v[0]!r} / {v[1]!r}' for k, v in p['config_difference'].items() if k != 'preset') or 'nothing but the name'}; "
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
+    from .backends import graceful_interrupt
     from .run import staged_folder
+    from .zoom import stop_if_requested
     start = time.perf_counter()
-    with staged_folder(out) as work:
+    # Ctrl-C or SIGTERM: the grid in training stops after its chunk, and no other grid starts.
+    with graceful_interrupt(), staged_folder(out) as work:
         units, notes, results = [], list(p["notes"]), []
         for group in p["groups"]:
             group_units = []
@@ -337,6 +343,7 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
             results.append(res)
             prefix = "" if group["depth"] is None else f"depth {group['depth']}: "
             log(prefix + res["difference"]["sentence"])
+        stop_if_requested("comparison interrupted before drawing")
         train_s = time.perf_counter() - start
         cfg_a, cfg_b = p["base"]
         main = _main_group(results, cfg_a.depth)

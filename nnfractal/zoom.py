@@ -327,6 +327,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     nothing at `out`.
     """
     import time
+    from .backends import graceful_interrupt
     from .run import execute, staged_folder
 
     plan = plan_zoom(run_dir, factor, depth, center, resolution, out, max_storage)
@@ -338,10 +339,12 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         f"factor {plan.factor:g} per frame, {(n - 1) * math.log10(plan.factor):.2f} decades, "
         f"centre x={_fmt(cx)} y={_fmt(cy)} ({plan.center_source})")
     start = time.perf_counter()
-    with staged_folder(out) as work:
+    # Ctrl-C or SIGTERM: the frame in training stops after its chunk, and no other frame starts.
+    with graceful_interrupt(), staged_folder(out) as work:
         (work / "frames").mkdir()
         frames = []
         for k, fcfg in enumerate(plan.frame_cfgs):
+            stop_if_requested(f"zoom interrupted before frame {k} of {n}")
             name = frame_name(k, n)
             fdir = work / "frames" / name
 
@@ -359,6 +362,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
                 "ulps_per_pixel": plan.ulps[k], "copied_from_run": bool(k == 0 and plan.reuse_run),
             })
+        stop_if_requested(f"zoom interrupted after its {n} frames, before drawing")
         train_s = time.perf_counter() - start
         info = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -386,6 +390,13 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         write_report_safely(work, display_path=out, log=log)
     log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
     return out
+
+
+def stop_if_requested(where: str) -> None:
+    """Raise KeyboardInterrupt (the staged folder is removed) once Ctrl-C or SIGTERM arrived."""
+    from .backends import stop_requested
+    if stop_requested():
+        raise KeyboardInterrupt(where)
 
 
 def _write_json(path: Path, data: dict) -> None:
