@@ -421,7 +421,7 @@ class Session:
                 job.cancel.set()
                 self._finish(job, "cancelled")
             elif job.status == "running" and job.kind == "window":
-                job.cancel.set()              # the worker stops at its next step
+                job.cancel.set()              # the worker stops after its current step
             elif job.status == "running":
                 raise ExploreError(409, f"job: {jid} writes a report and cannot be stopped")
         return job
@@ -531,7 +531,13 @@ class Session:
         with self._lock:
             win.partial, win.losses, win.done_points = partial, chunks, 0
             job.total, job.done, job.phase = k, 0, "training"
-        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk)
+
+        def on_step() -> None:                 # cancelling takes effect within one step
+            if job.cancel.is_set():
+                raise _Cancelled()
+
+        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
+                       on_step=on_step)
         with self._lock:
             job.phase = "saving"
         self._save_window(win, x, y, result, data.source)
