@@ -434,6 +434,27 @@ def test_a_failure_while_drawing_is_one_line_and_resume_draws_again(partial_run,
     assert (run / "map.png").stat().st_size > 0 and (run / "summary.json").exists()
 
 
+def test_drawing_flags_may_change_on_resume_and_nothing_else(partial_run, tmp_path, capsys):
+    """--dpi and --figsize only change the pictures: a resume may change them (config.toml and
+    the store follow), a bad one is refused up front, and a finished run is drawn again."""
+    from PIL import Image
+    from nnfractal.config import config_from_toml
+    run = shutil.copytree(partial_run, tmp_path / "run")
+    resume(run, progress=False, log=quiet, draw=False)            # every tile stored, nothing drawn
+    curves = {p: p.read_bytes() for p in (run / "store.zarr" / "curves").rglob("*") if p.is_file()}
+    assert main(_resume(run, "--dpi", "100000")) == 2
+    assert capsys.readouterr().err.startswith("nnfractal: error: dpi: 100000 with figsize 6 x 5")
+    assert main(_resume(run, "--dpi", "40")) == 0
+    assert config_from_toml(run / "config.toml").dpi == 40
+    assert RunStore.open(run / "store.zarr").attrs["config"]["dpi"] == 40
+    assert Image.open(run / "map.png").size == (240, 200)          # 6 x 5 inches at 40 dpi
+    assert main(_resume(run, "--figsize", "4", "4")) == 0          # a finished run: drawn again
+    assert Image.open(run / "map.png").size == (160, 160)
+    assert main(_resume(run)) == 0 and "nothing to train or draw" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in curves} == curves
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
 def test_read_only_folder_made_writable_resume_finishes_bit_for_bit(partial_run, tmp_path, disk,
                                                                       reference, capsys):
     run = read_only_run(shutil.copytree(partial_run, tmp_path / "run"), tmp_path, disk)[2]
