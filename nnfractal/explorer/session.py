@@ -97,10 +97,16 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
+def json_text(data, indent: int = 2) -> str:
+    """Strict JSON, non-finite floats as null (folders.json_text)."""
+    from ..folders import json_text as strict
+    return strict(data, indent)
+
+
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """A unique temporary name and a rename (folders.write_text_atomic)."""
+    from ..folders import write_text_atomic
+    write_text_atomic(path, text)
 
 
 def report_writer() -> Callable[[Path], Path]:
@@ -341,7 +347,8 @@ class Session:
             entries = [{"id": w.id, "parent": w.parent} for w in sorted(self.windows.values(),
                                                                       key=lambda w: w.id)
                        if w.id > 0 and w.status == "done"]
-        text = json.dumps({"format": FORMAT, "format_version": 1, "windows": entries}, indent=1)
+        text = json_text({"format": FORMAT, "format_version": 1, "windows": entries},
+                         indent=1).rstrip("\n")
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(self.folder / SESSION_FILE, text + "\n")
 
@@ -584,7 +591,7 @@ class Session:
                     "device": result.device, "data_source": source,
                     "model_steps": int(k * schedule.steps),
                     "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
-            _write_text_atomic(work / "window.json", json.dumps(info, indent=2) + "\n")
+            _write_text_atomic(work / "window.json", json_text(info))
 
     def _final_scores(self, win: Window) -> np.ndarray:
         return _run_score_map(RunStore.open(win.folder / "store.zarr"), win.cfg)
@@ -609,7 +616,7 @@ class Session:
             import torch
             summary.update(versions=library_versions(), threads=torch.get_num_threads(),
                            cpu=platform.processor() or platform.machine())
-            _write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+            _write_text_atomic(folder / "summary.json", json_text(summary))
         with self._lock:
             job.done, job.phase = 1, "writing the report"
         path = Path(write_report(folder))
