@@ -73,6 +73,8 @@ def make_session(args):
             if overrides[key] is None:
                 overrides[key] = value
     cfg = build_config(preset, **overrides)
+    from .budget import check_run
+    check_run(cfg, Path(args.out) if args.out is not None else Path("."))   # one window's budget
     return Session.new(cfg, args.out, data_dir=args.data_dir, device=args.device,
                        default_resolution=args.resolution)
 

@@ -388,6 +388,11 @@ def test_cli_refusals(tmp_path, capsys):
                  "--out", str(tmp_path / "s")]) == 2
     assert "resolution" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+    assert main(["explore", "--preset", "paper-tanh", "--steps", "1000000000", "--port", "0",
+                 "--out", str(tmp_path / "s")]) == 2              # the resource budget
+    err = capsys.readouterr().err
+    assert err.startswith("nnfractal: error: steps: 1000000000 needs about") and err.count("\n") == 1
+    assert not (tmp_path / "s").exists()
 
 
 def test_cli_serves_on_loopback_and_prints_the_url(api, tmp_path):
