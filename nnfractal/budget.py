@@ -33,7 +33,7 @@ MNIST_CLASSES = 10
 
 def gib(n: float) -> str:
     """Bytes as '1.5 GiB' (or MiB/KiB below one GiB)."""
-    for unit, size in (("TiB", 2 ** 40), ("GiB", GIB), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, size in (("PiB", 2 ** 50), ("TiB", 2 ** 40), ("GiB", GIB), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{int(n)} B"
@@ -166,9 +166,9 @@ def _memory_field(cfg: Config, est: Estimate, memory: int) -> tuple[str, str]:
     """The flag most to blame for a chunk too big for `memory`, and what it allows."""
     from dataclasses import replace
     one = estimate(replace(cfg, tile_batch=1))
-    if one.chunk_bytes <= memory:                  # one model fits: the chunk is too big
-        fixed = one.chunk_parts["batch order"] + one.chunk_parts["data"]
-        fits = max(1, int((memory - fixed) // max(1, one.chunk_bytes - fixed)))
+    fixed = one.chunk_parts["batch order"] + one.chunk_parts["data"]
+    fits = int((memory - fixed) // max(1, one.chunk_bytes - fixed)) if memory > fixed else 0
+    if fits >= MIN_SENSIBLE_CHUNK:                 # small models, too many at once
         return "tile_batch", f"at most {fits} models per chunk"
     worst = max(one.chunk_parts, key=one.chunk_parts.get)
     field = _PER_MODEL_FIELD[worst] or ("steps" if cfg.steps else "num_epochs")
@@ -213,6 +213,7 @@ def check_memory(cfg: Config, est: Estimate | None = None, memory: int | None = 
                           f"machine's {gib(memory)} (allowed: {allowed}; lower --{field})")
 
 
+MIN_SENSIBLE_CHUNK = 64       # fewer models per chunk than this: blame what makes a model big
 PER_GRID_FILES = 512 * 2 ** 10      # pictures, report and metadata of one finished grid (about)
 
 

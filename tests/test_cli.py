@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nnfractal.cli import main
-from nnfractal.config import config_from_toml
+from nnfractal.config import build_config, config_from_toml
 from nnfractal.store import RunStore
 
 TINY_MLP = ["--preset", "paper-tanh", "--resolution", "6", "--steps", "30", "--no-progress"]
@@ -153,3 +153,15 @@ def test_presets_listed(capsys):
     for p in ["resnet20-mnist", "plain20-mnist", "paper-tanh", "paper-relu", "paper-linear",
               "paper-minibatch", "paper-single", "paper-offset"]:
         assert p in names
+
+
+def test_real_runs_fit_the_default_budget():
+    """Every preset (the customer's full ones included) and a 4096-pixel MLP grid pass the
+    budget's caps: curves under DEFAULT_MAX_STORAGE, a chunk within a 16 GiB machine."""
+    from nnfractal.budget import DEFAULT_MAX_STORAGE, GIB, check_memory, estimate
+    from nnfractal.config import preset_names
+    cfgs = [build_config(name) for name in preset_names()]
+    cfgs.append(build_config("paper-tanh", resolution=4096))
+    for cfg in cfgs:
+        assert estimate(cfg).curves_bytes <= DEFAULT_MAX_STORAGE, cfg.preset
+        check_memory(cfg, memory=16 * GIB)
