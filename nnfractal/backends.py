@@ -188,11 +188,21 @@ def _deterministic_cudnn(device: str):
 
 # ---- Ctrl-C ------------------------------------------------------------------------------------
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_ACTIVE: list[threading.Event] = []     # the outermost graceful_interrupt's event, while inside
+
+
 @contextmanager
 def graceful_interrupt(log=print) -> Iterator[threading.Event]:
-    """While inside, the first Ctrl-C (SIGINT) only sets the yielded event (training stops after
-    the current chunk); a second one raises KeyboardInterrupt at once. Outside the main thread
-    (no signal handlers there) the event is never set and Ctrl-C works as usual."""
+    """While inside, the first Ctrl-C (SIGINT) or SIGTERM (``kill``, ``timeout``) only sets the
+    yielded event (training stops after the current chunk); a second one raises
+    KeyboardInterrupt at once. Nested uses share the outermost event, so a zoom or comparison
+    that trains many grids sees a stop that arrived during any of them (`stop_requested`).
+    Outside the main thread (no signal handlers there) the event is never set and Ctrl-C works
+    as usual."""
+    if _ACTIVE:
+        yield _ACTIVE[0]
+        return
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -202,13 +212,41 @@ def graceful_interrupt(log=print) -> Iterator[threading.Event]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        sys.stderr.write("\nnnfractal: stopping after the current chunk (Ctrl-C again to stop now)\n")
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        sys.stderr.write(f"\nnnfractal: {what}: stopping after the current chunk (Ctrl-C again "
+                         "to stop now)\n")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    _ACTIVE.append(stop)
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _ACTIVE.remove(stop)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def stop_requested() -> bool:
+    """True once a Ctrl-C or SIGTERM arrived inside the current graceful_interrupt."""
+    return bool(_ACTIVE) and _ACTIVE[0].is_set()
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """While inside, SIGTERM raises KeyboardInterrupt as Ctrl-C does by default, so every clean-up
+    (staged folders, temporary files) runs for ``kill`` and ``timeout`` too. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ---- backends ----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    "in torchvision's MNIST/raw/); a folder without them is refused. Default "
                    "~/.cache/nnfractal, where the offline 5,000-image subset stands in")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_storage_flag(p)
     g = p.add_argument_group("model")
     g.add_argument("--model", help="resnet | meanfield-mlp | mlp")
     g.add_argument("--depth", type=int, help="ResNet depth 6n+2 (8, 14, 20, 32, 44, 56); MLP layers")
@@ -109,6 +110,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--figsize", nargs="+", type=float, help="width height (inches)")
 
 
+def add_max_storage_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-storage", "--max_storage", type=float, dest="max_storage",
+                   metavar="GIB", help="curves (uncompressed) allowed on disk, in GiB (default: "
+                   "the free disk, at most 512): set it to allow a big run on purpose")
+
+
 def _add_tile_flags(p: argparse.ArgumentParser) -> None:
     """Flags of `nnfractal run` only: how the grid is stored, resumed and spread over machines."""
     g = p.add_argument_group("tiles, resuming, clusters")
@@ -177,6 +184,8 @@ def make_parser() -> argparse.ArgumentParser:
     dim.add_argument("run_dir", type=Path)
     dim.add_argument("--fit-range", "--fit_range", nargs=2, type=float, dest="fit_range",
                      metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
+    dim.add_argument("--force", action="store_true", help="with --fit-range: give a dimension "
+                     "even where the estimator's rule finds the boundary too short (labelled)")
     dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
                      "range, 95%% interval) | paper (median of local slopes)")
     dim.add_argument("--write", action="store_true",
@@ -220,12 +229,25 @@ def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
     except RunFailed as err:
         sys.stderr.write(f"nnfractal: error: {err if resumable else err.brief}\n")
         return EXIT_USAGE
+    except (MemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        sys.stderr.write(f"nnfractal: error: memory: out of memory ({' '.join(str(err).split())[:200]}) "
+                         "(allowed: a run whose chunks fit; lower --tile_batch, --resolution or "
+                         "--steps)\n")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if not keyboard:
             raise
         sys.stderr.write("nnfractal: interrupted; nothing was written\n")
         return 130
     return 0
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """A MemoryError, or torch's CUDA out-of-memory error (a RuntimeError subclass)."""
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
 
 
 def cmd_run(args) -> int:
@@ -252,7 +274,7 @@ def cmd_run(args) -> int:
             cfg = config_from_args(args)
             out = args.out if args.out is not None else default_out_dir(cfg)
             folder.append(out)
-            execute(cfg, out, **options)
+            execute(cfg, out, max_storage=args.max_storage, **options)
 
     try:
         return run_guarded(work, keyboard=False, resumable=True)
@@ -271,7 +293,7 @@ def cmd_dimension(args) -> int:
     from .store import StoreError
     try:
         result = dimension_of(args.run_dir, args.method, args.fit_range, write=args.write,
-                              log=print)
+                              force=args.force, log=print)
     except (ConfigError, StoreError) as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE
@@ -311,7 +333,14 @@ def console_main() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; SIGTERM is handled as Ctrl-C (clean-up runs, exit 130)."""
+    from .backends import sigterm_as_interrupt
     args = make_parser().parse_args(argv)
+    with sigterm_as_interrupt():
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     if args.command == "presets":
         for name in preset_names():
             print(preset_line(name))

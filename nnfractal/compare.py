@@ -124,7 +124,8 @@ def default_compare_dir(preset_a: str, preset_b: str) -> Path:
 
 
 def plan(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS, windows: int = DEFAULT_WINDOWS,
-         factor: float = DEFAULT_FACTOR, depths=None, out=None, **overrides) -> dict:
+         factor: float = DEFAULT_FACTOR, depths=None, out=None, max_storage=None,
+         **overrides) -> dict:
     """Check every input before anything is trained; returns the plan (configs per depth).
 
     Raises ConfigError or RunFolderError with a one-line message naming the field.
@@ -158,6 +159,13 @@ def plan(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS, windows: int = 
     out = Path(out) if out is not None else default_compare_dir(*presets)
     from .run import check_new_folder
     check_new_folder(out)
+    from .budget import check_many, check_max_storage
+    n_grids = 2 * len(groups) * seeds * windows
+    field, value = ("seeds", seeds) if seeds >= windows else ("windows", windows)
+    for group in groups:
+        for cfg in group["configs"]:
+            check_many(cfg, n_grids, field, value, out, "the comparison",
+                       check_max_storage(max_storage))
     return {"presets": presets, "seeds": seeds, "windows": windows, "factor": float(factor),
             "depths": depths, "groups": groups, "notes": notes, "out": out,
             "config_difference": config_difference(cfg_a, cfg_b), "base": (cfg_a, cfg_b)}
@@ -199,10 +207,12 @@ def _unit_record(run_dir: Path, root: Path, *, preset: str, label: str, depth, s
 
 
 def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int, factor: float,
-                      work: Path, data_dir, progress: bool, log) -> tuple[list[dict], list[str]]:
+                      work: Path, data_dir, progress: bool, log,
+                      max_storage: float | None = None) -> tuple[list[dict], list[str]]:
     """Every grid of one architecture (at one depth): seeds x windows. Returns units and notes."""
     from .run import execute
-    from .zoom import auto_center, frame_windows, resolvable_frames, score_map_of
+    from .zoom import (auto_center, frame_windows, resolvable_frames, score_map_of,
+                       stop_if_requested)
 
     units, notes = [], []
     for i in range(seeds):
@@ -213,9 +223,11 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
         def ulog(msg, w=0, tag=tag):
             log(f"[{tag} window {w}] " + str(msg).replace(str(work) + os.sep, ""))
         d0 = work / _unit_dir(cfg.preset, depth, i, 0)
+        stop_if_requested(f"comparison interrupted before {tag}")
         # Epoch maps and videos only where the report shows them (seed 0's preset window): the
         # other grids need only their final map, which saves most of the drawing time.
-        execute(base, d0, data_dir=data_dir, progress=progress, log=ulog, epoch_maps=i == 0)
+        execute(base, d0, data_dir=data_dir, progress=progress, log=ulog, epoch_maps=i == 0,
+                max_storage=max_storage)
         units.append(_unit_record(d0, work, preset=cfg.preset, label=label, depth=depth,
                                   seed_index=i, seed=seed, window=0, cfg=base, center=None,
                                   magnification=1.0))
@@ -235,8 +247,9 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
         for j in range(1, n_ok):
             wcfg = base.replace(mnmx=tuple(float(v) for v in wins[j]))
             dj = work / _unit_dir(cfg.preset, depth, i, j)
+            stop_if_requested(f"comparison interrupted before {tag} window {j}")
             execute(wcfg, dj, data_dir=data_dir, progress=progress,
-                    log=lambda m, j=j: ulog(m, j), epoch_maps=False)
+                    log=lambda m, j=j: ulog(m, j), epoch_maps=False, max_storage=max_storage)
             units.append(_unit_record(dj, work, preset=cfg.preset, label=label, depth=depth,
                                       seed_index=i, seed=seed, window=j, cfg=wcfg, center=center,
                                       magnification=factor ** j))
@@ -289,7 +302,8 @@ def _main_group(results: list[dict], base_depth: int) -> dict:
 
 def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
             windows: int = DEFAULT_WINDOWS, factor: float = DEFAULT_FACTOR, depths=None,
-            out=None, data_dir=None, progress: bool = True, log=print, **overrides) -> Path:
+            out=None, data_dir=None, progress: bool = True, log=print,
+            max_storage: float | None = None, **overrides) -> Path:
     """Train and compare; returns the comparison folder (see the module docstring).
 
     `overrides` are config fields applied to both presets (e.g. resolution=8, steps=30).
@@ -298,7 +312,7 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
     nothing at `out`.
     """
     p = plan(presets, seeds=seeds, windows=windows, factor=factor, depths=depths, out=out,
-             **overrides)
+             max_storage=max_storage, **overrides)
     out = p["out"]
     presets = p["presets"]
     for note in p["notes"]:
@@ -308,15 +322,19 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         f"{', '.join(f'{k} {v[0]!r} / {v[1]!r}' for k, v in p['config_difference'].items() if k != 'preset') or 'nothing but the name'}; "
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
+    from .backends import graceful_interrupt
     from .run import staged_folder
+    from .zoom import stop_if_requested
     start = time.perf_counter()
-    with staged_folder(out) as work:
+    # Ctrl-C or SIGTERM: the grid in training stops after its chunk, and no other grid starts.
+    with graceful_interrupt(), staged_folder(out) as work:
         units, notes, results = [], list(p["notes"]), []
         for group in p["groups"]:
             group_units = []
             for cfg in group["configs"]:
                 u, n = _run_architecture(cfg, label_of(cfg), group["depth"], seeds, windows,
-                                         p["factor"], work, data_dir, progress, log)
+                                         p["factor"], work, data_dir, progress, log,
+                                         max_storage)
                 group_units += u
                 notes += n
             units += group_units
@@ -325,6 +343,7 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
             results.append(res)
             prefix = "" if group["depth"] is None else f"depth {group['depth']}: "
             log(prefix + res["difference"]["sentence"])
+        stop_if_requested("comparison interrupted before drawing")
         train_s = time.perf_counter() - start
         cfg_a, cfg_b = p["base"]
         main = _main_group(results, cfg_a.depth)
@@ -439,9 +458,9 @@ def _hardware(root: Path, units: list[dict]) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Strict JSON (no Infinity/NaN) through a unique temporary name (folders.py)."""
+    from .folders import write_json_atomic
+    write_json_atomic(path, data)
 
 
 # ---- figures ---------------------------------------------------------------------------------
@@ -578,4 +597,4 @@ def cmd_compare(args) -> int:
     return run_guarded(lambda: compare(
         presets, seeds=args.seeds, windows=args.windows, factor=args.factor, depths=args.depths,
         out=args.out, data_dir=args.data_dir, progress=not args.no_progress,
-        **overrides_from_args(args, presets[0])))
+        max_storage=args.max_storage, **overrides_from_args(args, presets[0])))

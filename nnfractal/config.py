@@ -236,7 +236,26 @@ def validate(cfg: Config) -> Config:
                                         for v in cfg.figsize):
         raise ConfigError("figsize", f"{list(cfg.figsize)} is not allowed "
                           "(allowed: two positive numbers, inches)")
+    _check_picture_size(cfg.dpi, cfg.figsize)
     return cfg
+
+
+# A picture can be drawn when its larger side is at most this many pixels (an RGBA canvas of
+# 16384 x 16384 is 1 GiB; Agg refuses sides of 2**16 and more).
+MAX_PICTURE_PIXELS = 16384
+# Fields that only change how the pictures look: they may change on --resume.
+DRAWING_FIELDS = ("dpi", "figsize")
+
+
+def _check_picture_size(dpi: int, figsize) -> None:
+    """Refuse dpi x figsize beyond MAX_PICTURE_PIXELS a side (a picture that can never be drawn)."""
+    side = max(figsize) * dpi
+    if side > MAX_PICTURE_PIXELS:
+        top = int(MAX_PICTURE_PIXELS // max(figsize))
+        raise ConfigError("dpi", f"{dpi} with figsize {figsize[0]:g} x {figsize[1]:g} inches makes "
+                          f"pictures {int(figsize[0] * dpi)} x {int(figsize[1] * dpi)} pixels "
+                          f"(allowed: at most {MAX_PICTURE_PIXELS} pixels a side: dpi 10 to {top} "
+                          f"at this figsize)")
 
 
 def recorded_metrics(cfg: Config) -> tuple[str, ...]:

@@ -547,11 +547,13 @@ def _run_chunks(n_chunks: int, workers: int, threads: int, run_one, on_done) -> 
 
 
 def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool = False,
-          desc: str = "training", on_chunk=None) -> TrainResult:
+          desc: str = "training", on_chunk=None, on_step=None) -> TrainResult:
     """Train one model per point; points (k, 2) = (x, y) hyperparameter pairs in axis units.
 
     `on_chunk(lo, hi, curves)` (optional) is called after each chunk, in chunk order, with its
-    (unpadded) curves. On a CPU, chunks may train side by side (`resolve_chunk_workers`): a
+    (unpadded) curves. `on_step()` (optional) is called after every training step of every chunk,
+    in the chunk's thread: an exception it raises (a cancelled job) stops training within one
+    step and is raised here. On a CPU, chunks may train side by side (`resolve_chunk_workers`): a
     chunk's numbers depend on the torch threads it gets, never on what runs beside it.
     """
     from tqdm.auto import tqdm
@@ -585,11 +587,13 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
             take = np.minimum(np.arange(lo, lo + m), k - 1)
             hp = {role: v[take] for role, v in hp_all.items()}
 
-            def on_step():
+            def step_done():
                 if abort is not None and abort.is_set():
                     raise _Abort()
+                if on_step is not None:
+                    on_step()
                 bar.update(hi - lo)
-            return train_chunk(cfg, family, init, data, schedule, hp, on_step=on_step)
+            return train_chunk(cfg, family, init, data, schedule, hp, on_step=step_done)
 
         def on_done(i: int, chunk: dict[str, Tensor]) -> None:
             lo, hi = i * m, min(i * m + m, k)

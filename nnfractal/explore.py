@@ -73,6 +73,8 @@ def make_session(args):
             if overrides[key] is None:
                 overrides[key] = value
     cfg = build_config(preset, **overrides)
+    from .budget import check_run
+    check_run(cfg, Path(args.out) if args.out is not None else Path("."))   # one window's budget
     return Session.new(cfg, args.out, data_dir=args.data_dir, device=args.device,
                        default_resolution=args.resolution)
 
@@ -102,6 +104,23 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}/"
 
 
+def _host_name(host: str) -> str:
+    """How a Host header names `host`: IPv6 addresses in brackets."""
+    return f"[{host.strip('[]')}]" if ":" in host else host
+
+
+def is_loopback(host: str) -> bool:
+    """True for a name or address of this machine only: localhost, 127.0.0.0/8, ::1."""
+    import ipaddress
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_explore(args) -> int:
     from .config import ConfigError
     from .explorer.session import ExploreError
@@ -115,7 +134,7 @@ def cmd_explore(args) -> int:
     if not 0 <= args.port <= 65535:
         return _fail(f"port: {args.port} is not allowed (allowed: 0..65535, 0 = any free port)")
     host = args.host if args.host is not None else DEFAULT_HOST
-    explicit_host = args.host is not None
+    explicit_host = args.host is not None and not is_loopback(host)   # opens the Host check
     try:
         sock = bind_socket(host, args.port)
     except (OSError, UnicodeError) as err:
@@ -130,7 +149,9 @@ def cmd_explore(args) -> int:
         sys.stderr.write(f"nnfractal: warning: serving on {host} (--host): the explorer has no "
                          "login and accepts any Host name; anyone who can reach this address can "
                          "use it and make this machine train networks\n")
-    app = create_app(session, **({"allowed_hosts": None} if explicit_host else {}))
+    from .explorer.server import LOCAL_HOSTS
+    allowed = None if explicit_host else sorted(set(LOCAL_HOSTS) | {_host_name(host)})
+    app = create_app(session, allowed_hosts=allowed)
     url = url_of(sock)
     print(f"nnfractal explore: {url}  (session folder {session.folder}; Ctrl-C to stop)", flush=True)
     if args.open:

@@ -530,6 +530,7 @@ def zoom_report(folder: Path, display=None) -> str:
                   "median local slope over all frames"),
              card("frames", fmt_num(len(frames)), f"of {fmt_num(info.get('n_frames_requested'))} requested"),
              card("training and frames", fmt_seconds(info.get("training_and_frames_s")))]
+    summary = _json(folder / frames[0]["dir"] / "summary.json") if frames else {}
     notes = "".join(f'<div class="verdict none"><b>Note:</b> {esc(n)}</div>'
                     for n in summary.get("notes") or [])
     parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>{notes}', "summary"))
@@ -843,21 +844,66 @@ def build_html(folder, display_path=None) -> str:
         folder, display_path)
 
 
-def write_report(folder, out: Path | None = None, *, display_path=None) -> Path:
+def write_report(folder, out: Path | None = None, *, display_path=None,
+                 force: bool = False) -> Path:
     """Write the folder's report (default ``folder/report.html``) and return its path.
 
     `display_path`: the folder's name to print in the footer, when the report is written before
-    the folder reaches its final place (as compare does).
+    the folder reaches its final place (as compare does). An explicit `out` is checked first
+    (`check_report_out`): an existing file is replaced only if it is a report nnfractal wrote,
+    or with `force`. Every output error is a ReportError naming ``out``.
     """
     folder = Path(folder)
+    if out is not None:
+        check_report_out(Path(out), force)
     if folder_kind(folder) == "compare":
         _redraw_missing_compare_figures(folder)
     text = build_html(folder, display_path)
     path = Path(out) if out is not None else folder / REPORT_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from .folders import write_text_atomic
+    try:
+        write_text_atomic(path, text)
+    except OSError as err:
+        if out is None:
+            raise
+        raise ReportError(f"out: cannot write {path} ({err.strerror or err})") from None
     return path
+
+
+def is_our_report(path: Path) -> bool:
+    """True for an HTML file nnfractal wrote: its head has the title `... &middot; nnfractal`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and b" &middot; nnfractal</title>" in head
+
+
+def check_report_out(path: Path, force: bool = False) -> None:
+    """Refuse an --out that cannot take the report, before anything is built or written: a
+    folder, a missing or unwritable parent, or an existing file that is not a report of ours
+    (unless `force`)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ReportError(f"out: {path} is a folder (allowed: an HTML file name, new or a report "
+                          "nnfractal wrote)")
+    if not parent.is_dir():
+        raise ReportError(f"out: {parent} does not exist or is not a folder (allowed: a file in "
+                          "an existing folder)")
+    if path.exists() and not force and not is_our_report(path):
+        raise ReportError(f"out: {path} exists and is not a report nnfractal wrote (allowed: a "
+                          "new file, a report of ours, or --force to replace it)")
+    if path.exists() and not os.access(path, os.W_OK) and os.geteuid() != 0:
+        raise ReportError(f"out: {path} is not writable")
+    import tempfile
+    try:                    # a real write: root ignores permission bits, not a read-only mount
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ReportError(f"out: cannot write {path} ({parent} is not writable: "
+                          f"{err.strerror or err})") from None
 
 
 def _redraw_missing_compare_figures(folder: Path) -> None:
@@ -896,13 +942,16 @@ def add_report_parser(sub) -> None:
     p = sub.add_parser("report", help="write a self-contained report.html for a run, zoom or "
                        "comparison folder")
     p.add_argument("run_dir", type=Path, help="a run, zoom or comparison folder")
-    p.add_argument("--out", type=Path, help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--out", type=Path, help="HTML file to write (default RUN_DIR/report.html); "
+                   "an existing file is replaced only if it is a report nnfractal wrote")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file that "
+                   "is not an nnfractal report")
 
 
 def cmd_report(args) -> int:
     from .store import StoreError
     try:
-        path = write_report(args.run_dir, args.out)
+        path = write_report(args.run_dir, args.out, force=args.force)
     except (ReportError, StoreError) as err:
         sys.stderr.write(f"nnfractal: error: {err}\n")
         return EXIT_USAGE

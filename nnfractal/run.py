@@ -20,7 +20,7 @@ import platform
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,8 @@ from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, gr
 from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
 from .engine import epoch_curves, make_schedule
+from .folders import (claim_folder, json_text, new_staging_folder, remove_staging_folder,
+                      write_text_atomic)
 from .grid import axes, axis_labels
 from .measure import accuracy_score, converged_fraction, scores
 from .resolution import chance_note, resolution_warning, too_small_note
@@ -58,7 +60,9 @@ def check_new_folder(out: Path) -> None:
         raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
     if out.exists() and any(out.iterdir()):
         raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
-    probe = out if out.exists() else (out.parent if str(out.parent) else Path("."))
+    # The run is renamed into place, so the parent must be writable; nothing is written into
+    # `out` itself (a probe file there would make it non-empty for a concurrent start).
+    probe = out.parent if str(out.parent) else Path(".")
     while not probe.exists():
         probe = probe.parent
     try:       # a real write: root ignores permission bits, not a read-only filesystem
@@ -72,23 +76,27 @@ def check_new_folder(out: Path) -> None:
 
 @contextmanager
 def staged_folder(out: Path):
-    """Build a result folder under a temporary name beside `out` and rename it to `out` (absent
-    or empty) when the block succeeds; on any exception, Ctrl-C included, remove it. A crash never
-    leaves a half-written folder at `out`. mkdtemp makes folders private (0700): the finished one
-    gets the permissions a plain mkdir would."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    """Build a result folder under a unique temporary name beside `out` and rename it to `out`
+    (absent or empty) when the block succeeds; on any exception, Ctrl-C and SIGTERM included,
+    remove it. A crash never leaves a half-written folder at `out`, and a process never removes
+    what another made. If `out` was taken by another process while the block ran, the finished
+    result is kept under a visible sibling name and RunFolderError says where."""
+    from .folders import keep_unclaimed
+    work = new_staging_folder(out)
     try:
         yield work
-        if out.exists():
-            out.rmdir()
-        os.replace(work, out)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_staging_folder(work)
         raise
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(out, 0o777 & ~mask)
+    try:
+        claimed = claim_folder(work, out)
+    except BaseException:
+        remove_staging_folder(work)
+        raise
+    if not claimed:
+        kept = keep_unclaimed(work, out)
+        raise RunFolderError(f"out: {out} was filled by another process while this one ran "
+                             f"(allowed: a new or empty folder); the result is kept in {kept}")
 
 
 def check_out_dir(out: Path, cfg: Config) -> None:
@@ -103,11 +111,25 @@ def check_out_dir(out: Path, cfg: Config) -> None:
             raise RunFolderError(f"out: {out} holds a run whose config.toml is unreadable") from None
         if other.to_dict() != cfg.to_dict():
             raise RunFolderError(f"out: {out} already holds a different run (allowed: a new or empty folder)")
+        if _locked_by_another(cfg_file):
+            raise RunFolderError(f"out: {out} is being trained by another nnfractal process "
+                                 "(allowed: a new or empty folder)")
         if not (out / "summary.json").exists():
             raise RunFolderError(f"out: {out} already holds this run, unfinished "
                                  f"(resume with: nnfractal run --resume {out})")
         raise RunFolderError(f"out: {out} already holds this run (allowed: a new or empty folder)")
     check_new_folder(out)
+
+
+def _locked_by_another(cfg_file: Path) -> bool:
+    """True while another process holds the run's lock (run_lock)."""
+    import fcntl
+    try:
+        with open(cfg_file, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    return False
 
 
 def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
@@ -133,14 +155,9 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary name and rename: a crash or a full disk leaves the old file (or none)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write to a unique temporary name and rename (folders.write_text_atomic): a crash or a full
+    disk leaves the old file (or none), and two processes never share a temporary file."""
+    write_text_atomic(path, text)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -225,7 +242,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             progress: bool = True, log=print, epoch_maps: bool = True, *,
             tile_rows: int | None = None, backend: str = "local", address: str | None = None,
             checkpoint_s: float = CHECKPOINT_S, draw: bool = True,
-            warn_resolution: bool = True) -> Path:
+            warn_resolution: bool = True, max_storage: float | None = None) -> Path:
     """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
 
     Once every input is accepted, and before training, a resolution too small for a dimension is
@@ -235,7 +252,8 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     need only the final map; drawing is then a few seconds instead of a minute); `draw=False`
     only trains and stores (a later `resume` draws). `tile_rows`: grid rows per tile (default
     `default_tile_rows_of`); `backend`: local or ray (`address`: the Ray cluster);
-    `checkpoint_s`: seconds between checkpoints of an unfinished tile.
+    `checkpoint_s`: seconds between checkpoints of an unfinished tile; `max_storage`: GiB of
+    curves allowed (default: the free disk, at most budget.DEFAULT_MAX_STORAGE).
 
     Everything that can be refused (config, backend, device, data, output folder) is checked
     before the folder is created, so a refused run leaves nothing behind. From then on the run
@@ -243,7 +261,9 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     kill or full disk keeps every finished tile, and `resume(out)` computes only the rest
     (RunFailed / RunInterrupted say so in one line).
     """
+    from .budget import check_max_storage, check_run
     out = Path(out) if out is not None else default_out_dir(cfg)
+    check_run(cfg, out, check_max_storage(max_storage))     # before anything is allocated
     if cfg.tile_batch == 0:
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     tile = check_tile_rows(tile_rows, cfg) or default_tile_rows_of(cfg)
@@ -255,8 +275,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
         warning = resolution_warning(cfg.resolution) if warn_resolution else None
         if warning:                     # before minutes of training, not after
             log(f"warning: {warning}")
-        _create_run(out, plan, tile)
-        with run_lock(out):
+        with _claim_new_run(out, plan, tile):
             return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s,
                                      draw)
     finally:
@@ -273,25 +292,55 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
     `given`: config values given with --resume (field -> value, as for build_config); each must
     equal the run's, and with `preset` the whole config built from preset + given must. Refusals
     (bad or different config, foreign or damaged store, read-only folder, bad data) change
-    nothing. A finished run is only re-drawn if its pictures are missing.
+    nothing. A finished run is only re-drawn if its pictures are missing, or with new drawing
+    flags (dpi, figsize: the only fields that may differ from the run's; config.toml is updated).
     """
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
     check_resume_config(cfg, given or {}, preset, run_dir)
+    drawing = drawing_changes(cfg, given or {})
     tile_rows = check_tile_rows(tile_rows, cfg)
     store = _resumable_store(run_dir, cfg, tile_rows)
     check_writable(run_dir)
     _check_adaptive_backend(cfg, backend)
-    if store is not None and store.complete and (run_dir / "summary.json").exists():
+    if store is not None and store.complete and (run_dir / "summary.json").exists() \
+            and not drawing:
         log(f"{run_dir} is complete: nothing to train or draw")
         return run_dir
     runner = make_backend(backend, address)
     try:
-        with run_lock(run_dir):
+        with run_lock(run_dir), ExitStack() as held:
+            if drawing:
+                cfg = _apply_drawing(run_dir, cfg, drawing, store, held, log)
             return _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps,
                                   tile_rows, checkpoint_s, draw)
     finally:
         runner.close()
+
+
+def drawing_changes(cfg: Config, given: dict) -> dict:
+    """The drawing fields (config.DRAWING_FIELDS: dpi, figsize) given with --resume whose values
+    differ from the run's: they change only the pictures, so a resume may change them."""
+    from .config import DRAWING_FIELDS, _coerce
+    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()
+             if k in DRAWING_FIELDS and v is not None}
+    wanted = cfg.replace(**_coerce(given, "overrides"))
+    return {k: getattr(wanted, k) for k in given if getattr(wanted, k) != getattr(cfg, k)}
+
+
+def _apply_drawing(run_dir: Path, cfg: Config, drawing: dict, store, held: ExitStack,
+                   log) -> Config:
+    """Write the new drawing fields into config.toml (and the store's copy of the config) while
+    the run is locked; the new config.toml is locked too. Returns the new config."""
+    new = cfg.replace(**drawing)
+    _write_text_atomic(run_dir / "config.toml", to_toml(new))
+    lock = held.enter_context(open(run_dir / "config.toml", "rb"))
+    _flock_or_refuse(lock, run_dir)
+    if store is not None:
+        store.update_attrs(config=new.to_dict())
+    log("drawing with " + ", ".join(f"{k} = {_shown(v)}" for k, v in drawing.items())
+        + f" (was {', '.join(_shown(getattr(cfg, k)) for k in drawing)})")
+    return new
 
 
 def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps, tile_rows,
@@ -315,20 +364,59 @@ def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_m
 def run_lock(run_dir: Path):
     """Hold an exclusive lock on the run (flock on its config.toml: no new file, released by the
     OS when the process dies) so two processes never train the same run; a second one is refused."""
-    import fcntl
     f = open(run_dir / "config.toml", "rb")
     try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RunFolderError(f"out: {run_dir} is being trained by another nnfractal process "
-                                 "(allowed: one process per run folder)") from None
+        _flock_or_refuse(f, run_dir)
         yield
     finally:
         f.close()
 
 
-def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = False) -> RunStore:
+def _flock_or_refuse(f, run_dir: Path) -> None:
+    import fcntl
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise RunFolderError(f"out: {run_dir} is being trained by another nnfractal process "
+                             "(allowed: one process per run folder)") from None
+
+
+@contextmanager
+def _claim_new_run(out: Path, plan: RunPlan, tile: int):
+    """Create a new run at `out` atomically and hold its lock while the block runs.
+
+    config.toml and the empty store are written into a unique staging folder beside `out`, its
+    config.toml is locked (the flock stays with the open file across the rename), and the folder
+    is renamed to `out`, which succeeds only while `out` is absent or empty. Of two processes
+    started on the same `out` at the same instant exactly one gets it; the other removes only its
+    own staging folder and is refused as a sequential second start would be (check_out_dir).
+    A failure while writing (a full disk) leaves nothing behind."""
+    try:
+        work = new_staging_folder(out)
+    except OSError as err:
+        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+    lock = None
+    try:
+        _create_run(work, plan, tile, shown=out)
+        lock = open(work / "config.toml", "rb")
+        _flock_or_refuse(lock, out)
+        if not claim_folder(work, out):
+            check_out_dir(out, plan.cfg)          # raises the same refusal as a later start
+            raise RunFolderError(f"out: {out} was taken by another process (allowed: a new or "
+                                 "empty folder)")
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        remove_staging_folder(work)
+        raise
+    try:
+        yield out
+    finally:
+        lock.close()
+
+
+def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = False,
+                shown: Path | None = None) -> RunStore:
     """config.toml, then an empty store (built under a temporary name and renamed). A failure
     here (a full disk, a read-only folder) removes what this call made: nothing was trained."""
     made_dir = not out.exists()
@@ -345,7 +433,8 @@ def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = Fals
             shutil.rmtree(out, ignore_errors=True)
         elif not config_written:
             (out / "config.toml").unlink(missing_ok=True)
-        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+        raise RunFolderError(f"out: cannot write {shown or out} "
+                             f"({err.strerror or one_line(err)})") from None
 
 
 def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
@@ -510,7 +599,7 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    allocator=allocator_in_use()
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    gpu=_gpu_name(device))
-    _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_text_atomic(run_dir / "summary.json", json_text(summary))
     from .report import write_report_safely
     write_report_safely(run_dir, log=log)
     for note in summary.get("notes", []):
@@ -548,7 +637,7 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
     """Refuse config values given with --resume that differ from the run's (ConfigError 'resume',
     naming the flag, the value given and the run's)."""
     from dataclasses import fields
-    from .config import _coerce, build_config
+    from .config import DRAWING_FIELDS, _coerce, build_config
     given = {k: v for k, v in given.items() if v is not None}
     if preset is not None:
         wanted = build_config(preset, **given)
@@ -560,7 +649,7 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
         names = list(changes)
     for name in names:
         mine, theirs = getattr(wanted, name), getattr(cfg, name)
-        if mine != theirs:
+        if mine != theirs and name not in DRAWING_FIELDS:     # drawing may change: pictures only
             flag = "--preset" if name == "preset" else _flag(name)
             raise ConfigError("resume", f"{flag} {_shown(mine)} differs from the run's config "
                               f"({name} = {_shown(theirs)} in {run_dir / 'config.toml'}; "
@@ -581,9 +670,11 @@ def _resumable_store(run_dir: Path, cfg: Config, tile_rows: int | None) -> RunSt
             return RunStore.open(path, mode="r+")
         raise StoreError(f"store: {path} has format version {attrs.get('format_version')!r} and "
                          f"cannot be resumed (allowed: version {STORE_FORMAT_VERSION})")
-    if attrs.get("config") != cfg.to_dict():
-        diff = sorted(k for k in set(cfg.to_dict()) | set(attrs.get("config") or {})
-                      if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k))
+    from .config import DRAWING_FIELDS
+    diff = sorted(k for k in set(cfg.to_dict()) | set(attrs.get("config") or {})
+                  if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k)
+                  and k not in DRAWING_FIELDS)
+    if diff:
         raise StoreError(f"store: {path} was written for another config than "
                          f"{run_dir / 'config.toml'} (differs in: {', '.join(diff)})")
     if tile_rows is not None and tile_rows != store.tile_grid.tile_rows:
@@ -796,18 +887,19 @@ def describe(est: dict) -> str:
     """'1.234 (95% CI 1.10-1.35)' or the plain reason there is no estimate."""
     if not est["ok"]:
         return est["reason"]
-    return f"{est['dimension']:.3f} (95% CI {est['ci_low']:.3f}-{est['ci_high']:.3f})"
+    forced = f" [{est['reason']}]" if (est.get("extra") or {}).get("forced") else ""
+    return f"{est['dimension']:.3f} (95% CI {est['ci_low']:.3f}-{est['ci_high']:.3f}){forced}"
 
 
 def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print,
-                    out_dir: Path | None = None) -> dict:
+                    out_dir: Path | None = None, force: bool = False) -> dict:
     """Boundary, box counts and dimension of a finished run, final and per epoch; no training.
 
     Writes boundary.png, boxcount.png, fd_per_epoch.png (the config's metric), boundary_<metric>.png
     for the other recorded metrics, and fractal.json into `out_dir` (default: the run folder);
     returns the fractal.json content.
     """
-    from .fractal import boundary, estimate_dimension, paper_dimension
+    from .fractal import boundary, paper_dimension
     from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
     from .render.maps import extent_of
 
@@ -822,7 +914,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     for metric in store.metrics:
         final_map = score_map(store, cfg, metric)
         edges = boundary(final_map)
-        est = estimate_dimension(edges, fit_range=fit_range)
+        est = estimate_with_fit_range(edges, fit_range, force)
         by_metric[metric] = {"final": est.to_dict(), "paper_method": paper_dimension([edges]).to_dict()}
         name = "boundary.png" if metric == cfg.metric else f"boundary_{metric}.png"
         plot_boundary(edges, extent, xlabel, ylabel, out_dir / name,
@@ -834,7 +926,8 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available)
     epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
-    per_epoch_est = [estimate_dimension(boundary(m), fit_range=fit_range, n_boot=50) for m in epoch_maps]
+    per_epoch_est = [estimate_with_fit_range(boundary(m), fit_range, force, n_boot=50)
+                     for m in epoch_maps]
     step_label = "step" if cfg.full_batch else "epoch"      # full batch: one step per epoch
     plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / "fd_per_epoch.png",
                              title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training",
@@ -847,7 +940,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         "metrics": by_metric,
         "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
     }
-    _write_text_atomic(out_dir / "fractal.json", json.dumps(result, indent=2) + "\n")
+    _write_text_atomic(out_dir / "fractal.json", json_text(result))
     log(f"fractal dimension ({cfg.metric}): {describe(result['final'])}; paper's median-slope "
         f"estimator: {describe(result['paper_method'])}")
     for metric in store.metrics:
@@ -897,8 +990,40 @@ def analysis_name(fit_range) -> str:
     return "dimension-fit-" + "-".join(f"{float(v):g}" for v in fit_range)
 
 
+def check_fit_range(fit_range) -> None:
+    """Refuse a --fit-range that is not two finite box sizes 1 <= S_MIN < S_MAX (ConfigError)."""
+    import math
+    from .config import ConfigError
+    if fit_range is None:
+        return
+    values = list(fit_range)
+    if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   and math.isfinite(v) for v in values) \
+            or not 1 <= values[0] < values[1]:
+        raise ConfigError("fit_range", f"{values} is not allowed (allowed: two finite box sizes "
+                          "in pixels, 1 <= S_MIN < S_MAX)")
+
+
+def estimate_with_fit_range(edges, fit_range=None, force: bool = False, **options):
+    """fractal.estimate_dimension, where a given fit range never overrules the estimator's own
+    rule: if that rule finds the boundary too short, the result is its refusal (ok=False), or
+    with `force` the fit-range estimate labelled ``extra["forced"]``."""
+    from .fractal import REASON_SHORT, estimate_dimension
+    est = estimate_dimension(edges, fit_range=fit_range, **options)
+    if fit_range is None or not est.ok:
+        return est
+    own = estimate_dimension(edges, n_boot=1)
+    if own.ok or own.reason != REASON_SHORT:
+        return est
+    if not force:
+        return own
+    est.extra = {**(est.extra or {}), "forced": True}
+    est.reason = f"forced with --fit-range: the estimator's rule says {REASON_SHORT}"
+    return est
+
+
 def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None,
-                 write: bool = False) -> dict:
+                 write: bool = False, force: bool = False) -> dict:
     """Recompute a finished run's dimension (method box or paper) without training.
 
     Without `fit_range` (the default scaling-range rule), or with `write`, the result becomes the
@@ -907,8 +1032,9 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
     `fit_range` without `write` is a named analysis beside the run, in
     `<run>/dimension-fit-<S_MIN>-<S_MAX>/` (fractal.json and the figures), and the run's own
     files are left as they are. Each written path is logged. A zoom folder's fit range rewrites
-    zoom.json and its report, so it needs `write`. A sample folder (nnfractal sample)
-    recomputes its own estimator from its curves.
+    zoom.json and its report, so it needs `write`. `force`: a fit range may give a dimension
+    where the estimator's own rule finds the boundary too short (labelled). A sample folder
+    (nnfractal sample) recomputes its own estimator from its curves.
     """
     from .config import ConfigError
     from .sample import dimension_of_sample, is_sample_folder
@@ -919,9 +1045,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         return dimension_of_sample(run_dir, log=log)
     if method not in ("box", "paper"):
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, paper)")
-    if fit_range is not None and not (0 < fit_range[0] < fit_range[1]):
-        raise ConfigError("fit_range", f"{list(fit_range)} is not allowed "
-                          "(allowed: two box sizes in pixels, 0 < S_MIN < S_MAX)")
+    check_fit_range(fit_range)
     run_dir = Path(run_dir)
     fit = tuple(float(v) for v in fit_range) if fit_range else None
     from .report import write_report_safely
@@ -938,13 +1062,13 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
     if fit is not None and not write:
         out = run_dir / analysis_name(fit)
         out.mkdir(exist_ok=True)
-        result = analyse_fractal(run_dir, fit_range=fit, log=log, out_dir=out)
+        result = analyse_fractal(run_dir, fit_range=fit, log=log, out_dir=out, force=force)
         own = _json_or_empty(run_dir / "fractal.json").get("final") or {}
         log(f"wrote the named analysis {out}: {', '.join(ANALYSED_FILES)}; the run's own "
             f"dimension (summary.json, fractal.json, report.html, explorer) stays "
             f"{describe(own) if own else 'as it was'} (add --write to replace it)")
         return result["paper_method"] if method == "paper" else result["final"]
-    result = analyse_fractal(run_dir, fit_range=fit, log=log)
+    result = analyse_fractal(run_dir, fit_range=fit, log=log, force=force)
     _update_summary_dimension(run_dir, result)
     write_report_safely(run_dir, log=log)          # the report shows the new figures
     log(f"rewrote {run_dir}: {', '.join(ANALYSED_FILES)}, summary.json (dimension), report.html"

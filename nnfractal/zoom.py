@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -251,7 +250,8 @@ def default_zoom_dir(run_dir: Path) -> Path:
 
 
 def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH,
-              center=None, resolution: int | None = None, out=None) -> ZoomPlan:
+              center=None, resolution: int | None = None, out=None,
+              max_storage: float | None = None) -> ZoomPlan:
     """Check every input and compute every window; raises ConfigError, StoreError or
     RunFolderError (one line naming the field) and writes nothing."""
     from .run import check_new_folder, check_run_dir
@@ -317,6 +317,9 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
     check_new_folder(out)
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
+    from .budget import check_many, check_max_storage
+    check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
+               resolution or depth, out, "the zoom", check_max_storage(max_storage))
     return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
                     center_source=source, factor=float(factor), depth=float(depth),
                     n_requested=n_req, ulps=ulps, limit_message=limit,
@@ -346,7 +349,7 @@ def _copy_run(src: Path, dst: Path, log) -> None:
 
 def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, center=None,
          resolution: int | None = None, out=None, data_dir=None, progress: bool = True,
-         log=print) -> Path:
+         log=print, max_storage: float | None = None) -> Path:
     """Train the zoom sequence of a finished run, analyse it and draw it; returns the folder.
 
     Every refusable input is checked (`plan_zoom`) before anything is written. The folder is built
@@ -354,9 +357,10 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     nothing at `out`.
     """
     import time
+    from .backends import graceful_interrupt
     from .run import execute, staged_folder
 
-    plan = plan_zoom(run_dir, factor, depth, center, resolution, out)
+    plan = plan_zoom(run_dir, factor, depth, center, resolution, out, max_storage)
     out, n = plan.out, plan.n_frames
     if plan.limit_message:
         log(plan.limit_message)
@@ -370,10 +374,12 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         f"centre x={_fmt(cx)} y={_fmt(cy)} "
         f"({'given' if plan.center_source == 'given' else 'auto: densest point of the largest connected boundary'})")
     start = time.perf_counter()
-    with staged_folder(out) as work:
+    # Ctrl-C or SIGTERM: the frame in training stops after its chunk, and no other frame starts.
+    with graceful_interrupt(), staged_folder(out) as work:
         (work / "frames").mkdir()
         frames = []
         for k, fcfg in enumerate(plan.frame_cfgs):
+            stop_if_requested(f"zoom interrupted before frame {k} of {n}")
             name = frame_name(k, n)
             fdir = work / "frames" / name
 
@@ -384,7 +390,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 flog(f"the run's own window: copied from {plan.run_dir} (no training)")
             else:
                 execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
-                        warn_resolution=False)
+                        warn_resolution=False, max_storage=max_storage)
             title_frame_map(fdir, k, n, plan.factor)
             frames.append({
                 "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
@@ -392,6 +398,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
                 "ulps_per_pixel": plan.ulps[k], "copied_from_run": bool(k == 0 and plan.reuse_run),
             })
+        stop_if_requested(f"zoom interrupted after its {n} frames, before drawing")
         train_s = time.perf_counter() - start
         info = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -450,10 +457,17 @@ def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
     fig.savefig(Path(frame_dir) / "map.png", metadata={"Title": title.replace("\n", " ")})
 
 
+def stop_if_requested(where: str) -> None:
+    """Raise KeyboardInterrupt (the staged folder is removed) once Ctrl-C or SIGTERM arrived."""
+    from .backends import stop_requested
+    if stop_requested():
+        raise KeyboardInterrupt(where)
+
+
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Strict JSON (no Infinity/NaN) through a unique temporary name (folders.py)."""
+    from .folders import write_json_atomic
+    write_json_atomic(path, data)
 
 
 def read_zoom_json(zoom_dir: Path) -> dict:
@@ -606,10 +620,13 @@ def add_zoom_parser(sub) -> None:
     p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
                    help="dataset cache (default ~/.cache/nnfractal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .cli import add_max_storage_flag
+    add_max_storage_flag(p)
 
 
 def cmd_zoom(args) -> int:
     from .cli import run_guarded
     return run_guarded(lambda: zoom(args.run_dir, factor=args.factor, depth=args.depth,
                                     center=args.center, resolution=args.resolution, out=args.out,
-                                    data_dir=args.data_dir, progress=not args.no_progress))
+                                    data_dir=args.data_dir, progress=not args.no_progress,
+                                    max_storage=args.max_storage))

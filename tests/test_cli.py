@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nnfractal.cli import main
-from nnfractal.config import config_from_toml
+from nnfractal.config import build_config, config_from_toml
 from nnfractal.store import RunStore
 
 TINY_MLP = ["--preset", "paper-tanh", "--resolution", "6", "--steps", "30", "--no-progress"]
@@ -83,6 +83,18 @@ BAD_INPUTS = [
     (["--readout", "weights"], "readout"),
 ] + ([(["--device", "cuda"], "device")] if not torch.cuda.is_available() else []) + [
     (["--batch_size", "1000"], "batch_size"),
+    # resource budgets (budget.py): refused before anything is written, the estimate shown
+    (["--resolution", "100000"], "resolution: 100000 makes 100000x100000 points"),
+    (["--steps", "1000000000"], "steps: 1000000000 needs about"),
+    (["--num_epochs", "1000000000"], "num_epochs: 1000000000 needs about"),
+    (["--tile_batch", "1000000000"], "tile_batch: 1000000000 needs about"),
+    (["--train-size", "1000000000"], "train_size: 1000000000 needs about"),
+    (["--preset", "paper-tanh", "--width", "1000000"], "width: 1000000 needs about"),
+    (["--preset", "paper-tanh", "--train-size", "1000000000"], "train_size: 1000000000 needs"),
+    (["--resolution", "2000", "--max-storage", "0.01"], "more than --max-storage 0.01"),
+    (["--max-storage", "-1"], "max_storage: -1.0 is not allowed"),
+    (["--dpi", "100000"], "dpi: 100000 with figsize"),
+    (["--dpi", "1000", "--figsize", "20", "5"], "dpi: 1000 with figsize 20 x 5 inches"),
 ]
 
 
@@ -334,3 +346,13 @@ def test_dimension_of_a_zoom_with_a_fit_range_needs_write(tmp_path, capsys):
     assert main(["dimension", str(tmp_path), "--fit-range", "2", "8"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nnfractal: error: fit_range: ") and "--write" in err and err.count("\n") == 1
+def test_real_runs_fit_the_default_budget():
+    """Every preset (the customer's full ones included) and a 4096-pixel MLP grid pass the
+    budget's caps: curves under DEFAULT_MAX_STORAGE, a chunk within a 16 GiB machine."""
+    from nnfractal.budget import DEFAULT_MAX_STORAGE, GIB, check_memory, estimate
+    from nnfractal.config import preset_names
+    cfgs = [build_config(name) for name in preset_names()]
+    cfgs.append(build_config("paper-tanh", resolution=4096))
+    for cfg in cfgs:
+        assert estimate(cfg).curves_bytes <= DEFAULT_MAX_STORAGE, cfg.preset
+        check_memory(cfg, memory=16 * GIB)

@@ -200,6 +200,9 @@ BAD = [
     (["paper-tanh", "paper-relu", "--depth", "3", "--depths", "2", "3"], "depth:"),
     (["paper-tanh", "paper-relu", "--depths", "2", "2"], "depths:"),
     (["paper-tanh", "--preset", "paper-relu"], "preset:"),
+    # resource budgets (budget.py), before anything is trained
+    (["paper-tanh", "paper-relu", "--seeds", "1000000000"], "seeds: 1000000000 makes the comparison"),
+    (["paper-tanh", "paper-relu", "--resolution", "100000"], "resolution: 100000 makes"),
 ]
 
 
@@ -354,3 +357,34 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
     assert zoomed >= 2
     assert (out / info["figures"]["depth"]).stat().st_size > 0
     parse_report(out / REPORT_NAME)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_comparison_after_the_current_chunk(tmp_path, sig):
+    """Ctrl-C or SIGTERM while the first grid trains (one chunk per grid): no other grid is
+    trained, exit 130, and neither the output nor a hidden staged folder stays."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "cmp"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nnfractal", "compare", "paper-tanh", "paper-relu",
+         "--resolution", "8", "--tile_batch", "64", "--train-size", "1", "--steps", "600",
+         "--seeds", "2", "--windows", "1", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "] training " in line:
+            time.sleep(0.3)
+            proc.send_signal(getattr(signal, sig))
+            break
+    rest, _ = proc.communicate(timeout=300)
+    text = "".join(seen) + rest
+    assert proc.returncode == 130, text
+    assert "stopping after the current chunk" in text
+    assert text.count("] training ") == 1, text              # no other grid was trained
+    assert list(tmp_path.iterdir()) == []                   # no output, no .cmp.* folder

@@ -203,6 +203,56 @@ def test_host_header_must_be_local_by_default(api):
     assert bad.status_code == 400 and "host" in bad.json()["error"]
 
 
+def test_loopback_names_are_loopback():
+    from nnfractal.explore import is_loopback
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "example.org"))
+
+
+def test_a_body_over_the_limit_is_refused_before_parsing(api):
+    from nnfractal.explorer.server import MAX_BODY_BYTES
+    big = b'{"parent": 0, "mnmx": [0, 1, 0, 1], "pad": "' + b"x" * (8 * MAX_BODY_BYTES) + b'"}'
+    r = api.post("/api/windows", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"].startswith("body: more than 4096 bytes")
+
+    def chunks():                                  # no Content-Length: counted as it arrives
+        for _ in range(10):
+            yield b" " * 1024
+    r = api.post("/api/windows", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    n_windows = len(api.get("/api/windows").json())
+    assert api.post("/api/jobs/1/cancel", json={}).status_code in (200, 404, 409)   # small: fine
+    assert len(api.get("/api/windows").json()) == n_windows
+
+
+def test_a_cross_origin_post_is_refused(api):
+    body = {"parent": 0, "mnmx": [0.0, 1.0, 0.0, 1.0], "resolution": 2}
+    n_windows = len(api.get("/api/windows").json())
+    r = api.post("/api/windows", json=body, headers={"Origin": "http://attacker.example"})
+    assert r.status_code == 403 and r.json()["error"].startswith("origin: 'http://attacker.example'")
+    assert len(api.get("/api/windows").json()) == n_windows
+    ok = api.post("/api/windows", json=body, headers={"Origin": "http://testserver"})
+    assert ok.status_code == 202
+    assert wait_window(api, ok.json()["window"]["id"])["status"] == "done"
+
+
+def test_cancelling_a_running_window_takes_effect_within_a_second(tmp_path):
+    """One chunk of a million steps: cancelling does not wait for it to end (the engine checks
+    between steps; compile off, so that no kernel compilation is under way)."""
+    cfg = build_config("paper-single", resolution=4, steps=10 ** 6, tile_batch=16, compile="off")
+    session = Session.new(cfg, tmp_path / "s", log=lambda *_: None)
+    with TestClient(create_app(session, allowed_hosts=None)) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/api/jobs/1").json().get("phase") != "training":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        start = time.monotonic()
+        assert client.post("/api/jobs/1/cancel", json={}).status_code == 200
+        assert wait_window(client, 0, timeout=30)["status"] == "cancelled"
+        assert time.monotonic() - start < 1.0
+
+
 # ---- jobs: failures, the queue ------------------------------------------------------------------
 
 def test_a_failed_job_is_reported_and_the_server_carries_on(api, monkeypatch):
@@ -338,6 +388,11 @@ def test_cli_refusals(tmp_path, capsys):
                  "--out", str(tmp_path / "s")]) == 2
     assert "resolution" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+    assert main(["explore", "--preset", "paper-tanh", "--steps", "1000000000", "--port", "0",
+                 "--out", str(tmp_path / "s")]) == 2              # the resource budget
+    err = capsys.readouterr().err
+    assert err.startswith("nnfractal: error: steps: 1000000000 needs about") and err.count("\n") == 1
+    assert not (tmp_path / "s").exists()
 
 
 def test_cli_serves_on_loopback_and_prints_the_url(api, tmp_path):
@@ -354,11 +409,14 @@ def test_cli_serves_on_loopback_and_prints_the_url(api, tmp_path):
         s = httpx.get(url + "api/session", timeout=10).json()
         assert s["windows"][0]["status"] == "done"
         assert httpx.get(url, timeout=10).text.startswith("<!doctype html>")
+        # DNS rebinding: a page of another name that resolves here is still refused
+        foreign = httpx.get(url + "api/session", headers={"Host": "attacker.example"}, timeout=10)
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0
-    assert "warning: serving on 127.0.0.1 (--host)" in err
+    assert "warning" not in err                  # a loopback --host opens nothing
+    assert foreign.status_code == 400 and "host" in foreign.json()["error"]
 
 
 # ---- the page, end to end in headless Chromium ----------------------------------------------------

@@ -345,7 +345,10 @@ FAULTS = [
     (toml_not_toml, "config: {run}/config.toml is not a readable TOML file"),
     (not_a_run, "resume: {tmp}/notes holds no config.toml"),
     (full_disk_resume, "training stopped: tile 4 failed: OSError: [Errno 28] No space left on device"),
-    (full_disk_new_run, "out: cannot write {disk}/new (No space left on device)"),
+    # a full disk: the budget refuses a new run up front (a patched writer, where nothing can be
+    # mounted, leaves the disk's free space as it is: then the write itself fails)
+    (full_disk_new_run, "free where {disk}/new goes (allowed: an estimate up to " if CAN_MOUNT
+     else "out: cannot write {disk}/new (No space left on device)"),
     (read_only_run, "out: {disk}/run is not writable (Read-only file system)"),
     (read_only_parent, "out: {disk}/new cannot be created ({disk} is not writable: Read-only file system)"),
     (wrong_checksum, "data_dir: {tmp}/data/mnist/train-labels-idx1-ubyte.gz has md5 "),
@@ -434,6 +437,27 @@ def test_a_failure_while_drawing_is_one_line_and_resume_draws_again(partial_run,
     assert (run / "map.png").stat().st_size > 0 and (run / "summary.json").exists()
 
 
+def test_drawing_flags_may_change_on_resume_and_nothing_else(partial_run, tmp_path, capsys):
+    """--dpi and --figsize only change the pictures: a resume may change them (config.toml and
+    the store follow), a bad one is refused up front, and a finished run is drawn again."""
+    from PIL import Image
+    from nnfractal.config import config_from_toml
+    run = shutil.copytree(partial_run, tmp_path / "run")
+    resume(run, progress=False, log=quiet, draw=False)            # every tile stored, nothing drawn
+    curves = {p: p.read_bytes() for p in (run / "store.zarr" / "curves").rglob("*") if p.is_file()}
+    assert main(_resume(run, "--dpi", "100000")) == 2
+    assert capsys.readouterr().err.startswith("nnfractal: error: dpi: 100000 with figsize 6 x 5")
+    assert main(_resume(run, "--dpi", "40")) == 0
+    assert config_from_toml(run / "config.toml").dpi == 40
+    assert RunStore.open(run / "store.zarr").attrs["config"]["dpi"] == 40
+    assert Image.open(run / "map.png").size == (240, 200)          # 6 x 5 inches at 40 dpi
+    assert main(_resume(run, "--figsize", "4", "4")) == 0          # a finished run: drawn again
+    assert Image.open(run / "map.png").size == (160, 160)
+    assert main(_resume(run)) == 0 and "nothing to train or draw" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in curves} == curves
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
 def test_read_only_folder_made_writable_resume_finishes_bit_for_bit(partial_run, tmp_path, disk,
                                                                       reference, capsys):
     run = read_only_run(shutil.copytree(partial_run, tmp_path / "run"), tmp_path, disk)[2]
@@ -442,3 +466,75 @@ def test_read_only_folder_made_writable_resume_finishes_bit_for_bit(partial_run,
     resume(Path(run), progress=False, log=quiet, draw=False)
     assert np.array_equal(RunStore.open(Path(run) / "store.zarr").read_curves(), reference,
                           equal_nan=True)
+
+
+# ---- concurrent starts -----------------------------------------------------------------------
+
+RACER = '''
+import json, sys, time
+from pathlib import Path
+from nnfractal.config import build_config
+from nnfractal.run import RunFolderError, execute
+root, me, reps = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
+results = []
+for i in range(reps):
+    (root / f"ready-{i}-{me}").touch()             # a barrier: both start rep i together
+    while len(list(root.glob(f"ready-{i}-*"))) < 2:
+        time.sleep(0.0002)
+    if (i % 4 == 1 and me == "a") or (i % 4 == 3 and me == "b"):
+        time.sleep(0.05)                           # the other one first: both orders happen
+    try:
+        execute(cfg, root / f"run{i}", progress=False, log=lambda *_: None, draw=False)
+        results.append("won")
+    except RunFolderError as err:
+        results.append(str(err))
+    except Exception as err:                       # anything else: a lost run
+        results.append(f"{type(err).__name__}: {err}")
+print(json.dumps(results))
+'''
+
+
+def test_two_runs_started_at_the_same_instant_on_one_out_one_wins_and_nothing_is_lost(tmp_path):
+    """Two processes start the same run on the same --out at the same instant, 24 times (half on
+    an empty folder that exists): exactly one trains it, the other is refused in one line and
+    deletes nothing; the run is whole (config.toml, every tile) and --resume accepts it; no
+    temporary file or staging folder is left."""
+    import json
+    from nnfractal.config import config_from_toml
+    reps = 24
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    root = tmp_path / "race"
+    root.mkdir()
+    for i in range(0, reps, 2):
+        (root / f"run{i}").mkdir()                 # an existing empty folder is a new one too
+    procs = [subprocess.Popen([sys.executable, str(script), str(root), name, str(reps)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in "ab"]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, stderr
+        outs.append(json.loads(stdout))
+    cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
+    first = None
+    for i in range(reps):
+        got = [outs[0][i], outs[1][i]]
+        assert got.count("won") == 1, (i, got)
+        loser = got[1 - got.index("won")]
+        run = root / f"run{i}"
+        assert loser.startswith(f"out: {run} ") and ("being trained by another" in loser
+                                                     or "already holds this run" in loser), loser
+        assert config_from_toml(run / "config.toml") == cfg
+        store = RunStore.open(run / "store.zarr")
+        assert store.complete and store.done_tiles().all()
+        curves = store.read_curves()
+        first = curves if first is None else first
+        assert np.array_equal(curves, first, equal_nan=True)
+        assert sorted(p.name for p in run.iterdir()) == ["config.toml", "store.zarr"]
+    assert {o.index("won") if "won" in o else -1 for o in outs} and \
+        all("won" in o for o in outs), "each process must win some races (both orders)"
+    assert not [p.name for p in root.iterdir() if p.name.startswith(".")]
+    resume(root / "run0", progress=False, log=quiet, draw=False)
+    resume(root / "run1", progress=False, log=quiet, draw=False)

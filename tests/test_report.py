@@ -155,6 +155,48 @@ def test_report_command(tiny_run, tmp_path, capsys):
     parse_report(out)
 
 
+def _everything(root: Path) -> dict:
+    return {p.relative_to(root): (None if p.is_dir() else p.read_bytes())
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("user_file", "exists and is not a report nnfractal wrote (allowed: a new file, a report of "
+                  "ours, or --force to replace it)"),
+    ("folder", "is a folder"),
+    ("missing_parent", "does not exist or is not a folder"),
+])
+def test_report_out_never_replaces_a_file_that_is_not_ours(tiny_run, tmp_path, capsys, case,
+                                                           expect):
+    """report --out: a user's file, a folder or a missing parent is one line, exit 2, and
+    nothing changes (no temporary file either)."""
+    out = {"user_file": tmp_path / "notes.html", "folder": tmp_path / "emptydir",
+           "missing_parent": tmp_path / "nowhere" / "r.html"}[case]
+    if case == "user_file":
+        out.write_text("<p>my own notes</p>")
+    if case == "folder":
+        out.mkdir()
+    before = _everything(tmp_path)
+    assert main(["report", str(tiny_run), "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nnfractal: error: out: ") and expect in lines[0]
+    assert _everything(tmp_path) == before
+
+
+def test_report_out_replaces_its_own_report_and_a_user_file_only_with_force(tiny_run, tmp_path,
+                                                                           capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(tiny_run), "--out", str(out)]) == 0
+    first = out.read_bytes()
+    assert main(["report", str(tiny_run), "--out", str(out)]) == 0    # ours: replaced
+    assert out.read_bytes() != b"" and parse_report(out)
+    mine = tmp_path / "mine.html"
+    mine.write_text("keep me")
+    assert main(["report", str(tiny_run), "--out", str(mine), "--force"]) == 0
+    assert mine.read_bytes()[:15] == first[:15] == b"<!DOCTYPE html>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.html", "r.html"]
+
+
 @pytest.mark.parametrize("make", ["missing", "empty", "foreign"])
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys, make):
     target = tmp_path / "x"
@@ -331,3 +373,37 @@ def test_map_colours_tell_converged_from_diverged_and_say_so():
     bar = fig.axes[1]                                        # the colour bar
     labels = [t.get_text() for t in bar.get_yticklabels()]
     assert labels == ["lowest accuracy", "just below 0.3", "just above 0.3", "highest accuracy"]
+# ---- dimension --fit-range ---------------------------------------------------------------------
+
+def _strict_json(path: Path) -> dict:
+    def refuse(constant):
+        raise AssertionError(f"{path} holds {constant}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.parametrize("fit", [["1", "inf"], ["0.5", "4"], ["4", "2"], ["nan", "3"]])
+def test_dimension_refuses_a_bad_fit_range_and_changes_nothing(tiny_run, tmp_path, capsys, fit):
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    before = _everything(run)
+    assert main(["dimension", str(run), "--fit-range", *fit]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnfractal: error: fit_range: ") and \
+        "(allowed: two finite box sizes in pixels, 1 <= S_MIN < S_MAX)" in lines[0]
+    assert _everything(run) == before
+
+
+def test_dimension_with_a_fit_range_keeps_the_estimators_too_short_rule(tiny_run, tmp_path,
+                                                                        capsys):
+    """An 8-pixel map is too short for a dimension: a fit range does not make one up, except
+    with --force, and then the number is labelled; fractal.json stays strict JSON."""
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    assert main(["dimension", str(run), "--fit-range", "1", "8"]) == 0
+    assert capsys.readouterr().out.strip() == \
+        f"{run}: boundary too short for a dimension at this resolution"
+    info = _strict_json(run / "fractal.json")
+    assert info["final"]["ok"] is False and info["final"]["dimension"] is None
+    assert main(["dimension", str(run), "--fit-range", "1", "8", "--force"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert "[forced with --fit-range: the estimator's rule says boundary too short" in printed
+    info = _strict_json(run / "fractal.json")
+    assert info["final"]["extra"]["forced"] is True and info["fit_range"] == [1.0, 8.0]

@@ -242,6 +242,8 @@ def _bad_cases(base_run, tmp):
         ([r, "--factor", "0.5"], "factor"),
         ([r, "--factor", "nan"], "factor"),
         ([r, "--resolution", "1"], "resolution"),
+        ([r, "--resolution", "100000"], "resolution: 100000 makes"),    # the budget (budget.py)
+        ([r, "--resolution", "2000", "--max-storage", "0.01"], "more than --max-storage 0.01"),
         ([r, "--out", str(tmp / "full")], "out"),
         ([r, "--factor", "abc"], "--factor"),               # argparse: not a number
     ]
@@ -308,3 +310,44 @@ def test_zoom_warns_before_training_says_decades_honestly_and_titles_frames(tmp_
     titles = [_png_title(out / "frames" / f"frame_{k:02d}" / "map.png") for k in range(3)]
     assert [t.split("zoom frame ")[1].split(",")[0] for t in titles] == \
         ["0/2: x1 (0.00 decades)", "1/2: x2 (0.30 decades)", "2/2: x4 (0.60 decades)"]
+# ---- Ctrl-C and SIGTERM ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def slow_chunk_run(tmp_path_factory):
+    """A finished run whose zoom frames are one chunk of 64 models that takes a few seconds."""
+    out = tmp_path_factory.mktemp("sigbase") / "run"
+    assert main(["run", "--preset", "paper-single", "--resolution", "4", "--steps", "600",
+                 "--tile_batch", "64", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_zoom_after_the_current_chunk_and_leaves_nothing(slow_chunk_run,
+                                                                            tmp_path, sig):
+    """Ctrl-C or SIGTERM while frame 0 trains (one chunk per frame): the chunk finishes, no
+    other frame is trained, exit 130, and neither the output nor a hidden staged folder stays."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "z"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nnfractal", "zoom", str(slow_chunk_run), "--resolution", "8",
+         "--factor", "2", "--depth", "1", "--center", "1.5", "1.0", "--out", str(out),
+         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("[frame 0/3] training"):
+            time.sleep(0.3)
+            proc.send_signal(getattr(signal, sig))
+            break
+    rest, _ = proc.communicate(timeout=300)
+    text = "".join(seen) + rest
+    assert proc.returncode == 130, text
+    assert "stopping after the current chunk" in text
+    assert "[frame 1/3]" not in text, text                   # no other frame was trained
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []       # no .z.* staged folder either

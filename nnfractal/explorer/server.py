@@ -40,6 +40,7 @@ STATIC_FILES = {"index.html": "text/html; charset=utf-8",
                 "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+MAX_BODY_BYTES = 4096        # every request body of the API is a few dozen bytes
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_COORD, le=MAX_COORD)]
 WindowId = Annotated[int, Path(ge=0, le=MAX_ID, description="window id")]
@@ -97,6 +98,42 @@ def _num(v) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is answered 413 before anything parses
+    it (a Content-Length over the limit at once; a chunked body as soon as it passes the limit).
+    A body within the limit is handed on unchanged."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._refuse(scope, receive, send)
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._refuse(scope, receive, send)
+            if not message.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        response = _error(413, f"body: more than {self.limit} bytes (allowed: at most "
+                          f"{self.limit} bytes of JSON)")
+        await response(scope, receive, send)
+
+
 def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOSTS) -> FastAPI:
     """The API and page over `session`. `allowed_hosts`: Host headers accepted (None = any); the
     default admits only loopback names, which stops DNS-rebinding pages from reaching the API."""
@@ -107,6 +144,7 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
 
     app = FastAPI(title="nnfractal explorer", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     colormap = _colormap()
 
     @app.middleware("http")
@@ -118,6 +156,11 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
                 return _error(400, f"host: {host!r} is not allowed (allowed: "
                               f"{', '.join(allowed_hosts)}; start with --host to serve other names)")
         if request.method == "POST":
+            origin = request.headers.get("origin")
+            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            if origin is not None and origin.lower() != own.lower():
+                return _error(403, f"origin: {origin!r} is not allowed (allowed: this page's own "
+                              f"origin {own}, or none)")
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype != "application/json":
                 return _error(415, f"content-type: {ctype or 'none'!r} is not allowed "

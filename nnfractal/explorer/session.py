@@ -98,10 +98,16 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
+def json_text(data, indent: int = 2) -> str:
+    """Strict JSON, non-finite floats as null (folders.json_text)."""
+    from ..folders import json_text as strict
+    return strict(data, indent)
+
+
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """A unique temporary name and a rename (folders.write_text_atomic)."""
+    from ..folders import write_text_atomic
+    write_text_atomic(path, text)
 
 
 def report_writer() -> Callable[[Path], Path]:
@@ -342,7 +348,8 @@ class Session:
             entries = [{"id": w.id, "parent": w.parent} for w in sorted(self.windows.values(),
                                                                       key=lambda w: w.id)
                        if w.id > 0 and w.status == "done"]
-        text = json.dumps({"format": FORMAT, "format_version": 1, "windows": entries}, indent=1)
+        text = json_text({"format": FORMAT, "format_version": 1, "windows": entries},
+                         indent=1).rstrip("\n")
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(self.folder / SESSION_FILE, text + "\n")
 
@@ -427,7 +434,7 @@ class Session:
                 job.cancel.set()
                 self._finish(job, "cancelled")
             elif job.status == "running" and job.kind == "window":
-                job.cancel.set()              # the worker stops at its next step
+                job.cancel.set()              # the worker stops after its current step
             elif job.status == "running":
                 raise ExploreError(409, f"job: {jid} writes a report and cannot be stopped")
         return job
@@ -537,7 +544,13 @@ class Session:
         with self._lock:
             win.partial, win.losses, win.done_points = partial, chunks, 0
             job.total, job.done, job.phase = k, 0, "training"
-        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk)
+
+        def on_step() -> None:                 # cancelling takes effect within one step
+            if job.cancel.is_set():
+                raise _Cancelled()
+
+        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
+                       on_step=on_step)
         with self._lock:
             job.phase = "saving"
         self._save_window(win, x, y, result, data.source)
@@ -584,7 +597,7 @@ class Session:
                     "device": result.device, "data_source": source,
                     "model_steps": int(k * schedule.steps),
                     "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
-            _write_text_atomic(work / "window.json", json.dumps(info, indent=2) + "\n")
+            _write_text_atomic(work / "window.json", json_text(info))
 
     def _final_scores(self, win: Window) -> np.ndarray:
         return _run_score_map(RunStore.open(win.folder / "store.zarr"), win.cfg)
@@ -609,7 +622,7 @@ class Session:
             import torch
             summary.update(versions=library_versions(), threads=torch.get_num_threads(),
                            cpu=platform.processor() or platform.machine())
-            _write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+            _write_text_atomic(folder / "summary.json", json_text(summary))
         with self._lock:
             job.done, job.phase = 1, "writing the report"
         path = Path(write_report(folder))
