@@ -64,6 +64,22 @@ def _say_if_building(cpp_extension, name: str, what: str = "fused BatchNorm kern
                    file=sys.stderr)
 
 
+def load_locked(cpp_extension, name: str, **kwargs):
+    """cpp_extension.load under an flock of our own on the build folder.
+
+    torch serialises builds with a 'lock' file that a build killed half way (Ctrl-C, kill -9, a
+    test timeout) leaves behind, and every later build then waits for it forever (seen: a test
+    run hung at collection). The flock is released by the OS when its holder dies, so while we
+    hold it no live build holds torch's lock file, and a leftover one can be removed."""
+    import fcntl
+    folder = Path(cpp_extension._get_build_directory(name, verbose=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "nnfractal-build.flock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        (folder / "lock").unlink(missing_ok=True)
+        return cpp_extension.load(name=name, **kwargs)
+
+
 def extension():
     """The compiled module (forward, backward), or None where it cannot be built."""
     with _lock:
@@ -76,8 +92,8 @@ def extension():
                 from torch.utils import cpp_extension
                 name = f"nnfractal_fused_bn_{_build_tag()}"
                 _say_if_building(cpp_extension, name)
-                _state["ext"] = cpp_extension.load(
-                    name=name, sources=[str(_SOURCE)],
+                _state["ext"] = load_locked(
+                    cpp_extension, name, sources=[str(_SOURCE)],
                     extra_cflags=["-O3", "-march=native", "-fopenmp"],
                     extra_ldflags=["-fopenmp"], verbose=False)
             except Exception as err:     # no compiler, no headers: ATen's kernels do the job

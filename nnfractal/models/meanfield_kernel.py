@@ -47,8 +47,8 @@ def extension():
                 from torch.utils import cpp_extension
                 name = f"nnfractal_meanfield_{fused_bn._build_tag(_SOURCE)}"
                 fused_bn._say_if_building(cpp_extension, name, "paper MLP kernel")
-                _state["ext"] = cpp_extension.load(
-                    name=name, sources=[str(_SOURCE)],
+                _state["ext"] = fused_bn.load_locked(
+                    cpp_extension, name, sources=[str(_SOURCE)],
                     extra_cflags=["-O3", "-march=native", "-fno-math-errno"], verbose=False)
             except Exception as err:     # no compiler, no headers: the torch fast path
                 warnings.warn(f"paper MLP kernel unavailable ({type(err).__name__}: "
