@@ -489,8 +489,8 @@ def resolve_chunk_workers(cfg: Config, device: torch.device, n_chunks: int) -> t
 
 
 # Below this share of its threads' time (CPU time / (wall time x threads)) a run warns that the
-# CPU was busy; a quiet 2-core machine gives the paper MLP ~0.95 and ResNet-20 ~0.9 (the rest is
-# Python between steps and OpenMP threads waiting).
+# CPU was busy. Below 1 on a quiet machine too (Python between steps, OpenMP threads waiting
+# passively), hence a margin; the threshold is a choice, not measured on a quiet machine.
 BUSY_CPU_SHARE = 0.5
 BUSY_MIN_SECONDS = 3.0
 

@@ -152,3 +152,20 @@ def test_bench_refuses_bad_options_in_one_line(argv, message, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("nnfractal: error: " + message)
     assert len(err.splitlines()) == 1
+
+
+def test_busy_cpu_warning_from_cpu_and_wall_time():
+    from nnfractal.engine import cpu_busy_warning
+    assert cpu_busy_warning(cpu_time=19.0, wall_time=10.0, threads=2) is None        # a fair share
+    assert cpu_busy_warning(cpu_time=0.1, wall_time=1.0, threads=2) is None          # too short to say
+    line = cpu_busy_warning(cpu_time=4.0, wall_time=10.0, threads=2)
+    assert line.startswith("nnfractal: warning: the CPU was busy: training got 20% of its 2 thread(s)' time")
+    assert "\n" not in line
+
+
+def test_train_result_reports_its_cpu_time():
+    cfg = build_config("paper-tanh", steps=20, tile_batch=4, compile="off")
+    from nnfractal.data import synthetic_regression
+    result = train(cfg, build_family(cfg), synthetic_regression(cfg.train_size, 16, 1), POINTS)
+    assert result.cpu_time > 0 and result.threads >= 1
+    assert result.cpu_share == pytest.approx(result.cpu_time / (result.wall_time * result.threads))
