@@ -44,6 +44,8 @@ class Schedule:
     eval_epochs: tuple[int, ...] = ()   # held-out evaluation after these epochs (0 = at init)
 
 
+KERNEL_SLICE = 32     # models per call of the paper-MLP kernel (see train_chunk)
+
 def make_schedule(cfg: Config, n_points: int, has_test: bool = False) -> Schedule:
     """The step count, batch order and evaluation epochs of a run (the same for every model)."""
     if cfg.full_batch:
@@ -349,12 +351,23 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         same_as_last = (hp_rows == hp_rows[-1]).all(1)
         real = m - int(np.argmin(same_as_last[::-1])) + 1 if not same_as_last.all() else 1
         every_step = offsets if cfg.offset_mode == "every-step" else {}
-        losses, _ = meanfield_kernel.train_models(
-            family, {n: p[:real] for n, p in params.items()}, {n: v[:real] for n, v in lr.items()},
-            {n: o[:real] for n, o in every_step.items()}, x, y, schedule.batches,
-            schedule.full_loss, schedule.steps)
+        # Slices of KERNEL_SLICE models, so that on_step (a Ctrl-C, an explorer's cancel) is
+        # heard within one slice's training rather than a whole chunk's; a model's numbers never
+        # depend on its neighbours, so the slicing changes no bit.
+        parts, calls = [], 0
+        for a in range(0, real, KERNEL_SLICE):
+            b = min(a + KERNEL_SLICE, real)
+            part, _ = meanfield_kernel.train_models(
+                family, {n: p[a:b] for n, p in params.items()}, {n: v[a:b] for n, v in lr.items()},
+                {n: o[a:b] for n, o in every_step.items()}, x, y, schedule.batches,
+                schedule.full_loss, schedule.steps)
+            parts.append(part)
+            if on_step is not None and calls < schedule.steps:
+                on_step()
+                calls += 1
+        losses = torch.cat(parts)
         losses = torch.cat([losses, losses[-1:].expand(m - real, -1)])
-        for _ in range(schedule.steps):
+        for _ in range(schedule.steps - calls):          # the progress bar counts steps
             if on_step is not None:
                 on_step()
         return {"train_loss": losses}

@@ -407,8 +407,10 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
     if spec.method == "uncertainty":
         plot_uncertainty(est, run_dir / "uncertainty.png", title=title)
     else:
-        segments = np.sign(evaluator.scores[-1])          # the last block: the segments
-        plot_transect(est, segments.reshape(spec.lines, spec.points), run_dir / "transect.png",
+        segments = np.sign(evaluator.scores[-1])          # the last block: the segments,
+        if segments.size != spec.lines * spec.points:      # unless the coarse map found none
+            segments = np.zeros((spec.lines, 0))
+        plot_transect(est, segments.reshape(spec.lines, -1), run_dir / "transect.png",
                       title=title)
     y0, y1, x0, x1 = cfg.mnmx
     xl, yl = axis_labels(cfg)

@@ -36,6 +36,7 @@ import numpy as np
 from .fractal import boundary
 
 __all__ = [
+    "REASON_CHAOS",
     "REASON_NO_BOUNDARY",
     "REASON_TOO_FEW",
     "SamplingEstimate",
@@ -47,6 +48,9 @@ __all__ = [
 
 REASON_NO_BOUNDARY = "no boundary in this window"
 REASON_TOO_FEW = "too few differing pairs for a dimension at this budget"
+REASON_CHAOS = ("chaotic: f(eps) never rises 3x above the chaos floor (outcomes flip under the "
+                "smallest perturbation the precision resolves), so no distance scaling to fit; "
+                "see extra.counting_chaos")
 
 MIN_HITS = 16            # differing pairs at one eps for it to enter the fit (Poisson error 25%)
 MIN_FIT_DECADES = 1.5    # the fitted scales must span at least this many decades
@@ -523,31 +527,57 @@ def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades, floor
     # eps whose f does not rise clearly above the stage's chaos floor measure chaos, not distance
     floor_f = np.zeros(len(scales)) if floors is None else np.array(floors)[stage]
     above = _contiguous(scales, stage, hits / n >= FLOOR_FACTOR * floor_f)
-    all_slope, _, all_mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, keep=above)
-    cap = _small_cap(scales, all_mask)
-    slope, offsets, mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, cap=cap,
-                                            keep=above)
+    squares = [_per_square(st) for st in stages]
+    fit = _fit_with_interval(scales, stage, n, hits, squares, stages, above, rng, n_boot)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = hits / n
     extra = {"stages": len(stages), "base_points": [int(st[1].shape[0]) for st in stages],
              "chaos_floor": floors,
              "squares": [int(st[3]) for st in stages],
              "stage_decades": stage_decades, "notes": notes, "n_boot": int(n_boot)}
-    if slope is None:
+    if floors is not None and max(floors) > 0:
+        # The same fit with chaos counted as boundary, as a box count of the outcome map would
+        # count it: where the floor dominates, this is the plane-filling reading (D near 2).
+        chaos = _fit_with_interval(scales, stage, n, hits, squares, stages, None, rng, n_boot)
+        extra["counting_chaos"] = None if chaos is None else {
+            k: chaos[k] for k in ("dimension", "ci_low", "ci_high", "fit_decades")}
+    if fit is None:
         empty = np.zeros(0)
-        return SamplingEstimate(None, None, None, "uncertainty", False, REASON_TOO_FEW, used,
-                                scales, f, hits.astype(int), stage, mask, empty, empty,
+        reason = REASON_TOO_FEW
+        if extra.get("counting_chaos"):
+            reason = REASON_CHAOS
+        return SamplingEstimate(None, None, None, "uncertainty", False, reason, used,
+                                scales, f, hits.astype(int), stage, above, empty, empty,
                                 extra=extra)
     # One curve for the plot: every stage moved onto stage 0's offset (or the first fitted).
+    offsets = fit["offsets"]
     ref = offsets[min(offsets)]
     shift = np.array([math.exp(ref - offsets.get(int(s), ref)) for s in stage])
     values = f * shift
     slope_scales, local = _local_slopes(scales, np.where(hits > 0, values, np.nan), stage,
                                         lambda a: 2 - a)
-    # Cluster bootstrap: resample the squares of every stage (with their base points), so the
-    # interval carries which stretches of boundary the stages happened to zoom into, not only
-    # the scatter of the points within them.
-    squares = [_per_square(st) for st in stages]
+    mask = fit["mask"]
+    extra.update(fit_decades=fit["fit_decades"],
+                 eps_fit=[float(scales[mask].min()), float(scales[mask].max())],
+                 boot_ok=fit["boot_ok"], all_scales_dimension=fit["all_scales_dimension"],
+                 all_scales_decades=fit["all_scales_decades"])
+    return SamplingEstimate(fit["dimension"], fit["ci_low"], fit["ci_high"], "uncertainty",
+                            True, "", int(used), scales, values, hits.astype(int), stage, mask,
+                            slope_scales, local, extra=extra)
+
+
+def _fit_with_interval(scales, stage, n, hits, squares, stages, keep, rng, n_boot):
+    """The uncertainty fit (smallest 3+ decades of the eps the rules keep) and its 95% interval,
+    or None when the rules leave too little to fit.
+
+    Cluster bootstrap: the squares of every stage are resampled with their base points, so the
+    interval carries which stretches of boundary the stages happened to zoom into, not only the
+    scatter of the points within them; the hit threshold and a fit window are drawn too."""
+    all_slope, _, all_mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, keep=keep)
+    cap = _small_cap(scales, all_mask)
+    slope, offsets, mask = _uncertainty_fit(scales, stage, n, hits, MIN_HITS, cap=cap, keep=keep)
+    if slope is None:
+        return None
     dims = []
     for _ in range(int(n_boot)):
         sums, counts = [], []
@@ -558,25 +588,20 @@ def _uncertainty_estimate(stages, used, rng, n_boot, notes, stage_decades, floor
         _, _, bn, bh = _stage_table(stages, sums, counts)
         min_hits = int(round(math.exp(rng.uniform(math.log(8), math.log(32)))))
         b_slope, _, _ = _uncertainty_fit(scales, stage, bn, bh, min_hits, rng.random(2), cap,
-                                         above)
+                                         keep)
         if b_slope is not None:
             dims.append(2 - b_slope)
+    if len(dims) < 10:
+        return None
     dim = 2 - slope
-    lo, hi = (np.percentile(dims, [2.5, 97.5]) if len(dims) >= 10 else (np.nan, np.nan))
-    if not np.isfinite(lo):
-        return SamplingEstimate(None, None, None, "uncertainty", False,
-                                "bootstrap replicates mostly failed the fit rule", used, scales,
-                                values, hits.astype(int), stage, mask, slope_scales, local,
-                                extra=extra)
-    extra.update(fit_decades=float(math.log10(scales[mask].max() / scales[mask].min())),
-                 eps_fit=[float(scales[mask].min()), float(scales[mask].max())],
-                 boot_ok=len(dims),
-                 all_scales_dimension=None if all_slope is None else float(2 - all_slope),
-                 all_scales_decades=float(math.log10(scales[all_mask].max()
-                                                     / scales[all_mask].min())))
-    return SamplingEstimate(float(dim), float(min(lo, dim)), float(max(hi, dim)), "uncertainty",
-                            True, "", int(used), scales, values, hits.astype(int), stage, mask,
-                            slope_scales, local, extra=extra)
+    lo, hi = np.percentile(dims, [2.5, 97.5])
+    return {"dimension": float(dim), "ci_low": float(min(lo, dim)),
+            "ci_high": float(max(hi, dim)), "offsets": offsets, "mask": mask,
+            "fit_decades": float(math.log10(scales[mask].max() / scales[mask].min())),
+            "boot_ok": len(dims),
+            "all_scales_dimension": None if all_slope is None else float(2 - all_slope),
+            "all_scales_decades": float(math.log10(scales[all_mask].max()
+                                                   / scales[all_mask].min()))}
 
 
 # ---------------------------------------------------------------------------

@@ -85,7 +85,6 @@ BAD_INPUTS = [
     (["--batch_size", "1000"], "batch_size"),
     # resource budgets (budget.py): refused before anything is written, the estimate shown
     (["--resolution", "100000"], "resolution: 100000 makes 100000x100000 points"),
-    (["--steps", "1000000000"], "steps: 1000000000 needs about"),
     (["--num_epochs", "1000000000"], "num_epochs: 1000000000 needs about"),
     (["--tile_batch", "1000000000"], "tile_batch: 1000000000 needs about"),
     (["--train-size", "1000000000"], "train_size: 1000000000 needs about"),
@@ -321,7 +320,7 @@ def test_dimension_fit_range_is_a_named_analysis_unless_written(small_run, tmp_p
     shutil.copytree(small_run, run)
     before = _files(run)
     capsys.readouterr()
-    assert main(["dimension", str(run), "--fit-range", "1", "8"]) == 0
+    assert main(["dimension", str(run), "--fit-range", "1", "8", "--force"]) == 0
     out = capsys.readouterr().out
     named = run / "dimension-fit-1-8"
     assert f"wrote the named analysis {named}" in out and "--write" in out
@@ -330,7 +329,7 @@ def test_dimension_fit_range_is_a_named_analysis_unless_written(small_run, tmp_p
     assert fractal["fit_range"] == [1.0, 8.0] and fractal["final"]["ok"]
     assert (named / "boxcount.png").stat().st_size > 0
 
-    assert main(["dimension", str(run), "--fit-range", "1", "8", "--write"]) == 0
+    assert main(["dimension", str(run), "--fit-range", "1", "8", "--write", "--force"]) == 0
     out = capsys.readouterr().out
     assert f"rewrote {run}: fractal.json" in out and "summary.json" in out and "report.html" in out
     fractal = json.loads((run / "fractal.json").read_text())
@@ -356,3 +355,13 @@ def test_real_runs_fit_the_default_budget():
     for cfg in cfgs:
         assert estimate(cfg).curves_bytes <= DEFAULT_MAX_STORAGE, cfg.preset
         check_memory(cfg, memory=16 * GIB)
+
+
+def test_a_step_count_beyond_the_budget_is_refused(tmp_path, capsys):
+    # (not in BAD_INPUTS: their base command gives --num_epochs, and --steps with it is refused
+    # for that reason first)
+    out = tmp_path / "run"
+    code, err = run_cli(["run", "--preset", "paper-tanh", "--resolution", "2", "--steps",
+                         "1000000000", "--out", str(out), "--no-progress"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "steps: 1000000000 needs about" in err and not out.exists()

@@ -228,7 +228,7 @@ def test_ray_backend_gives_the_local_map_and_retries_a_failed_task(reference, lo
     assert np.array_equal(curves(out), reference, equal_nan=True)
     done, _, attempts = tile_state(out)
     assert done.all() and attempts[1] == 2 and (attempts.sum() == attempts.size + 1)
-    assert "backend ray" in logs[1]
+    assert any("backend ray" in line for line in logs)
     session = RunStore.open(out / "store.zarr").attrs["sessions"][-1]
     assert session["backend"] == "ray" and session["outcome"] == "complete"
 
