@@ -44,7 +44,9 @@ class Schedule:
     eval_epochs: tuple[int, ...] = ()   # held-out evaluation after these epochs (0 = at init)
 
 
-KERNEL_SLICE = 32     # models per call of the paper-MLP kernel (see train_chunk)
+KERNEL_SLICE_MODEL_STEPS = 1 << 16   # model-steps per call of the paper-MLP kernel (train_chunk)
+KERNEL_MAX_STEPS = 1 << 16           # longer runs train step by step: one model per call would
+#                                      still not hear a cancel for seconds
 
 def make_schedule(cfg: Config, n_points: int, has_test: bool = False) -> Schedule:
     """The step count, batch order and evaluation epochs of a run (the same for every model)."""
@@ -343,7 +345,8 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
             p += offsets[name]
         params[name] = p.requires_grad_(step_fn is _autograd_step)
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
-    if _whole_run_kernel(cfg, family, step_fn, dtype, device, bool(schedule.eval_epochs)):
+    if schedule.steps <= KERNEL_MAX_STEPS and _whole_run_kernel(
+            cfg, family, step_fn, dtype, device, bool(schedule.eval_epochs)):
         from .models import meanfield_kernel
         # The padding repeats the last point: train it once (a model's numbers never depend on
         # its chunk, so the copies are bit-identical) instead of up to tile_batch - 1 times.
@@ -351,12 +354,13 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         same_as_last = (hp_rows == hp_rows[-1]).all(1)
         real = m - int(np.argmin(same_as_last[::-1])) + 1 if not same_as_last.all() else 1
         every_step = offsets if cfg.offset_mode == "every-step" else {}
-        # Slices of KERNEL_SLICE models, so that on_step (a Ctrl-C, an explorer's cancel) is
-        # heard within one slice's training rather than a whole chunk's; a model's numbers never
-        # depend on its neighbours, so the slicing changes no bit.
+        # Slices of at most KERNEL_SLICE_MODEL_STEPS model-steps, so that on_step (a Ctrl-C, an
+        # explorer's cancel) is heard within about a second rather than after a whole chunk; a
+        # model's numbers never depend on its neighbours, so the slicing changes no bit.
         parts, calls = [], 0
-        for a in range(0, real, KERNEL_SLICE):
-            b = min(a + KERNEL_SLICE, real)
+        per_call = max(1, KERNEL_SLICE_MODEL_STEPS // schedule.steps)
+        for a in range(0, real, per_call):
+            b = min(a + per_call, real)
             part, _ = meanfield_kernel.train_models(
                 family, {n: p[a:b] for n, p in params.items()}, {n: v[a:b] for n, v in lr.items()},
                 {n: o[a:b] for n, o in every_step.items()}, x, y, schedule.batches,

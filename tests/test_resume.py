@@ -19,8 +19,9 @@ from nnfractal.store import RunStore, StoreError
 
 # A float64 MLP grid that trains in ~1 s here: 12 x 12 points, 12 tiles of one row (3 chunks) at
 # --tile-rows 1.
-FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
-ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "60", "--tile_batch", "4"]
+# 1500 steps: long enough that a kill lands mid-run with the paper-MLP kernel (~0.3 s a tile)
+FLAGS = {"resolution": 12, "steps": 1500, "tile_batch": 4}
+ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "1500", "--tile_batch", "4"]
 CFG = build_config("paper-tanh", **FLAGS)
 
 
@@ -55,11 +56,11 @@ def tile_state(run_dir):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run, the whole grid as one tile: curves (12, 12, 60) float64."""
+    """The uninterrupted run, the whole grid as one tile: curves (12, 12, 1500) float64."""
     out = tmp_path_factory.mktemp("ref") / "run"
     execute(CFG, out, progress=False, log=quiet, tile_rows=12, draw=False)
     c = curves(out)
-    assert c.dtype == np.float64 and c.shape == (12, 12, 60)
+    assert c.dtype == np.float64 and c.shape == (12, 12, 1500)
     return c
 
 

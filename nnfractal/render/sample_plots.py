@@ -24,7 +24,8 @@ def _arr(est, key, dtype=float):
 
 def _title_line(est) -> str:
     if not _get(est, "ok"):
-        return f"no dimension: {_get(est, 'reason')}"
+        import textwrap
+        return textwrap.fill(f"no dimension: {_get(est, 'reason')}", 90)
     return (f"D = {_get(est, 'dimension'):.3f}  [95%: {_get(est, 'ci_low'):.3f}, "
             f"{_get(est, 'ci_high'):.3f}]  ({_get(est, 'evaluations'):,} evaluations)")
 
