@@ -294,6 +294,8 @@ def local_slopes(sizes, counts):
 
 
 def _json_value(v):
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
     if isinstance(v, np.ndarray):
         return [_json_value(x) for x in v.tolist()]
     if isinstance(v, (list, tuple)):
