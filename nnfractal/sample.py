@@ -473,23 +473,23 @@ def add_sample_parser(sub) -> None:
     p.add_argument("--method", default="uncertainty",
                    help="uncertainty (default: pairs eps apart, eps over many decades) | transect "
                    "(sign changes along segments)")
-    p.add_argument("--budget", type=int, default=SampleSpec.budget,
+    p.add_argument("--budget", type=int, default=None,
                    help="uncertainty: evaluations in all (default 262144, one 512 x 512 grid)")
     p.add_argument("--eps-min", "--eps_min", type=float, dest="eps_min",
                    help="uncertainty: smallest pair distance in window units (default: 1e-9, or "
                    "what the precision resolves)")
-    p.add_argument("--coarse", type=int, default=SampleSpec.coarse,
+    p.add_argument("--coarse", type=int, default=None,
                    help="uncertainty: points per side of the coarse map whose boundary cells hold "
                    "the first base points (default 64; 0 = uniform in the window)")
-    p.add_argument("--floor-points", "--floor_points", type=int, default=SampleSpec.floor_points,
+    p.add_argument("--floor-points", "--floor_points", type=int, default=None,
                    dest="floor_points",
                    help="uncertainty: base points per stage moved by the precision's smallest "
                    "step to measure the chaos floor (default 512; 0 = none)")
-    p.add_argument("--points", type=int, default=SampleSpec.points,
+    p.add_argument("--points", type=int, default=None,
                    help="transect: points per segment (default 16384)")
-    p.add_argument("--lines", type=int, default=SampleSpec.lines,
+    p.add_argument("--lines", type=int, default=None,
                    help="transect: parallel segments (default 16)")
-    p.add_argument("--angle", type=float, default=SampleSpec.angle,
+    p.add_argument("--angle", type=float, default=None,
                    help="transect: direction in degrees from the x axis (default 30: parallel to "
                    "neither axis)")
     p.add_argument("--direction", nargs=2, type=float, metavar=("DX", "DY"),
@@ -534,13 +534,21 @@ def cmd_sample(args) -> int:
             raise ConfigError("source", "missing (allowed: a preset or a run folder, e.g. "
                               "nnfractal sample paper-tanh)")
         cfg, source_run = source_config(args.source, overrides_from_args(args))
-        spec = SampleSpec(method=args.method, seed=args.sample_seed, budget=args.budget,
-                          eps_min=args.eps_min, coarse=args.coarse,
-                          floor_points=args.floor_points, points=args.points,
-                          lines=args.lines, angle=args.angle,
+        # A flag of the other estimator is refused, never silently ignored.
+        own = {"uncertainty": ("budget", "eps_min", "coarse", "floor_points"),
+               "transect": ("points", "lines", "angle", "direction", "center", "length")}
+        for method, names in own.items():
+            for name in names:
+                if args.method != method and getattr(args, name) is not None \
+                        and args.method in own:
+                    raise ConfigError(name, f"applies to --method {method} only (allowed: "
+                                      f"leave it out with --method {args.method})")
+        given = {k: getattr(args, k) for k in ("budget", "eps_min", "coarse", "floor_points",
+                                               "points", "lines", "angle", "length")
+                 if getattr(args, k) is not None}
+        spec = SampleSpec(method=args.method, seed=args.sample_seed,
                           direction=tuple(args.direction) if args.direction else None,
-                          center=tuple(args.center) if args.center else None,
-                          length=args.length)
+                          center=tuple(args.center) if args.center else None, **given)
         out = args.out if args.out is not None else default_sample_dir(cfg, spec.method)
         folder.append(out)
         sample(spec, cfg, out, source_run=source_run, **options)

@@ -121,6 +121,8 @@ def test_uncertainty_sample_and_resume_after_a_failed_tile(tmp_path, capsys, mon
     (["--method", "transect", "--direction", "0", "0"], "direction"),
     (["--method", "transect", "--center", "40", "0"], "center"),
     (["--method", "boxes"], "method"),
+    (["--method", "uncertainty", "--points", "4096"], "points"),     # the transect's flag
+    (["--method", "transect", "--budget", "30000"], "budget"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, field):
     out = tmp_path / "bad"
