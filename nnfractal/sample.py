@@ -256,7 +256,8 @@ def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
 
 def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run=None,
            data_dir: Path | None = None, progress: bool = True, log=print,
-           backend: str = "local", address: str | None = None) -> Path:
+           backend: str = "local", address: str | None = None,
+           max_storage: float | None = None) -> Path:
     """Train the points of `spec`'s estimator for the network of `cfg` into `out`; returns it.
 
     Everything that can be refused is checked before the folder is created; from then on the
@@ -271,6 +272,7 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
     if cfg.tile_batch == 0:
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     out = Path(out) if out is not None else default_sample_dir(cfg, spec.method)
+    _check_budget(cfg, spec, out, max_storage)
     check_out_dir(out, cfg)
     runner = make_backend(backend, address)
     try:
@@ -279,6 +281,20 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
         return _run_locked(out, plan, spec, runner, progress, log)
     finally:
         runner.close()
+
+
+def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
+                  max_storage: float | None = None) -> None:
+    """The run budget (budget.py) for a sample: memory per chunk, and the curves of every point
+    the store can hold, before anything is written (ConfigError naming the field)."""
+    from .budget import check_max_storage, check_memory, check_storage, estimate as budget_estimate
+    est = budget_estimate(cfg)
+    check_memory(cfg, est)
+    rows, cols, _ = store_layout(cfg, spec.evaluations)
+    per_point = est.curves_bytes / (cfg.resolution * cfg.resolution)
+    field = "budget" if spec.method == "uncertainty" else "points"
+    check_storage(rows * cols * per_point, field, getattr(spec, field), out,
+                  f"{rows * cols:,} points' curves", check_max_storage(max_storage))
 
 
 def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool = True,
@@ -551,7 +567,7 @@ def cmd_sample(args) -> int:
                           center=tuple(args.center) if args.center else None, **given)
         out = args.out if args.out is not None else default_sample_dir(cfg, spec.method)
         folder.append(out)
-        sample(spec, cfg, out, source_run=source_run, **options)
+        sample(spec, cfg, out, source_run=source_run, max_storage=args.max_storage, **options)
 
     try:
         try:

@@ -123,6 +123,7 @@ def test_uncertainty_sample_and_resume_after_a_failed_tile(tmp_path, capsys, mon
     (["--method", "boxes"], "method"),
     (["--method", "uncertainty", "--points", "4096"], "points"),     # the transect's flag
     (["--method", "transect", "--budget", "30000"], "budget"),
+    (["--method", "uncertainty", "--budget", "16000000", "--steps", "100000"], "budget"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, field):
     out = tmp_path / "bad"
