@@ -552,16 +552,24 @@ def add_compare_parser(sub) -> None:
         "dimension of their trainability boundaries with a 95% interval and a verdict.")
     p.add_argument("presets", nargs="*", metavar="PRESET",
                    help=f"preset A and preset B (default {' '.join(DEFAULT_PRESETS)})")
+    p.add_argument("--method", default=None,
+                   help="box (default: grids, box counting per window) | uncertainty | transect "
+                   "(sampling estimators of `nnfractal sample`, paired by seed; transect: the "
+                   "same points for both architectures)")
+    p.add_argument("--resume", type=Path, metavar="COMPARE_DIR",
+                   help="--method uncertainty|transect: finish an interrupted comparison")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
                    help=f"initialisation seeds per architecture, seed = cfg.seed + i "
                    f"(default {DEFAULT_SEEDS})")
-    p.add_argument("--windows", type=int, default=DEFAULT_WINDOWS,
-                   help=f"windows per seed: the preset's window plus zoom frames centred on each "
-                   f"architecture's boundary (default {DEFAULT_WINDOWS})")
-    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
-                   help=f"zoom factor between windows (default {DEFAULT_FACTOR:g})")
+    p.add_argument("--windows", type=int, default=None,
+                   help=f"--method box: windows per seed: the preset's window plus zoom frames "
+                   f"centred on each architecture's boundary (default {DEFAULT_WINDOWS})")
+    p.add_argument("--factor", type=float, default=None,
+                   help=f"--method box: zoom factor between windows (default {DEFAULT_FACTOR:g})")
     p.add_argument("--depths", nargs="+", type=int, metavar="DEPTH",
                    help="depth sweep: repeat the comparison at each depth (e.g. 8 14 20 32)")
+    from .sample import add_estimator_flags
+    add_estimator_flags(p)
     _add_run_flags(p)
     # --preset comes with the run flags; here the presets are positional.
     p.set_defaults(preset=None)
@@ -592,9 +600,57 @@ def cmd_compare(args) -> int:
         sys.stderr.write("nnfractal: error: preset: give the presets as positional arguments "
                          "(nnfractal compare PRESET_A PRESET_B)\n")
         return EXIT_USAGE
-    presets = args.presets or list(DEFAULT_PRESETS)
     from .cli import run_guarded
-    return run_guarded(lambda: compare(
-        presets, seeds=args.seeds, windows=args.windows, factor=args.factor, depths=args.depths,
-        out=args.out, data_dir=args.data_dir, progress=not args.no_progress,
-        max_storage=args.max_storage, **overrides_from_args(args, presets[0])))
+    try:
+        work = _compare_work(args)
+    except ConfigError as err:
+        sys.stderr.write(f"nnfractal: error: {err}\n")
+        return EXIT_USAGE
+    if (args.method or "box") == "box" and args.resume is None:
+        return run_guarded(work)
+    from .run import RunInterrupted
+    try:
+        return run_guarded(work, keyboard=False, resumable=True)
+    except RunInterrupted as err:
+        sys.stderr.write(f"nnfractal: {err}\n")
+        return 130
+
+
+def _compare_work(args):
+    """The comparison the flags ask for, as a callable; ConfigError for flags that do not fit."""
+    from .sample import ESTIMATOR_FLAGS, spec_from_args
+    from . import compare_sampling as cs
+    if args.resume is not None:
+        given = [f for f in ("presets", "depths", "out", "windows", "factor")
+                 if getattr(args, f) is not None and getattr(args, f) != []]
+        if given or args.method == "box" or overrides_from_args(args, DEFAULT_PRESETS[0]):
+            raise ConfigError(given[0] if given else "resume",
+                              "--resume takes no other settings (allowed: nnfractal compare "
+                              "--resume COMPARE_DIR, a comparison by uncertainty or transect)")
+        return lambda: cs.resume_compare(args.resume, data_dir=args.data_dir,
+                                         progress=not args.no_progress)
+    method = args.method or "box"
+    if method not in ("box",) + cs.SAMPLED_METHODS:
+        raise ConfigError("method", f"{method!r} is not allowed (allowed: box, "
+                          f"{', '.join(cs.SAMPLED_METHODS)})")
+    presets = args.presets or list(DEFAULT_PRESETS)
+    if method == "box":
+        for name in tuple(n for ns in ESTIMATOR_FLAGS.values() for n in ns):
+            if getattr(args, name, None) is not None:
+                raise ConfigError(name, "applies to --method uncertainty|transect only "
+                                  "(allowed: leave it out with --method box)")
+        windows = DEFAULT_WINDOWS if args.windows is None else args.windows
+        factor = DEFAULT_FACTOR if args.factor is None else args.factor
+        return lambda: compare(
+            presets, seeds=args.seeds, windows=windows, factor=factor, depths=args.depths,
+            out=args.out, data_dir=args.data_dir, progress=not args.no_progress,
+            max_storage=args.max_storage, **overrides_from_args(args, presets[0]))
+    for name in ("windows", "factor"):
+        if getattr(args, name) is not None:
+            raise ConfigError(name, f"applies to --method box only (allowed: leave it out with "
+                              f"--method {method})")
+    spec = spec_from_args(args)
+    return lambda: cs.compare_sampled(
+        presets, method=method, seeds=args.seeds, depths=args.depths, out=args.out, spec=spec,
+        data_dir=args.data_dir, progress=not args.no_progress, max_storage=args.max_storage,
+        **overrides_from_args(args, presets[0]))

@@ -586,6 +586,144 @@ def zoom_report(folder: Path, display=None) -> str:
 
 # ---- comparison report -------------------------------------------------------------------------
 
+def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
+    """The report of `nnfractal compare --method uncertainty|transect` (compare_sampling.py)."""
+    from .compare_sampling import min_detectable
+    from .stats import NO_DIFFERENCE
+    presets, method = info["presets"], info["method"]
+    results = info.get("results") or []
+    main = next((r for r in results if r.get("depth") == info.get("main_depth")), results[0])
+    labels = info.get("labels") or {p: p for p in presets}
+    settings = info.get("settings") or {}
+    spec = settings.get("spec") or {}
+    diff = info.get("difference") or {}
+    verdict = info.get("verdict", NO_DIFFERENCE)
+    toc, parts = [], []
+    size = (f"{fmt_num(spec.get('lines'))} segment(s) &times; {fmt_num(spec.get('points'))} points"
+            if method == "transect" else f"up to {fmt_num(spec.get('budget'))} evaluations")
+    subtitle = (f"{_arch_span(0, labels.get(presets[0], presets[0]))} vs "
+                f"{_arch_span(1, labels.get(presets[1], presets[1]))} &middot; {esc(method)} "
+                f"({size}) &middot; {fmt_num(settings.get('seeds'))} seed(s)"
+                + (f" &times; depths {', '.join(map(str, settings['depths']))}"
+                   if settings.get("depths") else ""))
+    found = verdict != NO_DIFFERENCE
+    word = {"smaller": f"{presets[0]}: smaller dimension",
+            "larger": f"{presets[0]}: larger dimension"}.get(verdict, "No difference detectable")
+    where = f" (depth {main['depth']})" if main.get("depth") is not None else ""
+    pval = diff.get("p_permutation")
+    md = min_detectable(diff)
+    extra = (f" Sign-flip test over seeds alone: p = {pval:.3g}." if pval is not None else "")
+    extra += (f" Smallest difference this study could have detected: about {md:.3f} (the half-"
+              "width of the difference's 95% interval)." if md is not None else "")
+    parts.append(f'<div class="verdict {"found" if found else "none"}"><div class="word">'
+                 f'{esc(word)}{esc(where)}</div><p>{esc(info.get("sentence", ""))}</p>'
+                 f'<p class="small muted">Verdict from the 95% interval of the paired difference '
+                 f'D(A) &minus; D(B): &ldquo;smaller&rdquo; or &ldquo;larger&rdquo; only when it '
+                 f'excludes 0, with at least 3 seeds.{esc(extra)}</p></div>')
+    head = ["", _arch_span(0, labels.get(presets[0], presets[0])),
+            _arch_span(1, labels.get(presets[1], presets[1])), "D(A) &minus; D(B)"]
+    rows = []
+    pairs = {r["pair"]: r for r in diff.get("pairs", [])}
+    seeds_a = main["archs"][presets[0]]["per_seed"]
+    seeds_b = main["archs"][presets[1]]["per_seed"]
+    for k, (ea, eb) in enumerate(zip(seeds_a, seeds_b)):
+        d = pairs.get(k, {})
+        rows.append([f"seed {fmt_num(ea.get('seed'))}", fmt_est(ea), fmt_est(eb),
+                     f"{d['difference']:+.3f}" if d.get("difference") is not None
+                     else '<span class="na">&ndash;</span>'])
+    rows.append(["<strong>pooled</strong>"] + [fmt_est(main["archs"][p]["pooled"], counts=True)
+                                                for p in presets]
+                + [(f'<span class="num">{diff["estimate"]:+.3f}</span> <span class="ci">'
+                    f'[{diff["ci_low"]:+.3f}, {diff["ci_high"]:+.3f}]</span>'
+                    if diff.get("ok") else f'<span class="na">{esc(diff.get("reason", ""))}</span>')])
+    parts.append(section("Dimensions", table(head, rows, "dims")
+                         + img(folder / "compare_dimensions.png", "dimensions",
+                               "Dimension per seed and pooled (95% intervals); the paired "
+                               "difference against 0.", "medium"), "dims",
+                         f"{esc(method)} dimension of the trainability boundary with its 95% "
+                         "interval, per initialisation seed (the same initial weights for both "
+                         "architectures) and pooled over seeds."))
+    toc.append(("dims", "Dimensions"))
+    if len(results) > 1:
+        drows = []
+        for r in results:
+            d = r["difference"]
+            drows.append([fmt_num(r["depth"])] + [fmt_est(r["archs"][p]["pooled"], counts=True)
+                                                  for p in presets]
+                         + [(f'{d["estimate"]:+.3f} <span class="ci">[{d["ci_low"]:+.3f}, '
+                             f'{d["ci_high"]:+.3f}]</span>' if d.get("ok")
+                             else '<span class="na">n/a</span>'),
+                            fmt_num(d.get("p_permutation")), esc(d["verdict"])])
+        parts.append(section("Depth sweep", table(["depth", head[1], head[2],
+                                                   "D(A) &minus; D(B)", "p", "verdict"], drows)
+                             + img(folder / "compare_depth.png", "dimension against depth",
+                                   "Pooled dimension against depth (95% intervals) and the "
+                                   "difference."), "depth"))
+        toc.append(("depth", "Depth sweep"))
+    figs = (img(folder / "compare_maps.png", "maps side by side",
+                "Seed 0 of both architectures: the coarse map each estimator started from "
+                + ("(16 x 16 grid runs; the line: the first of the shared segments)."
+                   if method == "transect" else "(the uncertainty exponent's 64 x 64 map)."))
+            + img(folder / "compare_fits.png", "fits",
+                  "Seed 0: " + ("f(eps), the fraction of pairs eps apart whose outcomes differ"
+                                if method == "uncertainty" else
+                                "sign changes along the segments per lag")
+                  + ", and each architecture's fit."))
+    if figs:
+        parts.append(section("Maps and fits", figs, "maps"))
+        toc.append(("maps", "Maps"))
+    urows = []
+    for u in info.get("units", []):
+        i = presets.index(u["preset"]) if u["preset"] in presets else 0
+        link = (f'<a href="{esc(u["dir"])}/report.html">{esc(u["dir"])}</a>'
+                if u.get("dir") and (folder / u["dir"] / REPORT_NAME).exists()
+                else f'<code>{esc(u.get("dir") or "-")}</code>')
+        urows.append([_arch_span(i, u["preset"]), fmt_num(u.get("depth")),
+                      fmt_num(u.get("seed")), fmt_est(u.get("estimate")),
+                      fmt_num(u.get("evaluations")), fmt_num(u.get("model_steps")),
+                      fmt_seconds(u.get("wall_time_s")), link])
+    parts.append(section("Every sample", table(["architecture", "depth", "seed",
+                                                "dimension [95% interval]", "evaluations",
+                                                "model-steps", "training", "sample folder"],
+                                               urows), "units",
+                         "Each row is a complete sample folder (nnfractal sample)."))
+    toc.append(("units", "Samples"))
+    notes = info.get("notes") or []
+    notes_html = ("<h3>notes</h3><ul class=\"notes\">" + "".join(f"<li>{esc(n)}</li>"
+                                                               for n in notes) + "</ul>"
+                  if notes else "")
+    notes_html += ("<h3>statistics</h3><p class=\"small muted\">"
+                   + esc((main["archs"][presets[0]]["pooled"] or {}).get("method", ""))
+                   + ".</p><p class=\"small muted\">" + esc(diff.get("method", "")) + ".</p>")
+    parts.append(section("Method", notes_html, "method",
+                         "Both architectures ran the same experiment: the configuration below is "
+                         f"shared except the architecture fields "
+                         f"({', '.join(info.get('arch_fields', ['model', 'depth', 'skip', 'c_hidden', 'nonlinearity', 'width']))}); "
+                         "initial-weight seeds are identical."
+                         + (" The transects of both architectures run through the same points."
+                            if method == "transect" else "")))
+    toc.append(("method", "Method"))
+    cfgd = dict(info.get("configs", {}).get(presets[0], {}))
+    parts.append(section("Configuration", config_tables(cfgd, info.get("config_difference")),
+                         "config", f"Values of {esc(presets[0])}; where the two differ, both "
+                         "are shown as A / B."))
+    toc.append(("config", "Configuration"))
+    timing = info.get("timing") or {}
+    hw = info.get("hardware") or {}
+    kv = [("device", esc(hw.get("device", "&ndash;"))), ("CPU", esc(hw.get("cpu", "&ndash;"))),
+          ("CPU count", fmt_num(hw.get("cpu_count"))),
+          ("samples", fmt_num(timing.get("units"))),
+          ("evaluations", fmt_num(timing.get("evaluations"))),
+          ("model-steps", fmt_num(timing.get("model_steps"))),
+          ("training time, all samples", fmt_seconds(timing.get("training_s"))),
+          ("model-steps/s", fmt_num(timing.get("model_steps_per_s"), 1)),
+          ("data", esc(hw.get("data_source", "&ndash;")))]
+    parts.append(section("Hardware and timing", kv_table(kv), "hardware"))
+    toc.append(("hardware", "Hardware"))
+    return page(f"{presets[0]} vs {presets[1]}", f"architecture comparison ({method})",
+                subtitle, "".join(parts), toc, display or folder)
+
+
 def _arch_span(i: int, text: str) -> str:
     return f'<span class="arch-{"ab"[i]}">{esc(text)}</span>'
 
@@ -593,6 +731,8 @@ def _arch_span(i: int, text: str) -> str:
 def compare_report(folder: Path, display=None) -> str:
     from .stats import NO_DIFFERENCE
     info = _json(folder / "compare.json")
+    if info.get("method") in ("uncertainty", "transect"):
+        return sampled_compare_report(folder, info, display)
     presets = info["presets"]
     results = info.get("results") or []
     main = next((r for r in results if r.get("depth") == info.get("main_depth")),
@@ -911,6 +1051,13 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
     the grids' own reports), so `nnfractal report` completes it."""
     from . import compare
     info = compare.read_compare_json(folder)
+    if info.get("method") in ("uncertainty", "transect"):
+        from .compare_sampling import draw_figures
+        names = info.get("figures") or {}
+        if not names or not all((folder / f).exists() for f in names.values()):
+            info["figures"] = draw_figures(folder, info)
+            compare._write_json(folder / "compare.json", info)
+        return
     names = info.get("figures") or {}
     if names and all((folder / f).exists() for f in names.values()):
         return

@@ -476,19 +476,12 @@ def dimension_of_sample(run_dir: Path, log=lambda *_: None) -> dict:
 
 # ---- command line ------------------------------------------------------------------------------
 
-def add_sample_parser(sub) -> None:
-    import argparse
-    from .cli import _add_run_flags
-    p = sub.add_parser(
-        "sample", help="dimension by a sampling estimator (uncertainty exponent or transects): "
-        "train only the sampled points, over many decades of scale",
-        description="Train exactly the points a sampling estimator needs, with the same engine "
-        "and store as a grid run, and estimate the boundary's dimension with a 95% interval.")
-    p.add_argument("source", nargs="?", metavar="PRESET|RUN_DIR",
-                   help="a preset, or a run folder whose network and window to sample")
-    p.add_argument("--method", default="uncertainty",
-                   help="uncertainty (default: pairs eps apart, eps over many decades) | transect "
-                   "(sign changes along segments)")
+ESTIMATOR_FLAGS = {"uncertainty": ("budget", "eps_min", "coarse", "floor_points"),
+                   "transect": ("points", "lines", "angle", "direction", "center", "length")}
+
+
+def add_estimator_flags(p) -> None:
+    """The estimators' flags (shared by `nnfractal sample` and `nnfractal compare`)."""
     p.add_argument("--budget", type=int, default=None,
                    help="uncertainty: evaluations in all (default 262144, one 512 x 512 grid)")
     p.add_argument("--eps-min", "--eps_min", type=float, dest="eps_min",
@@ -517,6 +510,39 @@ def add_sample_parser(sub) -> None:
                    help="transect: segment length in window units (default: the window's chord)")
     p.add_argument("--sample-seed", "--sample_seed", type=int, default=0, dest="sample_seed",
                    help="seed of the estimator's random points (default 0)")
+
+
+def spec_from_args(args) -> SampleSpec:
+    """The SampleSpec of the flags given; a flag of the other estimator is refused (ConfigError),
+    never silently ignored."""
+    for method, names in ESTIMATOR_FLAGS.items():
+        for name in names:
+            if args.method != method and getattr(args, name, None) is not None \
+                    and args.method in ESTIMATOR_FLAGS:
+                raise ConfigError(name, f"applies to --method {method} only (allowed: "
+                                  f"leave it out with --method {args.method})")
+    given = {k: getattr(args, k) for k in ("budget", "eps_min", "coarse", "floor_points",
+                                           "points", "lines", "angle", "length")
+             if getattr(args, k, None) is not None}
+    return SampleSpec(method=args.method, seed=args.sample_seed,
+                      direction=tuple(args.direction) if args.direction else None,
+                      center=tuple(args.center) if args.center else None, **given)
+
+
+def add_sample_parser(sub) -> None:
+    import argparse
+    from .cli import _add_run_flags
+    p = sub.add_parser(
+        "sample", help="dimension by a sampling estimator (uncertainty exponent or transects): "
+        "train only the sampled points, over many decades of scale",
+        description="Train exactly the points a sampling estimator needs, with the same engine "
+        "and store as a grid run, and estimate the boundary's dimension with a 95% interval.")
+    p.add_argument("source", nargs="?", metavar="PRESET|RUN_DIR",
+                   help="a preset, or a run folder whose network and window to sample")
+    p.add_argument("--method", default="uncertainty",
+                   help="uncertainty (default: pairs eps apart, eps over many decades) | transect "
+                   "(sign changes along segments)")
+    add_estimator_flags(p)
     p.add_argument("--resume", type=Path, metavar="SAMPLE_DIR",
                    help="finish an interrupted sample: train only its missing tiles")
     _add_run_flags(p)
@@ -550,21 +576,7 @@ def cmd_sample(args) -> int:
             raise ConfigError("source", "missing (allowed: a preset or a run folder, e.g. "
                               "nnfractal sample paper-tanh)")
         cfg, source_run = source_config(args.source, overrides_from_args(args))
-        # A flag of the other estimator is refused, never silently ignored.
-        own = {"uncertainty": ("budget", "eps_min", "coarse", "floor_points"),
-               "transect": ("points", "lines", "angle", "direction", "center", "length")}
-        for method, names in own.items():
-            for name in names:
-                if args.method != method and getattr(args, name) is not None \
-                        and args.method in own:
-                    raise ConfigError(name, f"applies to --method {method} only (allowed: "
-                                      f"leave it out with --method {args.method})")
-        given = {k: getattr(args, k) for k in ("budget", "eps_min", "coarse", "floor_points",
-                                               "points", "lines", "angle", "length")
-                 if getattr(args, k) is not None}
-        spec = SampleSpec(method=args.method, seed=args.sample_seed,
-                          direction=tuple(args.direction) if args.direction else None,
-                          center=tuple(args.center) if args.center else None, **given)
+        spec = spec_from_args(args)
         out = args.out if args.out is not None else default_sample_dir(cfg, spec.method)
         folder.append(out)
         sample(spec, cfg, out, source_run=source_run, max_storage=args.max_storage, **options)

@@ -669,23 +669,42 @@ def densest_boundary_cell(scores, half=None, margin=0.25):
     (u, v) : tuple of float, or None when the map holds no boundary.
     """
     edges = boundary(np.asarray(scores, dtype=np.float64))
+    n = edges.shape[0] + 1
+    # cell (i, j) spans the centres i..i+1 and j..j+1: its middle is at (j + 1) / n
+    return densest_edge_cell(edges, lambda k: (k + 1) / n, half=half, margin=margin)
+
+
+def densest_edge_cell(edges, cell_middle, half=None, margin=0.25):
+    """(u, v), window units, of the boundary cell with the most boundary within ``half`` cells.
+
+    Parameters
+    ----------
+    edges : (m, m) array_like of bool or int
+        Boundary cells (`fractal.boundary`), or a sum of several maps' boundaries (a cell on
+        two boundaries then counts twice).
+    cell_middle : callable
+        Cell index array -> window units of the cells' middles (the same on both axes).
+
+    Returns
+    -------
+    (u, v) : tuple of float, or None when there is no boundary cell.
+    """
+    edges = np.asarray(edges).astype(np.int64)
     if not edges.any():
         return None
-    n = edges.shape[0] + 1
-    h = max(1, n // 8) if half is None else int(half)
+    h = max(1, (edges.shape[0] + 1) // 8) if half is None else int(half)
     table = np.zeros((edges.shape[0] + 1, edges.shape[1] + 1), dtype=np.int64)
     table[1:, 1:] = np.cumsum(np.cumsum(edges, 0), 1)
     ii, jj = np.nonzero(edges)
     r0, r1 = np.clip(ii - h, 0, None), np.clip(ii + h + 1, None, edges.shape[0])
     c0, c1 = np.clip(jj - h, 0, None), np.clip(jj + h + 1, None, edges.shape[1])
     density = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
-    u, v = (jj + 1) / n, (ii + 1) / n
+    u, v = cell_middle(jj), cell_middle(ii)
     inner = (np.minimum(u, 1 - u) >= margin) & (np.minimum(v, 1 - v) >= margin)
     if inner.any():
         density = np.where(inner, density, -1)
     best = np.lexsort((jj, ii, -density))[0]
-    # cell (i, j) spans the centres i..i+1 and j..j+1: its middle is at (j + 1) / n
-    return (float(jj[best] + 1) / n, float(ii[best] + 1) / n)
+    return (float(u[best]), float(v[best]))
 
 
 TRANSECT_COARSE = 32         # points per side of the map that places a transect by default

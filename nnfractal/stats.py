@@ -49,7 +49,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["SMALLER", "LARGER", "NO_DIFFERENCE", "pool", "difference", "verdict_of",
+__all__ = ["SMALLER", "LARGER", "NO_DIFFERENCE", "pool", "difference", "paired_difference",
+           "verdict_of",
            "verdict_sentence", "POOL_METHOD", "DIFFERENCE_METHOD"]
 
 SMALLER = "smaller"
@@ -293,5 +294,94 @@ def difference(estimates_a: Iterable, estimates_b: Iterable, *, label_a: str = "
                 f"{k} has {v}" for k, v in few.items()) + f" with an estimate in the matched "
                 f"{stratum_name}s (at least {MIN_GRIDS} each: the bootstrap cannot see the spread "
                 f"of fewer; add seeds or {stratum_name}s)")
+    diff["sentence"] = verdict_sentence(diff["verdict"], label_a, label_b, diff)
+    return diff
+
+
+# ---- paired comparisons (sampling estimators) -----------------------------------------------
+
+PAIRED_METHOD = (
+    "D_A - D_B over pairs (one pair = both architectures at one initialisation seed, measured at "
+    "the same sampled points where the estimator allows): the mean of the pairs' differences; 95% "
+    "interval: pairs resampled with replacement, every replicate shifted by z_A and z_B times "
+    "each estimate's own half-interval/1.96 (one z per architecture, as for pooling); verdict "
+    "'smaller'/'larger' when the interval excludes 0, else no difference. p_permutation: exact "
+    "sign-flip test of the pairs' differences (seed spread only)")
+
+
+def _sign_flip_p(d: np.ndarray, n_perm: int, rng: np.random.Generator) -> float | None:
+    """Two-sided sign-flip p-value of mean(d); exact for up to log2(n_perm) pairs."""
+    k = d.size
+    if k < 2:
+        return None
+    observed = abs(d.mean())
+    tol = 1e-12 * max(1.0, observed)
+    if 2 ** k <= n_perm:
+        signs = 1 - 2 * ((np.arange(2 ** k)[:, None] >> np.arange(k)[None]) & 1)
+    else:
+        signs = rng.choice([-1, 1], size=(n_perm, k))
+    stats = np.abs((signs * d[None]).mean(axis=1))
+    return float(np.mean(stats >= observed - tol))
+
+
+def paired_difference(pairs: Iterable, *, label_a: str = "A", label_b: str = "B",
+                      name_a: str | None = None, name_b: str | None = None,
+                      n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """D_A - D_B from paired estimates, with a 95% interval, a verdict and a sentence.
+
+    `pairs`: (estimate_a, estimate_b) per initialisation seed. Pairs where either estimate is
+    not ok are left out and counted. The verdict needs ``MIN_GRIDS`` usable pairs (as the
+    unpaired `difference` needs grids); with fewer, the estimate and interval are still given.
+
+    Returns the keys of `difference` (``strata_*`` empty) plus ``pairs`` (per pair: the two
+    dimensions and their difference, or why it is left out) and ``n_pairs``.
+    """
+    pairs = list(pairs)
+    name_a, name_b = name_a or label_a, name_b or label_b
+    rows, d_a, d_b = [], [], []
+    for i, (ea, eb) in enumerate(pairs):
+        ua, ub = _usable([ea]), _usable([eb])
+        if ua[0].size and ub[0].size:
+            d_a.append(ua[:3])
+            d_b.append(ub[:3])
+            rows.append({"pair": i, "a": float(ua[0][0]), "b": float(ub[0][0]),
+                         "difference": float(ua[0][0] - ub[0][0])})
+        else:
+            why = "; ".join(f"{n}: {_reason_text(u[4])}" for n, u in ((name_a, ua), (name_b, ub))
+                            if not u[0].size)
+            rows.append({"pair": i, "a": None, "b": None, "difference": None, "reason": why})
+    out = {"n_units_a": len(pairs), "n_units_b": len(pairs), "n_ok_a": len(d_a),
+           "n_ok_b": len(d_b), "n_pairs": len(d_a), "pairs": rows, "method": PAIRED_METHOD,
+           "note": "", "strata_used": [], "strata_dropped": []}
+    if not d_a:
+        reasons = sorted({r["reason"] for r in rows if r.get("reason")})
+        diff = {**out, "estimate": None, "ci_low": None, "ci_high": None, "ok": False,
+                "reason": "no pair has both dimensions (" + ("; ".join(reasons) or "no pairs")
+                + ")", "p_permutation": None}
+    else:
+        da, la, ha = (np.concatenate(x) for x in zip(*d_a))
+        db, lb, hb = (np.concatenate(x) for x in zip(*d_b))
+        rng = np.random.default_rng(seed)
+        k = da.size
+        pick = rng.integers(0, k, size=(n_boot, k))
+        z_a = rng.standard_normal(n_boot)[:, None]
+        z_b = rng.standard_normal(n_boot)[:, None]
+        rep_a = da[pick] + np.where(z_a >= 0, z_a * ha[pick], z_a * la[pick])
+        rep_b = db[pick] + np.where(z_b >= 0, z_b * hb[pick], z_b * lb[pick])
+        rep = (rep_a - rep_b).mean(axis=1)
+        est = float((da - db).mean())
+        lo, hi = np.percentile(rep, [2.5, 97.5])
+        diff = {**out, "estimate": est, "ci_low": float(min(lo, est)),
+                "ci_high": float(max(hi, est)), "ok": True, "reason": "",
+                "p_permutation": _sign_flip_p(da - db, N_PERM, rng)}
+        left = len(pairs) - k
+        if left:
+            diff["note"] = f"{left} of {len(pairs)} pairs left out (a dimension missing)"
+    diff["verdict"] = verdict_of(diff["ci_low"], diff["ci_high"])
+    if diff["ok"] and diff["n_pairs"] < MIN_GRIDS and diff["verdict"] != NO_DIFFERENCE:
+        diff["verdict"] = NO_DIFFERENCE
+        diff["reason"] = (f"too few pairs for a verdict: {diff['n_pairs']} seed(s) with both "
+                          f"dimensions (at least {MIN_GRIDS}: one initialisation says nothing "
+                          "about the spread over initialisations; add seeds)")
     diff["sentence"] = verdict_sentence(diff["verdict"], label_a, label_b, diff)
     return diff

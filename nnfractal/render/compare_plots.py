@@ -84,13 +84,14 @@ def boundary_pixel_pairs(score_map, k: int = 3) -> list[tuple[tuple[int, int], t
 # ---- maps and boundaries ---------------------------------------------------------------------
 
 def plot_maps_side_by_side(maps, extent, labels, xlabel, ylabel, axis_scale, path,
-                           marks=None, windows=None, dpi: int = 130):
+                           marks=None, windows=None, segments=None, dpi: int = 130):
     """Convergence maps next to each other: same axes, one colour scale for all.
 
     The paper's colour restretch is computed against all maps together (`reference`), so a colour
     means the same score in every panel. `marks`: per map, pixel pairs from
     `boundary_pixel_pairs` (numbered circles: converged pixel filled, diverged hollow);
-    `windows`: per map, zoomed windows (y0, y1, x0, x1) drawn as dashed rectangles.
+    `windows`: per map, zoomed windows (y0, y1, x0, x1) drawn as dashed rectangles;
+    `segments`: per map, a transect segment ((x0, y0), (x1, y1)) in axis units, or None.
     """
     maps = [np.asarray(m, dtype=float) for m in maps]
     reference = np.concatenate([m.ravel() for m in maps])
@@ -108,6 +109,10 @@ def plot_maps_side_by_side(maps, extent, labels, xlabel, ylabel, axis_scale, pat
                                    ec="black"))
             ax.annotate(f"w{w_i + 1}", (x0, y1), xytext=(2, -2), textcoords="offset points",
                         fontsize=7, va="top", color="black")
+        seg = (segments or [None] * n)[i]
+        if seg is not None:
+            (sx0, sy0), (sx1, sy1) = seg
+            ax.plot([sx0, sx1], [sy0, sy1], "-", color="black", lw=1.4)
         for p_i, (conv, div) in enumerate((marks or [[]] * n)[i]):
             col = PAIR_COLOURS[p_i % len(PAIR_COLOURS)]
             cx, cy = _pixel_xy(*conv, m.shape, extent)
@@ -126,6 +131,8 @@ def plot_maps_side_by_side(maps, extent, labels, xlabel, ylabel, axis_scale, pat
                            label="its diverged neighbour")]
     if windows and any(windows):
         handles.append(Line2D([], [], color="black", ls="--", label="zoomed windows (seed 0)"))
+    if segments and any(s is not None for s in segments):
+        handles.append(Line2D([], [], color="black", label="transect (first segment)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
                frameon=False)
     fig.savefig(path, dpi=dpi)
@@ -228,16 +235,22 @@ def _errbar(ax, x, est, colour, label=None, marker="o"):
     return False
 
 
-def plot_dimension_bars(group: dict, presets, path, dpi: int = 130):
-    """Dimension per window and pooled, per architecture, with 95% intervals; and the difference.
+def plot_dimension_bars(group: dict, presets, path, dpi: int = 130, *, key: str = "per_window",
+                        ylabel: str = "box-counting dimension (95% interval)"):
+    """Dimension per window (or per seed) and pooled, per architecture, with 95% intervals; and
+    the difference.
 
-    `group` is one entry of compare.json's "results". Bars show the estimate, whiskers the
-    interval; a window without an estimate says 'n/a'. Right panel: D_A - D_B with its 95%
-    interval against 0, titled with the verdict.
+    `group` is one entry of compare.json's "results"; `key` names its per-unit list
+    ("per_window" in a box comparison, "per_seed" in a sampled one). Bars show the estimate,
+    whiskers the interval; a unit without an estimate says 'n/a'. Right panel: D_A - D_B with its
+    95% interval against 0, titled with the verdict.
     """
-    windows = group["archs"][presets[0]]["per_window"]
-    names = [f"window {w['window']}" + (" (preset)" if w["window"] == 0 else "")
-             for w in windows] + ["pooled"]
+    units = group["archs"][presets[0]][key]
+    if key == "per_window":
+        names = [f"window {w['window']}" + (" (preset)" if w["window"] == 0 else "")
+                 for w in units] + ["pooled"]
+    else:
+        names = [f"seed {u['seed']}" for u in units] + ["pooled"]
     fig = _figure((8.8, 4.4))
     gs = fig.add_gridspec(1, 2, width_ratios=[max(2, len(names)) * 1.2, 1.6])
     ax, axd = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
@@ -245,7 +258,7 @@ def plot_dimension_bars(group: dict, presets, path, dpi: int = 130):
     tops = []
     for i, p in enumerate(presets):
         arch = group["archs"][p]
-        ests = list(arch["per_window"]) + [arch["pooled"]]
+        ests = list(arch[key]) + [arch["pooled"]]
         for k, est in enumerate(ests):
             x = k + (i - 0.5) * width
             if est.get("ok"):
@@ -264,7 +277,7 @@ def plot_dimension_bars(group: dict, presets, path, dpi: int = 130):
                 ax.annotate("n/a", (x, 0.02), xycoords=ax.get_xaxis_transform(), ha="center",
                             fontsize=8, color=ARCH_COLOURS[i])
     ax.set_xticks(range(len(names)), names, fontsize=8)
-    ax.set_ylabel("box-counting dimension (95% interval)")
+    ax.set_ylabel(ylabel)
     top = max(tops) if tops else 2.0
     ax.set_ylim(0, max(2.05, top + 0.1))
     ax.axhline(1.0, color="0.7", lw=0.8, zorder=0)
@@ -347,3 +360,62 @@ def plot_dimension_vs_depth(results, presets, path, dpi: int = 130):
     axd.grid(alpha=0.25)
     fig.savefig(path, dpi=dpi)
     return str(path)
+
+
+def plot_sampled_fits(estimates, labels, path, dpi: int = 130):
+    """Both architectures' sampling fits on one axes: f(eps) (uncertainty; stages rescaled onto
+    stage 0) or sign changes per lag (transect), the fitted points filled, the fit as a line.
+
+    `estimates`: per architecture a `SamplingEstimate.to_dict()` (or None: left out).
+    """
+    fig = _figure((6.6, 4.6))
+    ax = fig.subplots()
+    method = next((e.get("method") for e in estimates if e), "uncertainty")
+    shown = False
+    for i, est in enumerate(estimates):
+        if not est or not est.get("scales"):
+            continue
+        sc, val = np.asarray(est["scales"], float), np.asarray(est["values"], float)
+        mask = np.asarray(est.get("fit_mask") or [False] * sc.size, bool)
+        ok = np.isfinite(val) & (val > 0)
+        colour = ARCH_COLOURS[i % 2]
+        ax.plot(sc[ok & ~mask], val[ok & ~mask], "o", mfc="none", mec=colour, ms=4, alpha=0.6)
+        d = est.get("dimension")
+        text = (f"{d:.3f} [{est['ci_low']:.3f}, {est['ci_high']:.3f}]" if est.get("ok")
+                else f"no dimension: {est.get('reason', '')}")
+        ax.plot(sc[ok & mask], val[ok & mask], "o", color=colour, ms=4,
+                label=f"{labels[i]}: D = {_wrap(text, 60)}")
+        if est.get("ok") and (ok & mask).sum() >= 2:
+            slope = (2 - d) if method == "uncertainty" else -(d - 1)
+            xs = sc[ok & mask]
+            mid = np.exp(np.mean(np.log(xs)))
+            amp = np.exp(np.mean(np.log(val[ok & mask]) - slope * np.log(xs / mid)))
+            line = np.array([xs.min(), xs.max()])
+            ax.plot(line, amp * (line / mid) ** slope, "-", color=colour, lw=1.5)
+        shown = True
+    if shown:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no estimate to show", ha="center", va="center",
+                transform=ax.transAxes)
+    if method == "uncertainty":
+        ax.set_xlabel("eps (window units)")
+        ax.set_ylabel("f(eps): fraction of pairs that differ")
+        ax.set_title("uncertainty exponent: f ~ eps^(2 - D) (seed 0; filled: fitted)", fontsize=9)
+    else:
+        ax.set_xlabel("lag (window units)")
+        ax.set_ylabel("sign changes per unit length")
+        ax.set_title("transect: changes ~ lag^-(D - 1) (seed 0; filled: fitted)", fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.savefig(path, dpi=dpi)
+    return str(path)
+
+
+def plot_seed_dimensions(group: dict, presets, path, dpi: int = 130):
+    """Dimension per seed and pooled (95% intervals) and the paired difference."""
+    method = next((u.get("method") for p in presets for u in group["archs"][p]["per_seed"]
+                   if u.get("method")), "sampling")
+    return plot_dimension_bars(group, presets, path, dpi, key="per_seed",
+                               ylabel=f"{method} dimension (95% interval)")
