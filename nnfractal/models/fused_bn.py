@@ -28,8 +28,11 @@ _lock = threading.Lock()
 def _build_tag(source: Path = _SOURCE) -> str:
     """A short hash of this CPU's instruction-set flags and of the source: the kernel is built
     with -march=native, so a cache shared by machines with different CPUs must keep one build per
-    kind, and two versions of nnfractal (a benchmark against an older commit) one each."""
-    flags = platform.machine() + source.read_text()
+    kind, and two versions of nnfractal (a benchmark against an older commit) one each. The
+    source's path is in it too: torch rebuilds whenever the build file names another source
+    path, so two checkouts sharing one build folder rebuilt it in turn (measured: minutes per
+    build on a busy 2-core machine, every process waiting on the build lock meanwhile)."""
+    flags = platform.machine() + str(source.resolve()) + source.read_text()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith(("flags", "Features")):
