@@ -331,6 +331,11 @@ def _unit_record(root: Path, folder: Path | None, cfg: Config, labels, depth, i:
     rec["model_steps"] += int(result["model_steps"])
     rec["wall_time_s"] += float(summary.get("tile_seconds") or 0.0)
     rec["model_steps_per_s"] = summary.get("model_steps_per_s")
+    est = result["estimate"]
+    if spec.method == "transect" and est.get("values"):
+        # raw data beside the estimate, even where the fit rule gives no dimension: sign changes
+        # per lag (the finest lag first) along the segment both architectures share
+        rec["sign_changes"] = {"lags": est["scales"], "changes": est["values"]}
     return rec
 
 

@@ -678,15 +678,21 @@ def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
         link = (f'<a href="{esc(u["dir"])}/report.html">{esc(u["dir"])}</a>'
                 if u.get("dir") and (folder / u["dir"] / REPORT_NAME).exists()
                 else f'<code>{esc(u.get("dir") or "-")}</code>')
+        changes = (u.get("sign_changes") or {}).get("changes") or []
         urows.append([_arch_span(i, u["preset"]), fmt_num(u.get("depth")),
                       fmt_num(u.get("seed")), fmt_est(u.get("estimate")),
+                      " / ".join(f"{c:.0f}" for c in changes[:6]) or "&ndash;",
                       fmt_num(u.get("evaluations")), fmt_num(u.get("model_steps")),
                       fmt_seconds(u.get("wall_time_s")), link])
     parts.append(section("Every sample", table(["architecture", "depth", "seed",
-                                                "dimension [95% interval]", "evaluations",
-                                                "model-steps", "training", "sample folder"],
-                                               urows), "units",
-                         "Each row is a complete sample folder (nnfractal sample)."))
+                                                "dimension [95% interval]",
+                                                "sign changes at lags 1, 2, 4, ...",
+                                                "evaluations", "model-steps", "training",
+                                                "sample folder"], urows), "units",
+                         "Each row is a complete sample folder (nnfractal sample). Transects: "
+                         "the sign changes along the shared segment per lag (lag 1 = the "
+                         "spacing of its points), the raw data of the fit, shown also where the "
+                         "fit rule gives no dimension."))
     toc.append(("units", "Samples"))
     notes = info.get("notes") or []
     notes_html = ("<h3>notes</h3><ul class=\"notes\">" + "".join(f"<li>{esc(n)}</li>"

@@ -396,18 +396,20 @@ def plot_sampled_fits(estimates, labels, path, dpi: int = 130):
     if shown:
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="lower left")
     else:
         ax.text(0.5, 0.5, "no estimate to show", ha="center", va="center",
                 transform=ax.transAxes)
     if method == "uncertainty":
         ax.set_xlabel("eps (window units)")
         ax.set_ylabel("f(eps): fraction of pairs that differ")
-        ax.set_title("uncertainty exponent: f ~ eps^(2 - D) (seed 0; filled: fitted)", fontsize=9)
+        ax.set_title("uncertainty exponent: f ~ eps^(2 - D) (seed 0; filled: in the fit range)",
+                     fontsize=9)
     else:
         ax.set_xlabel("lag (window units)")
-        ax.set_ylabel("sign changes per unit length")
-        ax.set_title("transect: changes ~ lag^-(D - 1) (seed 0; filled: fitted)", fontsize=9)
+        ax.set_ylabel("sign changes at this lag (differing pairs / lag)")
+        ax.set_title("transect: changes ~ lag^-(D - 1) (seed 0; filled: in the fit range)",
+                     fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
     fig.savefig(path, dpi=dpi)
     return str(path)
