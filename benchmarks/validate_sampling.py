@@ -23,11 +23,11 @@ ACCEPTANCE = {"circle", "weierstrass-1.2", "weierstrass-1.4", "weierstrass-1.5",
 
 
 def run(budget: int, seeds: int, lines: int, placed: bool,
-        methods=("uncertainty", "transect")) -> list[dict]:
+        methods=("uncertainty", "transect"), first_seed: int = 0) -> list[dict]:
     rows = []
     for name in NAMES:
         b = analytic_boundary(name)
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             for method in methods:
                 t = time.perf_counter()
                 if method == "uncertainty":
@@ -79,9 +79,12 @@ def main() -> None:
     p.add_argument("--placed", action="store_true",
                    help="transects placed by their coarse map (default: through the centre)")
     p.add_argument("--methods", nargs="+", default=["uncertainty", "transect"])
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds first..first+seeds-1 (a transect's angle is 25 + 5 x seed degrees: "
+                   "--first-seed 6 checks 55..80 degrees, which seeds 0-5 never see)")
     p.add_argument("--json", help="write every row here")
     a = p.parse_args()
-    rows = run(a.budget, a.seeds, a.lines, a.placed, a.methods)
+    rows = run(a.budget, a.seeds, a.lines, a.placed, a.methods, a.first_seed)
     summarise(rows)
     if a.json:
         with open(a.json, "w") as f:

@@ -99,8 +99,9 @@ def staged_folder(out: Path):
                              f"(allowed: a new or empty folder); the result is kept in {kept}")
 
 
-def check_out_dir(out: Path, cfg: Config) -> None:
-    """Refuse a folder that already holds another run (or anything else) before any work starts."""
+def check_out_dir(out: Path, cfg: Config, resume_command: str = "nnfractal run --resume") -> None:
+    """Refuse a folder that already holds another run (or anything else) before any work starts.
+    `resume_command`: how the refusal of an unfinished run says to finish it."""
     if out.is_dir() and any(out.iterdir()):
         cfg_file = out / "config.toml"
         if not cfg_file.exists():
@@ -116,7 +117,7 @@ def check_out_dir(out: Path, cfg: Config) -> None:
                                  "(allowed: a new or empty folder)")
         if not (out / "summary.json").exists():
             raise RunFolderError(f"out: {out} already holds this run, unfinished "
-                                 f"(resume with: nnfractal run --resume {out})")
+                                 f"(resume with: {resume_command} {out})")
         raise RunFolderError(f"out: {out} already holds this run (allowed: a new or empty folder)")
     check_new_folder(out)
 

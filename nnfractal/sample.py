@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ METHODS = ("uncertainty", "transect")
 MAX_BLOCKS = 64                 # the store's capacity: the uncertainty estimator's stages + coarse
 MIN_ULPS = 100.0                # eps_min: neighbouring points at least this many rounding units apart
 DEFAULT_EPS_MIN = 1e-9
+RESUME_COMMAND = "nnfractal sample --resume"
 
 
 @dataclass(frozen=True)
@@ -273,14 +275,51 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     out = Path(out) if out is not None else default_sample_dir(cfg, spec.method)
     _check_budget(cfg, spec, out, max_storage)
-    check_out_dir(out, cfg)
+    check_out_dir(out, cfg, resume_command=RESUME_COMMAND)
     runner = make_backend(backend, address)
     try:
         plan = _plan(cfg, spec, data_dir, runner, log)
-        _create_sample(out, plan, spec, source_run)
-        return _run_locked(out, plan, spec, runner, progress, log)
+        with _claim_new_sample(out, plan, spec, source_run):
+            return _run_held(out, plan, spec, runner, progress, log)
     finally:
         runner.close()
+
+
+@contextmanager
+def _claim_new_sample(out: Path, plan, spec: SampleSpec, source_run):
+    """Create a new sample at `out` atomically and hold its lock while the block runs.
+
+    As `run._claim_new_run`: config.toml and the empty store are written into a unique staging
+    folder beside `out`, its config.toml is locked (the flock stays with the open file across
+    the rename), and the folder is renamed to `out`, which succeeds only while `out` is absent or
+    empty. Of two processes started on one `out` at the same instant exactly one gets it; the
+    other removes only its own staging folder and is refused (RunFolderError, one line) as a
+    later start would be. A failure while writing leaves nothing behind."""
+    from .backends import one_line
+    from .folders import claim_folder, new_staging_folder, remove_staging_folder
+    from .run import RunFolderError, _flock_or_refuse, check_out_dir
+    try:
+        work = new_staging_folder(out)
+    except OSError as err:
+        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+    lock = None
+    try:
+        _create_sample(work, plan, spec, source_run, shown=out)
+        lock = open(work / "config.toml", "rb")
+        _flock_or_refuse(lock, out)
+        if not claim_folder(work, out):
+            check_out_dir(out, plan.cfg, resume_command=RESUME_COMMAND)   # a later start's line
+            raise RunFolderError(f"out: {out} was taken by another process (allowed: a new or "
+                                 "empty folder)")
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        remove_staging_folder(work)
+        raise
+    try:
+        yield out
+    finally:
+        lock.close()
 
 
 def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
@@ -352,15 +391,15 @@ def _plan(cfg, spec, data_dir, runner, log):
     return replace(plan, x=np.arange(cols, dtype=np.float64), y=np.arange(rows, dtype=np.float64))
 
 
-def _create_sample(out: Path, plan, spec: SampleSpec, source_run) -> None:
+def _create_sample(out: Path, plan, spec: SampleSpec, source_run,
+                   shown: Path | None = None) -> None:
+    """config.toml and the empty store in the (staging) folder `out`; `shown`: the folder's name
+    in the error line. A failure (a full disk) raises RunFolderError; the caller removes `out`."""
     from .backends import one_line
     from .run import RunFolderError, _write_text_atomic
     from .store import RunStore
-    import shutil
     _, _, tile_rows = store_layout(plan.cfg, spec.evaluations)
-    made_dir = not out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
         RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
                         curve_lengths=plan.lengths, dtype=plan.dtype,
@@ -368,9 +407,8 @@ def _create_sample(out: Path, plan, spec: SampleSpec, source_run) -> None:
                         extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
                                "blocks": [], "source_run": str(source_run) if source_run else None})
     except OSError as err:
-        if made_dir:
-            shutil.rmtree(out, ignore_errors=True)
-        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
+        raise RunFolderError(f"out: cannot write {shown or out} "
+                             f"({err.strerror or one_line(err)})") from None
 
 
 def _spec_dict(spec: SampleSpec) -> dict:
@@ -381,29 +419,36 @@ def _spec_dict(spec: SampleSpec) -> dict:
 
 
 def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> Path:
-    from .run import run_lock, train_tiles
-    from .store import RunStore
+    """Lock an existing sample folder (a second process is refused in one line), then run."""
+    from .run import run_lock
     with run_lock(run_dir):
-        store = RunStore.open(run_dir / "store.zarr", mode="r+")
-        store.remove_partial_files()
+        return _run_held(run_dir, plan, spec, runner, progress, log)
 
-        def train(tiles):
-            train_tiles(run_dir, store, plan, runner, progress, log, only=tiles,
-                        resume="nnfractal sample --resume")
 
-        evaluator = StoreEvaluator(store, plan.cfg, train)
-        log(f"sampling {spec.method} for {plan.cfg.preset}: {spec.evaluations:,} evaluations at "
-            f"most ({plan.cfg.model}, {plan.cfg.precision}, {plan.device})")
-        est = estimate(spec, plan.cfg, evaluator)
-        store.mark_complete()
-        try:
-            finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log)
-        except Exception as err:          # every point is stored: `nnfractal dimension` redraws
-            from .backends import one_line
-            from .run import RunFailed
-            raise RunFailed(f"drawing stopped: {one_line(err)}; every point is stored (redraw "
-                            f"with: nnfractal dimension {run_dir})", run_dir,
-                            "nnfractal sample --resume") from None
+def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> Path:
+    """Train what the estimator asks for and finish the folder; the caller holds its lock."""
+    from .run import train_tiles
+    from .store import RunStore
+    store = RunStore.open(run_dir / "store.zarr", mode="r+")
+    store.remove_partial_files()
+
+    def train(tiles):
+        train_tiles(run_dir, store, plan, runner, progress, log, only=tiles,
+                    resume="nnfractal sample --resume")
+
+    evaluator = StoreEvaluator(store, plan.cfg, train)
+    log(f"sampling {spec.method} for {plan.cfg.preset}: {spec.evaluations:,} evaluations at "
+        f"most ({plan.cfg.model}, {plan.cfg.precision}, {plan.device})")
+    est = estimate(spec, plan.cfg, evaluator)
+    store.mark_complete()
+    try:
+        finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log)
+    except Exception as err:          # every point is stored: `nnfractal dimension` redraws
+        from .backends import one_line
+        from .run import RunFailed
+        raise RunFailed(f"drawing stopped: {one_line(err)}; every point is stored (redraw "
+                        f"with: nnfractal dimension {run_dir})", run_dir,
+                        "nnfractal sample --resume") from None
     if not est.ok and est.reason == REASON_NO_BOUNDARY:
         outcome = "converged" if np.all(np.concatenate(evaluator.scores) < 0) else "diverged"
         raise ConfigError("window", f"no boundary in this window: every sampled point {outcome} "
