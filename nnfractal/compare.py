@@ -318,8 +318,9 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
     for note in p["notes"]:
         log(f"note: {note}")
     n_grids = 2 * len(p["groups"]) * seeds * windows
+    differ = ', '.join(f'{k} {v[0]!r} / {v[1]!r}' for k, v in p['config_difference'].items() if k != 'preset')
     log(f"compare: {presets[0]} vs {presets[1]}; differ in "
-        f"{', '.join(f'{k} {v[0]!r} / {v[1]!r}' for k, v in p['config_difference'].items() if k != 'preset') or 'nothing but the name'}; "
+        f"{differ or 'nothing but the name'}; "
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
     from .backends import graceful_interrupt

@@ -125,7 +125,8 @@ def fmt_seconds(s) -> str:
 def table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<div class="tablewrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="tablewrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{body}</tbody></table></div>')
 
 
 def kv_table(pairs: list[tuple[str, str]], cls: str = "kv") -> str:
@@ -310,7 +311,8 @@ def page(title: str, kind: str, subtitle: str, body: str, toc: list[tuple[str, s
         f"<header><p class=\"kind\">nnfractal &middot; {esc(kind)}</p><h1>{esc(title)}</h1>"
         f"<p class=\"sub\">{subtitle}</p>{nav}</header>{body}"
         f"<footer>Written by nnfractal {esc(__version__)} on {when} from "
-        f"<code>{esc(folder.resolve() if folder.exists() else folder)}</code>. Self-contained: every picture and video is embedded; "
+        f"<code>{esc(folder.resolve() if folder.exists() else folder)}</code>. "
+        "Self-contained: every picture and video is embedded; "
         "nothing is loaded from the network.</footer>"
         "</main></body></html>\n")
 
@@ -717,7 +719,8 @@ def compare_report(folder: Path, display=None) -> str:
     toc.append(("grids", "Grids"))
 
     notes = info.get("notes") or []
-    method = [diff.get("method", ""), (main.get("archs", {}).get(presets[0], {}).get("pooled") or {}).get("method", "")] if main else []
+    method = [diff.get("method", ""),
+              (main.get("archs", {}).get(presets[0], {}).get("pooled") or {}).get("method", "")] if main else []
     notes_html = ""
     if notes:
         notes_html += "<h3>notes</h3><ul class=\"notes\">" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"

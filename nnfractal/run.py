@@ -513,7 +513,8 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
         f"{total} tile{'s' if total != 1 else ''} of {grid.tile_rows} rows, "
         f"chunks of {cfg.tile_batch}, "
         f"backend {runner.name}"
-        f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
+        + (f", held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images"
+           if plan.schedule.eval_epochs else "") + ")")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
     start = time.perf_counter()
     outcome_note, devices = "complete", set()

@@ -45,7 +45,7 @@ Everything is deterministic for a given ``seed``.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 

@@ -125,7 +125,7 @@ class RunStore:
     def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray,
                curve_lengths: dict[str, int], schedule: dict, dtype: str,
                extra: dict | None = None, tile_rows: int | None = None,
-               with_points: bool = False) -> "RunStore":
+               with_points: bool = False) -> RunStore:
         """A new, empty store for a grid of len(y) x len(x) points; curve_lengths: metric -> T.
 
         Built under a temporary name beside `path` and renamed into place, so a crash never
@@ -171,7 +171,7 @@ class RunStore:
         return cls.open(path, mode="r+")
 
     @classmethod
-    def open(cls, path: Path, mode: str = "r") -> "RunStore":
+    def open(cls, path: Path, mode: str = "r") -> RunStore:
         import zarr
         path = Path(path)
         if not path.exists():

@@ -179,7 +179,7 @@ def test_report_out_never_replaces_a_file_that_is_not_ours(tiny_run, tmp_path, c
     before = _everything(tmp_path)
     assert main(["report", str(tiny_run), "--out", str(out)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"nnfractal: error: out: ") and expect in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("nnfractal: error: out: ") and expect in lines[0]
     assert _everything(tmp_path) == before
 
 

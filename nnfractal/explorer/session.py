@@ -30,7 +30,8 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -268,7 +269,7 @@ class Session:
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
-    def new(cls, cfg: Config, folder: Path | None = None, **kwargs) -> "Session":
+    def new(cls, cfg: Config, folder: Path | None = None, **kwargs) -> Session:
         """A new session whose first window (w000) is `cfg`, trained by the worker."""
         folder = Path(folder) if folder is not None else \
             Path("runs") / f"explore-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -288,7 +289,7 @@ class Session:
         return session
 
     @classmethod
-    def open(cls, run_dir: Path, folder: Path | None = None, **kwargs) -> "Session":
+    def open(cls, run_dir: Path, folder: Path | None = None, **kwargs) -> Session:
         """A session on a finished run (its map is window 0) or a saved explorer session folder."""
         run_dir = Path(run_dir)
         if (run_dir / SESSION_FILE).exists() and not (run_dir / "config.toml").exists():

@@ -102,7 +102,7 @@ class MeanFieldMLP(nn.Module):
         self.act = HIDDEN_ACTIVATIONS[nonlinearity]
 
     def forward(self, x: Tensor) -> Tensor:
-        for i, w in enumerate(self.weights):
+        for _i, w in enumerate(self.weights):
             z = x @ w / math.sqrt(w.shape[0])
             x = self.act(z)
         return z / math.sqrt(w.shape[0])
