@@ -10,6 +10,8 @@ from nnfractal.grid import hyperparameters
 from nnfractal.models import build_family
 from nnfractal.reference import train_single
 
+pytestmark = pytest.mark.slow  # trains models against the reference loop
+
 TINY_RESNET = dict(depth=8, c_hidden=[4, 8, 8], train_size=32, batch_size=16)
 
 
