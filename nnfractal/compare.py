@@ -39,12 +39,13 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config, ConfigError, build_config
+from .errors import StoreError, refuse
+from .folders import write_json_atomic as _write_json
 
 FORMAT = "nnfractal-compare"
 FORMAT_VERSION = 1
@@ -52,7 +53,6 @@ DEFAULT_PRESETS = ("resnet20-mnist", "plain20-mnist")
 DEFAULT_SEEDS = 3
 DEFAULT_WINDOWS = 3
 DEFAULT_FACTOR = 2.0
-EXIT_USAGE = 2
 
 # What "architecture" means here: the fields taken from preset B. Everything else is A's.
 ARCH_FIELDS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width")
@@ -458,12 +458,6 @@ def _hardware(root: Path, units: list[dict]) -> dict:
     return hw
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Strict JSON (no Infinity/NaN) through a unique temporary name (folders.py)."""
-    from .folders import write_json_atomic
-    write_json_atomic(path, data)
-
-
 # ---- figures ---------------------------------------------------------------------------------
 
 def draw_figures(root, info: dict | None = None) -> dict[str, str]:
@@ -529,7 +523,6 @@ def draw_figures(root, info: dict | None = None) -> dict[str, str]:
 
 
 def read_compare_json(root) -> dict:
-    from .store import StoreError
     path = Path(root) / "compare.json"
     try:
         info = json.loads(path.read_text())
@@ -544,7 +537,7 @@ def read_compare_json(root) -> dict:
 
 def add_compare_parser(sub) -> None:
     import argparse
-    from .cli import _add_run_flags
+    from .cli_shared import add_run_flags as _add_run_flags
     p = sub.add_parser(
         "compare", help="compare the boundary dimension of two architectures on the same grid, "
         "data and initial weights (default resnet20-mnist vs plain20-mnist)",
@@ -578,7 +571,7 @@ def overrides_from_args(args, preset: str) -> dict:
     every field a flag touched is then an override for both presets.
     """
     import argparse
-    from .cli import CONFIG_FLAGS, config_from_args
+    from .cli_shared import CONFIG_FLAGS, config_from_args
     explicit = {k for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
     if getattr(args, "readout", None):
         explicit |= {"readout", "metric"}   # --readout takes a readout and/or a metric name
@@ -590,11 +583,10 @@ def overrides_from_args(args, preset: str) -> dict:
 
 def cmd_compare(args) -> int:
     if getattr(args, "preset", None) is not None:
-        sys.stderr.write("nnfractal: error: preset: give the presets as positional arguments "
-                         "(nnfractal compare PRESET_A PRESET_B)\n")
-        return EXIT_USAGE
+        return refuse("preset: give the presets as positional arguments "
+                      "(nnfractal compare PRESET_A PRESET_B)")
     presets = args.presets or list(DEFAULT_PRESETS)
-    from .cli import run_guarded
+    from .cli_shared import run_guarded
     return run_guarded(lambda: compare(
         presets, seeds=args.seeds, windows=args.windows, factor=args.factor, depths=args.depths,
         out=args.out, data_dir=args.data_dir, progress=not args.no_progress,

@@ -23,17 +23,17 @@ import html
 import json
 import math
 import os
-import sys
 from datetime import datetime
 from pathlib import Path
 
 from . import __version__
+from .errors import StoreError, refuse
+from .folders import write_json_atomic, write_text_atomic
 
 REPORT_NAME = "report.html"
 MAX_VIDEO_BYTES = 40 * 2**20     # larger videos are linked, not embedded
 MAX_GALLERY = 24                 # zoom frames shown as maps (evenly spaced beyond that)
 MIN_RESOLUTION = 114             # about the smallest map with a box-counting scaling range
-EXIT_USAGE = 2
 
 
 class ReportError(Exception):
@@ -863,7 +863,6 @@ def write_report(folder, out: Path | None = None, *, display_path=None,
         _redraw_missing_compare_figures(folder)
     text = build_html(folder, display_path)
     path = Path(out) if out is not None else folder / REPORT_NAME
-    from .folders import write_text_atomic
     try:
         write_text_atomic(path, text)
     except OSError as err:
@@ -921,7 +920,7 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
     if not units or not all((folder / u["dir"] / "store.zarr").is_dir() for u in units):
         return                       # nothing to draw from (e.g. a folder of numbers only)
     info["figures"] = compare.draw_figures(folder, info)
-    compare._write_json(folder / "compare.json", info)
+    write_json_atomic(folder / "compare.json", info)
     for u in units:
         unit = folder / u["dir"]
         if not (unit / REPORT_NAME).exists():
@@ -952,11 +951,9 @@ def add_report_parser(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from .store import StoreError
     try:
         path = write_report(args.run_dir, args.out, force=args.force)
     except (ReportError, StoreError) as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return EXIT_USAGE
+        return refuse(err)
     print(path)
     return 0

@@ -30,24 +30,21 @@ import numpy as np
 from . import __version__
 from .allocator import in_use as allocator_in_use
 from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt,
-                       make_backend, one_line)
+                       make_backend)
 from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
-from .engine import epoch_curves, make_schedule
+from .engine import make_schedule
+from .errors import RunFailed, RunFolderError, RunInterrupted, one_line
 from .folders import (claim_folder, json_text, new_staging_folder, remove_staging_folder,
                       write_text_atomic)
 from .grid import axes, axis_labels
-from .measure import accuracy_score, converged_fraction, scores
+from .measure import converged_fraction, metric_scores, readout_curves
 from .resolution import chance_note, resolution_warning, too_small_note
 from .models import build_family
 from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
                     tile_rows_step)
 
 MAX_FRAMES = 60
-
-
-class RunFolderError(Exception):
-    """An output folder that cannot take this run. One line naming the field."""
 
 
 def default_out_dir(cfg: Config) -> Path:
@@ -152,28 +149,6 @@ def library_versions() -> dict[str, str]:
     import zarr
     return {"nnfractal": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "zarr": zarr.__version__, "matplotlib": matplotlib.__version__}
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write to a unique temporary name and rename (folders.write_text_atomic): a crash or a full
-    disk leaves the old file (or none), and two processes never share a temporary file."""
-    write_text_atomic(path, text)
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training after a chunk; finished tiles are kept. str(): one line saying how
-    far the run got and how to resume it. A KeyboardInterrupt, so callers that stage their own
-    folder (zoom, compare) clean up as for any Ctrl-C."""
-
-
-class RunFailed(Exception):
-    """Training, writing or drawing failed mid-run (an exception, a full disk); finished tiles are
-    kept. str(): one line with the cause and how to resume; `brief`: without the resume hint
-    (for zoom and compare, whose staged folders do not survive a failure)."""
-
-    def __init__(self, brief: str, run_dir: Path, resume: str = "nnfractal run --resume"):
-        self.brief, self.run_dir = brief, run_dir
-        super().__init__(f"{brief} (resume with: {resume} {run_dir})")
 
 
 @dataclass
@@ -333,7 +308,7 @@ def _apply_drawing(run_dir: Path, cfg: Config, drawing: dict, store, held: ExitS
     """Write the new drawing fields into config.toml (and the store's copy of the config) while
     the run is locked; the new config.toml is locked too. Returns the new config."""
     new = cfg.replace(**drawing)
-    _write_text_atomic(run_dir / "config.toml", to_toml(new))
+    write_text_atomic(run_dir / "config.toml", to_toml(new))
     lock = held.enter_context(open(run_dir / "config.toml", "rb"))
     _flock_or_refuse(lock, run_dir)
     if store is not None:
@@ -423,7 +398,7 @@ def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = Fals
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not config_written:
-            _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
+            write_text_atomic(out / "config.toml", to_toml(plan.cfg))
         return RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
                                curve_lengths=plan.lengths, dtype=plan.dtype,
                                schedule=plan.store_schedule, tile_rows=tile,
@@ -552,7 +527,7 @@ def _log_error(run_dir: Path, err: BaseException) -> bool:
     path = run_dir / "error.log"
     try:
         old = path.read_text() if path.exists() else ""
-        _write_text_atomic(path, old + f"--- {datetime.now().isoformat(timespec='seconds')} {err}\n"
+        write_text_atomic(path, old + f"--- {datetime.now().isoformat(timespec='seconds')} {err}\n"
                            + "".join(traceback.format_exception(cause)))
         return True
     except OSError:
@@ -600,7 +575,7 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    allocator=allocator_in_use()
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    gpu=_gpu_name(device))
-    _write_text_atomic(run_dir / "summary.json", json_text(summary))
+    write_text_atomic(run_dir / "summary.json", json_text(summary))
     from .report import write_report_safely
     write_report_safely(run_dir, log=log)
     for note in summary.get("notes", []):
@@ -761,9 +736,8 @@ def metric_curves(store: RunStore, cfg: Config, metric: str) -> tuple[np.ndarray
     if metric.startswith("test"):
         return curves, list(schedule["eval_epochs"])
     per_epoch = int(schedule["steps_per_epoch"])
+    curves = readout_curves(curves, metric, cfg.readout, per_epoch)
     if cfg.readout == "epoch":
-        r, c, t = curves.shape
-        curves = epoch_curves(curves.reshape(r * c, t), per_epoch).reshape(r, c, -1)
         return curves, list(range(1, curves.shape[-1] + 1))
     return curves, [t // per_epoch + 1 for t in range(curves.shape[-1])]   # value t: before step t
 
@@ -784,10 +758,7 @@ def score_map(store: RunStore, cfg: Config, metric: str | None = None,
     per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
 
     def score(c: np.ndarray) -> np.ndarray:
-        if metric.endswith("acc"):
-            tail = per_epoch if (metric == "train_acc" and cfg.readout == "step") else 1
-            return accuracy_score(c, cfg.acc_threshold, tail)
-        return scores(c, cfg.measure)
+        return metric_scores(c, metric, cfg, per_epoch)
 
     if epochs is None:
         return score(curves)
@@ -941,7 +912,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         "metrics": by_metric,
         "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
     }
-    _write_text_atomic(out_dir / "fractal.json", json_text(result))
+    write_text_atomic(out_dir / "fractal.json", json_text(result))
     log(f"fractal dimension ({cfg.metric}): {describe(result['final'])}; paper's median-slope "
         f"estimator: {describe(result['paper_method'])}")
     for metric in store.metrics:
@@ -1094,4 +1065,4 @@ def _update_summary_dimension(run_dir: Path, fractal: dict) -> None:
     summary.update(fractal_dimension=final["dimension"],
                    fractal_dimension_ci95=[final["ci_low"], final["ci_high"]],
                    fit_range=fractal.get("fit_range"))
-    _write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")

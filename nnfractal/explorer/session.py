@@ -36,6 +36,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import Config, ConfigError, config_from_toml, to_toml
+from ..errors import one_line
+from ..folders import json_text, write_text_atomic
+from ..measure import point_scores
 from ..store import RunStore, StoreError
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
@@ -93,22 +96,8 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or "(no message)"
-    if len(text) > 400:
-        text = text[:400] + "..."
-    return f"{type(err).__name__}: {text}"
-
-
-def json_text(data, indent: int = 2) -> str:
-    """Strict JSON, non-finite floats as null (folders.json_text)."""
-    from ..folders import json_text as strict
-    return strict(data, indent)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """A unique temporary name and a rename (folders.write_text_atomic)."""
-    from ..folders import write_text_atomic
-    write_text_atomic(path, text)
+    """errors.one_line for a job's status, at most 400 characters of message, never empty."""
+    return one_line(err, limit=403) if str(err).split() else f"{type(err).__name__}: (no message)"
 
 
 def report_writer() -> Callable[[Path], Path]:
@@ -188,22 +177,6 @@ def schedule_of(cfg: Config, data) -> dict[str, Any]:
     s = make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
     return {"steps": s.steps, "steps_per_epoch": s.steps_per_epoch,
             "eval_epochs": list(s.eval_epochs)}
-
-
-class _ChunkCurves:
-    """The curves of one finished chunk, shaped (1, n, T) and read like a RunStore, so that
-    `run.score_map` scores a partial map exactly as it scores the finished run."""
-
-    def __init__(self, curves: dict[str, np.ndarray], schedule: dict[str, Any]):
-        self._curves = {m: np.asarray(c)[None] for m, c in curves.items()}
-        self.attrs = {"schedule": schedule}
-        self.metrics = sorted(self._curves)
-
-    def read_curves(self, metric: str = "train_loss") -> np.ndarray:
-        return self._curves[metric]
-
-    def scores(self, cfg: Config) -> np.ndarray:
-        return _run_score_map(self, cfg)[0]
 
 
 def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
@@ -352,7 +325,7 @@ class Session:
         text = json_text({"format": FORMAT, "format_version": 1, "windows": entries},
                          indent=1).rstrip("\n")
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(self.folder / SESSION_FILE, text + "\n")
+        write_text_atomic(self.folder / SESSION_FILE, text + "\n")
 
     def close(self, timeout: float = 5.0) -> bool:
         """Cancel what runs and waits, stop the worker. The running job stops after its chunk;
@@ -534,7 +507,7 @@ class Session:
 
         def on_chunk(lo: int, hi: int, curves: dict[str, np.ndarray]) -> None:
             # Score the finished chunk exactly as the run's map scores it (run.score_map).
-            chunk_scores = _ChunkCurves(curves, schedule).scores(cfg)
+            chunk_scores = point_scores(cfg, curves, schedule["steps_per_epoch"])  # as the run's map
             with self._lock:
                 chunks.append((lo, hi, curves["train_loss"]))
                 partial[lo:hi] = chunk_scores
@@ -575,7 +548,7 @@ class Session:
             raise ExploreError(500, f"window: folder {win.folder.name} exists already")
         from ..run import staged_folder
         with staged_folder(win.folder) as work:
-            _write_text_atomic(work / "config.toml", to_toml(cfg))
+            write_text_atomic(work / "config.toml", to_toml(cfg))
             lengths = {m: result.curves[m].shape[1] for m in recorded_metrics(cfg)
                        if m in result.curves}
             store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
@@ -598,7 +571,7 @@ class Session:
                     "device": result.device, "data_source": source,
                     "model_steps": int(k * schedule.steps),
                     "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
-            _write_text_atomic(work / "window.json", json_text(info))
+            write_text_atomic(work / "window.json", json_text(info))
 
     def _final_scores(self, win: Window) -> np.ndarray:
         return _run_score_map(RunStore.open(win.folder / "store.zarr"), win.cfg)
@@ -623,7 +596,7 @@ class Session:
             import torch
             summary.update(versions=library_versions(), threads=torch.get_num_threads(),
                            cpu=platform.processor() or platform.machine())
-            _write_text_atomic(folder / "summary.json", json_text(summary))
+            write_text_atomic(folder / "summary.json", json_text(summary))
         with self._lock:
             job.done, job.phase = 1, "writing the report"
         path = Path(write_report(folder))
