@@ -113,7 +113,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_dimension(args) -> int:
-    from .run import describe, dimension_of, estimates_of     # torch: as cmd_run
+    from .dimension import dimension_of                       # torch: as cmd_run
+    from .run import describe, estimates_of
     try:
         result = dimension_of(args.run_dir, args.method, args.fit_range, write=args.write,
                               force=args.force, log=print)

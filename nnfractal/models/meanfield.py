@@ -19,6 +19,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .common import compiled, regression_loss
+
 HIDDEN_ACTIVATIONS = {
     "tanh": lambda z: torch.tanh(z * math.sqrt(2.0)),
     "relu": lambda z: torch.relu(z) * math.sqrt(2.0),
@@ -59,35 +61,6 @@ def _readout_backward(h: Tensor, w: Tensor, y: Tensor, nonlinearity: str, post: 
     g_w = (h.unsqueeze(2) * dout.unsqueeze(1)).sum(3) * scale             # (M, H, T)
     grad_h = (w.unsqueeze(3) * dout.unsqueeze(1)).sum(2) * scale          # (M, H, N)
     return loss, out, g_w, _activation_backward(grad_h, h, nonlinearity, post)
-
-
-def compiled(fn):
-    """torch.compile(fn) with the leading (models) dimension dynamic; on any failure to compile
-    (no C++ compiler, an unsupported platform) a warning and `fn` itself."""
-    import warnings
-    state = {"fn": None}
-
-    def call(*args):
-        if state["fn"] is None:
-            # Early exit shrinks chunks: kernels compiled for fixed sizes (the ResNet's) need
-            # one entry per power of two, more than torch's default limit of 8 per function.
-            import torch._dynamo as dynamo
-            if getattr(dynamo.config, "recompile_limit", 64) < 64:
-                dynamo.config.recompile_limit = 64
-            state["fn"] = torch.compile(fn, dynamic=False)
-        for a in args:
-            # Sizes 0 and 1 are always specialised by torch.compile; early exit shrinks chunks
-            # through powers of two >= 2, which all share the dynamic kernel.
-            if isinstance(a, Tensor) and a.ndim == 3 and a.shape[0] >= 2:
-                torch._dynamo.mark_dynamic(a, 0)
-        try:
-            return state["fn"](*args)
-        except Exception as err:                          # noqa: BLE001 - any backend failure
-            warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); "
-                          "running the fused kernel uncompiled", RuntimeWarning, stacklevel=2)
-            state["fn"] = fn
-            return fn(*args)
-    return call
 
 
 class MeanFieldMLP(nn.Module):
@@ -161,7 +134,6 @@ class BatchedMeanFieldMLP:
 
     def loss(self, p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         """Mean squared error of each model over points and target dimensions: (M,)."""
-        from . import regression_loss
         if not any(w.requires_grad for w in p.values()):
             w = p[self.names[-1]]
             # The readout divides by fan_in twice (the mean-field scale), as in `forward`.
