@@ -28,25 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .adaptive import render_adaptive, run_adaptive
 from .allocator import in_use as allocator_in_use
 from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt,
                        make_backend)
-from .budget import check_max_storage, check_run
-from .config import (DRAWING_FIELDS, Config, ConfigError, _coerce, build_config, config_from_toml,
-                     recorded_metrics, to_toml)
+from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
-from .engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
+from .engine import make_schedule
 from .errors import RunFailed, RunFolderError, RunInterrupted, one_line
-from .folders import (claim_folder, json_text, keep_unclaimed, new_staging_folder, remove_staging_folder,
+from .folders import (claim_folder, json_text, new_staging_folder, remove_staging_folder,
                       write_text_atomic)
-from .fractal import REASON_SHORT, boundary, estimate_dimension, paper_dimension
 from .grid import axes, axis_labels
 from .measure import converged_fraction, metric_scores, readout_curves
-from .models import build_family
-from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
-from .render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
 from .resolution import chance_note, resolution_warning, too_small_note
+from .models import build_family
 from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
                     tile_rows_step)
 
@@ -84,6 +78,7 @@ def staged_folder(out: Path):
     remove it. A crash never leaves a half-written folder at `out`, and a process never removes
     what another made. If `out` was taken by another process while the block ran, the finished
     result is kept under a visible sibling name and RunFolderError says where."""
+    from .folders import keep_unclaimed
     work = new_staging_folder(out)
     try:
         yield work
@@ -211,6 +206,7 @@ def default_tile_rows_of(cfg: Config) -> int:
 def resolve_auto_tile_batch(cfg: Config, data_dir: Path | None, log=print) -> Config:
     """`tile_batch = 0` (auto) fixed to a size before anything is written: chunk sizes change
     roundoff and tiles hold whole chunks, so config.toml (and every resume) must name the size."""
+    from .engine import resolve_tile_batch
     family = build_family(cfg)
     size = resolve_tile_batch(cfg, family, load_data(cfg, family, data_dir))
     log(f"tile_batch: auto chose {size}")
@@ -240,6 +236,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     kill or full disk keeps every finished tile, and `resume(out)` computes only the rest
     (RunFailed / RunInterrupted say so in one line).
     """
+    from .budget import check_max_storage, check_run
     out = Path(out) if out is not None else default_out_dir(cfg)
     check_run(cfg, out, check_max_storage(max_storage))     # before anything is allocated
     if cfg.tile_batch == 0:
@@ -299,6 +296,7 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
 def drawing_changes(cfg: Config, given: dict) -> dict:
     """The drawing fields (config.DRAWING_FIELDS: dpi, figsize) given with --resume whose values
     differ from the run's: they change only the pictures, so a resume may change them."""
+    from .config import DRAWING_FIELDS, _coerce
     given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()
              if k in DRAWING_FIELDS and v is not None}
     wanted = cfg.replace(**_coerce(given, "overrides"))
@@ -433,6 +431,7 @@ def _train_adaptive(store: RunStore, plan: RunPlan, progress: bool, log) -> None
 
     Refinement levels depend on each other, so an adaptive run is one local session, not tiles
     farmed out: a killed adaptive run is resumed by refining again from the start."""
+    from .adaptive import run_adaptive
     start = time.perf_counter()
     result = run_adaptive(plan.cfg, build_family(plan.cfg), plan.data, store, plan.x, plan.y,
                           progress=progress, log=log)
@@ -614,6 +613,7 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
     """Refuse config values given with --resume that differ from the run's (ConfigError 'resume',
     naming the flag, the value given and the run's)."""
     from dataclasses import fields
+    from .config import DRAWING_FIELDS, _coerce, build_config
     given = {k: v for k, v in given.items() if v is not None}
     if preset is not None:
         wanted = build_config(preset, **given)
@@ -646,6 +646,7 @@ def _resumable_store(run_dir: Path, cfg: Config, tile_rows: int | None) -> RunSt
             return RunStore.open(path, mode="r+")
         raise StoreError(f"store: {path} has format version {attrs.get('format_version')!r} and "
                          f"cannot be resumed (allowed: version {STORE_FORMAT_VERSION})")
+    from .config import DRAWING_FIELDS
     diff = sorted(k for k in set(cfg.to_dict()) | set(attrs.get("config") or {})
                   if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k)
                   and k not in DRAWING_FIELDS)
@@ -717,6 +718,7 @@ def _threads() -> int:
 def _chunk_threads(cfg: Config, device: str | None) -> list[int] | None:
     """[chunks trained side by side, torch threads per chunk] of this process's settings."""
     import torch
+    from .engine import resolve_chunk_workers
     try:
         return list(resolve_chunk_workers(cfg, torch.device(device or cfg.device), 1 << 30))
     except (RuntimeError, ValueError):
@@ -783,6 +785,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
 
     map.png and the epoch animation show the config's metric; map_<metric>.png every recorded one.
     """
+    from .render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
 
     run_dir = Path(run_dir)
     cfg = config_from_toml(run_dir / "config.toml")
@@ -823,6 +826,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
                         fps=max(2.0, min(10.0, len(frames) / 6)))
     log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
         + (f", {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
+    from .adaptive import render_adaptive
     adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale, title,
                                figsize=cfg.figsize, dpi=cfg.dpi)   # trained.png; {} for a full grid
     fractal = analyse_fractal(run_dir, log=log)
@@ -867,6 +871,9 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     for the other recorded metrics, and fractal.json into `out_dir` (default: the run folder);
     returns the fractal.json content.
     """
+    from .fractal import boundary, paper_dimension
+    from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
+    from .render.maps import extent_of
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -916,6 +923,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
 
 def check_run_dir(run_dir: Path) -> None:
     """Refuse a folder that is not a finished run (one line naming the field)."""
+    from .store import StoreError
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise StoreError(f"run_dir: {run_dir} does not exist or is not a folder")
@@ -950,6 +958,7 @@ def estimate_with_fit_range(edges, fit_range=None, force: bool = False, **option
     """fractal.estimate_dimension, where a given fit range never overrules the estimator's own
     rule: if that rule finds the boundary too short, the result is its refusal (ok=False), or
     with `force` the fit-range estimate labelled ``extra["forced"]``."""
+    from .fractal import REASON_SHORT, estimate_dimension
     est = estimate_dimension(edges, fit_range=fit_range, **options)
     if fit_range is None or not est.ok:
         return est

@@ -35,20 +35,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import engine   # engine.train looked up at each call: tests stand a broken one in
-from ..config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
-from ..engine import make_schedule
+from ..config import Config, ConfigError, config_from_toml, to_toml
 from ..errors import one_line
 from ..folders import json_text, write_text_atomic
-from ..fractal import boundary, estimate_dimension
-from ..grid import axes, axis_labels, grid_points
 from ..measure import point_scores
-from ..models import build_family
-from ..render.maps import extent_of, map_figure
-from ..run import (check_run_dir, describe, library_versions, load_data, render_run, score_map,
-                   staged_folder)
 from ..store import RunStore, StoreError
-from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
 MAX_QUEUED = 8                     # jobs waiting behind the running one
@@ -80,6 +71,7 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
     """Refuse a window that cannot be drawn: a resolution outside RES_MIN..RES_MAX, numbers that
     are not finite, empty ranges, or neighbouring pixels too close for the run's precision to
     tell apart (the zoom command's rule: at least zoom.MIN_ULPS_PER_PIXEL rounding units)."""
+    from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
     if isinstance(resolution, bool) or not isinstance(resolution, int) \
             or not RES_MIN <= resolution <= RES_MAX:
         raise ExploreError(400, f"resolution: {resolution!r} is not allowed "
@@ -175,11 +167,13 @@ class Job:
 
 def _run_score_map(store, cfg: Config) -> np.ndarray:
     """The map of a run's metric, as the run draws it."""
+    from ..run import score_map
     return score_map(store, cfg)
 
 
 def schedule_of(cfg: Config, data) -> dict[str, Any]:
     """The schedule attributes a store of this run gets (as run.execute writes them)."""
+    from ..engine import make_schedule
     s = make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
     return {"steps": s.steps, "steps_per_epoch": s.steps_per_epoch,
             "eval_epochs": list(s.eval_epochs)}
@@ -187,6 +181,8 @@ def schedule_of(cfg: Config, data) -> dict[str, Any]:
 
 def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
     """The box-counting dimension of the map's boundary, with its interval or the reason."""
+    from ..fractal import boundary, estimate_dimension
+    from ..run import describe
     try:
         est = estimate_dimension(boundary(score_map)).to_dict()
     except Exception as err:  # noqa: BLE001 - a picture without a number is still a picture
@@ -200,6 +196,8 @@ def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
 
 def map_png(cfg: Config, x: np.ndarray, y: np.ndarray, score_map: np.ndarray, title: str) -> bytes:
     """The convergence map as PNG bytes, drawn like a run's map.png."""
+    from ..grid import axis_labels
+    from ..render.maps import extent_of, map_figure
     xlabel, ylabel = axis_labels(cfg)
     fig = map_figure(score_map, extent_of(x, y, cfg.axis_scale), xlabel, ylabel, cfg.axis_scale,
                      title, figsize=cfg.figsize, dpi=cfg.dpi)
@@ -272,6 +270,7 @@ class Session:
         else:
             root_dir, folder, root_is_run = run_dir, Path(folder) if folder else run_dir, True
         try:
+            from ..run import check_run_dir
             check_run_dir(root_dir)
             cfg = config_from_toml(root_dir / "config.toml")
         except (StoreError, ConfigError) as err:
@@ -303,6 +302,7 @@ class Session:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.log(f"explore: {path} is unreadable; starting without its windows")
             return
+        from ..run import check_run_dir
         for entry in entries:
             try:
                 wid, parent = entry["id"], entry["parent"]
@@ -487,6 +487,10 @@ class Session:
                     pass
 
     def _run_window(self, job: Job) -> None:
+        from ..engine import train
+        from ..grid import axes, grid_points
+        from ..models import build_family
+        from ..run import load_data
 
         win = self.windows[job.window]
         cfg = win.cfg
@@ -519,7 +523,7 @@ class Session:
             if job.cancel.is_set():
                 raise _Cancelled()
 
-        result = engine.train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
+        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
                        on_step=on_step)
         with self._lock:
             job.phase = "saving"
@@ -537,10 +541,12 @@ class Session:
     def _save_window(self, win: Window, x, y, result, source: str) -> None:
         """Write the window's run folder (as run.execute lays it out, pictures: map.png only)
         under a temporary name, then rename it into place."""
+        from ..config import recorded_metrics
         cfg = win.cfg
         schedule = result.schedule
         if win.folder.exists():
             raise ExploreError(500, f"window: folder {win.folder.name} exists already")
+        from ..run import staged_folder
         with staged_folder(win.folder) as work:
             write_text_atomic(work / "config.toml", to_toml(cfg))
             lengths = {m: result.curves[m].shape[1] for m in recorded_metrics(cfg)
@@ -577,6 +583,7 @@ class Session:
         job.total = 2
         if not (folder / "summary.json").exists() or not (folder / "fractal.json").exists():
             # An explorer window holds the map only; the report wants a full run folder.
+            from ..run import library_versions, render_run
             with self._lock:
                 job.phase = "drawing the run's pictures"
             summary = render_run(folder, log=lambda *_: None)
@@ -614,6 +621,7 @@ class Session:
             fractal = win.folder / "fractal.json"
             if fractal.exists():
                 try:
+                    from ..run import describe
                     saved = json.loads(fractal.read_text())
                     # the run's recorded dimension, whatever its fit range (`nnfractal
                     # dimension --write` keeps fractal.json, summary.json and the report agreeing)
