@@ -50,7 +50,7 @@ def main() -> None:
     variants = {"kernel": True, "torch fast path": False}
     rates: dict[str, list[float]] = {v: [] for v in variants}
     cpu_rates: dict[str, list[float]] = {v: [] for v in variants}
-    for name, on in variants.items():                        # warm-up (the kernel's build)
+    for on in variants.values():                             # warm-up (the kernel's build)
         family.whole_run_kernel = on
         train(cfg.replace(steps=2), family, data, points[:8])
     print(f"{args.preset}: {len(points)} models x {args.steps} steps, {args.threads} threads, "

@@ -38,13 +38,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from .config import Config
-from .engine import TrainResult, epoch_curves, train
-from .measure import accuracy_score, scores
+from .engine import TrainResult, train
+from .measure import point_scores   # the refinement's sign test is the map's rule
 
 GROUP = "adaptive"
 
@@ -233,20 +233,6 @@ def refine(rows: int, cols: int, stride0: int, guard: int,
 
 
 # ---- with the engine ---------------------------------------------------------------------------
-
-def point_scores(cfg: Config, curves: dict[str, np.ndarray], steps_per_epoch: int) -> np.ndarray:
-    """Scores (k,) of the config's metric from curves (k, T) per metric, as run.score_map scores a
-    stored map (same readout, measure and accuracy tail), so the refinement's sign test and the
-    final map agree on every trained pixel."""
-    metric = cfg.metric
-    c = curves[metric]
-    if not metric.startswith("test") and cfg.readout == "epoch":
-        c = epoch_curves(c, steps_per_epoch)
-    if metric.endswith("acc"):
-        tail = steps_per_epoch if (metric == "train_acc" and cfg.readout == "step") else 1
-        return accuracy_score(c, cfg.acc_threshold, tail)
-    return scores(c, cfg.measure)
-
 
 @dataclass
 class AdaptiveResult:

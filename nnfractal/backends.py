@@ -33,12 +33,13 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from .config import Config, ConfigError
 from .data import Dataset
+from .errors import one_line
 
 BACKENDS = ("local", "ray")
 CHECKPOINT_S = 60.0       # default seconds between checkpoints of an unfinished tile
@@ -57,12 +58,6 @@ class TileFailed(Exception):
         self.tile, self.cause, self.attempts = tile, cause, attempts
         tries = f" after {attempts} attempts" if attempts and attempts > 1 else ""
         super().__init__(f"tile {tile} failed{tries}: {cause}")
-
-
-def one_line(err: BaseException) -> str:
-    """'OSError: [Errno 28] No space left on device: ...' on one line."""
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @dataclass(frozen=True)

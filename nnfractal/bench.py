@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 from . import allocator
+from .cli_shared import OneLineParser
+from .errors import EXIT_INTERRUPTED, refuse
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # The paper's own JAX code (jit + vmap), paper-tanh in float64, 500 steps, 64 x 64 grid, measured
@@ -87,20 +89,20 @@ def matmul_gflops(dtype: str, n: int = 1024, tries: int = 5, device: str = "cpu"
 def gflop_per_model_step(workload: str) -> float:
     """FLOPs of one training step of one model, GFLOP (products only, multiply-add = 2).
 
-    ResNet-20: counted by torch's FlopCounterMode on forward + backward of the reference module
-    (one batch of 32). Paper MLP: forward, input gradients (not for the first layer) and weight
-    gradients of a 16-16-1 network on 272 points, 2 x 272 x (3 x 272 - 256) FLOPs."""
+    A family that counts its own FLOPs (`flops_per_model_step`, the paper MLP's: forward, input
+    gradients but the first layer's, weight gradients, on the preset's training points) says it;
+    otherwise (ResNet-20) torch's FlopCounterMode counts forward + backward of the reference
+    module on one batch."""
+    import torch    # here, as matmul_peak: `nnfractal bench --help` and its refusals need no torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     from nnfractal.config import build_config
     from nnfractal.models import build_family
-    import torch
     preset = {"resnet20": "resnet20-mnist", "paper-tanh": "paper-tanh"}[workload]
     cfg = build_config(preset)
-    if cfg.model == "meanfield-mlp":
-        w, n, t = cfg.width, cfg.train_size, cfg.target_dim
-        macs = n * (w * w * (cfg.depth - 1) + w * t)
-        return 2 * (3 * macs - n * w * w) / 1e9
-    from torch.utils.flop_counter import FlopCounterMode
     family = build_family(cfg)
+    if hasattr(family, "flops_per_model_step"):
+        return family.flops_per_model_step(cfg.train_size) / 1e9
     net = family.reference(family.init_params(cfg.seed))
     x = torch.rand(cfg.batch_size, 1, 28, 28)
     y = torch.randint(0, 10, (cfg.batch_size,))
@@ -355,11 +357,10 @@ def cmd_bench(args) -> int:
     try:
         return run_bench(args)
     except BenchError as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return 2
+        return refuse(err)
     except KeyboardInterrupt:
         sys.stderr.write("nnfractal: interrupted; the temporary worktrees were removed\n")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _check(args) -> tuple[list[str], int, dict | None]:
@@ -445,7 +446,6 @@ def run_bench(args) -> int:
 
 
 def main(argv=None) -> int:
-    from .cli import OneLineParser
     parser = OneLineParser(prog="nnfractal")
     add_bench_parser(parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser))
     return cmd_bench(parser.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])]))

@@ -45,6 +45,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import Config, ConfigError, build_config
+from .errors import EXIT_INTERRUPTED, StoreError, refuse
+from .folders import write_json_atomic as _write_json
 
 FORMAT = "nnfractal-compare"
 FORMAT_VERSION = 1
@@ -52,7 +54,6 @@ DEFAULT_PRESETS = ("resnet20-mnist", "plain20-mnist")
 DEFAULT_SEEDS = 3
 DEFAULT_WINDOWS = 3
 DEFAULT_FACTOR = 2.0
-EXIT_USAGE = 2
 
 # What "architecture" means here: the fields taken from preset B. Everything else is A's.
 ARCH_FIELDS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width")
@@ -318,8 +319,9 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
     for note in p["notes"]:
         log(f"note: {note}")
     n_grids = 2 * len(p["groups"]) * seeds * windows
+    differ = ', '.join(f'{k} {v[0]!r} / {v[1]!r}' for k, v in p['config_difference'].items() if k != 'preset')
     log(f"compare: {presets[0]} vs {presets[1]}; differ in "
-        f"{', '.join(f'{k} {v[0]!r} / {v[1]!r}' for k, v in p['config_difference'].items() if k != 'preset') or 'nothing but the name'}; "
+        f"{differ or 'nothing but the name'}; "
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
     from .backends import graceful_interrupt
@@ -457,12 +459,6 @@ def _hardware(root: Path, units: list[dict]) -> dict:
     return hw
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Strict JSON (no Infinity/NaN) through a unique temporary name (folders.py)."""
-    from .folders import write_json_atomic
-    write_json_atomic(path, data)
-
-
 # ---- figures ---------------------------------------------------------------------------------
 
 def draw_figures(root, info: dict | None = None) -> dict[str, str]:
@@ -528,7 +524,6 @@ def draw_figures(root, info: dict | None = None) -> dict[str, str]:
 
 
 def read_compare_json(root) -> dict:
-    from .store import StoreError
     path = Path(root) / "compare.json"
     try:
         info = json.loads(path.read_text())
@@ -543,7 +538,7 @@ def read_compare_json(root) -> dict:
 
 def add_compare_parser(sub) -> None:
     import argparse
-    from .cli import _add_run_flags
+    from .cli_shared import add_run_flags as _add_run_flags
     p = sub.add_parser(
         "compare", help="compare the boundary dimension of two architectures on the same grid, "
         "data and initial weights (default resnet20-mnist vs plain20-mnist)",
@@ -585,7 +580,7 @@ def overrides_from_args(args, preset: str) -> dict:
     every field a flag touched is then an override for both presets.
     """
     import argparse
-    from .cli import CONFIG_FLAGS, config_from_args
+    from .cli_shared import CONFIG_FLAGS, config_from_args
     explicit = {k for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
     if getattr(args, "readout", None):
         explicit |= {"readout", "metric"}   # --readout takes a readout and/or a metric name
@@ -597,15 +592,13 @@ def overrides_from_args(args, preset: str) -> dict:
 
 def cmd_compare(args) -> int:
     if getattr(args, "preset", None) is not None:
-        sys.stderr.write("nnfractal: error: preset: give the presets as positional arguments "
-                         "(nnfractal compare PRESET_A PRESET_B)\n")
-        return EXIT_USAGE
-    from .cli import run_guarded
+        return refuse("preset: give the presets as positional arguments "
+                      "(nnfractal compare PRESET_A PRESET_B)")
+    from .cli_shared import run_guarded
     try:
         work = _compare_work(args)
     except ConfigError as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return EXIT_USAGE
+        return refuse(err)
     if (args.method or "box") == "box" and args.resume is None:
         return run_guarded(work)
     from .run import RunInterrupted
@@ -613,7 +606,7 @@ def cmd_compare(args) -> int:
         return run_guarded(work, keyboard=False, resumable=True)
     except RunInterrupted as err:
         sys.stderr.write(f"nnfractal: {err}\n")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _compare_work(args):

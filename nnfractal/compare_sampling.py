@@ -44,8 +44,23 @@ from pathlib import Path
 
 import numpy as np
 
+from .adaptive import point_scores
+from .backends import graceful_interrupt, one_line
+from .compare import (FORMAT, FORMAT_VERSION, _check_int, _hardware, _main_group,
+                      config_difference, default_compare_dir, label_of, pair_configs)
 from .config import Config, ConfigError, config_from_toml
-from .sample import SAMPLE_JSON, SampleSpec, _spec_dict, resolve_spec
+from .folders import claim_folder, new_staging_folder, remove_staging_folder, write_json_atomic
+from .fractal import boundary
+from .grid import axis_labels
+from .report import write_report_safely
+from .run import (RunFailed, RunFolderError, RunInterrupted, _flock_or_refuse, check_new_folder,
+                  check_writable, execute)
+from .sample import (SAMPLE_JSON, SampleSpec, _check_budget, _spec_dict, read_spec,
+                     resolve_spec, resume_sample, sample, to_axis_units)
+from .sampling import SamplingError, densest_edge_cell
+from .stats import paired_difference, pool
+from .store import RunStore, StoreError
+from .zoom import score_map_of, stop_if_requested
 
 PLAN_JSON = "plan.json"
 PLAN_FORMAT = "nnfractal-compare-plan"
@@ -60,7 +75,6 @@ def _unit_root(preset: str, depth, seed_index: int) -> str:
 
 
 def _resolve(spec: SampleSpec, cfg: Config) -> SampleSpec:
-    from .sampling import SamplingError
     try:
         return resolve_spec(spec, cfg)
     except SamplingError as err:
@@ -73,9 +87,6 @@ def plan(presets, *, method: str, seeds: int, depths=None, out=None, spec: Sampl
 
     Raises ConfigError or RunFolderError naming the field.
     """
-    from .compare import _check_int, config_difference, default_compare_dir, pair_configs
-    from .run import check_new_folder
-    from .sample import _check_budget
     if method not in SAMPLED_METHODS:
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, "
                           f"{', '.join(SAMPLED_METHODS)})")
@@ -113,7 +124,6 @@ def plan(presets, *, method: str, seeds: int, depths=None, out=None, spec: Sampl
 
 
 def read_plan(root) -> dict:
-    from .store import StoreError
     path = Path(root) / PLAN_JSON
     try:
         p = json.loads(path.read_text())
@@ -146,8 +156,6 @@ def compare_sampled(presets, *, method: str, seeds: int, depths=None, out=None,
                     spec: SampleSpec | None = None, data_dir=None, progress: bool = True,
                     log=print, max_storage: float | None = None, **overrides) -> Path:
     """Plan, create the folder, and run every unit (see the module docstring); returns it."""
-    from .folders import claim_folder, new_staging_folder, remove_staging_folder, write_json_atomic
-    from .run import RunFolderError
     p = plan(presets, method=method, seeds=seeds, depths=depths, out=out,
              spec=spec or SampleSpec(method=method), max_storage=max_storage, **overrides)
     root = Path(p["out"])
@@ -165,7 +173,6 @@ def compare_sampled(presets, *, method: str, seeds: int, depths=None, out=None,
 
 def resume_compare(root, *, data_dir=None, progress: bool = True, log=print) -> Path:
     """Finish a killed sampled comparison: every unit not done is trained or resumed."""
-    from .run import check_writable
     root = Path(root)
     p = read_plan(root)
     check_writable(root)
@@ -174,7 +181,6 @@ def resume_compare(root, *, data_dir=None, progress: bool = True, log=print) -> 
 
 
 def _run(root: Path, p: dict, data_dir, progress, log, max_storage) -> Path:
-    from .run import _flock_or_refuse
     presets, spec, method = p["presets"], _spec_of(p["spec"]), p["method"]
     start = time.perf_counter()
     n_units = 2 * len(p["groups"]) * p["seeds"]
@@ -192,10 +198,6 @@ def _run(root: Path, p: dict, data_dir, progress, log, max_storage) -> Path:
 
 def _train_units(root: Path, p: dict, spec: SampleSpec, data_dir, progress, log, max_storage):
     """Every unit, group by group; a stop or failure says how to resume the comparison."""
-    from .backends import graceful_interrupt
-    from .compare import label_of
-    from .run import RunFailed, RunInterrupted
-    from .zoom import stop_if_requested
     units, results = [], []
     try:
         with graceful_interrupt():
@@ -232,13 +234,14 @@ def _run_pair(root: Path, pair, depth, i: int, spec: SampleSpec, labels, data_di
         maps = [_coarse_map(c, d / "coarse", data_dir, log) for c, d in zip(pair, base)]
         centre = shared_centre(*maps)
         if centre is not None:
-            from .sample import to_axis_units
             axis = to_axis_units(pair[0], np.array([centre]))[0]
             spec = replace(spec, center=(float(axis[0]), float(axis[1])))
     out = []
     for cfg, d in zip(pair, base):
         tag = f"{cfg.preset}{'' if depth is None else f' depth {depth}'} seed {cfg.seed}"
-        ulog = (lambda m, tag=tag: log(f"[{tag}] " + str(m).replace(str(root) + os.sep, "")))
+
+        def ulog(m, tag=tag):
+            log(f"[{tag}] " + str(m).replace(str(root) + os.sep, ""))
         if spec.method == "transect" and spec.center is None:
             ulog("no boundary in either coarse map: no segments")
             out.append(_unit_record(root, None, cfg, labels, depth, i, spec))
@@ -250,8 +253,6 @@ def _run_pair(root: Path, pair, depth, i: int, spec: SampleSpec, labels, data_di
 
 def _coarse_map(cfg: Config, folder: Path, data_dir, log) -> np.ndarray:
     """The COARSE x COARSE score map of `cfg`'s window (trained once; a rerun reads it)."""
-    from .run import execute
-    from .zoom import score_map_of
     if not (folder / "summary.json").exists():
         if folder.exists():                  # a staged run that never finished: start again
             shutil.rmtree(folder)
@@ -264,8 +265,6 @@ def _coarse_map(cfg: Config, folder: Path, data_dir, log) -> np.ndarray:
 def shared_centre(map_a: np.ndarray, map_b: np.ndarray):
     """(u, v), window units, where the two maps' boundaries are densest together; None when
     neither map has a boundary. The maps are grid runs: pixel k sits at k / (n - 1)."""
-    from .fractal import boundary
-    from .sampling import densest_edge_cell
     edges = boundary(map_a).astype(np.int64) + boundary(map_b).astype(np.int64)
     n = map_a.shape[0]
     return densest_edge_cell(edges, lambda k: (k + 0.5) / (n - 1))
@@ -274,7 +273,6 @@ def shared_centre(map_a: np.ndarray, map_b: np.ndarray):
 def _ensure_sample(spec: SampleSpec, cfg: Config, folder: Path, data_dir, progress, log,
                    max_storage) -> None:
     """The unit's sample: read if finished, resumed if started, else trained from scratch."""
-    from .sample import resume_sample, sample
     if (folder / SAMPLE_JSON).exists():
         return
     try:
@@ -341,7 +339,6 @@ def _unit_record(root: Path, folder: Path | None, cfg: Config, labels, depth, i:
 
 def analyse(units: list[dict], presets, labels: dict, depth) -> dict:
     """Per-seed and pooled dimensions of both architectures and their paired difference."""
-    from .stats import paired_difference, pool
     a, b = presets
     out = {"depth": depth, "archs": {}}
     for k, p in enumerate(presets):
@@ -360,7 +357,6 @@ def analyse(units: list[dict], presets, labels: dict, depth) -> dict:
 
 
 def _info(root: Path, p: dict, units: list[dict], results: list[dict], seconds: float) -> dict:
-    from .compare import FORMAT, FORMAT_VERSION, _hardware, _main_group
     cfg_a, cfg_b = _configs(p["groups"][0])
     main = _main_group(results, cfg_a.depth)
     evaluations = sum(u["evaluations"] for u in units)
@@ -387,13 +383,10 @@ def _info(root: Path, p: dict, units: list[dict], results: list[dict], seconds: 
 
 
 def _finish(root: Path, info: dict, log) -> None:
-    from .folders import write_json_atomic
-    from .report import write_report_safely
     write_json_atomic(root / "compare.json", info)
     try:
         info["figures"] = draw_figures(root, info)
     except Exception as err:  # noqa: BLE001 - the samples are the result; keep them
-        from .backends import one_line
         log(f"compare: drawing failed ({one_line(err)}); redraw with: nnfractal report {root}")
     write_json_atomic(root / "compare.json", info)
     write_report_safely(root, log=log)
@@ -407,9 +400,6 @@ def _finish(root: Path, info: dict, log) -> None:
 def unit_map(root: Path, unit: dict):
     """(score map (n, n), extent (x0, x1, y0, y1) in axis units) to show for a unit: its coarse
     grid (transect) or the estimator's coarse map, block 0 of the sample (uncertainty)."""
-    from .sample import read_spec
-    from .store import RunStore
-    from .zoom import score_map_of
     y0, y1, x0, x1 = unit["mnmx"]
     if unit.get("coarse_dir"):
         return score_map_of(root / unit["coarse_dir"])[1], (x0, x1, y0, y1)
@@ -418,7 +408,6 @@ def unit_map(root: Path, unit: dict):
     spec, cfg = read_spec(root / unit["dir"])
     if spec.method != "uncertainty" or not spec.coarse:
         return None, None
-    from .adaptive import point_scores
     store = RunStore.open(root / unit["dir"] / "store.zarr")
     block = store.attrs["blocks"][0]
     cols = store.tile_grid.cols
@@ -432,7 +421,6 @@ def unit_map(root: Path, unit: dict):
 
 
 def draw_figures(root, info: dict) -> dict[str, str]:
-    from .grid import axis_labels
     from .render import compare_plots as cp
     root = Path(root)
     presets = info["presets"]
@@ -474,14 +462,6 @@ def _segment_of(root: Path, unit: dict | None):
         return None
     y0, y1, x0, x1 = unit["mnmx"]
     return [(x0 + s[0] * (x1 - x0), y0 + s[1] * (y1 - y0)) for s in seg]
-
-
-def min_detectable(diff: dict) -> float | None:
-    """The smallest |D_A - D_B| this study could have called a difference: the half-width of the
-    difference's 95% interval (a true difference of that size puts 0 at the interval's edge)."""
-    if not diff.get("ok"):
-        return None
-    return float(max(diff["estimate"] - diff["ci_low"], diff["ci_high"] - diff["estimate"]))
 
 
 def is_sampled(info: dict) -> bool:

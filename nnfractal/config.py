@@ -111,7 +111,7 @@ class Config:
     def full_batch(self) -> bool:
         return self.batch_size == 0
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return validate(dataclasses.replace(self, **changes))
 
     def to_dict(self) -> dict[str, Any]:

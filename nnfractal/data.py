@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import DataError, squeeze
+
 __all__ = [
     "DataError",
     "Dataset",
@@ -64,14 +66,6 @@ __all__ = [
     "MNIST_MIRRORS",
     "FASHION_SYSTEM_DIR",
 ]
-
-
-class DataError(Exception):
-    """A data set could not be provided.
-
-    The message is a single line that starts with the offending field, e.g.
-    ``"data_dir: /x is not readable"`` or ``"train_size: 5000 is out of range ..."``.
-    """
 
 
 # ---------------------------------------------------------------------------
@@ -254,11 +248,6 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([stream, seed]))
 
 
-def _one_line(text: object, limit: int = 160) -> str:
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
 # ---------------------------------------------------------------------------
 # Data directory
 # ---------------------------------------------------------------------------
@@ -308,7 +297,7 @@ def _make_writable_dir(path: Path, why: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DataError(f"data_dir: cannot create {path} ({why}): {_one_line(e.strerror or e)}") from None
+        raise DataError(f"data_dir: cannot create {path} ({why}): {squeeze(e.strerror or e, 160)}") from None
     if not os.access(path, os.W_OK):
         raise DataError(f"data_dir: {path} is not writable ({why})")
 
@@ -354,7 +343,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raw = _maybe_gunzip(path.read_bytes())
         return parse_idx(raw)
     except (OSError, EOFError, zlib.error, ValueError) as e:
-        raise DataError(f"path: {path} is not a readable IDX file: {_one_line(e)}") from None
+        raise DataError(f"path: {path} is not a readable IDX file: {squeeze(e, 160)}") from None
 
 
 def _maybe_gunzip(data: bytes) -> bytes:
@@ -380,7 +369,7 @@ def _read_verified_idx(path: Path, expected: tuple[str, ...], field: str) -> np.
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         data = path.read_bytes()
     except OSError as e:
-        raise DataError(f"{field}: cannot read {path}: {_one_line(e.strerror or e)}") from None
+        raise DataError(f"{field}: cannot read {path}: {squeeze(e.strerror or e, 160)}") from None
     try:
         raw = _maybe_gunzip(data)
     except (OSError, EOFError, zlib.error):
@@ -396,7 +385,7 @@ def _read_verified_idx(path: Path, expected: tuple[str, ...], field: str) -> np.
     try:
         return parse_idx(raw)
     except ValueError as e:
-        raise DataError(f"{field}: {path} is not a valid IDX file: {_one_line(e)}") from None
+        raise DataError(f"{field}: {path} is not a valid IDX file: {squeeze(e, 160)}") from None
 
 
 def _idx_candidates(name: str) -> tuple[str, ...]:
@@ -541,7 +530,7 @@ def _download_mnist(directory: Path, names: list[str]) -> str:
             errors.append(f"{mirror}: {type(e).__name__}: {e}")
     if bad_checksum is not None:
         raise DataError(bad_checksum)
-    raise _DownloadFailed(_one_line(errors[0] if errors else "no mirrors configured"))
+    raise _DownloadFailed(squeeze(errors[0] if errors else "no mirrors configured", 160))
 
 
 class _ChecksumMismatch(Exception):
@@ -605,7 +594,7 @@ def _load_offline_arrays(csv_path: Path, cache_dir: Path) -> tuple[np.ndarray, n
     try:
         csv_md5 = _md5_file(csv_path)
     except OSError as e:
-        raise DataError(f"data_dir: cannot read offline MNIST {csv_path}: {_one_line(e.strerror or e)}") from None
+        raise DataError(f"data_dir: cannot read offline MNIST {csv_path}: {squeeze(e.strerror or e, 160)}") from None
     cache = cache_dir / f"mnist_5k-{csv_md5[:12]}.npz"
     if cache.is_file():
         try:
@@ -619,7 +608,7 @@ def _load_offline_arrays(csv_path: Path, cache_dir: Path) -> tuple[np.ndarray, n
     try:
         table = np.loadtxt(csv_path, delimiter=",", dtype=np.int64)
     except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"data_dir: offline MNIST {csv_path} could not be parsed: {_one_line(e)}") from None
+        raise DataError(f"data_dir: offline MNIST {csv_path} could not be parsed: {squeeze(e, 160)}") from None
     if table.ndim != 2 or table.shape[1] != 785:
         raise DataError(f"data_dir: offline MNIST {csv_path} has shape {table.shape}, expected (n, 785)")
     if table.min() < 0 or table[:, :784].max() > 255 or table[:, 784].max() >= N_CLASSES:

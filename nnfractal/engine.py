@@ -29,6 +29,7 @@ from torch import Tensor
 from .config import Config, ConfigError
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
+from .measure import epoch_curves  # noqa: F401 - engine.epoch_curves: its name before measure.py
 from .models import classification_loss, compile_wanted, correct_count, regression_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -634,14 +635,4 @@ def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool
     return result
 
 
-def epoch_curves(losses: np.ndarray, steps_per_epoch: int) -> np.ndarray:
-    """Mean loss over each epoch's steps: (k, steps) -> (k, steps // steps_per_epoch).
-
-    A non-finite step makes its epoch's mean non-finite, as it should (the model diverged).
-    """
-    k, steps = losses.shape
-    epochs = steps // steps_per_epoch
-    if epochs == 0:
-        return losses
-    return losses[:, : epochs * steps_per_epoch].reshape(k, epochs, steps_per_epoch).mean(2)
 

@@ -14,9 +14,10 @@ import socket
 import sys
 from pathlib import Path
 
+from .errors import refuse
+
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
-EXIT_USAGE = 2
 
 
 def add_explore_parser(subparsers) -> argparse.ArgumentParser:
@@ -46,8 +47,7 @@ def add_explore_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"nnfractal: error: {message}\n")
-    return EXIT_USAGE
+    return refuse(message)
 
 
 def make_session(args):

@@ -56,5 +56,47 @@ def scores(curves: np.ndarray, measure: str = "paper") -> np.ndarray:
     return MEASURES[measure](curves)
 
 
+def epoch_curves(losses: np.ndarray, steps_per_epoch: int) -> np.ndarray:
+    """Mean loss over each epoch's steps: (k, steps) -> (k, steps // steps_per_epoch).
+
+    A non-finite step makes its epoch's mean non-finite, as it should (the model diverged).
+    """
+    k, steps = losses.shape
+    epochs = steps // steps_per_epoch
+    if epochs == 0:
+        return losses
+    return losses[:, : epochs * steps_per_epoch].reshape(k, epochs, steps_per_epoch).mean(2)
+
+
+def readout_curves(curves: np.ndarray, metric: str, readout: str, steps_per_epoch: int) -> np.ndarray:
+    """The values of a metric's curves (..., T) that the map reads, (..., T'): held-out curves (one
+    value per evaluation) as they are; training curves per step, or with readout "epoch" the
+    mean of each epoch's steps."""
+    if metric.startswith("test") or readout != "epoch":
+        return curves
+    lead = curves.shape[:-1]
+    return epoch_curves(curves.reshape(-1, curves.shape[-1]), steps_per_epoch).reshape(*lead, -1)
+
+
+def metric_scores(curves: np.ndarray, metric: str, cfg, steps_per_epoch: int) -> np.ndarray:
+    """The one scoring rule of a map: scores (...) of a metric's read-out curves (..., T').
+
+    Accuracy metrics: threshold (cfg.acc_threshold) minus the final accuracy, which for per-step
+    training accuracies (readout "step") is one epoch's mean; losses: cfg.measure. `cfg` is the
+    run's Config (measure, readout, acc_threshold are read)."""
+    if metric.endswith("acc"):
+        tail = steps_per_epoch if (metric == "train_acc" and cfg.readout == "step") else 1
+        return accuracy_score(curves, cfg.acc_threshold, tail)
+    return scores(curves, cfg.measure)
+
+
+def point_scores(cfg, curves: dict[str, np.ndarray], steps_per_epoch: int) -> np.ndarray:
+    """Scores (k,) of the config's metric from raw curves (k, T) per metric: the readout, then
+    `metric_scores`, exactly as a stored map is scored."""
+    metric = cfg.metric
+    return metric_scores(readout_curves(np.asarray(curves[metric]), metric, cfg.readout, steps_per_epoch),
+                         metric, cfg, steps_per_epoch)
+
+
 def converged_fraction(score_map: np.ndarray) -> float:
     return float(np.mean(np.asarray(score_map) < 0))

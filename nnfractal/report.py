@@ -23,17 +23,17 @@ import html
 import json
 import math
 import os
-import sys
 from datetime import datetime
 from pathlib import Path
 
 from . import __version__
+from .errors import StoreError, refuse
+from .folders import write_json_atomic, write_text_atomic
 
 REPORT_NAME = "report.html"
 MAX_VIDEO_BYTES = 40 * 2**20     # larger videos are linked, not embedded
 MAX_GALLERY = 24                 # zoom frames shown as maps (evenly spaced beyond that)
 MIN_RESOLUTION = 114             # about the smallest map with a box-counting scaling range
-EXIT_USAGE = 2
 
 
 class ReportError(Exception):
@@ -125,7 +125,8 @@ def fmt_seconds(s) -> str:
 def table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<div class="tablewrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="tablewrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{body}</tbody></table></div>')
 
 
 def kv_table(pairs: list[tuple[str, str]], cls: str = "kv") -> str:
@@ -310,7 +311,8 @@ def page(title: str, kind: str, subtitle: str, body: str, toc: list[tuple[str, s
         f"<header><p class=\"kind\">nnfractal &middot; {esc(kind)}</p><h1>{esc(title)}</h1>"
         f"<p class=\"sub\">{subtitle}</p>{nav}</header>{body}"
         f"<footer>Written by nnfractal {esc(__version__)} on {when} from "
-        f"<code>{esc(folder.resolve() if folder.exists() else folder)}</code>. Self-contained: every picture and video is embedded; "
+        f"<code>{esc(folder.resolve() if folder.exists() else folder)}</code>. "
+        "Self-contained: every picture and video is embedded; "
         "nothing is loaded from the network.</footer>"
         "</main></body></html>\n")
 
@@ -586,10 +588,12 @@ def zoom_report(folder: Path, display=None) -> str:
 
 # ---- comparison report -------------------------------------------------------------------------
 
+ARCH_FIELDS_SHOWN = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width")
+
+
 def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
     """The report of `nnfractal compare --method uncertainty|transect` (compare_sampling.py)."""
-    from .compare_sampling import min_detectable
-    from .stats import NO_DIFFERENCE
+    from .stats import NO_DIFFERENCE, min_detectable
     presets, method = info["presets"], info["method"]
     results = info.get("results") or []
     main = next((r for r in results if r.get("depth") == info.get("main_depth")), results[0])
@@ -703,8 +707,8 @@ def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
                    + ".</p><p class=\"small muted\">" + esc(diff.get("method", "")) + ".</p>")
     parts.append(section("Method", notes_html, "method",
                          "Both architectures ran the same experiment: the configuration below is "
-                         f"shared except the architecture fields "
-                         f"({', '.join(info.get('arch_fields', ['model', 'depth', 'skip', 'c_hidden', 'nonlinearity', 'width']))}); "
+                         "shared except the architecture fields "
+                         f"({', '.join(info.get('arch_fields') or ARCH_FIELDS_SHOWN)}); "
                          "initial-weight seeds are identical."
                          + (" The transects of both architectures run through the same points."
                             if method == "transect" else "")))
@@ -863,7 +867,8 @@ def compare_report(folder: Path, display=None) -> str:
     toc.append(("grids", "Grids"))
 
     notes = info.get("notes") or []
-    method = [diff.get("method", ""), (main.get("archs", {}).get(presets[0], {}).get("pooled") or {}).get("method", "")] if main else []
+    method = [diff.get("method", ""),
+              (main.get("archs", {}).get(presets[0], {}).get("pooled") or {}).get("method", "")] if main else []
     notes_html = ""
     if notes:
         notes_html += "<h3>notes</h3><ul class=\"notes\">" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
@@ -1006,7 +1011,6 @@ def write_report(folder, out: Path | None = None, *, display_path=None,
         _redraw_missing_compare_figures(folder)
     text = build_html(folder, display_path)
     path = Path(out) if out is not None else folder / REPORT_NAME
-    from .folders import write_text_atomic
     try:
         write_text_atomic(path, text)
     except OSError as err:
@@ -1058,12 +1062,7 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
     from . import compare
     info = compare.read_compare_json(folder)
     if info.get("method") in ("uncertainty", "transect"):
-        from .compare_sampling import draw_figures
-        names = info.get("figures") or {}
-        if not names or not all((folder / f).exists() for f in names.values()):
-            info["figures"] = draw_figures(folder, info)
-            compare._write_json(folder / "compare.json", info)
-        return
+        return         # drawn by the comparison itself; `nnfractal compare --resume` redraws
     names = info.get("figures") or {}
     if names and all((folder / f).exists() for f in names.values()):
         return
@@ -1071,7 +1070,7 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
     if not units or not all((folder / u["dir"] / "store.zarr").is_dir() for u in units):
         return                       # nothing to draw from (e.g. a folder of numbers only)
     info["figures"] = compare.draw_figures(folder, info)
-    compare._write_json(folder / "compare.json", info)
+    write_json_atomic(folder / "compare.json", info)
     for u in units:
         unit = folder / u["dir"]
         if not (unit / REPORT_NAME).exists():
@@ -1102,11 +1101,9 @@ def add_report_parser(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from .store import StoreError
     try:
         path = write_report(args.run_dir, args.out, force=args.force)
     except (ReportError, StoreError) as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return EXIT_USAGE
+        return refuse(err)
     print(path)
     return 0

@@ -30,24 +30,21 @@ import numpy as np
 from . import __version__
 from .allocator import in_use as allocator_in_use
 from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt,
-                       make_backend, one_line)
+                       make_backend)
 from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
 from .data import Dataset, load_mnist, synthetic_regression
-from .engine import epoch_curves, make_schedule
+from .engine import make_schedule
+from .errors import RunFailed, RunFolderError, RunInterrupted, one_line
 from .folders import (claim_folder, json_text, new_staging_folder, remove_staging_folder,
                       write_text_atomic)
 from .grid import axes, axis_labels
-from .measure import accuracy_score, converged_fraction, scores
+from .measure import converged_fraction, metric_scores, readout_curves
 from .resolution import chance_note, resolution_warning, too_small_note
 from .models import build_family
 from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
                     tile_rows_step)
 
 MAX_FRAMES = 60
-
-
-class RunFolderError(Exception):
-    """An output folder that cannot take this run. One line naming the field."""
 
 
 def default_out_dir(cfg: Config) -> Path:
@@ -153,28 +150,6 @@ def library_versions() -> dict[str, str]:
     import zarr
     return {"nnfractal": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "zarr": zarr.__version__, "matplotlib": matplotlib.__version__}
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write to a unique temporary name and rename (folders.write_text_atomic): a crash or a full
-    disk leaves the old file (or none), and two processes never share a temporary file."""
-    write_text_atomic(path, text)
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training after a chunk; finished tiles are kept. str(): one line saying how
-    far the run got and how to resume it. A KeyboardInterrupt, so callers that stage their own
-    folder (zoom, compare) clean up as for any Ctrl-C."""
-
-
-class RunFailed(Exception):
-    """Training, writing or drawing failed mid-run (an exception, a full disk); finished tiles are
-    kept. str(): one line with the cause and how to resume; `brief`: without the resume hint
-    (for zoom and compare, whose staged folders do not survive a failure)."""
-
-    def __init__(self, brief: str, run_dir: Path, resume: str = "nnfractal run --resume"):
-        self.brief, self.run_dir = brief, run_dir
-        super().__init__(f"{brief} (resume with: {resume} {run_dir})")
 
 
 @dataclass
@@ -334,7 +309,7 @@ def _apply_drawing(run_dir: Path, cfg: Config, drawing: dict, store, held: ExitS
     """Write the new drawing fields into config.toml (and the store's copy of the config) while
     the run is locked; the new config.toml is locked too. Returns the new config."""
     new = cfg.replace(**drawing)
-    _write_text_atomic(run_dir / "config.toml", to_toml(new))
+    write_text_atomic(run_dir / "config.toml", to_toml(new))
     lock = held.enter_context(open(run_dir / "config.toml", "rb"))
     _flock_or_refuse(lock, run_dir)
     if store is not None:
@@ -424,7 +399,7 @@ def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = Fals
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not config_written:
-            _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
+            write_text_atomic(out / "config.toml", to_toml(plan.cfg))
         return RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
                                curve_lengths=plan.lengths, dtype=plan.dtype,
                                schedule=plan.store_schedule, tile_rows=tile,
@@ -514,7 +489,8 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
         f"{total} tile{'s' if total != 1 else ''} of {grid.tile_rows} rows, "
         f"chunks of {cfg.tile_batch}, "
         f"backend {runner.name}"
-        f"{f', held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images' if plan.schedule.eval_epochs else ''})")
+        + (f", held-out evaluation every {cfg.eval_every} epoch(s) on {plan.data.n_test} images"
+           if plan.schedule.eval_epochs else "") + ")")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
     start = time.perf_counter()
     outcome_note, devices = "complete", set()
@@ -552,7 +528,7 @@ def _log_error(run_dir: Path, err: BaseException) -> bool:
     path = run_dir / "error.log"
     try:
         old = path.read_text() if path.exists() else ""
-        _write_text_atomic(path, old + f"--- {datetime.now().isoformat(timespec='seconds')} {err}\n"
+        write_text_atomic(path, old + f"--- {datetime.now().isoformat(timespec='seconds')} {err}\n"
                            + "".join(traceback.format_exception(cause)))
         return True
     except OSError:
@@ -600,7 +576,7 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    allocator=allocator_in_use()
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    gpu=_gpu_name(device))
-    _write_text_atomic(run_dir / "summary.json", json_text(summary))
+    write_text_atomic(run_dir / "summary.json", json_text(summary))
     from .report import write_report_safely
     write_report_safely(run_dir, log=log)
     for note in summary.get("notes", []):
@@ -761,9 +737,8 @@ def metric_curves(store: RunStore, cfg: Config, metric: str) -> tuple[np.ndarray
     if metric.startswith("test"):
         return curves, list(schedule["eval_epochs"])
     per_epoch = int(schedule["steps_per_epoch"])
+    curves = readout_curves(curves, metric, cfg.readout, per_epoch)
     if cfg.readout == "epoch":
-        r, c, t = curves.shape
-        curves = epoch_curves(curves.reshape(r * c, t), per_epoch).reshape(r, c, -1)
         return curves, list(range(1, curves.shape[-1] + 1))
     return curves, [t // per_epoch + 1 for t in range(curves.shape[-1])]   # value t: before step t
 
@@ -784,10 +759,7 @@ def score_map(store: RunStore, cfg: Config, metric: str | None = None,
     per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
 
     def score(c: np.ndarray) -> np.ndarray:
-        if metric.endswith("acc"):
-            tail = per_epoch if (metric == "train_acc" and cfg.readout == "step") else 1
-            return accuracy_score(c, cfg.acc_threshold, tail)
-        return scores(c, cfg.measure)
+        return metric_scores(c, metric, cfg, per_epoch)
 
     if epochs is None:
         return score(curves)
@@ -941,7 +913,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         "metrics": by_metric,
         "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
     }
-    _write_text_atomic(out_dir / "fractal.json", json_text(result))
+    write_text_atomic(out_dir / "fractal.json", json_text(result))
     log(f"fractal dimension ({cfg.metric}): {describe(result['final'])}; paper's median-slope "
         f"estimator: {describe(result['paper_method'])}")
     for metric in store.metrics:
@@ -983,28 +955,6 @@ def estimates_of(run_dir: Path) -> list[tuple[str, dict]]:
     return []
 
 
-ANALYSED_FILES = ("fractal.json", "boxcount.png", "fd_per_epoch.png", "boundary.png")
-
-
-def analysis_name(fit_range) -> str:
-    """The folder of a named analysis: 'dimension-fit-4-32' for --fit-range 4 32."""
-    return "dimension-fit-" + "-".join(f"{float(v):g}" for v in fit_range)
-
-
-def check_fit_range(fit_range) -> None:
-    """Refuse a --fit-range that is not two finite box sizes 1 <= S_MIN < S_MAX (ConfigError)."""
-    import math
-    from .config import ConfigError
-    if fit_range is None:
-        return
-    values = list(fit_range)
-    if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                   and math.isfinite(v) for v in values) \
-            or not 1 <= values[0] < values[1]:
-        raise ConfigError("fit_range", f"{values} is not allowed (allowed: two finite box sizes "
-                          "in pixels, 1 <= S_MIN < S_MAX)")
-
-
 def estimate_with_fit_range(edges, fit_range=None, force: bool = False, **options):
     """fractal.estimate_dimension, where a given fit range never overrules the estimator's own
     rule: if that rule finds the boundary too short, the result is its refusal (ok=False), or
@@ -1021,77 +971,3 @@ def estimate_with_fit_range(edges, fit_range=None, force: bool = False, **option
     est.extra = {**(est.extra or {}), "forced": True}
     est.reason = f"forced with --fit-range: the estimator's rule says {REASON_SHORT}"
     return est
-
-
-def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda *_: None,
-                 write: bool = False, force: bool = False) -> dict:
-    """Recompute a finished run's dimension (method box or paper) without training.
-
-    Without `fit_range` (the default scaling-range rule), or with `write`, the result becomes the
-    run's: fractal.json, its figures, summary.json's dimension and report.html are rewritten
-    together, so that they (and the explorer, which reads fractal.json) never disagree. A
-    `fit_range` without `write` is a named analysis beside the run, in
-    `<run>/dimension-fit-<S_MIN>-<S_MAX>/` (fractal.json and the figures), and the run's own
-    files are left as they are. Each written path is logged. A zoom folder's fit range rewrites
-    zoom.json and its report, so it needs `write`. `force`: a fit range may give a dimension
-    where the estimator's own rule finds the boundary too short (labelled). A sample folder
-    (nnfractal sample) recomputes its own estimator from its curves.
-    """
-    from .config import ConfigError
-    from .sample import dimension_of_sample, is_sample_folder
-    if is_sample_folder(run_dir):
-        if fit_range is not None:
-            raise ConfigError("fit_range", "box sizes do not apply to a sample folder (allowed: "
-                              "leave --fit-range out)")
-        return dimension_of_sample(run_dir, log=log)
-    if method not in ("box", "paper"):
-        raise ConfigError("method", f"{method!r} is not allowed (allowed: box, paper)")
-    check_fit_range(fit_range)
-    run_dir = Path(run_dir)
-    fit = tuple(float(v) for v in fit_range) if fit_range else None
-    from .report import write_report_safely
-    if (run_dir / "zoom.json").exists():
-        if fit is not None and not write:
-            raise ConfigError("fit_range", "rewrites the zoom's zoom.json, dimension_per_frame.png "
-                              "and report.html (allowed: add --write to do so)")
-        from .zoom import analyse_zoom
-        result = analyse_zoom(run_dir, fit_range=fit, log=log)
-        write_report_safely(run_dir, log=log)
-        log(f"rewrote {run_dir}: zoom.json, dimension_per_frame.png, report.html")
-        return result["pooled_paper"] if method == "paper" else result["pooled"]
-    check_run_dir(run_dir)
-    if fit is not None and not write:
-        out = run_dir / analysis_name(fit)
-        out.mkdir(exist_ok=True)
-        result = analyse_fractal(run_dir, fit_range=fit, log=log, out_dir=out, force=force)
-        own = _json_or_empty(run_dir / "fractal.json").get("final") or {}
-        log(f"wrote the named analysis {out}: {', '.join(ANALYSED_FILES)}; the run's own "
-            f"dimension (summary.json, fractal.json, report.html, explorer) stays "
-            f"{describe(own) if own else 'as it was'} (add --write to replace it)")
-        return result["paper_method"] if method == "paper" else result["final"]
-    result = analyse_fractal(run_dir, fit_range=fit, log=log, force=force)
-    _update_summary_dimension(run_dir, result)
-    write_report_safely(run_dir, log=log)          # the report shows the new figures
-    log(f"rewrote {run_dir}: {', '.join(ANALYSED_FILES)}, summary.json (dimension), report.html"
-        + (f" (fit range {fit[0]:g}-{fit[1]:g} px)" if fit else " (the default scaling range)"))
-    return result["paper_method"] if method == "paper" else result["final"]
-
-
-def _json_or_empty(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _update_summary_dimension(run_dir: Path, fractal: dict) -> None:
-    """summary.json's dimension fields from a new fractal.json (left alone if there is none)."""
-    path = run_dir / "summary.json"
-    summary = _json_or_empty(path)
-    if not summary:
-        return
-    final = fractal["final"]
-    summary.update(fractal_dimension=final["dimension"],
-                   fractal_dimension_ci95=[final["ci_low"], final["ci_high"]],
-                   fit_range=fractal.get("fit_range"))
-    _write_text_atomic(path, json.dumps(summary, indent=2) + "\n")

@@ -171,7 +171,7 @@ class StoreEvaluator:
         self.scores: list[np.ndarray] = []
 
     def __call__(self, unit: np.ndarray) -> np.ndarray:
-        from .adaptive import point_scores
+        from .measure import point_scores
         from .store import StoreError
         store, cfg = self.store, self.cfg
         unit = np.asarray(unit, dtype=np.float64)
@@ -396,7 +396,8 @@ def _create_sample(out: Path, plan, spec: SampleSpec, source_run,
     """config.toml and the empty store in the (staging) folder `out`; `shown`: the folder's name
     in the error line. A failure (a full disk) raises RunFolderError; the caller removes `out`."""
     from .backends import one_line
-    from .run import RunFolderError, _write_text_atomic
+    from .folders import write_text_atomic as _write_text_atomic
+    from .run import RunFolderError
     from .store import RunStore
     _, _, tile_rows = store_layout(plan.cfg, spec.evaluations)
     try:
@@ -460,7 +461,8 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
                   log=print) -> Path:
     """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
     from .render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
-    from .run import _write_text_atomic, cpu_name, describe, library_versions
+    from .folders import write_text_atomic as _write_text_atomic
+    from .run import cpu_name, describe, library_versions
     from .grid import axis_labels
     title = f"{cfg.preset}: {spec.method}"
     unit = np.concatenate(evaluator.unit_points)
@@ -576,7 +578,7 @@ def spec_from_args(args) -> SampleSpec:
 
 def add_sample_parser(sub) -> None:
     import argparse
-    from .cli import _add_run_flags
+    from .cli_shared import add_run_flags as _add_run_flags
     p = sub.add_parser(
         "sample", help="dimension by a sampling estimator (uncertainty exponent or transects): "
         "train only the sampled points, over many decades of scale",
@@ -601,7 +603,7 @@ def cmd_sample(args) -> int:
     """`nnfractal sample`: refused input is one line and exit 2; Ctrl-C stops after the current
     chunk (exit 130, saying how to resume)."""
     import sys
-    from .cli import overrides_from_args, run_guarded
+    from .cli_shared import EXIT_INTERRUPTED, overrides_from_args, refuse, run_guarded
     from .run import RunInterrupted
     folder: list[Path] = []
 
@@ -632,14 +634,13 @@ def cmd_sample(args) -> int:
         except SamplingError as err:
             raise ConfigError(err.field, str(err).split(": ", 1)[1]) from None
     except ConfigError as err:
-        sys.stderr.write(f"nnfractal: error: {err}\n")
-        return 2
+        return refuse(err)
     except RunInterrupted as err:
         sys.stderr.write(f"nnfractal: {err}\n")
-        return 130
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         started = folder and (folder[0] / "config.toml").exists()
         sys.stderr.write("nnfractal: interrupted; " + (
             f"resume with: nnfractal sample --resume {folder[0]}\n" if started
             else "nothing was written\n"))
-        return 130
+        return EXIT_INTERRUPTED

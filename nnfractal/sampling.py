@@ -255,7 +255,8 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
                          eps_floor=None):
     """Dimension from the uncertainty exponent, over many decades of eps at a fixed cost.
 
-    1. Coarse map: ``coarse`` x ``coarse`` points; its boundary cells are stage 0's region (``coarse=0``: the whole window, base points uniform in it).
+    1. Coarse map: ``coarse`` x ``coarse`` points; its boundary cells are stage 0's region
+       (``coarse=0``: the whole window, base points uniform in it).
     2. Stage ``s`` draws base points uniformly in its squares of side ``h_s`` and gives each a
        partner at every ``eps`` of its range, in a random direction:
        ``h_s / 10^stage_decades / 4 <= eps <= h_s / 4`` (the last stage down to ``eps_min``).
@@ -442,7 +443,8 @@ def _sub_window(scales, mask, window):
 
 def _small_cap(scales, mask):
     """Largest scale the fit uses: the smallest SMALL_SCALE_SHARE of the decades the rule kept,
-    at least SMALL_SCALE_DECADES (all of them when fewer were reached). The box dimension is a limit eps -> 0, and trainability
+    at least SMALL_SCALE_DECADES (all of them when fewer were reached). The box dimension is a
+    limit eps -> 0, and trainability
     boundaries can be smooth at large scales and rough only below a crossover (measured: the
     single-datapoint MLP's local dimension rises from 1.0 above 1e-4 of the window to 1.85 below
     1e-5); a fit over every decade would average the two regimes."""

@@ -45,7 +45,7 @@ Everything is deterministic for a given ``seed``.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -385,3 +385,12 @@ def paired_difference(pairs: Iterable, *, label_a: str = "A", label_b: str = "B"
                           "about the spread over initialisations; add seeds)")
     diff["sentence"] = verdict_sentence(diff["verdict"], label_a, label_b, diff)
     return diff
+
+
+def min_detectable(diff: dict) -> float | None:
+    """The smallest |D_A - D_B| a comparison could have called a difference: the half-width of
+    the difference's 95% interval (a true difference of that size puts 0 at the interval's edge).
+    None where there is no difference estimate."""
+    if not diff.get("ok"):
+        return None
+    return float(max(diff["estimate"] - diff["ci_low"], diff["ci_high"] - diff["estimate"]))

@@ -46,19 +46,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import StoreError, one_line
+
 FORMAT = "nnfractal-run"
 FORMAT_VERSION = 2          # 2: tiles (1: one band-chunked write at the end; still readable)
 TILE_POINTS = 1024          # a default tile holds about this many points
 MAX_CHUNK_BYTES = 64 << 20  # one curves chunk file at most (split along T beyond it)
-
-
-class StoreError(Exception):
-    """A store that is missing, foreign or corrupt. The message is one line naming the path."""
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @dataclass(frozen=True)
@@ -125,7 +118,7 @@ class RunStore:
     def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray,
                curve_lengths: dict[str, int], schedule: dict, dtype: str,
                extra: dict | None = None, tile_rows: int | None = None,
-               with_points: bool = False) -> "RunStore":
+               with_points: bool = False) -> RunStore:
         """A new, empty store for a grid of len(y) x len(x) points; curve_lengths: metric -> T.
 
         Built under a temporary name beside `path` and renamed into place, so a crash never
@@ -171,7 +164,7 @@ class RunStore:
         return cls.open(path, mode="r+")
 
     @classmethod
-    def open(cls, path: Path, mode: str = "r") -> "RunStore":
+    def open(cls, path: Path, mode: str = "r") -> RunStore:
         import zarr
         path = Path(path)
         if not path.exists():
@@ -240,7 +233,7 @@ class RunStore:
             return self.group[f"curves/{metric}"][:]
         except Exception as err:
             raise StoreError(f"store: {self.path}/curves/{metric} cannot be read, a chunk file is "
-                             f"damaged ({_one_line(err)})") from None
+                             f"damaged ({one_line(err)})") from None
 
     @property
     def has_points(self) -> bool:
@@ -287,7 +280,7 @@ class RunStore:
             return {name: self.group[f"tiles/{name}"][:] for name in ("stored", "attempts", "seconds")}
         except Exception as err:
             raise StoreError(f"store: {self.path}/tiles cannot be read, a flag file is damaged "
-                             f"({_one_line(err)})") from None
+                             f"({one_line(err)})") from None
 
     def tile_flags(self, tile: int) -> tuple[int, float]:
         """(stored points, compute seconds) of one tile: two small chunk files."""
@@ -295,7 +288,7 @@ class RunStore:
             return (int(self.group["tiles/stored"][tile]), float(self.group["tiles/seconds"][tile]))
         except Exception as err:
             raise StoreError(f"store: {self.path}/tiles of tile {tile} cannot be read "
-                             f"({_one_line(err)})") from None
+                             f"({one_line(err)})") from None
 
     def tile_counts(self) -> np.ndarray:
         """(tiles,) int: the number of points of each tile."""
@@ -322,7 +315,7 @@ class RunStore:
                 block = self.group[f"curves/{metric}"][r0:r1]
             except Exception as err:
                 raise StoreError(f"store: {self.path}/curves/{metric} {self.tile_grid.describe(tile)} "
-                                 f"cannot be read, its chunk file is damaged ({_one_line(err)})") from None
+                                 f"cannot be read, its chunk file is damaged ({one_line(err)})") from None
             out[metric] = block.reshape((r1 - r0) * self.tile_grid.cols, -1)
         return out
 

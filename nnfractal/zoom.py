@@ -46,7 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli_shared import add_max_storage_flag, run_guarded
 from .config import Config, ConfigError, config_from_toml
+from .folders import write_json_atomic
 
 FORMAT = "nnfractal-zoom"
 FORMAT_VERSION = 1
@@ -417,7 +419,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                             "ulps_per_pixel_requested_frames": plan.ulps},
             "frames": frames, "training_and_frames_s": round(train_s, 3),
         }
-        _write_json(work / "zoom.json", info)
+        write_json_atomic(work / "zoom.json", info)
         info = analyse_zoom(work, log=lambda m: log(str(m).replace(str(work), str(out))))
         t0 = time.perf_counter()
         n_anim = render_zoom_animation(work)
@@ -462,12 +464,6 @@ def stop_if_requested(where: str) -> None:
     from .backends import stop_requested
     if stop_requested():
         raise KeyboardInterrupt(where)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Strict JSON (no Infinity/NaN) through a unique temporary name (folders.py)."""
-    from .folders import write_json_atomic
-    write_json_atomic(path, data)
 
 
 def read_zoom_json(zoom_dir: Path) -> dict:
@@ -590,7 +586,7 @@ def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
                              pooled_paper=paper,
                              title=f"{info.get('preset', '')}: boundary dimension through the "
                                    f"zoom (x{info['factor']:g} per frame)")
-    _write_json(zoom_dir / "zoom.json", info)
+    write_json_atomic(zoom_dir / "zoom.json", info)
     empty = [fr["index"] for fr in info["frames"] if not fr["n_boundary_pixels"]]
     if empty:
         log(f"frames without boundary (the zoom left the boundary): {empty}")
@@ -620,12 +616,10 @@ def add_zoom_parser(sub) -> None:
     p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
                    help="dataset cache (default ~/.cache/nnfractal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from .cli import add_max_storage_flag
     add_max_storage_flag(p)
 
 
 def cmd_zoom(args) -> int:
-    from .cli import run_guarded
     return run_guarded(lambda: zoom(args.run_dir, factor=args.factor, depth=args.depth,
                                     center=args.center, resolution=args.resolution, out=args.out,
                                     data_dir=args.data_dir, progress=not args.no_progress,

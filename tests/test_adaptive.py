@@ -46,6 +46,7 @@ def tanh_runs():
     return cfg, x, y, full, full_scores, result, calls
 
 
+@pytest.mark.slow
 def test_adaptive_map_agrees_with_full_map(tanh_runs):
     cfg, x, y, full, full_scores, result, _ = tanh_runs
     ref = result.refinement
@@ -56,6 +57,7 @@ def test_adaptive_map_agrees_with_full_map(tanh_runs):
     assert agree >= 0.995, f"sign agreement {agree:.4f}"
 
 
+@pytest.mark.slow
 def test_trained_pixels_are_bitwise_the_full_runs(tanh_runs):
     _, _, _, full, _, result, _ = tanh_runs
     order = result.refinement.order
@@ -64,6 +66,7 @@ def test_trained_pixels_are_bitwise_the_full_runs(tanh_runs):
         np.testing.assert_array_equal(curves, full.curves[metric][order])   # NaN == NaN here
 
 
+@pytest.mark.slow
 def test_mask_counts_exactly_the_points_the_engine_trained(tanh_runs):
     _, x, y, _, _, result, calls = tanh_runs
     ref = result.refinement
@@ -82,6 +85,7 @@ def test_mask_counts_exactly_the_points_the_engine_trained(tanh_runs):
     np.testing.assert_array_equal(ref.source[ref.trained], np.flatnonzero(ref.trained))
 
 
+@pytest.mark.slow
 def test_cli_adaptive_run_writes_mask_summary_and_report(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--preset", "paper-tanh", "--resolution", "24", "--steps", "40",
@@ -103,6 +107,7 @@ def test_cli_adaptive_run_writes_mask_summary_and_report(tmp_path, capsys):
     assert "Adaptive refinement:" in html and f"{int(trained.sum())} of" in html
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, field", [
     (["--adaptive-coarse", "1"], "adaptive_coarse"),
     (["--adaptive-guard", "-1"], "adaptive_guard"),

@@ -10,6 +10,8 @@ import pytest
 from nnfractal import allocator
 from nnfractal.store import RunStore
 
+pytestmark = pytest.mark.slow  # starts the command in new processes
+
 LIB = "/opt/lib/libtcmalloc_minimal.so.4"
 
 

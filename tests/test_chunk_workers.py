@@ -10,6 +10,8 @@ from nnfractal.config import ConfigError, build_config
 from nnfractal.engine import resolve_chunk_workers, train
 from nnfractal.models import build_family
 
+pytestmark = pytest.mark.slow  # trains chunks side by side
+
 TINY_RESNET = dict(depth=8, c_hidden=[4, 8, 8], train_size=32, batch_size=16, steps=6, eval_every=0)
 CPU = torch.device("cpu")
 

@@ -21,6 +21,7 @@ def run_cli(args, capsys):
     return code, err
 
 
+@pytest.mark.slow
 def test_tiny_mlp_run_writes_every_file(tmp_path, capsys):
     out = tmp_path / "run"
     code, err = run_cli(["run", *TINY_MLP, "--out", str(out)], capsys)
@@ -47,6 +48,7 @@ def test_tiny_mlp_run_writes_every_file(tmp_path, capsys):
     assert out.stat().st_mode & 0o777 == 0o777 & ~mask      # not mkdtemp's private 0700
 
 
+@pytest.mark.slow
 def test_tiny_resnet_run_via_python_m(tmp_path):
     out = tmp_path / "rn"
     proc = subprocess.run([sys.executable, "-m", "nnfractal", "run", "--resolution", "2", "--num_epochs", "1",
@@ -132,6 +134,7 @@ def test_unreadable_data_dir(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_output_folder_with_a_different_run_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(["run", *TINY_MLP, "--steps", "20", "--out", str(out)], capsys)[0] == 0
@@ -254,6 +257,7 @@ def test_every_flag_with_every_preset_is_honoured_or_refused(preset, field):
         assert cfg.steps == 0 and notes and "replaces" in notes[0]
 
 
+@pytest.mark.slow
 def test_num_epochs_wins_over_the_preset_steps_and_says_so(tmp_path):
     """`--num_epochs 20 --preset paper-tanh` trains 20 steps (full batch: one step per epoch),
     says which preset value it replaced, and config.toml records no contradiction."""
@@ -314,6 +318,7 @@ def _files(folder, names=("fractal.json", "summary.json", "report.html", "boxcou
     return {n: (folder / n).read_bytes() for n in names}
 
 
+@pytest.mark.slow
 def test_dimension_fit_range_is_a_named_analysis_unless_written(small_run, tmp_path, capsys):
     import shutil
     run = tmp_path / "run"

@@ -123,6 +123,7 @@ def test_asymmetric_intervals_are_respected():
     assert 1.5 - p["ci_low"] < 0.07 and p["ci_high"] - 1.5 > 0.25
 
 
+@pytest.mark.slow
 def test_false_positives_are_rare_and_real_differences_are_found():
     rng = np.random.default_rng(4)
     false_pos = sum(stats.difference(units(rng, 1.4), units(rng, 1.4), n_boot=500, seed=i)["verdict"]
@@ -164,6 +165,7 @@ def test_configs_differ_only_in_the_architecture():
     assert any(n.startswith("paper-offset: phase_space") for n in notes)
 
 
+@pytest.mark.slow
 def test_default_is_resnet20_against_plain20(tmp_path):
     from nnfractal.cli import make_parser
     from nnfractal.compare import overrides_from_args, plan
@@ -180,6 +182,7 @@ def test_default_is_resnet20_against_plain20(tmp_path):
                                                            "resolution": 8}
 
 
+@pytest.mark.slow
 def test_residual_and_plain_start_from_the_same_weights():
     from nnfractal.models import build_family
     a, b, _ = pair_configs("resnet20-mnist", "plain20-mnist", depth=8, c_hidden=[4, 8, 8])
@@ -206,6 +209,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,field", BAD)
 def test_refused_inputs_write_nothing(tmp_path, capsys, args, field):
     out = tmp_path / "cmp"
@@ -215,6 +219,7 @@ def test_refused_inputs_write_nothing(tmp_path, capsys, args, field):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     out = tmp_path / "cmp"
     out.mkdir()
@@ -224,6 +229,7 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_a_drawing_failure_keeps_the_trained_grids_and_report_redraws(tmp_path, capsys, monkeypatch):
     """Drawing comes after all the training: if it fails (here: a plotting function raises), the
     grids and compare.json stay in the folder, the error is one line, exit 2, and `nnfractal
@@ -266,6 +272,7 @@ def tiny_compare(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_compare_end_to_end_writes_every_grid_and_compare_json(tiny_compare):
     out = tiny_compare
     info = json.loads((out / "compare.json").read_text())
@@ -308,6 +315,8 @@ def test_compare_end_to_end_writes_every_grid_and_compare_json(tiny_compare):
     assert not list(out.parent.glob(".cmp.*"))                   # no temporary folder left
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_compare_report_parses_and_opens_in_chromium(tiny_compare):
     page = parse_report(tiny_compare / REPORT_NAME)
     for sid in ("dims", "maps", "videos", "grids", "method", "config", "hardware"):
@@ -324,6 +333,7 @@ def test_compare_report_parses_and_opens_in_chromium(tiny_compare):
     assert_opens_cleanly(tiny_compare / REPORT_NAME, min_videos=2)
 
 
+@pytest.mark.slow
 def test_zoomed_windows_and_depth_sweep(tmp_path):
     from nnfractal.zoom import auto_center, score_map_of
     out = tmp_path / "sweep"
@@ -359,6 +369,7 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
     parse_report(out / REPORT_NAME)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_comparison_after_the_current_chunk(tmp_path, sig):
     """Ctrl-C or SIGTERM while the first grid trains (one chunk per grid): no other grid is

@@ -84,6 +84,7 @@ def tiny_transect(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_transect_comparison_measures_both_architectures_on_the_same_points(tiny_transect):
     out = tiny_transect
     info = json.loads((out / "compare.json").read_text())
@@ -117,6 +118,8 @@ def test_transect_comparison_measures_both_architectures_on_the_same_points(tiny
     assert info["timing"]["model_steps"] == 6 * (4 * 2048 + 4 * 16 * 16)
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_transect_comparison_report_opens_in_chromium(tiny_transect):
     page = parse_report(tiny_transect / REPORT_NAME)
     for sid in ("dims", "maps", "units", "method", "config", "hardware"):
@@ -130,6 +133,7 @@ def test_transect_comparison_report_opens_in_chromium(tiny_transect):
     assert_opens_cleanly(tiny_transect / REPORT_NAME)
 
 
+@pytest.mark.slow
 def test_killed_comparison_resumes_to_the_same_numbers(tiny_transect, tmp_path, capsys,
                                                       monkeypatch):
     broken = tmp_path / "broken"
@@ -177,6 +181,7 @@ def test_resume_of_a_folder_that_is_not_a_comparison_is_refused(tmp_path, capsys
     assert code == 2 and "resume:" in err and "not a sampled comparison" in err
 
 
+@pytest.mark.slow
 def test_uncertainty_comparison_of_a_tiny_resnet(tmp_path):
     out = tmp_path / "unc"
     assert main(["compare", *TINY, "--method", "uncertainty", "--seeds", "1", "--budget", "18064",

@@ -145,7 +145,8 @@ def test_offline_fallback_is_real_mnist(offline_full):
 
 def test_offline_train_and_test_are_disjoint(offline_full):
     ds, _ = offline_full
-    rows = lambda x: {r.tobytes() for r in (x.flatten(1) * 255).round().to(torch.uint8).numpy()}
+    def rows(x):
+        return {r.tobytes() for r in (x.flatten(1) * 255).round().to(torch.uint8).numpy()}
     train_rows, test_rows = rows(ds.x_train), rows(ds.x_test)
     assert len(train_rows) == 4000 and len(test_rows) == 1000  # no duplicates within
     assert not train_rows & test_rows

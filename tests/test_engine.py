@@ -10,6 +10,8 @@ from nnfractal.grid import hyperparameters
 from nnfractal.models import build_family
 from nnfractal.reference import train_single
 
+pytestmark = pytest.mark.slow  # trains models against the reference loop
+
 TINY_RESNET = dict(depth=8, c_hidden=[4, 8, 8], train_size=32, batch_size=16)
 
 
@@ -41,7 +43,8 @@ def test_resnet_50_steps_agree_float64(mnist_tiny):
     batched = train(cfg, family, mnist_tiny, POINTS_OFFSET[:2]).losses
     assert batched.dtype == np.float64
     for i, p in enumerate(POINTS_OFFSET[:2]):
-        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p)["train_loss"], rtol=1e-10, atol=0)
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, mnist_tiny, p)["train_loss"],
+                                   rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize("preset", ["paper-tanh", "paper-relu", "paper-minibatch", "paper-offset"])
@@ -54,7 +57,8 @@ def test_mlp_50_steps_agree_float64(preset):
         pts = np.array([[0.001, 2.0], [0.01, 10.0], [-0.005, 0.3], [0.02, 5.0]])
     batched = train(cfg, family, data, pts).losses
     for i, p in enumerate(pts):
-        np.testing.assert_allclose(batched[i], train_single(cfg, family, data, p)["train_loss"], rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(batched[i], train_single(cfg, family, data, p)["train_loss"],
+                                   rtol=1e-10, atol=1e-300)
 
 
 def test_lr_vs_lr_gives_each_layer_its_own_rate(mnist_tiny):

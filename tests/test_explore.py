@@ -23,6 +23,8 @@ from nnfractal.explorer import Session, create_app  # noqa: E402
 from nnfractal.explorer.session import MAX_QUEUED  # noqa: E402
 from nnfractal.store import RunStore  # noqa: E402
 
+pytestmark = pytest.mark.slow  # serves and trains windows
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -447,6 +449,7 @@ def live_server(tmp_path):
     sock.close()
 
 
+@pytest.mark.browser
 def test_page_end_to_end_in_chromium(live_server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="no Chromium to drive: "
                                    "playwright is not installed (pip install -e '.[test]')")

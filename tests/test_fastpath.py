@@ -11,6 +11,8 @@ from nnfractal.data import synthetic_regression
 from nnfractal.engine import train
 from nnfractal.models import BatchedMeanFieldMLP, build_family, compile_wanted
 
+pytestmark = pytest.mark.slow  # trains models against autograd
+
 # lr_vs_lr points (input lr, output lr) and offset_vs_lr points (offset, lr) whose 100-step
 # trajectories are not chaotic (the generic engine and the single-model loop agree to 1e-12 on
 # them), plus one that diverges to NaN within the 100 steps.
@@ -90,6 +92,7 @@ def test_fast_loss_equals_forward_loss():
     torch.testing.assert_close(family.loss(params, data.x_train, data.y_train), slow, rtol=1e-13, atol=0)
 
 
+@pytest.mark.compile
 def test_compiled_kernel_equals_generic_and_early_exit_stays_bit_identical():
     """torch.compile of the fused readout kernel (one compile, a few seconds warm): the same
     trajectories as autograd, and early exit, which shrinks the chunk through powers of two

@@ -21,7 +21,7 @@ import pytest
 
 from nnfractal.cli import main
 from nnfractal.config import build_config
-from nnfractal.run import execute, resume
+from nnfractal.run import resume
 from nnfractal.store import RunStore
 
 FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
@@ -33,14 +33,8 @@ def quiet(*_):
     pass
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread (same numbers; two spinning threads are 10x slower on a busy 2-core box)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow,  # trains grids, fills disks
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +46,6 @@ def partial_run(tmp_path_factory):
         assert main(["run", *ARGS, "--tile-rows", "1", "--out", str(out), "--no-progress"]) == 2
     assert RunStore.open(out / "store.zarr").done_tiles().sum() == 4
     return out
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "run"
-    execute(CFG, out, progress=False, log=quiet, tile_rows=12, draw=False)
-    return RunStore.open(out / "store.zarr").read_curves()
 
 
 # ---- a disk that is full or read-only ---------------------------------------------------------

@@ -282,6 +282,7 @@ def _is_png(path):
     return len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_plots_write_png(tmp_path):
     import matplotlib.pyplot as plt
 

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from nnfractal.models import BatchedResNet, fused_bn
 
 # Skipped only where no C++ compiler exists; with one, a failed build fails these tests.
-pytestmark = pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
-                                reason="no C++ compiler to build the kernel")
+pytestmark = [pytest.mark.compile,
+              pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
+                                 reason="no C++ compiler to build the kernel")]
 
 CL = torch.channels_last
 

@@ -10,7 +10,8 @@ from nnfractal.data import synthetic_regression
 from nnfractal.engine import resolve_tile_batch, train
 from nnfractal.models import build_family
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = [pytest.mark.slow,  # trains on CUDA
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 POINTS = np.array([[1e-3, 0.05], [3e-2, 0.2], [0.1, 0.01], [0.0, 0.3]])
 
 

@@ -12,6 +12,8 @@ from nnfractal.models import build_family
 from nnfractal.reference import train_single
 from nnfractal.store import RunStore
 
+pytestmark = pytest.mark.slow  # trains MNIST models
+
 
 @pytest.fixture(scope="module")
 def mnist_small():

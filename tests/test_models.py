@@ -24,6 +24,7 @@ def test_resnet20_parameter_count_matches_he_et_al():
     assert 265_000 < n < 275_000
 
 
+@pytest.mark.slow
 def test_plain_differs_from_residual_only_by_the_shortcut():
     fam_res, fam_plain = BatchedResNet(20, skip=True), BatchedResNet(20, skip=False)
     p_res, p_plain = fam_res.init_params(7), fam_plain.init_params(7)
@@ -40,6 +41,7 @@ def test_plain_differs_from_residual_only_by_the_shortcut():
     torch.testing.assert_close(res(x), plain(x))             # ... and the nets are the same
 
 
+@pytest.mark.compile
 @pytest.mark.parametrize("skip", [True, False])
 @pytest.mark.parametrize("nonlinearity", ["relu", "tanh", "leaky", "identity"])
 def test_batched_resnet_forward_equals_reference(skip, nonlinearity):

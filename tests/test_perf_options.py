@@ -10,6 +10,8 @@ from nnfractal.config import ConfigError, build_config
 from nnfractal.engine import CPU_TILE_BATCH, model_footprint, resolve_chunk_workers, resolve_tile_batch, train
 from nnfractal.models import build_family
 
+pytestmark = pytest.mark.slow  # trains models, runs the bench
+
 TINY = dict(depth=8, c_hidden=[4, 8, 8], train_size=32, batch_size=16)
 POINTS = np.array([[1e-3, 0.05], [3e-2, 0.2], [0.1, 0.01]])
 

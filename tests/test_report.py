@@ -126,6 +126,7 @@ def tiny_run(tmp_path_factory):
 
 # ---- run reports -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_report_is_self_contained_and_complete(tiny_run):
     path = write_report(tiny_run)
     assert path == tiny_run / REPORT_NAME
@@ -143,11 +144,14 @@ def test_run_report_is_self_contained_and_complete(tiny_run):
     assert "boundary too short" in text                                 # 8 px: no number, says why
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_run_report_opens_in_chromium_and_video_plays(tiny_run):
     path = write_report(tiny_run)
     assert_opens_cleanly(path, min_videos=1)
 
 
+@pytest.mark.slow
 def test_report_command(tiny_run, tmp_path, capsys):
     out = tmp_path / "elsewhere.html"
     assert main(["report", str(tiny_run), "--out", str(out)]) == 0
@@ -160,6 +164,7 @@ def _everything(root: Path) -> dict:
             for p in sorted(root.rglob("*"))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,expect", [
     ("user_file", "exists and is not a report nnfractal wrote (allowed: a new file, a report of "
                   "ours, or --force to replace it)"),
@@ -179,10 +184,11 @@ def test_report_out_never_replaces_a_file_that_is_not_ours(tiny_run, tmp_path, c
     before = _everything(tmp_path)
     assert main(["report", str(tiny_run), "--out", str(out)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"nnfractal: error: out: ") and expect in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("nnfractal: error: out: ") and expect in lines[0]
     assert _everything(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_report_out_replaces_its_own_report_and_a_user_file_only_with_force(tiny_run, tmp_path,
                                                                            capsys):
     out = tmp_path / "r.html"
@@ -197,6 +203,7 @@ def test_report_out_replaces_its_own_report_and_a_user_file_only_with_force(tiny
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.html", "r.html"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["missing", "empty", "foreign"])
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys, make):
     target = tmp_path / "x"
@@ -210,6 +217,7 @@ def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys, make):
     assert not (target / REPORT_NAME).exists()
 
 
+@pytest.mark.slow
 def test_several_metrics_are_shown_side_by_side(tmp_path):
     """A run recording train/test loss and accuracy shows every metric's map and dimension."""
     cfg = build_config("mlp300-mnist", resolution=4, num_epochs=2, train_size=200, width=16,
@@ -229,6 +237,8 @@ def test_several_metrics_are_shown_side_by_side(tmp_path):
 
 # ---- zoom reports ------------------------------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_zoom_report(tiny_run, tmp_path):
     from nnfractal.zoom import zoom
     cfg_y0, cfg_y1, cfg_x0, cfg_x1 = build_config("paper-tanh").mnmx
@@ -278,6 +288,8 @@ def synthetic_compare(folder: Path, dims_a, dims_b, half: float = 0.05) -> Path:
     return folder
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_compare_report_shows_the_verdict_and_the_table(tmp_path):
     rng = np.random.default_rng(0)
     folder = synthetic_compare(tmp_path / "cmp", list(1.30 + 0.01 * rng.standard_normal(6)),
@@ -293,6 +305,7 @@ def test_compare_report_shows_the_verdict_and_the_table(tmp_path):
     assert_opens_cleanly(folder / REPORT_NAME)
 
 
+@pytest.mark.slow
 def test_compare_report_no_difference(tmp_path):
     dims = [1.40, 1.45, 1.42, 1.47, 1.43, 1.44]
     folder = synthetic_compare(tmp_path / "cmp", dims, dims[::-1], half=0.1)
@@ -300,6 +313,7 @@ def test_compare_report_no_difference(tmp_path):
     assert "No difference detectable at this resolution" in text
 
 
+@pytest.mark.slow
 def test_report_does_not_copy_anything_or_write_elsewhere(tiny_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_run, copy)
@@ -309,6 +323,7 @@ def test_report_does_not_copy_anything_or_write_elsewhere(tiny_run, tmp_path):
     assert set(after) - set(before) <= {REPORT_NAME}
 
 
+@pytest.mark.slow
 def test_skipped_browser_tests_are_said_and_fail_the_run(pytester, monkeypatch):
     """Without Chromium the run says, in its summary, that the browser tests were skipped and
     how to install it, and is not green unless NNFRACTAL_ALLOW_NO_BROWSER=1 accepts that."""
@@ -331,6 +346,7 @@ def test_skipped_browser_tests_are_said_and_fail_the_run(pytester, monkeypatch):
     result.stdout.fnmatch_lines(["*1 BROWSER TESTS SKIPPED: no Chromium*"])
 
 
+@pytest.mark.slow
 def test_a_run_at_chance_says_so_in_summary_and_report(tmp_path):
     """A loss map whose networks learned nothing (median accuracy at chance) says plainly that
     'converged' only means the loss did not blow up: in summary.json and in the report."""
@@ -381,6 +397,7 @@ def _strict_json(path: Path) -> dict:
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fit", [["1", "inf"], ["0.5", "4"], ["4", "2"], ["nan", "3"]])
 def test_dimension_refuses_a_bad_fit_range_and_changes_nothing(tiny_run, tmp_path, capsys, fit):
     run = shutil.copytree(tiny_run, tmp_path / "run")
@@ -392,6 +409,7 @@ def test_dimension_refuses_a_bad_fit_range_and_changes_nothing(tiny_run, tmp_pat
     assert _everything(run) == before
 
 
+@pytest.mark.slow
 def test_dimension_with_a_fit_range_keeps_the_estimators_too_short_rule(tiny_run, tmp_path,
                                                                         capsys):
     """An 8-pixel map is too short for a dimension: a fit range does not make one up, except

@@ -29,15 +29,8 @@ def quiet(*_):
     pass
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: results are the same (measured bit for bit), and on a shared 2-core
-    machine two spinning OpenMP threads ran these small chunks 10x slower."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow,  # trains grids, kills processes
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 def curves(run_dir):
@@ -54,14 +47,9 @@ def tile_state(run_dir):
         return None
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted run, the whole grid as one tile: curves (12, 12, 1500) float64."""
-    out = tmp_path_factory.mktemp("ref") / "run"
-    execute(CFG, out, progress=False, log=quiet, tile_rows=12, draw=False)
-    c = curves(out)
-    assert c.dtype == np.float64 and c.shape == (12, 12, 1500)
-    return c
+def test_the_reference_is_the_whole_float64_grid(reference):
+    """conftest's `reference` of this module's CFG: curves (12, 12, 1500) float64."""
+    assert reference.dtype == np.float64 and reference.shape == (12, 12, 1500)
 
 
 class TrainSpy:
@@ -220,6 +208,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.ray
 def test_ray_backend_gives_the_local_map_and_retries_a_failed_task(reference, local_ray, tmp_path,
                                                                    monkeypatch):
     out = tmp_path / "ray"

@@ -16,6 +16,8 @@ from nnfractal.sample import SampleSpec, dimension_of_sample, read_spec, to_axis
 from nnfractal.sampling import transect_points
 from nnfractal.store import RunStore
 
+pytestmark = pytest.mark.slow  # trains sampled points
+
 WINDOW = ["--mnmx", "-3", "6", "-3", "6"]
 TINY = ["paper-tanh", "--steps", "30", *WINDOW, "--no-progress"]
 TRANSECT = ["--method", "transect", "--points", "1024", "--lines", "2"]

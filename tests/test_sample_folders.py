@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from nnfractal.cli import main
 from nnfractal.run import run_lock
@@ -12,6 +13,8 @@ from nnfractal.store import RunStore
 
 TINY = ["paper-tanh", "--steps", "30", "--mnmx", "-3", "6", "-3", "6", "--no-progress",
         "--method", "transect", "--points", "1024", "--lines", "2"]
+
+pytestmark = pytest.mark.slow  # trains samples, in racing processes
 
 RACER = '''
 import contextlib, io, json, sys, time

@@ -130,6 +130,7 @@ def zoomed(base_run, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_auto_center_lies_on_a_boundary_pixel(base_run, zoomed):
     cfg, smap = score_map_of(base_run)
     edges = boundary(smap)
@@ -142,6 +143,7 @@ def test_auto_center_lies_on_a_boundary_pixel(base_run, zoomed):
     assert info["center"] == {"x": cx, "y": cy, "source": "auto"}
 
 
+@pytest.mark.slow
 def test_zoom_end_to_end(base_run, zoomed, capsys):
     for name in ["zoom.json", "dimension_per_frame.png", "zoom.mp4", "zoom.gif"]:
         assert (zoomed / name).stat().st_size > 0, name
@@ -201,6 +203,7 @@ def _tiny_run(path, **overrides):
     return execute(cfg, path, progress=False, log=lambda *_: None)
 
 
+@pytest.mark.slow
 def test_zoom_stops_where_float64_runs_out(tmp_path, capsys):
     w = 900 * EPS                                   # 300 ulps per pixel at 4 pixels
     run = _tiny_run(tmp_path / "tiny", axis_scale="linear", mnmx=[1.0, 1.0 + w, 1.0, 1.0 + w])
@@ -249,6 +252,7 @@ def _bad_cases(base_run, tmp):
     ]
 
 
+@pytest.mark.slow
 def test_bad_inputs_one_line_exit_2_nothing_written(base_run, tmp_path, capsys):
     cases = _bad_cases(base_run, tmp_path)
     watched = [base_run.parent, tmp_path]
@@ -296,6 +300,7 @@ def _png_title(path):
         return im.text.get("Title", "")
 
 
+@pytest.mark.slow
 def test_zoom_warns_before_training_says_decades_honestly_and_titles_frames(tmp_path, capsys):
     run = _tiny_run(tmp_path / "run")
     out = tmp_path / "z"
@@ -321,6 +326,7 @@ def slow_chunk_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_zoom_after_the_current_chunk_and_leaves_nothing(slow_chunk_run,
                                                                             tmp_path, sig):

@@ -30,11 +30,15 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
 from ..config import Config, ConfigError, config_from_toml, to_toml
+from ..errors import one_line
+from ..folders import json_text, write_text_atomic
+from ..measure import point_scores
 from ..store import RunStore, StoreError
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
@@ -92,22 +96,8 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or "(no message)"
-    if len(text) > 400:
-        text = text[:400] + "..."
-    return f"{type(err).__name__}: {text}"
-
-
-def json_text(data, indent: int = 2) -> str:
-    """Strict JSON, non-finite floats as null (folders.json_text)."""
-    from ..folders import json_text as strict
-    return strict(data, indent)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """A unique temporary name and a rename (folders.write_text_atomic)."""
-    from ..folders import write_text_atomic
-    write_text_atomic(path, text)
+    """errors.one_line for a job's status, at most 400 characters of message, never empty."""
+    return one_line(err, limit=403) if str(err).split() else f"{type(err).__name__}: (no message)"
 
 
 def report_writer() -> Callable[[Path], Path]:
@@ -189,22 +179,6 @@ def schedule_of(cfg: Config, data) -> dict[str, Any]:
             "eval_epochs": list(s.eval_epochs)}
 
 
-class _ChunkCurves:
-    """The curves of one finished chunk, shaped (1, n, T) and read like a RunStore, so that
-    `run.score_map` scores a partial map exactly as it scores the finished run."""
-
-    def __init__(self, curves: dict[str, np.ndarray], schedule: dict[str, Any]):
-        self._curves = {m: np.asarray(c)[None] for m, c in curves.items()}
-        self.attrs = {"schedule": schedule}
-        self.metrics = sorted(self._curves)
-
-    def read_curves(self, metric: str = "train_loss") -> np.ndarray:
-        return self._curves[metric]
-
-    def scores(self, cfg: Config) -> np.ndarray:
-        return _run_score_map(self, cfg)[0]
-
-
 def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
     """The box-counting dimension of the map's boundary, with its interval or the reason."""
     from ..fractal import boundary, estimate_dimension
@@ -268,7 +242,7 @@ class Session:
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
-    def new(cls, cfg: Config, folder: Path | None = None, **kwargs) -> "Session":
+    def new(cls, cfg: Config, folder: Path | None = None, **kwargs) -> Session:
         """A new session whose first window (w000) is `cfg`, trained by the worker."""
         folder = Path(folder) if folder is not None else \
             Path("runs") / f"explore-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -288,7 +262,7 @@ class Session:
         return session
 
     @classmethod
-    def open(cls, run_dir: Path, folder: Path | None = None, **kwargs) -> "Session":
+    def open(cls, run_dir: Path, folder: Path | None = None, **kwargs) -> Session:
         """A session on a finished run (its map is window 0) or a saved explorer session folder."""
         run_dir = Path(run_dir)
         if (run_dir / SESSION_FILE).exists() and not (run_dir / "config.toml").exists():
@@ -351,7 +325,7 @@ class Session:
         text = json_text({"format": FORMAT, "format_version": 1, "windows": entries},
                          indent=1).rstrip("\n")
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(self.folder / SESSION_FILE, text + "\n")
+        write_text_atomic(self.folder / SESSION_FILE, text + "\n")
 
     def close(self, timeout: float = 5.0) -> bool:
         """Cancel what runs and waits, stop the worker. The running job stops after its chunk;
@@ -533,7 +507,7 @@ class Session:
 
         def on_chunk(lo: int, hi: int, curves: dict[str, np.ndarray]) -> None:
             # Score the finished chunk exactly as the run's map scores it (run.score_map).
-            chunk_scores = _ChunkCurves(curves, schedule).scores(cfg)
+            chunk_scores = point_scores(cfg, curves, schedule["steps_per_epoch"])  # as the run's map
             with self._lock:
                 chunks.append((lo, hi, curves["train_loss"]))
                 partial[lo:hi] = chunk_scores
@@ -574,7 +548,7 @@ class Session:
             raise ExploreError(500, f"window: folder {win.folder.name} exists already")
         from ..run import staged_folder
         with staged_folder(win.folder) as work:
-            _write_text_atomic(work / "config.toml", to_toml(cfg))
+            write_text_atomic(work / "config.toml", to_toml(cfg))
             lengths = {m: result.curves[m].shape[1] for m in recorded_metrics(cfg)
                        if m in result.curves}
             store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
@@ -597,7 +571,7 @@ class Session:
                     "device": result.device, "data_source": source,
                     "model_steps": int(k * schedule.steps),
                     "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
-            _write_text_atomic(work / "window.json", json_text(info))
+            write_text_atomic(work / "window.json", json_text(info))
 
     def _final_scores(self, win: Window) -> np.ndarray:
         return _run_score_map(RunStore.open(win.folder / "store.zarr"), win.cfg)
@@ -622,7 +596,7 @@ class Session:
             import torch
             summary.update(versions=library_versions(), threads=torch.get_num_threads(),
                            cpu=platform.processor() or platform.machine())
-            _write_text_atomic(folder / "summary.json", json_text(summary))
+            write_text_atomic(folder / "summary.json", json_text(summary))
         with self._lock:
             job.done, job.phase = 1, "writing the report"
         path = Path(write_report(folder))

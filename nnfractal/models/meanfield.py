@@ -19,6 +19,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .common import compiled, regression_loss
+
 HIDDEN_ACTIVATIONS = {
     "tanh": lambda z: torch.tanh(z * math.sqrt(2.0)),
     "relu": lambda z: torch.relu(z) * math.sqrt(2.0),
@@ -61,35 +63,6 @@ def _readout_backward(h: Tensor, w: Tensor, y: Tensor, nonlinearity: str, post: 
     return loss, out, g_w, _activation_backward(grad_h, h, nonlinearity, post)
 
 
-def compiled(fn):
-    """torch.compile(fn) with the leading (models) dimension dynamic; on any failure to compile
-    (no C++ compiler, an unsupported platform) a warning and `fn` itself."""
-    import warnings
-    state = {"fn": None}
-
-    def call(*args):
-        if state["fn"] is None:
-            # Early exit shrinks chunks: kernels compiled for fixed sizes (the ResNet's) need
-            # one entry per power of two, more than torch's default limit of 8 per function.
-            import torch._dynamo as dynamo
-            if getattr(dynamo.config, "recompile_limit", 64) < 64:
-                dynamo.config.recompile_limit = 64
-            state["fn"] = torch.compile(fn, dynamic=False)
-        for a in args:
-            # Sizes 0 and 1 are always specialised by torch.compile; early exit shrinks chunks
-            # through powers of two >= 2, which all share the dynamic kernel.
-            if isinstance(a, Tensor) and a.ndim == 3 and a.shape[0] >= 2:
-                torch._dynamo.mark_dynamic(a, 0)
-        try:
-            return state["fn"](*args)
-        except Exception as err:                          # noqa: BLE001 - any backend failure
-            warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); "
-                          "running the fused kernel uncompiled", RuntimeWarning, stacklevel=2)
-            state["fn"] = fn
-            return fn(*args)
-    return call
-
-
 class MeanFieldMLP(nn.Module):
     """One model: X (N, width) -> (N, target_dim). The reference for tests and the naive loop."""
 
@@ -102,7 +75,7 @@ class MeanFieldMLP(nn.Module):
         self.act = HIDDEN_ACTIVATIONS[nonlinearity]
 
     def forward(self, x: Tensor) -> Tensor:
-        for i, w in enumerate(self.weights):
+        for _i, w in enumerate(self.weights):
             z = x @ w / math.sqrt(w.shape[0])
             x = self.act(z)
         return z / math.sqrt(w.shape[0])
@@ -161,7 +134,6 @@ class BatchedMeanFieldMLP:
 
     def loss(self, p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         """Mean squared error of each model over points and target dimensions: (M,)."""
-        from . import regression_loss
         if not any(w.requires_grad for w in p.values()):
             w = p[self.names[-1]]
             # The readout divides by fan_in twice (the mean-field scale), as in `forward`.

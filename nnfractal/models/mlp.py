@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .resnet import activation
+from .common import activation, classification_loss
 
 
 class MLP(nn.Module):
@@ -62,7 +62,6 @@ class BatchedMLP:
         return h
 
     def loss(self, p, x, y):
-        from . import classification_loss
         return classification_loss(self.forward(p, x), y)
 
     def reference(self, params: dict[str, Tensor]) -> MLP:

@@ -14,30 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fused_bn
+from .common import activation, activation_, classification_loss, compiled
 
 BN_EPS = 1e-5
-
-
-def activation(name: str):
-    """The elementwise nonlinearity called `name` (relu, leaky, tanh, identity)."""
-    return {
-        "relu": F.relu,
-        "leaky": lambda x: F.leaky_relu(x, 0.01),
-        "tanh": torch.tanh,
-        "identity": lambda x: x,
-    }[name]
-
-
-def activation_(name: str):
-    """`activation(name)` in place: the batched network applies it to BatchNorm outputs and
-    residual sums, which no backward formula needs, so autograd allows it; it saves one
-    allocation and memory pass per layer (~5% of a CPU training step, measured)."""
-    return {
-        "relu": torch.relu_,
-        "leaky": lambda x: F.leaky_relu_(x, 0.01),
-        "tanh": torch.tanh_,
-        "identity": lambda x: x,
-    }[name]
 
 
 class BasicBlock(nn.Module):
@@ -164,7 +143,6 @@ class BatchedResNet:
         """p: {name: (M, *shape)}, x (B, 1, 28, 28) shared by all models -> logits (M, B, 10)."""
         if self.compile_kernels:
             if self._compiled is None:
-                from .meanfield import compiled
                 self._compiled = compiled(self._forward)
             return self._compiled(p, x)
         return self._forward(p, x)
@@ -227,7 +205,6 @@ class BatchedResNet:
 
     def loss(self, p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         """Mean softmax cross-entropy of each model on (x, y): (M,)."""
-        from . import classification_loss
         return classification_loss(self.forward(p, x), y)
 
     def reference(self, params: dict[str, Tensor]) -> ResNet:

@@ -1,0 +1,70 @@
+"""The one way nnfractal refuses: one line ``nnfractal: error: <field>: <what> (allowed: ...)`` on
+stderr and exit code 2, and the errors whose str() is that line's message.
+
+Every command writes its refusal through `refuse`; every error below is raised with a message that
+already names the field or path. A diverging model is data, never one of these.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2          # a refused input or a failed run
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM (128 + SIGINT)
+
+
+def error_line(message: object) -> str:
+    """The refusal line (no newline): ``nnfractal: error: <message>``."""
+    return f"nnfractal: error: {message}"
+
+
+def refuse(message: object) -> int:
+    """Write the refusal line for `message` on stderr; return EXIT_USAGE for the command to exit with."""
+    sys.stderr.write(error_line(message) + "\n")
+    return EXIT_USAGE
+
+
+def squeeze(text: object, limit: int | None = None) -> str:
+    """`text` on one line (runs of whitespace, newlines included, become one space), cut to
+    `limit` characters with a trailing '...' where longer."""
+    s = " ".join(str(text).split())
+    return s if limit is None or len(s) <= limit else s[: limit - 3] + "..."
+
+
+def one_line(err: BaseException, limit: int | None = None) -> str:
+    """An exception as 'OSError: [Errno 28] No space left on device: ...' on one line (just the
+    type's name where the message is empty)."""
+    text = squeeze(err, limit)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class DataError(Exception):
+    """A data set could not be provided.
+
+    The message is a single line that starts with the offending field, e.g.
+    ``"data_dir: /x is not readable"`` or ``"train_size: 5000 is out of range ..."``.
+    """
+
+
+class StoreError(Exception):
+    """A store that is missing, foreign or corrupt. The message is one line naming the path."""
+
+
+class RunFolderError(Exception):
+    """An output folder that cannot take this run. One line naming the field."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after a chunk; finished tiles are kept. str(): one line saying how
+    far the run got and how to resume it. A KeyboardInterrupt, so callers that stage their own
+    folder (zoom, compare) clean up as for any Ctrl-C."""
+
+
+class RunFailed(Exception):
+    """Training, writing or drawing failed mid-run (an exception, a full disk); finished tiles are
+    kept. str(): one line with the cause and how to resume; `brief`: without the resume hint
+    (for zoom and compare, whose staged folders do not survive a failure)."""
+
+    def __init__(self, brief: str, run_dir: Path, resume: str = "nnfractal run --resume"):
+        self.brief, self.run_dir = brief, run_dir
+        super().__init__(f"{brief} (resume with: {resume} {run_dir})")
