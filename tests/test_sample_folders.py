@@ -24,7 +24,7 @@ for i in range(reps):
     while len(list(root.glob(f"ready-{i}-*"))) < 2:
         time.sleep(0.002)                          # not a busy wait: it would starve the other
     if (i % 4 == 1 and me == "a") or (i % 4 == 3 and me == "b"):
-        time.sleep(0.05)                           # the other one first: both orders happen
+        time.sleep(0.5)                            # the other one first: both orders happen
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["sample", *args, "--out", str(root / f"s{i}")])
