@@ -25,9 +25,9 @@ results = []
 for i in range(reps):
     (root / f"ready-{i}-{me}").touch()             # a barrier: both start rep i together
     while len(list(root.glob(f"ready-{i}-*"))) < 2:
-        time.sleep(0.0002)
+        time.sleep(0.002)                          # not a busy wait: it would starve the other
     if (i % 4 == 1 and me == "a") or (i % 4 == 3 and me == "b"):
-        time.sleep(0.05)                           # the other one first: both orders happen
+        time.sleep(0.5)                            # the other one first: both orders happen
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["sample", *args, "--out", str(root / f"s{i}")])
@@ -54,10 +54,15 @@ def test_two_samples_started_at_the_same_instant_on_one_out_one_wins_and_nothing
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name in "ab"]
     outs = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=900)
-        assert p.returncode == 0, stderr
-        outs.append(json.loads(stdout))
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=900)
+            assert p.returncode == 0, stderr
+            outs.append(json.loads(stdout))
+    finally:
+        for p in procs:                            # a failed or timed-out test leaves no racer
+            p.kill()
+            p.wait()
     first = None
     for i in range(reps):
         got = [outs[0][i], outs[1][i]]
