@@ -87,8 +87,8 @@ def test_two_samples_started_at_the_same_instant_on_one_out_one_wins_and_nothing
             first = (info["estimate"], curves)
         assert info["estimate"] == first[0]
         np.testing.assert_array_equal(curves, first[1])
-    assert all(any(code == 0 for code, _ in o) for o in outs), \
-        "each process must win some races (both orders)"
+    # Which process wins is up to the scheduler (the staggered starts make both orders likely,
+    # not certain on a busy machine); every rep above checked the outcome whichever won.
     assert not [p.name for p in root.iterdir() if p.name.startswith(".")]
     assert main(["sample", "--resume", str(root / "s0"), "--no-progress"]) == 0
 
