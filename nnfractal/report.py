@@ -591,6 +591,25 @@ def zoom_report(folder: Path, display=None) -> str:
 ARCH_FIELDS_SHOWN = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width")
 
 
+def _depth_sweep(folder: Path, results: list, presets, head: list, *, with_p: bool,
+                 caption: str) -> str:
+    """The depth-sweep section of a comparison: pooled dimensions and the difference per depth."""
+    rows = []
+    for r in results:
+        d = r["difference"]
+        diff = (f'{d["estimate"]:+.3f} <span class="ci">[{d["ci_low"]:+.3f}, '
+                f'{d["ci_high"]:+.3f}]</span>' if d.get("ok") else '<span class="na">n/a</span>')
+        rows.append([fmt_num(r["depth"])]
+                    + [fmt_est(r["archs"][p]["pooled"], counts=True) for p in presets]
+                    + [diff] + ([fmt_num(d.get("p_permutation"))] if with_p else [])
+                    + [esc(d["verdict"])])
+    header = ["depth", head[1], head[2], "D(A) &minus; D(B)"] + (["p"] if with_p else []) \
+        + ["verdict"]
+    return section("Depth sweep", table(header, rows)
+                   + img(folder / "compare_depth.png", "dimension against depth", caption),
+                   "depth")
+
+
 def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
     """The report of `nnfractal compare --method uncertainty|transect` (compare_sampling.py)."""
     from .stats import NO_DIFFERENCE, min_detectable
@@ -649,20 +668,9 @@ def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
                          "architectures) and pooled over seeds."))
     toc.append(("dims", "Dimensions"))
     if len(results) > 1:
-        drows = []
-        for r in results:
-            d = r["difference"]
-            drows.append([fmt_num(r["depth"])] + [fmt_est(r["archs"][p]["pooled"], counts=True)
-                                                  for p in presets]
-                         + [(f'{d["estimate"]:+.3f} <span class="ci">[{d["ci_low"]:+.3f}, '
-                             f'{d["ci_high"]:+.3f}]</span>' if d.get("ok")
-                             else '<span class="na">n/a</span>'),
-                            fmt_num(d.get("p_permutation")), esc(d["verdict"])])
-        parts.append(section("Depth sweep", table(["depth", head[1], head[2],
-                                                   "D(A) &minus; D(B)", "p", "verdict"], drows)
-                             + img(folder / "compare_depth.png", "dimension against depth",
-                                   "Pooled dimension against depth (95% intervals) and the "
-                                   "difference."), "depth"))
+        parts.append(_depth_sweep(folder, results, presets, head, with_p=True,
+                                  caption="Pooled dimension against depth (95% intervals) and "
+                                  "the difference."))
         toc.append(("depth", "Depth sweep"))
     figs = (img(folder / "compare_maps.png", "maps side by side",
                 "Seed 0 of both architectures: the coarse map each estimator started from "
@@ -809,18 +817,9 @@ def compare_report(folder: Path, display=None) -> str:
     toc.append(("dims", "Dimensions"))
 
     if len(results) > 1:
-        drows = []
-        for r in results:
-            d = r["difference"]
-            drows.append([fmt_num(r["depth"])] + [fmt_est(r["archs"][p]["pooled"], counts=True)
-                                                  for p in presets]
-                         + [(f'{d["estimate"]:+.3f} <span class="ci">[{d["ci_low"]:+.3f}, {d["ci_high"]:+.3f}]</span>'
-                             if d.get("ok") else '<span class="na">n/a</span>'), esc(d["verdict"])])
-        parts.append(section("Depth sweep", table(["depth", head[1], head[2], "D(A) &minus; D(B)",
-                                                   "verdict"], drows) +
-                             img(folder / "compare_depth.png", "dimension against depth",
-                                 "Pooled dimension against depth (95% intervals) and the "
-                                 "difference; grey diamonds: interval includes 0."), "depth"))
+        parts.append(_depth_sweep(folder, results, presets, head, with_p=False,
+                                  caption="Pooled dimension against depth (95% intervals) and "
+                                  "the difference; grey diamonds: interval includes 0."))
         toc.append(("depth", "Depth sweep"))
 
     figs = (img(folder / "compare_maps.png", "maps side by side",

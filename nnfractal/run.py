@@ -359,25 +359,36 @@ def _flock_or_refuse(f, run_dir: Path) -> None:
 
 @contextmanager
 def _claim_new_run(out: Path, plan: RunPlan, tile: int):
-    """Create a new run at `out` atomically and hold its lock while the block runs.
+    """Create a new run at `out` atomically and hold its lock while the block runs
+    (`claim_new_folder` with the run's config.toml and empty store)."""
+    with claim_new_folder(out, lambda work: _create_run(work, plan, tile, shown=out),
+                          lambda: check_out_dir(out, plan.cfg)) as claimed:
+        yield claimed
 
-    config.toml and the empty store are written into a unique staging folder beside `out`, its
-    config.toml is locked (the flock stays with the open file across the rename), and the folder
-    is renamed to `out`, which succeeds only while `out` is absent or empty. Of two processes
-    started on the same `out` at the same instant exactly one gets it; the other removes only its
-    own staging folder and is refused as a sequential second start would be (check_out_dir).
-    A failure while writing (a full disk) leaves nothing behind."""
+
+@contextmanager
+def claim_new_folder(out: Path, create, refuse_as_later_start):
+    """Create a new run or sample folder at `out` atomically and hold its lock while the block
+    runs.
+
+    `create(work)` writes config.toml and the empty store into a unique staging folder beside
+    `out`; its config.toml is locked (the flock stays with the open file across the rename), and
+    the folder is renamed to `out`, which succeeds only while `out` is absent or empty. Of two
+    processes started on the same `out` at the same instant exactly one gets it; the other
+    removes only its own staging folder and is refused as a sequential second start would be
+    (`refuse_as_later_start()` raises that line). A failure while writing (a full disk) leaves
+    nothing behind."""
     try:
         work = new_staging_folder(out)
     except OSError as err:
         raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
     lock = None
     try:
-        _create_run(work, plan, tile, shown=out)
+        create(work)
         lock = open(work / "config.toml", "rb")
         _flock_or_refuse(lock, out)
         if not claim_folder(work, out):
-            check_out_dir(out, plan.cfg)          # raises the same refusal as a later start
+            refuse_as_later_start()
             raise RunFolderError(f"out: {out} was taken by another process (allowed: a new or "
                                  "empty folder)")
     except BaseException:

@@ -287,39 +287,14 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
 
 @contextmanager
 def _claim_new_sample(out: Path, plan, spec: SampleSpec, source_run):
-    """Create a new sample at `out` atomically and hold its lock while the block runs.
-
-    As `run._claim_new_run`: config.toml and the empty store are written into a unique staging
-    folder beside `out`, its config.toml is locked (the flock stays with the open file across
-    the rename), and the folder is renamed to `out`, which succeeds only while `out` is absent or
-    empty. Of two processes started on one `out` at the same instant exactly one gets it; the
-    other removes only its own staging folder and is refused (RunFolderError, one line) as a
-    later start would be. A failure while writing leaves nothing behind."""
-    from .backends import one_line
-    from .folders import claim_folder, new_staging_folder, remove_staging_folder
-    from .run import RunFolderError, _flock_or_refuse, check_out_dir
-    try:
-        work = new_staging_folder(out)
-    except OSError as err:
-        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
-    lock = None
-    try:
-        _create_sample(work, plan, spec, source_run, shown=out)
-        lock = open(work / "config.toml", "rb")
-        _flock_or_refuse(lock, out)
-        if not claim_folder(work, out):
-            check_out_dir(out, plan.cfg, resume_command=RESUME_COMMAND)   # a later start's line
-            raise RunFolderError(f"out: {out} was taken by another process (allowed: a new or "
-                                 "empty folder)")
-    except BaseException:
-        if lock is not None:
-            lock.close()
-        remove_staging_folder(work)
-        raise
-    try:
-        yield out
-    finally:
-        lock.close()
+    """Create a new sample at `out` atomically and hold its lock while the block runs
+    (`run.claim_new_folder`: of two processes started on one `out` at the same instant exactly
+    one gets it; the other is refused in one line as a later start would be)."""
+    from .run import check_out_dir, claim_new_folder
+    with claim_new_folder(
+            out, lambda work: _create_sample(work, plan, spec, source_run, shown=out),
+            lambda: check_out_dir(out, plan.cfg, resume_command=RESUME_COMMAND)) as claimed:
+        yield claimed
 
 
 def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
