@@ -6,14 +6,13 @@ prints one line, ``nnfractal: error: <field>: <what is wrong> (allowed: ...)``, 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .allocator import restart_with_tcmalloc
 from . import bench, compare, explore, report, sample, zoom
-from .cli_shared import (CONFIG_FLAGS, DEFAULT_PRESET, EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser,
+from .cli_shared import (CONFIG_FLAGS, DEFAULT_PRESET, EXIT_USAGE, OneLineParser,
                          add_max_storage_flag, add_run_flags, config_from_args, is_out_of_memory,
-                         overrides_from_args, run_guarded)
+                         overrides_from_args, run_guarded, run_resumable)
 from .config import ConfigError, load_preset, preset_names
 from .errors import StoreError, refuse
 
@@ -77,7 +76,7 @@ def cmd_run(args) -> int:
     (exit 130, saying how to resume); a failure mid-run is one line, exit 2, tiles kept."""
     # Here, not at the top: run.py loads torch (3 s measured), which must come after
     # console_main's allocator restart and thread settings, and `nnfractal presets` needs none.
-    from .run import RunInterrupted, default_out_dir, execute, resume
+    from .run import default_out_dir, execute, resume
     folder: list[Path] = []          # the run folder, once known
 
     def work() -> None:
@@ -100,16 +99,7 @@ def cmd_run(args) -> int:
             folder.append(out)
             execute(cfg, out, max_storage=args.max_storage, **options)
 
-    try:
-        return run_guarded(work, keyboard=False, resumable=True)
-    except RunInterrupted as err:
-        sys.stderr.write(f"nnfractal: {err}\n")
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        started = folder and (folder[0] / "config.toml").exists()
-        sys.stderr.write("nnfractal: interrupted; " + (
-            f"resume with: nnfractal run --resume {folder[0]}\n" if started else "nothing was written\n"))
-        return EXIT_INTERRUPTED
+    return run_resumable(work, folder, "nnfractal run --resume")
 
 
 def cmd_dimension(args) -> int:

@@ -13,8 +13,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import METRICS, READOUTS, Config, ConfigError, preset_names, resolve_config
-from .errors import (EXIT_INTERRUPTED, EXIT_USAGE, DataError, RunFailed, RunFolderError, StoreError,
-                     refuse)
+from .errors import (EXIT_INTERRUPTED, EXIT_USAGE, DataError, RunFailed, RunFolderError,
+                     RunInterrupted, StoreError, refuse)
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "refuse", "OneLineParser", "add_run_flags",
            "add_max_storage_flag", "CONFIG_FLAGS", "DEFAULT_PRESET", "overrides_from_args",
@@ -175,6 +175,23 @@ def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
         sys.stderr.write("nnfractal: interrupted; nothing was written\n")
         return EXIT_INTERRUPTED
     return 0
+
+
+def run_resumable(work, folder: list, resume_command: str) -> int:
+    """`run_guarded` for a command whose folder survives a stop (run, sample, sampled compare):
+    a failure says how to resume; Ctrl-C after a chunk exits 130 with the interrupt's own line
+    (RunInterrupted); a Ctrl-C before that says how to resume once `folder[0]` has its
+    config.toml, else that nothing was written."""
+    try:
+        return run_guarded(work, keyboard=False, resumable=True)
+    except RunInterrupted as err:
+        sys.stderr.write(f"nnfractal: {err}\n")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        started = folder and (Path(folder[0]) / "config.toml").exists()
+        sys.stderr.write("nnfractal: interrupted; " + (
+            f"resume with: {resume_command} {folder[0]}\n" if started else "nothing was written\n"))
+        return EXIT_INTERRUPTED
 
 
 def is_out_of_memory(err: BaseException) -> bool:

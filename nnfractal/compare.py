@@ -39,13 +39,12 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config, ConfigError, build_config
-from .errors import EXIT_INTERRUPTED, StoreError, refuse
+from .errors import StoreError, refuse
 from .folders import write_json_atomic as _write_json
 
 FORMAT = "nnfractal-compare"
@@ -601,12 +600,8 @@ def cmd_compare(args) -> int:
         return refuse(err)
     if (args.method or "box") == "box" and args.resume is None:
         return run_guarded(work)
-    from .run import RunInterrupted
-    try:
-        return run_guarded(work, keyboard=False, resumable=True)
-    except RunInterrupted as err:
-        sys.stderr.write(f"nnfractal: {err}\n")
-        return EXIT_INTERRUPTED
+    from .cli_shared import run_resumable
+    return run_resumable(work, [], "nnfractal compare --resume")   # its stops say how
 
 
 def _compare_work(args):

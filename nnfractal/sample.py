@@ -577,9 +577,7 @@ def add_sample_parser(sub) -> None:
 def cmd_sample(args) -> int:
     """`nnfractal sample`: refused input is one line and exit 2; Ctrl-C stops after the current
     chunk (exit 130, saying how to resume)."""
-    import sys
-    from .cli_shared import EXIT_INTERRUPTED, overrides_from_args, refuse, run_guarded
-    from .run import RunInterrupted
+    from .cli_shared import overrides_from_args, run_resumable
     folder: list[Path] = []
 
     def work() -> None:
@@ -603,19 +601,10 @@ def cmd_sample(args) -> int:
         folder.append(out)
         sample(spec, cfg, out, source_run=source_run, max_storage=args.max_storage, **options)
 
-    try:
+    def checked() -> None:
         try:
-            return run_guarded(work, keyboard=False, resumable=True)
-        except SamplingError as err:
+            work()
+        except SamplingError as err:        # the estimators' refusal, as the config's
             raise ConfigError(err.field, str(err).split(": ", 1)[1]) from None
-    except ConfigError as err:
-        return refuse(err)
-    except RunInterrupted as err:
-        sys.stderr.write(f"nnfractal: {err}\n")
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        started = folder and (folder[0] / "config.toml").exists()
-        sys.stderr.write("nnfractal: interrupted; " + (
-            f"resume with: nnfractal sample --resume {folder[0]}\n" if started
-            else "nothing was written\n"))
-        return EXIT_INTERRUPTED
+
+    return run_resumable(checked, folder, RESUME_COMMAND)
