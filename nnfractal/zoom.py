@@ -6,10 +6,12 @@ Frame 0 is the run's own window; frame k has 1/factor**k of its width and height
 aspect ratio in axis units), down to ``depth`` decades of magnification:
 ``floor(depth * ln 10 / ln factor) + 1`` frames. Frame k (k >= 1) is centred on the centre and,
 where that would leave frame k-1, shifted by the least amount that keeps it inside frame k-1: every
-frame lies inside the one before (the animation never needs area nobody trained), and once the
-frames are small enough the centre is the middle of every frame. The centre is given in axis
-units (x then y; base-10 exponents on log axes) or, by default, is the run's boundary pixel with
-the most boundary pixels around it (ties: nearest the window's middle, then lowest row/column).
+frame lies inside the one before (the animation never needs area nobody trained). A given centre
+(``--center``, axis units: x then y; base-10 exponents on log axes) stays fixed. By default the
+centre starts at the run's boundary pixel with the most boundary pixels around it (ties: nearest
+the window's middle, then lowest row/column) and then follows the boundary: frame k is centred on
+the densest boundary cell of frame k-1 near the current centre (`follow_boundary`), since a centre
+picked on the first map is only as precise as its pixels.
 
 Every frame is a full grid run (``run.execute``) with the run's config except ``mnmx`` (and
 ``resolution`` with --resolution), in ``OUT/frames/frame_NN/``. When the resolution is the run's,
@@ -73,6 +75,9 @@ POOLED_METHOD = (
 
 
 # ---- windows --------------------------------------------------------------------------------
+
+AUTO_CENTRE_WORDS = "auto: densest point of the largest connected boundary, then following the boundary"
+
 
 def frame_count(depth: float, factor: float) -> int:
     """Frames of a zoom `depth` decades deep at `factor` per frame, the run's own window included."""
@@ -218,6 +223,57 @@ def auto_center(cfg: Config, score_map: np.ndarray) -> tuple[float, float] | Non
     i, j = densest_boundary_pixel(largest_component(edges))
     xs, ys = axis_units(cfg, score_map.shape[1])
     return float((xs[j] + xs[j + 1]) / 2), float((ys[i] + ys[i + 1]) / 2)
+
+
+def follow_boundary(cfg: Config, score_map: np.ndarray, center, next_width,
+                    half: int) -> tuple[tuple[float, float], bool]:
+    """Centre of the next frame of an automatic zoom, from this frame's map: the boundary cell
+    with the most boundary within ``half`` pixels of it, among the cells inside the next frame
+    as planned around ``center`` (the nearest boundary cell when none is).
+
+    A centre chosen on the first map is only as precise as that map's pixels: once the frames are
+    smaller than those pixels, a fixed centre leaves the boundary (the paper's single-datapoint
+    configuration at 128 px: frame 3 of x8 frames was 0% converged). Following the boundary frame
+    by frame keeps every frame on it, as the paper's hand-picked zooms are.
+
+    Parameters
+    ----------
+    cfg : Config
+        This frame's config (its ``mnmx`` places the pixels; axis units).
+    score_map : (n, n) ndarray
+        This frame's scores (rows = y, cols = x).
+    center : (x, y)
+        The current centre, axis units.
+    next_width : (width_x, width_y)
+        The next frame's width and height, axis units.
+
+    Returns
+    -------
+    ((x, y), found) : the next centre (``center`` itself when this frame has no boundary) and
+    whether there was boundary to follow.
+    """
+    from .fractal import boundary
+    edges = boundary(score_map)
+    if not edges.any():
+        return (float(center[0]), float(center[1])), False
+    xs, ys = axis_units(cfg, score_map.shape[1])
+    mid_x, mid_y = (xs[:-1] + xs[1:]) / 2, (ys[:-1] + ys[1:]) / 2
+    ii, jj = np.nonzero(edges)
+    dx, dy = mid_x[jj] - center[0], mid_y[ii] - center[1]
+    inside = (np.abs(dx) <= next_width[0] / 2) & (np.abs(dy) <= next_width[1] / 2)
+    # distance in pixels of this frame, so the two axes weigh alike
+    dist = (dx / (xs[1] - xs[0])) ** 2 + (dy / (ys[1] - ys[0])) ** 2
+    if inside.any():
+        rows, cols = edges.shape
+        table = np.zeros((rows + 1, cols + 1), dtype=np.int64)
+        table[1:, 1:] = np.cumsum(np.cumsum(edges, axis=0), axis=1)
+        r0, r1 = np.clip(ii - half, 0, rows), np.clip(ii + half + 1, 0, rows)
+        c0, c1 = np.clip(jj - half, 0, cols), np.clip(jj + half + 1, 0, cols)
+        density = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+        best = np.lexsort((jj, ii, dist, -np.where(inside, density, -1)))[0]
+    else:
+        best = np.lexsort((jj, ii, dist))[0]
+    return (float(mid_x[jj[best]]), float(mid_y[ii[best]])), True
 
 
 # ---- planning: every check before anything is written ----------------------------------------
@@ -374,16 +430,19 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     log(f"zoom: {n} frames of {plan.frame_cfgs[0].resolution}x{plan.frame_cfgs[0].resolution}, "
         f"factor {plan.factor:g} per frame, {depth_words(n, plan.factor, plan.depth)}, "
         f"centre x={_fmt(cx)} y={_fmt(cy)} "
-        f"({'given' if plan.center_source == 'given' else 'auto: densest point of the largest connected boundary'})")
+        f"({'given' if plan.center_source == 'given' else AUTO_CENTRE_WORDS})")
     start = time.perf_counter()
     # Ctrl-C or SIGTERM: the frame in training stops after its chunk, and no other frame starts.
     with graceful_interrupt(), staged_folder(out) as work:
         (work / "frames").mkdir()
         frames = []
+        centre = plan.center
         for k, fcfg in enumerate(plan.frame_cfgs):
             stop_if_requested(f"zoom interrupted before frame {k} of {n}")
             name = frame_name(k, n)
             fdir = work / "frames" / name
+            if k > 0 and plan.center_source == "auto":
+                fcfg, centre = _follow(plan, fcfg, frames[-1], work, centre, log)
 
             def flog(msg, k=k):
                 log(f"[frame {k}/{n - 1}] " + str(msg).replace(str(work), str(out)))
@@ -397,8 +456,10 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
             frames.append({
                 "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
                 "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
+                "center": {"x": centre[0], "y": centre[1]},
                 "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
-                "ulps_per_pixel": plan.ulps[k], "copied_from_run": bool(k == 0 and plan.reuse_run),
+                "ulps_per_pixel": ulps_per_pixel(fcfg.mnmx, fcfg.resolution, fcfg.axis_scale,
+                                                  fcfg.precision), "copied_from_run": bool(k == 0 and plan.reuse_run),
             })
         stop_if_requested(f"zoom interrupted after its {n} frames, before drawing")
         train_s = time.perf_counter() - start
@@ -408,6 +469,8 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
             "preset": plan.cfg.preset, "axis_scale": plan.cfg.axis_scale,
             "axis_units": "base-10 exponents" if plan.cfg.axis_scale == "log" else "values",
             "center": {"x": cx, "y": cy, "source": plan.center_source},
+            # auto: each frame is centred on the boundary of the one before (`follow_boundary`)
+            "center_follows_boundary": plan.center_source == "auto",
             "factor": plan.factor, "depth_requested": plan.depth,
             "depth_reached": (n - 1) * math.log10(plan.factor),
             "resolution": plan.frame_cfgs[0].resolution, "n_frames": n,
@@ -428,6 +491,26 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         write_report_safely(work, display_path=out, log=log)
     log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
     return out
+
+
+def _follow(plan: ZoomPlan, fcfg: Config, prev: dict, work: Path, centre, log):
+    """Frame k's config and centre when the centre follows the boundary (see `follow_boundary`):
+    centred on frame k-1's boundary near the current centre, inside frame k-1, with the planned
+    size. A window float64 could not resolve keeps its planned place."""
+    pcfg, pmap = score_map_of(work / prev["dir"])
+    y0, y1, x0, x1 = fcfg.mnmx
+    half = max(1, round(pmap.shape[1] / (2 * plan.factor)))
+    new, found = follow_boundary(pcfg, pmap, centre, (x1 - x0, y1 - y0), half)
+    if not found:
+        log(f"[frame {prev['index'] + 1}] frame {prev['index']} has no boundary: the centre stays")
+        return fcfg, centre
+    py0, py1, px0, px1 = pcfg.mnmx
+    xs = _nested(new[0], x1 - x0, px0, px1)
+    ys = _nested(new[1], y1 - y0, py0, py1)
+    window = (ys[0], ys[1], xs[0], xs[1])
+    if ulps_per_pixel(window, fcfg.resolution, fcfg.axis_scale, fcfg.precision) < MIN_ULPS_PER_PIXEL:
+        return fcfg, centre
+    return fcfg.replace(mnmx=window), new
 
 
 def depth_words(n_frames: int, factor: float, asked: float) -> str:
@@ -608,7 +691,8 @@ def add_zoom_parser(sub) -> None:
                    "(--depth is the same; in `run` it means the network's layers)")
     p.add_argument("--center", "--centre", nargs=2, type=float, metavar=("X", "Y"),
                    help="zoom centre in axis units, x then y (base-10 exponents on log axes; "
-                   "default: where the run's boundary is densest)")
+                   "fixed; default: where the run's boundary is densest, then following the "
+                   "boundary frame by frame)")
     p.add_argument("--resolution", type=int, help="pixels per side of every frame "
                    "(default: the run's)")
     p.add_argument("--out", type=Path, help="output folder (default <RUN_DIR>-zoom-<timestamp>, "

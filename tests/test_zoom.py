@@ -29,6 +29,31 @@ def tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
 
+def test_the_automatic_centre_follows_the_boundary_frame_by_frame():
+    """A centre picked on a coarse map misses a thin feature by up to a pixel; the next frame's
+    centre moves onto this frame's boundary, inside the next frame's planned place."""
+    from nnfractal.zoom import follow_boundary
+    cfg = build_config("paper-tanh", resolution=64, mnmx=(0.0, 1.0, 0.0, 1.0))
+    xs, ys = np.linspace(0, 1, 64), np.linspace(0, 1, 64)
+    X, Y = np.meshgrid(xs, ys)
+    smap = Y - 0.3 - 0.05 * np.sin(12 * X)                 # boundary: y = 0.3 + 0.05 sin(12 x)
+    centre = (0.5, 0.45)                                  # 0.15 - 0.05 sin(6) above it
+    (cx, cy), found = follow_boundary(cfg, smap, centre, (0.25, 0.25), half=4)
+    assert found
+    assert abs(cx - 0.5) <= 0.125 + 1e-12 and abs(cy - 0.45) <= 0.125 + 1e-12
+    assert abs(cy - (0.3 + 0.05 * np.sin(12 * cx))) < 2 / 63           # on the boundary
+    j = int(np.searchsorted(xs, cx)) - 1
+    i = int(np.searchsorted(ys, cy)) - 1
+    assert boundary(smap)[i, j]
+    # nothing inside the next frame: the nearest boundary cell; no boundary: the centre stays
+    (fx, fy), found = follow_boundary(cfg, smap, (0.5, 0.9), (0.1, 0.1), half=4)
+    ii, jj = np.nonzero(boundary(smap))
+    mids = np.stack([(xs[jj] + xs[jj + 1]) / 2, (ys[ii] + ys[ii + 1]) / 2], 1)
+    nearest = np.hypot(mids[:, 0] - 0.5, mids[:, 1] - 0.9).min()
+    assert found and math.hypot(fx - 0.5, fy - 0.9) == pytest.approx(nearest)
+    assert follow_boundary(cfg, np.ones((64, 64)), (0.5, 0.9), (0.1, 0.1), 4) == ((0.5, 0.9), False)
+
+
 # ---- windows and float limit (no training) ----------------------------------------------------
 
 def test_frame_count():
@@ -164,7 +189,13 @@ def test_zoom_end_to_end(base_run, zoomed, capsys):
         assert list(cfg.mnmx) == fr["mnmx"]
         assert cfg.replace(mnmx=run_cfg.mnmx).to_dict() == run_cfg.to_dict()   # only mnmx differs
         y0, y1, x0, x1 = cfg.mnmx
-        assert x0 <= c[0] <= x1 and y0 <= c[1] <= y1
+        fc = (fr["center"]["x"], fr["center"]["y"])
+        assert x0 <= fc[0] <= x1 and y0 <= fc[1] <= y1
+        if k == 0:
+            assert fc == c
+        else:                   # the automatic centre follows the boundary: both signs in view
+            smap = score_map_of(fdir)[1]
+            assert (smap > 0).any() and (smap <= 0).any(), k
         if prev is not None:                       # shrinks by the factor, inside the last frame
             assert (prev[1] - prev[0]) / (y1 - y0) == pytest.approx(4.0)
             assert (prev[3] - prev[2]) / (x1 - x0) == pytest.approx(4.0)
