@@ -12,9 +12,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import METRICS, READOUTS, Config, ConfigError, preset_names, resolve_config
+from .config import DEFAULT_PRESET, METRICS, READOUTS, Config, ConfigError, preset_names, resolve_config
 from .errors import (EXIT_INTERRUPTED, EXIT_USAGE, DataError, RunFailed, RunFolderError,
                      RunInterrupted, StoreError, refuse)
+from .models import model_names
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "refuse", "OneLineParser", "add_run_flags",
            "add_max_storage_flag", "CONFIG_FLAGS", "DEFAULT_PRESET", "overrides_from_args",
@@ -42,7 +43,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_max_storage_flag(p)
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="resnet | meanfield-mlp | mlp")
+    g.add_argument("--model", help=" | ".join(model_names()))
     g.add_argument("--depth", type=int, help="ResNet depth 6n+2 (8, 14, 20, 32, 44, 56); MLP layers")
     g.add_argument("--skip", dest="skip", action="store_true", default=None, help="residual (default)")
     g.add_argument("--no-skip", dest="skip", action="store_false", help="plain network, no shortcuts")
@@ -126,8 +127,6 @@ def add_max_storage_flag(p: argparse.ArgumentParser) -> None:
 # and metric; minibatch sampling with replacement is a preset-only choice.
 NOT_FLAGS = ("preset", "readout", "metric", "minibatch_replacement")
 CONFIG_FLAGS = tuple(f.name for f in fields(Config) if f.name not in NOT_FLAGS)
-
-DEFAULT_PRESET = "resnet20-mnist"
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:

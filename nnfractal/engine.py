@@ -30,7 +30,8 @@ from .config import Config, ConfigError
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
 from .measure import epoch_curves  # noqa: F401 - engine.epoch_curves: its name before measure.py
-from .models import classification_loss, compile_wanted, correct_count, regression_loss
+from .models import family_spec
+from .models.common import classification_loss, compile_wanted, correct_count, regression_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -253,10 +254,6 @@ def matmul_precision(cfg: Config, device: torch.device):
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-# CPU chunk sizes by model: ResNet 4 (one thread per chunk, chunks side by side) and the paper's
-# MLP 256 were measured fastest on a 2-core Xeon (benchmarks/README.md); the MNIST MLP's 64 is
-# not measured.
-CPU_TILE_BATCH = {"resnet": 4, "mlp": 64, "meanfield-mlp": 256}
 MAX_AUTO_TILE_BATCH = 4096
 
 
@@ -300,7 +297,7 @@ def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device 
     """cfg.tile_batch, or for 0 (auto) the chunk size to use: a power of two (early exit shrinks
     chunks through powers of two), the largest whose measured footprint fits in 70% of the
     memory budget (default: free CUDA memory, or available RAM), and on CPU at most the size
-    measured fastest for the model (`CPU_TILE_BATCH`). Chunk sizes change roundoff, so the size
+    measured fastest for the model (its family's `cpu_tile_batch`). Chunk sizes change roundoff, so the size
     chosen is reported with the results (TrainResult.tile_batch)."""
     if cfg.tile_batch:
         return cfg.tile_batch
@@ -311,7 +308,7 @@ def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device 
     per_model = max(1, model_footprint(cfg, family, data, device, 2) - one)
     fixed = max(0, one - per_model)
     fits = int((budget - fixed) // per_model)
-    cap = MAX_AUTO_TILE_BATCH if device.type == "cuda" else CPU_TILE_BATCH.get(cfg.model, 16)
+    cap = MAX_AUTO_TILE_BATCH if device.type == "cuda" else family_spec(cfg.model).cpu_tile_batch
     size = min(max(1, fits), cap)
     return 1 << (size.bit_length() - 1)
 
@@ -486,22 +483,18 @@ class TrainResult:
         return self.curves["train_loss"]
 
 
-# CPU: models whose chunks run faster side by side, one torch thread each, than one after the
-# other on all threads (measured on a 2-core Xeon, benchmarks/README.md: ResNet-20 1.1-1.2x).
-PARALLEL_CHUNK_MODELS = ("resnet",)
-
-
 def resolve_chunk_workers(cfg: Config, device: torch.device, n_chunks: int) -> tuple[int, int]:
     """(workers, threads per chunk): how many chunks train at once and with how many torch threads
-    each. cfg.chunk_workers, or for 0 (auto) one worker per torch thread for the models in
-    PARALLEL_CHUNK_MODELS on a CPU (unless torch.compiled), else 1. Workers split the torch threads between them. The
-    threads per chunk do not depend on n_chunks (which only caps the workers): kernels' roundoff
-    can depend on their thread count, and a point must not depend on the size of its tile."""
+    each. cfg.chunk_workers, or for 0 (auto) one worker per torch thread for the families whose
+    chunks run faster side by side (`parallel_chunks`) on a CPU (unless torch.compiled), else 1.
+    Workers split the torch threads between them. The threads per chunk do not depend on
+    n_chunks (which only caps the workers): kernels' roundoff can depend on their thread count,
+    and a point must not depend on the size of its tile."""
     threads = torch.get_num_threads()
     if device.type != "cpu":
         return 1, threads
     # torch.compile's first call compiles, which is not safe from two threads at once.
-    auto = threads if cfg.model in PARALLEL_CHUNK_MODELS and not compile_wanted(cfg) else 1
+    auto = threads if family_spec(cfg.model).parallel_chunks and not compile_wanted(cfg) else 1
     wanted = cfg.chunk_workers or auto
     return max(1, min(wanted, n_chunks)), max(1, threads // wanted)
 

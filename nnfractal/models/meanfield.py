@@ -15,11 +15,15 @@ that both paths agree to 1e-10 in float64 over 100 steps.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from .common import compiled, regression_loss
+from .common import compile_wanted, compiled, regression_loss
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 HIDDEN_ACTIVATIONS = {
     "tanh": lambda z: torch.tanh(z * math.sqrt(2.0)),
@@ -212,3 +216,9 @@ class BatchedMeanFieldMLP:
         net = MeanFieldMLP(self.width, self.depth, self.target_dim, self.nonlinearity)
         net.load_state_dict(params, strict=True)
         return net
+
+
+def build(cfg: Config) -> BatchedMeanFieldMLP:
+    """The batched mean-field MLP of `cfg` (width, depth, target_dim, nonlinearity, compile)."""
+    return BatchedMeanFieldMLP(cfg.width, cfg.depth, cfg.target_dim, cfg.nonlinearity,
+                               compile_kernels=compile_wanted(cfg))

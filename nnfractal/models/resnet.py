@@ -9,12 +9,17 @@ BatchNorm always uses batch statistics (no running averages), as in training mod
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fused_bn
-from .common import activation, activation_, classification_loss, compiled
+from .common import activation, activation_, classification_loss, compile_wanted, compiled
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 BN_EPS = 1e-5
 
@@ -212,3 +217,9 @@ class BatchedResNet:
         net = ResNet(self.depth, self.c_hidden, self.skip, self.nonlinearity)
         net.load_state_dict(params, strict=True)
         return net
+
+
+def build(cfg: Config) -> BatchedResNet:
+    """The batched ResNet of `cfg` (depth, c_hidden, skip, nonlinearity, compile)."""
+    return BatchedResNet(cfg.depth, cfg.c_hidden, cfg.skip, cfg.nonlinearity,
+                         compile_kernels=compile_wanted(cfg))
