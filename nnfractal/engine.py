@@ -220,14 +220,13 @@ def _step_function(cfg: Config, family):
 
 
 def _whole_run_kernel(cfg: Config, family, step_fn, dtype, device, evaluations: bool) -> bool:
-    """Whether a chunk trains in the family's whole-run kernel (the paper's MLP: each model
-    through all its steps in cache, models/meanfield_kernel.py) rather than step by step. Part
-    of the fast path: cfg.fast_path = false (autograd) switches it off too."""
+    """Whether a chunk trains in the family's whole-run kernel (`train_whole_run`: each model
+    through all its steps in cache) rather than step by step. Part of the fast path:
+    cfg.fast_path = false (autograd) switches it off too."""
     if step_fn is not _hand_step or not getattr(family, "whole_run_kernel", False):
         return False
-    from .models import meanfield_kernel
-    return meanfield_kernel.supports(family, cfg.optimizer, family.task == "classification",
-                                     evaluations, dtype, device)
+    return family.whole_run_supported(cfg.optimizer, family.task == "classification",
+                                      evaluations, dtype, device)
 
 
 @contextlib.contextmanager
@@ -345,7 +344,6 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
     if schedule.steps <= KERNEL_MAX_STEPS and _whole_run_kernel(
             cfg, family, step_fn, dtype, device, bool(schedule.eval_epochs)):
-        from .models import meanfield_kernel
         # The padding repeats the last point: train it once (a model's numbers never depend on
         # its chunk, so the copies are bit-identical) instead of up to tile_batch - 1 times.
         hp_rows = np.stack([np.asarray(v) for v in hp.values()], 1)
@@ -359,8 +357,8 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         per_call = max(1, KERNEL_SLICE_MODEL_STEPS // schedule.steps)
         for a in range(0, real, per_call):
             b = min(a + per_call, real)
-            part, _ = meanfield_kernel.train_models(
-                family, {n: p[a:b] for n, p in params.items()}, {n: v[a:b] for n, v in lr.items()},
+            part, _ = family.train_whole_run(
+                {n: p[a:b] for n, p in params.items()}, {n: v[a:b] for n, v in lr.items()},
                 {n: o[a:b] for n, o in every_step.items()}, x, y, schedule.batches,
                 schedule.full_loss, schedule.steps)
             parts.append(part)

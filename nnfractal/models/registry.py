@@ -41,7 +41,10 @@ class Family(Protocol):
       (the fast path), equal to autograd through `forward` to roundoff;
     - ``shrink_is_exact: bool`` (default True): whether early exit may shrink a chunk, i.e. the
       kernels' roundoff does not depend on the number of models;
-    - ``whole_run_kernel: bool``: train chunks model by model through all steps in a C++ kernel;
+    - ``whole_run_kernel: bool`` with ``whole_run_supported(optimizer, classify, evaluations,
+      dtype, device)`` and ``train_whole_run(params, lr, offsets, x, y, batches, full_loss,
+      steps) -> (losses (M, steps), params)``: train a chunk model by model through all its
+      steps in one kernel (the paper MLP's C++ kernel) instead of step by step;
     - ``n_params() -> int`` (regression data sized by it) and ``flops_per_model_step(n) -> int``.
     """
 
