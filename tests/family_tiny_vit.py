@@ -108,4 +108,5 @@ TINY_VIT = FamilySpec(
     label=lambda cfg: f"tiny ViT, {cfg.depth} attention x {cfg.width}",
     datasets=("mnist", "fashion-mnist"), n_params=_n_params,
     activations_per_example=lambda cfg: TOKENS * cfg.width * (2 + 6 * cfg.depth),
-    check=_check, unused_fields=("c_hidden", "skip", "target_dim"))
+    check=_check, unused_fields=("c_hidden", "skip", "target_dim"),
+    depth_help="attention blocks (1 to 4)")

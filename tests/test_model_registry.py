@@ -61,7 +61,10 @@ def test_a_registered_family_is_allowed_checked_and_refused_on_the_command_line(
         build_config("mlp300-mnist", **{**TINY, "dataset": "gaussian"})
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert "resnet | meanfield-mlp | mlp | tiny-vit" in capsys.readouterr().out
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--model MODEL resnet | meanfield-mlp | mlp | tiny-vit" in help_text
+    assert "tiny-vit: attention blocks (1 to 4)" in help_text
+    assert "hidden width (models meanfield-mlp, mlp, tiny-vit)" in help_text
     out = tmp_path / "refused"
     assert main(["run", "--preset", "mlp300-mnist", "--model", "tiny-vit", "--depth", "2",
                  "--width", "8", "--c_hidden", "4", "4", "4", "--out", str(out)]) == 2

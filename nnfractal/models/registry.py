@@ -84,6 +84,7 @@ class FamilySpec:
     check: Callable[[Config], None] = _no_checks  # its own fields; raises ConfigError
     unused_fields: tuple[str, ...] = ()          # config fields it never reads (flags refused)
     size_flags: str = "--width and --depth"      # what sets its size, for those refusals
+    depth_help: str = "layers"                   # what its `depth` counts (the --depth help)
     width_field: str = "width"                   # the field to lower when a chunk is too big
     cpu_tile_batch: int = 16                     # chunk size measured fastest on a CPU (auto)
     parallel_chunks: bool = False                # CPU: chunks side by side, one thread each
@@ -118,6 +119,11 @@ def family_spec(name: str) -> FamilySpec:
     """The spec of family `name`; ConfigError naming the allowed values for an unknown one."""
     check_choice("model", name, model_names())
     return _FAMILIES[name]
+
+
+def families_reading(field_name: str) -> tuple[str, ...]:
+    """The families that read config field `field_name` (for the flags' help)."""
+    return tuple(n for n, s in _FAMILIES.items() if field_name not in s.unused_fields)
 
 
 def build_family(cfg: Config) -> Family:
@@ -194,7 +200,7 @@ RESNET = FamilySpec(
     label=lambda cfg: f"ResNet-{cfg.depth}, {'residual' if cfg.skip else 'plain (no skips)'}",
     datasets=IMAGE_DATASETS, n_params=_resnet_params, activations_per_example=_resnet_activations,
     check=_check_resnet, unused_fields=("width", "target_dim"), size_flags="--depth and --c_hidden",
-    width_field="c_hidden",
+    depth_help=f"6n+2 ({', '.join(map(str, RESNET_DEPTHS))})", width_field="c_hidden",
     # One thread per chunk of 4, chunks side by side: measured fastest on a 2-core Xeon
     # (benchmarks/README.md: 1.1-1.2x over one chunk at a time on all threads).
     cpu_tile_batch=4, parallel_chunks=True)
@@ -211,7 +217,7 @@ MEANFIELD_MLP = FamilySpec(
     datasets=("gaussian",),
     n_params=lambda cfg: cfg.width * cfg.width * (cfg.depth - 1) + cfg.width * cfg.target_dim,
     activations_per_example=_mlp_activations, check=_check_depth_at_least_2,
-    unused_fields=("c_hidden", "skip"),
+    unused_fields=("c_hidden", "skip"), depth_help="weight matrices (2 = one hidden layer)",
     cpu_tile_batch=256,              # measured fastest on a 2-core Xeon (benchmarks/README.md)
     interactive=True)
 
@@ -230,7 +236,7 @@ MLP = FamilySpec(
     name="mlp", build=_build_mlp, label=lambda cfg: f"MLP, {cfg.depth} layers x {cfg.width}",
     datasets=IMAGE_DATASETS, n_params=_mlp_params, activations_per_example=_mlp_activations,
     check=_check_depth_at_least_2, unused_fields=("c_hidden", "skip", "target_dim"),
-    cpu_tile_batch=64)               # not measured
+    depth_help="linear layers (2 = one hidden layer)", cpu_tile_batch=64)               # not measured
 
 register(RESNET)
 register(MEANFIELD_MLP)
