@@ -30,7 +30,7 @@ from .config import Config, ConfigError
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
 from .measure import epoch_curves  # noqa: F401 - engine.epoch_curves: its name before measure.py
-from .models import family_spec
+from .models import Family, family_spec
 from .models.common import classification_loss, compile_wanted, correct_count, regression_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -119,7 +119,7 @@ def _task_loss(task: str, out: Tensor, y: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(family, params: dict[str, Tensor], x: Tensor, y: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+def evaluate(family: Family, params: dict[str, Tensor], x: Tensor, y: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
     """Held-out loss and accuracy of every model, (M,) each, in batches of `batch_size`.
 
     Inference mode: no gradients. BatchNorm has no running averages here, so it normalises with
@@ -170,7 +170,7 @@ class _Frozen:
     logits are all NaN, so its predicted class is whatever argmax returns for a NaN row. Its curves
     can therefore be filled instead of computed, and the model dropped from the chunk."""
 
-    def __init__(self, family, data: Dataset, schedule: Schedule, dtype, device):
+    def __init__(self, family: Family, data: Dataset, schedule: Schedule, dtype, device):
         self.classify = family.task == "classification"
         if self.classify:
             k = int(torch.argmax(torch.full((1, 10), float("nan"))))   # the class NaN logits give
@@ -194,7 +194,7 @@ class _Frozen:
                 curves["test_acc"][models[:, None], torch.tensor(later)] = self.test_acc
 
 
-def _autograd_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+def _autograd_step(family: Family, params: dict[str, Tensor], x: Tensor, y: Tensor):
     """(loss (M,), output, grads {name: tensor}) of every model, by autograd through forward."""
     out = family.forward(params, x)
     loss = _task_loss(family.task, out, y)
@@ -203,13 +203,13 @@ def _autograd_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
     return loss.detach(), out.detach(), dict(zip(names, grads))
 
 
-def _hand_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+def _hand_step(family: Family, params: dict[str, Tensor], x: Tensor, y: Tensor):
     """The family's hand-written forward and backward pass (no autograd graph)."""
     with torch.no_grad():
         return family.loss_and_grads(params, x, y)
 
 
-def _step_function(cfg: Config, family):
+def _step_function(cfg: Config, family: Family):
     """The family's `loss_and_grads` fast path where it has one and cfg.fast_path allows it,
     autograd otherwise. Both compute the same gradients (to roundoff: tests/test_fastpath.py).
     Under bfloat16 autocast the fast path's hand-written products would mix dtypes: autograd."""
@@ -219,7 +219,7 @@ def _step_function(cfg: Config, family):
     return _autograd_step
 
 
-def _whole_run_kernel(cfg: Config, family, step_fn, dtype, device, evaluations: bool) -> bool:
+def _whole_run_kernel(cfg: Config, family: Family, step_fn, dtype, device, evaluations: bool) -> bool:
     """Whether a chunk trains in the family's whole-run kernel (`train_whole_run`: each model
     through all its steps in cache) rather than step by step. Part of the fast path:
     cfg.fast_path = false (autograd) switches it off too."""
@@ -256,7 +256,7 @@ def matmul_precision(cfg: Config, device: torch.device):
 MAX_AUTO_TILE_BATCH = 4096
 
 
-def model_footprint(cfg: Config, family, data: Dataset, device: torch.device, m: int) -> int:
+def model_footprint(cfg: Config, family: Family, data: Dataset, device: torch.device, m: int) -> int:
     """Bytes one training step of a chunk of m models holds at its peak, counted exactly on any
     device: the tensors autograd saves for the backward pass (what dominates), the parameters,
     their gradients and the optimizer state (two buffers at most), and the batch's outputs."""
@@ -291,7 +291,7 @@ def available_memory(device: torch.device) -> int:
     return 8 * 2 ** 30
 
 
-def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device | None = None,
+def resolve_tile_batch(cfg: Config, family: Family, data: Dataset, device: torch.device | None = None,
                        memory_budget: int | None = None) -> int:
     """cfg.tile_batch, or for 0 (auto) the chunk size to use: a power of two (early exit shrinks
     chunks through powers of two), the largest whose measured footprint fits in 70% of the
@@ -312,7 +312,7 @@ def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device 
     return 1 << (size.bit_length() - 1)
 
 
-def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
+def train_chunk(cfg: Config, family: Family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
                 hp: dict[str, np.ndarray], on_step=None) -> dict[str, Tensor]:
     """Train len(hp["offset"]) models together; returns their curves on CPU.
 
@@ -555,7 +555,7 @@ def _run_chunks(n_chunks: int, workers: int, threads: int, run_one, on_done) -> 
         torch.set_num_threads(saved_threads)      # MKL's thread count is global: restore it
 
 
-def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool = False,
+def train(cfg: Config, family: Family, data: Dataset, points: np.ndarray, progress: bool = False,
           desc: str = "training", on_chunk=None, on_step=None) -> TrainResult:
     """Train one model per point; points (k, 2) = (x, y) hyperparameter pairs in axis units.
 

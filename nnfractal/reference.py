@@ -13,9 +13,10 @@ from .config import Config
 from .data import Dataset
 from .engine import DTYPES, make_schedule, resolve_device
 from .grid import hyperparameters
+from .models import Family
 
 
-def _loss(family, net, x, y):
+def _loss(family: Family, net, x, y):
     """The loss of one model's batch by the family's task: mean squared error over points and
     outputs (regression) or mean cross-entropy (classification); and the outputs."""
     out = net(x)
@@ -36,7 +37,7 @@ def _evaluate(cfg: Config, net, x, y) -> tuple[float, float]:
     return loss_sum / len(x), correct / len(x)
 
 
-def train_single(cfg: Config, family, data: Dataset, point) -> dict[str, np.ndarray]:
+def train_single(cfg: Config, family: Family, data: Dataset, point) -> dict[str, np.ndarray]:
     """The curves of the model at `point` = (x, y), trained on its own: train_loss (steps,), and
     train_acc / test_loss / test_acc as the engine records them."""
     device, dtype = resolve_device(cfg.device), DTYPES[cfg.precision]
