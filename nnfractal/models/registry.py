@@ -91,6 +91,7 @@ class FamilySpec:
     interactive: bool = False                    # a 64 x 64 window of 200 steps takes seconds
 
     def unused_reason(self) -> str:
+        """Why a flag setting one of `unused_fields` is refused (config.unused_fields)."""
         return f"by model {self.name} (allowed: leave it out; its size is {self.size_flags})"
 
 
