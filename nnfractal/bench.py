@@ -96,10 +96,10 @@ def gflop_per_model_step(workload: str) -> float:
     import torch    # here, as matmul_peak: `nnfractal bench --help` and its refusals need no torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from nnfractal.bench_worker import WORKLOADS
     from nnfractal.config import build_config
     from nnfractal.models import build_family
-    preset = {"resnet20": "resnet20-mnist", "paper-tanh": "paper-tanh"}[workload]
-    cfg = build_config(preset)
+    cfg = build_config(WORKLOADS[workload][0])
     family = build_family(cfg)
     if hasattr(family, "flops_per_model_step"):
         return family.flops_per_model_step(cfg.train_size) / 1e9

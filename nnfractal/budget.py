@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, ConfigError, recorded_metrics
+from .models import family_spec
 
 GIB = 2 ** 30
 DEFAULT_MAX_STORAGE = 512 * GIB      # a sane cap on one run's (uncompressed) curves
 MNIST_PIXELS = 784
-MNIST_CLASSES = 10
 
 
 def gib(n: float) -> str:
@@ -51,29 +51,13 @@ def n_train_of(cfg: Config) -> int:
 
 
 def n_params(cfg: Config) -> int:
-    """Parameters of one model (exact for the MLPs, to a few percent for the ResNets)."""
-    if cfg.model == "meanfield-mlp":
-        return cfg.width * cfg.width * (cfg.depth - 1) + cfg.width * cfg.target_dim
-    if cfg.model == "mlp":
-        sizes = [MNIST_PIXELS] + [cfg.width] * (cfg.depth - 1) + [MNIST_CLASSES]
-        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    blocks = max(1, (cfg.depth - 2) // 6)
-    c0, c1, c2 = cfg.c_hidden
-    total = 9 * c0 + 2 * c0
-    c_in = c0
-    for c in (c0, c1, c2):
-        total += blocks * (2 * 9 * c * c + 4 * c) + 9 * (c_in * c - c * c) + c_in * c
-        c_in = c
-    return total + c2 * MNIST_CLASSES + MNIST_CLASSES
+    """Parameters of one model, as its family estimates them from the config alone."""
+    return family_spec(cfg.model).n_params(cfg)
 
 
 def activations_per_example(cfg: Config) -> int:
-    """Values one example leaves saved for the backward pass (a lower bound)."""
-    if cfg.model == "resnet":
-        blocks = max(1, (cfg.depth - 2) // 6)
-        c0, c1, c2 = cfg.c_hidden
-        return 3 * 2 * blocks * (c0 * 784 + c1 * 196 + c2 * 49)
-    return 2 * cfg.width * cfg.depth
+    """Values one example leaves saved for the backward pass (a lower bound, by its family)."""
+    return family_spec(cfg.model).activations_per_example(cfg)
 
 
 def schedule_of(cfg: Config) -> tuple[int, int, int]:
@@ -174,8 +158,8 @@ def _memory_field(cfg: Config, est: Estimate, memory: int) -> tuple[str, str]:
     field = _PER_MODEL_FIELD[worst] or ("steps" if cfg.steps else "num_epochs")
     if worst == "activations" and one.chunk_parts["parameters"] * 4 < one.chunk_parts["activations"]:
         field = "batch_size" if not cfg.full_batch else "train_size"   # the batch, not the model
-    if field == "width" and cfg.model == "resnet":
-        field = "c_hidden"
+    if field == "width":
+        field = family_spec(cfg.model).width_field    # e.g. a ResNet's widths are c_hidden
     if field == "train_size" and cfg.dataset == "gaussian" and not cfg.train_size:
         field = "width"                            # 0: as many points as parameters
     return field, f"an estimate up to {gib(memory)}"

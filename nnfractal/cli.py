@@ -15,6 +15,7 @@ from .cli_shared import (CONFIG_FLAGS, DEFAULT_PRESET, EXIT_USAGE, OneLineParser
                          overrides_from_args, run_guarded, run_resumable)
 from .config import ConfigError, load_preset, preset_names
 from .errors import StoreError, refuse
+from .models import arch_label
 
 # The names commands and tests knew from here; their home is cli_shared.py.
 __all__ = ["CONFIG_FLAGS", "DEFAULT_PRESET", "EXIT_USAGE", "OneLineParser", "add_max_storage_flag",
@@ -118,13 +119,10 @@ def cmd_dimension(args) -> int:
 
 def preset_line(name: str) -> str:
     """One line of `nnfractal presets`: the name, '(default)' for the default, and what it trains,
-    e.g. 'paper-tanh  meanfield-mlp tanh width 16, gaussian data, 500 steps, 64 x 64 grid of
-    lr_vs_lr, float64'."""
+    e.g. 'paper-tanh  meanfield-mlp (mean-field MLP, 2 layers x 16, tanh), gaussian data,
+    500 steps, 64 x 64 grid of lr_vs_lr, float64'."""
     cfg = load_preset(name)
-    if cfg.model == "resnet":
-        arch = f"resnet-{cfg.depth}{'' if cfg.skip else ' plain'} {cfg.nonlinearity}"
-    else:
-        arch = f"{cfg.model} {cfg.nonlinearity} width {cfg.width}"
+    arch = f"{cfg.model} ({arch_label(cfg)})"
     length = f"{cfg.steps} steps" if cfg.steps else f"{cfg.num_epochs} epochs"
     extra = ", adaptive" if cfg.adaptive else ""
     tag = " (default)" if name == DEFAULT_PRESET else ""

@@ -12,9 +12,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import METRICS, READOUTS, Config, ConfigError, preset_names, resolve_config
+from .config import DEFAULT_PRESET, METRICS, READOUTS, Config, ConfigError, preset_names, resolve_config
 from .errors import (EXIT_INTERRUPTED, EXIT_USAGE, DataError, RunFailed, RunFolderError,
                      RunInterrupted, StoreError, refuse)
+from .models import families_reading, family_spec, model_names
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "refuse", "OneLineParser", "add_run_flags",
            "add_max_storage_flag", "CONFIG_FLAGS", "DEFAULT_PRESET", "overrides_from_args",
@@ -42,16 +43,18 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_max_storage_flag(p)
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="resnet | meanfield-mlp | mlp")
-    g.add_argument("--depth", type=int, help="ResNet depth 6n+2 (8, 14, 20, 32, 44, 56); MLP layers")
-    g.add_argument("--skip", dest="skip", action="store_true", default=None, help="residual (default)")
-    g.add_argument("--no-skip", dest="skip", action="store_false", help="plain network, no shortcuts")
+    g.add_argument("--model", help=" | ".join(model_names()))
+    g.add_argument("--depth", type=int, help="; ".join(f"{name}: {family_spec(name).depth_help}"
+                                                       for name in model_names()))
+    g.add_argument("--skip", dest="skip", action="store_true", default=None,
+                   help=f"residual (default; {_models_reading('skip')})")
+    g.add_argument("--no-skip", dest="skip", action="store_false", help="no shortcuts")
     g.add_argument("--c_hidden", "--c-hidden", nargs="+", type=int, dest="c_hidden",
-                   help="channels of the 3 stages, e.g. 16 32 64")
+                   help=f"channels of the 3 stages, e.g. 16 32 64 ({_models_reading('c_hidden')})")
     g.add_argument("--nonlinearity", help="relu | leaky | tanh | identity")
-    g.add_argument("--width", type=int, help="MLP hidden width")
+    g.add_argument("--width", type=int, help=f"hidden width ({_models_reading('width')})")
     g.add_argument("--target-dim", "--target_dim", type=int, dest="target_dim",
-                   help="mean-field MLP: regression target dimension")
+                   help=f"regression target dimension ({_models_reading('target_dim')})")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="mnist | fashion-mnist | gaussian")
     g.add_argument("--train-size", "--train_size", type=int, dest="train_size",
@@ -116,6 +119,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--figsize", nargs="+", type=float, help="width height (inches)")
 
 
+def _models_reading(field_name: str) -> str:
+    """'model resnet' / 'models meanfield-mlp, mlp': the families whose size a flag sets."""
+    names = families_reading(field_name)
+    return f"model{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
 def add_max_storage_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-storage", "--max_storage", type=float, dest="max_storage",
                    metavar="GIB", help="curves (uncompressed) allowed on disk, in GiB (default: "
@@ -126,8 +135,6 @@ def add_max_storage_flag(p: argparse.ArgumentParser) -> None:
 # and metric; minibatch sampling with replacement is a preset-only choice.
 NOT_FLAGS = ("preset", "readout", "metric", "minibatch_replacement")
 CONFIG_FLAGS = tuple(f.name for f in fields(Config) if f.name not in NOT_FLAGS)
-
-DEFAULT_PRESET = "resnet20-mnist"
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:

@@ -46,6 +46,7 @@ from pathlib import Path
 from .config import Config, ConfigError, build_config
 from .errors import StoreError, refuse
 from .folders import write_json_atomic as _write_json
+from .models import arch_label
 
 FORMAT = "nnfractal-compare"
 FORMAT_VERSION = 1
@@ -70,16 +71,8 @@ FIGURES = {
 
 # ---- configuration ---------------------------------------------------------------------------
 
-def arch_label(cfg: Config) -> str:
-    """A short human description of an architecture, e.g. 'ResNet-20, residual'."""
-    if cfg.model == "resnet":
-        return f"ResNet-{cfg.depth}, {'residual' if cfg.skip else 'plain (no skips)'}"
-    if cfg.model == "meanfield-mlp":
-        return f"mean-field MLP, {cfg.depth} layers x {cfg.width} {cfg.nonlinearity}"
-    return f"{cfg.model}, {cfg.depth} layers x {cfg.width} {cfg.nonlinearity}"
-
-
 def label_of(cfg: Config) -> str:
+    """The preset and its architecture, e.g. 'resnet20-mnist (ResNet-20, residual, relu)'."""
     return f"{cfg.preset} ({arch_label(cfg)})"
 
 

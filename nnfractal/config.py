@@ -13,9 +13,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-PRESET_PACKAGE = "nnfractal.presets"
+from .errors import ConfigError, check_choice, check_int_at_least
+from .models.registry import DEFAULT_MODEL, check_family_fields, family_spec, model_names
 
-MODELS = ("resnet", "meanfield-mlp", "mlp")
+PRESET_PACKAGE = "nnfractal.presets"
+DEFAULT_PRESET = "resnet20-mnist"      # what `nnfractal run` trains when no preset is named
+
 NONLINEARITIES = ("relu", "leaky", "tanh", "identity")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 PHASE_SPACES = ("offset_vs_lr", "lr_vs_lr")
@@ -30,15 +33,7 @@ DEVICES = ("cpu", "cuda", "auto")
 AXIS_SCALES = ("log", "linear")
 COMPILE_MODES = ("auto", "on", "off")
 MATMUL_PRECISIONS = ("highest", "tf32", "bfloat16")
-RESNET_DEPTHS = (8, 14, 20, 32, 44, 56)
-
-
-class ConfigError(ValueError):
-    """A bad configuration value. `str(err)` is one line: 'field: what is wrong (allowed: ...)'."""
-
-    def __init__(self, field_name: str, message: str):
-        self.field = field_name
-        super().__init__(f"{field_name}: {message}")
+__all__ = ["Config", "ConfigError", "validate"]   # ConfigError: defined in errors.py, raised here
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,7 @@ class Config:
 
     preset: str = "custom"
     # model
-    model: str = "resnet"
+    model: str = DEFAULT_MODEL   # a registered model family (models/registry.py)
     depth: int = 20
     skip: bool = True
     c_hidden: tuple[int, ...] = (16, 32, 64)
@@ -119,33 +114,23 @@ class Config:
                 for f in fields(self)}
 
 
-def _choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(name, f"{value!r} is not allowed (allowed: {', '.join(map(str, allowed))})")
-
-
-def _int_at_least(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, f"{value!r} is not allowed (allowed: an integer >= {minimum})")
-
-
 def validate(cfg: Config) -> Config:
     """Check every field; return `cfg` unchanged or raise `ConfigError`."""
-    _choice("model", cfg.model, MODELS)
-    _choice("nonlinearity", cfg.nonlinearity, NONLINEARITIES)
-    _choice("optimizer", cfg.optimizer, OPTIMIZERS)
-    _choice("phase_space", cfg.phase_space, PHASE_SPACES)
-    _choice("offset_target", cfg.offset_target, OFFSET_TARGETS)
-    _choice("offset_mode", cfg.offset_mode, OFFSET_MODES)
-    _choice("dataset", cfg.dataset, DATASETS)
-    _choice("measure", cfg.measure, MEASURES)
-    _choice("readout", cfg.readout, READOUTS)
-    _choice("metric", cfg.metric, METRICS)
-    _choice("precision", cfg.precision, PRECISIONS)
-    _choice("device", cfg.device, DEVICES)
-    _choice("axis_scale", cfg.axis_scale, AXIS_SCALES)
-    _choice("compile", cfg.compile, COMPILE_MODES)
-    _choice("matmul_precision", cfg.matmul_precision, MATMUL_PRECISIONS)
+    check_choice("model", cfg.model, model_names())
+    check_choice("nonlinearity", cfg.nonlinearity, NONLINEARITIES)
+    check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_choice("phase_space", cfg.phase_space, PHASE_SPACES)
+    check_choice("offset_target", cfg.offset_target, OFFSET_TARGETS)
+    check_choice("offset_mode", cfg.offset_mode, OFFSET_MODES)
+    check_choice("dataset", cfg.dataset, DATASETS)
+    check_choice("measure", cfg.measure, MEASURES)
+    check_choice("readout", cfg.readout, READOUTS)
+    check_choice("metric", cfg.metric, METRICS)
+    check_choice("precision", cfg.precision, PRECISIONS)
+    check_choice("device", cfg.device, DEVICES)
+    check_choice("axis_scale", cfg.axis_scale, AXIS_SCALES)
+    check_choice("compile", cfg.compile, COMPILE_MODES)
+    check_choice("matmul_precision", cfg.matmul_precision, MATMUL_PRECISIONS)
     if cfg.matmul_precision != "highest" and cfg.precision == "float64":
         raise ConfigError("matmul_precision", f"{cfg.matmul_precision!r} is not allowed with "
                           "precision float64 (allowed: highest)")
@@ -163,42 +148,24 @@ def validate(cfg: Config) -> Config:
                           "(allowed: true, false)")
     if not isinstance(cfg.adaptive, bool):
         raise ConfigError("adaptive", f"{cfg.adaptive!r} is not allowed (allowed: true, false)")
-    _int_at_least("adaptive_coarse", cfg.adaptive_coarse, 2)
-    _int_at_least("adaptive_guard", cfg.adaptive_guard, 0)
-    if cfg.model == "resnet":
-        _choice("depth", cfg.depth, RESNET_DEPTHS)
-        if len(cfg.c_hidden) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
-                                         for c in cfg.c_hidden):
-            raise ConfigError("c_hidden", f"{list(cfg.c_hidden)} is not allowed "
-                              "(allowed: three positive integers, e.g. 16 32 64)")
-        if cfg.dataset == "gaussian":
-            raise ConfigError("dataset", "'gaussian' is not allowed for model resnet "
-                              "(allowed: mnist, fashion-mnist)")
-    elif cfg.model == "mlp":
-        _int_at_least("depth", cfg.depth, 2)
-        if cfg.dataset == "gaussian":
-            raise ConfigError("dataset", "'gaussian' is not allowed for model mlp "
-                              "(allowed: mnist, fashion-mnist)")
-    else:
-        _int_at_least("depth", cfg.depth, 2)
-        if cfg.dataset != "gaussian":
-            raise ConfigError("dataset", f"{cfg.dataset!r} is not allowed for model meanfield-mlp "
-                              "(allowed: gaussian)")
-    _int_at_least("width", cfg.width, 1)
-    _int_at_least("target_dim", cfg.target_dim, 1)
-    _int_at_least("train_size", cfg.train_size, 0 if cfg.dataset == "gaussian" else 1)
-    _int_at_least("batch_size", cfg.batch_size, 0)
-    _int_at_least("data_seed", cfg.data_seed, 0)
-    _int_at_least("seed", cfg.seed, 0)
+    check_int_at_least("adaptive_coarse", cfg.adaptive_coarse, 2)
+    check_int_at_least("adaptive_guard", cfg.adaptive_guard, 0)
+    check_family_fields(cfg)             # the family's own fields (depth, c_hidden) and its data
+    check_int_at_least("width", cfg.width, 1)
+    check_int_at_least("target_dim", cfg.target_dim, 1)
+    check_int_at_least("train_size", cfg.train_size, 0 if cfg.dataset == "gaussian" else 1)
+    check_int_at_least("batch_size", cfg.batch_size, 0)
+    check_int_at_least("data_seed", cfg.data_seed, 0)
+    check_int_at_least("seed", cfg.seed, 0)
     # num_epochs = 0 is how a config that counts in steps records "not used" (see _normalised)
-    _int_at_least("num_epochs", cfg.num_epochs, 0 if cfg.steps else 1)
-    _int_at_least("steps", cfg.steps, 0)
-    _int_at_least("tile_batch", cfg.tile_batch, 0)
-    _int_at_least("chunk_workers", cfg.chunk_workers, 0)
-    _int_at_least("resolution", cfg.resolution, 2)
-    _int_at_least("dpi", cfg.dpi, 10)
-    _int_at_least("eval_every", cfg.eval_every, 0)
-    _int_at_least("test_size", cfg.test_size, 1)
+    check_int_at_least("num_epochs", cfg.num_epochs, 0 if cfg.steps else 1)
+    check_int_at_least("steps", cfg.steps, 0)
+    check_int_at_least("tile_batch", cfg.tile_batch, 0)
+    check_int_at_least("chunk_workers", cfg.chunk_workers, 0)
+    check_int_at_least("resolution", cfg.resolution, 2)
+    check_int_at_least("dpi", cfg.dpi, 10)
+    check_int_at_least("eval_every", cfg.eval_every, 0)
+    check_int_at_least("test_size", cfg.test_size, 1)
     if not isinstance(cfg.acc_threshold, (int, float)) or not 0 < cfg.acc_threshold < 1:
         raise ConfigError("acc_threshold", f"{cfg.acc_threshold!r} is not allowed (allowed: 0 < x < 1)")
     recorded = recorded_metrics(cfg)
@@ -328,7 +295,7 @@ def config_from_toml(path: Path) -> Config:
     return validate(Config(**_coerce(raw, str(path))))
 
 
-def build_config(preset: str = "resnet20-mnist", **overrides: Any) -> Config:
+def build_config(preset: str = DEFAULT_PRESET, **overrides: Any) -> Config:
     """Preset values, then every override that is not None (the override wins; see
     `resolve_config`)."""
     return resolve_config(preset, overrides)[0]
@@ -378,7 +345,7 @@ def _shown_value(value: Any) -> str:
 
 def unused_fields(cfg: Config) -> dict[str, str]:
     """Fields whose value a run of `cfg` never reads -> why and what is allowed, e.g.
-    'by model meanfield-mlp (allowed: leave it out, or --model resnet)'.
+    'by model <name> (allowed: leave it out; its size is --width and --depth)'.
 
     The command line refuses a flag that sets one of them rather than ignoring it silently."""
     unused: dict[str, str] = {}
@@ -387,15 +354,8 @@ def unused_fields(cfg: Config) -> dict[str, str]:
         for name in names:
             unused.setdefault(name, why)
 
-    if cfg.model == "resnet":
-        mark(("width", "target_dim"), "by model resnet (allowed: leave it out; the ResNet's "
-             "size is --depth and --c_hidden)")
-    elif cfg.model == "meanfield-mlp":
-        mark(("c_hidden", "skip"), "by model meanfield-mlp (allowed: leave it out; the MLP's "
-             "size is --width and --depth)")
-    else:
-        mark(("c_hidden", "skip", "target_dim"), f"by model {cfg.model} (allowed: leave it out; "
-             "the MLP's size is --width and --depth)")
+    family = family_spec(cfg.model)
+    mark(family.unused_fields, family.unused_reason())
     if cfg.dataset == "gaussian":
         mark(("test_size", "eval_every", "acc_threshold"), "with the gaussian regression data, "
              "which has no held-out set and no accuracy (allowed: leave it out)")

@@ -30,7 +30,8 @@ from .config import Config, ConfigError
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
 from .measure import epoch_curves  # noqa: F401 - engine.epoch_curves: its name before measure.py
-from .models import classification_loss, compile_wanted, correct_count, regression_loss
+from .models import Family, family_spec
+from .models.common import classification_loss, compile_wanted, correct_count, regression_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -118,7 +119,7 @@ def _task_loss(task: str, out: Tensor, y: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(family, params: dict[str, Tensor], x: Tensor, y: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+def evaluate(family: Family, params: dict[str, Tensor], x: Tensor, y: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
     """Held-out loss and accuracy of every model, (M,) each, in batches of `batch_size`.
 
     Inference mode: no gradients. BatchNorm has no running averages here, so it normalises with
@@ -169,7 +170,7 @@ class _Frozen:
     logits are all NaN, so its predicted class is whatever argmax returns for a NaN row. Its curves
     can therefore be filled instead of computed, and the model dropped from the chunk."""
 
-    def __init__(self, family, data: Dataset, schedule: Schedule, dtype, device):
+    def __init__(self, family: Family, data: Dataset, schedule: Schedule, dtype, device):
         self.classify = family.task == "classification"
         if self.classify:
             k = int(torch.argmax(torch.full((1, 10), float("nan"))))   # the class NaN logits give
@@ -193,7 +194,7 @@ class _Frozen:
                 curves["test_acc"][models[:, None], torch.tensor(later)] = self.test_acc
 
 
-def _autograd_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+def _autograd_step(family: Family, params: dict[str, Tensor], x: Tensor, y: Tensor):
     """(loss (M,), output, grads {name: tensor}) of every model, by autograd through forward."""
     out = family.forward(params, x)
     loss = _task_loss(family.task, out, y)
@@ -202,13 +203,13 @@ def _autograd_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
     return loss.detach(), out.detach(), dict(zip(names, grads))
 
 
-def _hand_step(family, params: dict[str, Tensor], x: Tensor, y: Tensor):
+def _hand_step(family: Family, params: dict[str, Tensor], x: Tensor, y: Tensor):
     """The family's hand-written forward and backward pass (no autograd graph)."""
     with torch.no_grad():
         return family.loss_and_grads(params, x, y)
 
 
-def _step_function(cfg: Config, family):
+def _step_function(cfg: Config, family: Family):
     """The family's `loss_and_grads` fast path where it has one and cfg.fast_path allows it,
     autograd otherwise. Both compute the same gradients (to roundoff: tests/test_fastpath.py).
     Under bfloat16 autocast the fast path's hand-written products would mix dtypes: autograd."""
@@ -218,15 +219,14 @@ def _step_function(cfg: Config, family):
     return _autograd_step
 
 
-def _whole_run_kernel(cfg: Config, family, step_fn, dtype, device, evaluations: bool) -> bool:
-    """Whether a chunk trains in the family's whole-run kernel (the paper's MLP: each model
-    through all its steps in cache, models/meanfield_kernel.py) rather than step by step. Part
-    of the fast path: cfg.fast_path = false (autograd) switches it off too."""
+def _whole_run_kernel(cfg: Config, family: Family, step_fn, dtype, device, evaluations: bool) -> bool:
+    """Whether a chunk trains in the family's whole-run kernel (`train_whole_run`: each model
+    through all its steps in cache) rather than step by step. Part of the fast path:
+    cfg.fast_path = false (autograd) switches it off too."""
     if step_fn is not _hand_step or not getattr(family, "whole_run_kernel", False):
         return False
-    from .models import meanfield_kernel
-    return meanfield_kernel.supports(family, cfg.optimizer, family.task == "classification",
-                                     evaluations, dtype, device)
+    return family.whole_run_supported(cfg.optimizer, family.task == "classification",
+                                      evaluations, dtype, device)
 
 
 @contextlib.contextmanager
@@ -253,14 +253,10 @@ def matmul_precision(cfg: Config, device: torch.device):
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-# CPU chunk sizes by model: ResNet 4 (one thread per chunk, chunks side by side) and the paper's
-# MLP 256 were measured fastest on a 2-core Xeon (benchmarks/README.md); the MNIST MLP's 64 is
-# not measured.
-CPU_TILE_BATCH = {"resnet": 4, "mlp": 64, "meanfield-mlp": 256}
 MAX_AUTO_TILE_BATCH = 4096
 
 
-def model_footprint(cfg: Config, family, data: Dataset, device: torch.device, m: int) -> int:
+def model_footprint(cfg: Config, family: Family, data: Dataset, device: torch.device, m: int) -> int:
     """Bytes one training step of a chunk of m models holds at its peak, counted exactly on any
     device: the tensors autograd saves for the backward pass (what dominates), the parameters,
     their gradients and the optimizer state (two buffers at most), and the batch's outputs."""
@@ -295,12 +291,12 @@ def available_memory(device: torch.device) -> int:
     return 8 * 2 ** 30
 
 
-def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device | None = None,
+def resolve_tile_batch(cfg: Config, family: Family, data: Dataset, device: torch.device | None = None,
                        memory_budget: int | None = None) -> int:
     """cfg.tile_batch, or for 0 (auto) the chunk size to use: a power of two (early exit shrinks
     chunks through powers of two), the largest whose measured footprint fits in 70% of the
     memory budget (default: free CUDA memory, or available RAM), and on CPU at most the size
-    measured fastest for the model (`CPU_TILE_BATCH`). Chunk sizes change roundoff, so the size
+    measured fastest for the model (its family's `cpu_tile_batch`). Chunk sizes change roundoff, so the size
     chosen is reported with the results (TrainResult.tile_batch)."""
     if cfg.tile_batch:
         return cfg.tile_batch
@@ -311,12 +307,12 @@ def resolve_tile_batch(cfg: Config, family, data: Dataset, device: torch.device 
     per_model = max(1, model_footprint(cfg, family, data, device, 2) - one)
     fixed = max(0, one - per_model)
     fits = int((budget - fixed) // per_model)
-    cap = MAX_AUTO_TILE_BATCH if device.type == "cuda" else CPU_TILE_BATCH.get(cfg.model, 16)
+    cap = MAX_AUTO_TILE_BATCH if device.type == "cuda" else family_spec(cfg.model).cpu_tile_batch
     size = min(max(1, fits), cap)
     return 1 << (size.bit_length() - 1)
 
 
-def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
+def train_chunk(cfg: Config, family: Family, init: dict[str, Tensor], data: Dataset, schedule: Schedule,
                 hp: dict[str, np.ndarray], on_step=None) -> dict[str, Tensor]:
     """Train len(hp["offset"]) models together; returns their curves on CPU.
 
@@ -348,7 +344,6 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
     lr = {n: _per_model(hp[family.role(n)], p, dtype, device) for n, p in params.items()}
     if schedule.steps <= KERNEL_MAX_STEPS and _whole_run_kernel(
             cfg, family, step_fn, dtype, device, bool(schedule.eval_epochs)):
-        from .models import meanfield_kernel
         # The padding repeats the last point: train it once (a model's numbers never depend on
         # its chunk, so the copies are bit-identical) instead of up to tile_batch - 1 times.
         hp_rows = np.stack([np.asarray(v) for v in hp.values()], 1)
@@ -362,8 +357,8 @@ def train_chunk(cfg: Config, family, init: dict[str, Tensor], data: Dataset, sch
         per_call = max(1, KERNEL_SLICE_MODEL_STEPS // schedule.steps)
         for a in range(0, real, per_call):
             b = min(a + per_call, real)
-            part, _ = meanfield_kernel.train_models(
-                family, {n: p[a:b] for n, p in params.items()}, {n: v[a:b] for n, v in lr.items()},
+            part, _ = family.train_whole_run(
+                {n: p[a:b] for n, p in params.items()}, {n: v[a:b] for n, v in lr.items()},
                 {n: o[a:b] for n, o in every_step.items()}, x, y, schedule.batches,
                 schedule.full_loss, schedule.steps)
             parts.append(part)
@@ -486,22 +481,18 @@ class TrainResult:
         return self.curves["train_loss"]
 
 
-# CPU: models whose chunks run faster side by side, one torch thread each, than one after the
-# other on all threads (measured on a 2-core Xeon, benchmarks/README.md: ResNet-20 1.1-1.2x).
-PARALLEL_CHUNK_MODELS = ("resnet",)
-
-
 def resolve_chunk_workers(cfg: Config, device: torch.device, n_chunks: int) -> tuple[int, int]:
     """(workers, threads per chunk): how many chunks train at once and with how many torch threads
-    each. cfg.chunk_workers, or for 0 (auto) one worker per torch thread for the models in
-    PARALLEL_CHUNK_MODELS on a CPU (unless torch.compiled), else 1. Workers split the torch threads between them. The
-    threads per chunk do not depend on n_chunks (which only caps the workers): kernels' roundoff
-    can depend on their thread count, and a point must not depend on the size of its tile."""
+    each. cfg.chunk_workers, or for 0 (auto) one worker per torch thread for the families whose
+    chunks run faster side by side (`parallel_chunks`) on a CPU (unless torch.compiled), else 1.
+    Workers split the torch threads between them. The threads per chunk do not depend on
+    n_chunks (which only caps the workers): kernels' roundoff can depend on their thread count,
+    and a point must not depend on the size of its tile."""
     threads = torch.get_num_threads()
     if device.type != "cpu":
         return 1, threads
     # torch.compile's first call compiles, which is not safe from two threads at once.
-    auto = threads if cfg.model in PARALLEL_CHUNK_MODELS and not compile_wanted(cfg) else 1
+    auto = threads if family_spec(cfg.model).parallel_chunks and not compile_wanted(cfg) else 1
     wanted = cfg.chunk_workers or auto
     return max(1, min(wanted, n_chunks)), max(1, threads // wanted)
 
@@ -564,7 +555,7 @@ def _run_chunks(n_chunks: int, workers: int, threads: int, run_one, on_done) -> 
         torch.set_num_threads(saved_threads)      # MKL's thread count is global: restore it
 
 
-def train(cfg: Config, family, data: Dataset, points: np.ndarray, progress: bool = False,
+def train(cfg: Config, family: Family, data: Dataset, points: np.ndarray, progress: bool = False,
           desc: str = "training", on_chunk=None, on_step=None) -> TrainResult:
     """Train one model per point; points (k, 2) = (x, y) hyperparameter pairs in axis units.
 

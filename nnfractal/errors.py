@@ -38,6 +38,29 @@ def one_line(err: BaseException, limit: int | None = None) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+class ConfigError(ValueError):
+    """A bad configuration value. `str(err)` is one line: 'field: what is wrong (allowed: ...)'.
+
+    Here rather than in config.py so that the model families' own checks (models/registry.py,
+    a floor below config) raise it too."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+def check_choice(name: str, value: object, allowed: tuple) -> None:
+    """Raise ConfigError unless `value` is one of `allowed` (the refusal lists them)."""
+    if value not in allowed:
+        raise ConfigError(name, f"{value!r} is not allowed (allowed: {', '.join(map(str, allowed))})")
+
+
+def check_int_at_least(name: str, value: object, minimum: int) -> None:
+    """Raise ConfigError unless `value` is an integer (not a bool) >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(name, f"{value!r} is not allowed (allowed: an integer >= {minimum})")
+
+
 class DataError(Exception):
     """A data set could not be provided.
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .errors import refuse
+from .models import family_spec
 
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
@@ -68,7 +69,7 @@ def make_session(args):
     base = load_preset(preset)
     overrides = {"resolution": args.resolution, "steps": args.steps, "tile_batch": args.tile_batch,
                  "device": args.device}
-    if base.model == "meanfield-mlp":
+    if family_spec(base.model).interactive:           # a window trains in seconds on a CPU
         for key, value in NEW_SESSION_DEFAULTS.items():
             if overrides[key] is None:
                 overrides[key] = value

@@ -13,11 +13,14 @@ from .config import Config
 from .data import Dataset
 from .engine import DTYPES, make_schedule, resolve_device
 from .grid import hyperparameters
+from .models import Family
 
 
-def _loss(cfg: Config, net, x, y):
+def _loss(family: Family, net, x, y):
+    """The loss of one model's batch by the family's task: mean squared error over points and
+    outputs (regression) or mean cross-entropy (classification); and the outputs."""
     out = net(x)
-    if cfg.model == "meanfield-mlp":
+    if family.task == "regression":
         return (out - y).square().mean(), out
     return F.cross_entropy(out, y), out
 
@@ -34,7 +37,7 @@ def _evaluate(cfg: Config, net, x, y) -> tuple[float, float]:
     return loss_sum / len(x), correct / len(x)
 
 
-def train_single(cfg: Config, family, data: Dataset, point) -> dict[str, np.ndarray]:
+def train_single(cfg: Config, family: Family, data: Dataset, point) -> dict[str, np.ndarray]:
     """The curves of the model at `point` = (x, y), trained on its own: train_loss (steps,), and
     train_acc / test_loss / test_acc as the engine records them."""
     device, dtype = resolve_device(cfg.device), DTYPES[cfg.precision]
@@ -85,11 +88,11 @@ def train_single(cfg: Config, family, data: Dataset, point) -> dict[str, np.ndar
             idx = schedule.batches[t].to(device)
             xb, yb = x[idx], y[idx]
         opt.zero_grad(set_to_none=True)
-        loss, out = _loss(cfg, net, xb, yb)
+        loss, out = _loss(family, net, xb, yb)
         loss.backward()
         if schedule.full_loss:
             with torch.no_grad():
-                curves["train_loss"][t] = _loss(cfg, net, x, y)[0].item()
+                curves["train_loss"][t] = _loss(family, net, x, y)[0].item()
         else:
             curves["train_loss"][t] = loss.item()
         if "train_acc" in curves:

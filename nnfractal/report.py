@@ -322,8 +322,8 @@ def page(title: str, kind: str, subtitle: str, body: str, toc: list[tuple[str, s
 def _run_title_bits(cfg) -> tuple[str, str]:
     if cfg is None:
         return "run", ""
-    from .compare import arch_label
     from .grid import axis_labels
+    from .models import arch_label
     xl, yl = (s.replace("log10 ", "") for s in axis_labels(cfg))
     steps = f"{cfg.steps} steps" if cfg.steps else f"{cfg.num_epochs} epochs"
     return arch_label(cfg), (f"{esc(arch_label(cfg))} &middot; {cfg.resolution}&times;{cfg.resolution} "

@@ -40,7 +40,7 @@ from .folders import (claim_folder, json_text, new_staging_folder, remove_stagin
 from .grid import axes, axis_labels
 from .measure import converged_fraction, metric_scores, readout_curves
 from .resolution import chance_note, resolution_warning, too_small_note
-from .models import build_family
+from .models import arch_label, build_family
 from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
                     tile_rows_step)
 
@@ -788,8 +788,7 @@ def frame_epochs(available: list[int], max_frames: int = MAX_FRAMES) -> list[int
 
 
 def _title(cfg: Config) -> str:
-    arch = f"{cfg.model}-{cfg.depth}{'' if cfg.skip else ' (plain)'}" if cfg.model == "resnet" else cfg.model
-    return f"{cfg.preset}: {arch}, {cfg.nonlinearity}, {cfg.optimizer}"
+    return f"{cfg.preset}: {arch_label(cfg)}, {cfg.optimizer}"
 
 
 def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:

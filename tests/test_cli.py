@@ -166,7 +166,8 @@ def test_presets_say_what_they_train_and_which_is_default(capsys):
     assert [ln for ln in lines if "(default)" in ln] == \
         [ln for ln in lines if ln.split()[0] == DEFAULT_PRESET]
     tanh = next(ln for ln in lines if ln.split()[0] == "paper-tanh")
-    assert "meanfield-mlp tanh" in tanh and "500 steps" in tanh and "grid of lr_vs_lr" in tanh
+    assert "meanfield-mlp (mean-field MLP, 2 layers x 16, tanh)" in tanh
+    assert "500 steps" in tanh and "grid of lr_vs_lr" in tanh
 
 
 # ---- no flag is ever silently ignored ---------------------------------------------------------

@@ -9,7 +9,9 @@ import torch
 from nnfractal.config import ConfigError, build_config
 from nnfractal.data import synthetic_regression
 from nnfractal.engine import train
-from nnfractal.models import BatchedMeanFieldMLP, build_family, compile_wanted
+from nnfractal.models import build_family
+from nnfractal.models.common import compile_wanted
+from nnfractal.models.meanfield import BatchedMeanFieldMLP
 
 pytestmark = pytest.mark.slow  # trains models against autograd
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from nnfractal.models import BatchedMeanFieldMLP, BatchedResNet, ResNet
+from nnfractal.models.meanfield import BatchedMeanFieldMLP
+from nnfractal.models.resnet import BatchedResNet, ResNet
 
 
 def _stack(params, m):

@@ -7,8 +7,8 @@ import torch
 from nnfractal import allocator, bench
 from nnfractal.cli import main
 from nnfractal.config import ConfigError, build_config
-from nnfractal.engine import CPU_TILE_BATCH, model_footprint, resolve_chunk_workers, resolve_tile_batch, train
-from nnfractal.models import build_family
+from nnfractal.engine import model_footprint, resolve_chunk_workers, resolve_tile_batch, train
+from nnfractal.models import build_family, family_spec
 
 pytestmark = pytest.mark.slow  # trains models, runs the bench
 
@@ -30,7 +30,7 @@ def test_auto_chunk_size_from_a_memory_budget(mnist_tiny):
     one = model_footprint(cfg, family, mnist_tiny, cpu, 1)
     per_model = model_footprint(cfg, family, mnist_tiny, cpu, 2) - one
     fixed = one - per_model
-    best = CPU_TILE_BATCH["resnet"]
+    best = family_spec(cfg.model).cpu_tile_batch
     assert resolve_tile_batch(cfg, family, mnist_tiny, cpu, memory_budget=10 ** 12) == best
     workers = resolve_chunk_workers(cfg, cpu, 1 << 20)[0]                   # chunks held at once
     for models in (1, 2, 3, 5):

@@ -39,6 +39,7 @@ from ..config import Config, ConfigError, config_from_toml, to_toml
 from ..errors import one_line
 from ..folders import json_text, write_text_atomic
 from ..measure import point_scores
+from ..models import arch_label
 from ..store import RunStore, StoreError
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
@@ -207,9 +208,7 @@ def map_png(cfg: Config, x: np.ndarray, y: np.ndarray, score_map: np.ndarray, ti
 
 
 def map_title(cfg: Config, window_id: int) -> str:
-    arch = (f"{cfg.model}-{cfg.depth}{'' if cfg.skip else ' (plain)'}" if cfg.model == "resnet"
-            else cfg.model)
-    return f"{cfg.preset} w{window_id:03d}: {arch}, {cfg.nonlinearity}, {cfg.optimizer}\n{cfg.metric}"
+    return f"{cfg.preset} w{window_id:03d}: {arch_label(cfg)}, {cfg.optimizer}\n{cfg.metric}"
 
 
 # ---- the session -----------------------------------------------------------------------------------

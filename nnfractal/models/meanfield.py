@@ -15,11 +15,16 @@ that both paths agree to 1e-10 in float64 over 100 steps.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from .common import compiled, regression_loss
+from . import meanfield_kernel
+from .common import compile_wanted, compiled, regression_loss
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 HIDDEN_ACTIVATIONS = {
     "tanh": lambda z: torch.tanh(z * math.sqrt(2.0)),
@@ -96,6 +101,9 @@ class BatchedMeanFieldMLP:
         # Train chunks model by model through all steps in the C++ kernel where it applies
         # (meanfield_kernel.supports); False: the torch fast path, step by step.
         self.whole_run_kernel = True
+        # The activation as post * f(pre * z), for the hand-written passes and the kernel.
+        self.pre_scale, self.post_scale = _PRE_SCALE[nonlinearity], _POST_SCALE[nonlinearity]
+        self.leaky_slope = LEAKY_SLOPE
         self._compiled = None
 
     def n_params(self) -> int:
@@ -200,6 +208,20 @@ class BatchedMeanFieldMLP:
                 grad_u = torch.bmm(w.mul(scale), grad_u)          # d loss / d hidden[i - 1]
         return loss, out.transpose(1, 2), dict(reversed(grads.items()))
 
+    def whole_run_supported(self, optimizer: str, classify: bool, evaluations: bool, dtype,
+                            device) -> bool:
+        """Whether `train_whole_run` can train this run's chunks (meanfield_kernel.supports)."""
+        return self.whole_run_kernel and meanfield_kernel.supports(self, optimizer, classify,
+                                                                    evaluations, dtype, device)
+
+    def train_whole_run(self, params: dict[str, Tensor], lr: dict[str, Tensor],
+                        offsets: dict[str, Tensor], x: Tensor, y: Tensor, batches: Tensor | None,
+                        full_loss: bool, steps: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """Train M models through `steps` SGD steps in the C++ kernel: the losses (M, steps) and
+        the final parameters (meanfield_kernel.train_models says the shapes)."""
+        return meanfield_kernel.train_models(self, params, lr, offsets, x, y, batches, full_loss,
+                                             steps)
+
     @property
     def _readout_kernel(self):
         """`_readout_backward`, compiled once per family (torch.compile; the number of models
@@ -212,3 +234,9 @@ class BatchedMeanFieldMLP:
         net = MeanFieldMLP(self.width, self.depth, self.target_dim, self.nonlinearity)
         net.load_state_dict(params, strict=True)
         return net
+
+
+def build(cfg: Config) -> BatchedMeanFieldMLP:
+    """The batched mean-field MLP of `cfg` (width, depth, target_dim, nonlinearity, compile)."""
+    return BatchedMeanFieldMLP(cfg.width, cfg.depth, cfg.target_dim, cfg.nonlinearity,
+                               compile_kernels=compile_wanted(cfg))

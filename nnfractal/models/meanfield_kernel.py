@@ -82,7 +82,6 @@ def train_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
     batch); full_loss: record the full-batch loss instead of the minibatch loss.
     Returns the losses (M, steps), each before its step's update, and the final parameters.
     """
-    from .meanfield import _POST_SCALE, _PRE_SCALE, LEAKY_SLOPE
     ext = extension()
     names = family.names
     w1 = params[names[0]].detach().to(torch.float64).contiguous().clone()
@@ -98,12 +97,12 @@ def train_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
     # As the torch fast path: the 1/sqrt(fan_in) scale and the activation's inner factor
     # multiply the shared input once.
     xs = torch.zeros(d, npad, dtype=torch.float64)
-    xs[:, :n] = (x.to(torch.float64) * (_PRE_SCALE[nl] / math.sqrt(d))).T
+    xs[:, :n] = (x.to(torch.float64) * (family.pre_scale / math.sqrt(d))).T
     ys = torch.zeros(npad, dtype=torch.float64)
     ys[:n] = y.reshape(n).to(torch.float64)
     b = (batches.to(torch.int64).contiguous() if batches is not None
          else torch.empty(0, dtype=torch.int64))
     losses = ext.train(w1, w2, per_model(lr[names[0]]), per_model(lr[names[1]]), off1, off2,
                        xs, ys, n, b, bool(full_loss and batches is not None), bool(offsets),
-                       steps, ACTIVATIONS[nl], _POST_SCALE[nl], LEAKY_SLOPE)
+                       steps, ACTIVATIONS[nl], family.post_scale, family.leaky_slope)
     return losses, {names[0]: w1, names[1]: w2.view(m, h, 1)}

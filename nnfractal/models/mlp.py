@@ -5,10 +5,15 @@ linear layers (2 = one hidden layer of ``width`` units).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
 from .common import activation, classification_loss
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 class MLP(nn.Module):
@@ -68,3 +73,8 @@ class BatchedMLP:
         net = MLP(self.width, self.depth, self.nonlinearity)
         net.load_state_dict(params, strict=True)
         return net
+
+
+def build(cfg: Config) -> BatchedMLP:
+    """The batched MLP of `cfg` (width, depth, nonlinearity)."""
+    return BatchedMLP(cfg.width, cfg.depth, cfg.nonlinearity)

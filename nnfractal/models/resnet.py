@@ -9,12 +9,18 @@ BatchNorm always uses batch statistics (no running averages), as in training mod
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fused_bn
-from .common import activation, activation_, classification_loss, compiled
+from .common import activation, activation_, classification_loss, compile_wanted, compiled
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 BN_EPS = 1e-5
 
@@ -95,6 +101,30 @@ def _conv_channels_last_out(x: Tensor, w: Tensor) -> Tensor:
     return (cols @ w.reshape(w.shape[0], -1).t()).view(b, hh, ww, -1).permute(0, 3, 1, 2)
 
 
+@dataclass(frozen=True)
+class _Block:
+    """One BasicBlock of the batched network: its parameter names, stride and shortcut."""
+    prefix: str          # "layer2.0": its parameters are "layer2.0.conv1.weight", ...
+    stride: int
+    proj: bool           # a projection shortcut (1x1 conv + BN), where the shape changes
+
+    def __getitem__(self, part: str) -> str:
+        return f"{self.prefix}.{part}"
+
+
+def _blocks(depth: int, c_hidden: tuple[int, ...], skip: bool) -> list[_Block]:
+    """The blocks of `ResNet(depth, c_hidden, skip)` in order, by the same rule (as torchvision's
+    `_make_layer`: stride 2 at the first block of every stage after the first)."""
+    n = (depth - 2) // 6
+    blocks, c_in = [], c_hidden[0]
+    for s, c_out in enumerate(c_hidden):
+        for b in range(n):
+            stride = 2 if (s > 0 and b == 0) else 1
+            blocks.append(_Block(f"layer{s + 1}.{b}", stride, skip and (stride != 1 or c_in != c_out)))
+            c_in = c_out
+    return blocks
+
+
 class BatchedResNet:
     """M ResNets at once, as a function of stacked parameters (names as in `ResNet`)."""
 
@@ -113,11 +143,11 @@ class BatchedResNet:
         self.act_ = activation_(nonlinearity)
         self.channels_last = channels_last
         self.use_fused_bn = None if fused_bn_kernel else False   # decided at the first forward
-        self.template = ResNet(depth, c_hidden, skip, nonlinearity)
+        if (depth - 2) % 6 or depth < 8:
+            raise ValueError(f"depth must be 6n+2 >= 8, got {depth}")
         # Early exit may shrink a chunk only where that cannot change roundoff (see engine.py).
         self.shrink_is_exact = all(c % 16 == 0 for c in self.c_hidden)
-        self.block_names = [f"layer{s}.{b}" for s in (1, 2, 3)
-                            for b in range(len(getattr(self.template, f"layer{s}")))]
+        self.blocks = _blocks(depth, self.c_hidden, skip)       # composed once, used every step
 
     def init_params(self, seed: int) -> dict[str, Tensor]:
         """One model's initial parameters (float32), drawn from `seed`.
@@ -187,18 +217,17 @@ class BatchedResNet:
             # NCHW: its grouped convolution has no channels_last kernel there (54x slower).
             h = h.contiguous(memory_format=torch.channels_last)    # a no-op after the product
         h = self._bn_act(h, p, "bn1")
-        for name in self.block_names:
-            stride = 2 if (name.endswith(".0") and not name.startswith("layer1")) else 1
-            out = _grouped_conv(h, p[f"{name}.conv1.weight"], stride)
-            out = self._bn_act(out, p, f"{name}.bn1")
-            out = _grouped_conv(out, p[f"{name}.conv2.weight"], 1)
+        for blk in self.blocks:
+            out = _grouped_conv(h, p[blk["conv1.weight"]], blk.stride)
+            out = self._bn_act(out, p, blk["bn1"])
+            out = _grouped_conv(out, p[blk["conv2.weight"]], 1)
             shortcut = None
             if self.skip:
                 shortcut = h
-                if f"{name}.proj.0.weight" in p:
-                    shortcut = _grouped_conv(h, p[f"{name}.proj.0.weight"], stride)
-                    shortcut = self._bn_act(shortcut, p, f"{name}.proj.1", relu=False)
-            h = self._bn_act(out, p, f"{name}.bn2", residual=shortcut)
+                if blk.proj:
+                    shortcut = _grouped_conv(h, p[blk["proj.0.weight"]], blk.stride)
+                    shortcut = self._bn_act(shortcut, p, blk["proj.1"], relu=False)
+            h = self._bn_act(out, p, blk["bn2"], residual=shortcut)
         b = h.shape[0]
         pooled = h.mean((2, 3)).view(b, m, -1).transpose(0, 1)          # (M, B, C)
         return torch.baddbmm(p["fc.bias"].unsqueeze(1), pooled, p["fc.weight"].transpose(1, 2))
@@ -212,3 +241,9 @@ class BatchedResNet:
         net = ResNet(self.depth, self.c_hidden, self.skip, self.nonlinearity)
         net.load_state_dict(params, strict=True)
         return net
+
+
+def build(cfg: Config) -> BatchedResNet:
+    """The batched ResNet of `cfg` (depth, c_hidden, skip, nonlinearity, compile)."""
+    return BatchedResNet(cfg.depth, cfg.c_hidden, cfg.skip, cfg.nonlinearity,
+                         compile_kernels=compile_wanted(cfg))
