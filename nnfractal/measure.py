@@ -15,7 +15,7 @@ def normalise(curves: np.ndarray, clip: float = CLIP) -> np.ndarray:
     """Curves (..., T) divided by their first value, non-finite and > clip values set to clip."""
     v = np.asarray(curves, dtype=np.float64)
     v = np.where(np.isfinite(v), v, clip)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):   # huge -> clip below
         v = v / v[..., :1]
     return np.where(np.isfinite(v) & (v <= clip), v, clip)
 
