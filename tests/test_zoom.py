@@ -388,3 +388,24 @@ def test_a_signal_stops_the_zoom_after_the_current_chunk_and_leaves_nothing(slow
     assert "[frame 1/3]" not in text, text                   # no other frame was trained
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == []       # no .z.* staged folder either
+
+
+def test_deep_frames_tick_labels_read_differently():
+    """A frame 5 decades deep spans a relative 1e-5 of its values: its tick labels get the digits
+    that tell them apart (3 digits labelled every tick of such a frame '22.5')."""
+    import matplotlib.pyplot as plt
+    from nnfractal.render.maps import value_axes
+    fig, ax = plt.subplots()
+    lo = math.log10(22.4601)
+    ax.imshow(np.zeros((4, 4)), extent=(lo, lo + 1e-5, lo, lo + 1e-5), aspect="auto")
+    value_axes(ax, "log")
+    fig.canvas.draw()
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+        assert all(lab.startswith("22.46") for lab in labels), labels
+    ax.set_xlim(0, 2)                                   # a wide window keeps short labels
+    fig.canvas.draw()
+    assert all(len(t.get_text()) <= 5 for t in ax.xaxis.get_ticklabels()), \
+        [t.get_text() for t in ax.xaxis.get_ticklabels()]
+    plt.close(fig)

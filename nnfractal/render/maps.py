@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import Formatter, MaxNLocator  # noqa: E402
 
 
 def _outcome_colormap():
@@ -72,11 +72,31 @@ def cdf_restretch(x: np.ndarray, x_ref: np.ndarray | None = None, buffer: float 
     return -np.interp(x, u, v)
 
 
-def value_formatter(axis_scale: str) -> FuncFormatter:
-    """Tick labels in hyperparameter values (10**v on log axes)."""
-    if axis_scale == "log":
-        return FuncFormatter(lambda v, _: f"{10.0 ** v:.3g}")
-    return FuncFormatter(lambda v, _: f"{v:.3g}")
+class ValueFormatter(Formatter):
+    """Tick labels in hyperparameter values (10**v on log axes), with as many significant digits
+    (at least 3) as it takes for neighbouring ticks to read differently: a deep zoom frame spans
+    a relative 1e-6 of its values, where 3 digits would label every tick alike."""
+
+    def __init__(self, axis_scale: str):
+        self.to_value = (lambda v: 10.0 ** v) if axis_scale == "log" else (lambda v: v)
+        self.digits = 3
+
+    def set_locs(self, locs):
+        super().set_locs(locs)
+        values = [self.to_value(float(v)) for v in locs]
+        for digits in range(3, 18):
+            labels = [f"{v:.{digits}g}" for v in values]
+            if len(set(labels)) == len(labels):
+                break
+        self.digits = digits
+
+    def __call__(self, x, pos=None):
+        return f"{self.to_value(float(x)):.{self.digits}g}"
+
+
+def value_formatter(axis_scale: str) -> Formatter:
+    """Tick labels in hyperparameter values (10**v on log axes); see `ValueFormatter`."""
+    return ValueFormatter(axis_scale)
 
 
 def value_axes(ax, axis_scale: str) -> None:
