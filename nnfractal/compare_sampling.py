@@ -58,7 +58,7 @@ from .report import write_report_safely
 from .run import (RunFailed, RunFolderError, RunInterrupted, _flock_or_refuse, check_new_folder,
                   check_writable, execute)
 from .sample import (SAMPLE_JSON, SampleSpec, _check_budget, _spec_dict, read_spec,
-                     resolve_spec, resume_sample, sample, to_axis_units)
+                     resolve_spec, resume_sample, sample, to_axis_units, to_unit)
 from .sampling import SamplingError, densest_edge_cell, transect_angle
 from .stats import paired_difference, pool
 from .store import RunStore, StoreError
@@ -234,17 +234,19 @@ def _run_pair(root: Path, pair, depth, i: int, spec: SampleSpec, labels, data_di
     base = [root / _unit_root(c.preset, depth, i) for c in pair]
     if _needs_maps(spec):
         maps = [_coarse_map(c, d / "coarse", data_dir, log) for c, d in zip(pair, base)]
-        if spec.angle is None:
-            # one angle for both, so that both samples evaluate the same points
-            angle, how = transect_angle(*maps)
-            spec = replace(spec, angle=float(angle))
-            log(f"seed index {i}: chords at {angle:.1f} degrees ({how['angle_source']}"
-                + ("" if how["trend_deg"] is None else
-                   f": both maps' trend {how['trend_deg']:.1f} degrees") + ")")
         centre = shared_centre(*maps) if spec.center is None else None
         if centre is not None:
             axis = to_axis_units(pair[0], np.array([centre]))[0]
             spec = replace(spec, center=(float(axis[0]), float(axis[1])))
+        if spec.angle is None and spec.center is not None:
+            # one angle for both, so that both samples evaluate the same points
+            unit = to_unit(pair[0], np.array([spec.center], dtype=np.float64))[0]
+            angle, how = transect_angle(maps, centre=unit, lines=spec.lines,
+                                        length=spec.length, endpoints=True)
+            spec = replace(spec, angle=float(angle))
+            log(f"seed index {i}: chords at {angle:.1f} degrees ({how['angle_source']}"
+                + ("" if how["trend_deg"] is None else
+                   f": both maps' trend {how['trend_deg']:.1f} degrees") + ")")
     out = []
     for cfg, d in zip(pair, base):
         tag = f"{cfg.preset}{'' if depth is None else f' depth {depth}'} seed {cfg.seed}"

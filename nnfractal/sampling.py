@@ -767,7 +767,7 @@ def sign_flux(scores):
     return np.array([du.sum(), dv.sum()]), float(np.hypot(du, dv).sum())
 
 
-def transect_angle(*maps):
+def transect_angle(maps, *, centre, lines, length=None, endpoints=False):
     """The default chord angle (degrees from the u axis) for the boundary in ``maps``.
 
     A chord crossing a rough graph-like boundary steeply sees the boundary plus a linear term
@@ -775,24 +775,35 @@ def transect_angle(*maps):
     window for a relative angle ``t``), so a fit over the chord's lags reads the smooth regime:
     measured on Weierstrass regions, ``D = 1.2`` read 1.000 at 90 degrees to the trend and
     -0.12 at 75. A chord along the trend never crosses a straight boundary, so the chords run
-    ``TREND_OFFSET_DEG`` from the trend found by :func:`sign_flux` (within 6 degrees of the
-    truth on Weierstrass regions at every orientation). Where the boundary has no
+    ``TREND_OFFSET_DEG`` to one side of the trend found by :func:`sign_flux` (within 6 degrees
+    of the truth on Weierstrass regions at every orientation): the side whose chords (``lines``
+    through ``centre``, as :func:`transect_points` lays them) cross the maps' boundary more
+    often. A bent boundary (an L whose arms meet in the window) has a mean direction that
+    one side's chords can run along, parallel to an arm, and miss. Where the boundary has no
     net direction (``|flux| / total < TREND_MIN_STRENGTH``: a closed curve, or a tangle, where
     no orientation is steeper than another) the angle is ``FALLBACK_ANGLE_DEG``.
 
     Parameters
     ----------
-    *maps : (n, n) array_like of float
-        Score maps of the same window (rows along v); their fluxes add, so several
-        architectures' maps give one angle for all.
+    maps : sequence of (n, n) array_like of float
+        Score maps of the same window (rows along v); their fluxes and crossings add, so
+        several architectures' maps give one angle for all.
+    centre : (u, v) window units
+        Where the chords will go through.
+    lines, length
+        As :func:`transect_points` will be given them.
+    endpoints : bool, optional
+        The maps' pixels sit at ``k / (n - 1)`` (a grid run) rather than ``(k + 0.5) / n``.
 
     Returns
     -------
     angle_deg : float
     info : dict
         ``angle_source`` (``'boundary trend'`` or ``'fallback: no net boundary direction'``),
-        ``trend_deg`` (the trend, degrees in [0, 180), or None) and ``trend_strength``.
+        ``trend_deg`` (the trend, degrees in [0, 180), or None), ``trend_strength`` and
+        ``coarse_crossings`` (sign changes of the maps along the chords, per side tried).
     """
+    maps = [np.asarray(m, dtype=np.float64) for m in maps]
     flux, total = np.zeros(2), 0.0
     for m in maps:
         f, t = sign_flux(m)
@@ -802,9 +813,26 @@ def transect_angle(*maps):
         return FALLBACK_ANGLE_DEG, {"angle_source": "fallback: no net boundary direction",
                                     "trend_deg": None, "trend_strength": strength}
     trend = (math.degrees(math.atan2(flux[1], flux[0])) + 90.0) % 180.0
-    return (trend + TREND_OFFSET_DEG) % 180.0, {"angle_source": "boundary trend",
-                                                "trend_deg": float(trend),
-                                                "trend_strength": strength}
+    sides = [(trend + TREND_OFFSET_DEG) % 180.0, (trend - TREND_OFFSET_DEG) % 180.0]
+    crossings = [sum(_map_crossings(m, a, centre, lines, length, endpoints) for m in maps)
+                 for a in sides]
+    # ties (a symmetric boundary) keep the first side
+    angle = sides[int(np.argmax(crossings))]
+    return angle, {"angle_source": "boundary trend", "trend_deg": float(trend),
+                   "trend_strength": strength, "coarse_crossings": [int(c) for c in crossings]}
+
+
+def _map_crossings(scores, angle_deg, centre, lines, length, endpoints):
+    """Sign changes of a score map read along the chords (nearest pixel, 4 samples a pixel)."""
+    n = scores.shape[0]
+    pts = transect_points(4 * n, lines=lines, angle_deg=angle_deg, centre=centre, length=length)
+    if endpoints:
+        idx = np.rint(pts * (n - 1))
+    else:
+        idx = np.floor(pts * n)
+    idx = np.clip(idx, 0, n - 1).astype(int)
+    signs = np.sign(scores[idx[..., 1], idx[..., 0]])          # (lines, 4n)
+    return int(((signs[:, 1:] * signs[:, :-1]) < 0).sum())
 
 
 def transect_dimension(evaluate, *, n_points=1 << 14, lines=1, angle_deg=None,
@@ -852,7 +880,8 @@ def transect_dimension(evaluate, *, n_points=1 << 14, lines=1, angle_deg=None,
             if centre is None:
                 return _no_estimate("transect", REASON_NO_BOUNDARY, used)
         if angle_deg is None:
-            angle_deg, orientation = transect_angle(coarse_map)
+            angle_deg, orientation = transect_angle([coarse_map], centre=centre, lines=lines,
+                                                    length=length)
     pts = transect_points(n_points, lines=lines, angle_deg=angle_deg, centre=centre,
                           length=length, spread=spread)
     step = np.linalg.norm(pts[0, 1] - pts[0, 0])

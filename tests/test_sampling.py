@@ -209,14 +209,37 @@ def test_the_trend_of_a_rough_boundary_is_found_at_every_orientation(name):
     # (measured: within 6 degrees), so the default chords run TREND_OFFSET_DEG from it.
     base = analytic_boundary(name)
     for phi in range(0, 180, 15):
-        angle, info = transect_angle(_coarse_map(rotated_boundary(base, phi)))
+        angle, info = transect_angle([_coarse_map(rotated_boundary(base, phi))],
+                                     centre=(0.5, 0.5), lines=16)
         assert info["angle_source"] == "boundary trend"
         off = (info["trend_deg"] - phi + 90) % 180 - 90
         assert abs(off) <= 10, (phi, off)
-        assert math.isclose(angle, (info["trend_deg"] + TREND_OFFSET_DEG) % 180)
+        side = (angle - info["trend_deg"] + 90) % 180 - 90
+        assert math.isclose(abs(side), TREND_OFFSET_DEG)
     # a closed curve has no net direction: the fixed fallback angle
-    angle, info = transect_angle(_coarse_map(analytic_boundary("circle")))
+    angle, info = transect_angle([_coarse_map(analytic_boundary("circle"))], centre=(0.5, 0.9),
+                                 lines=16)
     assert info["angle_source"].startswith("fallback") and angle == 30.0
+
+
+def test_chords_cross_a_bent_boundary_rather_than_run_along_an_arm():
+    # An L (diverged above v = 0.55 or right of u = 0.9, as trainability maps often are): its
+    # mean direction is tilted from the long arm, and chords on one side of it run nearly along
+    # that arm and miss it. The side whose chords cross the coarse boundary more is taken.
+    def score(p):
+        return np.maximum(p[:, 1] - 0.55, p[:, 0] - 0.9)
+
+    def crossings(angle):
+        pts = transect_points(2048, lines=2, angle_deg=angle, centre=(0.5, 0.55))
+        signs = np.sign(score(pts.reshape(-1, 2))).reshape(2, -1)
+        return ((signs[:, 1:] * signs[:, :-1]) < 0).sum(1)
+    grid = _coarse_map(type("B", (), {"score": staticmethod(score)}))
+    angle, info = transect_angle([grid], centre=(0.5, 0.55), lines=2)
+    assert info["angle_source"] == "boundary trend"
+    other = (2 * info["trend_deg"] - angle) % 180
+    assert crossings(angle).min() >= 1 and crossings(other).min() == 0
+    est = transect_dimension(score, n_points=2048, lines=2, centre=(0.5, 0.55), n_boot=50)
+    assert est.extra["angle_deg"] == angle
 
 
 @pytest.mark.parametrize("name, phi", [("weierstrass-1.2", 105.0), ("weierstrass-1.5", 120.0),
