@@ -603,9 +603,10 @@ def transect_points(n_points, *, lines=1, angle_deg=30.0, centre=(0.5, 0.5), len
     The segments run in direction ``angle_deg`` (from the u axis) through ``centre`` and
     through points offset from it perpendicularly, evenly over a band of width ``spread``. By
     default each is the chord of the unit square through its own centre point (``length``
-    overrides: a segment of that length centred there). Where part of the band would miss the
+    overrides: a segment of that length centred there). Where a chord of the band would miss the
     window (a centre near an edge, the band across it), the band slides along its normal until
-    every segment's centre point is inside, and narrows only if it cannot fit.
+    every segment's centre point is inside, and narrows only if it cannot fit (a band whose
+    chords all meet the window is never moved, so stored samples replay the same points).
 
     Returns
     -------
@@ -616,7 +617,8 @@ def transect_points(n_points, *, lines=1, angle_deg=30.0, centre=(0.5, 0.5), len
     normal = np.array([-d[1], d[0]])
     offsets = (np.arange(lines) - (lines - 1) / 2) * (spread / max(lines, 1))
     c0 = np.asarray(centre, dtype=np.float64)
-    offsets = _band_inside(c0, normal, offsets)
+    if any(np.subtract(*_chord(c0 + off * normal, d)[::-1]) <= 1e-9 for off in offsets):
+        offsets = _band_inside(c0, normal, offsets)
     out = np.empty((lines, n_points, 2))
     for i, off in enumerate(offsets):
         c = c0 + off * normal
