@@ -5,10 +5,12 @@ fields only, so data, batches, optimiser, window and initial-weight seeds are th
 depth and initialisation seed ``cfg.seed + i`` each architecture gets one *sample* folder
 (`nnfractal sample`, the estimator's points trained by the engine into a resumable store):
 
-* ``transect``: both architectures are measured on **the same points**. A 32 x 32 grid of each
+* ``transect``: both architectures are measured on **the same points**. A 16 x 16 grid of each
   (``coarse/``, a normal run folder) shows where the boundaries are; the segments go through the
   densest boundary of the two maps together (`sampling.densest_edge_cell` on the sum of both
-  boundaries), so they cross both. The per-seed difference is a difference on identical points.
+  boundaries), so they cross both, and (unless ``--angle``/``--direction`` is given) run at one
+  angle for both, from the two maps' sign fluxes added (`sampling.transect_angle`). The per-seed
+  difference is a difference on identical points.
 * ``uncertainty``: the estimator zooms into each architecture's own boundary, so the points
   agree only in its 64 x 64 coarse map (same seed, same coarse points, same pair offsets drawn);
   the pairing is by seed: the same initial weights, data and batches.
@@ -56,8 +58,8 @@ from .report import write_report_safely
 from .run import (RunFailed, RunFolderError, RunInterrupted, _flock_or_refuse, check_new_folder,
                   check_writable, execute)
 from .sample import (SAMPLE_JSON, SampleSpec, _check_budget, _spec_dict, read_spec,
-                     resolve_spec, resume_sample, sample, to_axis_units)
-from .sampling import SamplingError, densest_edge_cell
+                     resolve_spec, resume_sample, sample, to_axis_units, to_unit)
+from .sampling import SamplingError, densest_edge_cell, transect_angle
 from .stats import paired_difference, pool
 from .store import RunStore, StoreError
 from .zoom import score_map_of, stop_if_requested
@@ -184,7 +186,7 @@ def _run(root: Path, p: dict, data_dir, progress, log, max_storage) -> Path:
     presets, spec, method = p["presets"], _spec_of(p["spec"]), p["method"]
     start = time.perf_counter()
     n_units = 2 * len(p["groups"]) * p["seeds"]
-    per_unit = (spec.points * spec.lines + (COARSE * COARSE if spec.center is None else 0)
+    per_unit = (spec.points * spec.lines + (COARSE * COARSE if _needs_maps(spec) else 0)
                 if method == "transect" else spec.evaluations)
     log(f"compare ({method}): {presets[0]} vs {presets[1]}; {p['seeds']} seed(s)"
         f"{'' if not p['depths'] else ' x depths ' + str(p['depths'])}: {n_units} samples of up to "
@@ -230,12 +232,21 @@ def _run_pair(root: Path, pair, depth, i: int, spec: SampleSpec, labels, data_di
               log, max_storage) -> list[dict]:
     """Both architectures' samples at seed index i (transect: on shared segments)."""
     base = [root / _unit_root(c.preset, depth, i) for c in pair]
-    if spec.method == "transect" and spec.center is None:
+    if _needs_maps(spec):
         maps = [_coarse_map(c, d / "coarse", data_dir, log) for c, d in zip(pair, base)]
-        centre = shared_centre(*maps)
+        centre = shared_centre(*maps) if spec.center is None else None
         if centre is not None:
             axis = to_axis_units(pair[0], np.array([centre]))[0]
             spec = replace(spec, center=(float(axis[0]), float(axis[1])))
+        if spec.angle is None and spec.center is not None:
+            # one angle for both, so that both samples evaluate the same points
+            unit = to_unit(pair[0], np.array([spec.center], dtype=np.float64))[0]
+            angle, how = transect_angle(maps, centre=unit, lines=spec.lines,
+                                        length=spec.length, endpoints=True)
+            spec = replace(spec, angle=float(angle))
+            log(f"seed index {i}: chords at {angle:.1f} degrees ({how['angle_source']}"
+                + ("" if how["trend_deg"] is None else
+                   f": both maps' trend {how['trend_deg']:.1f} degrees") + ")")
     out = []
     for cfg, d in zip(pair, base):
         tag = f"{cfg.preset}{'' if depth is None else f' depth {depth}'} seed {cfg.seed}"
@@ -249,6 +260,11 @@ def _run_pair(root: Path, pair, depth, i: int, spec: SampleSpec, labels, data_di
         _ensure_sample(spec, cfg, d / "sample", data_dir, progress, ulog, max_storage)
         out.append(_unit_record(root, d / "sample", cfg, labels, depth, i, spec))
     return out
+
+
+def _needs_maps(spec: SampleSpec) -> bool:
+    """A transect with its centre or angle left to the coarse maps of both architectures."""
+    return spec.method == "transect" and (spec.center is None or spec.angle is None)
 
 
 def _coarse_map(cfg: Config, folder: Path, data_dir, log) -> np.ndarray:
@@ -309,6 +325,7 @@ def _unit_record(root: Path, folder: Path | None, cfg: Config, labels, depth, i:
     rec = {"preset": cfg.preset, "label": labels[cfg.preset], "depth": cfg.depth,
            "sweep_depth": depth, "seed_index": i, "seed": cfg.seed,
            "dir": None, "coarse_dir": None, "mnmx": list(cfg.mnmx), "center": None,
+           "angle": None,
            "estimate": {"dimension": None, "ci_low": None, "ci_high": None, "ok": False,
                         "reason": "no boundary in either coarse map", "method": spec.method},
            "evaluations": 0, "model_steps": 0, "wall_time_s": 0.0, "model_steps_per_s": None}
@@ -324,6 +341,7 @@ def _unit_record(root: Path, folder: Path | None, cfg: Config, labels, depth, i:
     summary = json.loads((folder / "summary.json").read_text())
     rec.update(dir=str(folder.relative_to(root)), estimate=_compact(result["estimate"]),
                center=result["parameters"].get("center"),
+               angle=result["parameters"].get("angle"),
                evaluations=int(result["evaluations"]),
                device=summary.get("device"), data_source=summary.get("data_source"))
     rec["model_steps"] += int(result["model_steps"])

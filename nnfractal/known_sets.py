@@ -25,6 +25,9 @@ so the family that matters most is the region under a Weierstrass function,
 
 * ``weierstrass-<D>`` (D from 1.1 to 1.9), e.g. ``weierstrass-1.5``
 * ``circle`` and ``line`` (1), ``plane`` (2: an independent random sign at every evaluation)
+
+:func:`rotated_boundary` turns any of them about the window's centre, so that an estimator with a
+direction (transects) can be checked at every orientation of the boundary.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "ANALYTIC_NAMES",
     "AnalyticBoundary",
     "analytic_boundary",
+    "rotated_boundary",
     "weierstrass",
     "KNOWN_DIMENSIONS",
     "circle_scores",
@@ -421,3 +425,32 @@ def analytic_boundary(name):
             return AnalyticBoundary(name, dim, _weierstrass_region(dim))
     raise KeyError(f"unknown analytic boundary {name!r} (allowed: {', '.join(ANALYTIC_NAMES)}, "
                    "or weierstrass-<D> with 1 < D < 2)")
+
+
+def rotated_boundary(base, degrees, centre=(0.5, 0.5), shift=0.0):
+    """``base`` (an :class:`AnalyticBoundary`) turned by ``degrees`` counterclockwise about
+    ``centre`` (window units), after sliding it by ``shift`` along u (for a Weierstrass region,
+    periodic in u, a change of phase: another stretch of the same curve in the window).
+
+    The score at a point is the base score at the point turned back, so the rotated region's
+    boundary is the base boundary turned (its dimension is unchanged). Weierstrass regions are
+    periodic in u and unbounded in v, so the turned-back point may leave the unit square: the
+    region simply continues there. Name: ``<base>@<degrees>``.
+
+    Returns
+    -------
+    AnalyticBoundary
+    """
+    t = math.radians(float(degrees))
+    cos_t, sin_t = math.cos(t), math.sin(t)
+    c = np.asarray(centre, dtype=np.float64)
+
+    def score(points):
+        p = np.asarray(points, dtype=np.float64) - c
+        # the inverse rotation R(-t) applied to every point
+        back = np.stack([cos_t * p[:, 0] + sin_t * p[:, 1],
+                         -sin_t * p[:, 0] + cos_t * p[:, 1]], axis=1) + c
+        back[:, 0] -= shift
+        return base.score(back)
+    name = f"{base.name}@{float(degrees):g}" + (f"+{float(shift):g}" if shift else "")
+    return AnalyticBoundary(name, base.dimension, score)

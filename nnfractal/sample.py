@@ -52,7 +52,8 @@ class SampleSpec:
     floor_points: int = 512             # uncertainty: base points per stage for the chaos floor
     points: int = 1 << 14               # transect: points per segment
     lines: int = 16                     # transect: parallel segments
-    angle: float = 30.0                 # transect: degrees from the x axis (window units)
+    angle: float | None = None          # transect: degrees from the x axis (window units;
+                                        # None: sampling.TREND_OFFSET_DEG from the boundary's trend)
     direction: tuple[float, float] | None = None   # transect: (dx, dy) in axis units, or angle
     center: tuple[float, float] | None = None   # transect: axis units (default: window centre)
     length: float | None = None         # transect: window units (default: the chord)
@@ -521,8 +522,9 @@ def add_estimator_flags(p) -> None:
     p.add_argument("--lines", type=int, default=None,
                    help="transect: parallel segments (default 16)")
     p.add_argument("--angle", type=float, default=None,
-                   help="transect: direction in degrees from the x axis (default 30: parallel to "
-                   "neither axis)")
+                   help="transect: direction in degrees from the x axis, window units (default: "
+                   "20 degrees from the boundary's mean direction in the coarse map, 30 where it "
+                   "has none)")
     p.add_argument("--direction", nargs=2, type=float, metavar=("DX", "DY"),
                    help="transect: direction as a vector in axis units (instead of --angle)")
     p.add_argument("--center", "--centre", nargs=2, type=float, metavar=("X", "Y"),

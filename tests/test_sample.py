@@ -56,7 +56,11 @@ def test_transect_sample_writes_a_run_folder(transect_run, capsys):
     assert coarse["n"] == 1024 and block["n"] == 2048 and block["row"] % store.tile_grid.tile_rows == 0
     stored = store.read_points(block["row"], block["row"] + block["rows"])[:2048]
     centre = tuple(est["extra"]["centre"])
-    expected = to_axis_values(cfg, transect_points(1024, lines=2, centre=centre).reshape(-1, 2))
+    # at the angle the coarse map chose (along the boundary's trend, or 30 degrees without one)
+    assert est["extra"]["angle_source"] in ("boundary trend", "fallback: no net boundary direction")
+    expected = to_axis_values(cfg, transect_points(1024, lines=2, centre=centre,
+                                                   angle_deg=est["extra"]["angle_deg"]
+                                                   ).reshape(-1, 2))
     np.testing.assert_array_equal(stored, expected)
     curves = store.group["curves/train_loss"][block["row"]:block["row"] + block["rows"]]
     assert np.isfinite(curves.reshape(-1, 30)[:2048, 0]).all()

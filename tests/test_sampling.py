@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from nnfractal.fractal import boundary, estimate_dimension
-from nnfractal.known_sets import ANALYTIC_NAMES, analytic_boundary, weierstrass
-from nnfractal.sampling import (REASON_NO_BOUNDARY, SamplingError, coarse_boundary_cells,
-                                transect_block_counts, transect_dimension, transect_points,
-                                uncertainty_exponent)
+from nnfractal.known_sets import (ANALYTIC_NAMES, analytic_boundary, rotated_boundary,
+                                  weierstrass)
+from nnfractal.sampling import (REASON_NO_BOUNDARY, TREND_OFFSET_DEG, SamplingError,
+                                coarse_boundary_cells, transect_angle, transect_block_counts,
+                                transect_dimension, transect_points, uncertainty_exponent)
 
 ROUGH = ["circle", "weierstrass-1.2", "weierstrass-1.5", "weierstrass-1.8"]
 
@@ -54,8 +55,9 @@ def test_uncertainty_exponent_finds_known_dimensions(name):
 @pytest.mark.parametrize("name", ROUGH)
 def test_transect_finds_known_dimensions(name):
     b = analytic_boundary(name)
-    est = transect_dimension(b.score, n_points=4096, lines=4, centre=(0.5, 0.5), seed=0,
-                             n_boot=100)
+    # centre and angle given: no coarse map (the default orientation is tested below)
+    est = transect_dimension(b.score, n_points=4096, lines=4, centre=(0.5, 0.5), angle_deg=30.0,
+                             seed=0, n_boot=100)
     assert est.ok, est.reason
     assert est.evaluations == 4 * 4096
     assert abs(est.dimension - b.dimension) <= 0.06
@@ -184,3 +186,95 @@ def test_a_chaotic_band_is_measured_as_a_floor_not_as_dimension():
     assert plain.ok and plain.dimension > 1.3                   # fooled by the band
     assert floored.ok and abs(floored.dimension - 1.0) < 0.05
     assert max(floored.extra["chaos_floor"]) > 0.1 and floored.evaluations <= 1 << 17
+
+
+def _coarse_map(b, n=32):
+    c = (np.arange(n) + 0.5) / n
+    u, v = np.meshgrid(c, c)
+    return b.score(np.stack([u.ravel(), v.ravel()], 1)).reshape(n, n)
+
+
+def test_rotated_region_is_the_region_turned():
+    base = analytic_boundary("weierstrass-1.5")
+    turned = rotated_boundary(base, 90.0)
+    p = np.array([[0.3, 0.6], [0.71, 0.2], [0.5, 0.5]])
+    # turning by 90 degrees about (0.5, 0.5) takes (u, v) to (1 - v, u)
+    np.testing.assert_allclose(turned.score(np.stack([1 - p[:, 1], p[:, 0]], 1)), base.score(p))
+    assert turned.dimension == 1.5 and turned.name == "weierstrass-1.5@90"
+
+
+@pytest.mark.parametrize("name", ["weierstrass-1.2", "weierstrass-1.5", "weierstrass-1.8"])
+def test_the_trend_of_a_rough_boundary_is_found_at_every_orientation(name):
+    # The sign flux of a 32 x 32 map gives the graph's mean direction however rough it is
+    # (measured: within 6 degrees), so the default chords run TREND_OFFSET_DEG from it.
+    base = analytic_boundary(name)
+    for phi in range(0, 180, 15):
+        angle, info = transect_angle([_coarse_map(rotated_boundary(base, phi))],
+                                     centre=(0.5, 0.5), lines=16)
+        assert info["angle_source"] == "boundary trend"
+        off = (info["trend_deg"] - phi + 90) % 180 - 90
+        assert abs(off) <= 10, (phi, off)
+        side = (angle - info["trend_deg"] + 90) % 180 - 90
+        assert math.isclose(abs(side), TREND_OFFSET_DEG)
+    # a closed curve has no net direction: the fixed fallback angle
+    angle, info = transect_angle([_coarse_map(analytic_boundary("circle"))], centre=(0.5, 0.9),
+                                 lines=16)
+    assert info["angle_source"].startswith("fallback") and angle == 30.0
+
+
+def test_chords_cross_a_bent_boundary_rather_than_run_along_an_arm():
+    # An L (diverged above v = 0.55 or right of u = 0.9, as trainability maps often are): its
+    # mean direction is tilted from the long arm, and chords on one side of it run nearly along
+    # that arm and miss it. The side whose chords cross the coarse boundary more is taken.
+    def score(p):
+        return np.maximum(p[:, 1] - 0.55, p[:, 0] - 0.9)
+
+    def crossings(angle):
+        pts = transect_points(2048, lines=2, angle_deg=angle, centre=(0.5, 0.55))
+        signs = np.sign(score(pts.reshape(-1, 2))).reshape(2, -1)
+        return ((signs[:, 1:] * signs[:, :-1]) < 0).sum(1)
+    grid = _coarse_map(type("B", (), {"score": staticmethod(score)}))
+    angle, info = transect_angle([grid], centre=(0.5, 0.55), lines=2)
+    assert info["angle_source"] == "boundary trend"
+    other = (2 * info["trend_deg"] - angle) % 180
+    assert crossings(angle).min() >= 1 and crossings(other).min() == 0
+    est = transect_dimension(score, n_points=2048, lines=2, centre=(0.5, 0.55), n_boot=50)
+    assert est.extra["angle_deg"] == angle
+
+
+@pytest.mark.parametrize("name, phi", [("weierstrass-1.2", 105.0), ("weierstrass-1.5", 120.0),
+                                       ("weierstrass-1.8", 120.0)])
+def test_transect_default_is_right_on_a_boundary_turned_steep_to_30_degrees(name, phi):
+    # Turned by phi, the curve's trend is phi: a chord at a fixed 30 degrees crosses it at 75-90
+    # degrees and reads the smooth regime (measured: 1.000 [0.97, 1.03] for every D at 120).
+    # The default chords follow the boundary's trend instead.
+    b = rotated_boundary(analytic_boundary(name), phi)
+    est = transect_dimension(b.score, n_points=4096, lines=4, seed=0, n_boot=100)
+    assert est.ok, est.reason
+    assert est.evaluations == 4 * 4096 + 32 * 32
+    assert est.extra["angle_source"] == "boundary trend"
+    assert abs((est.extra["angle_deg"] - phi - TREND_OFFSET_DEG + 90) % 180 - 90) <= 10
+    assert abs(est.dimension - b.dimension) <= 0.06
+    assert est.ci_low <= b.dimension <= est.ci_high
+
+
+@pytest.mark.parametrize("name", ["line", "circle"])
+def test_transect_along_a_smooth_boundary_still_reads_one(name):
+    # The default chords run near the trend, never exactly along it: a straight boundary (at
+    # 30 degrees, the old fixed chord angle, which never crossed it) is still crossed.
+    b = analytic_boundary(name)
+    est = transect_dimension(b.score, n_points=4096, lines=16, seed=0, n_boot=100)
+    assert est.ok, est.reason
+    assert abs(est.dimension - 1.0) <= 0.05 and est.ci_low <= 1.0 <= est.ci_high
+    assert est.ci_high - est.ci_low <= 0.2
+
+
+def test_transect_band_stays_inside_the_window():
+    # A centre near an edge with the chords along it: the band slides inside rather than
+    # putting segments outside the window (which had zero length).
+    pts = transect_points(1024, lines=16, angle_deg=0.0, centre=(0.5, 0.1))
+    assert pts.min() >= -1e-12 and pts.max() <= 1 + 1e-12
+    lengths = np.linalg.norm(pts[:, -1] - pts[:, 0], axis=1)
+    assert (lengths > 0.99).all()          # horizontal chords span the window
+    v = pts[:, 0, 1]
+    np.testing.assert_allclose(np.diff(v), 0.5 / 16)   # the spacing is kept
