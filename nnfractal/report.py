@@ -26,11 +26,12 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from . import __version__
+from . import __version__, run_folder
 from .errors import StoreError, refuse
 from .folders import write_json_atomic, write_text_atomic
+from .run_folder import REPORT_FILE, RunFolder
 
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT_FILE
 MAX_VIDEO_BYTES = 40 * 2**20     # larger videos are linked, not embedded
 MAX_GALLERY = 24                 # zoom frames shown as maps (evenly spaced beyond that)
 MIN_RESOLUTION = 114             # about the smallest map with a box-counting scaling range
@@ -154,9 +155,8 @@ def _json(path: Path) -> dict:
 
 
 def _config(folder: Path):
-    from .config import config_from_toml
     try:
-        return config_from_toml(folder / "config.toml")
+        return RunFolder(folder).read_config()
     except Exception:
         return None
 
@@ -979,7 +979,7 @@ def folder_kind(folder) -> str:
         return "zoom"
     if (folder / "sample.json").exists():
         return "sample"
-    if (folder / "config.toml").exists() and (folder / "store.zarr").exists():
+    if RunFolder(folder).holds_run():
         return "run"
     raise ReportError(f"run_dir: {folder} is not a run, zoom or comparison folder (no config.toml "
                       "+ store.zarr, zoom.json or compare.json)")
@@ -1066,7 +1066,7 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
     if names and all((folder / f).exists() for f in names.values()):
         return
     units = info.get("units", [])
-    if not units or not all((folder / u["dir"] / "store.zarr").is_dir() for u in units):
+    if not units or not all(RunFolder(folder / u["dir"]).store_dir.is_dir() for u in units):
         return                       # nothing to draw from (e.g. a folder of numbers only)
     info["figures"] = compare.draw_figures(folder, info)
     write_json_atomic(folder / "compare.json", info)
@@ -1077,16 +1077,10 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
 
 
 def write_report_safely(folder, *, display_path=None, log=print) -> Path | None:
-    """`write_report` for the end of a run or zoom: a failure is logged in one line, not raised,
-    so a finished computation is never lost to its report. Returns the path or None."""
-    try:
-        path = write_report(folder, display_path=display_path)
-    except Exception as err:  # noqa: BLE001 - the report is a convenience, the run is the result
-        log(f"report.html not written ({type(err).__name__}: {err}); "
-            f"`nnfractal report {display_path or folder}` retries")
-        return None
-    log(f"report: {Path(display_path) / REPORT_NAME if display_path else path}")
-    return path
+    """`write_report` for the end of a run, sample or comparison: a failure is logged in one
+    line, not raised, so a finished computation is never lost to its report. Returns the path
+    or None."""
+    return run_folder.write_report_safely(write_report, folder, display_path=display_path, log=log)
 
 
 def add_report_parser(sub) -> None:

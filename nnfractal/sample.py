@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, ConfigError, config_from_toml, to_toml
+from .config import Config, ConfigError
+from .errors import RunFailed, RunFolderError, StoreError, one_line
+from .run_folder import FRACTAL_FILE, SUMMARY_FILE, RunFolder
 from .sampling import (REASON_NO_BOUNDARY, TRANSECT_COARSE, SamplingError, check_transect_args, check_uncertainty_args,
                        transect_dimension, uncertainty_exponent)
 
@@ -244,8 +246,8 @@ def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
     network), with the flags given applied on top."""
     from .config import build_config, preset_names
     path = Path(source)
-    if (path / "config.toml").is_file():
-        cfg = config_from_toml(path / "config.toml")
+    if RunFolder(path).config_file.is_file():
+        cfg = RunFolder(path).read_config()
         from .config import _coerce
         changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
                            for k, v in overrides.items() if v is not None}, "overrides")
@@ -266,7 +268,7 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
     sample lives in `out` and `resume_sample(out)` finishes it after a kill.
     """
     from .backends import make_backend
-    from .run import check_out_dir, resolve_auto_tile_batch
+    from .run import resolve_auto_tile_batch
     spec = resolve_spec(spec, cfg)
     if cfg.adaptive:
         raise ConfigError("adaptive", "--adaptive refines a grid (allowed with sample: leave "
@@ -275,7 +277,7 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     out = Path(out) if out is not None else default_sample_dir(cfg, spec.method)
     _check_budget(cfg, spec, out, max_storage)
-    check_out_dir(out, cfg, resume_command=RESUME_COMMAND)
+    RunFolder(out).check_out(cfg, resume_command=RESUME_COMMAND)
     runner = make_backend(backend, address)
     try:
         plan = _plan(cfg, spec, data_dir, runner, log)
@@ -288,12 +290,11 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
 @contextmanager
 def _claim_new_sample(out: Path, plan, spec: SampleSpec, source_run):
     """Create a new sample at `out` atomically and hold its lock while the block runs
-    (`run.claim_new_folder`: of two processes started on one `out` at the same instant exactly
+    (`RunFolder.claim_new`: of two processes started on one `out` at the same instant exactly
     one gets it; the other is refused in one line as a later start would be)."""
-    from .run import check_out_dir, claim_new_folder
-    with claim_new_folder(
+    with RunFolder.claim_new(
             out, lambda work: _create_sample(work, plan, spec, source_run, shown=out),
-            lambda: check_out_dir(out, plan.cfg, resume_command=RESUME_COMMAND)) as claimed:
+            lambda: RunFolder(out).check_out(plan.cfg, resume_command=RESUME_COMMAND)) as claimed:
         yield claimed
 
 
@@ -315,10 +316,9 @@ def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool
                   log=print, backend: str = "local", address: str | None = None) -> Path:
     """Finish a killed sample: replay its estimator, training only the tiles not stored."""
     from .backends import make_backend
-    from .run import check_writable
     run_dir = Path(run_dir)
     spec, cfg = read_spec(run_dir)
-    check_writable(run_dir)
+    RunFolder(run_dir).check_writable()
     runner = make_backend(backend, address)
     try:
         plan = _plan(cfg, spec, data_dir, runner, log)
@@ -329,13 +329,12 @@ def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool
 
 def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
     """The spec and config of a sample folder (StoreError if it is not one)."""
-    from .store import StoreError
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file() or not (run_dir / "store.zarr").is_dir():
+    folder = RunFolder(run_dir)
+    if not folder.config_file.is_file() or not folder.store_dir.is_dir():
         raise StoreError(f"run_dir: {run_dir} is not a sample folder (no config.toml or "
                          "store.zarr)")
-    from .store import RunStore
-    attrs = RunStore.open(run_dir / "store.zarr").attrs
+    attrs = folder.open_store().attrs
     if "sampling" not in attrs:
         raise StoreError(f"run_dir: {run_dir} is a grid run, not a sample (allowed: a folder "
                          "written by nnfractal sample)")
@@ -344,7 +343,7 @@ def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
     for key in ("center", "direction"):
         if raw.get(key) is not None:
             raw[key] = tuple(raw[key])
-    return SampleSpec(**raw), config_from_toml(run_dir / "config.toml")
+    return SampleSpec(**raw), folder.read_config()
 
 
 def is_sample_folder(folder: Path) -> bool:
@@ -353,8 +352,7 @@ def is_sample_folder(folder: Path) -> bool:
 
 def _store_has_sampling(folder: Path) -> bool:
     try:
-        from .store import RunStore
-        return "sampling" in RunStore.open(folder / "store.zarr").attrs
+        return "sampling" in RunFolder(folder).open_store().attrs
     except Exception:
         return False
 
@@ -366,22 +364,18 @@ def _plan(cfg, spec, data_dir, runner, log):
     return replace(plan, x=np.arange(cols, dtype=np.float64), y=np.arange(rows, dtype=np.float64))
 
 
-def _create_sample(out: Path, plan, spec: SampleSpec, source_run,
+def _create_sample(out: RunFolder, plan, spec: SampleSpec, source_run,
                    shown: Path | None = None) -> None:
     """config.toml and the empty store in the (staging) folder `out`; `shown`: the folder's name
     in the error line. A failure (a full disk) raises RunFolderError; the caller removes `out`."""
-    from .backends import one_line
-    from .folders import write_text_atomic as _write_text_atomic
-    from .run import RunFolderError
-    from .store import RunStore
     _, _, tile_rows = store_layout(plan.cfg, spec.evaluations)
     try:
-        _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
-        RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
-                        curve_lengths=plan.lengths, dtype=plan.dtype,
-                        schedule=plan.store_schedule, tile_rows=tile_rows, with_points=True,
-                        extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
-                               "blocks": [], "source_run": str(source_run) if source_run else None})
+        out.write_config(plan.cfg)
+        out.create_store(plan.cfg, x=plan.x, y=plan.y, curve_lengths=plan.lengths,
+                         dtype=plan.dtype, schedule=plan.store_schedule, tile_rows=tile_rows,
+                         with_points=True,
+                         extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
+                                "blocks": [], "source_run": str(source_run) if source_run else None})
     except OSError as err:
         raise RunFolderError(f"out: cannot write {shown or out} "
                              f"({err.strerror or one_line(err)})") from None
@@ -396,16 +390,14 @@ def _spec_dict(spec: SampleSpec) -> dict:
 
 def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> Path:
     """Lock an existing sample folder (a second process is refused in one line), then run."""
-    from .run import run_lock
-    with run_lock(run_dir):
+    with RunFolder(run_dir).lock():
         return _run_held(run_dir, plan, spec, runner, progress, log)
 
 
 def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> Path:
     """Train what the estimator asks for and finish the folder; the caller holds its lock."""
     from .run import train_tiles
-    from .store import RunStore
-    store = RunStore.open(run_dir / "store.zarr", mode="r+")
+    store = RunFolder(run_dir).open_store(mode="r+")
     store.remove_partial_files()
 
     def train(tiles):
@@ -420,8 +412,6 @@ def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> P
     try:
         finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log)
     except Exception as err:          # every point is stored: `nnfractal dimension` redraws
-        from .backends import one_line
-        from .run import RunFailed
         raise RunFailed(f"drawing stopped: {one_line(err)}; every point is stored (redraw "
                         f"with: nnfractal dimension {run_dir})", run_dir,
                         "nnfractal sample --resume") from None
@@ -436,7 +426,6 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
                   log=print) -> Path:
     """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
     from .render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
-    from .folders import write_text_atomic as _write_text_atomic
     from .run import cpu_name, describe, library_versions
     from .grid import axis_labels
     title = f"{cfg.preset}: {spec.method}"
@@ -461,9 +450,9 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
               "estimate": est.to_dict(), "evaluations": int(len(unit)),
               "model_steps": int(len(unit) * steps),
               "source_run": store.attrs.get("source_run")}
-    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
-    _write_text_atomic(run_dir / SAMPLE_JSON, text)
-    _write_text_atomic(run_dir / "fractal.json", json.dumps(
+    folder = RunFolder(run_dir)
+    folder.write_text(SAMPLE_JSON, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    folder.write_text(FRACTAL_FILE, json.dumps(
         {"method": spec.method, "final": est.to_dict()}, indent=2, allow_nan=False) + "\n")
     summary = {"kind": "sample", "method": spec.method, "evaluations": int(len(unit)),
                "fraction_converged": float(np.mean(signs < 0)),
@@ -474,7 +463,7 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
                "sessions": len(sessions), "device": sessions[-1]["device"] if sessions else None,
                "data_source": store.attrs.get("data_source"), "versions": library_versions(),
                "cpu": cpu_name()}
-    _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     from .report import write_report_safely
     write_report_safely(run_dir, log=log)
     rate = (f", {summary['model_steps_per_s']:.1f} model-steps/s"
@@ -487,9 +476,8 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
 def dimension_of_sample(run_dir: Path, log=lambda *_: None) -> dict:
     """Recompute a finished sample's estimate from its stored curves (no training); rewrites its
     figures, sample.json, fractal.json and report. Returns the estimate as a dict."""
-    from .store import RunStore
     spec, cfg = read_spec(run_dir)
-    store = RunStore.open(Path(run_dir) / "store.zarr")
+    store = RunFolder(run_dir).open_store()
     evaluator = StoreEvaluator(store, cfg, train=None)
     est = estimate(spec, cfg, evaluator)
     finish_sample(Path(run_dir), store, cfg, spec, est, evaluator, log)
