@@ -11,13 +11,11 @@ import argparse
 from pathlib import Path
 
 from . import compare, zoom
-from .cli_shared import (CONFIG_FLAGS, add_max_storage_flag, add_run_flags, config_from_args,
-                         run_guarded, run_resumable)
+from .cli_shared import CONFIG_FLAGS, add_max_storage_flag, add_run_flags, config_from_args, run_guarded, run_resumable
 from .config import ConfigError
 from .errors import refuse
 from .report import write_report
 from .sample import ESTIMATOR_FLAGS, add_estimator_flags, spec_from_args
-
 
 # ---- nnfractal zoom ----------------------------------------------------------------------------
 

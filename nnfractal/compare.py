@@ -44,10 +44,19 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
+from .budget import check_many, check_max_storage
 from .config import Config, ConfigError, build_config
 from .errors import RunFailed, StoreError
 from .folders import write_json_atomic as _write_json
+from .fractal import boundary, paper_dimension
+from .grid import axis_labels
 from .run_folder import ReportWriter, RunFolder
+from .stats import difference, pool
+from .zoom import auto_center, frame_windows, resolvable_frames, score_map_of, stop_if_requested
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
 
 FORMAT = "nnfractal-compare"
 FORMAT_VERSION = 1
@@ -160,7 +169,6 @@ def plan(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS, windows: int = 
         groups.append({"depth": depth, "configs": (a, b)})
     out = Path(out) if out is not None else default_compare_dir(*presets)
     RunFolder(out).check_new()
-    from .budget import check_many, check_max_storage
     n_grids = 2 * len(groups) * seeds * windows
     field, value = ("seeds", seeds) if seeds >= windows else ("windows", windows)
     for group in groups:
@@ -214,8 +222,6 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
                       report: ReportWriter | None = None) -> tuple[list[dict], list[str]]:
     """Every grid of one architecture (at one depth): seeds x windows. Returns units and notes."""
     from .run import execute
-    from .zoom import (auto_center, frame_windows, resolvable_frames, score_map_of,
-                       stop_if_requested)
 
     units, notes = [], []
     for i in range(seeds):
@@ -263,7 +269,6 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
 def analyse(units: list[dict], presets, labels: dict, depth, n_windows: int,
             root: Path | None = None) -> dict:
     """Pooled and per-window dimensions of both architectures, their difference and verdict."""
-    from .stats import difference, pool
     a, b = presets
     out = {"depth": depth, "archs": {}}
     for p in presets:
@@ -291,8 +296,6 @@ def analyse(units: list[dict], presets, labels: dict, depth, n_windows: int,
 
 def _paper_pooled(root: Path, units: list[dict]) -> dict:
     """The paper's estimator (median local slope) pooled over all of an architecture's grids."""
-    from .fractal import boundary, paper_dimension
-    from .zoom import score_map_of
     edges = [boundary(score_map_of(root / u["dir"])[1]) for u in units]
     return _compact(paper_dimension(edges).to_dict()) if edges else None
 
@@ -331,7 +334,6 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
     from .backends import graceful_interrupt
-    from .zoom import stop_if_requested
     start = time.perf_counter()
     # Ctrl-C or SIGTERM: the grid in training stops after its chunk, and no other grid starts.
     with graceful_interrupt(), RunFolder.staged(out) as staged:
@@ -470,12 +472,9 @@ def _hardware(root: Path, units: list[dict]) -> dict:
 
 def draw_figures(root, info: dict | None = None) -> dict[str, str]:
     """(Re)draw the comparison figures from compare.json and the run folders; returns name -> file."""
-    from .fractal import boundary
-    from .grid import axis_labels
     from .render import compare_plots as cp
     from .render.maps import extent_of
     from .run import metric_curves
-    from .zoom import score_map_of
 
     root = Path(root)
     info = info or read_compare_json(root)

@@ -26,10 +26,18 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from . import __version__, run_folder
+from . import __version__, compare, run_folder
+from .compare import arch_label
 from .errors import StoreError, refuse
 from .folders import write_json_atomic, write_text_atomic
+from .grid import axis_labels
+from .resolution import min_resolution_for_dimension
 from .run_folder import REPORT_FILE, RunFolder
+from .stats import NO_DIFFERENCE, min_detectable
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
 
 REPORT_NAME = REPORT_FILE
 MAX_VIDEO_BYTES = 40 * 2**20     # larger videos are linked, not embedded
@@ -322,8 +330,6 @@ def page(title: str, kind: str, subtitle: str, body: str, toc: list[tuple[str, s
 def _run_title_bits(cfg) -> tuple[str, str]:
     if cfg is None:
         return "run", ""
-    from .compare import arch_label
-    from .grid import axis_labels
     xl, yl = (s.replace("log10 ", "") for s in axis_labels(cfg))
     steps = f"{cfg.steps} steps" if cfg.steps else f"{cfg.num_epochs} epochs"
     return arch_label(cfg), (f"{esc(arch_label(cfg))} &middot; {cfg.resolution}&times;{cfg.resolution} "
@@ -334,7 +340,6 @@ def _run_title_bits(cfg) -> tuple[str, str]:
 def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> tuple[str, list]:
     """Sections of a run report (also used for zoom frames)."""
     from .render.maps import outcome_words
-    from .resolution import min_resolution_for_dimension
     cfg = _config(folder)
     fractal = _json(folder / "fractal.json")
     summary = _json(folder / "summary.json")
@@ -612,7 +617,6 @@ def _depth_sweep(folder: Path, results: list, presets, head: list, *, with_p: bo
 
 def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
     """The report of `nnfractal compare --method uncertainty|transect` (compare_sampling.py)."""
-    from .stats import NO_DIFFERENCE, min_detectable
     presets, method = info["presets"], info["method"]
     results = info.get("results") or []
     main = next((r for r in results if r.get("depth") == info.get("main_depth")), results[0])
@@ -747,7 +751,6 @@ def _arch_span(i: int, text: str) -> str:
 
 
 def compare_report(folder: Path, display=None) -> str:
-    from .stats import NO_DIFFERENCE
     info = _json(folder / "compare.json")
     if info.get("method") in ("uncertainty", "transect"):
         return sampled_compare_report(folder, info, display)
@@ -1058,7 +1061,6 @@ def check_report_out(path: Path, force: bool = False) -> None:
 def _redraw_missing_compare_figures(folder: Path) -> None:
     """A comparison whose drawing failed has compare.json but no figures: draw them first (and
     the grids' own reports), so `nnfractal report` completes it."""
-    from . import compare
     info = compare.read_compare_json(folder)
     if info.get("method") in ("uncertainty", "transect"):
         return         # drawn by the comparison itself; `nnfractal compare --resume` redraws

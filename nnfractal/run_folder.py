@@ -33,8 +33,14 @@ from typing import Any
 
 from .config import Config, config_from_toml, to_toml
 from .errors import RunFolderError, StoreError, one_line
-from .folders import (claim_folder, json_text, keep_unclaimed, new_staging_folder,
-                      remove_staging_folder, write_text_atomic)
+from .folders import (
+    claim_folder,
+    json_text,
+    keep_unclaimed,
+    new_staging_folder,
+    remove_staging_folder,
+    write_text_atomic,
+)
 from .store import RunStore
 
 CONFIG_FILE = "config.toml"

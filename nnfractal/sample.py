@@ -29,11 +29,29 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, ConfigError
+from .budget import check_max_storage, check_memory, check_storage, estimate as budget_estimate
+from .cli_shared import add_run_flags, overrides_from_args, run_resumable
+from .config import Config, ConfigError, _coerce, build_config, preset_names
 from .errors import RunFailed, RunFolderError, StoreError, one_line
+from .grid import axis_labels
+from .measure import point_scores
+from .report import write_report_safely
 from .run_folder import FRACTAL_FILE, SUMMARY_FILE, RunFolder
-from .sampling import (REASON_NO_BOUNDARY, TRANSECT_COARSE, SamplingError, check_transect_args, check_uncertainty_args,
-                       transect_dimension, uncertainty_exponent)
+from .sampling import (
+    REASON_NO_BOUNDARY,
+    TRANSECT_COARSE,
+    SamplingError,
+    check_transect_args,
+    check_uncertainty_args,
+    transect_dimension,
+    uncertainty_exponent,
+)
+from .store import default_tile_rows
+from .zoom import ulps_per_pixel
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
 
 SAMPLE_JSON = "sample.json"
 METHODS = ("uncertainty", "transect")
@@ -70,7 +88,6 @@ class SampleSpec:
 def precision_eps_floor(cfg: Config) -> float:
     """Smallest pair distance (window units) at which the two points' hyperparameters still
     differ by MIN_ULPS rounding units of the training precision, on the worse axis."""
-    from .zoom import ulps_per_pixel
     # ulps_per_pixel at resolution 2 is the ulps across the whole window; eps scales it.
     return MIN_ULPS / ulps_per_pixel(cfg.mnmx, 2, cfg.axis_scale, cfg.precision)
 
@@ -149,7 +166,6 @@ def to_unit(cfg: Config, axis_units: np.ndarray) -> np.ndarray:
 def store_layout(cfg: Config, evaluations: int) -> tuple[int, int, int]:
     """(rows, cols, tile_rows) of a sample store: cols a whole number of chunks, tiles of about
     1024 points, and room for every block to start on a tile of its own."""
-    from .store import default_tile_rows
     m = max(1, cfg.tile_batch)
     cols = m * max(1, -(-256 // m))
     rows = -(-evaluations // cols)
@@ -173,8 +189,6 @@ class StoreEvaluator:
         self.scores: list[np.ndarray] = []
 
     def __call__(self, unit: np.ndarray) -> np.ndarray:
-        from .measure import point_scores
-        from .store import StoreError
         store, cfg = self.store, self.cfg
         unit = np.asarray(unit, dtype=np.float64)
         hp = to_axis_values(cfg, unit)
@@ -244,11 +258,9 @@ def default_sample_dir(cfg: Config, method: str) -> Path:
 def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
     """The config to sample: a preset name, or a run folder's config.toml (its window and
     network), with the flags given applied on top."""
-    from .config import build_config, preset_names
     path = Path(source)
     if RunFolder(path).config_file.is_file():
         cfg = RunFolder(path).read_config()
-        from .config import _coerce
         changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
                            for k, v in overrides.items() if v is not None}, "overrides")
         return cfg.replace(**changes), path
@@ -302,7 +314,6 @@ def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
                   max_storage: float | None = None) -> None:
     """The run budget (budget.py) for a sample: memory per chunk, and the curves of every point
     the store can hold, before anything is written (ConfigError naming the field)."""
-    from .budget import check_max_storage, check_memory, check_storage, estimate as budget_estimate
     est = budget_estimate(cfg)
     check_memory(cfg, est)
     rows, cols, _ = store_layout(cfg, spec.evaluations)
@@ -427,7 +438,6 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
     """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
     from .render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
     from .run import cpu_name, describe, library_versions
-    from .grid import axis_labels
     title = f"{cfg.preset}: {spec.method}"
     unit = np.concatenate(evaluator.unit_points)
     signs = np.sign(np.concatenate(evaluator.scores))
@@ -464,7 +474,6 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
                "data_source": store.attrs.get("data_source"), "versions": library_versions(),
                "cpu": cpu_name()}
     folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    from .report import write_report_safely
     write_report_safely(run_dir, log=log)
     rate = (f", {summary['model_steps_per_s']:.1f} model-steps/s"
             if summary["model_steps_per_s"] else "")
@@ -541,7 +550,6 @@ def spec_from_args(args) -> SampleSpec:
 
 def add_sample_parser(sub) -> None:
     import argparse
-    from .cli_shared import add_run_flags as _add_run_flags
     p = sub.add_parser(
         "sample", help="dimension by a sampling estimator (uncertainty exponent or transects): "
         "train only the sampled points, over many decades of scale",
@@ -555,7 +563,7 @@ def add_sample_parser(sub) -> None:
     add_estimator_flags(p)
     p.add_argument("--resume", type=Path, metavar="SAMPLE_DIR",
                    help="finish an interrupted sample: train only its missing tiles")
-    _add_run_flags(p)
+    add_run_flags(p)
     p.set_defaults(preset=None)
     for action in p._actions:
         if action.dest == "preset":
@@ -565,7 +573,6 @@ def add_sample_parser(sub) -> None:
 def cmd_sample(args) -> int:
     """`nnfractal sample`: refused input is one line and exit 2; Ctrl-C stops after the current
     chunk (exit 130, saying how to resume)."""
-    from .cli_shared import overrides_from_args, run_resumable
     folder: list[Path] = []
 
     def work() -> None:

@@ -47,10 +47,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .budget import check_many, check_max_storage
 from .config import Config, ConfigError
 from .folders import write_json_atomic
-from .run_folder import (FRACTAL_FILE, MAP_FILE, STORE_DIR, ReportWriter, RunFolder,
-                         write_report_safely)
+from .fractal import DimensionEstimate, boundary, estimate_dimension, local_slopes, paper_dimension
+from .grid import axis_labels
+from .measure import converged_fraction
+from .resolution import resolution_warning
+from .run_folder import FRACTAL_FILE, MAP_FILE, STORE_DIR, ReportWriter, RunFolder, write_report_safely
+from .store import StoreError
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
 
 FORMAT = "nnfractal-zoom"
 FORMAT_VERSION = 1
@@ -213,7 +222,6 @@ def auto_center(cfg: Config, score_map: np.ndarray) -> tuple[float, float] | Non
     A boundary pixel (i, j) stands for the cell between grid rows i, i+1 and columns j, j+1; the
     centre is that cell's middle.
     """
-    from .fractal import boundary
     edges = boundary(score_map)
     if not edges.any():
         return None
@@ -320,7 +328,6 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
     RunFolder(out).check_new()
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
-    from .budget import check_many, check_max_storage
     check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
                resolution or depth, out, "the zoom", check_max_storage(max_storage))
     return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
@@ -367,7 +374,6 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
     out, n = plan.out, plan.n_frames
     if plan.limit_message:
         log(plan.limit_message)
-    from .resolution import resolution_warning
     warning = resolution_warning(plan.frame_cfgs[0].resolution, "each zoom frame")
     if warning:                           # before minutes of training, not after
         log(f"warning: {warning}")
@@ -445,7 +451,6 @@ def depth_words(n_frames: int, factor: float, asked: float) -> str:
 def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
     """Redraw a frame's map.png titled with its frame number and scale (every frame's map would
     otherwise carry the same title)."""
-    from .grid import axis_labels
     from .render.maps import extent_of, map_figure
     from .run import _title
     cfg, smap = score_map_of(frame_dir)
@@ -467,7 +472,6 @@ def stop_if_requested(where: str) -> None:
 
 
 def read_zoom_json(zoom_dir: Path) -> dict:
-    from .store import StoreError
     path = Path(zoom_dir) / "zoom.json"
     try:
         info = json.loads(path.read_text())
@@ -485,7 +489,6 @@ def _frame_window_xy(fr: dict) -> tuple[float, float, float, float]:
 
 def render_zoom_animation(zoom_dir) -> int:
     """(Re)draw zoom.gif and zoom.mp4 from the frames' stores; returns the animation's length."""
-    from .grid import axis_labels
     from .render.zoom_video import write_zoom_animation
     zoom_dir = Path(zoom_dir)
     info = read_zoom_json(zoom_dir)
@@ -507,7 +510,6 @@ def pooled_dimension(estimates):
     Returns a DimensionEstimate with method "zoom-weighted-mean"; ok=False with a plain reason
     when no frame has an estimate.
     """
-    from .fractal import DimensionEstimate, local_slopes
 
     ests = list(estimates)
     if not ests:
@@ -557,8 +559,6 @@ def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
     dimension_per_frame.png, and returns the zoom.json content. The frames' own fractal.json are
     left as they are (default fit range). Raises StoreError for a folder that is not a zoom.
     """
-    from .fractal import boundary, estimate_dimension, paper_dimension
-    from .measure import converged_fraction
     from .render.zoom_video import plot_dimension_per_frame
     from .run import describe
 

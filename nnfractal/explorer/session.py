@@ -36,11 +36,18 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import Config, ConfigError, recorded_metrics
+from ..engine import make_schedule, train
 from ..errors import one_line
 from ..folders import json_text, write_text_atomic
+from ..fractal import boundary, estimate_dimension
+from ..grid import axes, axis_labels, grid_points
 from ..measure import point_scores
+from ..models import build_family
+from ..render.maps import extent_of, map_figure
+from ..run import describe, library_versions, load_data, render_run, score_map
 from ..run_folder import MAP_FILE, SUMMARY_FILE, RunFolder
 from ..store import StoreError
+from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
 MAX_QUEUED = 8                     # jobs waiting behind the running one
@@ -72,7 +79,6 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
     """Refuse a window that cannot be drawn: a resolution outside RES_MIN..RES_MAX, numbers that
     are not finite, empty ranges, or neighbouring pixels too close for the run's precision to
     tell apart (the zoom command's rule: at least zoom.MIN_ULPS_PER_PIXEL rounding units)."""
-    from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
     if isinstance(resolution, bool) or not isinstance(resolution, int) \
             or not RES_MIN <= resolution <= RES_MAX:
         raise ExploreError(400, f"resolution: {resolution!r} is not allowed "
@@ -168,13 +174,11 @@ class Job:
 
 def _run_score_map(store, cfg: Config) -> np.ndarray:
     """The map of a run's metric, as the run draws it."""
-    from ..run import score_map
     return score_map(store, cfg)
 
 
 def schedule_of(cfg: Config, data) -> dict[str, Any]:
     """The schedule attributes a store of this run gets (as run.execute writes them)."""
-    from ..engine import make_schedule
     s = make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
     return {"steps": s.steps, "steps_per_epoch": s.steps_per_epoch,
             "eval_epochs": list(s.eval_epochs)}
@@ -182,8 +186,6 @@ def schedule_of(cfg: Config, data) -> dict[str, Any]:
 
 def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
     """The box-counting dimension of the map's boundary, with its interval or the reason."""
-    from ..fractal import boundary, estimate_dimension
-    from ..run import describe
     try:
         est = estimate_dimension(boundary(score_map)).to_dict()
     except Exception as err:  # noqa: BLE001 - a picture without a number is still a picture
@@ -197,8 +199,6 @@ def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
 
 def map_png(cfg: Config, x: np.ndarray, y: np.ndarray, score_map: np.ndarray, title: str) -> bytes:
     """The convergence map as PNG bytes, drawn like a run's map.png."""
-    from ..grid import axis_labels
-    from ..render.maps import extent_of, map_figure
     xlabel, ylabel = axis_labels(cfg)
     fig = map_figure(score_map, extent_of(x, y, cfg.axis_scale), xlabel, ylabel, cfg.axis_scale,
                      title, figsize=cfg.figsize, dpi=cfg.dpi)
@@ -486,10 +486,6 @@ class Session:
                     pass
 
     def _run_window(self, job: Job) -> None:
-        from ..engine import train
-        from ..grid import axes, grid_points
-        from ..models import build_family
-        from ..run import load_data
 
         win = self.windows[job.window]
         cfg = win.cfg
@@ -580,7 +576,6 @@ class Session:
         run = RunFolder(folder)
         if not run.summary_file.exists() or not run.fractal_file.exists():
             # An explorer window holds the map only; the report wants a full run folder.
-            from ..run import library_versions, render_run
             with self._lock:
                 job.phase = "drawing the run's pictures"
             summary = render_run(folder, log=lambda *_: None)
@@ -618,7 +613,6 @@ class Session:
             fractal = RunFolder(win.folder).fractal_file
             if fractal.exists():
                 try:
-                    from ..run import describe
                     saved = json.loads(fractal.read_text())
                     # the run's recorded dimension, whatever its fit range (`nnfractal
                     # dimension --write` keeps fractal.json, summary.json and the report agreeing)
