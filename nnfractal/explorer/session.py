@@ -36,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import Config, ConfigError, recorded_metrics
-from ..engine import make_schedule, train
+from .. import engine        # engine.train looked up per call: tests replace it
 from ..errors import one_line
 from ..folders import json_text, write_text_atomic
 from ..fractal import boundary, estimate_dimension
@@ -179,7 +179,7 @@ def _run_score_map(store, cfg: Config) -> np.ndarray:
 
 def schedule_of(cfg: Config, data) -> dict[str, Any]:
     """The schedule attributes a store of this run gets (as run.execute writes them)."""
-    s = make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
+    s = engine.make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
     return {"steps": s.steps, "steps_per_epoch": s.steps_per_epoch,
             "eval_epochs": list(s.eval_epochs)}
 
@@ -518,8 +518,8 @@ class Session:
             if job.cancel.is_set():
                 raise _Cancelled()
 
-        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
-                       on_step=on_step)
+        result = engine.train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
+                              on_step=on_step)
         with self._lock:
             job.phase = "saving"
         self._save_window(win, x, y, result, data.source)
