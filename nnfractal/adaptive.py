@@ -36,15 +36,16 @@ group still see an ordinary full grid of curves.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 
 from .config import Config
 from .engine import TrainResult, train
-from .measure import point_scores   # the refinement's sign test is the map's rule
+from .measure import point_scores  # the refinement's sign test is the map's rule
+from .render.maps import trained_figure
 
 GROUP = "adaptive"
 
@@ -320,7 +321,6 @@ def render_adaptive(run_dir: Path, store, final: np.ndarray, extent, xlabel: str
     info = read_refinement(store)
     if info is None:
         return {}
-    from .render.maps import trained_figure
     fig = trained_figure(final, info["stride"], extent, xlabel, ylabel, axis_scale, title,
                          figsize=(2 * figsize[0], figsize[1]), dpi=dpi)
     fig.savefig(Path(run_dir) / "trained.png")

@@ -31,15 +31,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from . import engine         # engine.train looked up per call: tests spy on it
 from .config import Config, ConfigError
 from .data import Dataset
 from .errors import one_line
+from .models import build_family
+from .store import RunStore
 
 BACKENDS = ("local", "ray")
 CHECKPOINT_S = 60.0       # default seconds between checkpoints of an unfinished tile
@@ -100,9 +103,6 @@ def train_tile(job: TileJob, tile: int, on_points: Callable[[int], None] | None 
     device: overrides cfg.device (a Ray task's GPU). Any exception leaves the tile's finished
     chunks written (best effort) and its flag counting only what is on disk.
     """
-    from .engine import train
-    from .models import build_family
-    from .store import RunStore
 
     cfg = job.cfg if device is None else job.cfg.replace(device=device)
     store = RunStore.open(job.store_path, mode="r+")
@@ -148,7 +148,7 @@ def train_tile(job: TileJob, tile: int, on_points: Callable[[int], None] | None 
 
     try:
         with _deterministic_cudnn(cfg.device):
-            result = train(cfg, build_family(cfg), job.data, points, on_chunk=on_chunk)
+            result = engine.train(cfg, build_family(cfg), job.data, points, on_chunk=on_chunk)
     except _StopAfterChunk:
         flush()
         return TileOutcome(tile, done - start_at, time.perf_counter() - t0, None, stopped=True)
@@ -261,8 +261,7 @@ class LocalBackend:
     name = "local"
 
     def device(self, cfg: Config) -> str:
-        from .engine import resolve_device
-        return str(resolve_device(cfg.device))
+        return str(engine.resolve_device(cfg.device))
 
     def run(self, job: TileJob, tiles: list[int], on_points: Callable[[int], None],
             stop: threading.Event) -> Iterator[TileOutcome]:
@@ -367,7 +366,6 @@ class RayBackend:
 
 
 def _attempts(job: TileJob, tile: int) -> int | None:
-    from .store import RunStore
     try:
         return int(RunStore.open(job.store_path).tile_state()["attempts"][tile])
     except Exception:
@@ -396,9 +394,10 @@ class _Progress:
 
 def _ray_train_tile(job: TileJob, tile: int, progress, device: str) -> TileOutcome:
     """A Ray task: train one tile on the task's GPU or CPU slot and write it to the store."""
+    from pathlib import Path
+
     import ray
     import torch
-    from pathlib import Path
     if not Path(job.store_path).exists():
         raise FileNotFoundError(f"{job.store_path} is not visible on this node "
                                 "(the run folder must be on a filesystem shared by all nodes)")

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from .allocator import restart_with_tcmalloc
-from . import bench, compare, explore, report, sample, zoom
+from . import bench, commands, explore, report, sample
 from .cli_shared import (CONFIG_FLAGS, DEFAULT_PRESET, EXIT_USAGE, OneLineParser,
                          add_max_storage_flag, add_run_flags, config_from_args, is_out_of_memory,
                          overrides_from_args, run_guarded, run_resumable)
@@ -23,9 +23,16 @@ __all__ = ["CONFIG_FLAGS", "DEFAULT_PRESET", "EXIT_USAGE", "OneLineParser", "add
            "console_main", "make_parser"]
 _add_run_flags = add_run_flags
 
-# Subcommands that live in their own module: each defines add_<name>_parser(subparsers) and
-# cmd_<name>(args) -> exit code.
-COMMAND_MODULES = {m.__name__.rsplit(".", 1)[-1]: m for m in (zoom, compare, sample, report, explore, bench)}
+# Subcommands defined in their own module: name -> (add its parser to the subparsers, run it
+# from the parsed flags -> exit code).
+SUBCOMMANDS = {
+    "zoom": (commands.add_zoom_parser, commands.cmd_zoom),
+    "compare": (commands.add_compare_parser, commands.cmd_compare),
+    "sample": (sample.add_sample_parser, sample.cmd_sample),
+    "report": (report.add_report_parser, report.cmd_report),
+    "explore": (explore.add_explore_parser, explore.cmd_explore),
+    "bench": (bench.add_bench_parser, bench.cmd_bench),
+}
 
 
 def _add_tile_flags(p: argparse.ArgumentParser) -> None:
@@ -67,14 +74,15 @@ def make_parser() -> argparse.ArgumentParser:
                      help="with --fit-range: make this the run's dimension (rewrites fractal.json, "
                      "its figures, summary.json and report.html); without it the fit goes to a "
                      "named analysis folder <run>/dimension-fit-S_MIN-S_MAX/")
-    for name, module in COMMAND_MODULES.items():
-        getattr(module, f"add_{name}_parser")(sub)
+    for add_parser, _ in SUBCOMMANDS.values():
+        add_parser(sub)
     return parser
 
 
 def cmd_run(args) -> int:
-    """`nnfractal run`: a new run, or --resume RUN_DIR. Ctrl-C stops after the current chunk
-    (exit 130, saying how to resume); a failure mid-run is one line, exit 2, tiles kept."""
+    """`nnfractal run`: a new run, or --resume RUN_DIR, and its report.html. Ctrl-C stops after
+    the current chunk (exit 130, saying how to resume); a failure mid-run is one line, exit 2,
+    tiles kept."""
     # Here, not at the top: run.py loads torch (3 s measured), which must come after
     # console_main's allocator restart and thread settings, and `nnfractal presets` needs none.
     from .run import default_out_dir, execute, resume
@@ -82,7 +90,8 @@ def cmd_run(args) -> int:
 
     def work() -> None:
         options = dict(data_dir=args.data_dir, progress=not args.no_progress,
-                       tile_rows=args.tile_rows, backend=args.backend, address=args.address)
+                       tile_rows=args.tile_rows, backend=args.backend, address=args.address,
+                       report=report.write_report)
         if args.checkpoint_every is not None:
             if not args.checkpoint_every >= 0:
                 raise ConfigError("checkpoint_every", f"{args.checkpoint_every} is not allowed "
@@ -155,8 +164,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "dimension":
         return cmd_dimension(args)
-    if args.command in COMMAND_MODULES:
-        return getattr(COMMAND_MODULES[args.command], f"cmd_{args.command}")(args)
+    if args.command in SUBCOMMANDS:
+        return SUBCOMMANDS[args.command][1](args)
     return cmd_run(args)
 
 

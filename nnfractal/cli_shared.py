@@ -16,6 +16,7 @@ from .config import DEFAULT_PRESET, METRICS, READOUTS, Config, ConfigError, pres
 from .errors import (EXIT_INTERRUPTED, EXIT_USAGE, DataError, RunFailed, RunFolderError,
                      RunInterrupted, StoreError, refuse)
 from .models import families_reading, family_spec, model_names
+from .run_folder import RunFolder
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "refuse", "OneLineParser", "add_run_flags",
            "add_max_storage_flag", "CONFIG_FLAGS", "DEFAULT_PRESET", "overrides_from_args",
@@ -195,7 +196,7 @@ def run_resumable(work, folder: list, resume_command: str) -> int:
         sys.stderr.write(f"nnfractal: {err}\n")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        started = folder and (Path(folder[0]) / "config.toml").exists()
+        started = folder and RunFolder(folder[0]).config_file.exists()
         sys.stderr.write("nnfractal: interrupted; " + (
             f"resume with: {resume_command} {folder[0]}\n" if started else "nothing was written\n"))
         return EXIT_INTERRUPTED

@@ -40,13 +40,24 @@ import math
 import os
 import platform
 import time
+import traceback
 from datetime import datetime
 from pathlib import Path
 
+from .budget import check_many, check_max_storage
 from .config import Config, ConfigError, build_config
-from .errors import StoreError, refuse
+from .errors import RunFailed, StoreError
 from .folders import write_json_atomic as _write_json
+from .fractal import boundary, paper_dimension
+from .grid import axis_labels
 from .models import arch_label
+from .run_folder import ReportWriter, RunFolder
+from .stats import difference, pool
+from .zoom import auto_center, frame_windows, resolvable_frames, score_map_of, stop_if_requested
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
 
 FORMAT = "nnfractal-compare"
 FORMAT_VERSION = 1
@@ -150,9 +161,7 @@ def plan(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS, windows: int = 
             a, b = cfg_a.replace(depth=depth), cfg_b.replace(depth=depth)
         groups.append({"depth": depth, "configs": (a, b)})
     out = Path(out) if out is not None else default_compare_dir(*presets)
-    from .run import check_new_folder
-    check_new_folder(out)
-    from .budget import check_many, check_max_storage
+    RunFolder(out).check_new()
     n_grids = 2 * len(groups) * seeds * windows
     field, value = ("seeds", seeds) if seeds >= windows else ("windows", windows)
     for group in groups:
@@ -182,8 +191,9 @@ def _compact(est: dict | None) -> dict | None:
 
 def _unit_record(run_dir: Path, root: Path, *, preset: str, label: str, depth, seed_index: int,
                  seed: int, window: int, cfg: Config, center, magnification: float) -> dict:
-    fractal = json.loads((run_dir / "fractal.json").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text())
+    folder = RunFolder(run_dir)
+    fractal = json.loads(folder.fractal_file.read_text())
+    summary = json.loads(folder.summary_file.read_text())
     metrics = {m: _compact(v.get("final")) for m, v in fractal.get("metrics", {}).items()}
     return {
         "preset": preset, "label": label, "depth": cfg.depth, "sweep_depth": depth,
@@ -201,11 +211,10 @@ def _unit_record(run_dir: Path, root: Path, *, preset: str, label: str, depth, s
 
 def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int, factor: float,
                       work: Path, data_dir, progress: bool, log,
-                      max_storage: float | None = None) -> tuple[list[dict], list[str]]:
+                      max_storage: float | None = None,
+                      report: ReportWriter | None = None) -> tuple[list[dict], list[str]]:
     """Every grid of one architecture (at one depth): seeds x windows. Returns units and notes."""
     from .run import execute
-    from .zoom import (auto_center, frame_windows, resolvable_frames, score_map_of,
-                       stop_if_requested)
 
     units, notes = [], []
     for i in range(seeds):
@@ -220,7 +229,7 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
         # Epoch maps and videos only where the report shows them (seed 0's preset window): the
         # other grids need only their final map, which saves most of the drawing time.
         execute(base, d0, data_dir=data_dir, progress=progress, log=ulog, epoch_maps=i == 0,
-                max_storage=max_storage)
+                max_storage=max_storage, report=report)
         units.append(_unit_record(d0, work, preset=cfg.preset, label=label, depth=depth,
                                   seed_index=i, seed=seed, window=0, cfg=base, center=None,
                                   magnification=1.0))
@@ -242,7 +251,8 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
             dj = work / _unit_dir(cfg.preset, depth, i, j)
             stop_if_requested(f"comparison interrupted before {tag} window {j}")
             execute(wcfg, dj, data_dir=data_dir, progress=progress,
-                    log=lambda m, j=j: ulog(m, j), epoch_maps=False, max_storage=max_storage)
+                    log=lambda m, j=j: ulog(m, j), epoch_maps=False, max_storage=max_storage,
+                    report=report)
             units.append(_unit_record(dj, work, preset=cfg.preset, label=label, depth=depth,
                                       seed_index=i, seed=seed, window=j, cfg=wcfg, center=center,
                                       magnification=factor ** j))
@@ -252,7 +262,6 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
 def analyse(units: list[dict], presets, labels: dict, depth, n_windows: int,
             root: Path | None = None) -> dict:
     """Pooled and per-window dimensions of both architectures, their difference and verdict."""
-    from .stats import difference, pool
     a, b = presets
     out = {"depth": depth, "archs": {}}
     for p in presets:
@@ -280,8 +289,6 @@ def analyse(units: list[dict], presets, labels: dict, depth, n_windows: int,
 
 def _paper_pooled(root: Path, units: list[dict]) -> dict:
     """The paper's estimator (median local slope) pooled over all of an architecture's grids."""
-    from .fractal import boundary, paper_dimension
-    from .zoom import score_map_of
     edges = [boundary(score_map_of(root / u["dir"])[1]) for u in units]
     return _compact(paper_dimension(edges).to_dict()) if edges else None
 
@@ -296,10 +303,13 @@ def _main_group(results: list[dict], base_depth: int) -> dict:
 def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
             windows: int = DEFAULT_WINDOWS, factor: float = DEFAULT_FACTOR, depths=None,
             out=None, data_dir=None, progress: bool = True, log=print,
-            max_storage: float | None = None, **overrides) -> Path:
+            max_storage: float | None = None, report: ReportWriter | None = None,
+            **overrides) -> Path:
     """Train and compare; returns the comparison folder (see the module docstring).
 
     `overrides` are config fields applied to both presets (e.g. resolution=8, steps=30).
+    `report`: writes the report of the comparison and of each grid (the command layer passes
+    report.write_report; None: no reports).
     Every refusable input is checked first; the folder is built under a temporary name beside
     `out` and renamed when complete, so a refused, crashed or interrupted comparison leaves
     nothing at `out`.
@@ -317,18 +327,17 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
     from .backends import graceful_interrupt
-    from .run import staged_folder
-    from .zoom import stop_if_requested
     start = time.perf_counter()
     # Ctrl-C or SIGTERM: the grid in training stops after its chunk, and no other grid starts.
-    with graceful_interrupt(), staged_folder(out) as work:
+    with graceful_interrupt(), RunFolder.staged(out) as staged:
+        work = staged.path
         units, notes, results = [], list(p["notes"]), []
         for group in p["groups"]:
             group_units = []
             for cfg in group["configs"]:
                 u, n = _run_architecture(cfg, label_of(cfg), group["depth"], seeds, windows,
                                          p["factor"], work, data_dir, progress, log,
-                                         max_storage)
+                                         max_storage, report)
                 group_units += u
                 notes += n
             units += group_units
@@ -365,46 +374,46 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         # From here on the grids and the statistics exist: a failure while drawing must not throw
         # them away with the staged folder. It is noted in error.log and raised once the folder
         # is in place, with how to redraw.
-        drawing_error = _draw_and_report(work, out, info, units, start)
+        drawing_error = _draw_and_report(work, out, info, units, start, report)
     log(f"verdict: {info['sentence']}")
     if drawing_error:
-        from .run import RunFailed
         raise RunFailed(f"compare: drawing the figures or reports failed ({drawing_error}); the "
                         f"grids and compare.json are kept in {out}; redraw with: nnfractal report "
-                        f"{out} (traceback in {out / 'error.log'})", out)
+                        f"{out} (traceback in {RunFolder(out).error_log})", out)
     log(f"wrote {out}  ({len(units)} grids, {time.perf_counter() - start:.1f} s; report.html)")
     return out
 
 
-def _draw_and_report(work: Path, out: Path, info: dict, units: list[dict], start: float) -> str:
-    """Figures, compare.json with their names, and every report; '' or the error in one line."""
-    import traceback
+def _draw_and_report(work: Path, out: Path, info: dict, units: list[dict], start: float,
+                     report: ReportWriter | None = None) -> str:
+    """Figures, compare.json with their names, and every report (with `report`); '' or the
+    error in one line."""
     try:
         t0 = time.perf_counter()
         info["figures"] = draw_figures(work, info)
         info["timing"]["figures_s"] = round(time.perf_counter() - t0, 3)
         info["timing"]["total_s"] = round(time.perf_counter() - start, 3)
         _write_json(work / "compare.json", info)
-        from .report import write_report
-        for u in units:
-            write_report(work / u["dir"], display_path=out / u["dir"])
-        write_report(work, display_path=out)
+        if report is not None:
+            for u in units:
+                report(work / u["dir"], display_path=out / u["dir"])
+            report(work, display_path=out)
     except Exception as err:  # noqa: BLE001 - the trained grids are the result; keep them
-        (work / "error.log").write_text(traceback.format_exc())
+        RunFolder(work).error_log.write_text(traceback.format_exc())
         return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
     return ""
 
 
-def reanalyse(root, log=print) -> dict:
+def reanalyse(root, log=print, report: ReportWriter | None = None) -> dict:
     """Recompute the statistics of a finished comparison from its grids' fractal.json (no
-    training); rewrites compare.json, the figures and report.html. Returns compare.json's content.
+    training); rewrites compare.json, the figures and (with `report`) report.html. Returns
+    compare.json's content.
     """
-    from .report import write_report
     root = Path(root)
     info = read_compare_json(root)
     presets = info["presets"]
     for unit in info["units"]:
-        fractal = json.loads((root / unit["dir"] / "fractal.json").read_text())
+        fractal = json.loads(RunFolder(root / unit["dir"]).fractal_file.read_text())
         unit["dimension"] = _compact(fractal["final"])
         unit["paper"] = _compact(fractal.get("paper_method"))
     results = []
@@ -419,7 +428,8 @@ def reanalyse(root, log=print) -> dict:
                 sentence=main["difference"]["sentence"])
     info["figures"] = draw_figures(root, info)
     _write_json(root / "compare.json", info)
-    write_report(root)
+    if report is not None:
+        report(root)
     log(f"verdict: {info['sentence']}")
     return info
 
@@ -455,13 +465,9 @@ def _hardware(root: Path, units: list[dict]) -> dict:
 
 def draw_figures(root, info: dict | None = None) -> dict[str, str]:
     """(Re)draw the comparison figures from compare.json and the run folders; returns name -> file."""
-    from .fractal import boundary
-    from .grid import axis_labels
     from .render import compare_plots as cp
     from .render.maps import extent_of
     from .run import metric_curves
-    from .store import RunStore
-    from .zoom import score_map_of
 
     root = Path(root)
     info = info or read_compare_json(root)
@@ -481,14 +487,14 @@ def draw_figures(root, info: dict | None = None) -> dict[str, str]:
             cfgs[p], maps[p] = score_map_of(root / u["dir"])
             edges[p] = boundary(maps[p])
         cfg0 = cfgs[presets[0]]
-        store0 = RunStore.open(root / ref[presets[0]]["dir"] / "store.zarr")
+        store0 = RunFolder(root / ref[presets[0]]["dir"]).open_store()
         extent = extent_of(store0.x, store0.y, cfg0.axis_scale)
         xlabel, ylabel = axis_labels(cfg0)
         labels = [main["archs"][p]["label"] for p in presets]
         picks, curves = {}, {}
         for p, u in ref.items():
             picks[p] = cp.boundary_pixel_pairs(maps[p], k=3)
-            store = RunStore.open(root / u["dir"] / "store.zarr")
+            store = RunFolder(root / u["dir"]).open_store()
             c, value_epoch = metric_curves(store, cfgs[p], cfgs[p].metric)
             curves[p] = (c, value_epoch)
         zooms = {p: [u["mnmx"] for u in info["units"] if u["preset"] == p
@@ -524,114 +530,3 @@ def read_compare_json(root) -> dict:
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise StoreError(f"compare: {path} is not an nnfractal comparison")
     return info
-
-
-# ---- command line ----------------------------------------------------------------------------
-
-def add_compare_parser(sub) -> None:
-    import argparse
-    from .cli_shared import add_run_flags as _add_run_flags
-    p = sub.add_parser(
-        "compare", help="compare the boundary dimension of two architectures on the same grid, "
-        "data and initial weights (default resnet20-mnist vs plain20-mnist)",
-        description="Train both presets on the same experiment (B takes only its architecture: "
-        f"{', '.join(ARCH_FIELDS)}) over several seeds and windows, and compare the fractal "
-        "dimension of their trainability boundaries with a 95% interval and a verdict.")
-    p.add_argument("presets", nargs="*", metavar="PRESET",
-                   help=f"preset A and preset B (default {' '.join(DEFAULT_PRESETS)})")
-    p.add_argument("--method", default=None,
-                   help="box (default: grids, box counting per window) | uncertainty | transect "
-                   "(sampling estimators of `nnfractal sample`, paired by seed; transect: the "
-                   "same points for both architectures)")
-    p.add_argument("--resume", type=Path, metavar="COMPARE_DIR",
-                   help="--method uncertainty|transect: finish an interrupted comparison")
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
-                   help=f"initialisation seeds per architecture, seed = cfg.seed + i "
-                   f"(default {DEFAULT_SEEDS})")
-    p.add_argument("--windows", type=int, default=None,
-                   help=f"--method box: windows per seed: the preset's window plus zoom frames "
-                   f"centred on each architecture's boundary (default {DEFAULT_WINDOWS})")
-    p.add_argument("--factor", type=float, default=None,
-                   help=f"--method box: zoom factor between windows (default {DEFAULT_FACTOR:g})")
-    p.add_argument("--depths", nargs="+", type=int, metavar="DEPTH",
-                   help="depth sweep: repeat the comparison at each depth (e.g. 8 14 20 32)")
-    from .sample import add_estimator_flags
-    add_estimator_flags(p)
-    _add_run_flags(p)
-    # --preset comes with the run flags; here the presets are positional.
-    p.set_defaults(preset=None)
-    for action in p._actions:
-        if action.dest == "preset":
-            action.help = argparse.SUPPRESS
-
-
-def overrides_from_args(args, preset: str) -> dict:
-    """The config fields given on the command line, as the run command would read them.
-
-    The run command's own parsing (``cli.config_from_args``) resolves the flags against `preset`;
-    every field a flag touched is then an override for both presets.
-    """
-    import argparse
-    from .cli_shared import CONFIG_FLAGS, config_from_args
-    explicit = {k for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
-    if getattr(args, "readout", None):
-        explicit |= {"readout", "metric"}   # --readout takes a readout and/or a metric name
-    if not explicit:
-        return {}
-    cfg = config_from_args(argparse.Namespace(**{**vars(args), "preset": preset}))
-    return {k: getattr(cfg, k) for k in sorted(explicit)}
-
-
-def cmd_compare(args) -> int:
-    if getattr(args, "preset", None) is not None:
-        return refuse("preset: give the presets as positional arguments "
-                      "(nnfractal compare PRESET_A PRESET_B)")
-    from .cli_shared import run_guarded
-    try:
-        work = _compare_work(args)
-    except ConfigError as err:
-        return refuse(err)
-    if (args.method or "box") == "box" and args.resume is None:
-        return run_guarded(work)
-    from .cli_shared import run_resumable
-    return run_resumable(work, [], "nnfractal compare --resume")   # its stops say how
-
-
-def _compare_work(args):
-    """The comparison the flags ask for, as a callable; ConfigError for flags that do not fit."""
-    from .sample import ESTIMATOR_FLAGS, spec_from_args
-    from . import compare_sampling as cs
-    if args.resume is not None:
-        given = [f for f in ("presets", "depths", "out", "windows", "factor")
-                 if getattr(args, f) is not None and getattr(args, f) != []]
-        if given or args.method == "box" or overrides_from_args(args, DEFAULT_PRESETS[0]):
-            raise ConfigError(given[0] if given else "resume",
-                              "--resume takes no other settings (allowed: nnfractal compare "
-                              "--resume COMPARE_DIR, a comparison by uncertainty or transect)")
-        return lambda: cs.resume_compare(args.resume, data_dir=args.data_dir,
-                                         progress=not args.no_progress)
-    method = args.method or "box"
-    if method not in ("box",) + cs.SAMPLED_METHODS:
-        raise ConfigError("method", f"{method!r} is not allowed (allowed: box, "
-                          f"{', '.join(cs.SAMPLED_METHODS)})")
-    presets = args.presets or list(DEFAULT_PRESETS)
-    if method == "box":
-        for name in tuple(n for ns in ESTIMATOR_FLAGS.values() for n in ns):
-            if getattr(args, name, None) is not None:
-                raise ConfigError(name, "applies to --method uncertainty|transect only "
-                                  "(allowed: leave it out with --method box)")
-        windows = DEFAULT_WINDOWS if args.windows is None else args.windows
-        factor = DEFAULT_FACTOR if args.factor is None else args.factor
-        return lambda: compare(
-            presets, seeds=args.seeds, windows=windows, factor=factor, depths=args.depths,
-            out=args.out, data_dir=args.data_dir, progress=not args.no_progress,
-            max_storage=args.max_storage, **overrides_from_args(args, presets[0]))
-    for name in ("windows", "factor"):
-        if getattr(args, name) is not None:
-            raise ConfigError(name, f"applies to --method box only (allowed: leave it out with "
-                              f"--method {method})")
-    spec = spec_from_args(args)
-    return lambda: cs.compare_sampled(
-        presets, method=method, seeds=args.seeds, depths=args.depths, out=args.out, spec=spec,
-        data_dir=args.data_dir, progress=not args.no_progress, max_storage=args.max_storage,
-        **overrides_from_args(args, presets[0]))

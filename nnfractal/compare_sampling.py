@@ -50,18 +50,19 @@ from .adaptive import point_scores
 from .backends import graceful_interrupt, one_line
 from .compare import (FORMAT, FORMAT_VERSION, _check_int, _hardware, _main_group,
                       config_difference, default_compare_dir, label_of, pair_configs)
-from .config import Config, ConfigError, config_from_toml
+from .config import Config, ConfigError
+from .errors import RunFailed, RunFolderError, RunInterrupted
 from .folders import claim_folder, new_staging_folder, remove_staging_folder, write_json_atomic
 from .fractal import boundary
 from .grid import axis_labels
-from .report import write_report_safely
-from .run import (RunFailed, RunFolderError, RunInterrupted, _flock_or_refuse, check_new_folder,
-                  check_writable, execute)
+from .report import write_report, write_report_safely
+from .run import execute
+from .run_folder import SUMMARY_FILE, RunFolder, lock_file
 from .sample import (SAMPLE_JSON, SampleSpec, _check_budget, _spec_dict, read_spec,
                      resolve_spec, resume_sample, sample, to_axis_units, to_unit)
 from .sampling import SamplingError, densest_edge_cell, transect_angle
 from .stats import paired_difference, pool
-from .store import RunStore, StoreError
+from .store import StoreError
 from .zoom import score_map_of, stop_if_requested
 
 PLAN_JSON = "plan.json"
@@ -109,7 +110,7 @@ def plan(presets, *, method: str, seeds: int, depths=None, out=None, spec: Sampl
                           f"{method}: leave it out)")
     spec = _resolve(replace(spec, method=method), cfg_a)
     out = Path(out) if out is not None else default_compare_dir(*presets)
-    check_new_folder(out)
+    RunFolder(out).check_new()
     groups = []
     for depth in (depths or [None]):
         pair = (cfg_a, cfg_b) if depth is None else (cfg_a.replace(depth=depth),
@@ -177,7 +178,7 @@ def resume_compare(root, *, data_dir=None, progress: bool = True, log=print) -> 
     """Finish a killed sampled comparison: every unit not done is trained or resumed."""
     root = Path(root)
     p = read_plan(root)
-    check_writable(root)
+    RunFolder(root).check_writable()
     log(f"compare: resuming {root}")
     return _run(root, p, data_dir, progress, log, None)
 
@@ -191,8 +192,7 @@ def _run(root: Path, p: dict, data_dir, progress, log, max_storage) -> Path:
     log(f"compare ({method}): {presets[0]} vs {presets[1]}; {p['seeds']} seed(s)"
         f"{'' if not p['depths'] else ' x depths ' + str(p['depths'])}: {n_units} samples of up to "
         f"{per_unit:,} evaluations")
-    with open(root / PLAN_JSON, "rb") as lock:     # one process per comparison
-        _flock_or_refuse(lock, root)
+    with lock_file(root / PLAN_JSON, root):     # one process per comparison
         units, results = _train_units(root, p, spec, data_dir, progress, log, max_storage)
         _finish(root, _info(root, p, units, results, time.perf_counter() - start), log)
     return root
@@ -269,11 +269,12 @@ def _needs_maps(spec: SampleSpec) -> bool:
 
 def _coarse_map(cfg: Config, folder: Path, data_dir, log) -> np.ndarray:
     """The COARSE x COARSE score map of `cfg`'s window (trained once; a rerun reads it)."""
-    if not (folder / "summary.json").exists():
+    if not RunFolder(folder).summary_file.exists():
         if folder.exists():                  # a staged run that never finished: start again
             shutil.rmtree(folder)
         execute(cfg.replace(resolution=COARSE, adaptive=False), folder, data_dir=data_dir,
-                progress=False, log=lambda *_: None, epoch_maps=False, warn_resolution=False)
+                progress=False, log=lambda *_: None, epoch_maps=False, warn_resolution=False,
+                report=write_report)
         log(f"coarse map {folder}")
     return score_map_of(folder)[1]
 
@@ -292,7 +293,7 @@ def _ensure_sample(spec: SampleSpec, cfg: Config, folder: Path, data_dir, progre
     if (folder / SAMPLE_JSON).exists():
         return
     try:
-        if (folder / "store.zarr").is_dir() and (folder / "config.toml").is_file():
+        if RunFolder(folder).store_dir.is_dir() and RunFolder(folder).config_file.is_file():
             resume_sample(folder, data_dir=data_dir, progress=progress, log=log)
         else:
             if folder.exists():              # killed before its store existed
@@ -330,15 +331,15 @@ def _unit_record(root: Path, folder: Path | None, cfg: Config, labels, depth, i:
                         "reason": "no boundary in either coarse map", "method": spec.method},
            "evaluations": 0, "model_steps": 0, "wall_time_s": 0.0, "model_steps_per_s": None}
     base = root / _unit_root(cfg.preset, depth, i)
-    if (base / "coarse" / "summary.json").exists():
-        coarse = json.loads((base / "coarse" / "summary.json").read_text())
+    if (base / "coarse" / SUMMARY_FILE).exists():
+        coarse = json.loads((base / "coarse" / SUMMARY_FILE).read_text())
         rec["coarse_dir"] = str((base / "coarse").relative_to(root))
         rec["model_steps"] += int(coarse.get("model_steps") or 0)
         rec["wall_time_s"] += float(coarse.get("wall_time_s") or 0.0)
     if folder is None:
         return rec
     result = json.loads((folder / SAMPLE_JSON).read_text())
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
     rec.update(dir=str(folder.relative_to(root)), estimate=_compact(result["estimate"]),
                center=result["parameters"].get("center"),
                angle=result["parameters"].get("angle"),
@@ -426,7 +427,7 @@ def unit_map(root: Path, unit: dict):
     spec, cfg = read_spec(root / unit["dir"])
     if spec.method != "uncertainty" or not spec.coarse:
         return None, None
-    store = RunStore.open(root / unit["dir"] / "store.zarr")
+    store = RunFolder(root / unit["dir"]).open_store()
     block = store.attrs["blocks"][0]
     cols = store.tile_grid.cols
     curves = {m: store.group[f"curves/{m}"][block["row"]:block["row"] + block["rows"]]
@@ -449,7 +450,7 @@ def draw_figures(root, info: dict) -> dict[str, str]:
     written = {}
     shown = [unit_map(root, u) if u else (None, None) for u in ref]
     if all(m is not None for m, _ in shown):
-        cfg0 = config_from_toml(root / (ref[0]["dir"] or ref[0]["coarse_dir"]) / "config.toml")
+        cfg0 = RunFolder(root / (ref[0]["dir"] or ref[0]["coarse_dir"])).read_config()
         xlabel, ylabel = axis_labels(cfg0)
         segments = [_segment_of(root, u) for u in ref]
         cp.plot_maps_side_by_side([m for m, _ in shown], shown[0][1], labels, xlabel, ylabel,

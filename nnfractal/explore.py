@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from .errors import refuse
+from .budget import check_run
+from .config import ConfigError, build_config, load_preset
 from .models import family_spec
 
 DEFAULT_PORT = 8765
@@ -53,7 +55,6 @@ def _fail(message: str) -> int:
 
 def make_session(args):
     """The session the arguments ask for (raises ExploreError / ConfigError with one line)."""
-    from .config import ConfigError, build_config, load_preset
     from .explorer.session import NEW_SESSION_DEFAULTS, ExploreError, Session
 
     if args.device is not None and args.device not in ("cpu", "cuda", "auto"):
@@ -74,7 +75,6 @@ def make_session(args):
             if overrides[key] is None:
                 overrides[key] = value
     cfg = build_config(preset, **overrides)
-    from .budget import check_run
     check_run(cfg, Path(args.out) if args.out is not None else Path("."))   # one window's budget
     return Session.new(cfg, args.out, data_dir=args.data_dir, device=args.device,
                        default_resolution=args.resolution)
@@ -123,7 +123,6 @@ def is_loopback(host: str) -> bool:
 
 
 def cmd_explore(args) -> int:
-    from .config import ConfigError
     from .explorer.session import ExploreError
     try:
         import uvicorn

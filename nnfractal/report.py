@@ -26,11 +26,20 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from . import __version__
+from . import __version__, compare, run_folder
+from .models import arch_label
 from .errors import StoreError, refuse
 from .folders import write_json_atomic, write_text_atomic
+from .grid import axis_labels
+from .resolution import min_resolution_for_dimension
+from .run_folder import REPORT_FILE, RunFolder
+from .stats import NO_DIFFERENCE, min_detectable
 
-REPORT_NAME = "report.html"
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
+
+REPORT_NAME = REPORT_FILE
 MAX_VIDEO_BYTES = 40 * 2**20     # larger videos are linked, not embedded
 MAX_GALLERY = 24                 # zoom frames shown as maps (evenly spaced beyond that)
 MIN_RESOLUTION = 114             # about the smallest map with a box-counting scaling range
@@ -154,9 +163,8 @@ def _json(path: Path) -> dict:
 
 
 def _config(folder: Path):
-    from .config import config_from_toml
     try:
-        return config_from_toml(folder / "config.toml")
+        return RunFolder(folder).read_config()
     except Exception:
         return None
 
@@ -322,8 +330,6 @@ def page(title: str, kind: str, subtitle: str, body: str, toc: list[tuple[str, s
 def _run_title_bits(cfg) -> tuple[str, str]:
     if cfg is None:
         return "run", ""
-    from .grid import axis_labels
-    from .models import arch_label
     xl, yl = (s.replace("log10 ", "") for s in axis_labels(cfg))
     steps = f"{cfg.steps} steps" if cfg.steps else f"{cfg.num_epochs} epochs"
     return arch_label(cfg), (f"{esc(arch_label(cfg))} &middot; {cfg.resolution}&times;{cfg.resolution} "
@@ -334,7 +340,6 @@ def _run_title_bits(cfg) -> tuple[str, str]:
 def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> tuple[str, list]:
     """Sections of a run report (also used for zoom frames)."""
     from .render.maps import outcome_words
-    from .resolution import min_resolution_for_dimension
     cfg = _config(folder)
     fractal = _json(folder / "fractal.json")
     summary = _json(folder / "summary.json")
@@ -612,7 +617,6 @@ def _depth_sweep(folder: Path, results: list, presets, head: list, *, with_p: bo
 
 def sampled_compare_report(folder: Path, info: dict, display=None) -> str:
     """The report of `nnfractal compare --method uncertainty|transect` (compare_sampling.py)."""
-    from .stats import NO_DIFFERENCE, min_detectable
     presets, method = info["presets"], info["method"]
     results = info.get("results") or []
     main = next((r for r in results if r.get("depth") == info.get("main_depth")), results[0])
@@ -747,7 +751,6 @@ def _arch_span(i: int, text: str) -> str:
 
 
 def compare_report(folder: Path, display=None) -> str:
-    from .stats import NO_DIFFERENCE
     info = _json(folder / "compare.json")
     if info.get("method") in ("uncertainty", "transect"):
         return sampled_compare_report(folder, info, display)
@@ -979,7 +982,7 @@ def folder_kind(folder) -> str:
         return "zoom"
     if (folder / "sample.json").exists():
         return "sample"
-    if (folder / "config.toml").exists() and (folder / "store.zarr").exists():
+    if RunFolder(folder).holds_run():
         return "run"
     raise ReportError(f"run_dir: {folder} is not a run, zoom or comparison folder (no config.toml "
                       "+ store.zarr, zoom.json or compare.json)")
@@ -1058,7 +1061,6 @@ def check_report_out(path: Path, force: bool = False) -> None:
 def _redraw_missing_compare_figures(folder: Path) -> None:
     """A comparison whose drawing failed has compare.json but no figures: draw them first (and
     the grids' own reports), so `nnfractal report` completes it."""
-    from . import compare
     info = compare.read_compare_json(folder)
     if info.get("method") in ("uncertainty", "transect"):
         return         # drawn by the comparison itself; `nnfractal compare --resume` redraws
@@ -1066,7 +1068,7 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
     if names and all((folder / f).exists() for f in names.values()):
         return
     units = info.get("units", [])
-    if not units or not all((folder / u["dir"] / "store.zarr").is_dir() for u in units):
+    if not units or not all(RunFolder(folder / u["dir"]).store_dir.is_dir() for u in units):
         return                       # nothing to draw from (e.g. a folder of numbers only)
     info["figures"] = compare.draw_figures(folder, info)
     write_json_atomic(folder / "compare.json", info)
@@ -1077,16 +1079,10 @@ def _redraw_missing_compare_figures(folder: Path) -> None:
 
 
 def write_report_safely(folder, *, display_path=None, log=print) -> Path | None:
-    """`write_report` for the end of a run or zoom: a failure is logged in one line, not raised,
-    so a finished computation is never lost to its report. Returns the path or None."""
-    try:
-        path = write_report(folder, display_path=display_path)
-    except Exception as err:  # noqa: BLE001 - the report is a convenience, the run is the result
-        log(f"report.html not written ({type(err).__name__}: {err}); "
-            f"`nnfractal report {display_path or folder}` retries")
-        return None
-    log(f"report: {Path(display_path) / REPORT_NAME if display_path else path}")
-    return path
+    """`write_report` for the end of a run, sample or comparison: a failure is logged in one
+    line, not raised, so a finished computation is never lost to its report. Returns the path
+    or None."""
+    return run_folder.write_report_safely(write_report, folder, display_path=display_path, log=log)
 
 
 def add_report_parser(sub) -> None:

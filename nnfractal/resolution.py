@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .fractal import estimate_dimension
+
 SEARCH_MAX = 4096       # px per side: no estimator rule asks for more than this
 
 
@@ -21,7 +23,6 @@ def _diagonal_line(side: int) -> np.ndarray:
 
 
 def _gives_dimension(side: int) -> bool:
-    from .fractal import estimate_dimension
     return bool(estimate_dimension(_diagonal_line(side), n_boot=2, n_origins=1).ok)
 
 

@@ -15,12 +15,12 @@ with its done flag as it finishes, so `resume` can compute only what is missing.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
-import tempfile
 import time
+import traceback
 from contextlib import ExitStack, contextmanager
+from dataclasses import fields
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -31,16 +31,22 @@ from . import __version__
 from .allocator import in_use as allocator_in_use
 from .backends import (CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt,
                        make_backend)
-from .config import Config, ConfigError, config_from_toml, recorded_metrics, to_toml
+from .adaptive import render_adaptive, run_adaptive
+from .budget import check_max_storage, check_run
+from .config import DRAWING_FIELDS, Config, ConfigError, _coerce, build_config, recorded_metrics
 from .data import Dataset, load_mnist, synthetic_regression
-from .engine import make_schedule
+from .engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
 from .errors import RunFailed, RunFolderError, RunInterrupted, one_line
-from .folders import (claim_folder, json_text, new_staging_folder, remove_staging_folder,
-                      write_text_atomic)
+from .folders import write_text_atomic
+from .fractal import REASON_SHORT, boundary, estimate_dimension, paper_dimension
 from .grid import axes, axis_labels
 from .measure import converged_fraction, metric_scores, readout_curves
-from .resolution import chance_note, resolution_warning, too_small_note
 from .models import arch_label, build_family
+from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
+from .render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
+from .resolution import chance_note, resolution_warning, too_small_note
+from .run_folder import (ERROR_LOG, FRACTAL_FILE, MAP_FILE, SUMMARY_FILE, ReportWriter, RunFolder,
+                         write_report_safely)
 from .store import (FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows,
                     tile_rows_step)
 
@@ -49,85 +55,6 @@ MAX_FRAMES = 60
 
 def default_out_dir(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
-def check_new_folder(out: Path) -> None:
-    """Refuse an output folder that is not new or empty, or cannot be created (before any work)."""
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
-    if out.exists() and any(out.iterdir()):
-        raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
-    # The run is renamed into place, so the parent must be writable; nothing is written into
-    # `out` itself (a probe file there would make it non-empty for a concurrent start).
-    probe = out.parent if str(out.parent) else Path(".")
-    while not probe.exists():
-        probe = probe.parent
-    try:       # a real write: root ignores permission bits, not a read-only filesystem
-        fd, name = tempfile.mkstemp(prefix=".write-probe.", dir=probe)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as err:
-        raise RunFolderError(f"out: {out} cannot be created ({probe} is not writable: "
-                             f"{err.strerror or one_line(err)})") from None
-
-
-@contextmanager
-def staged_folder(out: Path):
-    """Build a result folder under a unique temporary name beside `out` and rename it to `out`
-    (absent or empty) when the block succeeds; on any exception, Ctrl-C and SIGTERM included,
-    remove it. A crash never leaves a half-written folder at `out`, and a process never removes
-    what another made. If `out` was taken by another process while the block ran, the finished
-    result is kept under a visible sibling name and RunFolderError says where."""
-    from .folders import keep_unclaimed
-    work = new_staging_folder(out)
-    try:
-        yield work
-    except BaseException:
-        remove_staging_folder(work)
-        raise
-    try:
-        claimed = claim_folder(work, out)
-    except BaseException:
-        remove_staging_folder(work)
-        raise
-    if not claimed:
-        kept = keep_unclaimed(work, out)
-        raise RunFolderError(f"out: {out} was filled by another process while this one ran "
-                             f"(allowed: a new or empty folder); the result is kept in {kept}")
-
-
-def check_out_dir(out: Path, cfg: Config, resume_command: str = "nnfractal run --resume") -> None:
-    """Refuse a folder that already holds another run (or anything else) before any work starts.
-    `resume_command`: how the refusal of an unfinished run says to finish it."""
-    if out.is_dir() and any(out.iterdir()):
-        cfg_file = out / "config.toml"
-        if not cfg_file.exists():
-            raise RunFolderError(f"out: {out} is not empty and holds no run (allowed: a new or empty folder)")
-        try:
-            other = config_from_toml(cfg_file)
-        except Exception:
-            raise RunFolderError(f"out: {out} holds a run whose config.toml is unreadable") from None
-        if other.to_dict() != cfg.to_dict():
-            raise RunFolderError(f"out: {out} already holds a different run (allowed: a new or empty folder)")
-        if _locked_by_another(cfg_file):
-            raise RunFolderError(f"out: {out} is being trained by another nnfractal process "
-                                 "(allowed: a new or empty folder)")
-        if not (out / "summary.json").exists():
-            raise RunFolderError(f"out: {out} already holds this run, unfinished "
-                                 f"(resume with: {resume_command} {out})")
-        raise RunFolderError(f"out: {out} already holds this run (allowed: a new or empty folder)")
-    check_new_folder(out)
-
-
-def _locked_by_another(cfg_file: Path) -> bool:
-    """True while another process holds the run's lock (run_lock)."""
-    import fcntl
-    try:
-        with open(cfg_file, "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    return False
 
 
 def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
@@ -207,7 +134,6 @@ def default_tile_rows_of(cfg: Config) -> int:
 def resolve_auto_tile_batch(cfg: Config, data_dir: Path | None, log=print) -> Config:
     """`tile_batch = 0` (auto) fixed to a size before anything is written: chunk sizes change
     roundoff and tiles hold whole chunks, so config.toml (and every resume) must name the size."""
-    from .engine import resolve_tile_batch
     family = build_family(cfg)
     size = resolve_tile_batch(cfg, family, load_data(cfg, family, data_dir))
     log(f"tile_batch: auto chose {size}")
@@ -218,7 +144,8 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             progress: bool = True, log=print, epoch_maps: bool = True, *,
             tile_rows: int | None = None, backend: str = "local", address: str | None = None,
             checkpoint_s: float = CHECKPOINT_S, draw: bool = True,
-            warn_resolution: bool = True, max_storage: float | None = None) -> Path:
+            warn_resolution: bool = True, max_storage: float | None = None,
+            report: ReportWriter | None = None) -> Path:
     """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
 
     Once every input is accepted, and before training, a resolution too small for a dimension is
@@ -229,7 +156,9 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     only trains and stores (a later `resume` draws). `tile_rows`: grid rows per tile (default
     `default_tile_rows_of`); `backend`: local or ray (`address`: the Ray cluster);
     `checkpoint_s`: seconds between checkpoints of an unfinished tile; `max_storage`: GiB of
-    curves allowed (default: the free disk, at most budget.DEFAULT_MAX_STORAGE).
+    curves allowed (default: the free disk, at most budget.DEFAULT_MAX_STORAGE); `report`:
+    writes report.html once the run is drawn (the command layer passes report.write_report;
+    None: no report).
 
     Everything that can be refused (config, backend, device, data, output folder) is checked
     before the folder is created, so a refused run leaves nothing behind. From then on the run
@@ -237,13 +166,12 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     kill or full disk keeps every finished tile, and `resume(out)` computes only the rest
     (RunFailed / RunInterrupted say so in one line).
     """
-    from .budget import check_max_storage, check_run
     out = Path(out) if out is not None else default_out_dir(cfg)
     check_run(cfg, out, check_max_storage(max_storage))     # before anything is allocated
     if cfg.tile_batch == 0:
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     tile = check_tile_rows(tile_rows, cfg) or default_tile_rows_of(cfg)
-    check_out_dir(out, cfg)
+    RunFolder(out).check_out(cfg)
     _check_adaptive_backend(cfg, backend)
     runner = make_backend(backend, address)
     try:
@@ -253,7 +181,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             log(f"warning: {warning}")
         with _claim_new_run(out, plan, tile):
             return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s,
-                                     draw)
+                                     draw, report)
     finally:
         runner.close()
 
@@ -262,7 +190,7 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
            data_dir: Path | None = None, progress: bool = True, log=print,
            epoch_maps: bool = True, *, tile_rows: int | None = None, backend: str = "local",
            address: str | None = None, checkpoint_s: float = CHECKPOINT_S,
-           draw: bool = True) -> Path:
+           draw: bool = True, report: ReportWriter | None = None) -> Path:
     """Finish an interrupted run: train only the tiles (and points) not stored yet, then draw.
 
     `given`: config values given with --resume (field -> value, as for build_config); each must
@@ -270,26 +198,27 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
     (bad or different config, foreign or damaged store, read-only folder, bad data) change
     nothing. A finished run is only re-drawn if its pictures are missing, or with new drawing
     flags (dpi, figsize: the only fields that may differ from the run's; config.toml is updated).
+    `report`: as for `execute`.
     """
     run_dir = Path(run_dir)
-    cfg = _run_config(run_dir)
+    folder = RunFolder(run_dir)
+    cfg = _run_config(folder)
     check_resume_config(cfg, given or {}, preset, run_dir)
     drawing = drawing_changes(cfg, given or {})
     tile_rows = check_tile_rows(tile_rows, cfg)
-    store = _resumable_store(run_dir, cfg, tile_rows)
-    check_writable(run_dir)
+    store = _resumable_store(folder, cfg, tile_rows)
+    folder.check_writable()
     _check_adaptive_backend(cfg, backend)
-    if store is not None and store.complete and (run_dir / "summary.json").exists() \
-            and not drawing:
+    if store is not None and store.complete and folder.summary_file.exists() and not drawing:
         log(f"{run_dir} is complete: nothing to train or draw")
         return run_dir
     runner = make_backend(backend, address)
     try:
-        with run_lock(run_dir), ExitStack() as held:
+        with folder.lock(), ExitStack() as held:
             if drawing:
-                cfg = _apply_drawing(run_dir, cfg, drawing, store, held, log)
+                cfg = _apply_drawing(folder, cfg, drawing, store, held, log)
             return _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps,
-                                  tile_rows, checkpoint_s, draw)
+                                  tile_rows, checkpoint_s, draw, report)
     finally:
         runner.close()
 
@@ -297,21 +226,19 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
 def drawing_changes(cfg: Config, given: dict) -> dict:
     """The drawing fields (config.DRAWING_FIELDS: dpi, figsize) given with --resume whose values
     differ from the run's: they change only the pictures, so a resume may change them."""
-    from .config import DRAWING_FIELDS, _coerce
     given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()
              if k in DRAWING_FIELDS and v is not None}
     wanted = cfg.replace(**_coerce(given, "overrides"))
     return {k: getattr(wanted, k) for k in given if getattr(wanted, k) != getattr(cfg, k)}
 
 
-def _apply_drawing(run_dir: Path, cfg: Config, drawing: dict, store, held: ExitStack,
+def _apply_drawing(folder: RunFolder, cfg: Config, drawing: dict, store, held: ExitStack,
                    log) -> Config:
     """Write the new drawing fields into config.toml (and the store's copy of the config) while
     the run is locked; the new config.toml is locked too. Returns the new config."""
     new = cfg.replace(**drawing)
-    write_text_atomic(run_dir / "config.toml", to_toml(new))
-    lock = held.enter_context(open(run_dir / "config.toml", "rb"))
-    _flock_or_refuse(lock, run_dir)
+    folder.write_config(new)
+    held.enter_context(folder.lock())
     if store is not None:
         store.update_attrs(config=new.to_dict())
     log("drawing with " + ", ".join(f"{k} = {_shown(v)}" for k, v in drawing.items())
@@ -320,114 +247,59 @@ def _apply_drawing(run_dir: Path, cfg: Config, drawing: dict, store, held: ExitS
 
 
 def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps, tile_rows,
-                   checkpoint_s, draw) -> Path:
+                   checkpoint_s, draw, report) -> Path:
     """resume() once the run is locked: load, check the store's layout, train, draw."""
     plan = plan_run(cfg, data_dir, runner, log)
     if store is None:                   # killed before its store existed: nothing trained
-        _create_run(run_dir, plan, tile_rows or default_tile_rows_of(cfg), config_written=True)
+        _create_run(RunFolder(run_dir), plan, tile_rows or default_tile_rows_of(cfg),
+                    config_written=True)
     elif store.complete:                # trained, but killed while drawing
         log(f"{run_dir}: every tile is stored; drawing")
-        return _draw_or_fail(run_dir, store, plan, log, epoch_maps) if draw else run_dir
+        return _draw_or_fail(run_dir, store, plan, log, epoch_maps, report) if draw else run_dir
     else:
         _check_store_layout(store, plan)
         store.verify_tiles()
         store.remove_partial_files()
     return _train_and_finish(run_dir, plan, runner, progress, log, epoch_maps, checkpoint_s,
-                             draw)
-
-
-@contextmanager
-def run_lock(run_dir: Path):
-    """Hold an exclusive lock on the run (flock on its config.toml: no new file, released by the
-    OS when the process dies) so two processes never train the same run; a second one is refused."""
-    f = open(run_dir / "config.toml", "rb")
-    try:
-        _flock_or_refuse(f, run_dir)
-        yield
-    finally:
-        f.close()
-
-
-def _flock_or_refuse(f, run_dir: Path) -> None:
-    import fcntl
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise RunFolderError(f"out: {run_dir} is being trained by another nnfractal process "
-                             "(allowed: one process per run folder)") from None
+                             draw, report)
 
 
 @contextmanager
 def _claim_new_run(out: Path, plan: RunPlan, tile: int):
     """Create a new run at `out` atomically and hold its lock while the block runs
-    (`claim_new_folder` with the run's config.toml and empty store)."""
-    with claim_new_folder(out, lambda work: _create_run(work, plan, tile, shown=out),
-                          lambda: check_out_dir(out, plan.cfg)) as claimed:
+    (`RunFolder.claim_new` with the run's config.toml and empty store)."""
+    with RunFolder.claim_new(out, lambda work: _create_run(work, plan, tile, shown=out),
+                             lambda: RunFolder(out).check_out(plan.cfg)) as claimed:
         yield claimed
 
 
-@contextmanager
-def claim_new_folder(out: Path, create, refuse_as_later_start):
-    """Create a new run or sample folder at `out` atomically and hold its lock while the block
-    runs.
-
-    `create(work)` writes config.toml and the empty store into a unique staging folder beside
-    `out`; its config.toml is locked (the flock stays with the open file across the rename), and
-    the folder is renamed to `out`, which succeeds only while `out` is absent or empty. Of two
-    processes started on the same `out` at the same instant exactly one gets it; the other
-    removes only its own staging folder and is refused as a sequential second start would be
-    (`refuse_as_later_start()` raises that line). A failure while writing (a full disk) leaves
-    nothing behind."""
-    try:
-        work = new_staging_folder(out)
-    except OSError as err:
-        raise RunFolderError(f"out: cannot write {out} ({err.strerror or one_line(err)})") from None
-    lock = None
-    try:
-        create(work)
-        lock = open(work / "config.toml", "rb")
-        _flock_or_refuse(lock, out)
-        if not claim_folder(work, out):
-            refuse_as_later_start()
-            raise RunFolderError(f"out: {out} was taken by another process (allowed: a new or "
-                                 "empty folder)")
-    except BaseException:
-        if lock is not None:
-            lock.close()
-        remove_staging_folder(work)
-        raise
-    try:
-        yield out
-    finally:
-        lock.close()
-
-
-def _create_run(out: Path, plan: RunPlan, tile: int, config_written: bool = False,
+def _create_run(folder: RunFolder, plan: RunPlan, tile: int, config_written: bool = False,
                 shown: Path | None = None) -> RunStore:
     """config.toml, then an empty store (built under a temporary name and renamed). A failure
     here (a full disk, a read-only folder) removes what this call made: nothing was trained."""
+    out = folder.path
     made_dir = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not config_written:
-            write_text_atomic(out / "config.toml", to_toml(plan.cfg))
-        return RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
-                               curve_lengths=plan.lengths, dtype=plan.dtype,
-                               schedule=plan.store_schedule, tile_rows=tile,
-                               extra={"data_source": plan.data.source})
+            folder.write_config(plan.cfg)
+        return folder.create_store(plan.cfg, x=plan.x, y=plan.y, curve_lengths=plan.lengths,
+                                   dtype=plan.dtype, schedule=plan.store_schedule, tile_rows=tile,
+                                   extra={"data_source": plan.data.source})
     except OSError as err:
         if made_dir:
             shutil.rmtree(out, ignore_errors=True)
         elif not config_written:
-            (out / "config.toml").unlink(missing_ok=True)
+            folder.config_file.unlink(missing_ok=True)
         raise RunFolderError(f"out: cannot write {shown or out} "
                              f"({err.strerror or one_line(err)})") from None
 
 
 def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
-                      epoch_maps: bool, checkpoint_s: float, draw: bool = True) -> Path:
+                      epoch_maps: bool, checkpoint_s: float, draw: bool = True,
+                      report: ReportWriter | None = None) -> Path:
     """Train the missing tiles of the run in `run_dir`, then draw it and write its summary."""
-    store = RunStore.open(run_dir / "store.zarr", mode="r+")
+    store = RunFolder(run_dir).open_store(mode="r+")
     if plan.cfg.adaptive:
         _train_adaptive(store, plan, progress, log)
     else:
@@ -435,7 +307,7 @@ def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
     store.mark_complete()
     if not draw:
         return run_dir
-    return _draw_or_fail(run_dir, store, plan, log, epoch_maps)
+    return _draw_or_fail(run_dir, store, plan, log, epoch_maps, report)
 
 
 def _train_adaptive(store: RunStore, plan: RunPlan, progress: bool, log) -> None:
@@ -443,7 +315,6 @@ def _train_adaptive(store: RunStore, plan: RunPlan, progress: bool, log) -> None
 
     Refinement levels depend on each other, so an adaptive run is one local session, not tiles
     farmed out: a killed adaptive run is resumed by refining again from the start."""
-    from .adaptive import run_adaptive
     start = time.perf_counter()
     result = run_adaptive(plan.cfg, build_family(plan.cfg), plan.data, store, plan.x, plan.y,
                           progress=progress, log=log)
@@ -457,13 +328,14 @@ def _check_adaptive_backend(cfg: Config, backend: str) -> None:
                           "depend on each other (allowed with --adaptive: local)")
 
 
-def _draw_or_fail(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool) -> Path:
+def _draw_or_fail(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool,
+                  report: ReportWriter | None = None) -> Path:
     """`_finish_run`, with a failure (a full disk, a bug in a figure) as one line: every tile is
     stored, so --resume only draws again."""
     try:
-        return _finish_run(run_dir, store, plan, log, epoch_maps)
+        return _finish_run(run_dir, store, plan, log, epoch_maps, report)
     except Exception as err:
-        where = f"; traceback in {run_dir / 'error.log'}" if _log_error(run_dir, err) else ""
+        where = f"; traceback in {run_dir / ERROR_LOG}" if _log_error(run_dir, err) else ""
         raise RunFailed(f"drawing stopped: {one_line(err)}; every tile is stored{where}",
                         run_dir) from None
 
@@ -516,7 +388,7 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
                         n_done += 1
             except TileFailed as err:
                 outcome_note = "failed"
-                where = f"; traceback in {run_dir / 'error.log'}" if _log_error(run_dir, err) else ""
+                where = f"; traceback in {run_dir / ERROR_LOG}" if _log_error(run_dir, err) else ""
                 raise RunFailed(f"training stopped: {err}; {n_done} of {total} tiles are "
                                 f"done and kept{where}", run_dir, resume) from None
             if stop.is_set() and n_done < total:
@@ -534,9 +406,8 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
 def _log_error(run_dir: Path, err: BaseException) -> bool:
     """Write the traceback of a failed tile to run_dir/error.log (best effort: the disk may be
     full); True if written."""
-    import traceback
     cause = err.__cause__ or err
-    path = run_dir / "error.log"
+    path = RunFolder(run_dir).error_log
     try:
         old = path.read_text() if path.exists() else ""
         write_text_atomic(path, old + f"--- {datetime.now().isoformat(timespec='seconds')} {err}\n"
@@ -559,8 +430,10 @@ def _record_session(store: RunStore, backend: str, devices: list[str], wall_s: f
         pass
 
 
-def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool) -> Path:
-    """Pictures, fractal analysis, summary.json and report.html of a complete store."""
+def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: bool,
+                report: ReportWriter | None = None) -> Path:
+    """Pictures, fractal analysis, summary.json and report.html (with `report`) of a complete
+    store."""
     sessions = store.attrs.get("sessions", [])
     wall = sum(float(s.get("wall_s", 0.0)) for s in sessions)
     device = sessions[-1]["device"] if sessions else plan.device
@@ -587,9 +460,8 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    allocator=allocator_in_use()
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    gpu=_gpu_name(device))
-    write_text_atomic(run_dir / "summary.json", json_text(summary))
-    from .report import write_report_safely
-    write_report_safely(run_dir, log=log)
+    RunFolder(run_dir).write_json(SUMMARY_FILE, summary)
+    write_report_safely(report, run_dir, log=log)
     for note in summary.get("notes", []):
         log(f"note: {note}")
     rate = f", {summary['model_steps_per_s']:.1f} model-steps/s" if summary["model_steps_per_s"] else ""
@@ -599,15 +471,15 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
 
 # ---- resume checks ---------------------------------------------------------------------------
 
-def _run_config(run_dir: Path) -> Config:
-    """The config of the run in `run_dir` (RunFolderError / ConfigError naming what is wrong)."""
-    if not run_dir.is_dir():
-        raise RunFolderError(f"resume: {run_dir} does not exist or is not a folder "
+def _run_config(folder: RunFolder) -> Config:
+    """The config of the run in `folder` (RunFolderError / ConfigError naming what is wrong)."""
+    if not folder.path.is_dir():
+        raise RunFolderError(f"resume: {folder} does not exist or is not a folder "
                              "(allowed: a run folder written by nnfractal run)")
-    if not (run_dir / "config.toml").is_file():
-        raise RunFolderError(f"resume: {run_dir} holds no config.toml "
+    if not folder.config_file.is_file():
+        raise RunFolderError(f"resume: {folder} holds no {folder.config_file.name} "
                              "(allowed: a run folder written by nnfractal run)")
-    return config_from_toml(run_dir / "config.toml")
+    return folder.read_config()
 
 
 def _flag(field_name: str) -> str:
@@ -624,8 +496,6 @@ def _shown(value) -> str:
 def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: Path) -> None:
     """Refuse config values given with --resume that differ from the run's (ConfigError 'resume',
     naming the flag, the value given and the run's)."""
-    from dataclasses import fields
-    from .config import DRAWING_FIELDS, _coerce, build_config
     given = {k: v for k, v in given.items() if v is not None}
     if preset is not None:
         wanted = build_config(preset, **given)
@@ -640,35 +510,34 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
         if mine != theirs and name not in DRAWING_FIELDS:     # drawing may change: pictures only
             flag = "--preset" if name == "preset" else _flag(name)
             raise ConfigError("resume", f"{flag} {_shown(mine)} differs from the run's config "
-                              f"({name} = {_shown(theirs)} in {run_dir / 'config.toml'}; "
+                              f"({name} = {_shown(theirs)} in {RunFolder(run_dir).config_file}; "
                               "allowed: leave it out or give the run's value)")
 
 
-def _resumable_store(run_dir: Path, cfg: Config, tile_rows: int | None) -> RunStore | None:
+def _resumable_store(folder: RunFolder, cfg: Config, tile_rows: int | None) -> RunStore | None:
     """The run's store opened for writing, or None when it was never created (a run killed
     between writing config.toml and creating its store). Refuses a foreign, damaged, old-format or
     other-config store and a --tile-rows that is not the store's."""
-    path = run_dir / "store.zarr"
+    path = folder.store_dir
     if not path.exists():
         return None
-    store = RunStore.open(path, mode="r")
+    store = folder.open_store(mode="r")
     attrs = store.attrs
     if attrs.get("format_version") != STORE_FORMAT_VERSION or not store.has_tiles:
         if store.complete:
-            return RunStore.open(path, mode="r+")
+            return folder.open_store(mode="r+")
         raise StoreError(f"store: {path} has format version {attrs.get('format_version')!r} and "
                          f"cannot be resumed (allowed: version {STORE_FORMAT_VERSION})")
-    from .config import DRAWING_FIELDS
     diff = sorted(k for k in set(cfg.to_dict()) | set(attrs.get("config") or {})
                   if (attrs.get("config") or {}).get(k) != cfg.to_dict().get(k)
                   and k not in DRAWING_FIELDS)
     if diff:
         raise StoreError(f"store: {path} was written for another config than "
-                         f"{run_dir / 'config.toml'} (differs in: {', '.join(diff)})")
+                         f"{folder.config_file} (differs in: {', '.join(diff)})")
     if tile_rows is not None and tile_rows != store.tile_grid.tile_rows:
         raise ConfigError("resume", f"--tile-rows {tile_rows} differs from the run's "
                           f"({store.tile_grid.tile_rows}; allowed: leave it out or give the run's value)")
-    return RunStore.open(path, mode="r+")
+    return folder.open_store(mode="r+")
 
 
 def _check_store_layout(store: RunStore, plan: RunPlan) -> None:
@@ -690,17 +559,6 @@ def _check_store_layout(store: RunStore, plan: RunPlan) -> None:
     if flags != (store.tile_grid.count,):
         raise StoreError(f"store: {path}/tiles/stored has shape {flags}, the tile rows need "
                          f"({store.tile_grid.count},)")
-
-
-def check_writable(folder: Path) -> None:
-    """Refuse a folder this process cannot write: a real write probe (root ignores permission
-    bits, not a read-only filesystem)."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise RunFolderError(f"out: {folder} is not writable ({err.strerror or one_line(err)})") from None
 
 
 def cpu_name() -> str:
@@ -730,7 +588,6 @@ def _threads() -> int:
 def _chunk_threads(cfg: Config, device: str | None) -> list[int] | None:
     """[chunks trained side by side, torch threads per chunk] of this process's settings."""
     import torch
-    from .engine import resolve_chunk_workers
     try:
         return list(resolve_chunk_workers(cfg, torch.device(device or cfg.device), 1 << 30))
     except (RuntimeError, ValueError):
@@ -796,11 +653,8 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
 
     map.png and the epoch animation show the config's metric; map_<metric>.png every recorded one.
     """
-    from .render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
-
     run_dir = Path(run_dir)
-    cfg = config_from_toml(run_dir / "config.toml")
-    store = RunStore.open(run_dir / "store.zarr")
+    cfg, store = _read_run(run_dir)
     extent = extent_of(store.x, store.y, cfg.axis_scale)
     xlabel, ylabel = axis_labels(cfg)
     title = _title(cfg)
@@ -817,7 +671,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{cfg.metric}",
                      figsize=cfg.figsize, dpi=cfg.dpi, metric=cfg.metric,
                      measure=cfg.measure, acc_threshold=cfg.acc_threshold)
-    fig.savefig(run_dir / "map.png")
+    fig.savefig(run_dir / MAP_FILE)
 
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available) if epoch_maps else [available[-1]]
@@ -837,7 +691,6 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
                         fps=max(2.0, min(10.0, len(frames) / 6)))
     log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
         + (f", {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
-    from .adaptive import render_adaptive
     adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale, title,
                                figsize=cfg.figsize, dpi=cfg.dpi)   # trained.png; {} for a full grid
     fractal = analyse_fractal(run_dir, log=log)
@@ -882,14 +735,9 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     for the other recorded metrics, and fractal.json into `out_dir` (default: the run folder);
     returns the fractal.json content.
     """
-    from .fractal import boundary, paper_dimension
-    from .render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
-    from .render.maps import extent_of
-
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
-    cfg = config_from_toml(run_dir / "config.toml")
-    store = RunStore.open(run_dir / "store.zarr")
+    cfg, store = _read_run(run_dir)
     xlabel, ylabel = (label.replace("log10 ", "log10 of ") for label in axis_labels(cfg))
     extent = extent_of(store.x, store.y, cfg.axis_scale)
     by_metric = {}
@@ -923,7 +771,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         "metrics": by_metric,
         "per_epoch": [{"epoch": e, **est.to_dict()} for e, est in zip(epochs, per_epoch_est)],
     }
-    write_text_atomic(out_dir / "fractal.json", json_text(result))
+    RunFolder(out_dir).write_json(FRACTAL_FILE, result)
     log(f"fractal dimension ({cfg.metric}): {describe(result['final'])}; paper's median-slope "
         f"estimator: {describe(result['paper_method'])}")
     for metric in store.metrics:
@@ -932,16 +780,15 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     return result
 
 
+def _read_run(run_dir: Path) -> tuple[Config, RunStore]:
+    """The config and the store (read-only) of the run in `run_dir`."""
+    folder = RunFolder(run_dir)
+    return folder.read_config(), folder.open_store()
+
+
 def check_run_dir(run_dir: Path) -> None:
-    """Refuse a folder that is not a finished run (one line naming the field)."""
-    from .store import StoreError
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise StoreError(f"run_dir: {run_dir} does not exist or is not a folder")
-    if not (run_dir / "config.toml").exists() or not (run_dir / "store.zarr").exists():
-        raise StoreError(f"run_dir: {run_dir} is not a run folder (no config.toml or store.zarr)")
-    if not RunStore.open(run_dir / "store.zarr").complete:
-        raise StoreError(f"run_dir: {run_dir} holds an incomplete run")
+    """Refuse a folder that is not a finished run (StoreError, one line naming run_dir)."""
+    RunFolder(run_dir).check_finished_run()
 
 
 ESTIMATOR_LABELS = {"final": "box counting", "paper_method": "paper's median of local slopes",
@@ -954,7 +801,7 @@ def estimates_of(run_dir: Path) -> list[tuple[str, dict]]:
     """Every dimension estimate a finished folder holds, (label, estimate dict), side by side:
     a grid run's box count and the paper's estimator, a zoom's pooled ones, a sample's own."""
     run_dir = Path(run_dir)
-    for name in ("zoom.json", "fractal.json"):
+    for name in ("zoom.json", FRACTAL_FILE):
         path = run_dir / name
         if path.exists():
             info = json.loads(path.read_text())
@@ -969,7 +816,6 @@ def estimate_with_fit_range(edges, fit_range=None, force: bool = False, **option
     """fractal.estimate_dimension, where a given fit range never overrules the estimator's own
     rule: if that rule finds the boundary too short, the result is its refusal (ok=False), or
     with `force` the fit-range estimate labelled ``extra["forced"]``."""
-    from .fractal import REASON_SHORT, estimate_dimension
     est = estimate_dimension(edges, fit_range=fit_range, **options)
     if fit_range is None or not est.ok:
         return est

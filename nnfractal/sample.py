@@ -29,9 +29,29 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, ConfigError, config_from_toml, to_toml
-from .sampling import (REASON_NO_BOUNDARY, TRANSECT_COARSE, SamplingError, check_transect_args, check_uncertainty_args,
-                       transect_dimension, uncertainty_exponent)
+from .budget import check_max_storage, check_memory, check_storage, estimate as budget_estimate
+from .cli_shared import add_run_flags, overrides_from_args, run_resumable
+from .config import Config, ConfigError, _coerce, build_config, preset_names
+from .errors import RunFailed, RunFolderError, StoreError, one_line
+from .grid import axis_labels
+from .measure import point_scores
+from .report import write_report_safely
+from .run_folder import FRACTAL_FILE, SUMMARY_FILE, RunFolder
+from .sampling import (
+    REASON_NO_BOUNDARY,
+    TRANSECT_COARSE,
+    SamplingError,
+    check_transect_args,
+    check_uncertainty_args,
+    transect_dimension,
+    uncertainty_exponent,
+)
+from .store import default_tile_rows
+from .zoom import ulps_per_pixel
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
 
 SAMPLE_JSON = "sample.json"
 METHODS = ("uncertainty", "transect")
@@ -69,7 +89,6 @@ class SampleSpec:
 def precision_eps_floor(cfg: Config) -> float:
     """Smallest pair distance (window units) at which the two points' hyperparameters still
     differ by MIN_ULPS rounding units of the training precision, on the worse axis."""
-    from .zoom import ulps_per_pixel
     # ulps_per_pixel at resolution 2 is the ulps across the whole window; eps scales it.
     return MIN_ULPS / ulps_per_pixel(cfg.mnmx, 2, cfg.axis_scale, cfg.precision)
 
@@ -148,7 +167,6 @@ def to_unit(cfg: Config, axis_units: np.ndarray) -> np.ndarray:
 def store_layout(cfg: Config, evaluations: int) -> tuple[int, int, int]:
     """(rows, cols, tile_rows) of a sample store: cols a whole number of chunks, tiles of about
     1024 points, and room for every block to start on a tile of its own."""
-    from .store import default_tile_rows
     m = max(1, cfg.tile_batch)
     cols = m * max(1, -(-256 // m))
     rows = -(-evaluations // cols)
@@ -172,8 +190,6 @@ class StoreEvaluator:
         self.scores: list[np.ndarray] = []
 
     def __call__(self, unit: np.ndarray) -> np.ndarray:
-        from .measure import point_scores
-        from .store import StoreError
         store, cfg = self.store, self.cfg
         unit = np.asarray(unit, dtype=np.float64)
         hp = to_axis_values(cfg, unit)
@@ -243,11 +259,9 @@ def default_sample_dir(cfg: Config, method: str) -> Path:
 def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
     """The config to sample: a preset name, or a run folder's config.toml (its window and
     network), with the flags given applied on top."""
-    from .config import build_config, preset_names
     path = Path(source)
-    if (path / "config.toml").is_file():
-        cfg = config_from_toml(path / "config.toml")
-        from .config import _coerce
+    if RunFolder(path).config_file.is_file():
+        cfg = RunFolder(path).read_config()
         changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
                            for k, v in overrides.items() if v is not None}, "overrides")
         return cfg.replace(**changes), path
@@ -267,7 +281,7 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
     sample lives in `out` and `resume_sample(out)` finishes it after a kill.
     """
     from .backends import make_backend
-    from .run import check_out_dir, resolve_auto_tile_batch
+    from .run import resolve_auto_tile_batch
     spec = resolve_spec(spec, cfg)
     if cfg.adaptive:
         raise ConfigError("adaptive", "--adaptive refines a grid (allowed with sample: leave "
@@ -276,7 +290,7 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
     out = Path(out) if out is not None else default_sample_dir(cfg, spec.method)
     _check_budget(cfg, spec, out, max_storage)
-    check_out_dir(out, cfg, resume_command=RESUME_COMMAND)
+    RunFolder(out).check_out(cfg, resume_command=RESUME_COMMAND)
     runner = make_backend(backend, address)
     try:
         plan = _plan(cfg, spec, data_dir, runner, log)
@@ -289,12 +303,11 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
 @contextmanager
 def _claim_new_sample(out: Path, plan, spec: SampleSpec, source_run):
     """Create a new sample at `out` atomically and hold its lock while the block runs
-    (`run.claim_new_folder`: of two processes started on one `out` at the same instant exactly
+    (`RunFolder.claim_new`: of two processes started on one `out` at the same instant exactly
     one gets it; the other is refused in one line as a later start would be)."""
-    from .run import check_out_dir, claim_new_folder
-    with claim_new_folder(
+    with RunFolder.claim_new(
             out, lambda work: _create_sample(work, plan, spec, source_run, shown=out),
-            lambda: check_out_dir(out, plan.cfg, resume_command=RESUME_COMMAND)) as claimed:
+            lambda: RunFolder(out).check_out(plan.cfg, resume_command=RESUME_COMMAND)) as claimed:
         yield claimed
 
 
@@ -302,7 +315,6 @@ def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
                   max_storage: float | None = None) -> None:
     """The run budget (budget.py) for a sample: memory per chunk, and the curves of every point
     the store can hold, before anything is written (ConfigError naming the field)."""
-    from .budget import check_max_storage, check_memory, check_storage, estimate as budget_estimate
     est = budget_estimate(cfg)
     check_memory(cfg, est)
     rows, cols, _ = store_layout(cfg, spec.evaluations)
@@ -316,10 +328,9 @@ def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool
                   log=print, backend: str = "local", address: str | None = None) -> Path:
     """Finish a killed sample: replay its estimator, training only the tiles not stored."""
     from .backends import make_backend
-    from .run import check_writable
     run_dir = Path(run_dir)
     spec, cfg = read_spec(run_dir)
-    check_writable(run_dir)
+    RunFolder(run_dir).check_writable()
     runner = make_backend(backend, address)
     try:
         plan = _plan(cfg, spec, data_dir, runner, log)
@@ -330,13 +341,12 @@ def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool
 
 def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
     """The spec and config of a sample folder (StoreError if it is not one)."""
-    from .store import StoreError
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file() or not (run_dir / "store.zarr").is_dir():
+    folder = RunFolder(run_dir)
+    if not folder.config_file.is_file() or not folder.store_dir.is_dir():
         raise StoreError(f"run_dir: {run_dir} is not a sample folder (no config.toml or "
                          "store.zarr)")
-    from .store import RunStore
-    attrs = RunStore.open(run_dir / "store.zarr").attrs
+    attrs = folder.open_store().attrs
     if "sampling" not in attrs:
         raise StoreError(f"run_dir: {run_dir} is a grid run, not a sample (allowed: a folder "
                          "written by nnfractal sample)")
@@ -345,7 +355,7 @@ def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
     for key in ("center", "direction"):
         if raw.get(key) is not None:
             raw[key] = tuple(raw[key])
-    return SampleSpec(**raw), config_from_toml(run_dir / "config.toml")
+    return SampleSpec(**raw), folder.read_config()
 
 
 def is_sample_folder(folder: Path) -> bool:
@@ -354,8 +364,7 @@ def is_sample_folder(folder: Path) -> bool:
 
 def _store_has_sampling(folder: Path) -> bool:
     try:
-        from .store import RunStore
-        return "sampling" in RunStore.open(folder / "store.zarr").attrs
+        return "sampling" in RunFolder(folder).open_store().attrs
     except Exception:
         return False
 
@@ -367,22 +376,18 @@ def _plan(cfg, spec, data_dir, runner, log):
     return replace(plan, x=np.arange(cols, dtype=np.float64), y=np.arange(rows, dtype=np.float64))
 
 
-def _create_sample(out: Path, plan, spec: SampleSpec, source_run,
+def _create_sample(out: RunFolder, plan, spec: SampleSpec, source_run,
                    shown: Path | None = None) -> None:
     """config.toml and the empty store in the (staging) folder `out`; `shown`: the folder's name
     in the error line. A failure (a full disk) raises RunFolderError; the caller removes `out`."""
-    from .backends import one_line
-    from .folders import write_text_atomic as _write_text_atomic
-    from .run import RunFolderError
-    from .store import RunStore
     _, _, tile_rows = store_layout(plan.cfg, spec.evaluations)
     try:
-        _write_text_atomic(out / "config.toml", to_toml(plan.cfg))
-        RunStore.create(out / "store.zarr", config=plan.cfg.to_dict(), x=plan.x, y=plan.y,
-                        curve_lengths=plan.lengths, dtype=plan.dtype,
-                        schedule=plan.store_schedule, tile_rows=tile_rows, with_points=True,
-                        extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
-                               "blocks": [], "source_run": str(source_run) if source_run else None})
+        out.write_config(plan.cfg)
+        out.create_store(plan.cfg, x=plan.x, y=plan.y, curve_lengths=plan.lengths,
+                         dtype=plan.dtype, schedule=plan.store_schedule, tile_rows=tile_rows,
+                         with_points=True,
+                         extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
+                                "blocks": [], "source_run": str(source_run) if source_run else None})
     except OSError as err:
         raise RunFolderError(f"out: cannot write {shown or out} "
                              f"({err.strerror or one_line(err)})") from None
@@ -397,16 +402,14 @@ def _spec_dict(spec: SampleSpec) -> dict:
 
 def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> Path:
     """Lock an existing sample folder (a second process is refused in one line), then run."""
-    from .run import run_lock
-    with run_lock(run_dir):
+    with RunFolder(run_dir).lock():
         return _run_held(run_dir, plan, spec, runner, progress, log)
 
 
 def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> Path:
     """Train what the estimator asks for and finish the folder; the caller holds its lock."""
     from .run import train_tiles
-    from .store import RunStore
-    store = RunStore.open(run_dir / "store.zarr", mode="r+")
+    store = RunFolder(run_dir).open_store(mode="r+")
     store.remove_partial_files()
 
     def train(tiles):
@@ -421,8 +424,6 @@ def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log) -> P
     try:
         finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log)
     except Exception as err:          # every point is stored: `nnfractal dimension` redraws
-        from .backends import one_line
-        from .run import RunFailed
         raise RunFailed(f"drawing stopped: {one_line(err)}; every point is stored (redraw "
                         f"with: nnfractal dimension {run_dir})", run_dir,
                         "nnfractal sample --resume") from None
@@ -437,9 +438,7 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
                   log=print) -> Path:
     """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
     from .render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
-    from .folders import write_text_atomic as _write_text_atomic
     from .run import cpu_name, describe, library_versions
-    from .grid import axis_labels
     title = f"{cfg.preset}: {spec.method}"
     unit = np.concatenate(evaluator.unit_points)
     signs = np.sign(np.concatenate(evaluator.scores))
@@ -462,9 +461,9 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
               "estimate": est.to_dict(), "evaluations": int(len(unit)),
               "model_steps": int(len(unit) * steps),
               "source_run": store.attrs.get("source_run")}
-    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
-    _write_text_atomic(run_dir / SAMPLE_JSON, text)
-    _write_text_atomic(run_dir / "fractal.json", json.dumps(
+    folder = RunFolder(run_dir)
+    folder.write_text(SAMPLE_JSON, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    folder.write_text(FRACTAL_FILE, json.dumps(
         {"method": spec.method, "final": est.to_dict()}, indent=2, allow_nan=False) + "\n")
     summary = {"kind": "sample", "method": spec.method, "evaluations": int(len(unit)),
                "fraction_converged": float(np.mean(signs < 0)),
@@ -475,8 +474,7 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
                "sessions": len(sessions), "device": sessions[-1]["device"] if sessions else None,
                "data_source": store.attrs.get("data_source"), "versions": library_versions(),
                "cpu": cpu_name()}
-    _write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    from .report import write_report_safely
+    folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     write_report_safely(run_dir, log=log)
     rate = (f", {summary['model_steps_per_s']:.1f} model-steps/s"
             if summary["model_steps_per_s"] else "")
@@ -488,9 +486,8 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
 def dimension_of_sample(run_dir: Path, log=lambda *_: None) -> dict:
     """Recompute a finished sample's estimate from its stored curves (no training); rewrites its
     figures, sample.json, fractal.json and report. Returns the estimate as a dict."""
-    from .store import RunStore
     spec, cfg = read_spec(run_dir)
-    store = RunStore.open(Path(run_dir) / "store.zarr")
+    store = RunFolder(run_dir).open_store()
     evaluator = StoreEvaluator(store, cfg, train=None)
     est = estimate(spec, cfg, evaluator)
     finish_sample(Path(run_dir), store, cfg, spec, est, evaluator, log)
@@ -555,7 +552,6 @@ def spec_from_args(args) -> SampleSpec:
 
 def add_sample_parser(sub) -> None:
     import argparse
-    from .cli_shared import add_run_flags as _add_run_flags
     p = sub.add_parser(
         "sample", help="dimension by a sampling estimator (uncertainty exponent or transects): "
         "train only the sampled points, over many decades of scale",
@@ -569,7 +565,7 @@ def add_sample_parser(sub) -> None:
     add_estimator_flags(p)
     p.add_argument("--resume", type=Path, metavar="SAMPLE_DIR",
                    help="finish an interrupted sample: train only its missing tiles")
-    _add_run_flags(p)
+    add_run_flags(p)
     p.set_defaults(preset=None)
     for action in p._actions:
         if action.dest == "preset":
@@ -579,7 +575,6 @@ def add_sample_parser(sub) -> None:
 def cmd_sample(args) -> int:
     """`nnfractal sample`: refused input is one line and exit 2; Ctrl-C stops after the current
     chunk (exit 130, saying how to resume)."""
-    from .cli_shared import overrides_from_args, run_resumable
     folder: list[Path] = []
 
     def work() -> None:

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .errors import StoreError, one_line
+from .grid import grid_points
 
 FORMAT = "nnfractal-run"
 FORMAT_VERSION = 2          # 2: tiles (1: one band-chunked write at the end; still readable)
@@ -79,7 +80,6 @@ class TileGrid:
 
     def points(self, tile: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The tile's (x, y) hyperparameter points, row-major: (n, 2) float64."""
-        from .grid import grid_points
         r0, r1 = self.bounds(tile)
         return grid_points(np.asarray(x), np.asarray(y)[r0:r1])
 

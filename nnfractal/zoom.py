@@ -42,15 +42,26 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from .cli_shared import add_max_storage_flag, run_guarded
-from .config import Config, ConfigError, config_from_toml
+from .budget import check_many, check_max_storage
+from .config import Config, ConfigError
 from .folders import write_json_atomic
+from .fractal import DimensionEstimate, boundary, estimate_dimension, local_slopes, paper_dimension
+from .grid import axis_labels
+from .measure import converged_fraction
+from .resolution import resolution_warning
+from .run_folder import FRACTAL_FILE, MAP_FILE, STORE_DIR, ReportWriter, RunFolder, write_report_safely
+from .store import StoreError
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
 
 FORMAT = "nnfractal-zoom"
 FORMAT_VERSION = 1
@@ -61,8 +72,8 @@ MAX_ZOOM_FRAMES = 1000
 
 # Frame 0, when it is the run itself, takes over the run's top-level files and these folders
 # (not other folders, such as a zoom written inside the run folder).
-RUN_FOLDERS = ("store.zarr", "epochs")
-RUN_PICTURES = ("map.png", "boundary.png", "fractal.json")
+RUN_FOLDERS = (STORE_DIR, "epochs")
+RUN_PICTURES = (MAP_FILE, "boundary.png", FRACTAL_FILE)
 
 POOLED_METHOD = (
     "pooled: inverse-variance weighted mean of the box-counting dimensions of the frames that "
@@ -150,9 +161,9 @@ def axis_units(cfg: Config, resolution: int | None = None) -> tuple[np.ndarray, 
 def score_map_of(run_dir: Path) -> tuple[Config, np.ndarray]:
     """A finished run's config and its final score map (rows=y, cols=x), as its map.png shows."""
     from .run import score_map
-    from .store import RunStore
-    cfg = config_from_toml(Path(run_dir) / "config.toml")
-    return cfg, score_map(RunStore.open(Path(run_dir) / "store.zarr"), cfg)
+    folder = RunFolder(run_dir)
+    cfg = folder.read_config()
+    return cfg, score_map(folder.open_store(), cfg)
 
 
 def densest_boundary_pixel(edges: np.ndarray, half: int | None = None) -> tuple[int, int]:
@@ -216,7 +227,6 @@ def auto_center(cfg: Config, score_map: np.ndarray) -> tuple[float, float] | Non
     A boundary pixel (i, j) stands for the cell between grid rows i, i+1 and columns j, j+1; the
     centre is that cell's middle.
     """
-    from .fractal import boundary
     edges = boundary(score_map)
     if not edges.any():
         return None
@@ -312,7 +322,6 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
               max_storage: float | None = None) -> ZoomPlan:
     """Check every input and compute every window; raises ConfigError, StoreError or
     RunFolderError (one line naming the field) and writes nothing."""
-    from .run import check_new_folder, check_run_dir
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) \
             or factor <= 1:
         raise ConfigError("factor", f"{factor!r} is not allowed (allowed: a number > 1, the "
@@ -332,8 +341,8 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
                           f"(allowed: at most {MAX_ZOOM_FRAMES} frames; raise --factor or lower "
                           "--depth)")
     run_dir = Path(run_dir)
-    check_run_dir(run_dir)
-    cfg = config_from_toml(run_dir / "config.toml")
+    RunFolder(run_dir).check_finished_run()
+    cfg = RunFolder(run_dir).read_config()
     y0, y1, x0, x1 = cfg.mnmx
     allowed = f"allowed: x in [{_fmt(x0)}, {_fmt(x1)}], y in [{_fmt(y0)}, {_fmt(y1)}]"
     units = "base-10 exponents" if cfg.axis_scale == "log" else "axis values"
@@ -373,9 +382,8 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
                           f"{MIN_ULPS_PER_PIXEL:g}; use a wider run window, a smaller --factor or "
                           "a lower --resolution)")
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
-    check_new_folder(out)
+    RunFolder(out).check_new()
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
-    from .budget import check_many, check_max_storage
     check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
                resolution or depth, out, "the zoom", check_max_storage(max_storage))
     return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
@@ -407,22 +415,21 @@ def _copy_run(src: Path, dst: Path, log) -> None:
 
 def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, center=None,
          resolution: int | None = None, out=None, data_dir=None, progress: bool = True,
-         log=print, max_storage: float | None = None) -> Path:
+         log=print, max_storage: float | None = None, report: ReportWriter | None = None) -> Path:
     """Train the zoom sequence of a finished run, analyse it and draw it; returns the folder.
 
     Every refusable input is checked (`plan_zoom`) before anything is written. The folder is built
     under a temporary name beside `out` and renamed at the end, so a crash or Ctrl-C leaves
-    nothing at `out`.
+    nothing at `out`. `report`: writes the report of the zoom and of each frame (the command
+    layer passes report.write_report; None: no reports).
     """
-    import time
     from .backends import graceful_interrupt
-    from .run import execute, staged_folder
+    from .run import execute
 
     plan = plan_zoom(run_dir, factor, depth, center, resolution, out, max_storage)
     out, n = plan.out, plan.n_frames
     if plan.limit_message:
         log(plan.limit_message)
-    from .resolution import resolution_warning
     warning = resolution_warning(plan.frame_cfgs[0].resolution, "each zoom frame")
     if warning:                           # before minutes of training, not after
         log(f"warning: {warning}")
@@ -433,7 +440,8 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         f"({'given' if plan.center_source == 'given' else AUTO_CENTRE_WORDS})")
     start = time.perf_counter()
     # Ctrl-C or SIGTERM: the frame in training stops after its chunk, and no other frame starts.
-    with graceful_interrupt(), staged_folder(out) as work:
+    with graceful_interrupt(), RunFolder.staged(out) as staged:
+        work = staged.path
         (work / "frames").mkdir()
         frames = []
         centre = plan.center
@@ -451,7 +459,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 flog(f"the run's own window: copied from {plan.run_dir} (no training)")
             else:
                 execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
-                        warn_resolution=False, max_storage=max_storage)
+                        warn_resolution=False, max_storage=max_storage, report=report)
             title_frame_map(fdir, k, n, plan.factor)
             frames.append({
                 "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
@@ -459,7 +467,8 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
                 "center": {"x": centre[0], "y": centre[1]},
                 "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
                 "ulps_per_pixel": ulps_per_pixel(fcfg.mnmx, fcfg.resolution, fcfg.axis_scale,
-                                                  fcfg.precision), "copied_from_run": bool(k == 0 and plan.reuse_run),
+                                                  fcfg.precision),
+                "copied_from_run": bool(k == 0 and plan.reuse_run),
             })
         stop_if_requested(f"zoom interrupted after its {n} frames, before drawing")
         train_s = time.perf_counter() - start
@@ -487,8 +496,7 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         t0 = time.perf_counter()
         n_anim = render_zoom_animation(work)
         log(f"zoom.gif, zoom.mp4: {n_anim} animation frames ({time.perf_counter() - t0:.1f} s)")
-        from .report import write_report_safely
-        write_report_safely(work, display_path=out, log=log)
+        write_report_safely(report, work, display_path=out, log=log)
     log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
     return out
 
@@ -527,19 +535,17 @@ def depth_words(n_frames: int, factor: float, asked: float) -> str:
 def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
     """Redraw a frame's map.png titled with its frame number and scale (every frame's map would
     otherwise carry the same title)."""
-    from .grid import axis_labels
     from .render.maps import extent_of, map_figure
     from .run import _title
-    from .store import RunStore
     cfg, smap = score_map_of(frame_dir)
-    store = RunStore.open(Path(frame_dir) / "store.zarr")
+    store = RunFolder(frame_dir).open_store()
     xlabel, ylabel = axis_labels(cfg)
     title = (f"{_title(cfg)}\nzoom frame {k}/{n - 1}: x{factor ** k:g} "
              f"({k * math.log10(factor):.2f} decades), {cfg.metric}")
     fig = map_figure(smap, extent_of(store.x, store.y, cfg.axis_scale), xlabel, ylabel,
                      cfg.axis_scale, title, figsize=cfg.figsize, dpi=cfg.dpi, metric=cfg.metric,
                      measure=cfg.measure, acc_threshold=cfg.acc_threshold)
-    fig.savefig(Path(frame_dir) / "map.png", metadata={"Title": title.replace("\n", " ")})
+    fig.savefig(Path(frame_dir) / MAP_FILE, metadata={"Title": title.replace("\n", " ")})
 
 
 def stop_if_requested(where: str) -> None:
@@ -550,7 +556,6 @@ def stop_if_requested(where: str) -> None:
 
 
 def read_zoom_json(zoom_dir: Path) -> dict:
-    from .store import StoreError
     path = Path(zoom_dir) / "zoom.json"
     try:
         info = json.loads(path.read_text())
@@ -568,7 +573,6 @@ def _frame_window_xy(fr: dict) -> tuple[float, float, float, float]:
 
 def render_zoom_animation(zoom_dir) -> int:
     """(Re)draw zoom.gif and zoom.mp4 from the frames' stores; returns the animation's length."""
-    from .grid import axis_labels
     from .render.zoom_video import write_zoom_animation
     zoom_dir = Path(zoom_dir)
     info = read_zoom_json(zoom_dir)
@@ -590,7 +594,6 @@ def pooled_dimension(estimates):
     Returns a DimensionEstimate with method "zoom-weighted-mean"; ok=False with a plain reason
     when no frame has an estimate.
     """
-    from .fractal import DimensionEstimate, local_slopes
 
     ests = list(estimates)
     if not ests:
@@ -640,10 +643,8 @@ def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
     dimension_per_frame.png, and returns the zoom.json content. The frames' own fractal.json are
     left as they are (default fit range). Raises StoreError for a folder that is not a zoom.
     """
-    from .fractal import boundary, estimate_dimension, paper_dimension
-    from .measure import converged_fraction
     from .render.zoom_video import plot_dimension_per_frame
-    from .run import check_run_dir, describe
+    from .run import describe
 
     zoom_dir = Path(zoom_dir)
     info = read_zoom_json(zoom_dir)
@@ -651,7 +652,7 @@ def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
     edges_all, ests = [], []
     for fr in info["frames"]:
         fdir = zoom_dir / fr["dir"]
-        check_run_dir(fdir)
+        RunFolder(fdir).check_finished_run()
         _, smap = score_map_of(fdir)
         edges = boundary(smap)
         est = estimate_dimension(edges, fit_range=fit)
@@ -676,35 +677,3 @@ def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
     log(f"zoom dimension over {len(ests)} frames: {describe(info['pooled'])}; paper's "
         f"median-slope estimator pooled: {describe(info['pooled_paper'])}")
     return info
-
-
-# ---- command line --------------------------------------------------------------------------
-
-def add_zoom_parser(sub) -> None:
-    p = sub.add_parser("zoom", help="train ever smaller windows around a point of a finished "
-                       "run's boundary; zoom animation and dimension per frame")
-    p.add_argument("run_dir", type=Path, help="a finished run folder")
-    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
-                   help="shrink factor per frame (default 2)")
-    p.add_argument("--decades", "--depth", type=float, default=DEFAULT_DEPTH, dest="depth",
-                   help="decades of zoom (default 2): floor(decades ln10 / ln factor) + 1 frames "
-                   "(--depth is the same; in `run` it means the network's layers)")
-    p.add_argument("--center", "--centre", nargs=2, type=float, metavar=("X", "Y"),
-                   help="zoom centre in axis units, x then y (base-10 exponents on log axes; "
-                   "fixed; default: where the run's boundary is densest, then following the "
-                   "boundary frame by frame)")
-    p.add_argument("--resolution", type=int, help="pixels per side of every frame "
-                   "(default: the run's)")
-    p.add_argument("--out", type=Path, help="output folder (default <RUN_DIR>-zoom-<timestamp>, "
-                   "beside the run)")
-    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
-                   help="dataset cache (default ~/.cache/nnfractal)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_max_storage_flag(p)
-
-
-def cmd_zoom(args) -> int:
-    return run_guarded(lambda: zoom(args.run_dir, factor=args.factor, depth=args.depth,
-                                    center=args.center, resolution=args.resolution, out=args.out,
-                                    data_dir=args.data_dir, progress=not args.no_progress,
-                                    max_storage=args.max_storage))

@@ -168,7 +168,8 @@ def test_configs_differ_only_in_the_architecture():
 @pytest.mark.slow
 def test_default_is_resnet20_against_plain20(tmp_path):
     from nnfractal.cli import make_parser
-    from nnfractal.compare import overrides_from_args, plan
+    from nnfractal.commands import compare_overrides_from_args as overrides_from_args
+    from nnfractal.compare import plan
     p = plan(out=tmp_path / "cmp")
     assert p["presets"] == ("resnet20-mnist", "plain20-mnist")
     assert p["seeds"] == 3 and p["windows"] == 3 and p["factor"] == 2.0

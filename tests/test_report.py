@@ -352,7 +352,8 @@ def test_a_run_at_chance_says_so_in_summary_and_report(tmp_path):
     'converged' only means the loss did not blow up: in summary.json and in the report."""
     cfg = build_config("mlp300-mnist", resolution=4, num_epochs=1, train_size=200, width=16,
                        test_size=100, metric="train_loss", mnmx=(-7.0, -6.0, -4.0, -3.0))
-    run = execute(cfg, tmp_path / "chance", progress=False, log=lambda *_: None)
+    run = execute(cfg, tmp_path / "chance", progress=False, log=lambda *_: None,
+                  report=write_report)
     summary = json.loads((run / "summary.json").read_text())
     assert max(v for k, v in summary["final_metrics_median"].items() if k.endswith("acc")) < 0.25
     notes = summary["notes"]

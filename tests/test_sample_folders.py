@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnfractal.cli import main
-from nnfractal.run import run_lock
+from nnfractal.run_folder import RunFolder
 from nnfractal.store import RunStore
 
 TINY = ["paper-tanh", "--steps", "30", "--mnmx", "-3", "6", "-3", "6", "--no-progress",
@@ -103,7 +103,7 @@ def test_a_sample_being_trained_is_refused_to_a_second_process_and_left_as_it_wa
     monkeypatch.delenv("NNFRACTAL_TEST_FAIL_TILE")
     capsys.readouterr()
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    with run_lock(folder):                      # flock on config.toml, as a training process
+    with RunFolder(folder).lock():              # flock on config.toml, as a training process
         for args in (["sample", "--resume", str(folder), "--no-progress"],
                      ["sample", *TINY, "--out", str(folder)]):
             assert main(args) == 2

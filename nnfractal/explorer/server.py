@@ -34,6 +34,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..fractal import boundary
+from ..grid import axes, axis_labels
+from ..measure import normalise
+from ..render.maps import MAP_CMAP, cdf_restretch
 from .session import MAX_COORD, MAX_ID, MAX_QUEUED, RES_MAX, RES_MIN, ExploreError, Session
 
 STATIC_FILES = {"index.html": "text/html; charset=utf-8",
@@ -85,7 +89,6 @@ def _validation_message(errors) -> tuple[str, list[dict]]:
 
 def _colormap() -> list[list[int]]:
     """The maps' colours (render.maps.MAP_CMAP) as 256 RGB triples (index = floor((v + 1) / 2 * 256), v in [-1, 1])."""
-    from ..render.maps import MAP_CMAP
     lut = MAP_CMAP(np.arange(256))[:, :3]
     return np.round(lut * 255).astype(int).tolist()
 
@@ -206,7 +209,6 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
 
     # ---- windows -------------------------------------------------------------------------------
     def window_info(wid: int) -> dict[str, Any]:
-        from ..grid import axes, axis_labels
         win = session.window(wid)
         cfg = win.cfg
         x, y = axes(cfg)
@@ -269,8 +271,6 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
 
     @app.get("/api/windows/{window_id}/map")
     def get_map(window_id: WindowId):
-        from ..fractal import boundary
-        from ..render.maps import cdf_restretch
         win = session.window(window_id)
         s, done = session.score_map(win)
         rows, cols = s.shape
@@ -292,8 +292,6 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
     @app.get("/api/windows/{window_id}/curve")
     def get_curve(window_id: WindowId, row: Annotated[int, Query(ge=0, le=RES_MAX - 1)],
                   col: Annotated[int, Query(ge=0, le=RES_MAX - 1)]):
-        from ..grid import axes
-        from ..measure import normalise
         win = session.window(window_id)
         curve = session.curve(win, row, col)
         x, y = axes(win.cfg)

@@ -35,12 +35,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..config import Config, ConfigError, config_from_toml, to_toml
+from ..config import Config, ConfigError, recorded_metrics
+from .. import engine        # engine.train looked up per call: tests replace it
 from ..errors import one_line
 from ..folders import json_text, write_text_atomic
+from ..fractal import boundary, estimate_dimension
+from ..grid import axes, axis_labels, grid_points
 from ..measure import point_scores
-from ..models import arch_label
-from ..store import RunStore, StoreError
+from ..models import arch_label, build_family
+from ..render.maps import extent_of, map_figure
+from ..run import describe, library_versions, load_data, render_run, score_map
+from ..run_folder import MAP_FILE, SUMMARY_FILE, RunFolder
+from ..store import StoreError
+from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
 MAX_QUEUED = 8                     # jobs waiting behind the running one
@@ -72,7 +79,6 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
     """Refuse a window that cannot be drawn: a resolution outside RES_MIN..RES_MAX, numbers that
     are not finite, empty ranges, or neighbouring pixels too close for the run's precision to
     tell apart (the zoom command's rule: at least zoom.MIN_ULPS_PER_PIXEL rounding units)."""
-    from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
     if isinstance(resolution, bool) or not isinstance(resolution, int) \
             or not RES_MIN <= resolution <= RES_MAX:
         raise ExploreError(400, f"resolution: {resolution!r} is not allowed "
@@ -168,22 +174,18 @@ class Job:
 
 def _run_score_map(store, cfg: Config) -> np.ndarray:
     """The map of a run's metric, as the run draws it."""
-    from ..run import score_map
     return score_map(store, cfg)
 
 
 def schedule_of(cfg: Config, data) -> dict[str, Any]:
     """The schedule attributes a store of this run gets (as run.execute writes them)."""
-    from ..engine import make_schedule
-    s = make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
+    s = engine.make_schedule(cfg, data.n_train, has_test=data.n_test > 0 and cfg.eval_every > 0)
     return {"steps": s.steps, "steps_per_epoch": s.steps_per_epoch,
             "eval_epochs": list(s.eval_epochs)}
 
 
 def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
     """The box-counting dimension of the map's boundary, with its interval or the reason."""
-    from ..fractal import boundary, estimate_dimension
-    from ..run import describe
     try:
         est = estimate_dimension(boundary(score_map)).to_dict()
     except Exception as err:  # noqa: BLE001 - a picture without a number is still a picture
@@ -197,8 +199,6 @@ def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
 
 def map_png(cfg: Config, x: np.ndarray, y: np.ndarray, score_map: np.ndarray, title: str) -> bytes:
     """The convergence map as PNG bytes, drawn like a run's map.png."""
-    from ..grid import axis_labels
-    from ..render.maps import extent_of, map_figure
     xlabel, ylabel = axis_labels(cfg)
     fig = map_figure(score_map, extent_of(x, y, cfg.axis_scale), xlabel, ylabel, cfg.axis_scale,
                      title, figsize=cfg.figsize, dpi=cfg.dpi)
@@ -264,14 +264,13 @@ class Session:
     def open(cls, run_dir: Path, folder: Path | None = None, **kwargs) -> Session:
         """A session on a finished run (its map is window 0) or a saved explorer session folder."""
         run_dir = Path(run_dir)
-        if (run_dir / SESSION_FILE).exists() and not (run_dir / "config.toml").exists():
+        if (run_dir / SESSION_FILE).exists() and not RunFolder(run_dir).config_file.exists():
             root_dir, folder, root_is_run = run_dir / WINDOWS_DIR / "w000", run_dir, False
         else:
             root_dir, folder, root_is_run = run_dir, Path(folder) if folder else run_dir, True
         try:
-            from ..run import check_run_dir
-            check_run_dir(root_dir)
-            cfg = config_from_toml(root_dir / "config.toml")
+            RunFolder(root_dir).check_finished_run()
+            cfg = RunFolder(root_dir).read_config()
         except (StoreError, ConfigError) as err:
             raise ExploreError(400, str(err)) from None
         probe = folder
@@ -301,19 +300,18 @@ class Session:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.log(f"explore: {path} is unreadable; starting without its windows")
             return
-        from ..run import check_run_dir
         for entry in entries:
             try:
                 wid, parent = entry["id"], entry["parent"]
                 if not (isinstance(wid, int) and isinstance(parent, int) and 1 <= wid <= MAX_ID
                         and parent in self.windows):
                     continue
-                folder = self.windows_dir / f"w{wid:03d}"
-                check_run_dir(folder)
-                cfg = config_from_toml(folder / "config.toml")
+                folder = RunFolder(self.windows_dir / f"w{wid:03d}")
+                folder.check_finished_run()
+                cfg = folder.read_config()
             except (KeyError, TypeError, StoreError, ConfigError):
                 continue
-            self.windows[wid] = Window(wid, parent, cfg, folder, status="done")
+            self.windows[wid] = Window(wid, parent, cfg, folder.path, status="done")
             self._next_window = max(self._next_window, wid + 1)
 
     def _save_session(self) -> None:
@@ -486,10 +484,6 @@ class Session:
                     pass
 
     def _run_window(self, job: Job) -> None:
-        from ..engine import train
-        from ..grid import axes, grid_points
-        from ..models import build_family
-        from ..run import load_data
 
         win = self.windows[job.window]
         cfg = win.cfg
@@ -522,8 +516,8 @@ class Session:
             if job.cancel.is_set():
                 raise _Cancelled()
 
-        result = train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
-                       on_step=on_step)
+        result = engine.train(cfg, family, data, points, progress=False, on_chunk=on_chunk,
+                              on_step=on_step)
         with self._lock:
             job.phase = "saving"
         self._save_window(win, x, y, result, data.source)
@@ -538,51 +532,48 @@ class Session:
         self._save_session()
 
     def _save_window(self, win: Window, x, y, result, source: str) -> None:
-        """Write the window's run folder (as run.execute lays it out, pictures: map.png only)
-        under a temporary name, then rename it into place."""
-        from ..config import recorded_metrics
+        """Write the window's run folder (RunFolder: config.toml, store.zarr; pictures: map.png
+        only) under a temporary name, then rename it into place."""
         cfg = win.cfg
         schedule = result.schedule
         if win.folder.exists():
             raise ExploreError(500, f"window: folder {win.folder.name} exists already")
-        from ..run import staged_folder
-        with staged_folder(win.folder) as work:
-            write_text_atomic(work / "config.toml", to_toml(cfg))
+        with RunFolder.staged(win.folder) as work:
+            work.write_config(cfg)
             lengths = {m: result.curves[m].shape[1] for m in recorded_metrics(cfg)
                        if m in result.curves}
-            store = RunStore.create(work / "store.zarr", config=cfg.to_dict(), x=x, y=y,
-                                    curve_lengths=lengths,
-                                    dtype="float64" if cfg.precision == "float64" else "float32",
-                                    schedule={"steps": schedule.steps,
-                                              "steps_per_epoch": schedule.steps_per_epoch,
-                                              "eval_epochs": list(schedule.eval_epochs)},
-                                    extra={"data_source": source,
-                                           "explore": {"window": win.id, "parent": win.parent}})
+            store = work.create_store(cfg, x=x, y=y, curve_lengths=lengths,
+                                      dtype="float64" if cfg.precision == "float64" else "float32",
+                                      schedule={"steps": schedule.steps,
+                                                "steps_per_epoch": schedule.steps_per_epoch,
+                                                "eval_epochs": list(schedule.eval_epochs)},
+                                      extra={"data_source": source,
+                                             "explore": {"window": win.id, "parent": win.parent}})
             for metric in lengths:
                 store.write_curves(metric, 0, result.curves[metric])
             store.update_attrs(wall_time_s=result.wall_time, device=result.device)
             store.mark_complete()
             score_map = _run_score_map(store, cfg)
-            (work / "map.png").write_bytes(map_png(cfg, x, y, score_map, map_title(cfg, win.id)))
+            (work / MAP_FILE).write_bytes(map_png(cfg, x, y, score_map, map_title(cfg, win.id)))
             k = len(x) * len(y)
             info = {"window": win.id, "parent": win.parent, "mnmx": list(cfg.mnmx),
                     "resolution": cfg.resolution, "wall_time_s": round(result.wall_time, 3),
                     "device": result.device, "data_source": source,
                     "model_steps": int(k * schedule.steps),
                     "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
-            write_text_atomic(work / "window.json", json_text(info))
+            work.write_json("window.json", info)
 
     def _final_scores(self, win: Window) -> np.ndarray:
-        return _run_score_map(RunStore.open(win.folder / "store.zarr"), win.cfg)
+        return _run_score_map(RunFolder(win.folder).open_store(), win.cfg)
 
     def _run_report(self, job: Job) -> None:
         write_report = report_writer()
         win = self.windows[job.window]
         folder = win.folder
         job.total = 2
-        if not (folder / "summary.json").exists() or not (folder / "fractal.json").exists():
+        run = RunFolder(folder)
+        if not run.summary_file.exists() or not run.fractal_file.exists():
             # An explorer window holds the map only; the report wants a full run folder.
-            from ..run import library_versions, render_run
             with self._lock:
                 job.phase = "drawing the run's pictures"
             summary = render_run(folder, log=lambda *_: None)
@@ -595,7 +586,7 @@ class Session:
             import torch
             summary.update(versions=library_versions(), threads=torch.get_num_threads(),
                            cpu=platform.processor() or platform.machine())
-            write_text_atomic(folder / "summary.json", json_text(summary))
+            run.write_json(SUMMARY_FILE, summary)
         with self._lock:
             job.done, job.phase = 1, "writing the report"
         path = Path(write_report(folder))
@@ -614,13 +605,12 @@ class Session:
         with self._load_lock:
             if win.scores is not None:
                 return
-            store = RunStore.open(win.folder / "store.zarr")
+            store = RunFolder(win.folder).open_store()
             score_map = _run_score_map(store, win.cfg)
             dimension = None
-            fractal = win.folder / "fractal.json"
+            fractal = RunFolder(win.folder).fractal_file
             if fractal.exists():
                 try:
-                    from ..run import describe
                     saved = json.loads(fractal.read_text())
                     # the run's recorded dimension, whatever its fit range (`nnfractal
                     # dimension --write` keeps fractal.json, summary.json and the report agreeing)
@@ -663,23 +653,23 @@ class Session:
                         return np.array(losses[flat - lo], dtype=np.float64)
         if win.status != "done":
             raise ExploreError(409, f"pixel: row {row} col {col} of window {win.id} is not trained yet")
-        store = RunStore.open(win.folder / "store.zarr")
+        store = RunFolder(win.folder).open_store()
         return np.asarray(store.group["curves/train_loss"][row, col, :], dtype=np.float64)
 
     def png(self, win: Window) -> bytes:
         if win.status != "done":
             raise ExploreError(409, f"window: {win.id} is {win.status}; its map is not ready")
-        path = win.folder / "map.png"
+        path = win.folder / MAP_FILE
         if path.is_file():
             return path.read_bytes()
         self._ensure_loaded(win)
-        store = RunStore.open(win.folder / "store.zarr")
+        store = RunFolder(win.folder).open_store()
         return map_png(win.cfg, store.x, store.y, win.scores, map_title(win.cfg, win.id))
 
     def steps_per_epoch(self, win: Window) -> int:
         if win.status == "done":
             try:
-                return int(RunStore.open(win.folder / "store.zarr").attrs["schedule"]["steps_per_epoch"])
+                return int(RunFolder(win.folder).open_store().attrs["schedule"]["steps_per_epoch"])
             except (StoreError, KeyError, TypeError, ValueError):
                 return 1
         return 1

@@ -9,7 +9,6 @@ Spectral colours (blue converged, red diverged).
 """
 from __future__ import annotations
 
-
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
@@ -17,6 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from ..grid import axis_labels
+from ..measure import CLIP, normalise
 from .maps import draw_map, value_axes
 
 __all__ = ["ARCH_COLOURS", "boundary_pixel_pairs", "plot_maps_side_by_side",
@@ -175,8 +176,6 @@ def plot_pixel_curves(curves, picks, labels, cfgs, axes_xy, path, dpi: int = 130
     the converged pixel; dashed: its diverged neighbour; one colour per pair, numbered as on the
     maps.
     """
-    from ..grid import axis_labels
-    from ..measure import CLIP, normalise
 
     x_vals, y_vals = axes_xy
     n = len(curves)

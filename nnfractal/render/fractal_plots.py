@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .maps import value_axes
+
 __all__ = ["plot_boundary", "plot_boxcount", "plot_dimension_per_epoch"]
 
 _MAX_IMAGE_PX = 1024  # edge images are max-pooled down to this many pixels
@@ -80,7 +82,6 @@ def plot_boundary(edges, extent, xlabel, ylabel, path, title="", axis_scale=None
     ax.imshow(img, cmap="gray_r", vmin=0, vmax=1, origin="lower",
               extent=tuple(extent), interpolation="nearest", aspect="auto")
     if axis_scale is not None:       # one convention for every map: values, as map.png
-        from .maps import value_axes
         xlabel = xlabel.replace("log10 of ", "").replace("log10 ", "")
         ylabel = ylabel.replace("log10 of ", "").replace("log10 ", "")
         value_axes(ax, axis_scale)
