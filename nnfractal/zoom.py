@@ -1,6 +1,7 @@
 """Zoom sequences: train ever smaller windows around a point of a finished run's boundary.
 
-``nnfractal zoom RUN_DIR [--factor 2] [--depth 2] [--center X Y] [--resolution N] [--out DIR]``
+``nnfractal zoom RUN_DIR [--factor 2] [--depth 2] [--center X Y] [--resolution N] [--out DIR]``,
+``nnfractal zoom --resume OUT``
 
 Frame 0 is the run's own window; frame k has 1/factor**k of its width and height (so the same
 aspect ratio in axis units), down to ``depth`` decades of magnification:
@@ -18,8 +19,21 @@ Every frame is a full grid run (``run.execute``) with the run's config except ``
 frame 0 *is* the run (same config, same numbers: training is deterministic per point), so its
 folder is copied from the run instead of trained again.
 
+Resumable, as `nnfractal run` is. Once every input is accepted (`plan_zoom`: nothing is written
+on a refusal), OUT appears in one step holding ``zoom_plan.json`` (the inputs as given, and the
+centre and windows they gave) and stays locked (flock on that file) while the zoom works: a second
+process on OUT is refused. Frames are trained one after the other with the run machinery: a new
+frame with ``run.execute``, an unfinished one with ``run.resume`` (its finished tiles are kept). Ctrl-C
+or SIGTERM (after the current chunk) and failures leave OUT as it is and say ``resume with:
+nnfractal zoom --resume OUT`` (`resume_zoom`): it plans again from zoom_plan.json (refusing a run
+that no longer gives the same windows), trains only what is missing and draws. With the automatic
+centre, frame k's window is recomputed from frame k-1's stored map, which is deterministic, so a
+resumed zoom has an uninterrupted one's windows and curves, bit for bit. A finished zoom
+(``"complete": true`` in zoom.json, set after the animation) resumed is left unchanged.
+
 An output folder holds::
 
+    zoom_plan.json             the inputs (written first; --resume reads them)
     zoom.json                  windows, centre, factor, float limit, per-frame and pooled dimension
     dimension_per_frame.png    dimension and 95% interval per frame, pooled estimates as bands
     zoom.mp4, zoom.gif         smooth zoom through the frames (the paper's window interpolation)
