@@ -404,6 +404,9 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
     if not resuming:
+        if (out / PLAN_FILE).is_file() and not _zoom_finished(out):
+            raise RunFolderError(f"out: {out} holds an unfinished zoom (resume with: "
+                                 f"{RESUME_COMMAND} {out})")
         RunFolder(out).check_new()
         check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
                    resolution or depth, out, "the zoom", check_max_storage(max_storage))

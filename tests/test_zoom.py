@@ -420,6 +420,9 @@ def test_a_failed_zoom_keeps_its_frames_and_resumes_to_the_same_numbers(base_run
     assert err.strip().endswith(f"(resume with: nnfractal zoom --resume {out})"), err
     assert (out / "zoom_plan.json").exists() and not (out / "zoom.json").exists()
     assert (out / "frames/frame_00/summary.json").exists()
+    code, err = run_cli(["zoom", str(base_run), *ZOOM, "--out", str(out)], capsys)   # again
+    assert code == 2 and err.strip() == (f"nnfractal: error: out: {out} holds an unfinished zoom "
+                                         f"(resume with: nnfractal zoom --resume {out})"), err
     code, err = run_cli(["zoom", "--resume", str(out), "--no-progress"], capsys)
     assert code == 2 and f"resume with: nnfractal zoom --resume {out}" in err, err
     assert (out / "frames/frame_01/summary.json").exists()            # finished and kept
