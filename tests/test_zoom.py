@@ -500,3 +500,23 @@ def test_deep_frames_tick_labels_read_differently():
     assert all(len(t.get_text()) <= 5 for t in ax.xaxis.get_ticklabels()), \
         [t.get_text() for t in ax.xaxis.get_ticklabels()]
     plt.close(fig)
+
+
+@pytest.mark.slow
+def test_a_frame_refused_before_any_training_leaves_nothing(tmp_path, capsys):
+    """A refusal that only a frame finds (its data) comes after the zoom's folder exists: with no
+    frame trained yet, the folder is removed again (frame 0 copied or trained alike)."""
+    run = tmp_path / "mnist-run"
+    assert main(["run", "--preset", "mlp300-mnist", "--resolution", "4", "--steps", "2",
+                 "--train-size", "64", "--batch_size", "0", "--out", str(run),
+                 "--no-progress"]) == 0
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    capsys.readouterr()
+    for extra in ([], ["--resolution", "3"]):            # frame 0 copied / frame 0 trained
+        code, err = run_cli(["zoom", str(run), "--factor", "2", "--depth", "0.7", "--center",
+                             "-3.5", "-3.5", "--out", str(tmp_path / "z"), "--data-dir",
+                             str(not_a_dir), "--no-progress", *extra], capsys)
+        assert code == 2 and err.strip().splitlines() == [
+            f"nnfractal: error: data_dir: {not_a_dir} is a file, not a directory"], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mnist-run"], extra
