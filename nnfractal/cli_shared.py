@@ -165,7 +165,8 @@ def config_from_args(args: argparse.Namespace, log=None):
 def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
     """Call work(); a refused input or a failed run becomes one line on stderr and exit code 2,
     Ctrl-C exit 130 (with keyboard=False, Ctrl-C propagates to the caller). resumable: a failed
-    run's line says how to resume it (`nnfractal run`; zoom and compare folders do not survive)."""
+    run's line says how to resume it (run, sample, zoom, sampled compare; the box compare's staged
+    folder does not survive)."""
     try:
         work()
     except (ConfigError, DataError, RunFolderError, StoreError) as err:
@@ -186,7 +187,7 @@ def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
 
 
 def run_resumable(work, folder: list, resume_command: str) -> int:
-    """`run_guarded` for a command whose folder survives a stop (run, sample, sampled compare):
+    """`run_guarded` for a command whose folder survives a stop (run, sample, zoom, sampled compare):
     a failure says how to resume; Ctrl-C after a chunk exits 130 with the interrupt's own line
     (RunInterrupted); a Ctrl-C before that says how to resume once `folder[0]` has its
     config.toml, else that nothing was written."""

@@ -80,13 +80,14 @@ class RunFolderError(Exception):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped training after a chunk; finished tiles are kept. str(): one line saying how
     far the run got and how to resume it. A KeyboardInterrupt, so callers that stage their own
-    folder (zoom, compare) clean up as for any Ctrl-C."""
+    folder (the box compare) clean up as for any Ctrl-C."""
 
 
 class RunFailed(Exception):
     """Training, writing or drawing failed mid-run (an exception, a full disk); finished tiles are
     kept. str(): one line with the cause and how to resume; `brief`: without the resume hint
-    (for zoom and compare, whose staged folders do not survive a failure)."""
+    (for the box compare, whose staged folder does not survive a failure, and for studies that
+    name their own resume command)."""
 
     def __init__(self, brief: str, run_dir: Path, resume: str = "nnfractal run --resume"):
         self.brief, self.run_dir = brief, run_dir

@@ -231,12 +231,14 @@ class RunFolder:
     @classmethod
     @contextmanager
     def claim_new(cls, out: Path, create: Callable[[RunFolder], Any],
-                  refuse_as_later_start: Callable[[], None]) -> Iterator[RunFolder]:
+                  refuse_as_later_start: Callable[[], None],
+                  lock_name: str = CONFIG_FILE) -> Iterator[RunFolder]:
         """Create a new run or sample folder at `out` atomically and hold its lock while the
         block runs.
 
         `create(staging)` writes config.toml and the empty store into a unique staging folder
-        beside `out`; its config.toml is locked (the flock stays with the open file across the
+        beside `out`; its config.toml (`lock_name`: the file a folder of another kind, a zoom,
+        is locked by) is locked (the flock stays with the open file across the
         rename), and the folder is renamed to `out`, which succeeds only while `out` is absent or
         empty. Of two processes started on the same `out` at the same instant exactly one gets
         it; the other removes only its own staging folder and is refused as a sequential second
@@ -249,7 +251,7 @@ class RunFolder:
         lock = None
         try:
             create(cls(work))
-            lock = open(work / CONFIG_FILE, "rb")
+            lock = open(work / lock_name, "rb")
             _flock_or_refuse(lock, out)
             if not claim_folder(work, out):
                 refuse_as_later_start()

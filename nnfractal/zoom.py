@@ -1,6 +1,7 @@
 """Zoom sequences: train ever smaller windows around a point of a finished run's boundary.
 
-``nnfractal zoom RUN_DIR [--factor 2] [--depth 2] [--center X Y] [--resolution N] [--out DIR]``
+``nnfractal zoom RUN_DIR [--factor 2] [--depth 2] [--center X Y] [--resolution N] [--out DIR]``,
+``nnfractal zoom --resume OUT``
 
 Frame 0 is the run's own window; frame k has 1/factor**k of its width and height (so the same
 aspect ratio in axis units), down to ``depth`` decades of magnification:
@@ -18,8 +19,21 @@ Every frame is a full grid run (``run.execute``) with the run's config except ``
 frame 0 *is* the run (same config, same numbers: training is deterministic per point), so its
 folder is copied from the run instead of trained again.
 
+Resumable, as `nnfractal run` is. Once every input is accepted (`plan_zoom`: nothing is written
+on a refusal), OUT appears in one step holding ``zoom_plan.json`` (the inputs as given, and the
+centre and windows they gave) and stays locked (flock on that file) while the zoom works: a second
+process on OUT is refused. Frames are trained one after the other with the run machinery: a new
+frame with ``run.execute``, an unfinished one with ``run.resume`` (its finished tiles are kept). Ctrl-C
+or SIGTERM (after the current chunk) and failures leave OUT as it is and say ``resume with:
+nnfractal zoom --resume OUT`` (`resume_zoom`): it plans again from zoom_plan.json (refusing a run
+that no longer gives the same windows), trains only what is missing and draws. With the automatic
+centre, frame k's window is recomputed from frame k-1's stored map, which is deterministic, so a
+resumed zoom has an uninterrupted one's windows and curves, bit for bit. A finished zoom
+(``"complete": true`` in zoom.json, set after the animation) resumed is left unchanged.
+
 An output folder holds::
 
+    zoom_plan.json             the inputs (written first; --resume reads them)
     zoom.json                  windows, centre, factor, float limit, per-frame and pooled dimension
     dimension_per_frame.png    dimension and 95% interval per frame, pooled estimates as bands
     zoom.mp4, zoom.gif         smooth zoom through the frames (the paper's window interpolation)
@@ -51,12 +65,14 @@ import numpy as np
 
 from .budget import check_many, check_max_storage
 from .config import Config, ConfigError
+from .errors import DataError, RunFailed, RunFolderError, RunInterrupted, one_line
 from .folders import write_json_atomic
 from .fractal import DimensionEstimate, boundary, estimate_dimension, local_slopes, paper_dimension
 from .grid import axis_labels
 from .measure import converged_fraction
 from .resolution import resolution_warning
-from .run_folder import FRACTAL_FILE, MAP_FILE, STORE_DIR, ReportWriter, RunFolder, write_report_safely
+from .run_folder import (FRACTAL_FILE, MAP_FILE, STORE_DIR, ReportWriter, RunFolder, lock_file,
+                         write_report_safely)
 from .store import StoreError
 
 # run, backends and render are imported in the functions that use them: they load torch and
@@ -65,6 +81,9 @@ from .store import StoreError
 
 FORMAT = "nnfractal-zoom"
 FORMAT_VERSION = 1
+PLAN_FILE = "zoom_plan.json"
+PLAN_FORMAT = "nnfractal-zoom-plan"
+RESUME_COMMAND = "nnfractal zoom --resume"
 DEFAULT_FACTOR = 2.0
 DEFAULT_DEPTH = 2.0
 MIN_ULPS_PER_PIXEL = 100.0
@@ -319,9 +338,10 @@ def default_zoom_dir(run_dir: Path) -> Path:
 
 def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH,
               center=None, resolution: int | None = None, out=None,
-              max_storage: float | None = None) -> ZoomPlan:
+              max_storage: float | None = None, resuming: bool = False) -> ZoomPlan:
     """Check every input and compute every window; raises ConfigError, StoreError or
-    RunFolderError (one line naming the field) and writes nothing."""
+    RunFolderError (one line naming the field) and writes nothing. `resuming`: `out` is the
+    zoom's own folder (not checked as new; the budget was checked when it began)."""
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) \
             or factor <= 1:
         raise ConfigError("factor", f"{factor!r} is not allowed (allowed: a number > 1, the "
@@ -382,10 +402,14 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
                           f"{MIN_ULPS_PER_PIXEL:g}; use a wider run window, a smaller --factor or "
                           "a lower --resolution)")
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
-    RunFolder(out).check_new()
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
-    check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
-               resolution or depth, out, "the zoom", check_max_storage(max_storage))
+    if not resuming:
+        if (out / PLAN_FILE).is_file() and not _zoom_finished(out):
+            raise RunFolderError(f"out: {out} holds an unfinished zoom (resume with: "
+                                 f"{RESUME_COMMAND} {out})")
+        RunFolder(out).check_new()
+        check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
+                   resolution or depth, out, "the zoom", check_max_storage(max_storage))
     return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
                     center_source=source, factor=float(factor), depth=float(depth),
                     n_requested=n_req, ulps=ulps, limit_message=limit,
@@ -399,34 +423,134 @@ def frame_name(k: int, n: int) -> str:
 
 
 def _copy_run(src: Path, dst: Path, log) -> None:
-    """Frame 0 when it is the run itself: copy the run's files; draw what is missing."""
+    """Frame 0 when it is the run itself: copy the run's files; draw what is missing. Built under
+    a temporary name and renamed, so `dst` exists only complete (a resume then skips it)."""
     from .run import render_run
-    dst.mkdir(parents=True)
-    for p in sorted(src.iterdir()):
-        if p.name.startswith("."):
-            continue                               # temporary folders, ours included
-        if p.is_dir() and p.name in RUN_FOLDERS:
-            shutil.copytree(p, dst / p.name)
-        elif p.is_file():
-            shutil.copy2(p, dst / p.name)
-    if not all((dst / name).exists() for name in RUN_PICTURES):
-        render_run(dst, log=log)
+    with RunFolder.staged(dst) as staged:
+        work = staged.path
+        for p in sorted(src.iterdir()):
+            if p.name.startswith("."):
+                continue                               # temporary folders, ours included
+            if p.is_dir() and p.name in RUN_FOLDERS:
+                shutil.copytree(p, work / p.name)
+            elif p.is_file():
+                shutil.copy2(p, work / p.name)
+        if not all((work / name).exists() for name in RUN_PICTURES):
+            render_run(work, log=log)
 
+
+# ---- the plan: what `zoom --resume` needs to continue identically ----------------------------
+
+def plan_record(plan: ZoomPlan, center, resolution: int | None,
+                max_storage: float | None) -> dict:
+    """zoom_plan.json: the inputs as given (`center` None: automatic) and, as a check against a
+    run changed since, the centre and windows they gave."""
+    return {"format": PLAN_FORMAT, "format_version": FORMAT_VERSION,
+            "run_dir": str(plan.run_dir.resolve()), "factor": plan.factor, "depth": plan.depth,
+            "center": None if center is None else [float(v) for v in center],
+            "center_source": plan.center_source, "resolution": resolution,
+            "max_storage": max_storage,
+            "planned_center": list(plan.center),
+            "planned_windows": [list(c.mnmx) for c in plan.frame_cfgs]}
+
+
+def read_plan(zoom_dir: Path) -> dict:
+    """The zoom_plan.json of a zoom folder; StoreError (one line) for any other folder."""
+    path = Path(zoom_dir) / PLAN_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise StoreError(f"resume: {zoom_dir} is not a resumable zoom folder (no readable "
+                         f"{PLAN_FILE}; allowed: a folder written by nnfractal zoom)") from None
+    if not isinstance(record, dict) or record.get("format") != PLAN_FORMAT:
+        raise StoreError(f"resume: {path} is not a zoom plan (allowed: a folder written by "
+                         "nnfractal zoom)")
+    return record
+
+
+def _replan(zoom_dir: Path, record: dict) -> ZoomPlan:
+    """The plan of an existing zoom, computed again from its inputs; StoreError when the run it
+    zooms into no longer gives the same centre and windows."""
+    plan = plan_zoom(record["run_dir"], record["factor"], record["depth"], record["center"],
+                     record["resolution"], zoom_dir, record["max_storage"], resuming=True)
+    if list(plan.center) != record["planned_center"] or \
+            [list(c.mnmx) for c in plan.frame_cfgs] != record["planned_windows"]:
+        raise StoreError(f"resume: the run {record['run_dir']} gives other zoom windows than "
+                         f"when {zoom_dir} began (allowed: the unchanged run)")
+    return plan
+
+
+# ---- running -------------------------------------------------------------------------------
 
 def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, center=None,
          resolution: int | None = None, out=None, data_dir=None, progress: bool = True,
          log=print, max_storage: float | None = None, report: ReportWriter | None = None) -> Path:
     """Train the zoom sequence of a finished run, analyse it and draw it; returns the folder.
 
-    Every refusable input is checked (`plan_zoom`) before anything is written. The folder is built
-    under a temporary name beside `out` and renamed at the end, so a crash or Ctrl-C leaves
-    nothing at `out`. `report`: writes the report of the zoom and of each frame (the command
-    layer passes report.write_report; None: no reports).
+    Every refusable input is checked (`plan_zoom`) before anything is written. Then `out` appears
+    in one step with its zoom_plan.json (of two processes claiming it, one wins) and stays locked
+    while the frames are trained. Ctrl-C, SIGTERM (after the current chunk) or a failure keep
+    every finished frame and tile and raise RunInterrupted / RunFailed saying how to resume
+    (`resume_zoom`). A refusal from a frame (e.g. its data) before any frame was trained removes
+    `out` again. `report`: writes the report of the zoom and of each frame (the command layer
+    passes report.write_report; None: no reports).
     """
-    from .backends import graceful_interrupt
-    from .run import execute
-
     plan = plan_zoom(run_dir, factor, depth, center, resolution, out, max_storage)
+    out = plan.out
+    record = plan_record(plan, center, resolution, max_storage)
+
+    def create(folder: RunFolder) -> None:
+        (folder / "frames").mkdir()
+        write_json_atomic(folder / PLAN_FILE, record)
+
+    with RunFolder.claim_new(out, create, lambda: RunFolder(out).check_new(),
+                             lock_name=PLAN_FILE):
+        try:
+            return _run_zoom(plan, data_dir, progress, log, max_storage, report)
+        except (ConfigError, DataError, RunFolderError, StoreError):
+            if not _trained_frames(plan):
+                shutil.rmtree(out, ignore_errors=True)      # ours, locked: nothing was trained
+            raise
+
+
+def resume_zoom(zoom_dir, data_dir=None, progress: bool = True, log=print,
+                report: ReportWriter | None = None) -> Path:
+    """Finish an interrupted zoom: the frames not finished are trained (an unfinished frame keeps
+    its tiles: `run.resume`), then the analysis, animation and report are made as by `zoom`. A
+    finished zoom is left as it is. Refuses (StoreError, RunFolderError; nothing written) a folder
+    that is not a zoom, a run that no longer gives the zoom's windows, and a zoom another process
+    holds."""
+    zoom_dir = Path(zoom_dir)
+    record = read_plan(zoom_dir)
+    plan = _replan(zoom_dir, record)
+    RunFolder(zoom_dir).check_writable()
+    with lock_file(zoom_dir / PLAN_FILE, zoom_dir):
+        if _zoom_finished(zoom_dir):
+            log(f"{zoom_dir} is complete: nothing to train or draw")
+            return zoom_dir
+        log(f"zoom: resuming {zoom_dir}")
+        return _run_zoom(plan, data_dir, progress, log, record["max_storage"], report)
+
+
+def _zoom_finished(zoom_dir: Path) -> bool:
+    try:
+        return bool(read_zoom_json(zoom_dir).get("complete"))
+    except StoreError:
+        return False
+
+
+def _trained_frames(plan: ZoomPlan) -> list[Path]:
+    """Frame folders that hold training (frame 0 copied from the run does not)."""
+    frames = plan.out / "frames"
+    copied = frame_name(0, plan.n_frames) if plan.reuse_run else None
+    return [d for d in frames.iterdir() if d.name != copied] if frames.is_dir() else []
+
+
+def _run_zoom(plan: ZoomPlan, data_dir, progress: bool, log, max_storage, report) -> Path:
+    """Train every frame not finished, then analyse and draw; the caller holds the lock. Stops
+    and failures become RunInterrupted / RunFailed naming `nnfractal zoom --resume`."""
+    from .backends import graceful_interrupt
+
     out, n = plan.out, plan.n_frames
     if plan.limit_message:
         log(plan.limit_message)
@@ -439,66 +563,126 @@ def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, 
         f"centre x={_fmt(cx)} y={_fmt(cy)} "
         f"({'given' if plan.center_source == 'given' else AUTO_CENTRE_WORDS})")
     start = time.perf_counter()
-    # Ctrl-C or SIGTERM: the frame in training stops after its chunk, and no other frame starts.
-    with graceful_interrupt(), RunFolder.staged(out) as staged:
-        work = staged.path
-        (work / "frames").mkdir()
-        frames = []
-        centre = plan.center
-        for k, fcfg in enumerate(plan.frame_cfgs):
-            stop_if_requested(f"zoom interrupted before frame {k} of {n}")
-            name = frame_name(k, n)
-            fdir = work / "frames" / name
-            if k > 0 and plan.center_source == "auto":
-                fcfg, centre = _follow(plan, fcfg, frames[-1], work, centre, log)
-
-            def flog(msg, k=k):
-                log(f"[frame {k}/{n - 1}] " + str(msg).replace(str(work), str(out)))
-            if k == 0 and plan.reuse_run:
-                _copy_run(plan.run_dir, fdir, flog)
-                flog(f"the run's own window: copied from {plan.run_dir} (no training)")
-            else:
-                execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
-                        warn_resolution=False, max_storage=max_storage, report=report)
-            title_frame_map(fdir, k, n, plan.factor)
-            frames.append({
-                "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
-                "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
-                "center": {"x": centre[0], "y": centre[1]},
-                "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
-                "ulps_per_pixel": ulps_per_pixel(fcfg.mnmx, fcfg.resolution, fcfg.axis_scale,
-                                                  fcfg.precision),
-                "copied_from_run": bool(k == 0 and plan.reuse_run),
-            })
-        stop_if_requested(f"zoom interrupted after its {n} frames, before drawing")
-        train_s = time.perf_counter() - start
-        info = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "source_run": str(plan.run_dir.resolve()),
-            "preset": plan.cfg.preset, "axis_scale": plan.cfg.axis_scale,
-            "axis_units": "base-10 exponents" if plan.cfg.axis_scale == "log" else "values",
-            "center": {"x": cx, "y": cy, "source": plan.center_source},
-            # auto: each frame is centred on the boundary of the one before (`follow_boundary`)
-            "center_follows_boundary": plan.center_source == "auto",
-            "factor": plan.factor, "depth_requested": plan.depth,
-            "depth_reached": (n - 1) * math.log10(plan.factor),
-            "resolution": plan.frame_cfgs[0].resolution, "n_frames": n,
-            "n_frames_requested": plan.n_requested,
-            "float_limit": {"precision": plan.cfg.precision,
-                            "min_ulps_per_pixel": MIN_ULPS_PER_PIXEL,
-                            "stopped_early": n < plan.n_requested,
-                            "message": plan.limit_message or None,
-                            "ulps_per_pixel_requested_frames": plan.ulps},
-            "frames": frames, "training_and_frames_s": round(train_s, 3),
-        }
-        write_json_atomic(work / "zoom.json", info)
-        info = analyse_zoom(work, log=lambda m: log(str(m).replace(str(work), str(out))))
+    try:
+        # Ctrl-C or SIGTERM: the frame in training stops after its chunk, and no other starts.
+        with graceful_interrupt():
+            frames = _train_frames(plan, data_dir, progress, log, max_storage, report)
+            stop_if_requested(f"zoom interrupted after its {n} frames, before drawing")
+    except RunInterrupted as err:
+        raise RunInterrupted(f"{str(err).split('; resume with')[0]}; finished frames and tiles "
+                             f"are kept; resume with: {RESUME_COMMAND} {out}") from None
+    except RunFailed as err:
+        raise RunFailed(err.brief, out, RESUME_COMMAND) from None
+    except KeyboardInterrupt as err:
+        raise RunInterrupted(f"{err or 'zoom interrupted'}; finished frames and tiles are kept; "
+                             f"resume with: {RESUME_COMMAND} {out}") from None
+    train_s = time.perf_counter() - start
+    info = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "source_run": str(plan.run_dir.resolve()),
+        "preset": plan.cfg.preset, "axis_scale": plan.cfg.axis_scale,
+        "axis_units": "base-10 exponents" if plan.cfg.axis_scale == "log" else "values",
+        "center": {"x": cx, "y": cy, "source": plan.center_source},
+        # auto: each frame is centred on the boundary of the one before (`follow_boundary`)
+        "center_follows_boundary": plan.center_source == "auto",
+        "factor": plan.factor, "depth_requested": plan.depth,
+        "depth_reached": (n - 1) * math.log10(plan.factor),
+        "resolution": plan.frame_cfgs[0].resolution, "n_frames": n,
+        "n_frames_requested": plan.n_requested,
+        "float_limit": {"precision": plan.cfg.precision,
+                        "min_ulps_per_pixel": MIN_ULPS_PER_PIXEL,
+                        "stopped_early": n < plan.n_requested,
+                        "message": plan.limit_message or None,
+                        "ulps_per_pixel_requested_frames": plan.ulps},
+        # this session's training (a resumed zoom: the resumed part only)
+        "frames": frames, "training_and_frames_s": round(train_s, 3),
+    }
+    try:
+        write_json_atomic(out / "zoom.json", info)
+        info = analyse_zoom(out, log=log)
         t0 = time.perf_counter()
-        n_anim = render_zoom_animation(work)
+        n_anim = render_zoom_animation(out)
         log(f"zoom.gif, zoom.mp4: {n_anim} animation frames ({time.perf_counter() - t0:.1f} s)")
-        write_report_safely(report, work, display_path=out, log=log)
+        write_json_atomic(out / "zoom.json", {**info, "complete": True})
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"zoom interrupted while drawing; every frame is kept; resume "
+                             f"with: {RESUME_COMMAND} {out}") from None
+    except (MemoryError, OSError, RuntimeError, ValueError) as err:
+        raise RunFailed(f"drawing stopped: {one_line(err)}; every frame is kept", out,
+                        RESUME_COMMAND) from None
+    write_report_safely(report, out, log=log)
     log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
     return out
+
+
+def _train_frames(plan: ZoomPlan, data_dir, progress: bool, log, max_storage,
+                  report) -> list[dict]:
+    """Each frame's record for zoom.json, training the frames not finished: a new frame with
+    `run.execute`, an unfinished one with `run.resume`, a finished one read. With an automatic
+    centre frame k's window is computed from frame k-1's stored map (`_follow`, deterministic),
+    so a resumed zoom trains exactly the windows an uninterrupted one does."""
+    from .run import execute, resume
+
+    out, n = plan.out, plan.n_frames
+    frames, centre = [], plan.center
+    for k, fcfg in enumerate(plan.frame_cfgs):
+        stop_if_requested(f"zoom interrupted before frame {k} of {n}")
+        name = frame_name(k, n)
+        fdir = out / "frames" / name
+        if k > 0 and plan.center_source == "auto":
+            fcfg, centre = _follow(plan, fcfg, frames[-1], out, centre, log)
+
+        def flog(msg, k=k):
+            log(f"[frame {k}/{n - 1}] {msg}")
+        folder = RunFolder(fdir)
+        if k == 0 and plan.reuse_run:
+            if not fdir.exists():
+                _copy_run(plan.run_dir, fdir, flog)
+                flog(f"the run's own window: copied from {plan.run_dir} (no training)")
+            if not _titled(fdir):
+                title_frame_map(fdir, k, n, plan.factor)
+        elif not fdir.exists():
+            execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
+                    warn_resolution=False, max_storage=max_storage, report=report)
+            title_frame_map(fdir, k, n, plan.factor)
+        else:
+            _check_frame(folder, fcfg)
+            if not (folder.summary_file.exists() and folder.open_store().complete):
+                resume(fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
+                       report=report)
+                title_frame_map(fdir, k, n, plan.factor)
+            elif not _titled(fdir):                   # finished, killed before its title
+                title_frame_map(fdir, k, n, plan.factor)
+        frames.append({
+            "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
+            "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
+            "center": {"x": centre[0], "y": centre[1]},
+            "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
+            "ulps_per_pixel": ulps_per_pixel(fcfg.mnmx, fcfg.resolution, fcfg.axis_scale,
+                                              fcfg.precision),
+            "copied_from_run": bool(k == 0 and plan.reuse_run),
+        })
+    return frames
+
+
+def _check_frame(folder: RunFolder, fcfg: Config) -> None:
+    """An existing frame folder must hold the window the zoom computes for it."""
+    try:
+        have = folder.read_config()
+    except (ConfigError, OSError):
+        raise StoreError(f"resume: {folder} is not a zoom frame (no readable config.toml)") from None
+    if list(have.mnmx) != list(fcfg.mnmx) or have.resolution != fcfg.resolution:
+        raise StoreError(f"resume: {folder} holds window {list(have.mnmx)} at {have.resolution} "
+                         f"px; the zoom computes {list(fcfg.mnmx)} at {fcfg.resolution} px")
+
+
+def _titled(frame_dir: Path) -> bool:
+    from PIL import Image
+    try:
+        with Image.open(Path(frame_dir) / MAP_FILE) as im:
+            return "zoom frame" in im.text.get("Title", "")
+    except OSError:
+        return False
 
 
 def _follow(plan: ZoomPlan, fcfg: Config, prev: dict, work: Path, centre, log):
@@ -549,7 +733,7 @@ def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
 
 
 def stop_if_requested(where: str) -> None:
-    """Raise KeyboardInterrupt (the staged folder is removed) once Ctrl-C or SIGTERM arrived."""
+    """Raise KeyboardInterrupt once Ctrl-C or SIGTERM arrived (the callers keep what is done)."""
     from .backends import stop_requested
     if stop_requested():
         raise KeyboardInterrupt(where)

@@ -359,10 +359,10 @@ def slow_chunk_run(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_a_signal_stops_the_zoom_after_the_current_chunk_and_leaves_nothing(slow_chunk_run,
-                                                                            tmp_path, sig):
-    """Ctrl-C or SIGTERM while frame 0 trains (one chunk per frame): the chunk finishes, no
-    other frame is trained, exit 130, and neither the output nor a hidden staged folder stays."""
+def test_a_signal_stops_the_zoom_after_the_current_chunk_and_resume_finishes_it(
+        slow_chunk_run, tmp_path, sig, capsys):
+    """Ctrl-C or SIGTERM while frame 0 trains (one chunk per frame): the chunk finishes and is
+    kept, no other frame starts, exit 130 with the resume line; --resume trains the rest."""
     import os
     import signal
     import subprocess
@@ -371,13 +371,13 @@ def test_a_signal_stops_the_zoom_after_the_current_chunk_and_leaves_nothing(slow
     out = tmp_path / "z"
     proc = subprocess.Popen(
         [sys.executable, "-m", "nnfractal", "zoom", str(slow_chunk_run), "--resolution", "8",
-         "--factor", "2", "--depth", "1", "--center", "1.5", "1.0", "--out", str(out),
+         "--factor", "2", "--depth", "0.7", "--center", "1.5", "1.0", "--out", str(out),
          "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if line.startswith("[frame 0/3] training"):
+        if line.startswith("[frame 0/2] training"):
             time.sleep(0.3)
             proc.send_signal(getattr(signal, sig))
             break
@@ -385,9 +385,100 @@ def test_a_signal_stops_the_zoom_after_the_current_chunk_and_leaves_nothing(slow
     text = "".join(seen) + rest
     assert proc.returncode == 130, text
     assert "stopping after the current chunk" in text
-    assert "[frame 1/3]" not in text, text                   # no other frame was trained
-    assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == []       # no .z.* staged folder either
+    assert "[frame 1/2]" not in text, text                   # no other frame was trained
+    assert f"resume with: nnfractal zoom --resume {out}" in text.splitlines()[-1], text
+    assert RunStore.open(out / "frames/frame_00/store.zarr").complete   # the chunk is kept
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_00"]
+    assert not (out / "zoom.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["z"]    # no .z.* staged folder either
+    capsys.readouterr()
+    assert main(["zoom", "--resume", str(out), "--no-progress"]) == 0
+    log = capsys.readouterr().out
+    assert "[frame 0/2] training" not in log and "[frame 1/2] training" in log
+    info = json.loads((out / "zoom.json").read_text())
+    assert info["complete"] and [fr["dir"] for fr in info["frames"]] == \
+        ["frames/frame_00", "frames/frame_01", "frames/frame_02"]
+
+
+def _curves(frame_dir):
+    store = RunStore.open(frame_dir / "store.zarr")
+    return {m: store.read_curves(m) for m in store.metrics}
+
+
+@pytest.mark.slow
+def test_a_failed_zoom_keeps_its_frames_and_resumes_to_the_same_numbers(base_run, zoomed, tmp_path,
+                                                                       capsys, monkeypatch):
+    """Frame 0 is the run (copied); each 16 px frame is one tile, whose first attempt the test
+    hook fails: the zoom stops at frame 1, a resume (hook still on) finishes frame 1 and stops at
+    frame 2 with frames 0 and 1 kept, a last resume finishes it: the same windows, dimensions and
+    curves as the uninterrupted zoom, bit for bit."""
+    out = tmp_path / "z"
+    monkeypatch.setenv("NNFRACTAL_TEST_FAIL_TILE", "0")
+    code, err = run_cli(["zoom", str(base_run), *ZOOM, "--out", str(out)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("nnfractal: error: training stopped")
+    assert err.strip().endswith(f"(resume with: nnfractal zoom --resume {out})"), err
+    assert (out / "zoom_plan.json").exists() and not (out / "zoom.json").exists()
+    assert (out / "frames/frame_00/summary.json").exists()
+    code, err = run_cli(["zoom", str(base_run), *ZOOM, "--out", str(out)], capsys)   # again
+    assert code == 2 and err.strip() == (f"nnfractal: error: out: {out} holds an unfinished zoom "
+                                         f"(resume with: nnfractal zoom --resume {out})"), err
+    code, err = run_cli(["zoom", "--resume", str(out), "--no-progress"], capsys)
+    assert code == 2 and f"resume with: nnfractal zoom --resume {out}" in err, err
+    assert (out / "frames/frame_01/summary.json").exists()            # finished and kept
+    assert not RunStore.open(out / "frames/frame_02/store.zarr").complete
+    kept = _curves(out / "frames/frame_01")
+    monkeypatch.delenv("NNFRACTAL_TEST_FAIL_TILE")
+    assert main(["zoom", "--resume", str(out), "--no-progress"]) == 0
+    log = capsys.readouterr().out
+    assert "[frame 1/2] training" not in log and "[frame 2/2] training" in log
+    a = json.loads((zoomed / "zoom.json").read_text())
+    b = json.loads((out / "zoom.json").read_text())
+    assert a["frames"] == b["frames"] and a["pooled"] == b["pooled"]     # windows, dimensions
+    assert a["center"] == b["center"] and b["complete"]
+    for fr in a["frames"]:
+        want, got = _curves(zoomed / fr["dir"]), _curves(out / fr["dir"])
+        assert want.keys() == got.keys()
+        for m in want:
+            assert np.array_equal(want[m], got[m], equal_nan=True), (fr["dir"], m)
+    for m, c in kept.items():                          # frame 1 was not trained again
+        assert np.array_equal(c, _curves(out / "frames/frame_01")[m], equal_nan=True)
+    # a finished zoom resumed again: nothing trained or drawn, nothing changed
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert main(["zoom", "--resume", str(out), "--no-progress"]) == 0
+    assert "is complete: nothing to train or draw" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+@pytest.mark.slow
+def test_resume_refusals_one_line_exit_2_nothing_written(base_run, zoomed, tmp_path, capsys):
+    from nnfractal.run_folder import lock_file
+    z = str(zoomed)
+    cases = [
+        (["--resume", z, "--factor", "2"], "factor"),
+        (["--resume", z, "--depth", "1"], "depth"),
+        (["--resume", z, "--center", "1", "1"], "center"),
+        (["--resume", z, "--resolution", "8"], "resolution"),
+        (["--resume", z, "--out", str(tmp_path / "o")], "out"),
+        (["--resume", z, "--max-storage", "1"], "max_storage"),
+        ([str(base_run), "--resume", z], "run_dir"),
+        (["--resume", str(base_run)], "resume"),                 # a run, not a zoom
+        (["--resume", str(tmp_path / "nope")], "resume"),
+        ([], "run_dir"),
+    ]
+    watched = [base_run.parent, zoomed, tmp_path]
+    before = [tree(p) for p in watched]
+    for args, field in cases:
+        code, err = run_cli(["zoom", *args, "--no-progress"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (args, err)
+        assert lines[0].startswith(f"nnfractal: error: {field}:"), (args, err)
+        assert [tree(p) for p in watched] == before, args
+    # a second process on the same zoom is refused by the lock
+    with lock_file(zoomed / "zoom_plan.json", zoomed):
+        code, err = run_cli(["zoom", "--resume", z, "--no-progress"], capsys)
+    assert code == 2 and "is being trained by another nnfractal process" in err, err
+    assert [tree(p) for p in watched] == before
 
 
 def test_deep_frames_tick_labels_read_differently():
@@ -409,3 +500,23 @@ def test_deep_frames_tick_labels_read_differently():
     assert all(len(t.get_text()) <= 5 for t in ax.xaxis.get_ticklabels()), \
         [t.get_text() for t in ax.xaxis.get_ticklabels()]
     plt.close(fig)
+
+
+@pytest.mark.slow
+def test_a_frame_refused_before_any_training_leaves_nothing(tmp_path, capsys):
+    """A refusal that only a frame finds (its data) comes after the zoom's folder exists: with no
+    frame trained yet, the folder is removed again (frame 0 copied or trained alike)."""
+    run = tmp_path / "mnist-run"
+    assert main(["run", "--preset", "mlp300-mnist", "--resolution", "4", "--steps", "2",
+                 "--train-size", "64", "--batch_size", "0", "--out", str(run),
+                 "--no-progress"]) == 0
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    capsys.readouterr()
+    for extra in ([], ["--resolution", "3"]):            # frame 0 copied / frame 0 trained
+        code, err = run_cli(["zoom", str(run), "--factor", "2", "--depth", "0.7", "--center",
+                             "-3.5", "-3.5", "--out", str(tmp_path / "z"), "--data-dir",
+                             str(not_a_dir), "--no-progress", *extra], capsys)
+        assert code == 2 and err.strip().splitlines() == [
+            f"nnfractal: error: data_dir: {not_a_dir} is a file, not a directory"], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mnist-run"], extra
