@@ -123,7 +123,10 @@ def test_kernels_release_the_gil():
     saved_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)
     try:
-        counts = {name: _python_iterations_during(call) for name, call in calls.items()}
+        # the best of 5: on a busy machine the OS may not schedule this thread at all during
+        # one kernel call (seen once: 0 iterations); a GIL held by the kernel caps every try
+        counts = {name: max(_python_iterations_during(call) for _ in range(5))
+                  for name, call in calls.items()}
     finally:
         sys.setswitchinterval(saved_interval)
     for name, iterations in counts.items():
