@@ -198,6 +198,10 @@ def plot_dimension_per_frame(decades, estimates, path, *, pooled=None, pooled_pa
     span = decades[-1] - decades[0] if decades.size > 1 else 1.0
     ax.set_xlim(decades[0] - 0.08 * span, decades[-1] + 0.08 * span)
     ax.margins(y=0.15)
+    # a boundary's dimension: 1 to 2 always in view (the whole axis when no estimate was drawn)
+    has_data = ok.any() or any(e is not None and _field(e, "ok") for e in (pooled, pooled_paper))
+    lo, hi = ax.get_ylim() if has_data else (0.9, 2.1)
+    ax.set_ylim(min(lo, 0.9), max(hi, 2.1))
     ax.set_xlabel("zoom depth (decades: log10 of the magnification), frame number")
     ax.set_ylabel("fractal dimension of the boundary")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8)
