@@ -688,21 +688,24 @@ def _titled(frame_dir: Path) -> bool:
 def _follow(plan: ZoomPlan, fcfg: Config, prev: dict, work: Path, centre, log):
     """Frame k's config and centre when the centre follows the boundary (see `follow_boundary`):
     centred on frame k-1's boundary near the current centre, inside frame k-1, with the planned
-    size. A window float64 could not resolve keeps its planned place."""
+    size. Without boundary to follow, or where float64 could not resolve the moved window, the
+    centre stays (the window still inside frame k-1, which may itself have moved)."""
     pcfg, pmap = score_map_of(work / prev["dir"])
     y0, y1, x0, x1 = fcfg.mnmx
+    py0, py1, px0, px1 = pcfg.mnmx
+
+    def window_at(c):
+        xs, ys = _nested(c[0], x1 - x0, px0, px1), _nested(c[1], y1 - y0, py0, py1)
+        return (ys[0], ys[1], xs[0], xs[1])
+
     half = max(1, round(pmap.shape[1] / (2 * plan.factor)))
     new, found = follow_boundary(pcfg, pmap, centre, (x1 - x0, y1 - y0), half)
     if not found:
         log(f"[frame {prev['index'] + 1}] frame {prev['index']} has no boundary: the centre stays")
-        return fcfg, centre
-    py0, py1, px0, px1 = pcfg.mnmx
-    xs = _nested(new[0], x1 - x0, px0, px1)
-    ys = _nested(new[1], y1 - y0, py0, py1)
-    window = (ys[0], ys[1], xs[0], xs[1])
-    if ulps_per_pixel(window, fcfg.resolution, fcfg.axis_scale, fcfg.precision) < MIN_ULPS_PER_PIXEL:
-        return fcfg, centre
-    return fcfg.replace(mnmx=window), new
+    elif ulps_per_pixel(window_at(new), fcfg.resolution, fcfg.axis_scale,
+                        fcfg.precision) >= MIN_ULPS_PER_PIXEL:
+        return fcfg.replace(mnmx=window_at(new)), new
+    return fcfg.replace(mnmx=window_at(centre)), centre
 
 
 def depth_words(n_frames: int, factor: float, asked: float) -> str:
