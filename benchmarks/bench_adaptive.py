@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nnfractal.adaptive import coarse_stride, refine
 from nnfractal.config import build_config, config_from_toml
-from nnfractal.fractal import boundary, estimate_dimension
-from nnfractal.run import execute, score_map
-from nnfractal.store import RunStore
+from nnfractal.estimators.boxcount import boundary, estimate_dimension
+from nnfractal.runs.adaptive import coarse_stride, refine
+from nnfractal.runs.run import execute, score_map
+from nnfractal.storage.store import RunStore
 
 
 def final_scores(run_dir: Path) -> np.ndarray:

@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from nnfractal.bench import cpu_model
+from nnfractal.cli.bench import cpu_model
 from nnfractal.config import build_config
-from nnfractal.data import load_mnist, synthetic_regression
-from nnfractal.engine import train
-from nnfractal.grid import axes, grid_points
 from nnfractal.models import build_family
-from nnfractal.reference import train_single
+from nnfractal.training.data import load_mnist, synthetic_regression
+from nnfractal.training.engine import train
+from nnfractal.training.grid import axes, grid_points
+from nnfractal.training.reference import train_single
 
 RESNET_GFLOP_PER_MODEL_STEP = 5.96      # 3 x 1.985 GFLOP forward (ResNet-20, batch 32, 28x28x1)
 

@@ -21,13 +21,13 @@ import time
 import numpy as np
 import torch
 
-from nnfractal import allocator
-from nnfractal.bench import PAPER_JAX_MODEL_STEPS_PER_S
+from nnfractal.cli.bench import PAPER_JAX_MODEL_STEPS_PER_S
 from nnfractal.config import build_config
-from nnfractal.data import synthetic_regression
-from nnfractal.engine import train
-from nnfractal.grid import axes, grid_points
 from nnfractal.models import build_family
+from nnfractal.training import allocator
+from nnfractal.training.data import synthetic_regression
+from nnfractal.training.engine import train
+from nnfractal.training.grid import axes, grid_points
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from nnfractal.config import build_config
-from nnfractal.run import execute
-from nnfractal.sample import SampleSpec, sample
+from nnfractal.runs.run import execute
+from nnfractal.studies.sample import SampleSpec, sample
 
 
 def rate(folder: Path) -> float:

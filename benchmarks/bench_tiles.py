@@ -44,13 +44,14 @@ def main() -> None:
     args = p.parse_args()
 
     import torch
+
     from nnfractal.config import build_config
-    from nnfractal.engine import train
-    from nnfractal.grid import grid_points
     from nnfractal.models import build_family
-    from nnfractal.run import execute, plan_run
-    from nnfractal.backends import LocalBackend
-    from nnfractal.store import RunStore
+    from nnfractal.runs.backends import LocalBackend
+    from nnfractal.runs.run import execute, plan_run
+    from nnfractal.storage.store import RunStore
+    from nnfractal.training.engine import train
+    from nnfractal.training.grid import grid_points
 
     if args.threads:
         torch.set_num_threads(args.threads)

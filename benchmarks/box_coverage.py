@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from nnfractal.fractal import boundary, estimate_dimension, paper_dimension
-from nnfractal.known_sets import weierstrass
+from nnfractal.estimators.boxcount import boundary, estimate_dimension, paper_dimension
+from nnfractal.estimators.known_sets import weierstrass
 
 
 def weierstrass_case(dimension, n, variant):

@@ -30,8 +30,8 @@ def main() -> None:
     smoke = "--smoke" in sys.argv         # tiny sizes: does the script run (on a CPU, say)
     device = "cpu" if "--cpu" in sys.argv else "cuda"
     from nnfractal.config import build_config
-    from nnfractal.run import execute, resume, score_map
-    from nnfractal.store import RunStore
+    from nnfractal.runs.run import execute, resume, score_map
+    from nnfractal.storage.store import RunStore
 
     quiet = lambda *_: None  # noqa: E731
     tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
@@ -99,7 +99,7 @@ def main() -> None:
                         num_epochs=1 if smoke else 2 if quick else 4, eval_every=0, device=device,
                         tile_batch=16, **({"depth": 8, "train_size": 32} if smoke else {}))
     maps, rcurves = {}, {}
-    from nnfractal.store import tile_rows_step
+    from nnfractal.storage.store import tile_rows_step
     for tile, tb in [(rcfg.resolution, 16), (tile_rows_step(rcfg.resolution, 16), 16),
                      (rcfg.resolution, 48)]:
         run = tmp / f"rn-{tile}-{tb}"

@@ -22,10 +22,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nnfractal.config import build_config  # noqa: E402
-from nnfractal.data import load_mnist  # noqa: E402
-from nnfractal.engine import train  # noqa: E402
-from nnfractal.grid import axes, grid_points  # noqa: E402
 from nnfractal.models import build_family  # noqa: E402
+from nnfractal.training.data import load_mnist  # noqa: E402
+from nnfractal.training.engine import train  # noqa: E402
+from nnfractal.training.grid import axes, grid_points  # noqa: E402
 
 SETTINGS = [  # (label, overrides), most important first: a --max-seconds budget cuts the tail
     ("tile auto (free memory)", {"tile_batch": 0}),

@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from nnfractal.known_sets import analytic_boundary, rotated_boundary
-from nnfractal.sampling import TRANSECT_COARSE, transect_dimension, uncertainty_exponent
+from nnfractal.estimators.known_sets import analytic_boundary, rotated_boundary
+from nnfractal.estimators.sampling import TRANSECT_COARSE, transect_dimension, uncertainty_exponent
 
 NAMES = ["circle"] + [f"weierstrass-{d / 10:.1f}" for d in range(11, 20)]
 ACCEPTANCE = {"circle", "weierstrass-1.2", "weierstrass-1.4", "weierstrass-1.5",

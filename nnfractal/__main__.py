@@ -1,3 +1,3 @@
-from .cli import console_main
+from nnfractal.cli.main import console_main
 
 raise SystemExit(console_main())

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
+from nnfractal.models.registry import DEFAULT_MODEL, check_family_fields, family_spec, model_names
+
 from .errors import ConfigError, check_choice, check_int_at_least
-from .models.registry import DEFAULT_MODEL, check_family_fields, family_spec, model_names
 
 PRESET_PACKAGE = "nnfractal.presets"
 DEFAULT_PRESET = "resnet20-mnist"      # what `nnfractal run` trains when no preset is named

@@ -29,8 +29,8 @@ def one_torch_thread():
 def reference(request, tmp_path_factory):
     """The uninterrupted run of the test module's ``CFG``, the whole grid as one tile, nothing
     drawn: its curves (rows, cols, steps), read back from the store."""
-    from nnfractal.run import execute
-    from nnfractal.store import RunStore
+    from nnfractal.runs.run import execute
+    from nnfractal.storage.store import RunStore
     out = tmp_path_factory.mktemp("ref") / "run"
     execute(request.module.CFG, out, progress=False, log=lambda *_: None, tile_rows=12, draw=False)
     return RunStore.open(out / "store.zarr").read_curves()
@@ -38,7 +38,7 @@ def reference(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mnist_tiny():
-    from nnfractal.data import load_mnist
+    from nnfractal.training.data import load_mnist
     return load_mnist(train_size=32, test_size=64, seed=0, download=False)
 
 

@@ -5,16 +5,23 @@ import json
 import numpy as np
 import pytest
 
-import nnfractal.adaptive as adaptive
-from nnfractal.adaptive import (_dilate, coarse_stride, lattice, nearest_trained, point_scores,
-                                refine, train_adaptive)
-from nnfractal.cli import main
+import nnfractal.runs.adaptive as adaptive
+from nnfractal.cli.main import main
 from nnfractal.config import ConfigError, build_config
-from nnfractal.engine import train
-from nnfractal.grid import axes, grid_points
 from nnfractal.models import build_family
-from nnfractal.run import load_data
-from nnfractal.store import RunStore
+from nnfractal.runs.adaptive import (
+    _dilate,
+    coarse_stride,
+    lattice,
+    nearest_trained,
+    point_scores,
+    refine,
+    train_adaptive,
+)
+from nnfractal.runs.run import load_data
+from nnfractal.storage.store import RunStore
+from nnfractal.training.engine import train
+from nnfractal.training.grid import axes, grid_points
 
 # paper-tanh (float64) on a small grid with fewer steps: the map already has a boundary with
 # islands and filaments, and full + adaptive train in a few seconds.

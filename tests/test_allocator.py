@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from nnfractal import allocator
-from nnfractal.store import RunStore
+from nnfractal.storage.store import RunStore
+from nnfractal.training import allocator
 
 pytestmark = pytest.mark.slow  # starts the command in new processes
 
@@ -112,7 +112,7 @@ def test_the_command_sets_passive_openmp_and_threads_from_its_cpus_before_torch_
     waits passively; a user's own OMP_WAIT_POLICY wins."""
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("CPU affinity is Linux's")
-    code = ("import os, sys; from nnfractal.allocator import set_thread_env; "
+    code = ("import os, sys; from nnfractal.training.allocator import set_thread_env; "
             "assert set_thread_env(); import torch; "
             "print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'], set_thread_env())")
     first_cpu = min(os.sched_getaffinity(0))

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from nnfractal.config import ConfigError, build_config
-from nnfractal.engine import resolve_chunk_workers, train
 from nnfractal.models import build_family
+from nnfractal.training.engine import resolve_chunk_workers, train
 
 pytestmark = pytest.mark.slow  # trains chunks side by side
 
@@ -48,7 +48,7 @@ def test_side_by_side_equals_one_after_another_bit_for_bit(mnist_tiny, two_threa
     cfg = build_config(preset, **extra, tile_batch=4, chunk_workers=2)
     data = mnist_tiny if cfg.model == "resnet" else None
     if data is None:
-        from nnfractal.data import synthetic_regression
+        from nnfractal.training.data import synthetic_regression
         data = synthetic_regression(cfg.train_size, cfg.width, cfg.target_dim, seed=cfg.data_seed)
     points = _points(14)                                    # 4 chunks, the last one padded
     side = train(cfg, build_family(cfg), data, points)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import build_config, config_from_toml
-from nnfractal.store import RunStore
+from nnfractal.storage.store import RunStore
 
 TINY_MLP = ["--preset", "paper-tanh", "--resolution", "6", "--steps", "30", "--no-progress"]
 
@@ -158,7 +158,7 @@ def test_presets_listed(capsys):
 
 
 def test_presets_say_what_they_train_and_which_is_default(capsys):
-    from nnfractal.cli import DEFAULT_PRESET
+    from nnfractal.cli.main import DEFAULT_PRESET
     from nnfractal.config import preset_names
     assert main(["presets"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -220,7 +220,7 @@ FLAG_VALUES = {
 
 
 def _flag_cases():
-    from nnfractal.cli import CONFIG_FLAGS
+    from nnfractal.cli.main import CONFIG_FLAGS
     from nnfractal.config import preset_names
     assert set(FLAG_VALUES) == set(CONFIG_FLAGS), "a config flag without a test value"
     return [(p, f) for p in preset_names() for f in CONFIG_FLAGS]
@@ -230,7 +230,7 @@ def _flag_cases():
 def test_every_flag_with_every_preset_is_honoured_or_refused(preset, field):
     """A flag either wins over the preset (its value is in the resolved config, and the config
     reads that field) or is refused in one line naming a field; never silently ignored."""
-    from nnfractal.cli import config_from_args, make_parser
+    from nnfractal.cli.main import config_from_args, make_parser
     from nnfractal.config import ConfigError, load_preset, unused_fields
     base = load_preset(preset)
     first, second = FLAG_VALUES[field]
@@ -246,6 +246,7 @@ def test_every_flag_with_every_preset_is_honoured_or_refused(preset, field):
         cfg = config_from_args(args, log=notes.append)
     except ConfigError as err:
         from dataclasses import fields
+
         from nnfractal.config import Config
         assert "\n" not in str(err) and "allowed" in str(err), str(err)
         assert str(err).split(":")[0] in {f.name for f in fields(Config)}, str(err)
@@ -354,8 +355,8 @@ def test_dimension_of_a_zoom_with_a_fit_range_needs_write(tmp_path, capsys):
 def test_real_runs_fit_the_default_budget():
     """Every preset (the customer's full ones included) and a 4096-pixel MLP grid pass the
     budget's caps: curves under DEFAULT_MAX_STORAGE, a chunk within a 16 GiB machine."""
-    from nnfractal.budget import DEFAULT_MAX_STORAGE, GIB, check_memory, estimate
     from nnfractal.config import preset_names
+    from nnfractal.training.budget import DEFAULT_MAX_STORAGE, GIB, check_memory, estimate
     cfgs = [build_config(name) for name in preset_names()]
     cfgs.append(build_config("paper-tanh", resolution=4096))
     for cfg in cfgs:

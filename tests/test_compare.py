@@ -3,15 +3,14 @@ import json
 
 import numpy as np
 import pytest
-
-from nnfractal import stats
-from nnfractal.cli import main
-from nnfractal.compare import ARCH_FIELDS, config_difference, pair_configs
-from nnfractal.config import config_from_toml
-from nnfractal.report import REPORT_NAME
-from nnfractal.store import RunStore
-
 from test_report import assert_opens_cleanly, parse_report
+
+from nnfractal.cli.main import main
+from nnfractal.config import config_from_toml
+from nnfractal.estimators import stats
+from nnfractal.report.pages import REPORT_NAME
+from nnfractal.storage.store import RunStore
+from nnfractal.studies.compare import ARCH_FIELDS, config_difference, pair_configs
 
 NO_DIFF = "no difference detectable at this resolution"
 
@@ -167,9 +166,9 @@ def test_configs_differ_only_in_the_architecture():
 
 @pytest.mark.slow
 def test_default_is_resnet20_against_plain20(tmp_path):
-    from nnfractal.cli import make_parser
-    from nnfractal.commands import compare_overrides_from_args as overrides_from_args
-    from nnfractal.compare import plan
+    from nnfractal.cli.main import make_parser
+    from nnfractal.cli.studies import compare_overrides_from_args as overrides_from_args
+    from nnfractal.studies.compare import plan
     p = plan(out=tmp_path / "cmp")
     assert p["presets"] == ("resnet20-mnist", "plain20-mnist")
     assert p["seeds"] == 3 and p["windows"] == 3 and p["factor"] == 2.0
@@ -336,7 +335,7 @@ def test_compare_report_parses_and_opens_in_chromium(tiny_compare):
 
 @pytest.mark.slow
 def test_zoomed_windows_and_depth_sweep(tmp_path):
-    from nnfractal.zoom import auto_center, score_map_of
+    from nnfractal.studies.zoom import auto_center, score_map_of
     out = tmp_path / "sweep"
     code = main(["compare", "paper-tanh", "paper-relu", "--resolution", "6", "--steps", "8",
                  "--seeds", "1", "--windows", "2", "--factor", "2", "--depths", "2", "3",

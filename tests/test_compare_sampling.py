@@ -4,15 +4,14 @@ import json
 
 import numpy as np
 import pytest
-
-from nnfractal import stats
-from nnfractal.cli import main
-from nnfractal.compare_sampling import read_plan, shared_centre
-from nnfractal.fractal import boundary
-from nnfractal.report import REPORT_NAME
-from nnfractal.store import RunStore
-
 from test_report import assert_opens_cleanly, parse_report
+
+from nnfractal.cli.main import main
+from nnfractal.estimators import stats
+from nnfractal.estimators.boxcount import boundary
+from nnfractal.report.pages import REPORT_NAME
+from nnfractal.storage.store import RunStore
+from nnfractal.studies.compare_sampled import read_plan, shared_centre
 
 NO_DIFF = "no difference detectable at this resolution"
 # A ResNet-8 of 2/4/4 channels on 8 MNIST images, 6 SGD steps: the window holds a boundary

@@ -1,4 +1,4 @@
-"""Tests for nnfractal.data.  No network: downloads are replaced by local fakes."""
+"""Tests for nnfractal.training.data.  No network: downloads are replaced by local fakes."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnfractal import data as D
-from nnfractal.data import DataError
-
+from nnfractal.training import data as D
+from nnfractal.training.data import DataError
 
 # ---------------------------------------------------------------------------
 # helpers

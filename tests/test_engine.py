@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from nnfractal.config import build_config
-from nnfractal.data import synthetic_regression
-from nnfractal.engine import make_schedule, train, train_chunk
-from nnfractal.grid import hyperparameters
 from nnfractal.models import build_family
-from nnfractal.reference import train_single
+from nnfractal.training.data import synthetic_regression
+from nnfractal.training.engine import make_schedule, train, train_chunk
+from nnfractal.training.grid import hyperparameters
+from nnfractal.training.reference import train_single
 
 pytestmark = pytest.mark.slow  # trains models against the reference loop
 
@@ -115,7 +115,7 @@ def test_every_step_offset_accumulates():
 
 @pytest.mark.parametrize("which", ["mlp", "resnet"])
 def test_early_exit_gives_bit_identical_curves(which):
-    from nnfractal.data import load_mnist
+    from nnfractal.training.data import load_mnist
     if which == "mlp":
         cfg = build_config("paper-tanh", steps=60, tile_batch=16)
         data = _mlp_data(cfg)

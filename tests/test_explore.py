@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from nnfractal.config import build_config  # noqa: E402
 from nnfractal.explorer import Session, create_app  # noqa: E402
 from nnfractal.explorer.session import MAX_QUEUED  # noqa: E402
-from nnfractal.store import RunStore  # noqa: E402
+from nnfractal.storage.store import RunStore  # noqa: E402
 
 pytestmark = pytest.mark.slow  # serves and trains windows
 
@@ -88,10 +88,10 @@ def test_first_window_is_a_run_folder_with_map_and_dimension(api):
 
 
 def test_zoom_trains_the_same_config_over_the_new_window(api):
-    from nnfractal.engine import train
-    from nnfractal.grid import axes, grid_points
     from nnfractal.models import build_family
-    from nnfractal.run import load_data
+    from nnfractal.runs.run import load_data
+    from nnfractal.training.engine import train
+    from nnfractal.training.grid import axes, grid_points
 
     r = zoom(api, [0.5, 1.5, 1.0, 2.0], resolution=3)
     assert r.status_code == 202, r.text
@@ -206,7 +206,7 @@ def test_host_header_must_be_local_by_default(api):
 
 
 def test_loopback_names_are_loopback():
-    from nnfractal.explore import is_loopback
+    from nnfractal.cli.explore import is_loopback
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "example.org"))
 
@@ -260,12 +260,12 @@ def test_cancelling_a_running_window_takes_effect_within_a_second(tmp_path):
 # ---- jobs: failures, the queue ------------------------------------------------------------------
 
 def test_a_failed_job_is_reported_and_the_server_carries_on(api, monkeypatch):
-    import nnfractal.engine
+    import nnfractal.training.engine
 
     def broken_train(*args, **kwargs):
         raise RuntimeError("injected training failure")
 
-    monkeypatch.setattr(nnfractal.engine, "train", broken_train)
+    monkeypatch.setattr(nnfractal.training.engine, "train", broken_train)
     r = zoom(api, [0.0, 1.0, 0.0, 1.0])
     assert r.status_code == 202
     wid, jid = r.json()["window"]["id"], r.json()["job"]["id"]
@@ -284,8 +284,8 @@ def test_a_failed_job_is_reported_and_the_server_carries_on(api, monkeypatch):
 
 
 def test_one_job_at_a_time_bounded_queue_and_cancel(api, monkeypatch):
-    import nnfractal.engine
-    real_train = nnfractal.engine.train
+    import nnfractal.training.engine
+    real_train = nnfractal.training.engine.train
     release, running, active, peak = threading.Event(), threading.Event(), [0], [0]
 
     def gated_train(*args, **kwargs):
@@ -298,7 +298,7 @@ def test_one_job_at_a_time_bounded_queue_and_cancel(api, monkeypatch):
         finally:
             active[0] -= 1
 
-    monkeypatch.setattr(nnfractal.engine, "train", gated_train)
+    monkeypatch.setattr(nnfractal.training.engine, "train", gated_train)
     first = zoom(api, [0.0, 1.0, 0.0, 1.0], resolution=2).json()
     assert running.wait(30)
     queued = [zoom(api, [0.0, 1.0, 0.0, 1.0], resolution=2) for _ in range(MAX_QUEUED)]
@@ -323,7 +323,7 @@ def test_one_job_at_a_time_bounded_queue_and_cancel(api, monkeypatch):
 
 def test_report_button(api, monkeypatch):
     import types
-    monkeypatch.setitem(sys.modules, "nnfractal.report", None)         # not installed
+    monkeypatch.setitem(sys.modules, "nnfractal.report.pages", None)         # not installed
     r = api.post("/api/windows/0/report", json={})
     assert r.status_code == 503 and "report" in r.json()["error"]
     calls = []
@@ -334,7 +334,7 @@ def test_report_button(api, monkeypatch):
         (folder / "report.html").write_text("<html><body>report</body></html>")
         return folder / "report.html"
 
-    monkeypatch.setitem(sys.modules, "nnfractal.report", types.SimpleNamespace(write_report=write_report))
+    monkeypatch.setitem(sys.modules, "nnfractal.report.pages", types.SimpleNamespace(write_report=write_report))
     r = api.post("/api/windows/0/report", json={})
     assert r.status_code == 202, r.text
     jid = r.json()["job"]["id"]
@@ -349,7 +349,7 @@ def test_report_button(api, monkeypatch):
     assert page.status_code == 200 and b"report" in page.content
     monkeypatch.undo()
     import importlib.util
-    if importlib.util.find_spec("nnfractal.report") is None:
+    if importlib.util.find_spec("nnfractal.report.pages") is None:
         return                                     # the real writer is not there (yet)
     r = api.post("/api/windows/0/report", json={})
     assert r.status_code == 202, r.text
@@ -382,7 +382,7 @@ def test_reopening_a_session_and_a_run_folder(api):
 
 
 def test_cli_refusals(tmp_path, capsys):
-    from nnfractal.cli import main
+    from nnfractal.cli.main import main
     assert main(["explore", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nnfractal: error: run_dir:") and err.count("\n") == 1
@@ -430,7 +430,7 @@ def live_server(tmp_path):
     """A real uvicorn server in a thread on a free port, over a fresh 8 x 8 session."""
     import uvicorn
 
-    from nnfractal.explore import bind_socket, url_of
+    from nnfractal.cli.explore import bind_socket, url_of
     session = Session.new(tiny_cfg(resolution=8, steps=20, tile_batch=64), tmp_path / "session",
                           log=lambda *_: None)
     sock = bind_socket("127.0.0.1", 0)

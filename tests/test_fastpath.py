@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from nnfractal.config import ConfigError, build_config
-from nnfractal.data import synthetic_regression
-from nnfractal.engine import train
 from nnfractal.models import build_family
 from nnfractal.models.common import compile_wanted
 from nnfractal.models.meanfield import BatchedMeanFieldMLP
+from nnfractal.training.data import synthetic_regression
+from nnfractal.training.engine import train
 
 pytestmark = pytest.mark.slow  # trains models against autograd
 

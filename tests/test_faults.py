@@ -19,10 +19,10 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.run import resume
-from nnfractal.store import RunStore
+from nnfractal.runs.run import resume
+from nnfractal.storage.store import RunStore
 
 FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
 ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "60", "--tile_batch", "4"]
@@ -140,6 +140,7 @@ class Disk:
         """Fallback: the writers fail with `code`: zarr's file writer, the text files' writer and
         (read-only) the write probe."""
         import tempfile
+
         from zarr.storage import _local
 
         def fail(*_a, **_k):
@@ -428,6 +429,7 @@ def test_drawing_flags_may_change_on_resume_and_nothing_else(partial_run, tmp_pa
     """--dpi and --figsize only change the pictures: a resume may change them (config.toml and
     the store follow), a bad one is refused up front, and a finished run is drawn again."""
     from PIL import Image
+
     from nnfractal.config import config_from_toml
     run = shutil.copytree(partial_run, tmp_path / "run")
     resume(run, progress=False, log=quiet, draw=False)            # every tile stored, nothing drawn
@@ -461,7 +463,7 @@ RACER = '''
 import json, sys, time
 from pathlib import Path
 from nnfractal.config import build_config
-from nnfractal.run import RunFolderError, execute
+from nnfractal.runs.run import RunFolderError, execute
 root, me, reps = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
 results = []
@@ -488,6 +490,7 @@ def test_two_runs_started_at_the_same_instant_on_one_out_one_wins_and_nothing_is
     deletes nothing; the run is whole (config.toml, every tile) and --resume accepts it; no
     temporary file or staging folder is left."""
     import json
+
     from nnfractal.config import config_from_toml
     reps = 24
     script = tmp_path / "racer.py"

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from nnfractal.fractal import (
+from nnfractal.estimators.boxcount import (
     REASON_EMPTY,
     REASON_SHORT,
     boundary,
@@ -17,7 +17,7 @@ from nnfractal.fractal import (
     paper_dimension,
     power_of_two_sizes,
 )
-from nnfractal.known_sets import (
+from nnfractal.estimators.known_sets import (
     KNOWN_DIMENSIONS,
     circle_scores,
     known_edges,
@@ -124,7 +124,7 @@ def test_local_slopes():
 
 def test_student_t_quantiles():
     stats = pytest.importorskip("scipy.stats")
-    from nnfractal.fractal import _t975
+    from nnfractal.estimators.boxcount import _t975
 
     for dof in (1, 2, 5, 10, 30, 31, 60, 1000):
         assert _t975(dof) == pytest.approx(stats.t.ppf(0.975, dof), abs=1e-3)
@@ -286,11 +286,7 @@ def _is_png(path):
 def test_plots_write_png(tmp_path):
     import matplotlib.pyplot as plt
 
-    from nnfractal.render.fractal_plots import (
-        plot_boundary,
-        plot_boxcount,
-        plot_dimension_per_epoch,
-    )
+    from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
 
     figs_before = plt.get_fignums()
     edges = known_edges("koch", 1500)  # > 1024 px: exercises max-pooling
@@ -313,8 +309,8 @@ def test_plots_write_png(tmp_path):
 
 
 def test_paper_estimator_refuses_frames_too_small_for_its_sizes():
-    from nnfractal.fractal import REASON_SHORT, boundary, paper_dimension
-    from nnfractal.known_sets import circle_scores
+    from nnfractal.estimators.boxcount import REASON_SHORT, boundary, paper_dimension
+    from nnfractal.estimators.known_sets import circle_scores
     small = paper_dimension([boundary(circle_scores(32))])
     assert not small.ok and small.reason == REASON_SHORT and small.dimension is None
     assert paper_dimension([boundary(circle_scores(256))]).ok
@@ -331,7 +327,7 @@ def _weierstrass_scores(dimension, n, variant):
     half the curve's range above and below it, so the smooth-to-rough crossover sits at different
     box sizes (as in benchmarks/box_coverage.py).
     """
-    from nnfractal.known_sets import weierstrass
+    from nnfractal.estimators.known_sets import weierstrass
 
     rng = np.random.default_rng([int(round(dimension * 1000)), variant])
     c, length, margin = rng.uniform(), (1.0, 0.5, 0.25)[variant % 3], rng.uniform(0.0, 0.5)
@@ -366,7 +362,7 @@ def test_intervals_cover_weierstrass_dimensions():
 
 
 def test_crossover_bound_on_model_counts():
-    from nnfractal.fractal import crossover_high
+    from nnfractal.estimators.boxcount import crossover_high
 
     s = log_sizes((1024, 1024), min_size=4, max_size=128).astype(float)
     # A rough term read through pixel samples (deficit) and a smooth term: the fitted slope is

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from nnfractal.config import build_config
-from nnfractal.data import synthetic_regression
-from nnfractal.engine import resolve_tile_batch, train
 from nnfractal.models import build_family
+from nnfractal.training.data import synthetic_regression
+from nnfractal.training.engine import resolve_tile_batch, train
 
 pytestmark = [pytest.mark.slow,  # trains on CUDA
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -4,20 +4,20 @@ import json
 import numpy as np
 import pytest
 
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.engine import train
-from nnfractal.measure import accuracy_score
 from nnfractal.models import build_family
-from nnfractal.reference import train_single
-from nnfractal.store import RunStore
+from nnfractal.storage.store import RunStore
+from nnfractal.training.engine import train
+from nnfractal.training.measure import accuracy_score
+from nnfractal.training.reference import train_single
 
 pytestmark = pytest.mark.slow  # trains MNIST models
 
 
 @pytest.fixture(scope="module")
 def mnist_small():
-    from nnfractal.data import load_mnist
+    from nnfractal.training.data import load_mnist
     return load_mnist(train_size=40, test_size=50, seed=1, download=False)
 
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from nnfractal.config import build_config
-from nnfractal.engine import epoch_curves
-from nnfractal.grid import axes, grid_points, hyperparameters
-from nnfractal.measure import customer_score, normalise, paper_score
+from nnfractal.training.engine import epoch_curves
+from nnfractal.training.grid import axes, grid_points, hyperparameters
+from nnfractal.training.measure import customer_score, normalise, paper_score
 
 
 def test_paper_measure_on_hand_made_curves():

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from nnfractal.config import build_config
-from nnfractal.data import synthetic_regression
-from nnfractal.engine import train
 from nnfractal.models import build_family, meanfield_kernel
+from nnfractal.training.data import synthetic_regression
+from nnfractal.training.engine import train
 
 # A string condition: evaluated when a test runs, so that collecting (e.g. for `pytest --quick`)
 # never builds the kernel.

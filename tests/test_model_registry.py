@@ -7,14 +7,14 @@ import pytest
 import torch
 from family_tiny_vit import TINY_VIT
 
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import ConfigError, build_config, config_from_toml
-from nnfractal.budget import n_params
-from nnfractal.engine import resolve_chunk_workers, train
 from nnfractal.models import arch_label, build_family, family_spec, model_names, register, unregister
-from nnfractal.reference import train_single
-from nnfractal.run import score_map
-from nnfractal.store import RunStore
+from nnfractal.runs.run import score_map
+from nnfractal.storage.store import RunStore
+from nnfractal.training.budget import n_params
+from nnfractal.training.engine import resolve_chunk_workers, train
+from nnfractal.training.reference import train_single
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")

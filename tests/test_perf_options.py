@@ -1,14 +1,16 @@
 """Engine options for speed: the auto chunk size, the product precision, and `nnfractal bench`."""
 import json
+
 import numpy as np
 import pytest
 import torch
 
-from nnfractal import allocator, bench
-from nnfractal.cli import main
+from nnfractal.cli import bench
+from nnfractal.cli.main import main
 from nnfractal.config import ConfigError, build_config
-from nnfractal.engine import model_footprint, resolve_chunk_workers, resolve_tile_batch, train
 from nnfractal.models import build_family, family_spec
+from nnfractal.training import allocator
+from nnfractal.training.engine import model_footprint, resolve_chunk_workers, resolve_tile_batch, train
 
 pytestmark = pytest.mark.slow  # trains models, runs the bench
 
@@ -66,7 +68,7 @@ def test_bfloat16_autocast_moves_results_only_when_asked(mnist_tiny):
 
 
 def test_cli_flags_reach_the_config():
-    from nnfractal.cli import config_from_args, make_parser
+    from nnfractal.cli.main import config_from_args, make_parser
     args = make_parser().parse_args(["run", "--preset", "paper-tanh", "--compile", "off",
                                      "--no-fast-path", "--tile-batch", "0"])
     cfg = config_from_args(args)
@@ -157,7 +159,7 @@ def test_bench_refuses_bad_options_in_one_line(argv, message, capsys):
 
 
 def test_busy_cpu_warning_from_cpu_and_wall_time():
-    from nnfractal.engine import cpu_busy_warning
+    from nnfractal.training.engine import cpu_busy_warning
     assert cpu_busy_warning(cpu_time=19.0, wall_time=10.0, threads=2) is None        # a fair share
     assert cpu_busy_warning(cpu_time=0.1, wall_time=1.0, threads=2) is None          # too short to say
     line = cpu_busy_warning(cpu_time=4.0, wall_time=10.0, threads=2)
@@ -167,7 +169,7 @@ def test_busy_cpu_warning_from_cpu_and_wall_time():
 
 def test_train_result_reports_its_cpu_time():
     cfg = build_config("paper-tanh", steps=20, tile_batch=4, compile="off")
-    from nnfractal.data import synthetic_regression
+    from nnfractal.training.data import synthetic_regression
     result = train(cfg, build_family(cfg), synthetic_regression(cfg.train_size, 16, 1), POINTS)
     assert result.cpu_time > 0 and result.threads >= 1
     assert result.cpu_share == pytest.approx(result.cpu_time / (result.wall_time * result.threads))

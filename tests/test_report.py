@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.report import REPORT_NAME, write_report
-from nnfractal.run import execute
+from nnfractal.report.pages import REPORT_NAME, write_report
+from nnfractal.runs.run import execute
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -240,7 +240,7 @@ def test_several_metrics_are_shown_side_by_side(tmp_path):
 @pytest.mark.slow
 @pytest.mark.browser
 def test_zoom_report(tiny_run, tmp_path):
-    from nnfractal.zoom import zoom
+    from nnfractal.studies.zoom import zoom
     cfg_y0, cfg_y1, cfg_x0, cfg_x1 = build_config("paper-tanh").mnmx
     out = zoom(tiny_run, factor=2, depth=0.31, center=((cfg_x0 + cfg_x1) / 2, (cfg_y0 + cfg_y1) / 2),
                out=tmp_path / "zoom", progress=False, log=lambda *_: None)
@@ -259,8 +259,8 @@ def test_zoom_report(tiny_run, tmp_path):
 
 def synthetic_compare(folder: Path, dims_a, dims_b, half: float = 0.05) -> Path:
     """A comparison folder made of numbers only (no run folders): compare.json + its bar chart."""
-    from nnfractal.compare import FORMAT, FORMAT_VERSION, analyse
     from nnfractal.render.compare_plots import plot_dimension_bars
+    from nnfractal.studies.compare import FORMAT, FORMAT_VERSION, analyse
     units = []
     for preset, dims in (("arch-a", dims_a), ("arch-b", dims_b)):
         for k, d in enumerate(dims):
@@ -364,7 +364,7 @@ def test_a_run_at_chance_says_so_in_summary_and_report(tmp_path):
 
 
 def test_chance_note_only_for_loss_maps_near_chance():
-    from nnfractal.resolution import chance_note
+    from nnfractal.estimators.resolution import chance_note
     assert chance_note({"train_acc": 0.125, "test_acc": 0.11}, 0.68, "train_loss").startswith(
         "median final accuracy is at chance (test_acc 0.110, train_acc 0.125; chance 0.10): 68%")
     assert chance_note({"train_acc": 0.9}, 0.68, "train_loss") == ""          # they learned

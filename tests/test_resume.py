@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from nnfractal import engine
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.run import execute, resume, score_map
-from nnfractal.store import RunStore, StoreError
+from nnfractal.runs.run import execute, resume, score_map
+from nnfractal.storage.store import RunStore, StoreError
+from nnfractal.training import engine
 
 # A float64 MLP grid that trains in ~1 s here: 12 x 12 points, 12 tiles of one row (3 chunks) at
 # --tile-rows 1.
@@ -202,7 +202,7 @@ def test_a_failing_tile_is_one_line_exit_2_keeps_finished_tiles_and_resumes(refe
 
 @pytest.fixture(scope="module")
 def local_ray():
-    import ray       # in the test extra: this test runs in CI, never skipped
+    import ray  # in the test extra: this test runs in CI, never skipped
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
     yield ray
     ray.shutdown()

@@ -12,8 +12,7 @@ import pytest
 
 from nnfractal.config import build_config
 from nnfractal.errors import RunFolderError, StoreError
-from nnfractal.run_folder import (CONFIG_FILE, STORE_DIR, RunFolder, lock_file,
-                                  write_report_safely)
+from nnfractal.storage.run_folder import CONFIG_FILE, STORE_DIR, RunFolder, lock_file, write_report_safely
 
 CFG = build_config("paper-tanh", resolution=4, steps=6, tile_batch=4)
 
@@ -127,7 +126,7 @@ def test_a_claimed_folder_is_locked_while_held_and_free_after(tmp_path):
         assert hidden(tmp_path) == []                     # the staging folder became `out`
         assert folder.locked_by_another()
         # another process sees the lock too (flock, released by the OS when the holder dies)
-        probe = subprocess.run([sys.executable, "-c", "import sys; from nnfractal.run_folder import "
+        probe = subprocess.run([sys.executable, "-c", "import sys; from nnfractal.storage.run_folder import "
                                 "RunFolder; print(RunFolder(sys.argv[1]).locked_by_another())",
                                 str(out)], capture_output=True, text=True, timeout=120)
         assert probe.stdout.strip() == "True", probe.stderr

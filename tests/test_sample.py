@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.engine import train
+from nnfractal.estimators.sampling import transect_points
 from nnfractal.models import build_family
-from nnfractal.run import load_data
-from nnfractal.sample import SampleSpec, dimension_of_sample, read_spec, to_axis_values
-from nnfractal.sampling import transect_points
-from nnfractal.store import RunStore
+from nnfractal.runs.run import load_data
+from nnfractal.storage.store import RunStore
+from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec, to_axis_values
+from nnfractal.training.engine import train
 
 pytestmark = pytest.mark.slow  # trains sampled points
 
@@ -151,7 +151,7 @@ def test_a_window_without_boundary_says_so(tmp_path, capsys):
 
 
 def test_spec_defaults_follow_the_precision():
-    from nnfractal.sample import precision_eps_floor, resolve_spec
+    from nnfractal.studies.sample import precision_eps_floor, resolve_spec
     cfg64 = build_config("paper-tanh", mnmx=[-3.0, 6.0, -3.0, 6.0])
     cfg32 = cfg64.replace(precision="float32")
     assert precision_eps_floor(cfg32) > 1e5 * precision_eps_floor(cfg64)

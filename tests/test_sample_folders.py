@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from nnfractal.cli import main
-from nnfractal.run_folder import RunFolder
-from nnfractal.store import RunStore
+from nnfractal.cli.main import main
+from nnfractal.storage.run_folder import RunFolder
+from nnfractal.storage.store import RunStore
 
 TINY = ["paper-tanh", "--steps", "30", "--mnmx", "-3", "6", "-3", "6", "--no-progress",
         "--method", "transect", "--points", "1024", "--lines", "2"]
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # trains samples, in racing processes
 RACER = '''
 import contextlib, io, json, sys, time
 from pathlib import Path
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 root, me, reps, args = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 results = []
 for i in range(reps):

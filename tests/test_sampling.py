@@ -7,12 +7,19 @@ import math
 import numpy as np
 import pytest
 
-from nnfractal.fractal import boundary, estimate_dimension
-from nnfractal.known_sets import (ANALYTIC_NAMES, analytic_boundary, rotated_boundary,
-                                  weierstrass)
-from nnfractal.sampling import (REASON_NO_BOUNDARY, TREND_OFFSET_DEG, SamplingError,
-                                coarse_boundary_cells, transect_angle, transect_block_counts,
-                                transect_dimension, transect_points, uncertainty_exponent)
+from nnfractal.estimators.boxcount import boundary, estimate_dimension
+from nnfractal.estimators.known_sets import ANALYTIC_NAMES, analytic_boundary, rotated_boundary, weierstrass
+from nnfractal.estimators.sampling import (
+    REASON_NO_BOUNDARY,
+    TREND_OFFSET_DEG,
+    SamplingError,
+    coarse_boundary_cells,
+    transect_angle,
+    transect_block_counts,
+    transect_dimension,
+    transect_points,
+    uncertainty_exponent,
+)
 
 ROUGH = ["circle", "weierstrass-1.2", "weierstrass-1.5", "weierstrass-1.8"]
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import zarr
 
-from nnfractal.backends import LocalBackend, TileJob, make_backend, train_tile
 from nnfractal.config import ConfigError, build_config
-from nnfractal.engine import train
 from nnfractal.models import build_family
-from nnfractal.run import plan_run
-from nnfractal.store import RunStore, StoreError, TileGrid, default_tile_rows, tile_rows_step
+from nnfractal.runs.backends import LocalBackend, TileJob, make_backend, train_tile
+from nnfractal.runs.run import plan_run
+from nnfractal.storage.store import RunStore, StoreError, TileGrid, default_tile_rows, tile_rows_step
+from nnfractal.training.engine import train
 
 # A float64 paper MLP: 4 x 4 points, chunks of 4 models (one row), 6 steps; autograd, so that the
 # quick loop never builds the C++ kernel (test_mlp_kernel.py holds the kernel to the same numbers).

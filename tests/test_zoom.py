@@ -6,14 +6,22 @@ import shutil
 import numpy as np
 import pytest
 
-from nnfractal.cli import main
+from nnfractal.cli.main import main
 from nnfractal.config import build_config, config_from_toml
-from nnfractal.fractal import DimensionEstimate, boundary
+from nnfractal.estimators.boxcount import DimensionEstimate, boundary
 from nnfractal.render.zoom_video import interpolate_window, pixel_extent
-from nnfractal.store import RunStore
-from nnfractal.zoom import (MIN_ULPS_PER_PIXEL, auto_center, densest_boundary_pixel, frame_count,
-                            frame_windows, pooled_dimension, resolvable_frames, score_map_of,
-                            ulps_per_pixel)
+from nnfractal.storage.store import RunStore
+from nnfractal.studies.zoom import (
+    MIN_ULPS_PER_PIXEL,
+    auto_center,
+    densest_boundary_pixel,
+    frame_count,
+    frame_windows,
+    pooled_dimension,
+    resolvable_frames,
+    score_map_of,
+    ulps_per_pixel,
+)
 
 EPS = float(np.finfo(np.float64).eps)
 BASE = ["--preset", "paper-tanh", "--resolution", "16", "--steps", "20", "--no-progress"]
@@ -32,7 +40,7 @@ def tree(path):
 def test_the_automatic_centre_follows_the_boundary_frame_by_frame():
     """A centre picked on a coarse map misses a thin feature by up to a pixel; the next frame's
     centre moves onto this frame's boundary, inside the next frame's planned place."""
-    from nnfractal.zoom import follow_boundary
+    from nnfractal.studies.zoom import follow_boundary
     cfg = build_config("paper-tanh", resolution=64, mnmx=(0.0, 1.0, 0.0, 1.0))
     xs, ys = np.linspace(0, 1, 64), np.linspace(0, 1, 64)
     X, Y = np.meshgrid(xs, ys)
@@ -229,7 +237,7 @@ def test_zoom_end_to_end(base_run, zoomed, capsys):
 
 def _tiny_run(path, **overrides):
     """A 4x4 run of the MLP preset, 5 steps (about a second of training and drawing)."""
-    from nnfractal.run import execute
+    from nnfractal.runs.run import execute
     cfg = build_config("paper-tanh", **{"resolution": 4, "steps": 5, **overrides})
     return execute(cfg, path, progress=False, log=lambda *_: None)
 
@@ -452,7 +460,7 @@ def test_a_failed_zoom_keeps_its_frames_and_resumes_to_the_same_numbers(base_run
 
 @pytest.mark.slow
 def test_resume_refusals_one_line_exit_2_nothing_written(base_run, zoomed, tmp_path, capsys):
-    from nnfractal.run_folder import lock_file
+    from nnfractal.storage.run_folder import lock_file
     z = str(zoomed)
     cases = [
         (["--resume", z, "--factor", "2"], "factor"),
@@ -485,6 +493,7 @@ def test_deep_frames_tick_labels_read_differently():
     """A frame 5 decades deep spans a relative 1e-5 of its values: its tick labels get the digits
     that tell them apart (3 digits labelled every tick of such a frame '22.5')."""
     import matplotlib.pyplot as plt
+
     from nnfractal.render.maps import value_axes
     fig, ax = plt.subplots()
     lo = math.log10(22.4601)

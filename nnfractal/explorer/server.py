@@ -14,7 +14,7 @@ session's integers; no value of a request is ever used as a file path.
     GET  /api/windows/{id}/map               pixels (colormap indices), boundary, progress
     GET  /api/windows/{id}/curve?row=&col=   one model's loss curve
     GET  /api/windows/{id}/map.png           the map as a PNG download
-    POST /api/windows/{id}/report            queue writing report.html (503 without nnfractal.report)
+    POST /api/windows/{id}/report            queue writing report.html (503 without nnfractal.report.pages)
     GET  /api/windows/{id}/report            the written report
     GET  /api/jobs, /api/jobs/{id}           job status and progress
     POST /api/jobs/{id}/cancel               cancel a queued or running window job
@@ -34,10 +34,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..fractal import boundary
-from ..grid import axes, axis_labels
-from ..measure import normalise
-from ..render.maps import MAP_CMAP, cdf_restretch
+from nnfractal.estimators.boxcount import boundary
+from nnfractal.render.maps import MAP_CMAP, cdf_restretch
+from nnfractal.training.grid import axes, axis_labels
+from nnfractal.training.measure import normalise
+
 from .session import MAX_COORD, MAX_ID, MAX_QUEUED, RES_MAX, RES_MIN, ExploreError, Session
 
 STATIC_FILES = {"index.html": "text/html; charset=utf-8",

@@ -27,27 +27,27 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 
-from ..config import Config, ConfigError, recorded_metrics
-from .. import engine        # engine.train looked up per call: tests replace it
-from ..errors import one_line
-from ..folders import json_text, write_text_atomic
-from ..fractal import boundary, estimate_dimension
-from ..grid import axes, axis_labels, grid_points
-from ..measure import point_scores
-from ..models import arch_label, build_family
-from ..render.maps import extent_of, map_figure
-from ..run import describe, library_versions, load_data, render_run, score_map
-from ..run_folder import MAP_FILE, SUMMARY_FILE, RunFolder
-from ..store import StoreError
-from ..zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
+from nnfractal.config import Config, ConfigError, recorded_metrics
+from nnfractal.errors import one_line
+from nnfractal.estimators.boxcount import boundary, estimate_dimension
+from nnfractal.models import arch_label, build_family
+from nnfractal.render.maps import extent_of, map_figure
+from nnfractal.runs.run import describe, library_versions, load_data, render_run, score_map
+from nnfractal.storage.folders import json_text, write_text_atomic
+from nnfractal.storage.run_folder import MAP_FILE, SUMMARY_FILE, RunFolder
+from nnfractal.storage.store import StoreError
+from nnfractal.studies.zoom import MIN_ULPS_PER_PIXEL, ulps_per_pixel
+from nnfractal.training import engine  # engine.train looked up per call: tests replace it
+from nnfractal.training.grid import axes, axis_labels, grid_points
+from nnfractal.training.measure import point_scores
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
 MAX_QUEUED = 8                     # jobs waiting behind the running one
@@ -108,19 +108,19 @@ def _one_line(err: BaseException) -> str:
 
 
 def report_writer() -> Callable[[Path], Path]:
-    """`nnfractal.report.write_report`, or ExploreError(503) saying why it is not available."""
+    """`nnfractal.report.pages.write_report`, or ExploreError(503) saying why it is not available."""
     try:
-        module = importlib.import_module("nnfractal.report")
+        module = importlib.import_module("nnfractal.report.pages")
     except ModuleNotFoundError as err:
-        if err.name == "nnfractal.report":
+        if err.name == "nnfractal.report.pages":
             raise ExploreError(503, "report: the HTML report is not available in this installation "
-                               "(nnfractal.report.write_report is missing)") from None
-        raise ExploreError(503, f"report: nnfractal.report cannot be imported ({_one_line(err)})") from None
+                               "(nnfractal.report.pages.write_report is missing)") from None
+        raise ExploreError(503, f"report: nnfractal.report.pages cannot be imported ({_one_line(err)})") from None
     except Exception as err:  # a broken module must not take the server down
-        raise ExploreError(503, f"report: nnfractal.report cannot be imported ({_one_line(err)})") from None
+        raise ExploreError(503, f"report: nnfractal.report.pages cannot be imported ({_one_line(err)})") from None
     fn = getattr(module, "write_report", None)
     if not callable(fn):
-        raise ExploreError(503, "report: nnfractal.report has no write_report(folder)")
+        raise ExploreError(503, "report: nnfractal.report.pages has no write_report(folder)")
     return fn
 
 

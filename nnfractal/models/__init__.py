@@ -7,9 +7,19 @@ it runs, and no module outside this package names one.
 """
 from __future__ import annotations
 
-from .registry import (DEFAULT_MODEL, Family, FamilySpec, arch_label, build_family,
-                       check_family_fields, families_reading, family_spec, model_names, register,
-                       unregister)
+from .registry import (
+           DEFAULT_MODEL,
+           Family,
+           FamilySpec,
+           arch_label,
+           build_family,
+           check_family_fields,
+           families_reading,
+           family_spec,
+           model_names,
+           register,
+           unregister,
+)
 
 __all__ = ["DEFAULT_MODEL", "Family", "FamilySpec", "arch_label", "build_family",
            "check_family_fields", "families_reading", "family_spec", "model_names", "register",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 if TYPE_CHECKING:            # types only: the models sit below config (pyproject.toml's floors)
-    from ..config import Config
+    from nnfractal.config import Config
 
 
 def classification_loss(logits: Tensor, y: Tensor) -> Tensor:

@@ -62,7 +62,7 @@ def _say_if_building(cpp_extension, name: str, what: str = "fused BatchNorm kern
     except Exception:                # a private helper of torch's: never let it cost the kernel
         return
     if not built.exists():
-        from tqdm import tqdm        # it is built during training: above the progress bar
+        from tqdm import tqdm  # it is built during training: above the progress bar
         tqdm.write(f"nnfractal: building the {what} for this CPU (once, 30-60 s)",
                    file=sys.stderr)
 

@@ -24,7 +24,7 @@ from . import meanfield_kernel
 from .common import compile_wanted, compiled, regression_loss
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from nnfractal.config import Config
 
 HIDDEN_ACTIVATIONS = {
     "tanh": lambda z: torch.tanh(z * math.sqrt(2.0)),

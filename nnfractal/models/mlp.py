@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .common import activation, classification_loss
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from nnfractal.config import Config
 
 
 class MLP(nn.Module):

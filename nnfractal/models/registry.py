@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import ConfigError, check_choice, check_int_at_least
+from nnfractal.errors import ConfigError, check_choice, check_int_at_least
 
 if TYPE_CHECKING:                         # types only: nothing here loads torch or the config
     from torch import Tensor, nn
 
-    from ..config import Config
+    from nnfractal.config import Config
 
 
 class Family(Protocol):

@@ -20,7 +20,7 @@ from . import fused_bn
 from .common import activation, activation_, classification_loss, compile_wanted, compiled
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from nnfractal.config import Config
 
 BN_EPS = 1e-5
 

@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from ..grid import axis_labels
-from ..measure import CLIP, normalise
+from nnfractal.training.grid import axis_labels
+from nnfractal.training.measure import CLIP, normalise
+
 from .maps import draw_map, value_axes
 
 __all__ = ["ARCH_COLOURS", "boundary_pixel_pairs", "plot_maps_side_by_side",

@@ -1,0 +1,120 @@
+"""`nnfractal compare`: its flags, its refusals and the report it writes. `--method
+box|uncertainty|transect` picks the study (nnfractal/studies/compare.py or compare_sampled.py)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nnfractal.config import ConfigError
+from nnfractal.errors import refuse
+from nnfractal.report.pages import write_report
+from nnfractal.studies import compare
+
+from .common import CONFIG_FLAGS, add_run_flags, config_from_args, run_guarded, run_resumable
+from .sample import ESTIMATOR_FLAGS, add_estimator_flags, spec_from_args
+
+
+def add_compare_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="compare the boundary dimension of two architectures on the same grid, "
+        "data and initial weights (default resnet20-mnist vs plain20-mnist)",
+        description="Train both presets on the same experiment (B takes only its architecture: "
+        f"{', '.join(compare.ARCH_FIELDS)}) over several seeds and windows, and compare the "
+        "fractal dimension of their trainability boundaries with a 95% interval and a verdict.")
+    p.add_argument("presets", nargs="*", metavar="PRESET",
+                   help=f"preset A and preset B (default {' '.join(compare.DEFAULT_PRESETS)})")
+    p.add_argument("--method", default=None,
+                   help="box (default: grids, box counting per window) | uncertainty | transect "
+                   "(sampling estimators of `nnfractal sample`, paired by seed; transect: the "
+                   "same points for both architectures)")
+    p.add_argument("--resume", type=Path, metavar="COMPARE_DIR",
+                   help="--method uncertainty|transect: finish an interrupted comparison")
+    p.add_argument("--seeds", type=int, default=compare.DEFAULT_SEEDS,
+                   help=f"initialisation seeds per architecture, seed = cfg.seed + i "
+                   f"(default {compare.DEFAULT_SEEDS})")
+    p.add_argument("--windows", type=int, default=None,
+                   help=f"--method box: windows per seed: the preset's window plus zoom frames "
+                   f"centred on each architecture's boundary (default {compare.DEFAULT_WINDOWS})")
+    p.add_argument("--factor", type=float, default=None,
+                   help=f"--method box: zoom factor between windows (default "
+                   f"{compare.DEFAULT_FACTOR:g})")
+    p.add_argument("--depths", nargs="+", type=int, metavar="DEPTH",
+                   help="depth sweep: repeat the comparison at each depth (e.g. 8 14 20 32)")
+    add_estimator_flags(p)
+    add_run_flags(p)
+    # --preset comes with the run flags; here the presets are positional.
+    p.set_defaults(preset=None)
+    for action in p._actions:
+        if action.dest == "preset":
+            action.help = argparse.SUPPRESS
+
+
+def compare_overrides_from_args(args, preset: str) -> dict:
+    """The config fields given on the command line, as the run command would read them.
+
+    The run command's own parsing (``cli.common.config_from_args``) resolves the flags against
+    `preset`; every field a flag touched is then an override for both presets.
+    """
+    explicit = {k for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
+    if getattr(args, "readout", None):
+        explicit |= {"readout", "metric"}   # --readout takes a readout and/or a metric name
+    if not explicit:
+        return {}
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), "preset": preset}))
+    return {k: getattr(cfg, k) for k in sorted(explicit)}
+
+
+def cmd_compare(args) -> int:
+    if getattr(args, "preset", None) is not None:
+        return refuse("preset: give the presets as positional arguments "
+                      "(nnfractal compare PRESET_A PRESET_B)")
+    try:
+        work = _compare_work(args)
+    except ConfigError as err:
+        return refuse(err)
+    if (args.method or "box") == "box" and args.resume is None:
+        return run_guarded(work)
+    return run_resumable(work, [], "nnfractal compare --resume")   # its stops say how
+
+
+def _compare_work(args):
+    """The comparison the flags ask for, as a callable; ConfigError for flags that do not fit."""
+    # Here, not at the top: compare_sampled loads torch (3.7 s measured, load average ~1.5),
+    # which the cli must not load before console_main's allocator restart.
+    from nnfractal.studies import compare_sampled as cs
+    if args.resume is not None:
+        given = [f for f in ("presets", "depths", "out", "windows", "factor")
+                 if getattr(args, f) is not None and getattr(args, f) != []]
+        if given or args.method == "box" or compare_overrides_from_args(
+                args, compare.DEFAULT_PRESETS[0]):
+            raise ConfigError(given[0] if given else "resume",
+                              "--resume takes no other settings (allowed: nnfractal compare "
+                              "--resume COMPARE_DIR, a comparison by uncertainty or transect)")
+        return lambda: cs.resume_compare(args.resume, data_dir=args.data_dir,
+                                         progress=not args.no_progress, report=write_report)
+    method = args.method or "box"
+    if method not in ("box",) + cs.SAMPLED_METHODS:
+        raise ConfigError("method", f"{method!r} is not allowed (allowed: box, "
+                          f"{', '.join(cs.SAMPLED_METHODS)})")
+    presets = args.presets or list(compare.DEFAULT_PRESETS)
+    if method == "box":
+        for name in tuple(n for ns in ESTIMATOR_FLAGS.values() for n in ns):
+            if getattr(args, name, None) is not None:
+                raise ConfigError(name, "applies to --method uncertainty|transect only "
+                                  "(allowed: leave it out with --method box)")
+        windows = compare.DEFAULT_WINDOWS if args.windows is None else args.windows
+        factor = compare.DEFAULT_FACTOR if args.factor is None else args.factor
+        return lambda: compare.compare(
+            presets, seeds=args.seeds, windows=windows, factor=factor, depths=args.depths,
+            out=args.out, data_dir=args.data_dir, progress=not args.no_progress,
+            max_storage=args.max_storage, report=write_report,
+            **compare_overrides_from_args(args, presets[0]))
+    for name in ("windows", "factor"):
+        if getattr(args, name) is not None:
+            raise ConfigError(name, f"applies to --method box only (allowed: leave it out with "
+                              f"--method {method})")
+    spec = spec_from_args(args)
+    return lambda: cs.compare_sampled(
+        presets, method=method, seeds=args.seeds, depths=args.depths, out=args.out, spec=spec,
+        data_dir=args.data_dir, progress=not args.no_progress, max_storage=args.max_storage,
+        report=write_report, **compare_overrides_from_args(args, presets[0]))

@@ -1,0 +1,186 @@
+"""Command line: ``nnfractal run [--preset NAME] [flags]``.
+
+The CLI only parses flags into a validated `Config` and calls the library. Every refused input
+prints one line, ``nnfractal: error: <field>: <what is wrong> (allowed: ...)``, and exits with 2.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nnfractal.config import ConfigError, load_preset, preset_names
+from nnfractal.errors import StoreError, refuse
+from nnfractal.models import arch_label
+from nnfractal.report import pages
+from nnfractal.training.allocator import restart_with_tcmalloc
+
+from . import bench, compare, explore, report, sample, zoom
+from .common import (
+    CONFIG_FLAGS,
+    DEFAULT_PRESET,
+    EXIT_USAGE,
+    OneLineParser,
+    add_max_storage_flag,
+    add_run_flags,
+    config_from_args,
+    is_out_of_memory,
+    overrides_from_args,
+    run_guarded,
+    run_resumable,
+)
+
+# The names commands and tests knew from here; their home is cli/common.py.
+__all__ = ["CONFIG_FLAGS", "DEFAULT_PRESET", "EXIT_USAGE", "OneLineParser", "add_max_storage_flag",
+           "config_from_args", "is_out_of_memory", "overrides_from_args", "run_guarded", "main",
+           "console_main", "make_parser"]
+_add_run_flags = add_run_flags
+
+# Subcommands defined in their own module: name -> (add its parser to the subparsers, run it
+# from the parsed flags -> exit code).
+SUBCOMMANDS = {
+    "zoom": (zoom.add_zoom_parser, zoom.cmd_zoom),
+    "compare": (compare.add_compare_parser, compare.cmd_compare),
+    "sample": (sample.add_sample_parser, sample.cmd_sample),
+    "report": (report.add_report_parser, report.cmd_report),
+    "explore": (explore.add_explore_parser, explore.cmd_explore),
+    "bench": (bench.add_bench_parser, bench.cmd_bench),
+}
+
+
+def _add_tile_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of `nnfractal run` only: how the grid is stored, resumed and spread over machines."""
+    g = p.add_argument_group("tiles, resuming, clusters")
+    g.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="finish an interrupted run: train only its missing tiles (config flags "
+                        "given with it must match the run's config.toml)")
+    g.add_argument("--tile-rows", "--tile_rows", type=int, dest="tile_rows",
+                   help="grid rows per tile, the unit that is stored, resumed and sent to a Ray "
+                        "task (default: whole chunks of about 1024 points)")
+    g.add_argument("--backend", default="local",
+                   help="local (default: this process) | ray (one Ray task per tile)")
+    g.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local "
+                   "Ray instance on this machine's CPUs and GPUs)")
+    g.add_argument("--checkpoint-every", "--checkpoint_every", type=float, dest="checkpoint_every",
+                   default=None, metavar="SECONDS",
+                   help="write the finished chunks of an unfinished tile this often (default 60)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="nnfractal",
+                           description="Fractal trainability boundaries of neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    run = sub.add_parser("run", help="train a grid of networks and draw its convergence map")
+    add_run_flags(run)
+    _add_tile_flags(run)
+    sub.add_parser("presets", help="list the presets, what each trains, and the default")
+    dim = sub.add_parser("dimension", help="recompute the fractal dimension of a finished run or "
+                         "zoom sequence, without training")
+    dim.add_argument("run_dir", type=Path)
+    dim.add_argument("--fit-range", "--fit_range", nargs=2, type=float, dest="fit_range",
+                     metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
+    dim.add_argument("--force", action="store_true", help="with --fit-range: give a dimension "
+                     "even where the estimator's rule finds the boundary too short (labelled)")
+    dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
+                     "range, 95%% interval) | paper (median of local slopes)")
+    dim.add_argument("--write", action="store_true",
+                     help="with --fit-range: make this the run's dimension (rewrites fractal.json, "
+                     "its figures, summary.json and report.html); without it the fit goes to a "
+                     "named analysis folder <run>/dimension-fit-S_MIN-S_MAX/")
+    for add_parser, _ in SUBCOMMANDS.values():
+        add_parser(sub)
+    return parser
+
+
+def cmd_run(args) -> int:
+    """`nnfractal run`: a new run, or --resume RUN_DIR, and its report.html. Ctrl-C stops after
+    the current chunk (exit 130, saying how to resume); a failure mid-run is one line, exit 2,
+    tiles kept."""
+    # Here, not at the top: run.py loads torch (3 s measured), which must come after
+    # console_main's allocator restart and thread settings, and `nnfractal presets` needs none.
+    from nnfractal.runs.run import default_out_dir, execute, resume
+    folder: list[Path] = []          # the run folder, once known
+
+    def work() -> None:
+        options = dict(data_dir=args.data_dir, progress=not args.no_progress,
+                       tile_rows=args.tile_rows, backend=args.backend, address=args.address,
+                       report=pages.write_report)
+        if args.checkpoint_every is not None:
+            if not args.checkpoint_every >= 0:
+                raise ConfigError("checkpoint_every", f"{args.checkpoint_every} is not allowed "
+                                  "(allowed: seconds >= 0)")
+            options["checkpoint_s"] = args.checkpoint_every
+        if args.resume is not None:
+            if args.out is not None and args.out.resolve() != args.resume.resolve():
+                raise ConfigError("out", f"{args.out} is not allowed with --resume "
+                                  f"(allowed: leave it out; the run folder is {args.resume})")
+            folder.append(args.resume)
+            resume(args.resume, overrides_from_args(args), args.preset, **options)
+        else:
+            cfg = config_from_args(args)
+            out = args.out if args.out is not None else default_out_dir(cfg)
+            folder.append(out)
+            execute(cfg, out, max_storage=args.max_storage, **options)
+
+    return run_resumable(work, folder, "nnfractal run --resume")
+
+
+def cmd_dimension(args) -> int:
+    from nnfractal.runs.run import describe, estimates_of
+
+    from .dimension import dimension_of  # torch: as cmd_run
+    try:
+        result = dimension_of(args.run_dir, args.method, args.fit_range, write=args.write,
+                              force=args.force, log=print)
+    except (ConfigError, StoreError) as err:
+        return refuse(err)
+    print(f"{args.run_dir}: {describe(result)}")
+    for label, est in estimates_of(args.run_dir):        # every estimator, side by side
+        print(f"  {label}: {describe(est)}")
+    return 0
+
+
+def preset_line(name: str) -> str:
+    """One line of `nnfractal presets`: the name, '(default)' for the default, and what it trains,
+    e.g. 'paper-tanh  meanfield-mlp (mean-field MLP, 2 layers x 16, tanh), gaussian data,
+    500 steps, 64 x 64 grid of lr_vs_lr, float64'."""
+    cfg = load_preset(name)
+    arch = f"{cfg.model} ({arch_label(cfg)})"
+    length = f"{cfg.steps} steps" if cfg.steps else f"{cfg.num_epochs} epochs"
+    extra = ", adaptive" if cfg.adaptive else ""
+    tag = " (default)" if name == DEFAULT_PRESET else ""
+    examples = ("as many examples as parameters" if not cfg.train_size else
+                f"{cfg.train_size} example{'s' if cfg.train_size != 1 else ''}")
+    return (f"{name + tag:30} {arch}, {cfg.dataset} data, {examples}, "
+            f"{length}, {cfg.resolution} x {cfg.resolution} grid of {cfg.phase_space}, "
+            f"{cfg.precision}{extra}")
+
+
+def console_main() -> int:
+    """The `nnfractal` command and `python -m nnfractal`: `main` on tcmalloc where it is installed
+    (allocator.py restarts the process once). A call of `main` from Python never restarts."""
+    restart_with_tcmalloc()
+    return main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; SIGTERM is handled as Ctrl-C (clean-up runs, exit 130)."""
+    from nnfractal.runs.backends import sigterm_as_interrupt  # torch: as cmd_run
+    args = make_parser().parse_args(argv)
+    with sigterm_as_interrupt():
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
+    if args.command == "presets":
+        for name in preset_names():
+            print(preset_line(name))
+        return 0
+    if args.command == "dimension":
+        return cmd_dimension(args)
+    if args.command in SUBCOMMANDS:
+        return SUBCOMMANDS[args.command][1](args)
+    return cmd_run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(console_main())

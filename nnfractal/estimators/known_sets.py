@@ -1,0 +1,456 @@
+"""Images of known fractal dimension, to validate the dimension estimators.
+
+Each generator renders a set at resolution ``n`` (pixels per side). Sets that
+are naturally the boundary between two regions are returned as *score maps*
+(negative inside/"converged", positive outside/"diverged"), so that the same
+:func:`nnfractal.estimators.boxcount.boundary` used on training results extracts their
+edges. The Sierpinski triangle has no interior, so it is returned directly as
+an edge image.
+
+* ``line`` (dimension 1): :func:`line_scores`, score map
+* ``circle`` (1): :func:`circle_scores`, score map
+* ``koch`` (log 4 / log 3 = 1.2619): :func:`koch_scores`, score map
+* ``sierpinski`` (log 3 / log 2 = 1.5850): :func:`sierpinski_edges`, edge image
+* ``plane`` (2): :func:`plane_scores`, score map
+
+Use :func:`known_edges` to get the edge image of any of them by name.
+
+**Analytic boundaries** (:class:`AnalyticBoundary`, :func:`analytic_boundary`) are score
+*functions*: they take any points of the unit square and need no grid, so the sampling estimators
+(uncertainty exponent, transects) can be validated at any depth, and grid estimators at any
+resolution (:meth:`AnalyticBoundary.grid`). Rough curves are what trainability boundaries resemble,
+so the family that matters most is the region under a Weierstrass function,
+``W(x) = sum_k a^k cos(2 pi 3^k x)`` with ``a = 3^(D - 2)``, whose graph has box dimension ``D``
+(Kaplan, Mallet-Paret & Yorke 1984), for any ``1 < D < 2``:
+
+* ``weierstrass-<D>`` (D from 1.1 to 1.9), e.g. ``weierstrass-1.5``
+* ``circle`` and ``line`` (1), ``plane`` (2: an independent random sign at every evaluation)
+
+:func:`rotated_boundary` turns any of them about the window's centre, so that an estimator with a
+direction (transects) can be checked at every orientation of the boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .boxcount import boundary
+
+__all__ = [
+    "ANALYTIC_NAMES",
+    "AnalyticBoundary",
+    "analytic_boundary",
+    "rotated_boundary",
+    "weierstrass",
+    "KNOWN_DIMENSIONS",
+    "circle_scores",
+    "known_edges",
+    "koch_polygon",
+    "koch_scores",
+    "line_scores",
+    "plane_scores",
+    "polygon_inside",
+    "sierpinski_edges",
+]
+
+KNOWN_DIMENSIONS = {
+    "line": 1.0,
+    "circle": 1.0,
+    "koch": math.log(4) / math.log(3),  # 1.2619
+    "sierpinski": math.log(3) / math.log(2),  # 1.5850
+    "plane": 2.0,
+}
+
+
+def _pixel_centres(n):
+    # (y, x) of pixel centres, in pixels, row 0 at y = 0.5.
+    return np.mgrid[0:n, 0:n] + 0.5
+
+
+def line_scores(n, angle_deg=30.0, offset=0.123):
+    """Signed distance to a straight line through the image centre.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    angle_deg : float, optional
+        Angle of the line to the x axis, degrees; oblique by default so the
+        boundary is not pixel-aligned.
+    offset : float, optional
+        Shift of the line from the centre, pixels (off the pixel lattice).
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+        Signed distance in pixels; the boundary has dimension 1.
+    """
+    y, x = _pixel_centres(n)
+    t = math.radians(angle_deg)
+    return (x - n / 2) * math.sin(t) - (y - n / 2) * math.cos(t) + offset
+
+
+def circle_scores(n, radius_frac=0.4, centre=None):
+    """``r - R`` for a circle of radius ``radius_frac * n``.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    radius_frac : float, optional
+        Radius as a fraction of ``n``.
+    centre : (float, float), optional
+        ``(y, x)`` centre in pixels; default slightly off the image centre
+        so the circle is not symmetric about the pixel lattice.
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+        Negative inside the circle; the boundary has dimension 1.
+    """
+    y, x = _pixel_centres(n)
+    cy, cx = (n / 2 + 0.1, n / 2 + 0.3) if centre is None else centre
+    return np.hypot(y - cy, x - cx) - radius_frac * n
+
+
+def koch_polygon(n, radius_frac=0.45, segment_px=1.0, angle_deg=0.0):
+    """Vertices of a Koch snowflake fitted in an ``n`` x ``n`` image.
+
+    The snowflake is iterated until its segments are at most ``segment_px``
+    pixels long, so that it is self-similar down to the pixel scale.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    radius_frac : float, optional
+        Circumradius of the snowflake (the tips of the star) as a fraction
+        of ``n``.
+    segment_px : float, optional
+        Longest allowed segment, pixels.
+    angle_deg : float, optional
+        Rotation of the snowflake about the image centre, degrees.
+
+    Returns
+    -------
+    vertices : (3 * 4**level, 2) ndarray of float
+        Closed polygon, ``(x, y)`` in pixels, counter-clockwise.
+    """
+    radius = radius_frac * n
+    side = radius * math.sqrt(3)
+    level = max(0, math.ceil(math.log(side / segment_px, 3)))
+    angles = np.radians(np.array([90.0, 210.0, 330.0]) + angle_deg)
+    pts = np.column_stack([np.cos(angles), np.sin(angles)]) * radius + n / 2
+    c, s = math.cos(-math.pi / 3), math.sin(-math.pi / 3)
+    for _ in range(level):
+        d = (np.roll(pts, -1, axis=0) - pts) / 3
+        # Turning the middle third by -60 degrees puts the bump outside a
+        # counter-clockwise polygon.
+        bump = np.column_stack([d[:, 0] * c - d[:, 1] * s,
+                                d[:, 0] * s + d[:, 1] * c])
+        a = pts + d
+        pts = np.stack([pts, a, a + bump, pts + 2 * d], axis=1).reshape(-1, 2)
+    return pts
+
+
+def polygon_inside(vertices, n):
+    """Even-odd fill of a polygon on the pixel centres of an n x n grid.
+
+    Scanline fill: every polygon edge toggles the parity of all pixels to the
+    right of where it crosses a pixel-centre row, which is exact and
+    vectorised over edges (unlike testing each pixel against each edge).
+
+    Parameters
+    ----------
+    vertices : (v, 2) ndarray of float
+        Closed polygon, ``(x, y)`` in pixels.
+    n : int
+        Image side in pixels.
+
+    Returns
+    -------
+    inside : (n, n) ndarray of bool
+        ``inside[i, j]`` for the pixel centre ``(x, y) = (j + .5, i + .5)``.
+    """
+    x0, y0 = vertices[:, 0], vertices[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    # Rows whose centre y = i + 0.5 lies in [min(y0, y1), max(y0, y1)); the
+    # half-open interval counts a vertex on a row exactly once.
+    first = np.ceil(np.minimum(y0, y1) - 0.5).astype(int)
+    stop = np.ceil(np.maximum(y0, y1) - 0.5).astype(int)
+    k = stop - first
+    edge = np.repeat(np.arange(len(x0)), k)
+    rows = np.repeat(first, k) + np.arange(k.sum()) - np.repeat(
+        np.cumsum(k) - k, k)
+    yc = rows + 0.5
+    xc = x0[edge] + (yc - y0[edge]) * (x1[edge] - x0[edge]) / (
+        y1[edge] - y0[edge])
+    # Toggle from the first pixel whose centre lies right of the crossing.
+    cols = np.clip(np.floor(xc - 0.5).astype(int) + 1, 0, n)
+    valid = (rows >= 0) & (rows < n)
+    toggles = np.zeros((n, n + 1), dtype=np.int32)
+    np.add.at(toggles, (rows[valid], cols[valid]), 1)
+    return np.cumsum(toggles, axis=1)[:, :n] % 2 == 1
+
+
+def koch_scores(n, radius_frac=0.45, segment_px=1.0, angle_deg=0.0):
+    """Koch snowflake as a score map: -1 inside, +1 outside.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    radius_frac, segment_px, angle_deg : float, optional
+        See :func:`koch_polygon`.
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+        The boundary has dimension ``log 4 / log 3 = 1.2619``.
+    """
+    inside = polygon_inside(
+        koch_polygon(n, radius_frac, segment_px, angle_deg), n)
+    return np.where(inside, -1.0, 1.0)
+
+
+def sierpinski_edges(n, margin_frac=1 / 16):
+    """Sierpinski triangle as an edge image (Pascal's triangle mod 2).
+
+    Pixel ``(i, j)`` of the triangle is set iff ``C(i, j)`` is odd, i.e.
+    ``i & j == j`` (Lucas' theorem); with ``n`` a power of two the triangle
+    is exactly self-similar from ``n`` pixels down to one. The triangle has
+    straight sides, so it is drawn on a larger canvas with an empty margin:
+    a straight side lying on the image border would be clipped by border
+    boxes, which no estimator should be asked to undo (boundaries of score
+    maps cross the image border, they do not run along it).
+
+    Parameters
+    ----------
+    n : int
+        Side of the triangle in pixels (a power of two for exact
+        self-similarity).
+    margin_frac : float, optional
+        Empty margin on each side as a fraction of ``n``.
+
+    Returns
+    -------
+    edges : (n + 2 * margin, n + 2 * margin) ndarray of bool
+        ``margin = round(margin_frac * n)``. Dimension
+        ``log 3 / log 2 = 1.5850``.
+    """
+    margin = int(round(margin_frac * n))
+    i, j = np.mgrid[0:n, 0:n]
+    out = np.zeros((n + 2 * margin, n + 2 * margin), dtype=bool)
+    out[margin:margin + n, margin:margin + n] = (j <= i) & ((i & j) == j)
+    return out
+
+
+def plane_scores(n, seed=0):
+    """Independent Gaussian scores: a boundary that fills the plane.
+
+    About 7/8 of the pixels are boundary pixels at every scale, so the
+    box-counting dimension is 2.
+
+    Parameters
+    ----------
+    n : int
+        Image side in pixels.
+    seed : int, optional
+        Random seed.
+
+    Returns
+    -------
+    scores : (n, n) ndarray of float
+    """
+    return np.random.default_rng(seed).standard_normal((n, n))
+
+
+_GENERATORS = {
+    "line": line_scores,
+    "circle": circle_scores,
+    "koch": koch_scores,
+    "plane": plane_scores,
+}
+
+
+def known_edges(name, n):
+    """Edge image of a known set by name.
+
+    Parameters
+    ----------
+    name : str
+        One of ``KNOWN_DIMENSIONS``.
+    n : int
+        Resolution in pixels. Score maps give ``(n - 1, n - 1)`` edge
+        images; ``sierpinski`` gives an ``n``-pixel triangle on a canvas
+        with a margin (see :func:`sierpinski_edges`).
+
+    Returns
+    -------
+    edges : ndarray of bool
+    """
+    if name == "sierpinski":
+        return sierpinski_edges(n)
+    if name not in _GENERATORS:
+        raise KeyError(
+            f"unknown set {name!r}; one of {list(KNOWN_DIMENSIONS)}")
+    return boundary(_GENERATORS[name](n))
+
+
+# ---------------------------------------------------------------------------
+# Analytic boundaries: score functions of points, evaluable at any depth
+
+WEIERSTRASS_BASE = 3          # frequency ratio b of W(x) = sum a^k cos(2 pi b^k x)
+WEIERSTRASS_TERMS = 26        # b^26 = 2.5e12: rough down to ~1e-12 of the window
+
+
+def weierstrass(x, dimension, terms=WEIERSTRASS_TERMS):
+    """The Weierstrass function ``W(x) = sum_{k<terms} a^k cos(2 pi 3^k x)``.
+
+    With ``a = 3^(dimension - 2)`` its graph over ``[0, 1]`` has box dimension ``dimension``
+    (Kaplan, Mallet-Paret & Yorke 1984). ``terms`` sets the depth: the graph is rough down to
+    horizontal scales of about ``3^-terms``.
+
+    Parameters
+    ----------
+    x : (k,) array_like of float
+        Abscissae (any real values; W has period 1).
+    dimension : float
+        Box dimension of the graph, ``1 < dimension < 2``.
+    terms : int, optional
+        Number of terms of the sum.
+
+    Returns
+    -------
+    w : (k,) ndarray of float64
+    """
+    if not 1.0 < dimension < 2.0:
+        raise ValueError(f"dimension must be in (1, 2), got {dimension}")
+    x = np.asarray(x, dtype=np.float64)
+    a = float(WEIERSTRASS_BASE) ** (dimension - 2.0)
+    out = np.zeros_like(x)
+    for k in range(int(terms)):
+        # Reduce b^k x mod 1 exactly in float64 before the cosine: the phase stays accurate to
+        # ~1e-16 * b^k, far below one period for every term that matters.
+        phase = np.mod(x * float(WEIERSTRASS_BASE) ** k, 1.0)
+        out += a ** k * np.cos(2.0 * math.pi * phase)
+    return out
+
+
+@dataclass(frozen=True)
+class AnalyticBoundary:
+    """A two-outcome region given by a score function on the unit square.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``analytic_boundary(name)``).
+    dimension : float
+        Box dimension of the boundary, the truth an estimator is judged against.
+    score : callable
+        ``score(points) -> scores``: points ``(k, 2)`` float64 ``(u, v)`` in the unit square
+        (u = x, v = y, both in window units 0..1), scores ``(k,)`` float64, negative on one side
+        (\"converged\") and positive on the other. Any point may be evaluated, at any depth.
+    """
+
+    name: str
+    dimension: float
+    score: Callable[[np.ndarray], np.ndarray]
+
+    def grid(self, n):
+        """Score map of an ``n`` x ``n`` grid of pixel centres, row 0 at the smallest v.
+
+        Returns
+        -------
+        scores : (n, n) ndarray of float64
+        """
+        c = (np.arange(n) + 0.5) / n
+        u, v = np.meshgrid(c, c)
+        return self.score(np.stack([u.ravel(), v.ravel()], axis=1)).reshape(n, n)
+
+
+def _weierstrass_region(dimension):
+    # y runs over the range of W on [0, 1] (min and max from a dense sample), so the boundary
+    # fills the window's height as in the issue that measured the box estimator's bias.
+    sample = weierstrass(np.linspace(0.0, 1.0, 1 << 16, endpoint=False), dimension)
+    lo, hi = float(sample.min()), float(sample.max())
+
+    def score(points):
+        p = np.asarray(points, dtype=np.float64)
+        return lo + p[:, 1] * (hi - lo) - weierstrass(p[:, 0], dimension)
+    return score
+
+
+def _circle(points):
+    p = np.asarray(points, dtype=np.float64)
+    return np.hypot(p[:, 0] - 0.5003, p[:, 1] - 0.4991) - 0.4
+
+
+def _line(points):
+    p = np.asarray(points, dtype=np.float64)
+    t = math.radians(30.0)
+    return (p[:, 0] - 0.5) * math.sin(t) - (p[:, 1] - 0.5) * math.cos(t) + 1.23e-4
+
+
+def _plane(points):
+    # A fresh random sign at every evaluation: two points differ with probability 1/2 at every
+    # distance, so the uncertainty exponent is 0 and the dimension 2.
+    return np.random.default_rng().standard_normal(len(points))
+
+
+ANALYTIC_NAMES = ("circle", "line", "plane") + tuple(
+    f"weierstrass-{d / 10:.1f}" for d in range(11, 20))
+
+
+def analytic_boundary(name):
+    """An analytic boundary by name: ``circle``, ``line``, ``plane`` or ``weierstrass-<D>``.
+
+    ``weierstrass-<D>`` takes any ``1 < D < 2`` (e.g. ``weierstrass-1.37``); ``ANALYTIC_NAMES``
+    lists the validated ones (D = 1.1 to 1.9 in steps of 0.1).
+    """
+    fixed = {"circle": (1.0, _circle), "line": (1.0, _line), "plane": (2.0, _plane)}
+    if name in fixed:
+        dim, fn = fixed[name]
+        return AnalyticBoundary(name, dim, fn)
+    if name.startswith("weierstrass-"):
+        try:
+            dim = float(name.split("-", 1)[1])
+        except ValueError:
+            dim = float("nan")
+        if 1.0 < dim < 2.0:
+            return AnalyticBoundary(name, dim, _weierstrass_region(dim))
+    raise KeyError(f"unknown analytic boundary {name!r} (allowed: {', '.join(ANALYTIC_NAMES)}, "
+                   "or weierstrass-<D> with 1 < D < 2)")
+
+
+def rotated_boundary(base, degrees, centre=(0.5, 0.5), shift=0.0):
+    """``base`` (an :class:`AnalyticBoundary`) turned by ``degrees`` counterclockwise about
+    ``centre`` (window units), after sliding it by ``shift`` along u (for a Weierstrass region,
+    periodic in u, a change of phase: another stretch of the same curve in the window).
+
+    The score at a point is the base score at the point turned back, so the rotated region's
+    boundary is the base boundary turned (its dimension is unchanged). Weierstrass regions are
+    periodic in u and unbounded in v, so the turned-back point may leave the unit square: the
+    region simply continues there. Name: ``<base>@<degrees>``.
+
+    Returns
+    -------
+    AnalyticBoundary
+    """
+    t = math.radians(float(degrees))
+    cos_t, sin_t = math.cos(t), math.sin(t)
+    c = np.asarray(centre, dtype=np.float64)
+
+    def score(points):
+        p = np.asarray(points, dtype=np.float64) - c
+        # the inverse rotation R(-t) applied to every point
+        back = np.stack([cos_t * p[:, 0] + sin_t * p[:, 1],
+                         -sin_t * p[:, 0] + cos_t * p[:, 1]], axis=1) + c
+        back[:, 0] -= shift
+        return base.score(back)
+    name = f"{base.name}@{float(degrees):g}" + (f"+{float(shift):g}" if shift else "")
+    return AnalyticBoundary(name, base.dimension, score)

@@ -1,0 +1,356 @@
+"""A run's results in a zarr v3 store: loss curves, axes, tile done-flags, config and versions.
+
+Layout of ``store.zarr``::
+
+    curves/<metric>   (rows, cols, T) float32 or float64, chunks (tile_rows, cols, T')  e.g. train_loss
+    axes/x            (cols,) float64   hyperparameter values of the columns (axis units)
+    axes/y            (rows,) float64
+    points/xy         (rows, cols, 2) float64, only in a store of sampled points (nnfractal sample):
+                      the (x, y) hyperparameters of every point, NaN until planned; axes/x and
+                      axes/y then only number the columns and rows
+    tiles/stored      (tiles,) int32, chunks (1,): how many of a tile's points (row-major) have
+                      their curves stored; the tile is done when this equals its point count
+    tiles/attempts    (tiles,) int32, chunks (1,): how often its training started
+    tiles/seconds     (tiles,) float64, chunks (1,): compute time of its stored points
+    attrs             format, format_version, config, schedule, tile_rows, complete, sessions, versions
+
+**Tiles are bands of whole rows**, ``tile_rows`` rows each (the last one shorter), holding a whole
+number of chunks of ``tile_batch`` models. A tile's points are therefore exactly the chunks that
+one `engine.train` call over the whole grid would form, at the same positions inside their chunks.
+That matters: on a GPU, cuBLAS and cuDNN round a model's numbers differently depending on its
+position in the chunk (measured on an H200: float64 MLP curves changed with square tiles, 0.02 to
+0.15% of map pixels flipped), so only chunk-aligned tiles give a map that does not depend on the
+tiling on every device. A tile is one zarr chunk of every curves array in (row, col) (curves longer
+than ~64 MB per tile are also split along T).
+
+A tile's curves are written first, its ``stored`` flag after them, so a flag never claims curves
+that are not on disk. Every flag is its own chunk file, so Ray tasks on different tiles never write
+the same file.
+
+**Atomic writes.** zarr >= 3.1.3 writes every chunk file to a temporary name and renames it into
+place (zarr-python PR 3412): a process killed mid-write leaves the old file (or none), never a torn
+one. `RunStore.create` builds the whole store under a temporary name and renames it, so a store
+either exists with all its arrays or not at all.
+
+Readers (render, report, explorer) only ever read this store; they never train.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnfractal.errors import StoreError, one_line
+from nnfractal.training.grid import grid_points
+
+FORMAT = "nnfractal-run"
+FORMAT_VERSION = 2          # 2: tiles (1: one band-chunked write at the end; still readable)
+TILE_POINTS = 1024          # a default tile holds about this many points
+MAX_CHUNK_BYTES = 64 << 20  # one curves chunk file at most (split along T beyond it)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Bands of `tile_rows` whole rows over a rows x cols grid; tile i holds rows
+    i*tile_rows .. min((i+1)*tile_rows, rows) - 1, all columns."""
+    rows: int
+    cols: int
+    tile_rows: int
+
+    @property
+    def count(self) -> int:
+        return -(-self.rows // self.tile_rows)
+
+    def tiles(self) -> list[int]:
+        return list(range(self.count))
+
+    def bounds(self, tile: int) -> tuple[int, int]:
+        """(r0, r1): the tile's rows r0 .. r1-1."""
+        return tile * self.tile_rows, min((tile + 1) * self.tile_rows, self.rows)
+
+    def n_points(self, tile: int) -> int:
+        r0, r1 = self.bounds(tile)
+        return (r1 - r0) * self.cols
+
+    def points(self, tile: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The tile's (x, y) hyperparameter points, row-major: (n, 2) float64."""
+        r0, r1 = self.bounds(tile)
+        return grid_points(np.asarray(x), np.asarray(y)[r0:r1])
+
+    def describe(self, tile: int) -> str:
+        r0, r1 = self.bounds(tile)
+        return f"tile {tile} (rows {r0}-{r1 - 1})"
+
+
+def tile_rows_step(cols: int, tile_batch: int) -> int:
+    """Tiles must hold whole chunks: tile_rows * cols a multiple of tile_batch, i.e. tile_rows a
+    multiple of this."""
+    return tile_batch // math.gcd(cols, tile_batch)
+
+
+def default_tile_rows(rows: int, cols: int, tile_batch: int) -> int:
+    """The fewest rows, a multiple of `tile_rows_step`, that hold TILE_POINTS points (at most
+    all rows)."""
+    step = tile_rows_step(cols, tile_batch)
+    wanted = -(-TILE_POINTS // cols)
+    return min(rows, step * -(-wanted // step))
+
+
+def curve_chunks(tile_rows: int, cols: int, length: int, itemsize: int) -> tuple[int, int, int]:
+    """Chunk shape of a curves array: one tile in (row, col), all of T unless a chunk would
+    exceed MAX_CHUNK_BYTES (then T is split)."""
+    t = max(1, min(length, MAX_CHUNK_BYTES // max(1, tile_rows * cols * itemsize)))
+    return tile_rows, cols, t
+
+
+class RunStore:
+    def __init__(self, group, path: Path):
+        self.group, self.path = group, Path(path)
+
+    # ---- creation and opening --------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, *, config: dict, x: np.ndarray, y: np.ndarray,
+               curve_lengths: dict[str, int], schedule: dict, dtype: str,
+               extra: dict | None = None, tile_rows: int | None = None,
+               with_points: bool = False) -> RunStore:
+        """A new, empty store for a grid of len(y) x len(x) points; curve_lengths: metric -> T.
+
+        Built under a temporary name beside `path` and renamed into place, so a crash never
+        leaves a store without its arrays. `tile_rows`: rows per tile (default: all rows, one
+        tile, as a store written in one go needs; `run.execute` passes its own). `with_points`:
+        a store of arbitrary points (`points/xy`, written block by block with `write_points`)
+        instead of the grid of the axes.
+        """
+        import zarr
+        path = Path(path)
+        rows, cols = len(y), len(x)
+        tile = max(1, min(int(tile_rows or rows), rows))
+        grid = TileGrid(rows, cols, tile)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+            axes = group.create_group("axes")
+            axes.create_array("x", data=np.asarray(x, dtype=np.float64))
+            axes.create_array("y", data=np.asarray(y, dtype=np.float64))
+            curves = group.create_group("curves")
+            itemsize = np.dtype(dtype).itemsize
+            for metric, length in curve_lengths.items():
+                curves.create_array(metric, shape=(rows, cols, length),
+                                    chunks=curve_chunks(tile, cols, length, itemsize),
+                                    dtype=dtype, fill_value=np.nan)
+            if with_points:
+                group.create_group("points").create_array(
+                    "xy", shape=(rows, cols, 2), chunks=(tile, cols, 2), dtype="float64",
+                    fill_value=np.nan)
+            tiles = group.create_group("tiles")
+            for name, kind in (("stored", "int32"), ("attempts", "int32"), ("seconds", "float64")):
+                tiles.create_array(name, shape=(grid.count,), chunks=(1,), dtype=kind, fill_value=0)
+            group.attrs.update({
+                "format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
+                "schedule": schedule, "tile_rows": tile, "complete": False, "sessions": [],
+                **(extra or {}),
+            })
+            os.chmod(tmp, 0o777 & ~_umask())           # mkdtemp makes it private (0700)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.open(path, mode="r+")
+
+    @classmethod
+    def open(cls, path: Path, mode: str = "r") -> RunStore:
+        import zarr
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"store: {path} does not exist")
+        try:
+            group = zarr.open_group(str(path), mode=mode, zarr_format=3)
+            fmt = group.attrs.get("format")
+        except Exception as err:  # zarr raises many kinds for a damaged store
+            raise StoreError(f"store: {path} is not a readable zarr v3 store ({type(err).__name__})") from None
+        if fmt != FORMAT:
+            raise StoreError(f"store: {path} is not an nnfractal run store (format {fmt!r})")
+        return cls(group, path)
+
+    # ---- contents ----------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.group.attrs["config"])
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.group["axes/x"][:]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.group["axes/y"][:]
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted(name for name, _ in self.group["curves"].arrays())
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.group.attrs.get("complete", False))
+
+    def write_curves(self, metric: str, flat_start: int, curves: np.ndarray) -> None:
+        """Write curves (k, T) of points flat_start .. flat_start+k (row-major) into the store.
+
+        Whole rows go in one assignment (one write per chunk); a ragged start or end row is
+        written on its own."""
+        arr = self.group[f"curves/{metric}"]
+        rows, cols, _ = arr.shape
+        curves = np.asarray(curves)
+        i, end = flat_start, flat_start + len(curves)
+        while i < end:
+            r, c = divmod(i, cols)
+            if c == 0 and end - i >= cols:
+                n_rows = (end - i) // cols
+                arr[r:r + n_rows] = curves[i - flat_start:i - flat_start + n_rows * cols].reshape(
+                    n_rows, cols, -1)
+                i += n_rows * cols
+                continue
+            n = min(cols - c, end - i)
+            arr[r, c:c + n, :] = curves[i - flat_start:i - flat_start + n]
+            i += n
+
+    def read_curves(self, metric: str = "train_loss") -> np.ndarray:
+        """All curves of a metric: (rows, cols, T)."""
+        if f"curves/{metric}" not in self.group:
+            raise StoreError(f"readout: {metric!r} was not recorded in {self.path} "
+                             f"(allowed: {', '.join(self.metrics)})")
+        try:
+            return self.group[f"curves/{metric}"][:]
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/curves/{metric} cannot be read, a chunk file is "
+                             f"damaged ({one_line(err)})") from None
+
+    @property
+    def has_points(self) -> bool:
+        return "points" in self.group
+
+    def write_points(self, row: int, points: np.ndarray) -> None:
+        """Store points (rows_k * cols, 2), row-major, from grid row `row` on (whole rows)."""
+        cols = self.group["axes/x"].shape[0]
+        self.group["points/xy"][row:row + len(points) // cols] = np.asarray(
+            points, dtype=np.float64).reshape(-1, cols, 2)
+
+    def read_points(self, row0: int, row1: int) -> np.ndarray:
+        """The stored points of rows row0 .. row1-1: (n, 2) row-major (NaN where not planned)."""
+        return self.group["points/xy"][row0:row1].reshape(-1, 2)
+
+    def tile_points(self, tile: int) -> np.ndarray:
+        """The (x, y) hyperparameters of a tile's points: from points/xy in a store of sampled
+        points, else the grid of the axes. (n, 2) float64, row-major."""
+        if self.has_points:
+            return self.read_points(*self.tile_grid.bounds(tile))
+        return self.tile_grid.points(tile, self.x, self.y)
+
+    def update_attrs(self, **values: Any) -> None:
+        self.group.attrs.update(values)
+
+    def mark_complete(self) -> None:
+        self.group.attrs["complete"] = True
+
+    # ---- tiles ---------------------------------------------------------------------------------
+    @property
+    def has_tiles(self) -> bool:
+        return "tiles" in self.group and "tile_rows" in self.group.attrs
+
+    @property
+    def tile_grid(self) -> TileGrid:
+        if getattr(self, "_tile_grid", None) is None:      # array metadata only, no chunk read
+            rows, cols = self.group["axes/y"].shape[0], self.group["axes/x"].shape[0]
+            self._tile_grid = TileGrid(rows, cols, int(self.group.attrs["tile_rows"]))
+        return self._tile_grid
+
+    def tile_state(self) -> dict[str, np.ndarray]:
+        """stored, attempts, seconds: (tiles,) each."""
+        try:
+            return {name: self.group[f"tiles/{name}"][:] for name in ("stored", "attempts", "seconds")}
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/tiles cannot be read, a flag file is damaged "
+                             f"({one_line(err)})") from None
+
+    def tile_flags(self, tile: int) -> tuple[int, float]:
+        """(stored points, compute seconds) of one tile: two small chunk files."""
+        try:
+            return (int(self.group["tiles/stored"][tile]), float(self.group["tiles/seconds"][tile]))
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/tiles of tile {tile} cannot be read "
+                             f"({one_line(err)})") from None
+
+    def tile_counts(self) -> np.ndarray:
+        """(tiles,) int: the number of points of each tile."""
+        grid = self.tile_grid
+        return np.array([grid.n_points(t) for t in grid.tiles()])
+
+    def done_tiles(self) -> np.ndarray:
+        """(tiles,) bool: tiles whose curves are all stored."""
+        return self.tile_state()["stored"] >= self.tile_counts()
+
+    def begin_tile(self, tile: int) -> int:
+        """Count one more training attempt of a tile; returns the new count."""
+        arr = self.group["tiles/attempts"]
+        n = int(arr[tile]) + 1
+        arr[tile] = n
+        return n
+
+    def read_tile(self, tile: int) -> dict[str, np.ndarray]:
+        """The stored curves of a tile, metric -> (n, T) row-major."""
+        r0, r1 = self.tile_grid.bounds(tile)
+        out = {}
+        for metric in self.metrics:
+            try:
+                block = self.group[f"curves/{metric}"][r0:r1]
+            except Exception as err:
+                raise StoreError(f"store: {self.path}/curves/{metric} {self.tile_grid.describe(tile)} "
+                                 f"cannot be read, its chunk file is damaged ({one_line(err)})") from None
+            out[metric] = block.reshape((r1 - r0) * self.tile_grid.cols, -1)
+        return out
+
+    def write_tile(self, tile: int, curves: dict[str, np.ndarray], stored: int,
+                   seconds: float) -> None:
+        """Write a tile's curves (metric -> (n, T), row-major), then its flags: `stored` points
+        are now valid, after `seconds` of compute in all."""
+        r0, r1 = self.tile_grid.bounds(tile)
+        for metric, c in curves.items():
+            self.group[f"curves/{metric}"][r0:r1] = c.reshape(r1 - r0, self.tile_grid.cols, -1)
+        # The flags go last: a crash before this line leaves the tile counted as before.
+        self.group["tiles/seconds"][tile] = float(seconds)
+        self.group["tiles/stored"][tile] = int(stored)
+
+    def mark_all_tiles_stored(self) -> None:
+        """Flag every tile as stored (a run that wrote its curves without tiles: --adaptive)."""
+        self.group["tiles/stored"][:] = self.tile_counts()
+
+    def verify_tiles(self) -> None:
+        """Read every stored tile once, so a damaged chunk file is found before training on."""
+        stored = self.tile_state()["stored"]
+        for tile in self.tile_grid.tiles():
+            if stored[tile] > 0:
+                self.read_tile(tile)
+
+    def remove_partial_files(self) -> int:
+        """Delete temporary files that a killed write left (zarr's '*.partial'); returns how many."""
+        n = 0
+        for p in self.path.rglob("*.partial"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,496 @@
+"""`nnfractal sample`: train exactly the points a sampling estimator asks for, into a run folder.
+
+The estimators of `sampling.py` call ``evaluate(points)`` with whole batches (a coarse map, then
+one batch per stage; a transect is one batch). Here each batch is a *block* of the run's store:
+its points are written to ``points/xy`` first, then trained tile by tile with the same engine and
+backends as a grid run (`run.train_tiles`), and scored with the grid's scoring rule. The
+estimators are deterministic given their seed and the scores, so replaying one against the store
+(`evaluate` finds every block already there) gives the same points, which is how `--resume`
+finishes a killed sample and `nnfractal dimension` recomputes a finished one without training.
+
+A sample folder::
+
+    config.toml       the network's config (its window mnmx is the sampled window)
+    store.zarr/       curves of every point, points/xy their hyperparameters, blocks in attrs
+    sample.json       the estimator's parameters and its estimate with its evidence
+    fractal.json      {"method": ..., "final": estimate}, as in a grid run
+    uncertainty.png   f(eps), the fit and local slopes   |  transect.png  barcode and count fit
+    points.png        where the points fell, coloured by outcome
+    summary.json, report.html
+"""
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from nnfractal.config import Config, ConfigError, _coerce, build_config, preset_names
+from nnfractal.errors import RunFailed, RunFolderError, StoreError, one_line
+from nnfractal.estimators.sampling import (
+    REASON_NO_BOUNDARY,
+    TRANSECT_COARSE,
+    SamplingError,
+    check_transect_args,
+    check_uncertainty_args,
+    transect_dimension,
+    uncertainty_exponent,
+)
+from nnfractal.storage.run_folder import FRACTAL_FILE, SUMMARY_FILE, ReportWriter, RunFolder, write_report_safely
+from nnfractal.storage.store import default_tile_rows
+from nnfractal.training.budget import check_max_storage, check_memory, check_storage
+from nnfractal.training.budget import estimate as budget_estimate
+from nnfractal.training.grid import axis_labels
+from nnfractal.training.measure import point_scores
+
+from .zoom import ulps_per_pixel
+
+# run, backends and render are imported in the functions that use them: they load torch and
+# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# its allocator restart, also for commands that need neither (presets, report, --help).
+
+SAMPLE_JSON = "sample.json"
+METHODS = ("uncertainty", "transect")
+MAX_BLOCKS = 64                 # the store's capacity: the uncertainty estimator's stages + coarse
+MIN_ULPS = 100.0                # eps_min: neighbouring points at least this many rounding units apart
+DEFAULT_EPS_MIN = 1e-9
+RESUME_COMMAND = "nnfractal sample --resume"
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """The estimator's parameters, exactly as they ran (stored in sample.json and the store)."""
+    method: str
+    seed: int = 0
+    budget: int = 1 << 18               # uncertainty: evaluations in all
+    eps_min: float | None = None        # uncertainty: window units (None: from the precision)
+    coarse: int = 64                    # uncertainty: coarse map points per side (0: uniform)
+    floor_points: int = 512             # uncertainty: base points per stage for the chaos floor
+    points: int = 1 << 14               # transect: points per segment
+    lines: int = 16                     # transect: parallel segments
+    angle: float | None = None          # transect: degrees from the x axis (window units;
+                                        # None: sampling.TREND_OFFSET_DEG from the boundary's trend)
+    direction: tuple[float, float] | None = None   # transect: (dx, dy) in axis units, or angle
+    center: tuple[float, float] | None = None   # transect: axis units (default: window centre)
+    length: float | None = None         # transect: window units (default: the chord)
+
+    @property
+    def evaluations(self) -> int:
+        """At most this many points (a default transect's coarse map included)."""
+        if self.method == "uncertainty":
+            return self.budget
+        return self.points * self.lines + TRANSECT_COARSE ** 2
+
+
+def precision_eps_floor(cfg: Config) -> float:
+    """Smallest pair distance (window units) at which the two points' hyperparameters still
+    differ by MIN_ULPS rounding units of the training precision, on the worse axis."""
+    # ulps_per_pixel at resolution 2 is the ulps across the whole window; eps scales it.
+    return MIN_ULPS / ulps_per_pixel(cfg.mnmx, 2, cfg.axis_scale, cfg.precision)
+
+
+def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
+    """Check every parameter (SamplingError / ConfigError naming the field); fill eps_min."""
+    if spec.method not in METHODS:
+        raise ConfigError("method", f"{spec.method!r} is not allowed (allowed: "
+                          f"{', '.join(METHODS)})")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
+        raise ConfigError("sample_seed", f"{spec.seed!r} is not allowed (allowed: an integer >= 0)")
+    if spec.method == "uncertainty":
+        floor = precision_eps_floor(cfg)
+        eps_min = spec.eps_min if spec.eps_min is not None else max(DEFAULT_EPS_MIN, floor)
+        check_uncertainty_args(spec.budget, float(eps_min), spec.coarse)
+        if isinstance(spec.floor_points, bool) or not isinstance(spec.floor_points, int) or \
+                not 0 <= spec.floor_points <= 4096:
+            raise SamplingError("floor_points", f"{spec.floor_points!r} is not allowed (allowed: "
+                                "0 = no chaos floor, up to 4096 base points per stage)")
+        if eps_min < floor:
+            raise SamplingError("eps_min", f"{eps_min:g} is not allowed: {cfg.precision} resolves "
+                                f"pairs down to {floor:.2g} window units in this window "
+                                f"(allowed: {floor:.2g} <= eps_min <= 1e-3)")
+        if math.log10(EPS_TOP / spec.coarse if spec.coarse else EPS_TOP) - math.log10(eps_min) < 2:
+            raise SamplingError("eps_min", f"{eps_min:g} leaves less than 2 decades of eps below "
+                                "the coarse cells (allowed: smaller eps_min, or a finer --coarse)")
+        return replace(spec, eps_min=float(eps_min))
+    if spec.direction is not None:
+        dx, dy = (float(v) for v in spec.direction)
+        y0, y1, x0, x1 = cfg.mnmx
+        du, dv = dx / (x1 - x0), dy / (y1 - y0)
+        norm = math.hypot(du, dv)
+        check_transect_args(spec.points, spec.lines, spec.angle, spec.length,
+                            direction_norm=norm if math.isfinite(norm) else 0.0)
+        spec = replace(spec, angle=math.degrees(math.atan2(dv, du)))
+    check_transect_args(spec.points, spec.lines, spec.angle, spec.length)
+    if spec.center is not None:
+        u, v = to_unit(cfg, np.array([spec.center], dtype=np.float64))[0]
+        if not (0 <= u <= 1 and 0 <= v <= 1):
+            y0, y1, x0, x1 = cfg.mnmx
+            raise SamplingError("center", f"{list(spec.center)} is outside the window (allowed: "
+                                f"x in [{x0}, {x1}], y in [{y0}, {y1}], axis units)")
+    return spec
+
+
+EPS_TOP = 0.25          # sampling.EPS_CAP x a coarse cell of side 1: the largest eps used
+
+
+# ---- window units <-> hyperparameters ----------------------------------------------------------
+
+def to_axis_values(cfg: Config, unit: np.ndarray) -> np.ndarray:
+    """Window units (k, 2) -> hyperparameters (x, y) (k, 2) as the engine takes them."""
+    y0, y1, x0, x1 = cfg.mnmx
+    x = x0 + unit[:, 0] * (x1 - x0)
+    y = y0 + unit[:, 1] * (y1 - y0)
+    if cfg.axis_scale == "log":
+        x, y = 10.0 ** x, 10.0 ** y
+    return np.stack([x, y], axis=1)
+
+
+def to_axis_units(cfg: Config, unit: np.ndarray) -> np.ndarray:
+    """Window units (k, 2) -> axis units (exponents on log axes), for pictures."""
+    y0, y1, x0, x1 = cfg.mnmx
+    return np.stack([x0 + unit[:, 0] * (x1 - x0), y0 + unit[:, 1] * (y1 - y0)], axis=1)
+
+
+def to_unit(cfg: Config, axis_units: np.ndarray) -> np.ndarray:
+    """Axis units (k, 2) -> window units."""
+    y0, y1, x0, x1 = cfg.mnmx
+    return np.stack([(axis_units[:, 0] - x0) / (x1 - x0),
+                     (axis_units[:, 1] - y0) / (y1 - y0)], axis=1)
+
+
+# ---- the store as an evaluator -----------------------------------------------------------------
+
+def store_layout(cfg: Config, evaluations: int) -> tuple[int, int, int]:
+    """(rows, cols, tile_rows) of a sample store: cols a whole number of chunks, tiles of about
+    1024 points, and room for every block to start on a tile of its own."""
+    m = max(1, cfg.tile_batch)
+    cols = m * max(1, -(-256 // m))
+    rows = -(-evaluations // cols)
+    tile_rows = default_tile_rows(max(rows, 1), cols, m)
+    return rows + MAX_BLOCKS * tile_rows, cols, tile_rows
+
+
+class StoreEvaluator:
+    """``evaluate(points)`` for the estimators, backed by a sample store.
+
+    Block i of the store answers the i-th call. A block already planned must hold exactly the
+    requested points (else the store belongs to another sample: StoreError); its tiles that are
+    not done are trained with `train` (a callable taking the tile list), or, with
+    ``train=None``, the call fails (a reader never trains).
+    """
+
+    def __init__(self, store, cfg: Config, train=None):
+        self.store, self.cfg, self.train = store, cfg, train
+        self.calls = 0
+        self.unit_points: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+
+    def __call__(self, unit: np.ndarray) -> np.ndarray:
+        store, cfg = self.store, self.cfg
+        unit = np.asarray(unit, dtype=np.float64)
+        hp = to_axis_values(cfg, unit)
+        blocks = list(store.attrs.get("blocks", []))
+        grid = store.tile_grid
+        k = len(hp)
+        if self.calls < len(blocks):
+            block = blocks[self.calls]
+            stored = store.read_points(block["row"], block["row"] + block["rows"])[:k]
+            if block["n"] != k or not np.array_equal(stored, hp):
+                raise StoreError(f"store: {store.path} block {self.calls} holds other points than "
+                                 "this sample asks for (allowed: the folder's own sample.json "
+                                 "parameters)")
+        else:
+            if self.train is None:
+                raise StoreError(f"store: {store.path} holds {len(blocks)} blocks of points; the "
+                                 "sample is unfinished (resume it with nnfractal sample --resume)")
+            row = blocks[-1]["row"] + blocks[-1]["rows"] if blocks else 0
+            n_rows = -(-k // grid.cols)
+            n_rows = -(-n_rows // grid.tile_rows) * grid.tile_rows
+            if row + n_rows > grid.rows:
+                raise StoreError(f"store: {store.path} has no room for block {self.calls}")
+            padded = np.concatenate([hp, np.repeat(hp[-1:], n_rows * grid.cols - k, axis=0)])
+            store.write_points(row, padded)          # the points first, then the block's record
+            block = {"row": int(row), "rows": int(n_rows), "n": int(k)}
+            store.update_attrs(blocks=blocks + [block])
+        t0, t1 = block["row"] // grid.tile_rows, (block["row"] + block["rows"]) // grid.tile_rows
+        tiles = list(range(t0, t1))
+        done = store.done_tiles()
+        todo = [t for t in tiles if not done[t]]
+        if todo:
+            if self.train is None:
+                raise StoreError(f"store: {store.path} block {self.calls} is not fully trained "
+                                 "(resume it with nnfractal sample --resume)")
+            self.train(todo)
+        curves = {m: store.group[f"curves/{m}"][block["row"]:block["row"] + block["rows"]]
+                  .reshape(block["rows"] * grid.cols, -1)[:k] for m in store.metrics}
+        per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
+        scores = point_scores(cfg, curves, per_epoch)
+        self.calls += 1
+        self.unit_points.append(unit)
+        self.scores.append(scores)
+        return scores
+
+
+def estimate(spec: SampleSpec, cfg: Config, evaluate):
+    """Run the spec's estimator against `evaluate` (window units)."""
+    if spec.method == "uncertainty":
+        # the chaos floor moves points by the smallest distance the precision resolves
+        return uncertainty_exponent(evaluate, budget=spec.budget, eps_min=spec.eps_min,
+                                    coarse=spec.coarse, seed=spec.seed,
+                                    floor_points=spec.floor_points,
+                                    eps_floor=min(precision_eps_floor(cfg), spec.eps_min / 100))
+    centre = None if spec.center is None else tuple(
+        to_unit(cfg, np.array([spec.center], dtype=np.float64))[0])
+    return transect_dimension(evaluate, n_points=spec.points, lines=spec.lines,
+                              angle_deg=spec.angle, centre=centre, length=spec.length,
+                              seed=spec.seed)
+
+
+# ---- the command ------------------------------------------------------------------------------
+
+def default_sample_dir(cfg: Config, method: str) -> Path:
+    return Path("runs") / f"{cfg.preset}-{method}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
+    """The config to sample: a preset name, or a run folder's config.toml (its window and
+    network), with the flags given applied on top."""
+    path = Path(source)
+    if RunFolder(path).config_file.is_file():
+        cfg = RunFolder(path).read_config()
+        changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
+                           for k, v in overrides.items() if v is not None}, "overrides")
+        return cfg.replace(**changes), path
+    if source in preset_names():
+        return build_config(source, **overrides), None
+    raise ConfigError("source", f"{source!r} is neither a preset nor a run folder (allowed: "
+                      f"{', '.join(preset_names())}, or a folder with a config.toml)")
+
+
+def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run=None,
+           data_dir: Path | None = None, progress: bool = True, log=print,
+           backend: str = "local", address: str | None = None,
+           max_storage: float | None = None, report: ReportWriter | None = None) -> Path:
+    """Train the points of `spec`'s estimator for the network of `cfg` into `out`; returns it.
+
+    Everything that can be refused is checked before the folder is created; from then on the
+    sample lives in `out` and `resume_sample(out)` finishes it after a kill.
+    """
+    from nnfractal.runs.backends import make_backend
+    from nnfractal.runs.run import resolve_auto_tile_batch
+    spec = resolve_spec(spec, cfg)
+    if cfg.adaptive:
+        raise ConfigError("adaptive", "--adaptive refines a grid (allowed with sample: leave "
+                          "it out)")
+    if cfg.tile_batch == 0:
+        cfg = resolve_auto_tile_batch(cfg, data_dir, log)
+    out = Path(out) if out is not None else default_sample_dir(cfg, spec.method)
+    _check_budget(cfg, spec, out, max_storage)
+    RunFolder(out).check_out(cfg, resume_command=RESUME_COMMAND)
+    runner = make_backend(backend, address)
+    try:
+        plan = _plan(cfg, spec, data_dir, runner, log)
+        with _claim_new_sample(out, plan, spec, source_run):
+            return _run_held(out, plan, spec, runner, progress, log, report)
+    finally:
+        runner.close()
+
+
+@contextmanager
+def _claim_new_sample(out: Path, plan, spec: SampleSpec, source_run):
+    """Create a new sample at `out` atomically and hold its lock while the block runs
+    (`RunFolder.claim_new`: of two processes started on one `out` at the same instant exactly
+    one gets it; the other is refused in one line as a later start would be)."""
+    with RunFolder.claim_new(
+            out, lambda work: _create_sample(work, plan, spec, source_run, shown=out),
+            lambda: RunFolder(out).check_out(plan.cfg, resume_command=RESUME_COMMAND)) as claimed:
+        yield claimed
+
+
+def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
+                  max_storage: float | None = None) -> None:
+    """The run budget (budget.py) for a sample: memory per chunk, and the curves of every point
+    the store can hold, before anything is written (ConfigError naming the field)."""
+    est = budget_estimate(cfg)
+    check_memory(cfg, est)
+    rows, cols, _ = store_layout(cfg, spec.evaluations)
+    per_point = est.curves_bytes / (cfg.resolution * cfg.resolution)
+    field = "budget" if spec.method == "uncertainty" else "points"
+    check_storage(rows * cols * per_point, field, getattr(spec, field), out,
+                  f"{rows * cols:,} points' curves", check_max_storage(max_storage))
+
+
+def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool = True,
+                  log=print, backend: str = "local", address: str | None = None,
+                  report: ReportWriter | None = None) -> Path:
+    """Finish a killed sample: replay its estimator, training only the tiles not stored."""
+    from nnfractal.runs.backends import make_backend
+    run_dir = Path(run_dir)
+    spec, cfg = read_spec(run_dir)
+    RunFolder(run_dir).check_writable()
+    runner = make_backend(backend, address)
+    try:
+        plan = _plan(cfg, spec, data_dir, runner, log)
+        return _run_locked(run_dir, plan, spec, runner, progress, log, report)
+    finally:
+        runner.close()
+
+
+def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
+    """The spec and config of a sample folder (StoreError if it is not one)."""
+    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
+    if not folder.config_file.is_file() or not folder.store_dir.is_dir():
+        raise StoreError(f"run_dir: {run_dir} is not a sample folder (no config.toml or "
+                         "store.zarr)")
+    attrs = folder.open_store().attrs
+    if "sampling" not in attrs:
+        raise StoreError(f"run_dir: {run_dir} is a grid run, not a sample (allowed: a folder "
+                         "written by nnfractal sample)")
+    raw = dict(attrs["sampling"])
+    raw.setdefault("floor_points", 0)           # written before the chaos floor existed
+    for key in ("center", "direction"):
+        if raw.get(key) is not None:
+            raw[key] = tuple(raw[key])
+    return SampleSpec(**raw), folder.read_config()
+
+
+def is_sample_folder(folder: Path) -> bool:
+    return (Path(folder) / SAMPLE_JSON).exists() or _store_has_sampling(Path(folder))
+
+
+def _store_has_sampling(folder: Path) -> bool:
+    try:
+        return "sampling" in RunFolder(folder).open_store().attrs
+    except Exception:
+        return False
+
+
+def _plan(cfg, spec, data_dir, runner, log):
+    from nnfractal.runs.run import plan_run
+    plan = plan_run(cfg, data_dir, runner, log)
+    rows, cols, _ = store_layout(cfg, spec.evaluations)
+    return replace(plan, x=np.arange(cols, dtype=np.float64), y=np.arange(rows, dtype=np.float64))
+
+
+def _create_sample(out: RunFolder, plan, spec: SampleSpec, source_run,
+                   shown: Path | None = None) -> None:
+    """config.toml and the empty store in the (staging) folder `out`; `shown`: the folder's name
+    in the error line. A failure (a full disk) raises RunFolderError; the caller removes `out`."""
+    _, _, tile_rows = store_layout(plan.cfg, spec.evaluations)
+    try:
+        out.write_config(plan.cfg)
+        out.create_store(plan.cfg, x=plan.x, y=plan.y, curve_lengths=plan.lengths,
+                         dtype=plan.dtype, schedule=plan.store_schedule, tile_rows=tile_rows,
+                         with_points=True,
+                         extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
+                                "blocks": [], "source_run": str(source_run) if source_run else None})
+    except OSError as err:
+        raise RunFolderError(f"out: cannot write {shown or out} "
+                             f"({err.strerror or one_line(err)})") from None
+
+
+def _spec_dict(spec: SampleSpec) -> dict:
+    d = asdict(spec)
+    for key in ("center", "direction"):
+        d[key] = list(d[key]) if d[key] is not None else None
+    return d
+
+
+def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log, report) -> Path:
+    """Lock an existing sample folder (a second process is refused in one line), then run."""
+    with RunFolder(run_dir).lock():
+        return _run_held(run_dir, plan, spec, runner, progress, log, report)
+
+
+def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log, report) -> Path:
+    """Train what the estimator asks for and finish the folder; the caller holds its lock."""
+    from nnfractal.runs.run import train_tiles
+    store = RunFolder(run_dir).open_store(mode="r+")
+    store.remove_partial_files()
+
+    def train(tiles):
+        train_tiles(run_dir, store, plan, runner, progress, log, only=tiles,
+                    resume="nnfractal sample --resume")
+
+    evaluator = StoreEvaluator(store, plan.cfg, train)
+    log(f"sampling {spec.method} for {plan.cfg.preset}: {spec.evaluations:,} evaluations at "
+        f"most ({plan.cfg.model}, {plan.cfg.precision}, {plan.device})")
+    est = estimate(spec, plan.cfg, evaluator)
+    store.mark_complete()
+    try:
+        finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log, report)
+    except Exception as err:          # every point is stored: `nnfractal dimension` redraws
+        raise RunFailed(f"drawing stopped: {one_line(err)}; every point is stored (redraw "
+                        f"with: nnfractal dimension {run_dir})", run_dir,
+                        "nnfractal sample --resume") from None
+    if not est.ok and est.reason == REASON_NO_BOUNDARY:
+        outcome = "converged" if np.all(np.concatenate(evaluator.scores) < 0) else "diverged"
+        raise ConfigError("window", f"no boundary in this window: every sampled point {outcome} "
+                          f"(allowed: mnmx holding both outcomes; {run_dir} keeps the curves)")
+    return run_dir
+
+
+def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, evaluator,
+                  log=print, report: ReportWriter | None = None) -> Path:
+    """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
+    from nnfractal.render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
+    from nnfractal.runs.run import cpu_name, describe, library_versions
+    title = f"{cfg.preset}: {spec.method}"
+    unit = np.concatenate(evaluator.unit_points)
+    signs = np.sign(np.concatenate(evaluator.scores))
+    if spec.method == "uncertainty":
+        plot_uncertainty(est, run_dir / "uncertainty.png", title=title)
+    else:
+        segments = np.sign(evaluator.scores[-1])          # the last block: the segments,
+        if segments.size != spec.lines * spec.points:      # unless the coarse map found none
+            segments = np.zeros((spec.lines, 0))
+        plot_transect(est, segments.reshape(spec.lines, -1), run_dir / "transect.png",
+                      title=title)
+    y0, y1, x0, x1 = cfg.mnmx
+    xl, yl = axis_labels(cfg)
+    plot_sample_points(to_axis_units(cfg, unit), signs, (x0, x1, y0, y1), xl, yl,
+                       run_dir / "points.png", title=f"{title}: {len(unit):,} points")
+    sessions = store.attrs.get("sessions", [])
+    seconds = float(store.tile_state()["seconds"].sum())
+    steps = int(store.attrs["schedule"]["steps"])
+    result = {"method": spec.method, "parameters": _spec_dict(spec),
+              "estimate": est.to_dict(), "evaluations": int(len(unit)),
+              "model_steps": int(len(unit) * steps),
+              "source_run": store.attrs.get("source_run")}
+    folder = RunFolder(run_dir)
+    folder.write_text(SAMPLE_JSON, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    folder.write_text(FRACTAL_FILE, json.dumps(
+        {"method": spec.method, "final": est.to_dict()}, indent=2, allow_nan=False) + "\n")
+    summary = {"kind": "sample", "method": spec.method, "evaluations": int(len(unit)),
+               "fraction_converged": float(np.mean(signs < 0)),
+               "steps": steps, "model_steps": int(len(unit) * steps),
+               "tile_seconds": round(seconds, 3),
+               "model_steps_per_s": round(len(unit) * steps / seconds, 2) if seconds else None,
+               "wall_time_s": round(sum(float(s.get("wall_s", 0)) for s in sessions), 3),
+               "sessions": len(sessions), "device": sessions[-1]["device"] if sessions else None,
+               "data_source": store.attrs.get("data_source"), "versions": library_versions(),
+               "cpu": cpu_name()}
+    folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    write_report_safely(report, run_dir, log=log)
+    rate = (f", {summary['model_steps_per_s']:.1f} model-steps/s"
+            if summary["model_steps_per_s"] else "")
+    log(f"{spec.method} dimension: {describe(est.to_dict())}; {len(unit):,} evaluations{rate}")
+    log(f"wrote {run_dir}")
+    return run_dir
+
+
+def dimension_of_sample(run_dir: Path, log=lambda *_: None,
+                        report: ReportWriter | None = None) -> dict:
+    """Recompute a finished sample's estimate from its stored curves (no training); rewrites its
+    figures, sample.json, fractal.json and report. Returns the estimate as a dict."""
+    spec, cfg = read_spec(run_dir)
+    store = RunFolder(run_dir).open_store()
+    evaluator = StoreEvaluator(store, cfg, train=None)
+    est = estimate(spec, cfg, evaluator)
+    finish_sample(Path(run_dir), store, cfg, spec, est, evaluator, log, report)
+    return est.to_dict()
