@@ -166,8 +166,8 @@ def test_configs_differ_only_in_the_architecture():
 
 @pytest.mark.slow
 def test_default_is_resnet20_against_plain20(tmp_path):
+    from nnfractal.cli.compare import compare_overrides_from_args as overrides_from_args
     from nnfractal.cli.main import make_parser
-    from nnfractal.cli.studies import compare_overrides_from_args as overrides_from_args
     from nnfractal.studies.compare import plan
     p = plan(out=tmp_path / "cmp")
     assert p["presets"] == ("resnet20-mnist", "plain20-mnist")

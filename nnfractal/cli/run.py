@@ -1,0 +1,63 @@
+"""`nnfractal run`: a new grid run or `--resume RUN_DIR`, its tile flags, and its report."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nnfractal.config import ConfigError
+from nnfractal.report import pages
+
+from .common import config_from_args, overrides_from_args, run_resumable
+
+
+def add_tile_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of `nnfractal run` only: how the grid is stored, resumed and spread over machines."""
+    g = p.add_argument_group("tiles, resuming, clusters")
+    g.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="finish an interrupted run: train only its missing tiles (config flags "
+                        "given with it must match the run's config.toml)")
+    g.add_argument("--tile-rows", "--tile_rows", type=int, dest="tile_rows",
+                   help="grid rows per tile, the unit that is stored, resumed and sent to a Ray "
+                        "task (default: whole chunks of about 1024 points)")
+    g.add_argument("--backend", default="local",
+                   help="local (default: this process) | ray (one Ray task per tile)")
+    g.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local "
+                   "Ray instance on this machine's CPUs and GPUs)")
+    g.add_argument("--checkpoint-every", "--checkpoint_every", type=float, dest="checkpoint_every",
+                   default=None, metavar="SECONDS",
+                   help="write the finished chunks of an unfinished tile this often (default 60)")
+
+
+def cmd_run(args) -> int:
+    """`nnfractal run`: a new run, or --resume RUN_DIR, and its report.html. Ctrl-C stops after
+    the current chunk (exit 130, saying how to resume); a failure mid-run is one line, exit 2,
+    tiles kept."""
+    # Here, not at the top: run.py loads torch (3 s measured), which must come after
+    # console_main's allocator restart and thread settings, and `nnfractal presets` needs none.
+    from nnfractal.runs.run import default_out_dir, execute, resume
+    folder: list[Path] = []          # the run folder, once known
+
+    def work() -> None:
+        options = dict(data_dir=args.data_dir, progress=not args.no_progress,
+                       tile_rows=args.tile_rows, backend=args.backend, address=args.address,
+                       report=pages.write_report)
+        if args.checkpoint_every is not None:
+            if not args.checkpoint_every >= 0:
+                raise ConfigError("checkpoint_every", f"{args.checkpoint_every} is not allowed "
+                                  "(allowed: seconds >= 0)")
+            options["checkpoint_s"] = args.checkpoint_every
+        if args.resume is not None:
+            if args.out is not None and args.out.resolve() != args.resume.resolve():
+                raise ConfigError("out", f"{args.out} is not allowed with --resume "
+                                  f"(allowed: leave it out; the run folder is {args.resume})")
+            folder.append(args.resume)
+            resume(args.resume, overrides_from_args(args), args.preset, **options)
+        else:
+            cfg = config_from_args(args)
+            out = args.out if args.out is not None else default_out_dir(cfg)
+            folder.append(out)
+            execute(cfg, out, max_storage=args.max_storage, **options)
+
+    return run_resumable(work, folder, "nnfractal run --resume")
+
+
