@@ -37,8 +37,8 @@ import numpy as np
 
 from nnfractal.config import build_config, config_from_toml
 from nnfractal.estimators.boxcount import boundary, estimate_dimension
-from nnfractal.runs.adaptive import coarse_stride, refine
-from nnfractal.runs.run import execute, score_map
+from nnfractal.runner.adaptive import coarse_stride, refine
+from nnfractal.runner.run import execute, score_map
 from nnfractal.storage.store import RunStore
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nnfractal.config import build_config
-from nnfractal.runs.run import execute
+from nnfractal.runner.run import execute
 from nnfractal.studies.sample import SampleSpec, sample
 
 

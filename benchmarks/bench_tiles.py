@@ -47,8 +47,8 @@ def main() -> None:
 
     from nnfractal.config import build_config
     from nnfractal.models import build_family
-    from nnfractal.runs.backends import LocalBackend
-    from nnfractal.runs.run import execute, plan_run
+    from nnfractal.runner.backends import LocalBackend
+    from nnfractal.runner.run import execute, plan_run
     from nnfractal.storage.store import RunStore
     from nnfractal.training.engine import train
     from nnfractal.training.grid import grid_points

@@ -30,7 +30,7 @@ def main() -> None:
     smoke = "--smoke" in sys.argv         # tiny sizes: does the script run (on a CPU, say)
     device = "cpu" if "--cpu" in sys.argv else "cuda"
     from nnfractal.config import build_config
-    from nnfractal.runs.run import execute, resume, score_map
+    from nnfractal.runner.run import execute, resume, score_map
     from nnfractal.storage.store import RunStore
 
     quiet = lambda *_: None  # noqa: E731

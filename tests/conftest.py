@@ -29,7 +29,7 @@ def one_torch_thread():
 def reference(request, tmp_path_factory):
     """The uninterrupted run of the test module's ``CFG``, the whole grid as one tile, nothing
     drawn: its curves (rows, cols, steps), read back from the store."""
-    from nnfractal.runs.run import execute
+    from nnfractal.runner.run import execute
     from nnfractal.storage.store import RunStore
     out = tmp_path_factory.mktemp("ref") / "run"
     execute(request.module.CFG, out, progress=False, log=lambda *_: None, tile_rows=12, draw=False)

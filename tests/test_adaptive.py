@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-import nnfractal.runs.adaptive as adaptive
+import nnfractal.runner.adaptive as adaptive
 from nnfractal.cli.main import main
 from nnfractal.config import ConfigError, build_config
 from nnfractal.models import build_family
-from nnfractal.runs.adaptive import (
+from nnfractal.runner.adaptive import (
     _dilate,
     coarse_stride,
     lattice,
@@ -18,7 +18,7 @@ from nnfractal.runs.adaptive import (
     refine,
     train_adaptive,
 )
-from nnfractal.runs.run import load_data
+from nnfractal.runner.run import load_data
 from nnfractal.storage.store import RunStore
 from nnfractal.training.engine import train
 from nnfractal.training.grid import axes, grid_points

@@ -89,7 +89,7 @@ def test_first_window_is_a_run_folder_with_map_and_dimension(api):
 
 def test_zoom_trains_the_same_config_over_the_new_window(api):
     from nnfractal.models import build_family
-    from nnfractal.runs.run import load_data
+    from nnfractal.runner.run import load_data
     from nnfractal.training.engine import train
     from nnfractal.training.grid import axes, grid_points
 

@@ -21,7 +21,7 @@ import pytest
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.runs.run import resume
+from nnfractal.runner.run import resume
 from nnfractal.storage.store import RunStore
 
 FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
@@ -463,7 +463,7 @@ RACER = '''
 import json, sys, time
 from pathlib import Path
 from nnfractal.config import build_config
-from nnfractal.runs.run import RunFolderError, execute
+from nnfractal.runner.run import RunFolderError, execute
 root, me, reps = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
 results = []

@@ -10,7 +10,7 @@ from family_tiny_vit import TINY_VIT
 from nnfractal.cli.main import main
 from nnfractal.config import ConfigError, build_config, config_from_toml
 from nnfractal.models import arch_label, build_family, family_spec, model_names, register, unregister
-from nnfractal.runs.run import score_map
+from nnfractal.runner.run import score_map
 from nnfractal.storage.store import RunStore
 from nnfractal.training.budget import n_params
 from nnfractal.training.engine import resolve_chunk_workers, train

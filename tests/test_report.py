@@ -14,7 +14,7 @@ import pytest
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
 from nnfractal.report.pages import REPORT_NAME, write_report
-from nnfractal.runs.run import execute
+from nnfractal.runner.run import execute
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -13,7 +13,7 @@ import pytest
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.runs.run import execute, resume, score_map
+from nnfractal.runner.run import execute, resume, score_map
 from nnfractal.storage.store import RunStore, StoreError
 from nnfractal.training import engine
 

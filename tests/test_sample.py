@@ -11,7 +11,7 @@ from nnfractal.cli.main import main
 from nnfractal.config import build_config
 from nnfractal.estimators.sampling import transect_points
 from nnfractal.models import build_family
-from nnfractal.runs.run import load_data
+from nnfractal.runner.run import load_data
 from nnfractal.storage.store import RunStore
 from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec, to_axis_values
 from nnfractal.training.engine import train

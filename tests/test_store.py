@@ -10,8 +10,8 @@ import zarr
 
 from nnfractal.config import ConfigError, build_config
 from nnfractal.models import build_family
-from nnfractal.runs.backends import LocalBackend, TileJob, make_backend, train_tile
-from nnfractal.runs.run import plan_run
+from nnfractal.runner.backends import LocalBackend, TileJob, make_backend, train_tile
+from nnfractal.runner.run import plan_run
 from nnfractal.storage.store import RunStore, StoreError, TileGrid, default_tile_rows, tile_rows_step
 from nnfractal.training.engine import train
 

@@ -237,7 +237,7 @@ def test_zoom_end_to_end(base_run, zoomed, capsys):
 
 def _tiny_run(path, **overrides):
     """A 4x4 run of the MLP preset, 5 steps (about a second of training and drawing)."""
-    from nnfractal.runs.run import execute
+    from nnfractal.runner.run import execute
     cfg = build_config("paper-tanh", **{"resolution": 4, "steps": 5, **overrides})
     return execute(cfg, path, progress=False, log=lambda *_: None)
 

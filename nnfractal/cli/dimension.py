@@ -13,7 +13,7 @@ from pathlib import Path
 from nnfractal.config import ConfigError
 from nnfractal.report import pages
 from nnfractal.report.pages import write_report_safely
-from nnfractal.runs.run import analyse_fractal, check_run_dir, describe
+from nnfractal.runner.run import analyse_fractal, check_run_dir, describe
 from nnfractal.storage.folders import write_text_atomic
 from nnfractal.studies.sample import dimension_of_sample, is_sample_folder
 from nnfractal.studies.zoom import analyse_zoom

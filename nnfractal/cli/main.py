@@ -73,7 +73,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def cmd_dimension(args) -> int:
-    from nnfractal.runs.run import describe, estimates_of
+    from nnfractal.runner.run import describe, estimates_of
 
     from .dimension import dimension_of  # torch: as cmd_run
     try:
@@ -112,7 +112,7 @@ def console_main() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; SIGTERM is handled as Ctrl-C (clean-up runs, exit 130)."""
-    from nnfractal.runs.backends import sigterm_as_interrupt  # torch: as cmd_run
+    from nnfractal.runner.backends import sigterm_as_interrupt  # torch: as cmd_run
     args = make_parser().parse_args(argv)
     with sigterm_as_interrupt():
         return _dispatch(args)

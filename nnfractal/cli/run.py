@@ -34,7 +34,7 @@ def cmd_run(args) -> int:
     tiles kept."""
     # Here, not at the top: run.py loads torch (3 s measured), which must come after
     # console_main's allocator restart and thread settings, and `nnfractal presets` needs none.
-    from nnfractal.runs.run import default_out_dir, execute, resume
+    from nnfractal.runner.run import default_out_dir, execute, resume
     folder: list[Path] = []          # the run folder, once known
 
     def work() -> None:

@@ -40,7 +40,7 @@ from nnfractal.errors import one_line
 from nnfractal.estimators.boxcount import boundary, estimate_dimension
 from nnfractal.models import arch_label, build_family
 from nnfractal.render.maps import extent_of, map_figure
-from nnfractal.runs.run import describe, library_versions, load_data, render_run, score_map
+from nnfractal.runner.run import describe, library_versions, load_data, render_run, score_map
 from nnfractal.storage.folders import json_text, write_text_atomic
 from nnfractal.storage.run_folder import MAP_FILE, SUMMARY_FILE, RunFolder
 from nnfractal.storage.store import StoreError

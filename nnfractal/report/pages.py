@@ -942,7 +942,7 @@ def sample_report(folder: Path, display=None) -> str:
     rows = [[esc(label), fmt_est(est), fmt_num(info.get("evaluations"))]]
     source = info.get("source_run")
     if source and (Path(source) / "fractal.json").exists():
-        from nnfractal.runs.run import estimates_of
+        from nnfractal.runner.run import estimates_of
         for name, other in estimates_of(Path(source)):
             rows.append([f"{esc(name)} (source run)", fmt_est(other), "grid"])
     parts.append(section("Every estimator", table(["estimator", "dimension [95%]", "evaluations"],

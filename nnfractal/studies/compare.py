@@ -215,7 +215,7 @@ def _run_architecture(cfg: Config, label: str, depth, seeds: int, n_windows: int
                       max_storage: float | None = None,
                       report: ReportWriter | None = None) -> tuple[list[dict], list[str]]:
     """Every grid of one architecture (at one depth): seeds x windows. Returns units and notes."""
-    from nnfractal.runs.run import execute
+    from nnfractal.runner.run import execute
 
     units, notes = [], []
     for i in range(seeds):
@@ -327,7 +327,7 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
         f"{differ or 'nothing but the name'}; "
         f"{seeds} seed(s) x {windows} window(s){'' if not depths else f' x depths {depths}'}: "
         f"up to {n_grids} grids of {p['base'][0].resolution}x{p['base'][0].resolution}")
-    from nnfractal.runs.backends import graceful_interrupt
+    from nnfractal.runner.backends import graceful_interrupt
     start = time.perf_counter()
     # Ctrl-C or SIGTERM: the grid in training stops after its chunk, and no other grid starts.
     with graceful_interrupt(), RunFolder.staged(out) as staged:
@@ -468,7 +468,7 @@ def draw_figures(root, info: dict | None = None) -> dict[str, str]:
     """(Re)draw the comparison figures from compare.json and the run folders; returns name -> file."""
     from nnfractal.render import compare_plots as cp
     from nnfractal.render.maps import extent_of
-    from nnfractal.runs.run import metric_curves
+    from nnfractal.runner.run import metric_curves
 
     root = Path(root)
     info = info or read_compare_json(root)

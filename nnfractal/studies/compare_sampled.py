@@ -51,9 +51,9 @@ from nnfractal.errors import RunFailed, RunFolderError, RunInterrupted
 from nnfractal.estimators.boxcount import boundary
 from nnfractal.estimators.sampling import SamplingError, densest_edge_cell, transect_angle
 from nnfractal.estimators.stats import paired_difference, pool
-from nnfractal.runs.adaptive import point_scores
-from nnfractal.runs.backends import graceful_interrupt, one_line
-from nnfractal.runs.run import execute
+from nnfractal.runner.adaptive import point_scores
+from nnfractal.runner.backends import graceful_interrupt, one_line
+from nnfractal.runner.run import execute
 from nnfractal.storage.folders import claim_folder, new_staging_folder, remove_staging_folder, write_json_atomic
 from nnfractal.storage.run_folder import SUMMARY_FILE, ReportWriter, RunFolder, lock_file, write_report_safely
 from nnfractal.storage.store import StoreError

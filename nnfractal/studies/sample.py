@@ -280,8 +280,8 @@ def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run
     Everything that can be refused is checked before the folder is created; from then on the
     sample lives in `out` and `resume_sample(out)` finishes it after a kill.
     """
-    from nnfractal.runs.backends import make_backend
-    from nnfractal.runs.run import resolve_auto_tile_batch
+    from nnfractal.runner.backends import make_backend
+    from nnfractal.runner.run import resolve_auto_tile_batch
     spec = resolve_spec(spec, cfg)
     if cfg.adaptive:
         raise ConfigError("adaptive", "--adaptive refines a grid (allowed with sample: leave "
@@ -328,7 +328,7 @@ def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool
                   log=print, backend: str = "local", address: str | None = None,
                   report: ReportWriter | None = None) -> Path:
     """Finish a killed sample: replay its estimator, training only the tiles not stored."""
-    from nnfractal.runs.backends import make_backend
+    from nnfractal.runner.backends import make_backend
     run_dir = Path(run_dir)
     spec, cfg = read_spec(run_dir)
     RunFolder(run_dir).check_writable()
@@ -371,7 +371,7 @@ def _store_has_sampling(folder: Path) -> bool:
 
 
 def _plan(cfg, spec, data_dir, runner, log):
-    from nnfractal.runs.run import plan_run
+    from nnfractal.runner.run import plan_run
     plan = plan_run(cfg, data_dir, runner, log)
     rows, cols, _ = store_layout(cfg, spec.evaluations)
     return replace(plan, x=np.arange(cols, dtype=np.float64), y=np.arange(rows, dtype=np.float64))
@@ -409,7 +409,7 @@ def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log, re
 
 def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log, report) -> Path:
     """Train what the estimator asks for and finish the folder; the caller holds its lock."""
-    from nnfractal.runs.run import train_tiles
+    from nnfractal.runner.run import train_tiles
     store = RunFolder(run_dir).open_store(mode="r+")
     store.remove_partial_files()
 
@@ -439,7 +439,7 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
                   log=print, report: ReportWriter | None = None) -> Path:
     """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
     from nnfractal.render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
-    from nnfractal.runs.run import cpu_name, describe, library_versions
+    from nnfractal.runner.run import cpu_name, describe, library_versions
     title = f"{cfg.preset}: {spec.method}"
     unit = np.concatenate(evaluator.unit_points)
     signs = np.sign(np.concatenate(evaluator.scores))

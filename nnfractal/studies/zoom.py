@@ -186,7 +186,7 @@ def axis_units(cfg: Config, resolution: int | None = None) -> tuple[np.ndarray, 
 
 def score_map_of(run_dir: Path) -> tuple[Config, np.ndarray]:
     """A finished run's config and its final score map (rows=y, cols=x), as its map.png shows."""
-    from nnfractal.runs.run import score_map
+    from nnfractal.runner.run import score_map
     folder = RunFolder(run_dir)
     cfg = folder.read_config()
     return cfg, score_map(folder.open_store(), cfg)
@@ -432,7 +432,7 @@ def frame_name(k: int, n: int) -> str:
 def _copy_run(src: Path, dst: Path, log) -> None:
     """Frame 0 when it is the run itself: copy the run's files; draw what is missing. Built under
     a temporary name and renamed, so `dst` exists only complete (a resume then skips it)."""
-    from nnfractal.runs.run import render_run
+    from nnfractal.runner.run import render_run
     with RunFolder.staged(dst) as staged:
         work = staged.path
         for p in sorted(src.iterdir()):
@@ -556,7 +556,7 @@ def _trained_frames(plan: ZoomPlan) -> list[Path]:
 def _run_zoom(plan: ZoomPlan, data_dir, progress: bool, log, max_storage, report) -> Path:
     """Train every frame not finished, then analyse and draw; the caller holds the lock. Stops
     and failures become RunInterrupted / RunFailed naming `nnfractal zoom --resume`."""
-    from nnfractal.runs.backends import graceful_interrupt
+    from nnfractal.runner.backends import graceful_interrupt
 
     out, n = plan.out, plan.n_frames
     if plan.limit_message:
@@ -628,7 +628,7 @@ def _train_frames(plan: ZoomPlan, data_dir, progress: bool, log, max_storage,
     `run.execute`, an unfinished one with `run.resume`, a finished one read. With an automatic
     centre frame k's window is computed from frame k-1's stored map (`_follow`, deterministic),
     so a resumed zoom trains exactly the windows an uninterrupted one does."""
-    from nnfractal.runs.run import execute, resume
+    from nnfractal.runner.run import execute, resume
 
     out, n = plan.out, plan.n_frames
     frames, centre = [], plan.center
@@ -730,7 +730,7 @@ def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
     """Redraw a frame's map.png titled with its frame number and scale (every frame's map would
     otherwise carry the same title)."""
     from nnfractal.render.maps import extent_of, map_figure
-    from nnfractal.runs.run import _title
+    from nnfractal.runner.run import _title
     cfg, smap = score_map_of(frame_dir)
     store = RunFolder(frame_dir).open_store()
     xlabel, ylabel = axis_labels(cfg)
@@ -744,7 +744,7 @@ def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
 
 def stop_if_requested(where: str) -> None:
     """Raise KeyboardInterrupt once Ctrl-C or SIGTERM arrived (the callers keep what is done)."""
-    from nnfractal.runs.backends import stop_requested
+    from nnfractal.runner.backends import stop_requested
     if stop_requested():
         raise KeyboardInterrupt(where)
 
@@ -838,7 +838,7 @@ def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
     left as they are (default fit range). Raises StoreError for a folder that is not a zoom.
     """
     from nnfractal.render.zoom_video import plot_dimension_per_frame
-    from nnfractal.runs.run import describe
+    from nnfractal.runner.run import describe
 
     zoom_dir = Path(zoom_dir)
     info = read_zoom_json(zoom_dir)

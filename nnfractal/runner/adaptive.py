@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from nnfractal.config import Config
+from nnfractal.render.maps import trained_figure
 from nnfractal.training.engine import TrainResult, train
 from nnfractal.training.measure import point_scores  # the refinement's sign test is the map's rule
-from nnfractal.render.maps import trained_figure
 
 GROUP = "adaptive"
 

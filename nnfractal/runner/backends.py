@@ -37,12 +37,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnfractal.training import engine  # engine.train looked up per call: tests spy on it
 from nnfractal.config import Config, ConfigError
-from nnfractal.training.data import Dataset
 from nnfractal.errors import one_line
 from nnfractal.models import build_family
 from nnfractal.storage.store import RunStore
+from nnfractal.training import engine  # engine.train looked up per call: tests spy on it
+from nnfractal.training.data import Dataset
 
 BACKENDS = ("local", "ray")
 CHECKPOINT_S = 60.0       # default seconds between checkpoints of an unfinished tile

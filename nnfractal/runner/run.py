@@ -20,32 +20,41 @@ import shutil
 import time
 import traceback
 from contextlib import ExitStack, contextmanager
-from dataclasses import fields
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from nnfractal import __version__
-from nnfractal.training.allocator import in_use as allocator_in_use
-from .backends import CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt, make_backend
-from .adaptive import render_adaptive, run_adaptive
-from nnfractal.training.budget import check_max_storage, check_run
 from nnfractal.config import DRAWING_FIELDS, Config, ConfigError, _coerce, build_config, recorded_metrics
-from nnfractal.training.data import Dataset, load_mnist, synthetic_regression
-from nnfractal.training.engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
 from nnfractal.errors import RunFailed, RunFolderError, RunInterrupted, one_line
-from nnfractal.storage.folders import write_text_atomic
 from nnfractal.estimators.boxcount import REASON_SHORT, boundary, estimate_dimension, paper_dimension
-from nnfractal.training.grid import axes, axis_labels
-from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
+from nnfractal.estimators.resolution import chance_note, resolution_warning, too_small_note
 from nnfractal.models import arch_label, build_family
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
 from nnfractal.render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
-from nnfractal.estimators.resolution import chance_note, resolution_warning, too_small_note
-from nnfractal.storage.run_folder import ERROR_LOG, FRACTAL_FILE, MAP_FILE, SUMMARY_FILE, ReportWriter, RunFolder, write_report_safely
-from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION, RunStore, StoreError, default_tile_rows, tile_rows_step
+from nnfractal.storage.folders import write_text_atomic
+from nnfractal.storage.run_folder import (
+    ERROR_LOG,
+    FRACTAL_FILE,
+    MAP_FILE,
+    SUMMARY_FILE,
+    ReportWriter,
+    RunFolder,
+    write_report_safely,
+)
+from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION
+from nnfractal.storage.store import RunStore, StoreError, default_tile_rows, tile_rows_step
+from nnfractal.training.allocator import in_use as allocator_in_use
+from nnfractal.training.budget import check_max_storage, check_run
+from nnfractal.training.data import Dataset, load_mnist, synthetic_regression
+from nnfractal.training.engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
+from nnfractal.training.grid import axes, axis_labels
+from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
+
+from .adaptive import render_adaptive, run_adaptive
+from .backends import CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt, make_backend
 
 MAX_FRAMES = 60
 
