@@ -149,3 +149,15 @@ def test_every_figure_comes_from_the_figure_script():
         assert re.fullmatch(r"[0-9a-f]{40}", part["commit"])
         for figure in part["figures"].values():
             assert figure["command"].startswith("nnfractal ")
+
+
+def test_figure_commands_use_existing_flags():
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "docs" / "make_figures.py")
+    make_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_figures)
+    lines = [" ".join(make_figures.QUICKSTART)] + [
+        command for _, commands, _ in make_figures.EXPENSIVE for command in commands
+        if not command.startswith("(")]
+    code = "\n".join(f"`nnfractal {line}`" for line in lines)
+    assert reference.unknown_flags(code) == []
+    assert reference.unknown_flags("`nnfractal zoom RUN --decadez 2`") == ["nnfractal zoom --decadez"]
