@@ -28,7 +28,8 @@ from nnfractal.storage.run_folder import RunFolder
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "refuse", "OneLineParser", "add_run_flags",
            "add_max_storage_flag", "CONFIG_FLAGS", "DEFAULT_PRESET", "overrides_from_args",
-           "config_from_args", "run_guarded", "is_out_of_memory"]
+           "config_from_args", "run_guarded", "is_out_of_memory", "refuse_given_with_resume",
+           "resume_command_of", "folder_write_error"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -209,6 +210,45 @@ def run_resumable(work, folder: list, resume_command: str) -> int:
         sys.stderr.write("nnfractal: interrupted; " + (
             f"resume with: {resume_command} {folder[0]}\n" if started else "nothing was written\n"))
         return EXIT_INTERRUPTED
+
+
+def refuse_given_with_resume(args: argparse.Namespace, names: tuple[str, ...], usage: str) -> None:
+    """Refuse (ConfigError naming the first) any of `names` and any config flag given with
+    --resume: a resumed folder's settings are in the folder, and a flag that would be ignored is
+    refused, never silently dropped. `usage`: the allowed command line."""
+    given = [n for n in names if getattr(args, n, None) not in (None, [], False)]
+    given += [k for k in CONFIG_FLAGS if getattr(args, k, None) is not None]
+    if getattr(args, "readout", None):
+        given.append("readout")
+    if given:
+        raise ConfigError(given[0], f"not allowed with --resume (allowed: {usage}; the settings "
+                          "are in the folder)")
+
+
+# A result folder's kind by the file that only it holds -> the command that resumes it.
+RESUMED_BY = (("zoom_plan.json", "nnfractal zoom --resume"), ("zoom.json", "nnfractal zoom --resume"),
+              ("plan.json", "nnfractal compare --resume"), ("sample.json", "nnfractal sample --resume"))
+
+
+def resume_command_of(folder: Path) -> str | None:
+    """The command that resumes (and so trains again the damaged tiles of) a result folder, or
+    None for one that cannot be resumed (a box comparison, an explorer session)."""
+    folder = Path(folder)
+    for name, command in RESUMED_BY:
+        if (folder / name).exists():
+            return command
+    from nnfractal.studies.sample import is_sample_folder
+    if is_sample_folder(folder):
+        return "nnfractal sample --resume"
+    if (folder / "compare.json").exists():
+        return None
+    return "nnfractal run --resume" if RunFolder(folder).holds_run() else None
+
+
+def folder_write_error(field_name: str, folder: Path, err: OSError, what: str) -> str:
+    """The one line of a result folder that cannot be written (read-only, full)."""
+    return (f"{field_name}: {folder} cannot be written ({err.strerror or type(err).__name__}) "
+            f"(allowed: a folder this user can write; {what})")
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from nnfractal.config import ConfigError
 from nnfractal.report import pages
+from nnfractal.storage.integrity import repair_folder
+from nnfractal.storage.run_folder import RunFolder
 
 from .common import config_from_args, overrides_from_args, run_resumable
 
@@ -51,6 +53,8 @@ def cmd_run(args) -> int:
                 raise ConfigError("out", f"{args.out} is not allowed with --resume "
                                   f"(allowed: leave it out; the run folder is {args.resume})")
             folder.append(args.resume)
+            if RunFolder(args.resume).holds_run():      # else resume says what is missing
+                repair_folder(args.resume)
             resume(args.resume, overrides_from_args(args), args.preset, **options)
         else:
             cfg = config_from_args(args)
