@@ -468,11 +468,10 @@ root, me, reps = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
 results = []
 for i in range(reps):
-    (root / f"ready-{i}-{me}").touch()             # a barrier: both start rep i together
-    while len(list(root.glob(f"ready-{i}-*"))) < 2:
-        time.sleep(0.0002)
+    print(f"ready {i}", flush=True)
+    sys.stdin.readline()                           # the parent's barrier: blocks, never spins
     if (i % 4 == 1 and me == "a") or (i % 4 == 3 and me == "b"):
-        time.sleep(0.05)                           # the other one first: both orders happen
+        time.sleep(0.2)                            # the other one first: both orders happen
     try:
         execute(cfg, root / f"run{i}", progress=False, log=lambda *_: None, draw=False)
         results.append("won")
@@ -480,7 +479,7 @@ for i in range(reps):
         results.append(str(err))
     except Exception as err:                       # anything else: a lost run
         results.append(f"{type(err).__name__}: {err}")
-print(json.dumps(results))
+print("results " + json.dumps(results), flush=True)
 '''
 
 
@@ -488,7 +487,9 @@ def test_two_runs_started_at_the_same_instant_on_one_out_one_wins_and_nothing_is
     """Two processes start the same run on the same --out at the same instant, 24 times (half on
     an empty folder that exists): exactly one trains it, the other is refused in one line and
     deletes nothing; the run is whole (config.toml, every tile) and --resume accepts it; no
-    temporary file or staging folder is left."""
+    temporary file or staging folder is left. The barrier is the parent's: each racer says it is
+    ready and blocks reading its stdin until both are (a spinning wait starved a racer under
+    load)."""
     import json
 
     from nnfractal.config import config_from_toml
@@ -500,13 +501,27 @@ def test_two_runs_started_at_the_same_instant_on_one_out_one_wins_and_nothing_is
     for i in range(0, reps, 2):
         (root / f"run{i}").mkdir()                 # an existing empty folder is a new one too
     procs = [subprocess.Popen([sys.executable, str(script), str(root), name, str(reps)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in "ab"]
-    outs = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=600)
-        assert p.returncode == 0, stderr
-        outs.append(json.loads(stdout))
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for name in "ab"]
+    try:
+        for i in range(reps):
+            for p in procs:
+                line = p.stdout.readline()
+                while line and not line.startswith("ready "):    # e.g. a kernel build's note
+                    line = p.stdout.readline()
+                assert line == f"ready {i}\n", (line, p.poll() is not None and p.stderr.read())
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+        outs = []
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=600)
+            assert p.returncode == 0, stderr
+            outs.append(json.loads(stdout.split("results ", 1)[1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
     first = None
     for i in range(reps):

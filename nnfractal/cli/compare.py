@@ -8,7 +8,6 @@ from pathlib import Path
 from nnfractal.config import ConfigError
 from nnfractal.errors import RunFolderError, refuse
 from nnfractal.report.pages import write_report
-from nnfractal.storage.integrity import repair_folder
 from nnfractal.studies import compare
 
 from .common import (
@@ -16,6 +15,7 @@ from .common import (
     add_run_flags,
     config_from_args,
     refuse_given_with_resume,
+    repair_for_resume,
     run_guarded,
     run_resumable,
 )
@@ -101,7 +101,7 @@ def _compare_work(args):
                                  "or transect")
 
         def resume() -> None:
-            repair_folder(args.resume)
+            repair_for_resume(args.resume)
             cs.resume_compare(args.resume, data_dir=args.data_dir, progress=not args.no_progress,
                               report=write_report)
         return resume

@@ -8,7 +8,6 @@ from pathlib import Path
 from nnfractal.config import ConfigError
 from nnfractal.estimators.sampling import SamplingError
 from nnfractal.report import pages
-from nnfractal.storage.integrity import repair_folder
 from nnfractal.studies.sample import (
     RESUME_COMMAND,
     SampleSpec,
@@ -18,7 +17,7 @@ from nnfractal.studies.sample import (
     source_config,
 )
 
-from .common import add_run_flags, overrides_from_args, refuse_given_with_resume, run_resumable
+from .common import add_run_flags, overrides_from_args, refuse_given_with_resume, repair_for_resume, run_resumable
 
 ESTIMATOR_FLAGS = {"uncertainty": ("budget", "eps_min", "coarse", "floor_points"),
                    "transect": ("points", "lines", "angle", "direction", "center", "length")}
@@ -121,7 +120,7 @@ def cmd_sample(args) -> int:
                                   "(allowed: nnfractal sample --resume SAMPLE_DIR alone)")
             refuse_given_with_resume(args, RESUME_REFUSED, RESUME_USAGE)
             folder.append(args.resume)
-            repair_folder(args.resume)
+            repair_for_resume(args.resume)
             resume_sample(args.resume, **options)
             return
         if args.source is None:

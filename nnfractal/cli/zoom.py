@@ -6,10 +6,10 @@ from pathlib import Path
 
 from nnfractal.errors import StoreError, refuse
 from nnfractal.report.pages import write_report
-from nnfractal.storage.integrity import check_folder, repair_folder
+from nnfractal.storage.integrity import check_folder
 from nnfractal.studies import zoom
 
-from .common import add_max_storage_flag, run_resumable
+from .common import add_max_storage_flag, repair_for_resume, run_resumable
 
 
 def add_zoom_parser(sub) -> None:
@@ -52,7 +52,7 @@ def cmd_zoom(args) -> int:
                           "settings are in its folder)")
 
         def resume() -> None:
-            repair_folder(args.resume)
+            repair_for_resume(args.resume)
             zoom.resume_zoom(args.resume, data_dir=args.data_dir, progress=not args.no_progress,
                              report=write_report)
         return run_resumable(resume, [], zoom.RESUME_COMMAND)

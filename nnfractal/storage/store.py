@@ -499,12 +499,15 @@ class RunStore:
         return out
 
     def reset_tiles(self, tiles: list[int]) -> None:
-        """Mark `tiles` as not trained (flags, records and seconds to 0; the store incomplete),
-        so that a resume trains them again."""
+        """Mark `tiles` as not trained (flags, records and seconds to 0, curves to NaN, the store
+        incomplete), so that a resume trains them again."""
         for tile in tiles:
             self.group["tiles/stored"][tile] = 0
             self.group["tiles/seconds"][tile] = 0.0
             self.group["tiles/checksums"][tile] = np.zeros(len(self._columns()), dtype=np.uint64)
+            r0, r1 = self.tile_grid.bounds(tile)
+            for metric in self.metrics:             # a torn chunk file would still fail reads
+                self.group[f"curves/{metric}"][r0:r1] = np.nan
         if tiles:
             self.group.attrs["complete"] = False
 
