@@ -318,12 +318,10 @@ FAULTS = [
     # (setup, what the error line contains)
     (corrupt_store_json, "store: {run}/store.zarr is not a readable zarr v3 store"),
     (corrupt_array_json, "store: {run}/store.zarr"),
-    (corrupt_chunk, "store: {run}/store.zarr/curves/train_loss tile 1 (rows 1-1) cannot be read, "
-                    "its chunk file is damaged"),
     (foreign_store, "store: {run}/store.zarr is not an nnfractal run store"),
     (old_format_store, "store: {run}/store.zarr has format version 1 and cannot be resumed"),
-    (store_of_another_config, "store: {run}/store.zarr was written for another config than "
-                              "{run}/config.toml (differs in: steps)"),
+    (store_of_another_config, "config: {run}/config.toml differs from the config its store was "
+                              "written with (in: steps)"),
     (flag_differs, "resume: --steps 50 differs from the run's config (steps = 60 in {run}/config.toml"),
     (preset_differs, "resume: --preset paper-relu differs from the run's config"),
     (tile_rows_differ, "resume: --tile-rows 2 differs from the run's (1;"),
@@ -377,6 +375,20 @@ def test_fault_is_one_line_exit_2_and_nothing_changes(setup, expect, partial_run
     assert wanted in lines[0]
     if disk.mounted or setup not in (full_disk_resume, full_disk_new_run):
         assert snapshot(tmp_path) == before            # nothing written, nothing lost
+
+
+def test_a_corrupt_chunk_is_trained_again_on_resume_and_the_run_is_whole(partial_run, tmp_path,
+                                                                         reference, capsys):
+    """A tile whose chunk file is garbage no longer matches its checksum: --resume says so in
+    one line, trains it again with the missing tiles, and the run equals an uninterrupted one.
+    (Every command, and missing or replaced chunks: test_fault_table.py.)"""
+    run = shutil.copytree(partial_run, tmp_path / "run")
+    corrupt_chunk(run, tmp_path, None)
+    assert main(_resume(run)) == 0
+    out = capsys.readouterr().out
+    assert f"{run}/store.zarr: tile 1 (rows 1-1) was damaged (" in out and "training it again" in out
+    assert np.array_equal(RunStore.open(run / "store.zarr").read_curves(), reference,
+                          equal_nan=True)
 
 
 def test_disk_full_mid_run_keeps_the_tiles_written_and_resume_finishes_bit_for_bit(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnfractal.errors import ConfigError, StoreError
+from nnfractal.errors import ConfigError, StoreError, one_line
 
 from .run_folder import STORE_DIR, RunFolder
 from .store import RunStore
@@ -45,7 +45,7 @@ def check_folder(folder: Path, resume_hint: str | None = None, log=print) -> Non
         if not store.checksummed:
             unchecked.append(path)
             continue
-        damaged = store.damaged_tiles()
+        damaged = _damaged_tiles(store)
         if damaged:
             tile, why = damaged[0]
             more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
@@ -71,7 +71,7 @@ def repair_folder(folder: Path, log=print) -> list[tuple[Path, list[int]]]:
         with run.lock():
             store = RunStore.open(path, mode="r+")
             check_config(run, store)
-            damaged = store.damaged_tiles()
+            damaged = _damaged_tiles(store)
             if not damaged:
                 continue
             points = [t for t, why in damaged if why.startswith("points")]
@@ -100,6 +100,17 @@ def check_config(run: RunFolder, store: RunStore) -> None:
         raise StoreError(f"config: {run.config_file} differs from the config its store was "
                          f"written with (in: {', '.join(diff)}) (allowed: the config.toml the run "
                          "was trained with)")
+
+
+def _damaged_tiles(store: RunStore) -> list[tuple[int, str]]:
+    """`store.damaged_tiles()`, with a store whose arrays cannot even be listed (a torn zarr.json)
+    refused in one line (StoreError) instead of zarr's own error."""
+    try:
+        return store.damaged_tiles()
+    except StoreError:
+        raise
+    except Exception as err:            # zarr raises many kinds for damaged metadata
+        raise StoreError(f"store: {store.path} cannot be read ({one_line(err, 160)})") from None
 
 
 def _tiles(store: RunStore, tiles: list[int]) -> str:

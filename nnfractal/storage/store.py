@@ -479,6 +479,7 @@ class RunStore:
             raise StoreError(f"store: {self.path}/tiles/checksums cannot be read, a chunk file is "
                              f"damaged ({one_line(err)})") from None
         grid, planned, out = self.tile_grid, set(self.planned_tiles()), []
+        arrays = {m: self.group[f"curves/{m}"] for m in self.metrics}   # metadata: raises whole
         for tile in grid.tiles():
             stored = int(state["stored"][tile])
             if self.complete and tile in planned and stored < grid.n_points(tile):
@@ -489,8 +490,7 @@ class RunStore:
                 continue
             r0, r1 = grid.bounds(tile)
             try:
-                curves = {m: self.group[f"curves/{m}"][r0:r1].reshape((r1 - r0) * grid.cols, -1)
-                          for m in self.metrics}
+                curves = {m: a[r0:r1].reshape((r1 - r0) * grid.cols, -1) for m, a in arrays.items()}
                 why = self._mismatch(tile, curves, records[tile], stored, points=True)
             except Exception as err:            # zarr/zstd raise many kinds for a torn chunk
                 why = f"a chunk file cannot be read: {one_line(err, 120)}"
