@@ -13,9 +13,9 @@ Layout of ``store.zarr``::
     tiles/attempts    (tiles,) int32, chunks (1,): how often its training started
     tiles/seconds     (tiles,) float64, chunks (1,): compute time of its stored points
     tiles/checksums   (tiles, 2 + metrics) uint64, chunks (1, 2 + metrics): per tile, the number
-                      of points the record covers, then a 64-bit BLAKE2b digest of those points'
-                      curves for each metric (sorted by name), then of the tile's points/xy (0
-                      without points); attrs["checksum"] names the columns
+                      of points the record covers, then the CRC-32 of those points' curves for
+                      each metric (sorted by name), then of the tile's points/xy (0 without
+                      points); attrs["checksum"] names the columns
     attrs             format, format_version, config, schedule, tile_rows, complete, sessions,
                       versions, checksum
 
@@ -40,25 +40,26 @@ either exists with all its arrays or not at all.
 **Checksums.** A tile's record is written after its curves and before its flags, in one chunk
 file, over exactly the data written: a chunk file deleted later (read back as NaN), replaced by
 another or truncated no longer matches, and `damaged_tiles` finds it; `read_curves` and
-`read_tile` refuse such a tile (StoreError) instead of reading NaN as "diverged". A digest of the
-decoded values rather than zarr's per-chunk crc32c, because only a record kept apart from the
-chunk finds a chunk that is missing (zarr reads it as the fill value) or replaced by another
-valid chunk. Stores written before checksums have no ``tiles/checksums`` and are read as before
-(`checksummed` is False).
+`read_tile` refuse such a tile (StoreError) instead of reading NaN as "diverged". A checksum of
+the decoded values kept apart from the chunk rather than zarr's crc32c codec inside each chunk,
+because only a record kept apart finds a chunk that is missing (zarr reads it as the fill value)
+or replaced by another valid chunk. CRC-32 rather than a cryptographic hash: it is there to find
+damage, not forgery, and is the fastest check in the standard library. Stores written before
+checksums have no ``tiles/checksums`` and are read as before (`checksummed` is False).
 
 Readers (render, report, explorer) only ever read this store; they never train.
 
-Test hook (documented, minimal): with ``NNFRACTAL_TEST_SIGNAL_AFTER_WRITE=N:SIG`` (SIG one of INT,
-TERM, KILL), the N-th `write_tile` of the process sends the process that signal once the tile's
+Test hook (documented, minimal): with ``NNFRACTAL_TEST_SIGNAL_AFTER_WRITE=N:SIG`` (SIG a signal's
+name without SIG: INT, TERM, KILL, STOP), the N-th `write_tile` of the process sends the process that signal once the tile's
 flags are written: a real signal at a known point of training, so the fault tests need no timing.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shutil
 import signal
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,16 +75,14 @@ FORMAT = "nnfractal-run"
 FORMAT_VERSION = 2          # 2: tiles (1: one band-chunked write at the end; still readable)
 TILE_POINTS = 1024          # a default tile holds about this many points
 MAX_CHUNK_BYTES = 64 << 20  # one curves chunk file at most (split along T beyond it)
-CHECKSUM_HASH = "blake2b-64"
+CHECKSUM_HASH = "crc32"
 SIGNAL_ENV = "NNFRACTAL_TEST_SIGNAL_AFTER_WRITE"
 _writes = [0]               # write_tile calls in this process (the test hook counts them)
 
 
 def digest(values: np.ndarray) -> int:
-    """64-bit BLAKE2b of an array's bytes (C order): what a tile's checksum record holds."""
-    data = np.ascontiguousarray(values)
-    return int.from_bytes(hashlib.blake2b(data.view(np.uint8).reshape(-1), digest_size=8).digest(),
-                          "little")
+    """CRC-32 (zlib) of an array's bytes (C order): what a tile's checksum record holds."""
+    return zlib.crc32(np.ascontiguousarray(values).view(np.uint8).reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -402,7 +401,14 @@ class RunStore:
     @property
     def checksummed(self) -> bool:
         """True for a store written with tile checksums (stores from before them have none)."""
-        return self.has_tiles and "tiles/checksums" in self.group
+        if getattr(self, "_checksummed", None) is None:
+            self._checksummed = self.has_tiles and "tiles/checksums" in self.group
+        return self._checksummed
+
+    def _dtype(self, metric: str) -> np.dtype:
+        if getattr(self, "_dtypes", None) is None:
+            self._dtypes = {m: self.group[f"curves/{m}"].dtype for m in self.metrics}
+        return self._dtypes[metric]
 
     def _columns(self) -> list[str]:
         return list(self.group.attrs["checksum"]["columns"])
@@ -411,8 +417,7 @@ class RunStore:
                  points: bool) -> dict[str, int]:
         """Digests of the first `count` points of `curves` (metric -> (n, T)), and with `points`
         of the tile's points/xy (a store of sampled points)."""
-        out = {m: digest(np.asarray(c, dtype=self.group[f"curves/{m}"].dtype)[:count])
-               for m, c in curves.items()}
+        out = {m: digest(np.asarray(c, dtype=self._dtype(m))[:count]) for m, c in curves.items()}
         if points and self.has_points:
             out["points"] = digest(self.read_points(*self.tile_grid.bounds(tile)))
         return out
