@@ -50,8 +50,9 @@ checksums have no ``tiles/checksums`` and are read as before (`checksummed` is F
 Readers (render, report, explorer) only ever read this store; they never train.
 
 Test hook (documented, minimal): with ``NNFRACTAL_TEST_SIGNAL_AFTER_WRITE=N:SIG`` (SIG a signal's
-name without SIG: INT, TERM, KILL, STOP), the N-th `write_tile` of the process sends the process that signal once the tile's
-flags are written: a real signal at a known point of training, so the fault tests need no timing.
+name without SIG: INT, TERM, KILL, STOP), the N-th `write_tile` of the process sends the process
+that signal once the tile's flags are written: a real signal at a known point of training, so the
+fault tests need no timing.
 """
 from __future__ import annotations
 
@@ -400,9 +401,12 @@ class RunStore:
     # ---- checksums ------------------------------------------------------------------------------
     @property
     def checksummed(self) -> bool:
-        """True for a store written with tile checksums (stores from before them have none)."""
+        """True for a store written with tile checksums of this version's kind (stores from
+        before them have none)."""
         if getattr(self, "_checksummed", None) is None:
-            self._checksummed = self.has_tiles and "tiles/checksums" in self.group
+            kind = (self.group.attrs.get("checksum") or {}).get("hash")
+            self._checksummed = (self.has_tiles and kind == CHECKSUM_HASH
+                                 and "tiles/checksums" in self.group)
         return self._checksummed
 
     def _dtype(self, metric: str) -> np.dtype:
