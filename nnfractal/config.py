@@ -17,6 +17,7 @@ import tomllib
 from nnfractal.models.registry import DEFAULT_MODEL, check_family_fields, family_spec, model_names
 
 from .errors import ConfigError, check_choice, check_int_at_least
+from .window import Window
 
 PRESET_PACKAGE = "nnfractal.presets"
 DEFAULT_PRESET = "resnet20-mnist"      # what `nnfractal run` trains when no preset is named
@@ -188,17 +189,17 @@ def validate(cfg: Config) -> Config:
                                      and math.isfinite(v) for v in cfg.mnmx):
         raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: four finite numbers "
                           "lr_min lr_max offset_min offset_max)")
-    y_min, y_max, x_min, x_max = cfg.mnmx
-    if not (y_min < y_max and x_min < x_max):
+    window = Window.from_mnmx(cfg.mnmx, cfg.axis_scale)
+    if not (window.y0 < window.y1 and window.x0 < window.x1):
         raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: lr_min < lr_max and "
                           "offset_min < offset_max, in the order lr_min lr_max offset_min offset_max)")
     if cfg.axis_scale == "log" and max(abs(v) for v in cfg.mnmx) > 300:
         raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: base-10 exponents "
                           "between -300 and 300 with axis_scale log)")
-    if cfg.axis_scale == "linear" and cfg.phase_space == "lr_vs_lr" and min(cfg.mnmx) <= 0:
+    if cfg.axis_scale == "linear" and cfg.phase_space == "lr_vs_lr" and min(window.x0, window.y0) <= 0:
         raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
                           "rates with a linear lr_vs_lr grid)")
-    if cfg.axis_scale == "linear" and min(cfg.mnmx[:2]) <= 0:
+    if cfg.axis_scale == "linear" and window.y0 <= 0:
         raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
                           "rates lr_min lr_max)")
     if len(cfg.figsize) != 2 or not all(isinstance(v, (int, float)) and 0 < v <= 100

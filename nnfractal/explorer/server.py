@@ -38,6 +38,7 @@ from nnfractal.estimators.boxcount import boundary
 from nnfractal.render.maps import MAP_CMAP, cdf_restretch
 from nnfractal.training.grid import axes, axis_labels
 from nnfractal.training.measure import normalise
+from nnfractal.window import Window
 
 from .session import MAX_COORD, MAX_ID, MAX_QUEUED, RES_MAX, RES_MIN, ExploreError, Session
 
@@ -62,8 +63,8 @@ class ZoomRequest(BaseModel):
     @field_validator("mnmx")
     @classmethod
     def _ordered(cls, v: list[float]) -> list[float]:
-        y0, y1, x0, x1 = v
-        if not (y0 < y1 and x0 < x1):
+        window = Window.from_mnmx(v)
+        if not (window.y0 < window.y1 and window.x0 < window.x1):
             raise ValueError(f"{v} is not allowed (allowed: y_min < y_max and x_min < x_max, "
                              "in the order y_min y_max x_min x_max)")
         return v

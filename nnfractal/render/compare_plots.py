@@ -18,6 +18,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from nnfractal.training.grid import axis_labels
 from nnfractal.training.measure import CLIP, normalise
+from nnfractal.window import Window
 
 from .maps import draw_map, value_axes
 
@@ -106,10 +107,9 @@ def plot_maps_side_by_side(maps, extent, labels, xlabel, ylabel, axis_scale, pat
         if i:
             ax.set_ylabel("")
         for w_i, win in enumerate((windows or [[]] * n)[i]):
-            y0, y1, x0, x1 = win
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.2, ls="--",
-                                   ec="black"))
-            ax.annotate(f"w{w_i + 1}", (x0, y1), xytext=(2, -2), textcoords="offset points",
+            w = Window.from_mnmx(win)
+            ax.add_patch(Rectangle((w.x0, w.y0), *w.size, fill=False, lw=1.2, ls="--", ec="black"))
+            ax.annotate(f"w{w_i + 1}", (w.x0, w.y1), xytext=(2, -2), textcoords="offset points",
                         fontsize=7, va="top", color="black")
         seg = (segments or [None] * n)[i]
         if seg is not None:
