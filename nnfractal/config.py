@@ -16,7 +16,7 @@ import tomllib
 
 from nnfractal.models.registry import DEFAULT_MODEL, check_family_fields, family_spec, model_names
 
-from .errors import ConfigError, check_choice, check_int_at_least
+from .errors import ConfigError, check_choice, check_int_at_least, is_int
 from .window import Window
 
 PRESET_PACKAGE = "nnfractal.presets"
@@ -261,7 +261,7 @@ def _coerce(raw: dict[str, Any], where: str) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise ConfigError(key, f"{value!r} is not allowed (allowed: true, false)")
         elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_int(value):
                 raise ConfigError(key, f"{value!r} is not allowed (allowed: an integer)")
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -14,11 +14,19 @@ from nnfractal.config import ConfigError
 from nnfractal.report import pages
 from nnfractal.report.pages import write_report_safely
 from nnfractal.runner.run import analyse_fractal, check_run_dir, describe
-from nnfractal.storage.folders import write_text_atomic
+from nnfractal.storage.folders import write_json_atomic
+from nnfractal.storage.run_folder import (
+    BOUNDARY_FILE,
+    BOXCOUNT_FILE,
+    DIMENSION_PER_EPOCH_FILE,
+    FRACTAL_FILE,
+    SUMMARY_FILE,
+    ZOOM_FILE,
+)
 from nnfractal.studies.sample import dimension_of_sample, is_sample_folder
 from nnfractal.studies.zoom import analyse_zoom
 
-ANALYSED_FILES = ("fractal.json", "boxcount.png", "fd_per_epoch.png", "boundary.png")
+ANALYSED_FILES = (FRACTAL_FILE, BOXCOUNT_FILE, DIMENSION_PER_EPOCH_FILE, BOUNDARY_FILE)
 
 
 def analysis_name(fit_range) -> str:
@@ -62,7 +70,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
     check_fit_range(fit_range)
     run_dir = Path(run_dir)
     fit = tuple(float(v) for v in fit_range) if fit_range else None
-    if (run_dir / "zoom.json").exists():
+    if (run_dir / ZOOM_FILE).exists():
         if fit is not None and not write:
             raise ConfigError("fit_range", "rewrites the zoom's zoom.json, dimension_per_frame.png "
                               "and report.html (allowed: add --write to do so)")
@@ -75,7 +83,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         out = run_dir / analysis_name(fit)
         out.mkdir(exist_ok=True)
         result = analyse_fractal(run_dir, fit_range=fit, log=log, out_dir=out, force=force)
-        own = _json_or_empty(run_dir / "fractal.json").get("final") or {}
+        own = _json_or_empty(run_dir / FRACTAL_FILE).get("final") or {}
         log(f"wrote the named analysis {out}: {', '.join(ANALYSED_FILES)}; the run's own "
             f"dimension (summary.json, fractal.json, report.html, explorer) stays "
             f"{describe(own) if own else 'as it was'} (add --write to replace it)")
@@ -97,7 +105,7 @@ def _json_or_empty(path: Path) -> dict:
 
 def _update_summary_dimension(run_dir: Path, fractal: dict) -> None:
     """summary.json's dimension fields from a new fractal.json (left alone if there is none)."""
-    path = run_dir / "summary.json"
+    path = run_dir / SUMMARY_FILE
     summary = _json_or_empty(path)
     if not summary:
         return
@@ -105,4 +113,4 @@ def _update_summary_dimension(run_dir: Path, fractal: dict) -> None:
     summary.update(fractal_dimension=final["dimension"],
                    fractal_dimension_ci95=[final["ci_low"], final["ci_high"]],
                    fit_range=fractal.get("fit_range"))
-    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(path, summary)

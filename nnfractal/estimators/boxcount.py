@@ -293,13 +293,16 @@ def local_slopes(sizes, counts):
 # Estimates
 
 
-def _json_value(v):
+def json_safe(v):
+    """`v` as strict JSON takes it, recursively: arrays and tuples become lists, numpy scalars
+    Python ones, and non-finite floats (inf, nan) None. Here, on the lowest floor that writes
+    JSON (the estimates' ``to_dict``); storage's JSON writers use it too."""
     if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
+        return {k: json_safe(x) for k, x in v.items()}
     if isinstance(v, np.ndarray):
-        return [_json_value(x) for x in v.tolist()]
+        return [json_safe(x) for x in v.tolist()]
     if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
+        return [json_safe(x) for x in v]
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, np.integer)):
@@ -367,9 +370,7 @@ class DimensionEstimate:
 
     def to_dict(self):
         """JSON-safe dict: arrays become lists, NaN/inf become None."""
-        return {k: _json_value(v) if k != "extra" else
-                {kk: _json_value(vv) for kk, vv in v.items()}
-                for k, v in self.__dict__.items()}
+        return json_safe(self.__dict__)
 
 
 def _failed(method, reason, n_pixels, sizes=(), counts=(), slopes=(),

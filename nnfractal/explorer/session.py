@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from nnfractal.config import Config, ConfigError, recorded_metrics
-from nnfractal.errors import one_line
+from nnfractal.errors import is_int, one_line
 from nnfractal.estimators.boxcount import boundary, estimate_dimension
 from nnfractal.models import arch_label, build_family
 from nnfractal.render.maps import map_figure
@@ -80,8 +80,7 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
     """Refuse a window that cannot be drawn: a resolution outside RES_MIN..RES_MAX, numbers that
     are not finite, empty ranges, or neighbouring pixels too close for the run's precision to
     tell apart (the zoom command's rule: at least window.MIN_ULPS_APART rounding units)."""
-    if isinstance(resolution, bool) or not isinstance(resolution, int) \
-            or not RES_MIN <= resolution <= RES_MAX:
+    if not is_int(resolution) or not RES_MIN <= resolution <= RES_MAX:
         raise ExploreError(400, f"resolution: {resolution!r} is not allowed "
                            f"(allowed: an integer {RES_MIN}..{RES_MAX})")
     values = list(mnmx)
