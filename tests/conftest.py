@@ -2,14 +2,14 @@ import os
 
 import pytest
 import torch
+from helpers import BROWSER_SKIP
 
 torch.set_num_threads(2)
 
 pytest_plugins = ["pytester"]
 
 # Browser tests (the report and the explorer in headless Chromium) skip with a reason starting
-# with this; a run that skipped one is not green unless NNFRACTAL_ALLOW_NO_BROWSER=1 says so.
-BROWSER_SKIP = "no Chromium to drive"
+# with BROWSER_SKIP; a run that skipped one is not green unless NNFRACTAL_ALLOW_NO_BROWSER=1 says so.
 ALLOW_NO_BROWSER = "NNFRACTAL_ALLOW_NO_BROWSER"
 _browser_skips: list[str] = []
 

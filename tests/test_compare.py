@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import interrupt_at
 from test_report import assert_opens_cleanly, parse_report
 
 from nnfractal.cli.main import main
@@ -11,6 +12,7 @@ from nnfractal.estimators import stats
 from nnfractal.report.pages import REPORT_NAME
 from nnfractal.storage.store import RunStore
 from nnfractal.studies.compare import ARCH_FIELDS, config_difference, pair_configs
+from nnfractal.window import Window
 
 NO_DIFF = "no difference detectable at this resolution"
 
@@ -356,10 +358,9 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
             if centre is None:                      # no boundary to zoom into: no window 1
                 assert not w1.exists()
                 continue
-            y0, y1, x0, x1 = cfg0.mnmx
-            v0, v1, u0, u1 = config_from_toml(w1 / "config.toml").mnmx
-            assert u1 - u0 == pytest.approx((x1 - x0) / 2) and v1 - v0 == pytest.approx((y1 - y0) / 2)
-            assert x0 <= u0 < u1 <= x1 and y0 <= v0 < v1 <= y1            # nested in window 0
+            outer, inner = Window.of(cfg0), Window.of(config_from_toml(w1 / "config.toml"))
+            assert inner.size == pytest.approx((outer.size[0] / 2, outer.size[1] / 2))
+            assert outer.contains(inner.x0, inner.y0) and outer.contains(inner.x1, inner.y1)
             unit = next(u for u in info["units"] if u["preset"] == preset and u["depth"] == depth
                         and u["window"] == 1)
             assert unit["center"] == pytest.approx(list(centre))    # centred on its own boundary
@@ -374,28 +375,12 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
 def test_a_signal_stops_the_comparison_after_the_current_chunk(tmp_path, sig):
     """Ctrl-C or SIGTERM while the first grid trains (one chunk per grid): no other grid is
     trained, exit 130, and neither the output nor a hidden staged folder stays."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     out = tmp_path / "cmp"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nnfractal", "compare", "paper-tanh", "paper-relu",
-         "--resolution", "8", "--tile_batch", "64", "--train-size", "1", "--steps", "600",
-         "--seeds", "2", "--windows", "1", "--out", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "] training " in line:
-            time.sleep(0.3)
-            proc.send_signal(getattr(signal, sig))
-            break
-    rest, _ = proc.communicate(timeout=300)
-    text = "".join(seen) + rest
-    assert proc.returncode == 130, text
+    code, text = interrupt_at(
+        ["compare", "paper-tanh", "paper-relu", "--resolution", "8", "--tile_batch", "64",
+         "--train-size", "1", "--steps", "600", "--seeds", "2", "--windows", "1", "--out", str(out),
+         "--no-progress"], lambda line: "] training " in line, sig)
+    assert code == 130, text
     assert "stopping after the current chunk" in text
     assert text.count("] training ") == 1, text              # no other grid was trained
     assert list(tmp_path.iterdir()) == []                   # no output, no .cmp.* folder

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import quiet, run_args
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
@@ -21,12 +22,8 @@ from nnfractal.training import engine
 # --tile-rows 1.
 # 1500 steps: long enough that a kill lands mid-run with the paper-MLP kernel (~0.3 s a tile)
 FLAGS = {"resolution": 12, "steps": 1500, "tile_batch": 4}
-ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "1500", "--tile_batch", "4"]
+ARGS = run_args("paper-tanh", FLAGS)
 CFG = build_config("paper-tanh", **FLAGS)
-
-
-def quiet(*_):
-    pass
 
 
 pytestmark = [pytest.mark.slow,  # trains grids, kills processes

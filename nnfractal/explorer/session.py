@@ -345,18 +345,18 @@ class Session:
 
     # ---- requests ------------------------------------------------------------------------------
     def window(self, wid: int) -> Window:
-        with self._lock:
-            win = self.windows.get(wid)
-        if win is None:
-            raise ExploreError(404, f"window: {wid} does not exist")
-        return win
+        return self._existing(self.windows, wid, "window")
 
     def job(self, jid: int) -> Job:
+        return self._existing(self.jobs, jid, "job")
+
+    def _existing(self, table: dict, key: int, field_name: str) -> Any:
+        """table[key], read under the lock; a 404 naming `field_name` where there is none."""
         with self._lock:
-            job = self.jobs.get(jid)
-        if job is None:
-            raise ExploreError(404, f"job: {jid} does not exist")
-        return job
+            item = table.get(key)
+        if item is None:
+            raise ExploreError(404, f"{field_name}: {key} does not exist")
+        return item
 
     def window_resolution(self, run_resolution: int) -> int:
         """A new window's side when none is asked: --resolution, else the run's capped at
