@@ -375,8 +375,8 @@ class AnalyticBoundary:
 
 
 def _weierstrass_region(dimension):
-    # y runs over the range of W on [0, 1] (min and max from a dense sample), so the boundary
-    # fills the window's height as in the issue that measured the box estimator's bias.
+    # y runs over the range of W on [0, 1] (min and max from a dense sample), so that the
+    # boundary fills the window's height.
     sample = weierstrass(np.linspace(0.0, 1.0, 1 << 16, endpoint=False), dimension)
     lo, hi = float(sample.min()), float(sample.max())
 
