@@ -12,12 +12,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BROWSER_SKIP = "no Chromium to drive"      # conftest.py counts the skips that start with it
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
+
+
+def assert_picture(path: Path, *, min_ink: float = 0.02, outcomes: bool = False) -> np.ndarray:
+    """Check that a PNG shows a figure, from its pixels: it decodes, at least `min_ink` of it is
+    not white (a map fills most of its figure; a line plot's axes and text give a few percent),
+    and it has more than a handful of colours. With `outcomes`, a convergence map's both sides:
+    blue (converged) and red (diverged) pixels, at least 1% of the picture each. Returns the
+    RGB pixels (rows, cols, 3) in [0, 1]."""
+    from matplotlib.image import imread
+    rgb = imread(path)[..., :3]
+    ink = float((rgb.min(axis=2) < 0.95).mean())
+    assert ink >= min_ink, f"{path}: {ink:.3f} of the picture is not white (expected >= {min_ink})"
+    colours = len(np.unique((rgb * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+    assert colours > 8, f"{path}: {colours} colours"
+    if outcomes:
+        blue = float((rgb[..., 2] > rgb[..., 0] + 0.15).mean())
+        red = float((rgb[..., 0] > rgb[..., 2] + 0.15).mean())
+        assert blue >= 0.01 and red >= 0.01, f"{path}: blue {blue:.3f}, red {red:.3f} of the picture"
+    return rgb
+
+
+def assert_animation(path: Path, frames: int | None = None) -> None:
+    """Check that a GIF or an H.264 MP4 decodes into `frames` frames (at least 1) that are not all
+    alike, and an MP4 is H.264 (browsers play it)."""
+    import imageio.v3 as iio
+    video = iio.imread(path, index=None, **({"plugin": "FFMPEG"} if path.suffix == ".mp4" else {}))
+    assert len(video) >= 1 and (frames is None or len(video) == frames), (path, len(video))
+    assert video.std() > 0, f"{path}: every pixel alike"
+    if path.suffix == ".mp4":
+        assert b"avc1" in path.read_bytes()
 
 
 def run_args(preset: str, overrides: dict) -> list[str]:

@@ -274,38 +274,7 @@ def test_to_dict_is_json_safe():
 
 
 # --------------------------------------------------------------------------
-# plots
-
-
-def _is_png(path):
-    data = path.read_bytes()
-    return len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.mark.slow
-def test_plots_write_png(tmp_path):
-    import matplotlib.pyplot as plt
-
-    from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
-
-    figs_before = plt.get_fignums()
-    edges = known_edges("koch", 1500)  # > 1024 px: exercises max-pooling
-    good = estimate_dimension(edges)
-    bad = estimate_dimension(np.zeros((64, 64), bool))
-    paper = paper_dimension([edges])
-
-    plot_boundary(edges, (-3, 1, -2, 2), "log10 lr1", "log10 lr2",
-                  tmp_path / "b.png", title="koch")
-    plot_boxcount(good, tmp_path / "c.png")
-    plot_boxcount(paper, tmp_path / "p.png")
-    plot_boxcount(bad, tmp_path / "bad.png", title="empty")
-    plot_boxcount(good.to_dict(), tmp_path / "d.png")
-    plot_dimension_per_epoch([0, 10, 20], [bad, good, good.to_dict()],
-                             tmp_path / "e.png")
-    plot_dimension_per_epoch([0], [bad], tmp_path / "none.png")
-    for name in ("b", "c", "p", "bad", "d", "e", "none"):
-        assert _is_png(tmp_path / f"{name}.png"), name
-    assert plt.get_fignums() == figs_before  # no pyplot state leaked
+# the paper's estimator (its figures: tests/test_render.py)
 
 
 def test_paper_estimator_refuses_frames_too_small_for_its_sizes():
