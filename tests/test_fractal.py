@@ -172,6 +172,7 @@ def test_known_set_dimension(name):
     assert abs(est.dimension - true) <= 0.05
     assert est.ci_low <= true <= est.ci_high
     assert est.ci_low <= est.dimension <= est.ci_high
+    assert est.ci_high - est.ci_low <= 0.35        # widest here: the Sierpinski gasket's 0.29
     assert est.fit_sizes.min() >= 4
     assert est.fit_sizes.max() <= N / 8
 
@@ -225,7 +226,7 @@ def test_paper_estimator_on_koch_frames():
           f"ci [{est.ci_low:.4f}, {est.ci_high:.4f}]")
     assert est.ok and est.method == "paper-median" and est.n_frames == 3
     assert abs(est.dimension - true) <= 0.06
-    assert est.ci_low <= true <= est.ci_high
+    assert est.ci_low <= true <= est.ci_high and est.ci_high - est.ci_low <= 0.45    # 0.36 here
     # porespy's default sizes for a 1023-px edge image:
     # unique(logspace(1, log10(1023), 10).astype(int))
     np.testing.assert_array_equal(
@@ -312,7 +313,7 @@ def test_intervals_cover_weierstrass_dimensions():
     # Box counts read rough curves low (here by 0.05-0.3); the intervals must say so. The plain
     # fit's upper bound (kept as extra["fit_high"]) misses the truth in most of these cases.
     cases = [(d, k) for d in (1.2, 1.5, 1.8) for k in (0, 1)]
-    misses_box, misses_paper, misses_fit = [], [], 0
+    misses_box, misses_paper, misses_fit, widths_paper = [], [], 0, []
     for d, k in cases:
         edges = boundary(_weierstrass_scores(d, 512, k))
         box = estimate_dimension(edges, n_boot=20)
@@ -324,10 +325,12 @@ def test_intervals_cover_weierstrass_dimensions():
             assert est.ok and est.ci_low <= est.dimension <= est.ci_high
             if not est.ci_low <= d <= est.ci_high:
                 misses.append((d, k))
-        assert box.ci_high <= 2.0
+        assert box.ci_high <= 2.0 and box.ci_high - box.ci_low < 0.85     # widest here 0.76
+        widths_paper.append(paper.ci_high - paper.ci_low)
         misses_fit += not box.ci_low <= d <= box.extra["fit_high"]
     assert misses_box == [] and misses_paper == []
     assert misses_fit >= len(cases) // 2
+    assert np.mean(widths_paper) < 0.85                 # the paper's median slope: 0.53 to 0.96
 
 
 def test_crossover_bound_on_model_counts():

@@ -142,7 +142,9 @@ def test_pooled_dimension():
     assert p.ok and p.method == "zoom-weighted-mean" and p.n_frames == 3
     # weights 1 : 1/16 -> (1.4 + 1.6/16) / (1 + 1/16)
     assert p.dimension == pytest.approx((1.4 + 1.6 / 16) / (1 + 1 / 16))
-    assert p.ci_low <= 1.4 and p.ci_high >= 1.6 and p.extra["frames_used"] == [0, 1]
+    # the weighted half-widths (16 x 0.1 + 0.4) / 17 on both sides, widened to every frame's value
+    assert p.ci_low == pytest.approx(p.dimension - 2.0 / 17) and p.ci_high == pytest.approx(1.6)
+    assert p.extra["frames_used"] == [0, 1]
     assert json.dumps(p.to_dict())
     none = pooled_dimension([_est(None, None, None, ok=False)] * 2)
     assert not none.ok and none.dimension is None
