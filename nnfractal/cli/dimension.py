@@ -6,7 +6,6 @@ own estimator from its curves. Above run, zoom, sample and report: it dispatches
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from nnfractal.config import ConfigError
 from nnfractal.report import pages
 from nnfractal.report.pages import write_report_safely
 from nnfractal.runner.run import analyse_fractal, check_run_dir, describe
-from nnfractal.storage.folders import write_json_atomic
+from nnfractal.storage.folders import read_json_or_empty, write_json_atomic
 from nnfractal.storage.run_folder import (
     BOUNDARY_FILE,
     BOXCOUNT_FILE,
@@ -83,7 +82,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         out = run_dir / analysis_name(fit)
         out.mkdir(exist_ok=True)
         result = analyse_fractal(run_dir, fit_range=fit, log=log, out_dir=out, force=force)
-        own = _json_or_empty(run_dir / FRACTAL_FILE).get("final") or {}
+        own = read_json_or_empty(run_dir / FRACTAL_FILE).get("final") or {}
         log(f"wrote the named analysis {out}: {', '.join(ANALYSED_FILES)}; the run's own "
             f"dimension (summary.json, fractal.json, report.html, explorer) stays "
             f"{describe(own) if own else 'as it was'} (add --write to replace it)")
@@ -96,17 +95,10 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
     return result["paper_method"] if method == "paper" else result["final"]
 
 
-def _json_or_empty(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _update_summary_dimension(run_dir: Path, fractal: dict) -> None:
     """summary.json's dimension fields from a new fractal.json (left alone if there is none)."""
     path = run_dir / SUMMARY_FILE
-    summary = _json_or_empty(path)
+    summary = read_json_or_empty(path)
     if not summary:
         return
     final = fractal["final"]

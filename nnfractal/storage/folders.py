@@ -43,6 +43,16 @@ def json_text(data: Any, indent: int | None = 2) -> str:
     return json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n"
 
 
+def read_json_or_empty(path: Path) -> dict:
+    """The JSON object in `path`, or {} where the file is missing or unreadable (an optional
+    file: a report or an update reads what is there)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_json_atomic(path: Path, data: Any, indent: int | None = 2) -> None:
     write_text_atomic(path, json_text(data, indent))
 
