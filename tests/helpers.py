@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BROWSER_SKIP  # the skips conftest.py counts
 
-BROWSER_SKIP = "no Chromium to drive"      # conftest.py counts the skips that start with it
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
