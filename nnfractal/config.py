@@ -16,7 +16,8 @@ import tomllib
 
 from nnfractal.models.registry import DEFAULT_MODEL, check_family_fields, family_spec, model_names
 
-from .errors import ConfigError, check_choice, check_int_at_least
+from .errors import ConfigError, check_choice, check_int_at_least, is_int
+from .window import Window
 
 PRESET_PACKAGE = "nnfractal.presets"
 DEFAULT_PRESET = "resnet20-mnist"      # what `nnfractal run` trains when no preset is named
@@ -116,6 +117,28 @@ class Config:
                 for f in fields(self)}
 
 
+def _check_window(cfg: Config) -> None:
+    """mnmx: four finite numbers in the order y_min y_max x_min x_max, each range increasing,
+    within float64's exponents on log axes, positive learning rates on linear ones."""
+    if len(cfg.mnmx) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                     and math.isfinite(v) for v in cfg.mnmx):
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: four finite numbers "
+                          "lr_min lr_max offset_min offset_max)")
+    window = Window.from_mnmx(cfg.mnmx, cfg.axis_scale)
+    if not (window.y0 < window.y1 and window.x0 < window.x1):
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: lr_min < lr_max and "
+                          "offset_min < offset_max, in the order lr_min lr_max offset_min offset_max)")
+    if cfg.axis_scale == "log" and max(abs(v) for v in cfg.mnmx) > 300:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: base-10 exponents "
+                          "between -300 and 300 with axis_scale log)")
+    if cfg.axis_scale == "linear" and cfg.phase_space == "lr_vs_lr" and min(window.x0, window.y0) <= 0:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
+                          "rates with a linear lr_vs_lr grid)")
+    if cfg.axis_scale == "linear" and window.y0 <= 0:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
+                          "rates lr_min lr_max)")
+
+
 def validate(cfg: Config) -> Config:
     """Check every field; return `cfg` unchanged or raise `ConfigError`."""
     check_choice("model", cfg.model, model_names())
@@ -184,23 +207,7 @@ def validate(cfg: Config) -> Config:
         value = getattr(cfg, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise ConfigError(name, f"{value!r} is not allowed (allowed: a finite number)")
-    if len(cfg.mnmx) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                     and math.isfinite(v) for v in cfg.mnmx):
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: four finite numbers "
-                          "lr_min lr_max offset_min offset_max)")
-    y_min, y_max, x_min, x_max = cfg.mnmx
-    if not (y_min < y_max and x_min < x_max):
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: lr_min < lr_max and "
-                          "offset_min < offset_max, in the order lr_min lr_max offset_min offset_max)")
-    if cfg.axis_scale == "log" and max(abs(v) for v in cfg.mnmx) > 300:
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: base-10 exponents "
-                          "between -300 and 300 with axis_scale log)")
-    if cfg.axis_scale == "linear" and cfg.phase_space == "lr_vs_lr" and min(cfg.mnmx) <= 0:
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
-                          "rates with a linear lr_vs_lr grid)")
-    if cfg.axis_scale == "linear" and min(cfg.mnmx[:2]) <= 0:
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
-                          "rates lr_min lr_max)")
+    _check_window(cfg)
     if len(cfg.figsize) != 2 or not all(isinstance(v, (int, float)) and 0 < v <= 100
                                         for v in cfg.figsize):
         raise ConfigError("figsize", f"{list(cfg.figsize)} is not allowed "
@@ -260,7 +267,7 @@ def _coerce(raw: dict[str, Any], where: str) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise ConfigError(key, f"{value!r} is not allowed (allowed: true, false)")
         elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_int(value):
                 raise ConfigError(key, f"{value!r} is not allowed (allowed: an integer)")
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -9,6 +9,7 @@ from nnfractal.config import build_config
 from nnfractal.models import build_family, meanfield_kernel
 from nnfractal.training.data import synthetic_regression
 from nnfractal.training.engine import train
+from nnfractal.window import Window
 
 # A string condition: evaluated when a test runs, so that collecting (e.g. for `pytest --quick`)
 # never builds the kernel.
@@ -63,11 +64,10 @@ def test_a_model_never_depends_on_its_chunk_tile_threads_or_early_exit(preset, k
     cfg = build_config(preset, steps=120, tile_batch=16, resolution=6, compile="off")
     family, data = build_family(cfg), _data(cfg)
     rng = np.random.default_rng(1)
-    lo_x, hi_x, lo_y, hi_y = cfg.mnmx
     if cfg.phase_space == "offset_vs_lr":
         pts = np.c_[rng.uniform(-0.05, 0.05, 37), 10 ** rng.uniform(-1, 8, 37)]
     else:
-        pts = 10 ** np.c_[rng.uniform(lo_x, hi_x, 37), rng.uniform(lo_y, hi_y, 37)]
+        pts = Window.of(cfg).to_values(rng.uniform(0, 1, (37, 2)))
     whole = train(cfg, family, data, pts).losses
     assert np.isnan(whole[:, -1]).any() and np.isfinite(whole[:, -1]).any()
     tiles = np.concatenate([train(cfg.replace(tile_batch=4), family, data, pts[:11]).losses,

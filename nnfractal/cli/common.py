@@ -45,10 +45,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None,
                    help=f"preset name (default {DEFAULT_PRESET}): {', '.join(preset_names())}")
     p.add_argument("--out", type=Path, help="run folder (default runs/<preset>-<timestamp>)")
-    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
-                   help="folder holding MNIST's four IDX files, gzip or not (in it, in mnist/ or "
-                   "in torchvision's MNIST/raw/); a folder without them is refused. Default "
-                   "~/.cache/nnfractal, where the offline 5,000-image subset stands in")
+    add_data_dir_flag(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_max_storage_flag(p)
     g = p.add_argument_group("model")
@@ -132,6 +129,13 @@ def _models_reading(field_name: str) -> str:
     """'model resnet' / 'models meanfield-mlp, mlp': the families whose size a flag sets."""
     names = families_reading(field_name)
     return f"model{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def add_data_dir_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
+                   help="folder holding MNIST's four IDX files, gzip or not (in it, in mnist/ or "
+                   "in torchvision's MNIST/raw/); a folder without them is refused. Default "
+                   "~/.cache/nnfractal, where the offline 5,000-image subset stands in")
 
 
 def add_max_storage_flag(p: argparse.ArgumentParser) -> None:

@@ -79,8 +79,8 @@ def cmd_compare(args) -> int:
 
 def _compare_work(args):
     """The comparison the flags ask for, as a callable; ConfigError for flags that do not fit."""
-    # Here, not at the top: compare_sampled loads torch (3.7 s measured, load average ~1.5),
-    # which the cli must not load before console_main's allocator restart.
+    # Here, not at the top: compare_sampled loads torch (seconds), which the cli must not load
+    # before console_main's allocator restart.
     from nnfractal.studies import compare_sampled as cs
     if args.resume is not None:
         given = [f for f in ("presets", "depths", "out", "windows", "factor")

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnfractal.window import CENTRES, unit_grid
+
 from .boxcount import boundary
 
 __all__ = [
@@ -362,20 +364,19 @@ class AnalyticBoundary:
     score: Callable[[np.ndarray], np.ndarray]
 
     def grid(self, n):
-        """Score map of an ``n`` x ``n`` grid of pixel centres, row 0 at the smallest v.
+        """Score map of an ``n`` x ``n`` grid of CENTRES pixels (`nnfractal.window`), row 0 at the
+        smallest v.
 
         Returns
         -------
         scores : (n, n) ndarray of float64
         """
-        c = (np.arange(n) + 0.5) / n
-        u, v = np.meshgrid(c, c)
-        return self.score(np.stack([u.ravel(), v.ravel()], axis=1)).reshape(n, n)
+        return self.score(unit_grid(n, CENTRES)).reshape(n, n)
 
 
 def _weierstrass_region(dimension):
-    # y runs over the range of W on [0, 1] (min and max from a dense sample), so the boundary
-    # fills the window's height as in the issue that measured the box estimator's bias.
+    # y runs over the range of W on [0, 1] (min and max from a dense sample), so that the
+    # boundary fills the window's height.
     sample = weierstrass(np.linspace(0.0, 1.0, 1 << 16, endpoint=False), dimension)
     lo, hi = float(sample.min()), float(sample.max())
 

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .boxcount import _json_value as _json
-from .boxcount import boundary
+from .boxcount import boundary, json_safe
 
 __all__ = [
     "REASON_CHAOS",
@@ -129,7 +128,7 @@ class SamplingEstimate:
 
     def to_dict(self) -> dict:
         """JSON-safe dict: arrays become lists, non-finite numbers None."""
-        return {k: _json(v) for k, v in self.__dict__.items()}
+        return json_safe(self.__dict__)
 
 
 # ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from nnfractal.estimators.boxcount import REASON_SHORT, boundary, estimate_dimen
 from nnfractal.estimators.resolution import chance_note, resolution_warning, too_small_note
 from nnfractal.models import arch_label, build_family
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
-from nnfractal.render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
+from nnfractal.render.maps import cdf_restretch, figure_to_rgb, map_figure, write_animation
 from nnfractal.storage.folders import write_text_atomic
 from nnfractal.storage.run_folder import (
     ERROR_LOG,
@@ -52,6 +52,7 @@ from nnfractal.training.data import Dataset, load_mnist, synthetic_regression
 from nnfractal.training.engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
 from nnfractal.training.grid import axes, axis_labels
 from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
+from nnfractal.window import Window
 
 from .adaptive import render_adaptive, run_adaptive
 from .backends import CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt, make_backend
@@ -661,7 +662,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     """
     run_dir = Path(run_dir)
     cfg, store = _read_run(run_dir)
-    extent = extent_of(store.x, store.y, cfg.axis_scale)
+    extent = Window.of(cfg).extent
     xlabel, ylabel = axis_labels(cfg)
     title = _title(cfg)
     step_word = "step" if cfg.full_batch else "epoch"     # full batch: one step per epoch
@@ -745,7 +746,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     cfg, store = _read_run(run_dir)
     xlabel, ylabel = (label.replace("log10 ", "log10 of ") for label in axis_labels(cfg))
-    extent = extent_of(store.x, store.y, cfg.axis_scale)
+    extent = Window.of(cfg).extent
     by_metric = {}
     small = too_small_note((len(store.y), len(store.x)))   # '' when the map is large enough
     for metric in store.metrics:

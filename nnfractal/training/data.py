@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nnfractal.errors import DataError, squeeze
+from nnfractal.errors import ConfigError, DataError, check_int_at_least, squeeze
 
 __all__ = [
     "DataError",
@@ -227,12 +227,11 @@ class Dataset:
 
 
 def _check_int(field: str, value, minimum: int) -> int:
-    """Return ``value`` as int if it is an int (not bool) >= ``minimum``, else raise DataError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise DataError(f"{field}: must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise DataError(f"{field}: must be an int >= {minimum}, got {value}")
-    return int(value)
+    """`errors.check_int_at_least`, refused as a DataError (the loaders' one error type)."""
+    try:
+        return check_int_at_least(field, value, minimum)
+    except ConfigError as err:
+        raise DataError(str(err)) from None
 
 
 def _check_size(field: str, value: int, available: int, what: str) -> None:
