@@ -50,6 +50,7 @@ def drawn(tmp_path_factory):
     return (root / "drawn", *export_inputs(cfg, root))
 
 
+@pytest.mark.slow  # the whole CLI run: pictures and report
 def test_a_run_from_exported_files_equals_the_run_they_came_from_bit_for_bit(drawn, tmp_path,
                                                                               capsys):
     """Through the CLI, from another working folder (relative paths); the defaults (seed 0,
@@ -238,6 +239,7 @@ def test_resume_refuses_a_changed_file_and_finishes_with_the_original(drawn, tmp
     assert np.array_equal(curves(out), curves(drawn[0]), equal_nan=True)
 
 
+@pytest.mark.slow  # the whole CLI run: pictures and report
 def test_resume_with_the_preset_and_the_file_flags_is_accepted(drawn, tmp_path, capsys):
     """--resume with the flags the run was started with (its preset, the files by a relative
     path): the recorded hashes and sizes are not choices the preset could contradict."""
