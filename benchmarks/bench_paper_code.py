@@ -53,8 +53,10 @@ FULL_WINDOW = (-3.0, 6.0, -3.0, 6.0)
 # of the half-decade-aligned decades, the one where the notebook's data gives the longest
 # boundary (both outcomes, speckled).
 BOUNDARY_WINDOW = (1.5, 2.5, 5.0, 6.0)
-# Both learning rates moved by these many ulps (input, output) for the chaos check.
-ULP_MOVES = ((2, 0), (-2, 0), (0, 2), (0, -2), (2, 2), (-2, -2), (2, -2), (-2, 2))
+# The chaos check moves both learning rates by these directions (input, output) times a number
+# of ulps: first 2; a pixel that does not flip is tried again at 16, then 128 ulps.
+ULP_MOVES = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1))
+ULP_TIERS = (2, 16, 128)
 DEFINITIONS = {"net", "init", "loss", "train_step", "train", "convergence_measure", "gen_img"}
 TANH_FULL_BATCH_TITLE = "## tanh full batch"
 
@@ -206,7 +208,7 @@ def run_ours(args, window, out: Path, files=None, seed: int | None = None) -> di
 
 def scores_of(run_dir: Path) -> np.ndarray:
     from nnfractal.config import config_from_toml
-    from nnfractal.runs.run import score_map
+    from nnfractal.runner.run import score_map
     from nnfractal.storage.store import RunStore
     cfg = config_from_toml(run_dir / "config.toml")
     return score_map(RunStore.open(run_dir / "store.zarr"), cfg)
@@ -242,7 +244,7 @@ def ours_at_points(args, files, points: np.ndarray) -> np.ndarray:
     = (input lr, output lr), exactly these values (the engine, not a grid)."""
     from nnfractal.config import build_config
     from nnfractal.models import build_family
-    from nnfractal.runs.run import load_data
+    from nnfractal.runner.run import load_data
     from nnfractal.training.engine import train
     from nnfractal.training.measure import point_scores
     cfg = build_config(PRESET, steps=args.steps, data_file=str(files[0]),
@@ -262,12 +264,13 @@ def paper_at_points(args, paper_npz: Path, points: np.ndarray, work: Path) -> np
     return np.load(out) < 0
 
 
-def moved(points: np.ndarray, moves=ULP_MOVES) -> np.ndarray:
-    """Each point with its learning rates moved by the given ulps: (len(moves) * k, 2)."""
+def moved(points: np.ndarray, ulps: int, moves=ULP_MOVES) -> np.ndarray:
+    """Each point with its learning rates moved by `ulps` times each direction of `moves`:
+    (len(moves) * k, 2)."""
     out = []
     for di, do in moves:
         p = points.copy()
-        for col, n in ((0, di), (1, do)):
+        for col, n in ((0, di * ulps), (1, do * ulps)):
             for _ in range(abs(n)):
                 p[:, col] = np.nextafter(p[:, col], np.inf if n > 0 else 0.0)
         out.append(p)
@@ -275,20 +278,22 @@ def moved(points: np.ndarray, moves=ULP_MOVES) -> np.ndarray:
 
 
 def chaotic(args, files, paper_npz, points: np.ndarray, work: Path) -> dict:
-    """Whether each point's outcome flips when its learning rates move by a few ulps, in each
-    implementation: {'paper': (k,), 'ours': (k,), 'either': (k,)} booleans."""
-    k = len(points)
-    if k == 0:
-        empty = np.zeros(0, bool)
-        return {"paper": empty, "ours": empty, "either": empty}
-    batch = np.concatenate([points, moved(points)])
-    flips = {}
-    for who, outcome in (("paper", paper_at_points(args, paper_npz, batch, work)),
-                         ("ours", ours_at_points(args, files, batch))):
-        grid = outcome.reshape(-1, k)                   # (1 + moves, k)
-        flips[who] = grid.min(0) != grid.max(0)
-    flips["either"] = flips["paper"] | flips["ours"]
-    return flips
+    """The smallest move (ULP_TIERS, in ulps) of each point's learning rates that flips its
+    outcome in either implementation: (k,) ints, 0 where none does."""
+    tier = np.zeros(len(points), int)
+    for ulps in ULP_TIERS:
+        todo = np.flatnonzero(tier == 0)
+        if len(todo) == 0:
+            break
+        base = points[todo]
+        batch = np.concatenate([base, moved(base, ulps)])
+        flips = np.zeros(len(todo), bool)
+        for outcome in (paper_at_points(args, paper_npz, batch, work),
+                        ours_at_points(args, files, batch)):
+            grid = outcome.reshape(-1, len(todo))           # (1 + moves, k)
+            flips |= grid.min(0) != grid.max(0)
+        tier[todo[flips]] = ulps
+    return tier
 
 
 def boundary_pixels(converged: np.ndarray) -> np.ndarray:
@@ -327,16 +332,19 @@ def compare_window(args, name: str, timing: dict, files, work: Path) -> dict:
         & (paper.ravel() == ours_grid.ravel())
     control = rng.choice(np.flatnonzero(agree), size=min(args.control, int(agree.sum())),
                          replace=False)
-    chaos = chaotic(args, files, paper_npz, hparams[np.concatenate([checked, control])], work)
-    flips = dict(zip(checked.tolist(), chaos["either"][:len(checked)].tolist()))
+    tier = chaotic(args, files, paper_npz, hparams[np.concatenate([checked, control])], work)
+    of = dict(zip(checked.tolist(), tier[:len(checked)].tolist()))
+
+    def counts(idx) -> list[int]:            # flipped within each tier, cumulative
+        t = np.array([of[i] for i in idx.tolist()], int)
+        return [int(np.sum((t > 0) & (t <= u))) for u in ULP_TIERS]
+
+    ctrl = tier[len(checked):]
     return {"paper": paper, "ours_grid": ours_grid, "ours_exact": ours_exact,
             "differ_grid": len(diff_grid), "differ_exact": len(diff), "differing_lr": differing_lr,
-            "boundary": int(boundary_pixels(paper).sum()),
-            "chaotic_exact": sum(flips[i] for i in diff.tolist()),
-            "chaotic_grid": sum(flips[i] for i in diff_grid.tolist()),
-            "chaotic_paper": int(chaos["paper"][:len(checked)].sum()),
-            "chaotic_ours": int(chaos["ours"][:len(checked)].sum()), "checked": len(checked),
-            "control": len(control), "chaotic_control": int(chaos["either"][len(checked):].sum())}
+            "boundary": int(boundary_pixels(paper).sum()), "chaotic_grid": counts(diff_grid),
+            "chaotic_exact": counts(diff), "control": len(control),
+            "chaotic_control": [int(np.sum((ctrl > 0) & (ctrl <= u))) for u in ULP_TIERS]}
 
 
 def stored_round(windows: dict, work: Path) -> dict:
@@ -353,7 +361,7 @@ def seed_spread(args, work: Path) -> list[float]:
     """nnfractal's converged fraction in the full window over `args.seeds` data/weight seeds
     (what different random data explain), trained in this process without pictures."""
     from nnfractal.config import build_config
-    from nnfractal.runs.run import execute
+    from nnfractal.runner.run import execute
     fractions = []
     for seed in range(args.seeds):
         cfg = build_config(PRESET, resolution=args.resolution, steps=args.steps, seed=seed,
@@ -378,21 +386,22 @@ def draw_figure(windows: dict, comparisons: dict, path: Path) -> None:
     for row, (name, window) in enumerate(windows.items()):
         c = comparisons[name]
         extent = [window[2], window[3], window[0], window[1]]
-        diff = np.zeros(c["paper"].shape)
-        diff[c["paper"] != c["ours_grid"]] = 1
-        diff[c["paper"] != c["ours_exact"]] = 2
+        diff = (c["paper"] != c["ours_grid"]) + 2 * (c["paper"] != c["ours_exact"])
         panels = ((c["paper"], outcome, "notebook (JAX)"),
                   (c["ours_grid"], outcome, "nnfractal run (replay)"),
-                  (diff, ListedColormap(["white", "#fdae61", "black"]),
-                   f"differ: {c['differ_grid']} (grid), {c['differ_exact']} (exact lr)"))
+                  (diff, ListedColormap(["white", "#fdae61", "#756bb1", "black"]),
+                   f"differ: {c['differ_grid']} grid, {c['differ_exact']} exact lr"))
         for ax, (img, cmap, title) in zip(axes[row], panels):
             ax.imshow(img, origin="lower", extent=extent, cmap=cmap, vmin=0,
-                      vmax=max(1, img.max()), interpolation="nearest", aspect="auto")
+                      vmax=cmap.N - 1, interpolation="nearest", aspect="auto")
             ax.set_title(title, fontsize=8)
             ax.tick_params(labelsize=7)
         axes[row][0].set_ylabel(f"{name}: log10 output lr", fontsize=8)
         axes[row][1].set_xlabel("log10 input lr", fontsize=8)
-    fig.tight_layout()
+    fig.text(0.5, 0.005, "blue: converged, red: diverged. Differing pixels: orange in the grid "
+             "replay only, purple at the notebook's exact learning rates only, black in both",
+             ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
@@ -430,6 +439,10 @@ def markdown(args, windows: dict, timing: dict, comparisons: dict, spread: list[
     return "\n".join(lines) + "\n"
 
 
+def _tiers(counts: list[int]) -> str:
+    return " / ".join(map(str, counts))
+
+
 def _jax_version(args) -> str:
     return subprocess.run([args.jax_python, "-c", "import jax; print(jax.__version__)"],
                           capture_output=True, text=True).stdout.strip()
@@ -438,16 +451,17 @@ def _jax_version(args) -> str:
 def _pixel_lines(args, windows, timing, comparisons, spread) -> list[str]:
     lines = ["#### Pixel by pixel, replaying the notebook's data and initial weights", "",
              "| window | pixels | boundary pixels | learning rates not bit-equal (our axes vs "
-             "the notebook's) | differ: grid replay (chaotic) | differ: notebook's exact lrs "
-             "(chaotic) | agreeing boundary pixels: chaotic |", "|---|---|---|---|---|---|---|"]
+             "the notebook's) | differ: grid replay | differ: notebook's exact lrs "
+             "| agreeing boundary pixels (sample) |", "|---|---|---|---|---|---|---|"]
     for name in windows:
         c = comparisons[name]
         lines.append(f"| {name} | {c['paper'].size} | {c['boundary']} | {c['differing_lr']} "
-                     f"| {c['differ_grid']} ({c['chaotic_grid']}) "
-                     f"| {c['differ_exact']} ({c['chaotic_exact']}) "
-                     f"| {c['chaotic_control']} of {c['control']} |")
-    lines += ["", "A pixel is chaotic when retraining it with its two learning rates moved by "
-              f"2 ulps ({len(ULP_MOVES)} moves) flips its outcome in either implementation."]
+                     f"| {c['differ_grid']}, chaotic {_tiers(c['chaotic_grid'])} "
+                     f"| {c['differ_exact']}, chaotic {_tiers(c['chaotic_exact'])} "
+                     f"| {c['control']}, chaotic {_tiers(c['chaotic_control'])} |")
+    lines += ["", "Chaotic a / b / c: pixels whose outcome flips, in either implementation, "
+              f"when both learning rates move by {' / '.join(map(str, ULP_TIERS))} ulps "
+              f"({len(ULP_MOVES)} directions), cumulative."]
     if spread and "full" in comparisons:
         paper_fraction = float(np.mean(comparisons["full"]["paper"]))
         lines += [f"Converged fraction in the full window: notebook {paper_fraction:.3f}; "
