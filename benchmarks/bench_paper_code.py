@@ -146,6 +146,36 @@ def worker_grid(notebook: str, mnmx, resolution: int, steps: int, save: str) -> 
              seconds=seconds, **{f"theta{i}": np.asarray(w) for i, w in enumerate(theta)})
 
 
+class _Drawn(Exception):
+    """Raised by the wrapped `train` once gen_img has drawn its data: nothing is trained."""
+
+
+def worker_draw(notebook: str, key: int, save: str) -> None:
+    """The data and initial weights the notebook's `gen_img` draws when its PRNGKey(0) is
+    PRNGKey(`key`): gen_img runs unmodified with `jax.random.PRNGKey` answering `key`, and stops
+    at its call of `train`."""
+    ns = notebook_namespace(notebook, 1)
+    jax = ns["jax"]
+    real_key = jax.random.PRNGKey
+    seen: dict = {}
+
+    def train(theta, hparams, X, Y, num_steps, *rest, **kw):
+        seen["args"] = (theta, X, Y)
+        raise _Drawn
+
+    ns["train"] = train
+    jax.random.PRNGKey = lambda seed: real_key(key)
+    try:
+        ns["gen_img"]([0.0, 1.0, 0.0, 1.0], resolution=2)
+    except _Drawn:
+        pass
+    finally:
+        jax.random.PRNGKey = real_key
+    theta, x, y = seen["args"]
+    np.savez(save, x=np.asarray(x), y=np.asarray(y),
+             **{f"theta{i}": np.asarray(w) for i, w in enumerate(theta)})
+
+
 def worker_points(notebook: str, inputs: str, points: str, steps: int, save: str) -> None:
     """The notebook's `train` on its own data and weights at the given (input lr, output lr)
     points: V (k,)."""
@@ -347,6 +377,28 @@ def compare_window(args, name: str, timing: dict, files, work: Path) -> dict:
             "chaotic_control": [int(np.sum((ctrl > 0) & (ctrl <= u))) for u in ULP_TIERS]}
 
 
+def notebook_draw_spread(args, work: Path) -> list[float]:
+    """nnfractal's converged fraction in the full window on the data and weights the notebook
+    draws with PRNGKey(1), PRNGKey(2), ... instead of 0 (`args.keys` of them): the spread of
+    the notebook's own draws, trained by nnfractal (whose replay agrees outside chaotic pixels)."""
+    from nnfractal.config import build_config
+    from nnfractal.runner.run import execute
+    fractions = []
+    for key in range(1, args.keys + 1):
+        drawn = work / f"draw-{key}.npz"
+        subprocess.run([args.jax_python, __file__, "--worker", "draw", args.notebook, "--key",
+                        str(key), "--save", str(drawn)], check=True, capture_output=True)
+        folder = work / f"draw-{key}"
+        folder.mkdir(exist_ok=True)
+        data, init = notebook_to_npz(np.load(drawn), folder)
+        cfg = build_config(PRESET, resolution=args.resolution, steps=args.steps,
+                           mnmx=FULL_WINDOW, data_file=str(data), init_file=str(init))
+        execute(cfg, folder / "run", progress=False, log=lambda *_: None, draw=False)
+        fractions.append(float(np.mean(scores_of(folder / "run") < 0)))
+        print(f"notebook draw PRNGKey({key}): converged {fractions[-1]:.3f}", flush=True)
+    return fractions
+
+
 def stored_round(windows: dict, work: Path) -> dict:
     """Round 0 of an earlier run in `work` (the notebook's arrays, nnfractal's run folders), in
     the form `time_rounds` returns, without times."""
@@ -410,7 +462,8 @@ def _median(values) -> float:
     return float(np.median(np.asarray(values, dtype=float)))
 
 
-def markdown(args, windows: dict, timing: dict, comparisons: dict, spread: list[float]) -> str:
+def markdown(args, windows: dict, timing: dict, comparisons: dict, spread: list[float],
+             draws: list[float]) -> str:
     """The docs section: the speed table with its command, and the pixel-by-pixel comparison."""
     steps = args.resolution ** 2 * args.steps
     lines = ["### paper-tanh: the paper's code and `nnfractal run`, side by side",
@@ -435,7 +488,7 @@ def markdown(args, windows: dict, timing: dict, comparisons: dict, spread: list[
               "(summary.json `model_steps_per_s`).", "", "```",
               f"python benchmarks/bench_paper_code.py NOTEBOOK --jax-python JAXENV/bin/python "
               f"--rounds {args.rounds}", "```", ""]
-    lines += _pixel_lines(args, windows, timing, comparisons, spread)
+    lines += _pixel_lines(args, windows, timing, comparisons, spread, draws)
     return "\n".join(lines) + "\n"
 
 
@@ -448,7 +501,7 @@ def _jax_version(args) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def _pixel_lines(args, windows, timing, comparisons, spread) -> list[str]:
+def _pixel_lines(args, windows, timing, comparisons, spread, draws) -> list[str]:
     lines = ["#### Pixel by pixel, replaying the notebook's data and initial weights", "",
              "| window | pixels | boundary pixels | learning rates not bit-equal (our axes vs "
              "the notebook's) | differ: grid replay | differ: notebook's exact lrs "
@@ -462,19 +515,28 @@ def _pixel_lines(args, windows, timing, comparisons, spread) -> list[str]:
     lines += ["", "Chaotic a / b / c: pixels whose outcome flips, in either implementation, "
               f"when both learning rates move by {' / '.join(map(str, ULP_TIERS))} ulps "
               f"({len(ULP_MOVES)} directions), cumulative."]
-    if spread and "full" in comparisons:
-        paper_fraction = float(np.mean(comparisons["full"]["paper"]))
-        lines += [f"Converged fraction in the full window: notebook {paper_fraction:.3f}; "
-                  f"nnfractal with its own random data and weights over {len(spread)} seeds "
-                  f"{np.mean(spread):.3f} +- {np.std(spread, ddof=1) if len(spread) > 1 else 0:.3f}"
-                  f" (range {min(spread):.3f}-{max(spread):.3f})."]
+    if "full" in comparisons and (spread or draws):
+        lines += [f"Converged fraction in the full window: the notebook's map "
+                  f"{np.mean(comparisons['full']['paper']):.4f}, nnfractal's replay of it "
+                  f"{np.mean(comparisons['full']['ours_grid']):.4f}."]
+        for values, what in ((spread, "nnfractal's own data and weights (seeds 0-"
+                              f"{len(spread) - 1})"),
+                             (draws, f"the notebook's draws PRNGKey(1-{len(draws)}), trained "
+                              "by nnfractal")):
+            if values:
+                lines.append(f"Over {what}: {np.mean(values):.4f} +- "
+                             f"{np.std(values, ddof=1) if len(values) > 1 else 0:.4f} "
+                             f"(range {min(values):.4f}-{max(values):.4f}).")
     return lines + [""]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("notebook", help="the paper's .ipynb (git show HEAD:<path> of its repository)")
-    p.add_argument("--worker", choices=("grid", "points"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("grid", "points", "draw"), help=argparse.SUPPRESS)
+    p.add_argument("--key", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--keys", type=int, default=5,
+                   help="notebook draws PRNGKey(1..KEYS) trained by nnfractal, for the spread")
     p.add_argument("--jax-python", default="python3", help="a python with jax installed")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--steps", type=int, default=500)
@@ -495,6 +557,9 @@ def main(argv=None) -> int:
     if args.worker == "grid":
         worker_grid(args.notebook, args.mnmx, args.resolution, args.steps, args.save)
         return 0
+    if args.worker == "draw":
+        worker_draw(args.notebook, args.key, args.save)
+        return 0
     if args.worker == "points":
         worker_points(args.notebook, args.inputs, args.points, args.steps, args.save)
         return 0
@@ -512,10 +577,11 @@ def main(argv=None) -> int:
     comparisons = {name: compare_window(args, name, timing, timing["files"], work)
                    for name in windows}
     spread = seed_spread(args, work) if args.seeds else []
+    draws = notebook_draw_spread(args, work) if args.keys else []
     if args.figure:
         draw_figure(windows, comparisons, args.figure)
-    text = ("\n".join(_pixel_lines(args, windows, timing, comparisons, spread)) + "\n"
-            if args.compare_only else markdown(args, windows, timing, comparisons, spread))
+    text = ("\n".join(_pixel_lines(args, windows, timing, comparisons, spread, draws)) + "\n"
+            if args.compare_only else markdown(args, windows, timing, comparisons, spread, draws))
     print(text)
     if args.markdown:
         args.markdown.write_text(text)
