@@ -393,7 +393,8 @@ def notebook_draw_spread(args, work: Path) -> list[float]:
         data, init = notebook_to_npz(np.load(drawn), folder)
         cfg = build_config(PRESET, resolution=args.resolution, steps=args.steps,
                            mnmx=FULL_WINDOW, data_file=str(data), init_file=str(init))
-        execute(cfg, folder / "run", progress=False, log=lambda *_: None, draw=False)
+        if not (folder / "run" / "store.zarr").exists():
+            execute(cfg, folder / "run", progress=False, log=lambda *_: None, draw=False)
         fractions.append(float(np.mean(scores_of(folder / "run") < 0)))
         print(f"notebook draw PRNGKey({key}): converged {fractions[-1]:.3f}", flush=True)
     return fractions
@@ -419,7 +420,8 @@ def seed_spread(args, work: Path) -> list[float]:
         cfg = build_config(PRESET, resolution=args.resolution, steps=args.steps, seed=seed,
                            data_seed=seed, mnmx=FULL_WINDOW)
         out = work / f"seed-{seed}"
-        execute(cfg, out, progress=False, log=lambda *_: None, draw=False)
+        if not (out / "store.zarr").exists():         # kept from an earlier run in `work`
+            execute(cfg, out, progress=False, log=lambda *_: None, draw=False)
         fractions.append(float(np.mean(scores_of(out) < 0)))
         print(f"seed {seed}: converged {fractions[-1]:.3f}", flush=True)
     return fractions
