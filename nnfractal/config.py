@@ -64,6 +64,13 @@ class Config:
     batch_size: int = 32       # 0 = full batch
     minibatch_replacement: bool = False
     data_seed: int = 0
+    # Replaying another tool's experiment: the data (x, y arrays) and initial weights (one array
+    # per parameter) read from .npz files instead of drawn (training/data.py, models/input_files.py).
+    # The run records each file's absolute path and sha256; a changed file is refused on resume.
+    data_file: str = ""        # "" = the dataset above
+    data_sha256: str = ""      # recorded when the run is planned (runs/run.py)
+    init_file: str = ""        # "" = weights drawn from `seed`
+    init_sha256: str = ""
     # training
     num_epochs: int = 5
     steps: int = 0             # optimisation steps; 0 = num_epochs passes over the training set
@@ -181,6 +188,8 @@ def validate(cfg: Config) -> Config:
     check_int_at_least("train_size", cfg.train_size, 0 if cfg.dataset == "gaussian" else 1)
     check_int_at_least("batch_size", cfg.batch_size, 0)
     check_int_at_least("data_seed", cfg.data_seed, 0)
+    _check_input_file(cfg, "data_file", "data_sha256")
+    _check_input_file(cfg, "init_file", "init_sha256")
     check_int_at_least("seed", cfg.seed, 0)
     # num_epochs = 0 is how a config that counts in steps records "not used" (see _normalised)
     check_int_at_least("num_epochs", cfg.num_epochs, 0 if cfg.steps else 1)
@@ -214,6 +223,29 @@ def validate(cfg: Config) -> Config:
                           "(allowed: two positive numbers, inches)")
     _check_picture_size(cfg.dpi, cfg.figsize)
     return cfg
+
+
+def _check_input_file(cfg: Config, name: str, sha_name: str) -> None:
+    """A path (str) and its recorded sha256: 64 lowercase hex digits, or "" (not recorded yet)."""
+    path, sha = getattr(cfg, name), getattr(cfg, sha_name)
+    if not isinstance(path, str):
+        raise ConfigError(name, f"{path!r} is not allowed (allowed: the path of an .npz file)")
+    if not isinstance(sha, str) or (sha and not _is_sha256(sha)):
+        raise ConfigError(sha_name, f"{sha!r} is not allowed (allowed: 64 hex digits, or empty)")
+    if sha and not path:
+        raise ConfigError(sha_name, f"{sha[:12]}... is recorded without a {name} (allowed: "
+                          f"empty without {name})")
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+# Recorded facts of the input files, not choices: filled in when a run is planned, so a config
+# built again from its preset lacks them (resume compares choices only).
+INPUT_FILE_FACTS = ("data_sha256", "init_sha256")
+# Set from the data file's arrays when it is given (the number of examples it holds).
+DATA_FILE_SIZES = ("train_size", "test_size")
 
 
 # A picture can be drawn when its larger side is at most this many pixels (an RGBA canvas of
@@ -275,8 +307,16 @@ def _coerce(raw: dict[str, Any], where: str) -> dict[str, Any]:
             value = float(value)
         elif isinstance(default, str) and not isinstance(value, str):
             raise ConfigError(key, f"{value!r} is not allowed (allowed: a string)")
+        if key in ("data_file", "init_file") and value:
+            value = absolute_path(value)
         out[key] = value
     return out
+
+
+def absolute_path(path: str | Path) -> str:
+    """`path` made absolute (~ expanded, symlinks resolved): a run records where its input files
+    are, so that --resume, `nnfractal sample RUN_DIR` and Ray workers find them from any folder."""
+    return str(Path(path).expanduser().resolve())
 
 
 def load_preset(name: str) -> Config:
@@ -382,6 +422,14 @@ def unused_fields(cfg: Config) -> dict[str, str]:
              "out, or add --adaptive)")
     if cfg.steps:
         mark(("num_epochs",), f"with steps = {cfg.steps} (allowed: leave it out)")
+    if cfg.init_file:
+        mark(("seed",), "with init_file, which gives the initial weights (allowed: leave it out)")
+    if cfg.data_file:
+        mark(DATA_FILE_SIZES, "with data_file, whose arrays give the examples (allowed: leave "
+             "it out)")
+        if cfg.full_batch:
+            mark(("data_seed",), "with data_file and full batch: nothing is drawn (allowed: "
+                 "leave it out)")
     return unused
 
 

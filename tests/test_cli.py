@@ -200,6 +200,9 @@ FLAG_VALUES = {
     "tile_batch": (["--tile_batch", "8"], ["--tile_batch", "12"]),
     "chunk_workers": (["--chunk-workers", "1"], ["--chunk-workers", "2"]),
     "seed": (["--seed", "5"], ["--seed", "6"]),
+    # absolute paths: the config records them so (the files are read when a run is planned)
+    "data_file": (["--data-file", "/nnfractal-flag/d1.npz"], ["--data-file", "/nnfractal-flag/d2.npz"]),
+    "init_file": (["--init-file", "/nnfractal-flag/w1.npz"], ["--init-file", "/nnfractal-flag/w2.npz"]),
     "mnmx": (["--mnmx", "-1", "0", "-1", "0"], ["--mnmx", "-2", "0", "-2", "0"]),
     "axis_scale": (["--axis-scale", "linear", "--mnmx", "0.1", "1", "0.1", "1"],
                    ["--axis-scale", "log"]),

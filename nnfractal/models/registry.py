@@ -128,8 +128,15 @@ def families_reading(field_name: str) -> tuple[str, ...]:
 
 
 def build_family(cfg: Config) -> Family:
-    """The batched model family described by `cfg`."""
-    return family_spec(cfg.model).build(cfg)
+    """The batched model family described by `cfg`; with ``cfg.init_file``, its `init_params`
+    returns that file's weights (checked against the family's names and shapes, and against the
+    run's recorded sha256: input_files.py)."""
+    family = family_spec(cfg.model).build(cfg)
+    if cfg.init_file:
+        from .input_files import override_init
+        label = f"model {cfg.model} ({arch_label(cfg)})"
+        override_init(family, cfg.init_file, label, cfg.init_sha256)
+    return family
 
 
 def arch_label(cfg: Config) -> str:

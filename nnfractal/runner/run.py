@@ -27,11 +27,22 @@ from pathlib import Path
 import numpy as np
 
 from nnfractal import __version__
-from nnfractal.config import DRAWING_FIELDS, Config, ConfigError, _coerce, build_config, recorded_metrics
+from nnfractal.config import (
+    DATA_FILE_SIZES,
+    DRAWING_FIELDS,
+    INPUT_FILE_FACTS,
+    Config,
+    ConfigError,
+    _coerce,
+    absolute_path,
+    build_config,
+    recorded_metrics,
+)
 from nnfractal.errors import RunFailed, RunFolderError, RunInterrupted, one_line
 from nnfractal.estimators.boxcount import REASON_SHORT, boundary, estimate_dimension, paper_dimension
 from nnfractal.estimators.resolution import chance_note, resolution_warning, too_small_note
 from nnfractal.models import arch_label, build_family
+from nnfractal.models.input_files import checked_sha256
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
 from nnfractal.render.maps import cdf_restretch, figure_to_rgb, map_figure, write_animation
 from nnfractal.storage.folders import write_text_atomic
@@ -48,7 +59,7 @@ from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION
 from nnfractal.storage.store import RunStore, StoreError, default_tile_rows, tile_rows_step
 from nnfractal.training.allocator import in_use as allocator_in_use
 from nnfractal.training.budget import check_max_storage, check_run
-from nnfractal.training.data import Dataset, load_mnist, synthetic_regression
+from nnfractal.training.data import Dataset, load_data_file, load_mnist, synthetic_regression
 from nnfractal.training.engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
 from nnfractal.training.grid import axes, axis_labels
 from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
@@ -65,7 +76,10 @@ def default_out_dir(cfg: Config) -> Path:
 
 
 def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
-    """The run's fixed data set: MNIST subset or the paper's Gaussian regression data."""
+    """The run's fixed data set: the data file's arrays (cfg.data_file), else the MNIST subset or
+    the paper's Gaussian regression data."""
+    if cfg.data_file:
+        return _read_data_file(cfg, family)[0]
     if cfg.dataset == "gaussian":
         if cfg.train_size:
             n = cfg.train_size
@@ -76,6 +90,34 @@ def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
         return synthetic_regression(n, cfg.width, cfg.target_dim, seed=cfg.data_seed)
     return load_mnist(data_dir, train_size=cfg.train_size, test_size=cfg.test_size,
                       seed=cfg.data_seed, dataset=cfg.dataset)
+
+
+def _read_data_file(cfg: Config, family) -> tuple[Dataset, str]:
+    """The data file of `cfg`, checked against the shapes its model family trains on (the drawn
+    data's: x (N, width) and y (N, target_dim) for regression, MNIST-like images otherwise)."""
+    label = f"model {cfg.model} ({arch_label(cfg)})"
+    return load_data_file(cfg.data_file, family.task, cfg.width, cfg.target_dim,
+                          sha256=cfg.data_sha256, label=label)
+
+
+def resolve_input_files(cfg: Config) -> Config:
+    """`cfg` with its data and init files recorded: absolute paths, each file's sha256 (a file
+    that differs from a recorded hash is refused: DataError), and train_size / test_size set to
+    the number of examples the data file holds. Reads and checks both files; writes nothing."""
+    if not cfg.data_file and not cfg.init_file:
+        return cfg
+    changes: dict = {}
+    if cfg.init_file:
+        changes["init_file"] = absolute_path(cfg.init_file)
+        changes["init_sha256"] = checked_sha256("init_file", changes["init_file"], cfg.init_sha256)
+    if cfg.data_file:
+        changes["data_file"] = absolute_path(cfg.data_file)
+        data, changes["data_sha256"] = _read_data_file(replace(cfg, **changes),
+                                                      build_family(replace(cfg, **changes)))
+        changes["train_size"] = data.n_train
+        if data.n_test:
+            changes["test_size"] = data.n_test
+    return cfg.replace(**changes)
 
 
 def library_versions() -> dict[str, str]:
@@ -107,6 +149,7 @@ class RunPlan:
 
 def plan_run(cfg: Config, data_dir: Path | None, backend, log=print) -> RunPlan:
     """Device, data, axes and schedule of a run; raises ConfigError / DataError, writes nothing."""
+    cfg = resolve_input_files(cfg)        # recorded in config.toml: resume checks the files
     device = backend.device(cfg)
     family = build_family(cfg)
     data = load_data(cfg, family, data_dir)
@@ -174,6 +217,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     (RunFailed / RunInterrupted say so in one line).
     """
     out = Path(out) if out is not None else default_out_dir(cfg)
+    cfg = resolve_input_files(cfg)        # the data file's size counts in the budget
     check_run(cfg, out, check_max_storage(max_storage))     # before anything is allocated
     if cfg.tile_batch == 0:
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
@@ -506,7 +550,10 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
     given = {k: v for k, v in given.items() if v is not None}
     if preset is not None:
         wanted = build_config(preset, **given)
-        names = [f.name for f in fields(Config)]
+        # The files' hashes and sizes are recorded facts, checked against the files when the run
+        # is planned; the preset cannot give them.
+        derived = INPUT_FILE_FACTS + (DATA_FILE_SIZES if wanted.data_file else ())
+        names = [f.name for f in fields(Config) if f.name not in derived]
     else:
         changes = _coerce({k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()},
                           "overrides")
