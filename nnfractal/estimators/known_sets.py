@@ -44,6 +44,7 @@ __all__ = [
     "ANALYTIC_NAMES",
     "AnalyticBoundary",
     "analytic_boundary",
+    "band_crossover",
     "banded_boundary",
     "coordinate_hash",
     "ChaosBand",
@@ -708,3 +709,68 @@ def banded_boundary(name, width, flip, decades=0.0, salt=0):
         return np.where(flipped, -s, s)
     label = f"{name}~w{width:g}p{flip:g}" + (f"v{decades:g}" if decades else "")
     return AnalyticBoundary(label, base.dimension, score, curve=base.curve, band=band)
+
+
+def band_crossover(boundary, *, points=1 << 18, per_decade=8, seed=0):
+    """The scale where the clean curve separates as many pairs as the band flips: the ``eps*``
+    a perfect uncertainty estimator reports for a :func:`banded_boundary`.
+
+    Base points are uniform in ``u`` and in a strip of ``v`` around the curve (wide enough to
+    hold the band and every pair that can differ at the scales searched); ``F`` is the fraction
+    of them in the band times ``2 p (1 - p)`` (two independent draws differ: a move of a rounding
+    unit), ``q(eps)`` the fraction whose partner ``eps`` away, in a random direction, lies across
+    the clean curve. Both are densities along the same curve, so their crossing does not depend
+    on the strip. ``q`` is read at ``per_decade`` eps per decade from ``w / 100`` to ``100 w``
+    (``w`` the band's width), the crossing interpolated log-linearly. For a band of varying
+    width, the crossing is that of the band averaged along the curve.
+
+    Parameters
+    ----------
+    boundary : AnalyticBoundary
+        With ``band`` set, a graph region (``curve`` set) or the circle.
+    points : int, optional
+    per_decade : int, optional
+    seed : int, optional
+
+    Returns
+    -------
+    eps_cross : float
+        Window units; NaN when ``q`` stays above or below ``F`` over the scales searched.
+    info : dict
+        ``floor`` (F), ``eps`` and ``q`` (the curve's separation fractions read).
+    """
+    band = boundary.band
+    clean = analytic_boundary(boundary.name.split("~")[0])
+    w_max = band.width * 10.0 ** (band.decades / 2)
+    eps = band.width * 10.0 ** np.arange(-2.0, 2.0 + 1e-9, 1.0 / per_decade)
+    rng = np.random.default_rng(seed)
+    u = rng.random(points)
+    if clean.curve is not None:
+        half = 2 * (clean.curve.oscillation(np.array([max(eps[-1], w_max)]))[0]
+                    + eps[-1] + w_max)
+        half = min(half, 2.0)
+        v = clean.curve.height(u) + (2 * rng.random(points) - 1) * half
+    else:
+        # the circle: a ring of the same half-width around it
+        half = min(2 * (eps[-1] + w_max), 0.09)
+        r = 0.4 + (2 * rng.random(points) - 1) * half
+        u, v = 0.5003 + r * np.cos(2 * math.pi * u), 0.4991 + r * np.sin(2 * math.pi * u)
+        # ring area element grows with r: keep every point with weight r by thinning
+        keep = rng.random(points) < r / (0.4 + half)
+        u, v = u[keep], v[keep]
+    base = np.stack([u, v], axis=1)
+    floor = float(in_band(base, clean, band).mean() * 2 * band.flip * (1 - band.flip))
+    side = np.sign(clean.score(base))
+    q = np.empty(len(eps))
+    for i, e in enumerate(eps):
+        theta = rng.random(len(base)) * 2 * math.pi
+        partner = base + e * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+        q[i] = np.mean(side * np.sign(clean.score(partner)) < 0)
+    above = np.flatnonzero(q >= floor)
+    cross = float("nan")
+    if len(above) and above[0] > 0 and q[0] < floor:
+        j = above[0]
+        t = (math.log(floor) - math.log(max(q[j - 1], 1e-300))) / (
+            math.log(q[j]) - math.log(max(q[j - 1], 1e-300)))
+        cross = float(math.exp(math.log(eps[j - 1]) + t * (math.log(eps[j]) - math.log(eps[j - 1]))))
+    return cross, {"floor": floor, "eps": eps, "q": q}

@@ -56,6 +56,7 @@ MIN_STAGE_BASE = 2000    # base points of a stage at least (a smaller one is not
 CENTRE_HITS = 32         # differing pairs at the eps the next stage zooms to
 FLOOR_FACTOR = 3.0       # an eps is fitted only while f(eps) >= this x the stage's chaos floor
 FLOOR_SHARE = 1.0        # the share of the chaos floor subtracted from f: the curve term
+SHARE_LOW, SHARE_HIGH = 1.0, 1.0   # bootstrap replicates draw the share in this range
 EPS_PER_DECADE = 3
 STAGE_DECADES = 2.0      # each stage zooms its squares by 10^2
 EPS_CAP = 0.25           # eps <= EPS_CAP * square side: beyond, pairs leave the boundary's square
@@ -270,7 +271,7 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
 def _window_stage(evaluate, rng, grid, scores, cell, room, notes):
     """Stage 0: the coarse map's points as base points, partners from WINDOW_EPS down to the
     first zoom stage's top; None (with a note) when it would leave no room for a zoom stage."""
-    eps = _eps_grid(WINDOW_EPS, EPS_CAP * cell * 10 ** (1 / EPS_PER_DECADE))
+    eps = _eps_grid(WINDOW_EPS, EPS_CAP * cell)
     eps = eps[eps > EPS_CAP * cell * (1 + 1e-9)]
     one_zoom = MIN_STAGE_BASE * (1 + math.ceil(STAGE_DECADES * EPS_PER_DECADE) + 1)
     if len(eps) == 0 or len(grid) * len(eps) + one_zoom > room:
@@ -435,22 +436,22 @@ class _Fit:
         return float(math.exp(np.average(logs, weights=weights)))
 
 
-def _curve(counts, chaos):
-    """f, the chaos term F of each scale's stage, and the curve term f - FLOOR_SHARE * F
+def _curve(counts, chaos, share=FLOOR_SHARE):
+    """f, the chaos term F of each scale's stage, and the curve term f - share * F
     (chaos=False: the chaos counted as boundary, F = 0)."""
     f = counts.fraction
     floor = counts.floor if chaos else np.zeros(len(counts.moved))
     per_scale = floor[counts.stage]
-    return f, per_scale, f - FLOOR_SHARE * per_scale, floor
+    return f, per_scale, f - share * per_scale, floor
 
 
-def _curve_fit(counts, min_hits, window=None, cap=np.inf, chaos=True):
+def _curve_fit(counts, min_hits, window=None, cap=np.inf, chaos=True, share=None):
     """The weighted power-law fit of the curve term over the eps its rules keep, or None.
 
     An eps is kept, per stage from the largest down (:func:`contiguous`), while it has
     ``min_hits`` differing pairs, ``f >= FLOOR_FACTOR * F`` and a positive curve term; then
     those up to `cap`, inside `window` (:func:`sub_window`)."""
-    f, per_scale, curve, floor = _curve(counts, chaos)
+    f, per_scale, curve, floor = _curve(counts, chaos, FLOOR_SHARE if share is None else share)
     ok = (counts.hits >= min_hits) & (f >= FLOOR_FACTOR * per_scale) & (curve > 0)
     mask = contiguous(counts.scales, counts.stage, ok) & (counts.scales <= cap * (1 + 1e-9))
     mask = sub_window(counts.scales, mask, window)
@@ -481,13 +482,19 @@ def _bootstrap(stages, squares, cap, rng, n_boot, chaos):
         pick = [rng.integers(0, len(sq[1]), len(sq[1])) for sq in squares]
         counts = _counts(stages, squares, pick)
         min_hits = int(round(math.exp(rng.uniform(math.log(8), math.log(32)))))
-        fit = _curve_fit(counts, min_hits, rng.random(2), cap, chaos)
+        fit = _curve_fit(counts, min_hits, rng.random(2), cap, chaos, _draw_share(rng))
         if fit is not None:
             dims.append(fit.dimension)
             star = fit.eps_star(counts)
             if star is not None:
                 stars.append(math.log10(star))
     return dims, stars
+
+
+def _draw_share(rng):
+    """The share of the chaos floor a bootstrap replicate subtracts: uniform in
+    [SHARE_LOW, SHARE_HIGH]."""
+    return float(rng.uniform(SHARE_LOW, SHARE_HIGH))
 
 
 def _fit_with_interval(stages, squares, rng, n_boot, chaos=True):
