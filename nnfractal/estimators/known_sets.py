@@ -421,20 +421,23 @@ class GraphCurve:
     oscillation: Callable[[np.ndarray], np.ndarray]
 
 
-_GRAPH_FAMILIES = {"weierstrass": (weierstrass, _weierstrass_oscillation),
-                   "takagi": (takagi, _takagi_oscillation)}
+# A Takagi region is read from x = u + TAKAGI_PHASE: at the dyadic abscissae every term beyond
+# the first few vanishes, and the pixel centres (j + 1/2) / n of a coarse map are dyadic.
+TAKAGI_PHASE = (math.sqrt(5.0) - 1.0) / 2.0
+_GRAPH_FAMILIES = {"weierstrass": (weierstrass, _weierstrass_oscillation, 0.0),
+                   "takagi": (takagi, _takagi_oscillation, TAKAGI_PHASE)}
 
 
 def graph_curve(family, dimension):
-    """:class:`GraphCurve` of ``family`` (``'weierstrass'`` or ``'takagi'``) with graph dimension
-    ``dimension``: v runs over the function's range on [0, 1] (min and max from a dense sample),
-    so the boundary fills the window's height as in the issue that measured the box estimator's
-    bias."""
-    fn, osc = _GRAPH_FAMILIES[family]
-    sample = fn(np.linspace(0.0, 1.0, 1 << 16, endpoint=False), dimension)
+    """:class:`GraphCurve` of ``family`` (``'weierstrass'`` or ``'takagi'``, the latter read from
+    ``x = u + TAKAGI_PHASE``) with graph dimension ``dimension``: v runs over the function's range
+    on [0, 1] (min and max from a dense sample), so the boundary fills the window's height as in
+    the issue that measured the box estimator's bias."""
+    fn, osc, phase = _GRAPH_FAMILIES[family]
+    sample = fn(np.linspace(0.0, 1.0, 1 << 16, endpoint=False) + phase, dimension)
     lo, hi = float(sample.min()), float(sample.max())
     bound = osc(dimension)
-    return GraphCurve(height=lambda u: (fn(u, dimension) - lo) / (hi - lo),
+    return GraphCurve(height=lambda u: (fn(np.asarray(u) + phase, dimension) - lo) / (hi - lo),
                       oscillation=lambda half: bound(half) / (hi - lo))
 
 
@@ -711,7 +714,7 @@ def banded_boundary(name, width, flip, decades=0.0, salt=0):
     return AnalyticBoundary(label, base.dimension, score, curve=base.curve, band=band)
 
 
-def band_crossover(boundary, *, points=1 << 18, per_decade=8, seed=0):
+def band_crossover(boundary, *, points=1 << 17, seed=0):
     """The scale where the clean curve separates as many pairs as the band flips: the ``eps*``
     a perfect uncertainty estimator reports for a :func:`banded_boundary`.
 
@@ -720,16 +723,16 @@ def band_crossover(boundary, *, points=1 << 18, per_decade=8, seed=0):
     of them in the band times ``2 p (1 - p)`` (two independent draws differ: a move of a rounding
     unit), ``q(eps)`` the fraction whose partner ``eps`` away, in a random direction, lies across
     the clean curve. Both are densities along the same curve, so their crossing does not depend
-    on the strip. ``q`` is read at ``per_decade`` eps per decade from ``w / 100`` to ``100 w``
-    (``w`` the band's width), the crossing interpolated log-linearly. For a band of varying
-    width, the crossing is that of the band averaged along the curve.
+    on the strip. ``q`` is read at 2 eps per decade from ``w / 100`` to ``100 w`` (``w`` the
+    band's width), then at 8 per decade inside the decade where it first reaches ``F``, and the
+    crossing is interpolated log-linearly. For a band of varying width, the crossing is that of
+    the chaos averaged along the curve.
 
     Parameters
     ----------
     boundary : AnalyticBoundary
         With ``band`` set, a graph region (``curve`` set) or the circle.
     points : int, optional
-    per_decade : int, optional
     seed : int, optional
 
     Returns
@@ -737,40 +740,53 @@ def band_crossover(boundary, *, points=1 << 18, per_decade=8, seed=0):
     eps_cross : float
         Window units; NaN when ``q`` stays above or below ``F`` over the scales searched.
     info : dict
-        ``floor`` (F), ``eps`` and ``q`` (the curve's separation fractions read).
+        ``floor`` (F), ``eps`` and ``q`` (the curve's separation fractions read, eps ascending).
     """
     band = boundary.band
     clean = analytic_boundary(boundary.name.split("~")[0])
     w_max = band.width * 10.0 ** (band.decades / 2)
-    eps = band.width * 10.0 ** np.arange(-2.0, 2.0 + 1e-9, 1.0 / per_decade)
+    top = 100 * band.width
     rng = np.random.default_rng(seed)
-    u = rng.random(points)
-    if clean.curve is not None:
-        half = 2 * (clean.curve.oscillation(np.array([max(eps[-1], w_max)]))[0]
-                    + eps[-1] + w_max)
-        half = min(half, 2.0)
-        v = clean.curve.height(u) + (2 * rng.random(points) - 1) * half
-    else:
-        # the circle: a ring of the same half-width around it
-        half = min(2 * (eps[-1] + w_max), 0.09)
-        r = 0.4 + (2 * rng.random(points) - 1) * half
-        u, v = 0.5003 + r * np.cos(2 * math.pi * u), 0.4991 + r * np.sin(2 * math.pi * u)
-        # ring area element grows with r: keep every point with weight r by thinning
-        keep = rng.random(points) < r / (0.4 + half)
-        u, v = u[keep], v[keep]
-    base = np.stack([u, v], axis=1)
+    base = _strip_points(clean, rng, points, 2 * (top + w_max))
     floor = float(in_band(base, clean, band).mean() * 2 * band.flip * (1 - band.flip))
     side = np.sign(clean.score(base))
-    q = np.empty(len(eps))
-    for i, e in enumerate(eps):
-        theta = rng.random(len(base)) * 2 * math.pi
-        partner = base + e * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-        q[i] = np.mean(side * np.sign(clean.score(partner)) < 0)
+    theta = rng.random(len(base)) * 2 * math.pi
+    step = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+
+    def q_at(eps):
+        return np.array([np.mean(side * np.sign(clean.score(base + e * step)) < 0)
+                         for e in eps])
+    eps = band.width * 10.0 ** np.arange(-2.0, 2.01, 0.5)
+    q = q_at(eps)
     above = np.flatnonzero(q >= floor)
-    cross = float("nan")
-    if len(above) and above[0] > 0 and q[0] < floor:
+    if len(above) and above[0] > 0:
         j = above[0]
-        t = (math.log(floor) - math.log(max(q[j - 1], 1e-300))) / (
-            math.log(q[j]) - math.log(max(q[j - 1], 1e-300)))
-        cross = float(math.exp(math.log(eps[j - 1]) + t * (math.log(eps[j]) - math.log(eps[j - 1]))))
-    return cross, {"floor": floor, "eps": eps, "q": q}
+        fine = eps[j - 1] * 10.0 ** (np.arange(1, 4) / 8)
+        eps, q = np.concatenate([eps, fine]), np.concatenate([q, q_at(fine)])
+        order = np.argsort(eps)
+        eps, q = eps[order], q[order]
+    return _first_crossing(eps, q, floor), {"floor": floor, "eps": eps, "q": q}
+
+
+def _strip_points(clean, rng, points, reach):
+    """Base points uniform in u and in v within the curve's oscillation plus `reach` of it (a
+    graph), or uniform in the ring of half-width `reach` around the circle (by area)."""
+    if clean.curve is not None:
+        half = min(clean.curve.oscillation(np.array([reach]))[0] + reach, 2.0)
+        u = rng.random(points)
+        return np.stack([u, clean.curve.height(u) + (2 * rng.random(points) - 1) * half], axis=1)
+    half = min(reach, 0.09)
+    # uniform by area: r^2 uniform between the ring's radii
+    r = np.sqrt((0.4 - half) ** 2 + rng.random(points) * ((0.4 + half) ** 2 - (0.4 - half) ** 2))
+    t = rng.random(points) * 2 * math.pi
+    return np.stack([0.5003 + r * np.cos(t), 0.4991 + r * np.sin(t)], axis=1)
+
+
+def _first_crossing(eps, q, floor):
+    """The eps where q first rises to floor, log-linearly between the two eps around it."""
+    above = np.flatnonzero(q >= floor)
+    if not len(above) or above[0] == 0 or not q[above[0] - 1] > 0:
+        return float("nan")
+    j = above[0]
+    t = (math.log(floor) - math.log(q[j - 1])) / (math.log(q[j]) - math.log(q[j - 1]))
+    return float(math.exp(math.log(eps[j - 1]) + t * (math.log(eps[j]) - math.log(eps[j - 1]))))

@@ -21,6 +21,7 @@ REASON_BOOTSTRAP = "bootstrap replicates mostly failed the fit rule"
 
 MIN_FIT_DECADES = 1.5    # the fitted scales must span at least this many decades
 MIN_FIT_SCALES = 4
+MIN_SLOPE_DECADES = 1.0  # of them, at least this many inside stages (not bridged by offsets)
 SMALL_SCALE_SHARE = 0.5  # the fit uses the smallest half of the decades reached (see small_cap),
 SMALL_SCALE_DECADES = 3.0  # but at least 3: with fewer the estimate is noise, not depth
 MIN_BOOT = 10            # bootstrap replicates that must pass the fit rule for an interval
@@ -164,12 +165,14 @@ def local_slopes(scales, values, stage, to_dimension):
     return np.concatenate(mids), np.concatenate(slopes)
 
 
-def fit_span_ok(scales, mask):
-    """At least MIN_FIT_SCALES scales spanning MIN_FIT_DECADES decades."""
+def fit_span_ok(scales, mask, stage=None, min_decades=None):
+    """At least MIN_FIT_SCALES scales spanning `min_decades` (MIN_FIT_DECADES) decades, of which
+    at least MIN_SLOPE_DECADES inside stages (:func:`slope_decades`)."""
     if mask.sum() < MIN_FIT_SCALES:
         return False
-    s = scales[mask]
-    return math.log10(s.max() / s.min()) >= MIN_FIT_DECADES - 1e-9
+    need = MIN_FIT_DECADES if min_decades is None else min_decades
+    return (decades(scales, mask) >= need - 1e-9
+            and slope_decades(scales, mask, stage) >= min(MIN_SLOPE_DECADES, need) - 1e-9)
 
 
 def decades(scales, mask):
@@ -179,30 +182,57 @@ def decades(scales, mask):
     return float(math.log10(scales[mask].max() / scales[mask].min()))
 
 
-def sub_window(scales, mask, window):
+def slope_decades(scales, mask, stage=None):
+    """Decades the masked scales measure a slope over: the union of each stage's span (a
+    stage with one scale has its own offset and measures none; the gap between two stages is
+    bridged by their offsets, not measured). 0 when no stage has two scales."""
+    stage = np.zeros(len(scales), int) if stage is None else np.asarray(stage)
+    spans = []
+    for s in np.unique(stage[mask]):
+        x = np.log10(scales[mask & (stage == s)])
+        if len(x) >= 2:
+            spans.append((x.min(), x.max()))
+    total, reach = 0.0, -np.inf
+    for lo, hi in sorted(spans):
+        total += max(0.0, hi - max(lo, reach))
+        reach = max(reach, hi)
+    return float(total)
+
+
+def sub_window(scales, mask, window, min_decades=MIN_FIT_DECADES):
     """Keep the masked scales inside a sub-window of their log range: window = (share, position)
-    in [0, 1]^2 picks a window of max(MIN_FIT_DECADES, share_of_range) decades (at least half
-    the range) placed at `position` along it. None keeps everything."""
+    in [0, 1]^2 picks a run of max(MIN_FIT_DECADES, (1 + share) / 2 * range) decades (at least
+    half the range) starting at the masked scale found at `position` among those that leave room
+    for it; the run ends at the first masked scale that reaches its length (scales sit on a
+    lattice, and a window that ended between two of them would span less than asked, so that a
+    range barely above MIN_FIT_DECADES could never be resampled). None keeps everything."""
     if window is None or not mask.any():
         return mask
-    lo, hi = np.log10(scales[mask].min()), np.log10(scales[mask].max())
-    width = min(hi - lo, max(MIN_FIT_DECADES, (0.5 + 0.5 * window[0]) * (hi - lo)))
-    start = lo + window[1] * (hi - lo - width)
     log_s = np.log10(scales)
-    return mask & (log_s >= start - 1e-9) & (log_s <= start + width + 1e-9)
+    kept = np.unique(log_s[mask])
+    span = kept[-1] - kept[0]
+    width = min(span, max(min_decades, (0.5 + 0.5 * window[0]) * span))
+    starts = kept[kept + width <= kept[-1] + 1e-9]
+    start = starts[min(int(window[1] * len(starts)), len(starts) - 1)]
+    end = kept[np.searchsorted(kept, start + width - 1e-9)]
+    return mask & (log_s >= start - 1e-9) & (log_s <= end + 1e-9)
 
 
-def small_cap(scales, mask):
-    """Largest scale the fit uses: the smallest SMALL_SCALE_SHARE of the decades the rule kept,
-    at least SMALL_SCALE_DECADES (all of them when fewer were reached). The box dimension is a
-    limit eps -> 0, and trainability boundaries can be smooth at large scales and rough only
-    below a crossover (the single-datapoint MLP's local dimension rises from 1.0 above 1e-4 of
-    the window to 1.85 below 1e-5); a fit over every decade would average the two regimes."""
+def small_cap(scales, mask, reached=None):
+    """Largest scale the fit uses: the smallest SMALL_SCALE_SHARE of the decades reached, at
+    least SMALL_SCALE_DECADES (all of the kept scales when fewer were reached). The decades
+    reached are those of the masked scales, or of the `reached` mask when given (a window stage
+    at the coarse decades widens what the rule keeps, not what it calls reached). The box
+    dimension is a limit eps -> 0, and trainability boundaries can be smooth at large scales
+    and rough only below a crossover (the single-datapoint MLP's local dimension rises from 1.0
+    above 1e-4 of the window to 1.85 below 1e-5); a fit over every decade would average the two
+    regimes."""
     if not mask.any():
         return np.inf
     kept = np.sort(scales[mask])
+    ref = np.sort(scales[reached]) if reached is not None and reached.any() else kept
     span = np.log10(kept / kept[0])
-    want = max(SMALL_SCALE_DECADES, SMALL_SCALE_SHARE * span[-1])
+    want = max(SMALL_SCALE_DECADES, SMALL_SCALE_SHARE * math.log10(ref[-1] / ref[0]))
     # the first kept scale that reaches the wanted span (scales are discrete)
     return float(kept[min(np.searchsorted(span, want - 1e-9), len(kept) - 1)])
 

@@ -5,11 +5,13 @@ point pairs ``eps`` apart whose outcomes differ scales as ``eps^(2 - D)``. Near 
 boundary the outcome after finitely many steps is also partly chaotic: a move of a few rounding
 units flips a fraction of the points, at every distance. Each stage's ``f`` is then modelled as
 
-    f(eps) = A eps^(2 - D) + F
+    f(eps) = A eps^(2 - D) + chaos term
 
-the curve term (pairs the curve separates) and the chaos term ``F``, measured by moving base
-points by a few rounding units (the *chaos floor*). The curve's dimension is read where the curve
-term is measurable, above the band; ``eps*``, where the two terms are equal, is the band's scale.
+the curve term (pairs the curve separates) and the pairs that differ through chaos: ``F``, the
+fraction of base points that flip under a move of a few rounding units (the *chaos floor*),
+inside the band, fading where the curve dominates (a chaotic point whose partner is across the
+curve differs as often as not). The curve's dimension is read where the curve term is
+measurable, above the band; ``eps*``, where the curve term equals ``F``, is the band's scale.
 
 :func:`uncertainty_exponent` draws the pairs (a coarse map, a window stage at the coarse decades,
 then stages that zoom onto the boundary), :func:`uncertainty_estimate` fits them.
@@ -36,6 +38,7 @@ from .sampling_fit import (
     local_slopes,
     no_estimate,
     percentile_interval,
+    slope_decades,
     small_cap,
     sub_window,
 )
@@ -54,14 +57,17 @@ REASON_CHAOS = "chaotic: fewer than 1.5 decades of eps above the chaotic band"
 MIN_HITS = 16            # differing pairs at one eps for it to enter the fit (Poisson error 25%)
 MIN_STAGE_BASE = 2000    # base points of a stage at least (a smaller one is not run)
 CENTRE_HITS = 32         # differing pairs at the eps the next stage zooms to
-FLOOR_FACTOR = 3.0       # an eps is fitted only while f(eps) >= this x the stage's chaos floor
-FLOOR_SHARE = 1.0        # the share of the chaos floor subtracted from f: the curve term
-SHARE_LOW, SHARE_HIGH = 1.0, 1.0   # bootstrap replicates draw the share in this range
+FLOOR_FACTOR = 2.0       # an eps is fitted only while f(eps) >= this x the stage's chaos floor
+CHAOS_FADE = 1.0         # how fast the chaos term fades above the band (see _curve) ...
+CHAOS_FADE_RANGE = (0.0, 2.0)  # ... and the range bootstrap replicates draw it from
 EPS_PER_DECADE = 3
 STAGE_DECADES = 2.0      # each stage zooms its squares by 10^2
 EPS_CAP = 0.25           # eps <= EPS_CAP * square side: beyond, pairs leave the boundary's square
 WINDOW_EPS = 0.1         # the largest eps of any stage, window units
-WINDOW_BLOCKS = 8        # the window stage's bootstrap clusters: WINDOW_BLOCKS^2 blocks
+WINDOW_EPS_MIN = 1e-3    # the window stage's smallest eps
+WINDOW_SHARE = 64        # the window stage has budget / WINDOW_SHARE base points (about 1/7 of
+WINDOW_BASE = (1024, 4096)  # the budget with their partners), within these bounds
+WINDOW_BLOCKS = 8        # its bootstrap clusters: WINDOW_BLOCKS^2 blocks of the window
 FLOOR_STAGES = 5         # the chaos floor's batch is reserved for about this many stages
 
 
@@ -85,7 +91,7 @@ class Stage:
     side : float
         Side of the stage's squares, window units (1: the whole window).
     kind : str
-        ``'window'`` (base points on the coarse grid), ``'cells'`` (in the coarse map's boundary
+        ``'window'`` (base points uniform in the window), ``'cells'`` (in the coarse map's boundary
         cells) or ``'zoom'`` (in squares around the stage before's differing pairs).
     floor_index, floor_flips : (k,) ndarray
         Base points moved for the chaos floor, and whether each one's outcome flipped.
@@ -196,19 +202,21 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
 
     1. Coarse map: ``coarse`` x ``coarse`` points; its boundary cells are the first zoom's
        region (``coarse=0``: the whole window, base points uniform in it).
-    2. Window stage (stage 0, with ``window_stage`` and a coarse map): the coarse map's points
-       are base points, each with a partner at every eps from ``WINDOW_EPS`` (0.1 of the window)
-       down to the cells' scale, in a random direction: the coarse decades, where a chaotic band
-       narrower than the window is a small share of the pairs.
+    2. Window stage (stage 0, with ``window_stage`` and a coarse map): ``budget / WINDOW_SHARE``
+       base points (1,024 to 4,096) uniform in the window, each with a partner at every eps from ``WINDOW_EPS`` (0.1
+       of the window) down to ``WINDOW_EPS_MIN`` (1e-3), in a random direction: the coarse
+       decades, where a chaotic band narrower than the window is a small share of the pairs.
     3. Zoom stages draw base points uniformly in their squares of side ``h`` and give each a
        partner at every eps of its range: ``h / 10^stage_decades / 4 <= eps <= h / 4`` (the last
        stage down to ``eps_min``). The next stage's squares, of side ``h / 10^stage_decades``,
        are centred on the midpoints of this stage's differing pairs at eps between ``h / 16``
-       and ``h / 2`` of the new side: each holds boundary. The budget is split evenly over the
+       and ``h / 2`` of the new side (step 4): each holds boundary. The budget is split evenly over the
        zoom stages, so each decade costs the same and ``f(eps)`` stays measurable to ``eps_min``.
-    4. Chaos floor (``floor_points > 0``): one more batch moves up to ``floor_points`` base points
-       of every stage by ``eps_floor`` (default ``eps_min / 1000``); the fraction whose outcome
-       flips is the stage's chaos term ``F``. An analytic boundary has none.
+    4. Chaos floor (``floor_points > 0``): after each stage, one more batch moves up to
+       ``floor_points`` of its base points by ``eps_floor`` (default ``eps_min / 1000``); the
+       fraction whose outcome flips is the stage's chaos term ``F`` (an analytic boundary has
+       none). The next stage zooms to the smallest eps where the curve still dominates
+       (``f >= FLOOR_FACTOR * F``), so that it continues the curve rather than the band.
     5. The fit (:func:`uncertainty_estimate`): ``D``, ``eps*`` and their intervals.
 
     Parameters
@@ -230,7 +238,8 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
     eps_floor : float, optional
         Their move, window units.
     window_stage : bool, optional
-        Run the window stage (False replays samples drawn before it existed, point for point).
+        False replays samples drawn before the window stage and the per-stage floors existed,
+        point for point: no window stage, one floor batch after the last stage, zooms by hits.
 
     Returns
     -------
@@ -238,134 +247,169 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
         ``method='uncertainty'``.
     """
     check_uncertainty_args(budget, eps_min, coarse)
-    rng = np.random.default_rng(seed)
-    used, stages, notes = 0, [], []
+    draw = _Draw(evaluate=evaluate, rng=np.random.default_rng(seed), eps_min=eps_min,
+                 stage_decades=stage_decades, floor_points=int(floor_points),
+                 eps_floor=eps_min / 1000 if eps_floor is None else eps_floor,
+                 current=bool(window_stage))
+    # the chaos floor's batches come out of the budget: reserve them for the zoom stages (the
+    # window stage's is counted when it is drawn)
+    draw.budget = budget - (FLOOR_STAGES - 1 if draw.current else 4) * draw.floor_points
+    stages = []
     corners, side, centred = np.zeros((1, 2)), 1.0, False
-    reserve = (FLOOR_STAGES if window_stage else 4) * int(floor_points)
     if coarse:
         grid = grid_centres(coarse)
-        coarse_scores = np.asarray(evaluate(grid), dtype=np.float64)
-        used += len(grid)
+        coarse_scores = draw.call(grid)
         # Boundary cells only, no guard ring: the base points need to sample the boundary
         # representatively, not to find all of it, and a ring would triple the cells that hold
         # none (measured: a third of the differing pairs at small eps on a circle).
         corners, side = coarse_boundary_cells(coarse_scores.reshape(coarse, coarse), guard=0)
         if len(corners) == 0:
-            return no_estimate("uncertainty", REASON_NO_BOUNDARY, used)
-        if window_stage:
-            stage = _window_stage(evaluate, rng, grid, coarse_scores, side,
-                                  budget - reserve - used, notes)
-            if stage is not None:
-                stages.append(stage)
-                used += stage.hits.size
-    used = _zoom_stages(evaluate, rng, stages, corners, side, centred, used, budget - reserve,
-                        eps_min, stage_decades, window_stage, notes)
-    if floor_points and stages:
-        per_stage = min(int(floor_points), (budget - used) // len(stages))
-        used += _chaos_floor(evaluate, stages, per_stage,
-                             eps_min / 1000 if eps_floor is None else eps_floor, rng)
-    return uncertainty_estimate(stages, used, seed=seed, n_boot=n_boot, notes=notes,
+            return no_estimate("uncertainty", REASON_NO_BOUNDARY, draw.used)
+        if draw.current:
+            _window_stage(draw, stages, side, budget)
+    _zoom_stages(draw, stages, corners, side, centred)
+    if draw.floor_points and stages and not draw.current:
+        per_stage = min(draw.floor_points, (budget - draw.used) // len(stages))
+        _chaos_floor(draw, stages, per_stage)
+    return uncertainty_estimate(stages, draw.used, seed=seed, n_boot=n_boot, notes=draw.notes,
                                 stage_decades=stage_decades, floored=bool(floor_points))
 
 
-def _window_stage(evaluate, rng, grid, scores, cell, room, notes):
-    """Stage 0: the coarse map's points as base points, partners from WINDOW_EPS down to the
-    first zoom stage's top; None (with a note) when it would leave no room for a zoom stage."""
-    eps = _eps_grid(WINDOW_EPS, EPS_CAP * cell)
-    eps = eps[eps > EPS_CAP * cell * (1 + 1e-9)]
+@dataclass
+class _Draw:
+    """What the stages share while they are drawn: the evaluator, the random generator, the
+    budget left to the stages and what has been spent."""
+
+    evaluate: object
+    rng: np.random.Generator
+    eps_min: float
+    stage_decades: float
+    floor_points: int
+    eps_floor: float
+    current: bool             # False: the schedule of samples drawn before the window stage
+    budget: int = 0
+    used: int = 0
+    notes: list = field(default_factory=list)
+
+    def call(self, points):
+        """Signs-bearing scores of `points` (one batch), counted in `used`."""
+        self.used += len(points)
+        return np.asarray(self.evaluate(points), dtype=np.float64)
+
+
+def _window_stage(draw, stages, cell, budget):
+    """Stage 0: ``budget / WINDOW_SHARE`` base points (within ``WINDOW_BASE``) uniform in the
+    window, partners from WINDOW_EPS down to
+    WINDOW_EPS_MIN (or the first zoom stage's top, if lower); skipped (with a note) when it
+    would leave no room for a zoom stage. Random base points rather than the coarse map's: a
+    boundary with structure on the map's lattice (a Takagi curve is exactly its first terms at
+    dyadic abscissae, as the map's pixel centres are) would be sampled where it is special."""
+    eps = _eps_grid(WINDOW_EPS, min(WINDOW_EPS_MIN, EPS_CAP * cell))
+    n = int(min(max(budget // WINDOW_SHARE, WINDOW_BASE[0]), WINDOW_BASE[1]))
     one_zoom = MIN_STAGE_BASE * (1 + math.ceil(STAGE_DECADES * EPS_PER_DECADE) + 1)
-    if len(eps) == 0 or len(grid) * len(eps) + one_zoom > room:
-        notes.append("no window stage: the budget leaves no room for it beside one zoom stage")
-        return None
-    partners = _partners(rng, grid, eps)
-    sp = np.sign(np.asarray(evaluate(partners.reshape(-1, 2)), dtype=np.float64))
-    sb = np.sign(scores)
-    block = np.minimum((grid * WINDOW_BLOCKS).astype(int), WINDOW_BLOCKS - 1)
-    return Stage(eps=eps, hits=(sb[:, None] * sp.reshape(len(grid), len(eps))) < 0,
-                 square=block[:, 1] * WINDOW_BLOCKS + block[:, 0],
-                 n_squares=WINDOW_BLOCKS ** 2, base=grid, signs=sb, side=1.0, kind="window")
+    cost = n * (1 + len(eps) + (1 if draw.floor_points else 0))
+    if cost + one_zoom > draw.budget - draw.used:
+        draw.notes.append("no window stage: the budget leaves no room for it beside one zoom "
+                          "stage")
+        return
+    base = draw.rng.random((n, 2))
+    partners = _partners(draw.rng, base, eps)
+    scores = np.sign(draw.call(np.concatenate([base, partners.reshape(-1, 2)])))
+    sb, sp = scores[:n], scores[n:].reshape(n, len(eps))
+    block = np.minimum((base * WINDOW_BLOCKS).astype(int), WINDOW_BLOCKS - 1)
+    stage = Stage(eps=eps, hits=(sb[:, None] * sp) < 0,
+                  square=block[:, 1] * WINDOW_BLOCKS + block[:, 0],
+                  n_squares=WINDOW_BLOCKS ** 2, base=base, signs=sb, side=1.0, kind="window")
+    stages.append(stage)
+    if draw.floor_points:
+        # every base point: the band is a small share of the window, and few flips would leave
+        # F unmeasured where the window stage's smallest eps need it
+        _chaos_floor(draw, [stage], n)
 
 
-def _zoom_stages(evaluate, rng, stages, corners, side, centred, used, budget, eps_min,
-                 stage_decades, capped, notes):
-    """Run zoom stages into `stages` until eps_min or the budget; returns evaluations used."""
-    decades_per_stage = stage_decades          # updated with the depth each stage reached
+def _zoom_stages(draw, stages, corners, side, centred):
+    """Run zoom stages into `stages` until eps_min or the budget."""
+    decades_per_stage = draw.stage_decades          # updated with the depth each stage reached
     first = len(stages)
     while True:
-        top = EPS_CAP * side if not capped else min(EPS_CAP * side, WINDOW_EPS)
-        n_left = max(1, math.ceil(math.log10(top / eps_min) / decades_per_stage - 1e-9))
+        top = min(EPS_CAP * side, WINDOW_EPS) if draw.current else EPS_CAP * side
+        n_left = max(1, math.ceil(math.log10(top / draw.eps_min) / decades_per_stage - 1e-9))
         last = n_left == 1
-        eps = _eps_grid(top, eps_min if last else max(eps_min, top * 10.0 ** -stage_decades))
+        eps = _eps_grid(top, draw.eps_min if last
+                        else max(draw.eps_min, top * 10.0 ** -draw.stage_decades))
         # Every stage gets at least MIN_STAGE_BASE base points: a thin stage measures nothing,
         # so a small budget reaches fewer decades instead of many noisy ones.
-        n_base = max((budget - used) // n_left, MIN_STAGE_BASE * (1 + len(eps))) // (1 + len(eps))
-        if used + n_base * (1 + len(eps)) > budget:
-            n_base = (budget - used) // (1 + len(eps))
+        room = draw.budget - draw.used
+        n_base = max(room // n_left, MIN_STAGE_BASE * (1 + len(eps))) // (1 + len(eps))
+        if n_base * (1 + len(eps)) > room:
+            n_base = room // (1 + len(eps))
             if n_base < MIN_STAGE_BASE:
-                notes.append(f"budget spent after {len(stages)} stage(s), at eps {top:.1e}")
+                draw.notes.append(f"budget spent after {len(stages)} stage(s), at eps {top:.1e}")
                 break
             last = True
-            eps = _eps_grid(top, eps_min)
-            n_base = (budget - used) // (1 + len(eps))
-        base, partners, square = _pairs(rng, corners, side, n_base, eps, centred)
-        scores = np.asarray(evaluate(np.concatenate([base, partners.reshape(-1, 2)])),
-                            dtype=np.float64)
-        used += len(scores)
+            eps = _eps_grid(top, draw.eps_min)
+            n_base = room // (1 + len(eps))
+        base, partners, square = _pairs(draw.rng, corners, side, n_base, eps, centred)
+        scores = draw.call(np.concatenate([base, partners.reshape(-1, 2)]))
         sb, sp = np.sign(scores[:n_base]), np.sign(scores[n_base:]).reshape(n_base, len(eps))
         # A zero score has no sign: such a pair is not counted as differing.
-        hits = (sb[:, None] * sp) < 0
-        stages.append(Stage(eps=eps, hits=hits, square=square, n_squares=len(corners),
-                            base=base, signs=sb, side=side,
-                            kind="cells" if len(stages) == first else "zoom"))
+        stage = Stage(eps=eps, hits=(sb[:, None] * sp) < 0, square=square,
+                      n_squares=len(corners), base=base, signs=sb, side=side,
+                      kind="cells" if len(stages) == first else "zoom")
+        stages.append(stage)
+        if draw.current and draw.floor_points:
+            _chaos_floor(draw, [stage], draw.floor_points)
         if last:
             break
-        zoom = _next_squares(stages[-1], partners, side, notes)
+        zoom = _next_squares(stage, partners, side, draw.notes, draw.current)
         if zoom is None:
             break
         corners, new_side = zoom
         decades_per_stage = max(0.5, math.log10(side / new_side))
         side, centred = new_side, True
-    return used
 
 
-def _next_squares(stage, partners, side, notes):
-    """The next stage zooms to where this one still counts CENTRE_HITS differing pairs: its
-    squares (side 2 eps*) are centred on pairs at eps* / 8 .. eps*, so each holds boundary.
-    Returns (centres, side) or None (with a note)."""
+def _next_squares(stage, partners, side, notes, above_band):
+    """Where the next stage zooms: its squares (side 2 eps*) are centred on this stage's
+    differing pairs at eps* / 8 .. eps*, so each holds boundary, with eps* the smallest eps with
+    CENTRE_HITS differing pairs; with `above_band`, also with ``f >= FLOOR_FACTOR * F`` (the
+    curve's pairs, not the band's), where any eps has both. Returns (centres, side) or None
+    (with a note)."""
     eps, hits = stage.eps, stage.hits
-    counted = np.flatnonzero(hits.sum(0) >= CENTRE_HITS)
-    if len(counted) == 0:
-        notes.append(f"stopped after this stage: no eps with {CENTRE_HITS} differing pairs "
-                     "to centre the next stage on")
+    counted = hits.sum(0) >= CENTRE_HITS
+    if above_band and len(stage.floor_flips):
+        curve = counted & (hits.mean(0) >= FLOOR_FACTOR * stage.floor_flips.mean())
+        counted = curve if curve.any() else counted
+    if not counted.any():
+        notes.append(f"stopped after the stage at eps {eps[0]:.1e}: no eps with {CENTRE_HITS} "
+                     "differing pairs to centre the next stage on")
         return None
-    eps_star = eps[counted.max()]
+    eps_star = eps[np.flatnonzero(counted).max()]
     if 2 * eps_star > side / 3:
-        notes.append(f"stopped after this stage: differing pairs too rare to zoom below eps "
-                     f"{eps_star:.1e}")
+        notes.append(f"stopped after the stage at eps {eps[0]:.1e}: differing pairs too rare "
+                     f"to zoom below eps {eps_star:.1e}")
         return None
     near = (eps >= eps_star / 8) & (eps <= eps_star)
     bi, ej = np.nonzero(hits[:, near])
     return (stage.base[bi] + partners[bi, np.flatnonzero(near)[ej]]) / 2, 2 * eps_star
 
 
-def _chaos_floor(evaluate, stages, floor_points, eps_floor, rng):
-    """Flip fraction of base points of every stage moved by eps_floor, in one batch: the first
-    ones of a stage with random base points, a random choice on the window stage's grid."""
+def _chaos_floor(draw, stages, floor_points):
+    """Flip fraction of the first floor_points base points of each of `stages` (random points)
+    moved by eps_floor, in one batch."""
     moved = []
     for st in stages:
         k = min(int(floor_points), len(st.base))
-        st.floor_index = (np.sort(rng.choice(len(st.base), k, replace=False))
-                          if st.kind == "window" else np.arange(k))
-        theta = rng.random(k) * 2 * math.pi
+        st.floor_index = np.arange(k)
+        theta = draw.rng.random(k) * 2 * math.pi
         moved.append(st.base[st.floor_index]
-                     + eps_floor * np.stack([np.cos(theta), np.sin(theta)], axis=1))
-    scores = np.sign(np.asarray(evaluate(np.concatenate(moved)), dtype=np.float64))
+                     + draw.eps_floor * np.stack([np.cos(theta), np.sin(theta)], axis=1))
+    scores = np.sign(draw.call(np.concatenate(moved)))
     at = 0
     for st in stages:
         k = len(st.floor_index)
         st.floor_flips = scores[at:at + k] * st.signs[st.floor_index] < 0
         at += k
-    return at
 
 
 # ---------------------------------------------------------------------------
@@ -433,29 +477,53 @@ class _Fit:
                 weights.append(counts.flips[s])
         if not logs:
             return None
-        return float(math.exp(np.average(logs, weights=weights)))
+        star = math.exp(min(np.average(logs, weights=weights), 700.0))
+        return star if star > 0 else None
 
 
-def _curve(counts, chaos, share=FLOOR_SHARE):
-    """f, the chaos term F of each scale's stage, and the curve term f - share * F
-    (chaos=False: the chaos counted as boundary, F = 0)."""
+def _curve(counts, chaos, fade=CHAOS_FADE):
+    """f, the chaos floor F of each scale's stage, the curve term q, and the floor per stage.
+
+    Chaos adds differing pairs only where the curve does not already separate them: a pair
+    across the curve whose one point is chaotic differs as often as not. So the chaos term is
+    F inside the band (``q << F``) and fades where the curve dominates; modelled as
+    ``F / (1 + fade q / F)``, ``f = q + F^2 / (F + fade q)`` is solved for ``q``. ``fade = 0`` is
+    the constant chaos term of ``f = A eps^(2 - D) + F``; on bands of known truth (Weierstrass
+    and Takagi curves, D 1.2-1.8, flip probabilities 0.1-0.5) the excess ``f - q`` over F lies
+    between ``fade`` 0 and 2, 1 at the median. Where ``f <= F``, ``q = 0``. ``chaos=False``: the
+    chaos counted as boundary (``F = 0``, ``q = f``).
+    """
     f = counts.fraction
     floor = counts.floor if chaos else np.zeros(len(counts.moved))
-    per_scale = floor[counts.stage]
-    return f, per_scale, f - share * per_scale, floor
+    big = floor[counts.stage]
+    if fade > 0:
+        root = np.sqrt(np.maximum((big - fade * f) ** 2 + 4 * fade * big * (f - big), 0.0))
+        q = ((fade * f - big) + root) / (2 * fade)
+    else:
+        q = f - big
+    return f, big, np.where(f > big, q, 0.0), floor
 
 
-def _curve_fit(counts, min_hits, window=None, cap=np.inf, chaos=True, share=None):
+def _above_band(counts, chaos):
+    """The eps above the band: per stage, from the largest eps down while
+    ``f >= FLOOR_FACTOR * F`` (:func:`contiguous`). Decided once, on all the data, and kept by
+    every bootstrap replicate: a stage's F is often a few flips, and a rule redrawn with a
+    resampled F would cut a replicate's range at random."""
+    f, per_scale, _, _ = _curve(counts, chaos)
+    return contiguous(counts.scales, counts.stage, f >= FLOOR_FACTOR * per_scale)
+
+
+def _curve_fit(counts, min_hits, keep, window=None, cap=np.inf, chaos=True, fade=CHAOS_FADE):
     """The weighted power-law fit of the curve term over the eps its rules keep, or None.
 
-    An eps is kept, per stage from the largest down (:func:`contiguous`), while it has
-    ``min_hits`` differing pairs, ``f >= FLOOR_FACTOR * F`` and a positive curve term; then
-    those up to `cap`, inside `window` (:func:`sub_window`)."""
-    f, per_scale, curve, floor = _curve(counts, chaos, FLOOR_SHARE if share is None else share)
-    ok = (counts.hits >= min_hits) & (f >= FLOOR_FACTOR * per_scale) & (curve > 0)
+    An eps is kept, per stage from the largest down (:func:`contiguous`), while it is in `keep`
+    (above the band), has ``min_hits`` differing pairs and a positive curve term; then those up
+    to `cap`, inside `window` (:func:`sub_window`)."""
+    f, per_scale, curve, floor = _curve(counts, chaos, fade)
+    ok = keep & (counts.hits >= min_hits) & (curve > 0)
     mask = contiguous(counts.scales, counts.stage, ok) & (counts.scales <= cap * (1 + 1e-9))
     mask = sub_window(counts.scales, mask, window)
-    if not fit_span_ok(counts.scales, mask):
+    if not fit_span_ok(counts.scales, mask, counts.stage):
         return None
     x, y, st = np.log(counts.scales[mask]), np.log(curve[mask]), counts.stage[mask]
     n, fm, base = counts.n[mask], f[mask], per_scale[mask]
@@ -474,27 +542,23 @@ def _curve_fit(counts, min_hits, window=None, cap=np.inf, chaos=True, share=None
     return _Fit(slope, offsets, mask, floor)
 
 
-def _bootstrap(stages, squares, cap, rng, n_boot, chaos):
+def _bootstrap(stages, squares, keep, cap, rng, n_boot, chaos):
     """Dimension and eps* of n_boot replicates: the squares of every stage resampled with their
-    base points and floor points, the hit threshold drawn between 8 and 32 and a fit window."""
+    base points and floor points, the hit threshold drawn between 8 and 32, a fit window and how
+    fast the chaos fades (``CHAOS_FADE_RANGE``)."""
     dims, stars = [], []
     for _ in range(int(n_boot)):
         pick = [rng.integers(0, len(sq[1]), len(sq[1])) for sq in squares]
         counts = _counts(stages, squares, pick)
         min_hits = int(round(math.exp(rng.uniform(math.log(8), math.log(32)))))
-        fit = _curve_fit(counts, min_hits, rng.random(2), cap, chaos, _draw_share(rng))
+        fade = rng.uniform(*CHAOS_FADE_RANGE)
+        fit = _curve_fit(counts, min_hits, keep, rng.random(2), cap, chaos, fade)
         if fit is not None:
             dims.append(fit.dimension)
             star = fit.eps_star(counts)
-            if star is not None:
+            if star is not None and star > 0:
                 stars.append(math.log10(star))
     return dims, stars
-
-
-def _draw_share(rng):
-    """The share of the chaos floor a bootstrap replicate subtracts: uniform in
-    [SHARE_LOW, SHARE_HIGH]."""
-    return float(rng.uniform(SHARE_LOW, SHARE_HIGH))
 
 
 def _fit_with_interval(stages, squares, rng, n_boot, chaos=True):
@@ -506,13 +570,15 @@ def _fit_with_interval(stages, squares, rng, n_boot, chaos=True):
     scatter of the points within them; the hit threshold and a fit window are drawn too (the
     window carries the log-periodic wobble of self-affine curves' local slopes)."""
     counts = _counts(stages, squares)
-    every = _curve_fit(counts, MIN_HITS, chaos=chaos)
-    all_mask = _curve_fit_mask(counts, chaos)
-    cap = small_cap(counts.scales, all_mask)
-    fit = _curve_fit(counts, MIN_HITS, cap=cap, chaos=chaos)
+    keep = _above_band(counts, chaos)
+    every = _curve_fit(counts, MIN_HITS, keep, chaos=chaos)
+    all_mask = _curve_fit_mask(counts, keep, chaos)
+    zoomed = np.array([st.kind != "window" for st in stages])[counts.stage]
+    cap = small_cap(counts.scales, all_mask, all_mask & zoomed)
+    fit = _curve_fit(counts, MIN_HITS, keep, cap=cap, chaos=chaos)
     if fit is None:
         return None
-    dims, stars = _bootstrap(stages, squares, cap, rng, n_boot, chaos)
+    dims, stars = _bootstrap(stages, squares, keep, cap, rng, n_boot, chaos)
     interval = percentile_interval(fit.dimension, dims)
     if interval is None:
         return None
@@ -523,32 +589,37 @@ def _fit_with_interval(stages, squares, rng, n_boot, chaos=True):
             "eps_star_ci": None if star_ci is None else (10 ** star_ci[0], 10 ** star_ci[1]),
             "eps_star_boot": len(stars), "boot_ok": len(dims),
             "fit_decades": decades(counts.scales, fit.mask),
+            "slope_decades": slope_decades(counts.scales, fit.mask, counts.stage),
             "all_scales_dimension": None if every is None else every.dimension,
             "all_scales_decades": decades(counts.scales, all_mask)}
 
 
-def _curve_fit_mask(counts, chaos):
+def _curve_fit_mask(counts, keep, chaos):
     """The eps the rules keep before the cap (for the cap and the all-scales span)."""
-    f, per_scale, curve, _ = _curve(counts, chaos)
-    ok = (counts.hits >= MIN_HITS) & (f >= FLOOR_FACTOR * per_scale) & (curve > 0)
-    return contiguous(counts.scales, counts.stage, ok)
+    _, _, curve, _ = _curve(counts, chaos)
+    return contiguous(counts.scales, counts.stage,
+                      keep & (counts.hits >= MIN_HITS) & (curve > 0))
 
 
 def uncertainty_estimate(stages, used, *, seed=0, n_boot=200, notes=(),
                          stage_decades=STAGE_DECADES, floored=False):
     """The fit of :func:`uncertainty_exponent` on given stages.
 
-    Each stage's ``f(eps) = A eps^(2 - D) + F``. ``F`` is the stage's chaos floor, measured, never
-    fitted; the curve term ``f - F`` is fitted (a weighted least-squares line of its log on
-    ``log eps``, one offset ``log A`` per stage, common slope ``2 - D``) over the eps where it is
-    measurable: at least ``MIN_HITS`` differing pairs and ``f >= FLOOR_FACTOR * F``, from each
-    stage's largest eps down to the first that fails (the band takes over below), and of those
-    the smallest ``SMALL_SCALE_SHARE`` of the decades (at least ``SMALL_SCALE_DECADES``). Fewer
-    than ``MIN_FIT_DECADES`` decades: no dimension (``REASON_CHAOS`` where a floor cut them).
+    Each stage's ``f(eps)`` is the curve term ``q = A eps^(2 - D)`` plus the chaos term. ``F``, the
+    stage's chaos floor, is measured, never fitted; the chaos term is ``F`` inside the band and
+    fades where the curve dominates, ``k F^2 / (k F + q)`` (:func:`_curve`), and ``q`` is solved
+    from ``f`` and ``F``. ``log q`` is fitted on ``log eps`` by weighted least squares (one offset
+    ``log A`` per stage, common slope ``2 - D``) over the eps above the band: per stage, from its
+    largest eps down while ``f >= FLOOR_FACTOR * F`` and there are ``MIN_HITS`` differing pairs;
+    of those, the smallest ``SMALL_SCALE_SHARE`` of the decades the zoom stages reached (at
+    least ``SMALL_SCALE_DECADES``). Fewer than ``MIN_FIT_DECADES`` decades (or fewer than
+    ``MIN_SLOPE_DECADES`` inside stages): no dimension, ``REASON_CHAOS`` with the band's scale
+    where a floor cut them.
 
-    ``eps*``, the band's scale, is where the fitted curve term equals ``F``
-    (:meth:`_Fit.eps_star`). The 95% intervals of ``D`` and ``eps*`` are the 2.5-97.5% ranges
-    over ``n_boot`` cluster-bootstrap replicates (:func:`_fit_with_interval`).
+    ``eps*``, the band's scale, is where the fitted curve term equals ``F`` (:meth:`_Fit.eps_star`).
+    The 95% intervals of ``D`` and ``eps*`` are the 2.5-97.5% ranges over ``n_boot``
+    cluster-bootstrap replicates (:func:`_fit_with_interval`), which also draw ``k`` from
+    ``CHAOS_FADE_RANGE``: how fast the chaos fades above the band is known only within it.
 
     Parameters
     ----------
@@ -585,7 +656,7 @@ def uncertainty_estimate(stages, used, *, seed=0, n_boot=200, notes=(),
     if fit is None:
         return no_estimate("uncertainty", _refusal(counts), used, extra=extra, **evidence)
     mask = fit["fit"].mask
-    extra.update(fit_decades=fit["fit_decades"],
+    extra.update(fit_decades=fit["fit_decades"], slope_decades=fit["slope_decades"],
                  eps_fit=[float(counts.scales[mask].min()), float(counts.scales[mask].max())],
                  boot_ok=fit["boot_ok"], eps_star_boot=fit["eps_star_boot"],
                  all_scales_dimension=fit["all_scales_dimension"],
@@ -641,10 +712,11 @@ def _evidence(counts, fit):
 def _refusal(counts):
     """Why no dimension: the band (with its scale) where a chaos floor cut the decades short,
     else too few differing pairs."""
-    f, per_scale, curve, _ = _curve(counts, True)
+    _, _, curve, _ = _curve(counts, True)
     measurable = (counts.hits >= MIN_HITS) & (curve > 0)
-    kept = contiguous(counts.scales, counts.stage, measurable & (f >= FLOOR_FACTOR * per_scale))
-    cut = measurable & ~kept & (f < FLOOR_FACTOR * per_scale)
+    above = _above_band(counts, True)
+    kept = contiguous(counts.scales, counts.stage, measurable & above)
+    cut = measurable & ~above
     if not cut.any():
         return REASON_TOO_FEW
     band = float(counts.scales[cut].max())

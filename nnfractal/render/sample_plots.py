@@ -118,9 +118,9 @@ def uncertainty_figure(est, title=""):
 
     Top: each stage's raw ``f(eps)`` (filled: fitted eps), its chaos floor ``F`` (dashed), the
     fitted curve term ``A eps^(2 - D)`` (thick) and ``eps*`` (dotted, its interval shaded).
-    Bottom: the local dimension ``2 - slope`` of the curve term ``f - F`` between neighbouring
-    eps of a stage; where the curve term is nowhere positive, that of ``f`` itself (the chaos
-    counted as boundary), so the panel always shows what was measured.
+    Bottom: the local dimension ``2 - slope`` of the curve term ``q`` (``f`` less its chaos)
+    between neighbouring eps of a stage; where the curve term is nowhere positive, that of ``f``
+    itself (the chaos counted as boundary), so the panel always shows what was measured.
     """
     fig = _new_figure((7.0, 6.8))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
@@ -141,7 +141,7 @@ def uncertainty_figure(est, title=""):
 def _draw_local(ax, est):
     ss, ls = _arr(est, "slope_scales"), _arr(est, "local_slopes")
     ok = np.isfinite(ls)
-    label = "local dimension of the curve term f - F"
+    label = "local dimension of the curve term q (f less its chaos)"
     if not ok.any():
         # nothing above the floor anywhere: the local dimension of f itself, chaos included
         from nnfractal.estimators.sampling_fit import local_slopes
