@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -141,10 +142,16 @@ FLOOR_POINTS = 512            # `nnfractal sample`'s default
 
 
 def run_bands(budget: int, seeds: int, families=BAND_FAMILIES, dims=BAND_DIMS,
-              widths=BAND_WIDTHS, flips=BAND_FLIPS, decades=BAND_DECADES) -> list[dict]:
+              widths=BAND_WIDTHS, flips=BAND_FLIPS, decades=BAND_DECADES,
+              json_path=None) -> list[dict]:
     """One row per banded case: the estimate, the band's crossover from the truth, and how
-    many decades of eps lie above it (below WINDOW_EPS = 0.1, the largest eps measured)."""
+    many decades of eps lie above it (below WINDOW_EPS = 0.1, the largest eps measured). With
+    `json_path` the rows are written after every case, and cases already there are kept."""
     rows = []
+    if json_path and os.path.exists(json_path):
+        with open(json_path) as f:
+            rows = json.load(f)
+    done = {_band_key(r) for r in rows}
     for family in families:
         for dim in dims:
             name = f"{family}-{dim:.1f}"
@@ -152,8 +159,17 @@ def run_bands(budget: int, seeds: int, families=BAND_FAMILIES, dims=BAND_DIMS,
                 for flip in flips:
                     for dec in decades:
                         for seed in range(seeds):
+                            if (name, width, flip, dec, seed) in done:
+                                continue
                             rows.append(_band_case(name, width, flip, dec, seed, budget))
+                            if json_path:
+                                with open(json_path, "w") as f:
+                                    json.dump(rows, f, indent=1)
     return rows
+
+
+def _band_key(r):
+    return (r["boundary"], r["width"], r["flip"], r["decades"], r["seed"])
 
 
 def _band_case(name, width, flip, dec, seed, budget) -> dict:
@@ -172,6 +188,8 @@ def _band_case(name, width, flip, dec, seed, budget) -> dict:
          "eps_star": star, "eps_star_ci": [est.eps_star_low, est.eps_star_high],
          "crossover": cross, "above": above, "true_floor": info["floor"],
          "star_over_cross": star / cross if star and cross == cross else None,
+         "star_covers": bool(star and est.eps_star_low is not None and cross == cross
+                             and est.eps_star_low <= cross <= est.eps_star_high),
          "star_over_width": star / width if star else None,
          "chaos_fraction": [float(x) for x in est.chaos_fraction],
          "fit_decades": est.extra.get("fit_decades"), "evaluations": est.evaluations,
@@ -198,9 +216,10 @@ def bands_markdown(rows: list[dict], command: str) -> str:
     above the band (covered / total, within 0.05, error range, eps* over the crossover), and
     what the estimator said below that."""
     out = [f"`{command}`", "",
-           f"| curve | band | cases >= {MIN_ABOVE} decades above | covered | within 0.05 | error "
-           "range | eps* / crossover | eps* / w | below: refused / total |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           f"| curve | band | cases >= {MIN_ABOVE} decades above | D given | covered | within 0.05 | "
+           "error range | eps* within x2 of the crossover | eps* / crossover | eps* interval "
+           "holds it | eps* / w | below: refused / total |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["boundary"], r["decades"]) for r in rows},
                   key=lambda k: (k[0], k[1]))
     for name, dec in keys + [("all", None)]:
@@ -209,11 +228,15 @@ def bands_markdown(rows: list[dict], command: str) -> str:
         low = [r for r in sel if not r["above"] >= MIN_ABOVE]
         ok = [r for r in acc if r["ok"]]
         band = "all" if dec is None else ("constant" if not dec else f"varying, {dec:g} decade")
+        ratios = [r["star_over_cross"] for r in ok if r["star_over_cross"]]
         out.append(
-            f"| {name} | {band} | {len(acc)} | {sum(r['covered'] for r in acc)}/{len(acc)} | "
+            f"| {name} | {band} | {len(acc)} | {len(ok)}/{len(acc)} | "
+            f"{sum(r['covered'] for r in acc)}/{len(acc)} | "
             f"{sum(abs(r['error']) <= 0.05 for r in ok)}/{len(acc)} | "
             f"{_range([r['error'] for r in ok], '{:+.3f}')} | "
-            f"{_range([r['star_over_cross'] for r in ok], '{:.2f}')} | "
+            f"{sum(0.5 <= x <= 2 for x in ratios)}/{len(ratios)} | "
+            f"{_range(ratios, '{:.2f}')} | "
+            f"{sum(r.get('star_covers', False) for r in ok)}/{len(ratios)} | "
             f"{_range([r['star_over_width'] for r in ok], '{:.2g}')} | "
             f"{sum(not r['ok'] for r in low)}/{len(low)} |")
     return "\n".join(out) + "\n"
@@ -251,19 +274,22 @@ def main() -> None:
     p.add_argument("--flips", type=float, nargs="+", default=list(BAND_FLIPS))
     p.add_argument("--band-decades", type=float, nargs="+", default=list(BAND_DECADES))
     p.add_argument("--markdown", help="with --bands: write the validation table here")
+    p.add_argument("--table-only", action="store_true",
+                   help="with --bands and --json: rebuild the table from the rows there")
     a = p.parse_args()
     if a.bands:
-        rows = run_bands(a.budget, a.seeds or 1, a.families, a.dims,
-                         a.widths, a.flips, a.band_decades)
-        table = bands_markdown(rows, "python benchmarks/validate_sampling.py "
-                               + " ".join(sys.argv[1:]))
+        if a.table_only:
+            with open(a.json) as f:
+                rows = json.load(f)
+        else:
+            rows = run_bands(a.budget, a.seeds or 1, a.families, a.dims,
+                             a.widths, a.flips, a.band_decades, a.json)
+        table = bands_markdown(rows, "python benchmarks/validate_sampling.py " + " ".join(
+            x for x in sys.argv[1:] if x != "--table-only"))
         print(table)
         if a.markdown:
             with open(a.markdown, "w") as f:
                 f.write(table)
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump(rows, f, indent=1)
         return
     rows = run(a.budget, a.seeds or 6, a.lines, a.placed, a.methods, a.first_seed, a.names,
                a.rotations, a.shifts, a.angle)
