@@ -68,7 +68,7 @@ WINDOW_EPS_MIN = 1e-3    # the window stage's smallest eps
 WINDOW_SHARE = 64        # the window stage has budget / WINDOW_SHARE base points (about 1/7 of
 WINDOW_BASE = (1024, 4096)  # the budget with their partners), within these bounds
 WINDOW_BLOCKS = 8        # its bootstrap clusters: WINDOW_BLOCKS^2 blocks of the window
-FLOOR_STAGES = 5         # the chaos floor's batch is reserved for about this many stages
+FLOOR_STAGES = 5         # the chaos floors' batches are reserved for about this many stages
 
 
 @dataclass
@@ -202,16 +202,18 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
 
     1. Coarse map: ``coarse`` x ``coarse`` points; its boundary cells are the first zoom's
        region (``coarse=0``: the whole window, base points uniform in it).
-    2. Window stage (stage 0, with ``window_stage`` and a coarse map): ``budget / WINDOW_SHARE``
-       base points (1,024 to 4,096) uniform in the window, each with a partner at every eps from ``WINDOW_EPS`` (0.1
-       of the window) down to ``WINDOW_EPS_MIN`` (1e-3), in a random direction: the coarse
-       decades, where a chaotic band narrower than the window is a small share of the pairs.
+    2. Window stage (stage 0, with ``window_stage`` and a coarse map): ``budget /
+       WINDOW_SHARE`` base points (1,024 to 4,096) uniform in the window, each with a partner
+       at every eps from ``WINDOW_EPS`` (0.1 of the window) down to ``WINDOW_EPS_MIN`` (1e-3),
+       in a random direction: the coarse decades, where a chaotic band narrower than the window
+       is a small share of the pairs.
     3. Zoom stages draw base points uniformly in their squares of side ``h`` and give each a
        partner at every eps of its range: ``h / 10^stage_decades / 4 <= eps <= h / 4`` (the last
        stage down to ``eps_min``). The next stage's squares, of side ``h / 10^stage_decades``,
        are centred on the midpoints of this stage's differing pairs at eps between ``h / 16``
-       and ``h / 2`` of the new side (step 4): each holds boundary. The budget is split evenly over the
-       zoom stages, so each decade costs the same and ``f(eps)`` stays measurable to ``eps_min``.
+       and ``h / 2`` of the new side (step 4): each holds boundary. The budget is split evenly
+       over the zoom stages, so each decade costs the same and ``f(eps)`` stays measurable to
+       ``eps_min``.
     4. Chaos floor (``floor_points > 0``): after each stage, one more batch moves up to
        ``floor_points`` of its base points by ``eps_floor`` (default ``eps_min / 1000``); the
        fraction whose outcome flips is the stage's chaos term ``F`` (an analytic boundary has
@@ -223,7 +225,7 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
     ----------
     evaluate : callable
         ``evaluate(points (k, 2)) -> scores (k,)``, window units (``nnfractal.estimators
-        .sampling``). Called once for the coarse map, once per stage, once for the chaos floor.
+        .sampling``). Called once for the coarse map, and once for each stage and its floor.
     budget : int, optional
         Evaluations in all (coarse map included); default 2^18, one 512 x 512 grid's worth.
     eps_min : float, optional
@@ -292,18 +294,18 @@ class _Draw:
     notes: list = field(default_factory=list)
 
     def call(self, points):
-        """Signs-bearing scores of `points` (one batch), counted in `used`."""
+        """The scores of `points` (one batch), counted in `used`."""
         self.used += len(points)
         return np.asarray(self.evaluate(points), dtype=np.float64)
 
 
 def _window_stage(draw, stages, cell, budget):
     """Stage 0: ``budget / WINDOW_SHARE`` base points (within ``WINDOW_BASE``) uniform in the
-    window, partners from WINDOW_EPS down to
-    WINDOW_EPS_MIN (or the first zoom stage's top, if lower); skipped (with a note) when it
-    would leave no room for a zoom stage. Random base points rather than the coarse map's: a
-    boundary with structure on the map's lattice (a Takagi curve is exactly its first terms at
-    dyadic abscissae, as the map's pixel centres are) would be sampled where it is special."""
+    window, partners from WINDOW_EPS down to WINDOW_EPS_MIN (or the first zoom stage's top, if
+    lower); skipped (with a note) when it would leave no room for a zoom stage. Random base
+    points rather than the coarse map's: a boundary with structure on the map's lattice (a
+    Takagi curve is exactly its first terms at dyadic abscissae, as the map's pixel centres
+    are) would be sampled where it is special."""
     eps = _eps_grid(WINDOW_EPS, min(WINDOW_EPS_MIN, EPS_CAP * cell))
     n = int(min(max(budget // WINDOW_SHARE, WINDOW_BASE[0]), WINDOW_BASE[1]))
     one_zoom = MIN_STAGE_BASE * (1 + math.ceil(STAGE_DECADES * EPS_PER_DECADE) + 1)
@@ -495,13 +497,18 @@ def _curve(counts, chaos, fade=CHAOS_FADE):
     """
     f = counts.fraction
     floor = counts.floor if chaos else np.zeros(len(counts.moved))
-    big = floor[counts.stage]
+    at = floor[counts.stage]
     if fade > 0:
-        root = np.sqrt(np.maximum((big - fade * f) ** 2 + 4 * fade * big * (f - big), 0.0))
-        q = ((fade * f - big) + root) / (2 * fade)
+        root = np.sqrt(np.maximum((at - fade * f) ** 2 + 4 * fade * at * (f - at), 0.0))
+        q = ((fade * f - at) + root) / (2 * fade)
     else:
-        q = f - big
-    return f, big, np.where(f > big, q, 0.0), floor
+        q = f - at
+    return f, at, np.where(f > at, q, 0.0), floor
+
+
+def _chaos_term(floor_at, q, fade):
+    """The model's pairs that differ through chaos, ``F^2 / (F + fade q)`` (0 where F = 0)."""
+    return np.where(floor_at > 0, floor_at ** 2 / np.maximum(floor_at + fade * q, 1e-300), 0.0)
 
 
 def _above_band(counts, chaos):
@@ -527,15 +534,15 @@ def _curve_fit(counts, min_hits, keep, window=None, cap=np.inf, chaos=True, fade
         return None
     x, y, st = np.log(counts.scales[mask]), np.log(curve[mask]), counts.stage[mask]
     n, fm, base = counts.n[mask], f[mask], per_scale[mask]
-    # Var(log c) ~ f (1 - f) / (n c^2) for a binomial f less a fixed F; the second pass takes
-    # f and c from the first fit, not the observed ones, so that an eps that fluctuated up does
-    # not also weigh more.
+    # Var(log q) ~ f (1 - f) / (n q^2) for a binomial f; the second pass takes f and q from
+    # the first fit, not the observed ones, so that an eps that fluctuated up does not also
+    # weigh more.
     weight = n * curve[mask] ** 2 / np.maximum(fm * (1 - fm), 1e-12)
     slope, offsets = fit_exponent(x, y, weight, st)
     if slope is None:
         return None
     fitted = np.exp(slope * x + np.array([offsets[int(k)] for k in st]))
-    f_fit = np.clip(fitted + base, 1e-12, 0.999)
+    f_fit = np.clip(fitted + _chaos_term(base, fitted, fade), 1e-12, 0.999)
     slope, offsets = fit_exponent(x, y, n * fitted ** 2 / (f_fit * (1 - f_fit)), st)
     if slope is None:
         return None
