@@ -433,3 +433,31 @@ def test_a_band_that_leaves_too_few_decades_gives_no_number_and_its_scale():
     assert "band takes over below eps" in est.reason
     assert est.chaos_fraction[0] > 0                        # the band reaches the window stage
     assert est.extra["counting_chaos"] is not None          # the fit with chaos as boundary
+
+
+def test_a_transect_says_it_has_no_chaos_floor():
+    b = analytic_boundary("weierstrass-1.5")
+    est = transect_dimension(b.score, n_points=2048, lines=2, centre=(0.5, 0.5), angle_deg=30.0,
+                             n_boot=20)
+    assert "no chaos floor" in est.note and "eps_star" in est.note
+    assert est.to_dict()["note"] == est.note and est.eps_star is None
+
+
+def test_the_curve_term_is_solved_from_f_and_the_floor():
+    # f = q + F^2 / (F + fade q): the chaos is F in the band and fades where the curve dominates;
+    # the curve term is recovered for any fade, and fade 0 is the constant chaos term f - F.
+    from nnfractal.estimators.uncertainty import _Counts, _curve
+    floor = 0.04
+    for fade in (0.0, 0.5, 1.0, 2.0):
+        # (a fade above 1 makes f dip below F just above the band: there q is not solved for,
+        # and the fit never reaches it, which keeps f >= 2 F)
+        q = np.array([0.0005, 0.01, 0.05, 0.2]) if fade <= 1 else np.array([0.05, 0.1, 0.2, 0.5])
+        f = q + floor ** 2 / (floor + fade * q)
+        n = np.full(4, 10 ** 9)
+        counts = _Counts(scales=np.ones(4), stage=np.zeros(4, int), n=n, hits=f * n,
+                         moved=np.array([1000]), flips=np.array([floor * 1000]))
+        _, at, solved, _ = _curve(counts, True, fade)
+        np.testing.assert_allclose(solved, q, rtol=1e-6)
+        assert (at == floor).all()
+    _, _, counted, _ = _curve(counts, False)
+    np.testing.assert_allclose(counted, counts.fraction)      # chaos counted as boundary

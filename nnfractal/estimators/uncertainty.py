@@ -492,8 +492,10 @@ def _curve(counts, chaos, fade=CHAOS_FADE):
     ``F / (1 + fade q / F)``, ``f = q + F^2 / (F + fade q)`` is solved for ``q``. ``fade = 0`` is
     the constant chaos term of ``f = A eps^(2 - D) + F``; on bands of known truth (Weierstrass
     and Takagi curves, D 1.2-1.8, flip probabilities 0.1-0.5) the excess ``f - q`` over F lies
-    between ``fade`` 0 and 2, 1 at the median. Where ``f <= F``, ``q = 0``. ``chaos=False``: the
-    chaos counted as boundary (``F = 0``, ``q = f``).
+    between ``fade`` 0 and 2, 1 at the median. Where ``f <= F``, ``q = 0`` (with ``fade > 1`` the
+    model's f dips below F just above the band; the fit keeps ``f >= FLOOR_FACTOR * F``, where
+    the larger root is the curve term). ``chaos=False``: the chaos counted as boundary (``F = 0``,
+    ``q = f``).
     """
     f = counts.fraction
     floor = counts.floor if chaos else np.zeros(len(counts.moved))
