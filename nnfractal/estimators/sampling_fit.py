@@ -71,7 +71,7 @@ class SamplingEstimate:
         Scales in the fit.
     slope_scales, local_slopes : (m,) ndarray of float
         Local dimension of the curve term between neighbouring scales of one stage, at their
-        geometric mean.
+        geometric mean (NaN where either scale is in the band).
     chaos_fraction : (stages,) ndarray of float
         ``F`` of each stage: the fraction of its base points whose outcome flips under a move
         of a few rounding units (uncertainty with a chaos floor; empty otherwise).

@@ -708,7 +708,10 @@ def _evidence(counts, fit):
     # one line for the plot: every stage's curve term moved onto the first fitted stage's
     shift = np.array([math.exp(ref - offsets.get(int(s), ref)) for s in counts.stage])
     values = np.where(curve > 0, curve * shift, np.nan)
-    slope_scales, local = local_slopes(counts.scales, curve, counts.stage, lambda a: 2 - a)
+    # the local dimension of the curve term where it is measured: above the band
+    above = _above_band(counts, True) & (counts.hits > 0)
+    slope_scales, local = local_slopes(counts.scales, np.where(above, curve, np.nan),
+                                       counts.stage, lambda a: 2 - a)
     amplitude = np.array([math.exp(offsets[s]) if s in offsets else np.nan
                           for s in range(len(counts.moved))])
     return dict(scales=counts.scales, values=values, raw_values=f,
@@ -732,6 +735,6 @@ def _refusal(counts):
     span = decades(counts.scales, kept)
     return (f"{REASON_CHAOS} (the curve term is measurable over {span:.1f} decades"
             + (f", eps {counts.scales[kept].min():.1e}..{counts.scales[kept].max():.1e}"
-               if kept.any() else "")
+               if span > 0 else "")
             + f"; the band takes over below eps {band:.1e}, where f < {FLOOR_FACTOR:g} x the "
             f"chaos floor; at least {MIN_FIT_DECADES} decades are needed)")

@@ -119,8 +119,8 @@ def uncertainty_figure(est, title=""):
     Top: each stage's raw ``f(eps)`` (filled: fitted eps), its chaos floor ``F`` (dashed), the
     fitted curve term ``A eps^(2 - D)`` (thick) and ``eps*`` (dotted, its interval shaded).
     Bottom: the local dimension ``2 - slope`` of the curve term ``q`` (``f`` less its chaos)
-    between neighbouring eps of a stage; where the curve term is nowhere positive, that of ``f``
-    itself (the chaos counted as boundary), so the panel always shows what was measured.
+    between neighbouring eps of a stage, above the band; where it is measured nowhere, that of
+    ``f`` itself (the chaos counted as boundary), so the panel always shows what was measured.
     """
     fig = _new_figure((7.0, 6.8))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
@@ -149,7 +149,7 @@ def _draw_local(ax, est):
                                                 is not None else "values")
         ss, ls = local_slopes(scales, raw, _arr(est, "stage", int), lambda a: 2 - a)
         ok = np.isfinite(ls)
-        label = "local dimension of f (no curve term above the chaos floor)"
+        label = "local dimension of f (no curve term above the band)"
     ax.plot(ss[ok], ls[ok], ".", color="tab:blue", label=label)
     if _get(est, "ok"):
         for v, style in ((_get(est, "dimension"), "-"), (_get(est, "ci_low"), ":"),
