@@ -49,7 +49,7 @@ def test_labels_come_from_the_family():
 
 
 def test_a_registered_family_is_allowed_checked_and_refused_on_the_command_line(tiny_vit, tmp_path,
-                                                                               capsys):
+                                                                               capsys, monkeypatch):
     cfg = build_config("mlp300-mnist", **TINY)
     assert cfg.model == "tiny-vit" and arch_label(cfg) == "tiny ViT, 2 attention x 8, relu"
     with pytest.raises(ConfigError) as err:
@@ -60,6 +60,7 @@ def test_a_registered_family_is_allowed_checked_and_refused_on_the_command_line(
         build_config("mlp300-mnist", **{**TINY, "depth": 9})          # the family's own check
     with pytest.raises(ConfigError, match=r"^dataset: 'gaussian' is not allowed for model tiny-vit"):
         build_config("mlp300-mnist", **{**TINY, "dataset": "gaussian"})
+    monkeypatch.setenv("COLUMNS", "1000")       # argparse wraps at hyphens: "meanfield- resmlp"
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())

@@ -17,6 +17,7 @@ from nnfractal.models.resmlp import BatchedResidualMeanFieldMLP, branch_scale
 from nnfractal.studies.compare import pair_configs
 from nnfractal.training.budget import n_params
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PACKAGE = Path(nnfractal.__file__).parent
 NAME = "meanfield-resmlp"
 
@@ -83,25 +84,22 @@ def test_without_skips_it_computes_the_paper_mlp_and_with_skips_it_does_not(nonl
     assert (residual.forward(params, x) - expected).abs().max() > 1e-2
 
 
+def _last_hidden_rms(family, x, seeds=8):
+    inits = [family.init_params(s) for s in range(seeds)]
+    hidden, _ = family._hidden({k: torch.stack([p[k] for p in inits]) for k in inits[0]}, x)
+    return float(hidden[-1].square().mean().sqrt())
+
+
 def test_the_residual_stream_keeps_its_scale_with_depth():
     """a = 1/sqrt(depth - 2): the last hidden state's RMS over models and points stays within
-    ~20% from depth 4 to 66 (with a = 1 it would grow ~4x; without skips tanh keeps it bounded
-    too, at a different value)."""
-    x = torch.randn(256, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    rms = {}
-    for depth in (4, 18, 66):
-        family = BatchedResidualMeanFieldMLP(16, depth, 1, "tanh", skip=True)
-        inits = [family.init_params(s) for s in range(16)]
-        params = {k: torch.stack([p[k] for p in inits]) for k in inits[0]}
-        hidden, _ = family._hidden(params, x)
-        rms[depth] = float(hidden[-1].square().mean().sqrt())
-    assert max(rms.values()) / min(rms.values()) < 1.2, rms
+    10% from depth 4 to 34 (measured 0.96-0.99); with a = 1 it grows ~5x by depth 34."""
+    x = torch.randn(128, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    rms = {d: _last_hidden_rms(BatchedResidualMeanFieldMLP(16, d, 1, "tanh"), x) for d in (4, 18, 34)}
+    assert max(rms.values()) / min(rms.values()) < 1.1, rms
     assert branch_scale(18) == 0.25 and branch_scale(2) == 1.0
-    family = BatchedResidualMeanFieldMLP(16, 66, 1, "tanh", skip=True)
-    family.branch_scale = 1.0                                  # the check can fail
-    inits = [family.init_params(s) for s in range(16)]
-    hidden, _ = family._hidden({k: torch.stack([p[k] for p in inits]) for k in inits[0]}, x)
-    assert float(hidden[-1].square().mean().sqrt()) > 3 * rms[66]
+    unscaled = BatchedResidualMeanFieldMLP(16, 34, 1, "tanh")
+    unscaled.branch_scale = 1.0                                # the check can fail
+    assert _last_hidden_rms(unscaled, x) > 3 * rms[34]
 
 
 def test_roles_trunk_at_the_input_rate_readout_at_the_output_rate():
