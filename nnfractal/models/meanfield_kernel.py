@@ -73,13 +73,15 @@ def supports(family, optimizer: str, classify: bool, evaluations: bool, dtype, d
 
 def train_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
                  offsets: dict[str, Tensor], x: Tensor, y: Tensor, batches: Tensor | None,
-                 full_loss: bool, steps: int) -> tuple[Tensor, dict[str, Tensor]]:
-    """Train M models through `steps` SGD steps.
+                 full_loss: bool, steps: int, flush_denormals: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """Train M models through `steps` SGD steps, on every torch thread of the caller.
 
     params {"weights.0": (M, D, H), "weights.1": (M, H, 1)} (not changed), lr likewise by name,
     each (M, 1, 1); offsets: the every-step offsets by name, (M, 1, 1) each (empty: none);
     x (N, D) and y (N, 1) the training set; batches (steps, B) point indices or None (full
-    batch); full_loss: record the full-batch loss instead of the minibatch loss.
+    batch); full_loss: record the full-batch loss instead of the minibatch loss; flush_denormals:
+    every thread that trains flushes denormal numbers to zero (FTZ, DAZ), or keeps them (False;
+    the paper presets never meet one: their curves are bit-identical either way).
     Returns the losses (M, steps), each before its step's update, and the final parameters.
     """
     ext = extension()
@@ -104,5 +106,5 @@ def train_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
          else torch.empty(0, dtype=torch.int64))
     losses = ext.train(w1, w2, per_model(lr[names[0]]), per_model(lr[names[1]]), off1, off2,
                        xs, ys, n, b, bool(full_loss and batches is not None), bool(offsets),
-                       steps, ACTIVATIONS[nl], family.post_scale, family.leaky_slope)
+                       steps, ACTIVATIONS[nl], family.post_scale, family.leaky_slope, flush_denormals)
     return losses, {names[0]: w1, names[1]: w2.view(m, h, 1)}
