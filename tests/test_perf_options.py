@@ -158,18 +158,26 @@ def test_bench_refuses_bad_options_in_one_line(argv, message, capsys):
     assert len(err.splitlines()) == 1
 
 
-def test_busy_cpu_warning_from_cpu_and_wall_time():
+def test_busy_cpu_warning_from_cpu_and_run_queue_time():
+    from nnfractal.training.cpu_usage import Usage
     from nnfractal.training.engine import cpu_busy_warning
-    assert cpu_busy_warning(cpu_time=19.0, wall_time=10.0, threads=2) is None        # a fair share
-    assert cpu_busy_warning(cpu_time=0.1, wall_time=1.0, threads=2) is None          # too short to say
-    line = cpu_busy_warning(cpu_time=4.0, wall_time=10.0, threads=2)
-    assert line.startswith("nnfractal: warning: the CPU was busy: training got 20% of its 2 thread(s)' time")
+    assert cpu_busy_warning(Usage(19.0, 0.5, 2), wall_time=10.0, cpus=2) is None      # a quiet machine
+    # single-threaded stretches leave CPU time far below wall x threads, and no wait: no warning
+    assert cpu_busy_warning(Usage(4.0, 0.1, 2), wall_time=10.0, cpus=2) is None
+    assert cpu_busy_warning(Usage(0.5, 1.0, 2), wall_time=1.0, cpus=2) is None        # too short to say
+    # 8 threads on 2 CPUs wait for each other (share 1/4), not for other programs
+    assert cpu_busy_warning(Usage(8.0, 24.0, 8), wall_time=4.0, cpus=2) is None
+    line = cpu_busy_warning(Usage(6.0, 4.0, 2), wall_time=10.0, cpus=2)
+    assert line.startswith("nnfractal: warning: the CPU was busy: training waited for a CPU 40% of "
+                           "the time it was ready to run (4 s of 10 s on 2 thread(s)")
     assert "\n" not in line
+    assert cpu_busy_warning(Usage(7.6, 2.4, 2), wall_time=10.0, cpus=2) is None        # share 0.76
+    assert cpu_busy_warning(Usage(7.4, 2.6, 2), wall_time=10.0, cpus=2) is not None    # share 0.74
 
 
 def test_train_result_reports_its_cpu_time():
     cfg = build_config("paper-tanh", steps=20, tile_batch=4, compile="off")
     from nnfractal.training.data import synthetic_regression
     result = train(cfg, build_family(cfg), synthetic_regression(cfg.train_size, 16, 1), POINTS)
-    assert result.cpu_time > 0 and result.threads >= 1
-    assert result.cpu_share == pytest.approx(result.cpu_time / (result.wall_time * result.threads))
+    assert result.cpu_time > 0 and result.threads >= 1 and result.wait_time >= 0
+    assert result.cpu_share == pytest.approx(result.cpu_time / (result.cpu_time + result.wait_time))
