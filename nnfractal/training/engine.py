@@ -39,6 +39,20 @@ from .measure import epoch_curves  # noqa: F401 - engine.epoch_curves: its name 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def flush_denormals() -> None:
+    """Flush denormal numbers to zero in this thread (FTZ, DAZ). Models on their way to
+    divergence or to zero pass through denormals, which run ~10x slower on x86 CPUs (measured: a
+    chunk stalled for seconds); flushing only changes values below 1e-38 (float32) / 1e-308
+    (float64). The control register is per thread, and a new thread copies its creator's: OpenMP's
+    threads flush only if their creator flushed when it started them (hence the call at import,
+    before this process's first parallel torch operation; the paper MLP's kernel sets it in each
+    of its threads itself)."""
+    torch.set_flush_denormal(True)
+
+
+flush_denormals()
+
+
 @dataclass(frozen=True)
 class Schedule:
     """How many steps, which training examples each step sees, and when to evaluate."""
@@ -560,9 +574,9 @@ def _run_chunks(n_chunks: int, workers: int, threads: int, run_one, on_done) -> 
 
     def work(i: int):
         # Per-thread settings: torch threads (OpenMP's count is per thread) and denormal flushing
-        # (MXCSR is per thread).
+        # (MXCSR is per thread), before this thread's OpenMP threads exist.
         torch.set_num_threads(threads)
-        torch.set_flush_denormal(True)
+        flush_denormals()
         return run_one(i, abort)
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nnfractal-chunk")
@@ -592,10 +606,7 @@ def train(cfg: Config, family: Family, data: Dataset, points: np.ndarray, progre
 
     device = resolve_device(cfg.device)
     dtype = DTYPES[cfg.precision]
-    # Models on their way to divergence or to zero pass through denormal numbers, which run
-    # ~10x slower on x86 CPUs (measured: a chunk stalled for seconds). Flushing them to zero only
-    # changes values below 1e-38 (float32) / 1e-308 (float64).
-    torch.set_flush_denormal(True)
+    flush_denormals()                   # a thread created before the import
     data = data.to(dtype, device)
     if cfg.eval_every == 0 or data.x_test is None:
         data = dataclasses.replace(data, x_test=None, y_test=None)
