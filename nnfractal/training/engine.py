@@ -391,8 +391,9 @@ def train_chunk(cfg: Config, family: Family, init: dict[str, Tensor], data: Data
             if on_step is not None and calls < schedule.steps:
                 on_step()
                 calls += 1
-        losses = torch.cat(parts)
-        losses = torch.cat([losses, losses[-1:].expand(m - real, -1)])
+        losses = parts[0] if len(parts) == 1 else torch.cat(parts)     # copies only where needed
+        if real < m:
+            losses = torch.cat([losses, losses[-1:].expand(m - real, -1)])
         for _ in range(schedule.steps - calls):          # the progress bar counts steps
             if on_step is not None:
                 on_step()
