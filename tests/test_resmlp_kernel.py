@@ -185,8 +185,8 @@ def test_bad_input_is_refused():
     no_batches = torch.empty(0, dtype=torch.int64)
     with pytest.raises(RuntimeError, match="depth - 1"):
         ext.train_deep(torch.zeros(2, 100, dtype=torch.float64), v, v, xs, y, 5, no_batches,
-                       False, False, 3, 4, True, 0.5, 0.3, 0, 1.0, 0.01)
+                       False, False, 3, 4, True, 0.5, 0.3, 0, 1.0, 0.01, True)
     with pytest.raises(RuntimeError, match=r"\(M, depth\)"):
         ext.train_deep(torch.zeros(2, 16 * 16 * 3 + 16, dtype=torch.float64),
                        torch.zeros(2, 3, dtype=torch.float64), v, xs, y,
-                       5, no_batches, False, False, 3, 4, True, 0.5, 0.3, 0, 1.0, 0.01)
+                       5, no_batches, False, False, 3, 4, True, 0.5, 0.3, 0, 1.0, 0.01, True)

@@ -27,6 +27,10 @@
 #include <limits>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 #if defined(__AVX512F__) && !defined(NNFRACTAL_MF_PORTABLE)
 #include <immintrin.h>
 #define NNFRACTAL_MF_AVX512 1
@@ -297,6 +301,22 @@ void train_model(double* w1, double* w2, double lr1, double lr2, double off1, do
   }
 }
 
+// Denormals flushed to zero and read as zero (MXCSR's FTZ and DAZ bits), or both off, while a
+// thread trains, restored afterwards: the control register is per thread (torch.set_flush_denormal
+// sets only its caller's, and OpenMP's threads keep whatever they started with), and a model's
+// numbers must not depend on which thread trains it. Flushing changes only values below 2.2e-308
+// (tests/test_mlp_kernel.py: the paper presets' curves are bit-identical either way).
+struct DenormalMode {
+#if defined(__x86_64__) || defined(__i386__)
+  static constexpr unsigned kFtzDaz = 0x8040u;
+  unsigned saved = _mm_getcsr();
+  explicit DenormalMode(bool flush) { _mm_setcsr(flush ? saved | kFtzDaz : saved & ~kFtzDaz); }
+  ~DenormalMode() { _mm_setcsr(saved); }
+#else
+  explicit DenormalMode(bool) {}
+#endif
+};
+
 void check(const at::Tensor& t, const char* name, int64_t dim) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kDouble && t.is_contiguous() &&
                   t.dim() == dim,
@@ -305,11 +325,12 @@ void check(const at::Tensor& t, const char* name, int64_t dim) {
 
 // w1 (M, D, H) and w2 (M, H) are trained in place; returns the losses (M, steps), each recorded
 // before its step's update. lr1, lr2, off1, off2: (M,). xs: (D, npad) the scaled, transposed,
-// zero-padded inputs; y (npad); n the number of real points; batches (steps, B) int64 or empty.
+// zero-padded inputs; y (npad); n the number of real points; batches (steps, B) int64 or empty;
+// flush_denormals: FTZ and DAZ on (else off) in every thread that trains.
 at::Tensor train(at::Tensor w1, at::Tensor w2, at::Tensor lr1, at::Tensor lr2, at::Tensor off1,
                  at::Tensor off2, at::Tensor xs, at::Tensor y, int64_t n, at::Tensor batches,
                  bool full_loss, bool every_step_offset, int64_t steps, int64_t activation,
-                 double post, double slope) {
+                 double post, double slope, bool flush_denormals) {
   check(w1, "w1", 3);
   check(w2, "w2", 2);
   check(xs, "xs", 2);
@@ -343,10 +364,12 @@ at::Tensor train(at::Tensor w1, at::Tensor w2, at::Tensor lr1, at::Tensor lr2, a
   };
   TORCH_CHECK(h == 8 || h == 16 || h == 32, "the kernel is built for widths 8, 16 and 32");
   // One task per thread; each takes the next model when done with one, so a thread on a busy
-  // core (or with slow models) takes fewer.
+  // core (or with slow models) takes fewer. at::parallel_for runs on torch's OpenMP threads
+  // (fused_bn.load_locked builds with -fopenmp; without it, it runs serially in this thread).
   std::atomic<int64_t> next{0};
   const int64_t tasks = std::min<int64_t>(m, at::get_num_threads());
   at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+    DenormalMode denormals(flush_denormals);
     std::vector<double> scratch;
     for (int64_t task = t0; task < t1; ++task)
       for (int64_t i = next++; i < m; i = next++) model(i, scratch);
@@ -577,7 +600,7 @@ void train_deep_model(double* w, const double* lr, const double* off, const Run&
 at::Tensor train_deep(at::Tensor w, at::Tensor lr, at::Tensor off, at::Tensor xs, at::Tensor y,
                       int64_t n, at::Tensor batches, bool full_loss, bool every_step_offset,
                       int64_t steps, int64_t depth, bool residual, double branch, double scale,
-                      int64_t activation, double post, double slope) {
+                      int64_t activation, double post, double slope, bool flush_denormals) {
   check(w, "w", 2);
   check(lr, "lr", 2);
   check(off, "off", 2);
@@ -617,6 +640,7 @@ at::Tensor train_deep(at::Tensor w, at::Tensor lr, at::Tensor off, at::Tensor xs
   std::atomic<int64_t> next{0};   // as `train`: each thread takes the next model when done
   const int64_t tasks = std::min<int64_t>(m, at::get_num_threads());
   at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+    DenormalMode denormals(flush_denormals);
     std::vector<double> scratch;
     for (int64_t task = t0; task < t1; ++task)
       for (int64_t i = next++; i < m; i = next++) model(i, scratch);
@@ -641,6 +665,14 @@ at::Tensor tanh_(at::Tensor x) {
   return out;
 }
 
+// The threads that enter the kernel's parallel_for of `tasks` tasks (for the tests): the caller's
+// torch threads, at most `tasks`; 1 in an extension built without OpenMP.
+int64_t team_size(int64_t tasks) {
+  std::atomic<int64_t> team{0};
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) { ++team; });
+  return team.load();
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -655,4 +687,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("simd") = "portable";
 #endif
+  m.def("team_size", &team_size, "threads entering the kernel's parallel_for of this many tasks");
 }

@@ -88,13 +88,15 @@ def _kernel_points(x: Tensor, y: Tensor, pre_scale: float) -> tuple[Tensor, Tens
 
 def train_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
                  offsets: dict[str, Tensor], x: Tensor, y: Tensor, batches: Tensor | None,
-                 full_loss: bool, steps: int) -> tuple[Tensor, dict[str, Tensor]]:
-    """Train M models through `steps` SGD steps.
+                 full_loss: bool, steps: int, flush_denormals: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """Train M models through `steps` SGD steps, on every torch thread of the caller.
 
     params {"weights.0": (M, D, H), "weights.1": (M, H, 1)} (not changed), lr likewise by name,
     each (M, 1, 1); offsets: the every-step offsets by name, (M, 1, 1) each (empty: none);
     x (N, D) and y (N, 1) the training set; batches (steps, B) point indices or None (full
-    batch); full_loss: record the full-batch loss instead of the minibatch loss.
+    batch); full_loss: record the full-batch loss instead of the minibatch loss; flush_denormals:
+    every thread that trains flushes denormal numbers to zero (FTZ, DAZ), or keeps them (False;
+    the paper presets never meet one: their curves are bit-identical either way).
     Returns the losses (M, steps), each before its step's update, and the final parameters.
     """
     ext = extension()
@@ -112,7 +114,7 @@ def train_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
          else torch.empty(0, dtype=torch.int64))
     losses = ext.train(w1, w2, per_model(lr[names[0]]), per_model(lr[names[1]]), off1, off2,
                        xs, ys, n, b, bool(full_loss and batches is not None), bool(offsets),
-                       steps, ACTIVATIONS[nl], family.post_scale, family.leaky_slope)
+                       steps, ACTIVATIONS[nl], family.post_scale, family.leaky_slope, flush_denormals)
     return losses, {names[0]: w1, names[1]: w2.view(m, h, 1)}
 
 
@@ -128,12 +130,13 @@ def supports_deep(family, optimizer: str, classify: bool, evaluations: bool, dty
 
 def train_deep_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
                       offsets: dict[str, Tensor], x: Tensor, y: Tensor, batches: Tensor | None,
-                      full_loss: bool, steps: int) -> tuple[Tensor, dict[str, Tensor]]:
+                      full_loss: bool, steps: int,
+                      flush_denormals: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
     """Train M deep mean-field MLPs (resmlp.py) through `steps` SGD steps.
 
     params {name: (M, fan_in, fan_out)} in `family.names` order (not changed), lr likewise, each
     (M, 1, 1); offsets: the every-step offsets by name, (M, 1, 1) each (a layer left out gets
-    none); x, y, batches and full_loss as `train_models`. Returns the losses (M, steps), each
+    none); x, y, batches, full_loss and flush_denormals as `train_models`. Returns the losses (M, steps), each
     before its step's update, and the final parameters.
     """
     ext = extension()
@@ -151,7 +154,8 @@ def train_deep_models(family, params: dict[str, Tensor], lr: dict[str, Tensor],
                             bool(full_loss and batches is not None), bool(offsets), steps,
                             family.depth, family.skip, family.branch_scale,
                             family.pre_scale / math.sqrt(family.width),
-                            ACTIVATIONS[family.nonlinearity], family.post_scale, family.leaky_slope)
+                            ACTIVATIONS[family.nonlinearity], family.post_scale, family.leaky_slope,
+                            flush_denormals)
     trained, at = {}, 0
     for name in names:
         shape = params[name].shape

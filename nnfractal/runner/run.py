@@ -59,8 +59,15 @@ from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION
 from nnfractal.storage.store import RunStore, StoreError, default_tile_rows, tile_rows_step
 from nnfractal.training.allocator import in_use as allocator_in_use
 from nnfractal.training.budget import check_max_storage, check_run
+from nnfractal.training.cpu_usage import NO_USAGE, Usage
 from nnfractal.training.data import Dataset, load_data_file, load_mnist, synthetic_regression
-from nnfractal.training.engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
+from nnfractal.training.engine import (
+    cpu_busy_warning,
+    make_schedule,
+    prepare_kernels,
+    resolve_chunk_workers,
+    resolve_tile_batch,
+)
 from nnfractal.training.grid import axes, axis_labels
 from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
 from nnfractal.window import Window
@@ -148,7 +155,8 @@ class RunPlan:
 
 
 def plan_run(cfg: Config, data_dir: Path | None, backend, log=print) -> RunPlan:
-    """Device, data, axes and schedule of a run; raises ConfigError / DataError, writes nothing."""
+    """Device, data, axes and schedule of a run, its compiled kernel built or loaded (local
+    backend); raises ConfigError / DataError, writes nothing."""
     cfg = resolve_input_files(cfg)        # recorded in config.toml: resume checks the files
     device = backend.device(cfg)
     family = build_family(cfg)
@@ -159,6 +167,8 @@ def plan_run(cfg: Config, data_dir: Path | None, backend, log=print) -> RunPlan:
     lengths = {m: (len(schedule.eval_epochs) if m.startswith("test") else schedule.steps)
                for m in recorded_metrics(cfg)}
     dtype = "float64" if cfg.precision == "float64" else "float32"
+    if backend.name == "local":
+        prepare_kernels(cfg, family)        # a first build is not training time
     return RunPlan(cfg, data, x, y, schedule, lengths, dtype, device)
 
 
@@ -370,7 +380,10 @@ def _train_adaptive(store: RunStore, plan: RunPlan, progress: bool, log) -> None
     result = run_adaptive(plan.cfg, build_family(plan.cfg), plan.data, store, plan.x, plan.y,
                           progress=progress, log=log)
     store.mark_all_tiles_stored()
-    _record_session(store, "local", [result.device], time.perf_counter() - start, "complete")
+    _record_session(store, "local", [result.device], time.perf_counter() - start, "complete",
+                    result.usage)
+    if result.device == "cpu" and result.busy_warning:
+        log(result.busy_warning.removeprefix("nnfractal: "))
 
 
 def _check_adaptive_backend(cfg: Config, backend: str) -> None:
@@ -427,7 +440,7 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
            if plan.schedule.eval_epochs else "") + ")")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
     start = time.perf_counter()
-    outcome_note, devices = "complete", set()
+    outcome_note, devices, usage = "complete", set(), NO_USAGE
     try:
         with graceful_interrupt() as stop, \
                 tqdm(total=missing * steps, unit="model-step", unit_scale=True, desc="training",
@@ -435,6 +448,7 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
             try:
                 for outcome in runner.run(job, todo, lambda k: bar.update(k * steps), stop):
                     devices.add(outcome.device)
+                    usage += outcome.usage
                     if not outcome.stopped:
                         n_done += 1
             except TileFailed as err:
@@ -451,7 +465,11 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
         raise
     finally:
         _record_session(store, runner.name, sorted(d for d in devices if d) or [plan.device],
-                        time.perf_counter() - start, outcome_note)
+                        time.perf_counter() - start, outcome_note, usage)
+    on_this_cpu = runner.name == "local" and plan.device == "cpu"
+    busy = cpu_busy_warning(usage, time.perf_counter() - start) if on_this_cpu else None
+    if busy:
+        log(busy.removeprefix("nnfractal: "))
 
 
 def _log_error(run_dir: Path, err: BaseException) -> bool:
@@ -469,12 +487,16 @@ def _log_error(run_dir: Path, err: BaseException) -> bool:
 
 
 def _record_session(store: RunStore, backend: str, devices: list[str], wall_s: float,
-                    outcome: str) -> None:
-    """Append one training session to the store's attributes (best effort: the disk may be full)."""
+                    outcome: str, usage: Usage = NO_USAGE) -> None:
+    """Append one training session to the store's attributes (best effort: the disk may be full):
+    with the threads that computed, their CPU seconds and their seconds waiting for a CPU
+    (`cpu_usage`; those of Ray tasks are not counted)."""
     try:
         sessions = list(store.attrs.get("sessions", []))
         sessions.append({"backend": backend, "device": ",".join(devices),
                          "wall_s": round(wall_s, 3), "outcome": outcome,
+                         "threads": usage.threads, "cpu_s": round(usage.cpu_s, 3),
+                         "wait_s": round(usage.wait_s, 3),
                          "ended": datetime.now().isoformat(timespec="seconds")})
         store.update_attrs(sessions=sessions)
     except Exception:
@@ -506,6 +528,7 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    backend=sessions[-1]["backend"] if sessions else None,
                    data_source=plan.data.source, versions=library_versions(),
                    cpu=cpu_name(), threads=_threads(),
+                   training_threads=sessions[-1].get("threads") if sessions else None,
                    chunk_threads=_chunk_threads(plan.cfg, device)
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    allocator=allocator_in_use()
