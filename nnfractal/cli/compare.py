@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from nnfractal.config import ConfigError
-from nnfractal.errors import RunFolderError, refuse
+from nnfractal.errors import DataError, RunFolderError, refuse
 from nnfractal.report.pages import write_report
 from nnfractal.studies import compare
 
@@ -83,7 +83,7 @@ def cmd_compare(args) -> int:
                       "(nnfractal compare PRESET_A PRESET_B)")
     try:
         work = _compare_work(args)
-    except (ConfigError, RunFolderError) as err:
+    except (ConfigError, DataError, RunFolderError) as err:
         return refuse(err)
     if (args.method or "box") == "box" and args.resume is None:
         return run_guarded(work)
@@ -92,8 +92,8 @@ def cmd_compare(args) -> int:
 
 def _compare_work(args):
     """The comparison the flags ask for, as a callable; ConfigError for flags that do not fit."""
-    # Here, not at the top: compare_sampled loads torch (3.7 s measured, load average ~1.5),
-    # which the cli must not load before console_main's allocator restart.
+    # Here, not at the top: compare_sampled loads torch (seconds), which the cli must not load
+    # before console_main's allocator restart.
     from nnfractal.studies import compare_sampled as cs
     if args.resume is not None:
         refuse_given_with_resume(args, RESUME_REFUSED, "nnfractal compare --resume COMPARE_DIR "
@@ -111,6 +111,7 @@ def _compare_work(args):
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, "
                           f"{', '.join(cs.SAMPLED_METHODS)})")
     presets = args.presets or list(compare.DEFAULT_PRESETS)
+    _check_input_files(presets, compare_overrides_from_args(args, presets[0]))
     if method == "box":
         for name in tuple(n for ns in ESTIMATOR_FLAGS.values() for n in ns):
             if getattr(args, name, None) is not None:
@@ -161,3 +162,17 @@ def check_sampled_total(plan: dict, max_storage: float | None) -> None:
     seeds = plan["seeds"]
     check_storage(per_seed * seeds, "seeds", seeds, Path(plan["out"]),
                   f"the comparison: {samples * seeds:,} samples", check_max_storage(max_storage))
+
+
+def _check_input_files(presets: list[str], overrides: dict) -> None:
+    """An init file is refused (the comparison's seeds draw each architecture's weights, and two
+    architectures have different parameters); a data file is read and checked against both
+    architectures before anything trains (ConfigError / DataError naming the array)."""
+    if overrides.get("init_file"):
+        raise ConfigError("init_file", "is not allowed with compare, whose seeds draw each "
+                          "architecture's initial weights (allowed: leave it out; nnfractal run "
+                          "--init-file trains one map from given weights)")
+    if overrides.get("data_file") and len(presets) == 2:
+        from nnfractal.runner.run import resolve_input_files
+        for cfg in compare.pair_configs(*presets, **overrides)[:2]:
+            resolve_input_files(cfg)

@@ -1,29 +1,21 @@
-"""The hyperparameter window: axes, pixel points, and the hyperparameters each point stands for.
+"""A grid run's pixel points, the names of its axes, and the hyperparameters each point stands for.
 
 A grid has ``resolution`` rows (y, the learning rate) and ``resolution`` columns (x, the weight
 offset, or the input layer's learning rate for lr_vs_lr). Row 0 is the smallest y; images are
 drawn with origin="lower". Points are listed row-major: ``points[i * cols + j] = (x[j], y[i])``.
+The window itself (which number of mnmx is which, units, where pixels sit) is `nnfractal.window`.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from nnfractal.config import Config
-
-
-def axis_values(lo: float, hi: float, n: int, scale: str) -> np.ndarray:
-    """n float64 values from lo to hi; with scale "log", lo and hi are base-10 exponents."""
-    if scale == "log":
-        return np.logspace(lo, hi, n, dtype=np.float64)
-    return np.linspace(lo, hi, n, dtype=np.float64)
+from nnfractal.window import Window
 
 
 def axes(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
-    """(x values (cols,), y values (rows,)) of the config's window."""
-    y_min, y_max, x_min, x_max = cfg.mnmx
-    x = axis_values(x_min, x_max, cfg.resolution, cfg.axis_scale)
-    y = axis_values(y_min, y_max, cfg.resolution, cfg.axis_scale)
-    return x, y
+    """(x values (cols,), y values (rows,)) of the config's grid run: ENDPOINTS pixels."""
+    return Window.of(cfg).axes(cfg.resolution)
 
 
 def grid_points(x: np.ndarray, y: np.ndarray) -> np.ndarray:
