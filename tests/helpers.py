@@ -100,6 +100,13 @@ def interrupt_at(args: list[str], at_line: Callable[[str], bool], sig: str) -> t
     return proc.returncode, "".join(seen) + rest
 
 
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 RACE_BARRIER = '''
 import sys as _sys
 

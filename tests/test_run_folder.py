@@ -10,6 +10,7 @@ from contextlib import ExitStack
 
 import numpy as np
 import pytest
+from helpers import dead_pid
 
 from nnfractal.config import build_config
 from nnfractal.errors import RunFolderError, StoreError
@@ -235,13 +236,6 @@ def test_report_writing_never_fails_the_run_and_none_writes_nothing(tmp_path):
 
 # ---- stale staging folders ------------------------------------------------------------------------
 
-def _dead_pid() -> int:
-    """The pid of a process that has ended (and been reaped)."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def test_a_staging_folder_names_its_process_and_a_dead_ones_is_removed_at_the_next_start(tmp_path):
     """A process killed with -9 leaves its staging folder; the next staging folder made in the
     same parent removes it (one line), whatever its destination's name."""
@@ -250,7 +244,7 @@ def test_a_staging_folder_names_its_process_and_a_dead_ones_is_removed_at_the_ne
     owner = STAGING.match(mine.name)
     assert owner and int(owner["pid"]) == os.getpid() and owner["host"] == _host()
     assert int(owner["start"]) == _start_time(os.getpid())
-    stale = tmp_path / f".b.stage-{_dead_pid()}-12345-abcdefgh@{_host()}"
+    stale = tmp_path / f".b.stage-{dead_pid()}-12345-abcdefgh@{_host()}"
     (stale / "store.zarr").mkdir(parents=True)
     said = []
     new_staging_folder(tmp_path / "c", log=said.append)
@@ -264,7 +258,7 @@ def test_a_staging_folder_of_a_live_process_or_another_host_is_never_touched(tmp
     try:
         live = tmp_path / f".b.stage-{sleeper.pid}-{_start_time(sleeper.pid)}-abcdefgh@{_host()}"
         reused = tmp_path / f".c.stage-{sleeper.pid}-1-abcdefgh@{_host()}"  # pid reused since
-        foreign = tmp_path / f".d.stage-{_dead_pid()}-1-abcdefgh@other-host.example"
+        foreign = tmp_path / f".d.stage-{dead_pid()}-1-abcdefgh@other-host.example"
         for folder in (live, reused, foreign):
             folder.mkdir()
         new_staging_folder(tmp_path / "e", log=lambda *_: None)
