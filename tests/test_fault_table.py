@@ -121,7 +121,8 @@ def test_every_training_command_has_a_row():
 # ---- helpers ------------------------------------------------------------------------------------
 
 def cli(args, capsys) -> tuple[int, str, str]:
-    """`nnfractal ARGS` in this process: (exit code, stdout, stderr)."""
+    """`nnfractal ARGS` in this process: (exit code, stdout, stderr), its own output only."""
+    capsys.readouterr()                         # e.g. a reference folder trained just before
     try:
         code = main([str(a) for a in args])
     except SystemExit as done:                  # the parser's refusal of a flag it does not have

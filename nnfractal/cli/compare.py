@@ -132,23 +132,23 @@ def _compare_work(args):
     overrides = compare_overrides_from_args(args, presets[0])
     plan = cs.plan(presets, method=method, seeds=seeds, depths=args.depths, out=args.out,
                    spec=spec, max_storage=args.max_storage, **overrides)
-    check_sampled_total(plan, args.max_storage)
+    check_sampled_total(plan, spec, args.max_storage)
     return lambda: cs.compare_sampled(
         presets, method=method, seeds=seeds, depths=args.depths, out=args.out, spec=spec,
         data_dir=args.data_dir, progress=not args.no_progress, max_storage=args.max_storage,
         report=write_report, **overrides)
 
 
-def check_sampled_total(plan: dict, max_storage: float | None) -> None:
-    """Refuse a sampled comparison whose samples (and transect placing maps) together exceed
-    the storage limit (ConfigError 'seeds'), as a single sample or a box comparison is: the
-    study checks each sample alone."""
+def check_sampled_total(plan: dict, spec, max_storage: float | None) -> None:
+    """Refuse a sampled comparison (`plan` as compare_sampled.plan returns it, `spec` the
+    estimator's SampleSpec) whose samples and transect placing maps together exceed the storage
+    limit (ConfigError 'seeds'), as a single sample or a box comparison is: the study checks
+    each sample alone."""
     from nnfractal.config import Config
-    from nnfractal.studies.compare_sampled import COARSE, _spec_of
+    from nnfractal.studies.compare_sampled import COARSE
     from nnfractal.studies.sample import resolve_spec, store_layout
     from nnfractal.training.budget import check_max_storage, check_storage
     from nnfractal.training.budget import estimate as budget_estimate
-    spec = _spec_of(plan["spec"])
     per_seed, samples = 0.0, 0
     for group in plan["groups"]:
         for raw in group["configs"]:
