@@ -37,6 +37,7 @@ from nnfractal.estimators.sampling import (
     SamplingError,
     check_transect_args,
     check_uncertainty_args,
+    scale_picture,
     transect_dimension,
     uncertainty_exponent,
 )
@@ -261,17 +262,23 @@ def default_sample_dir(cfg: Config, method: str) -> Path:
 
 def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
     """The config to sample: a preset name, or a run folder's config.toml (its window and
-    network), with the flags given applied on top."""
+    network), with the flags given applied on top. A source's own ``adaptive`` is dropped (it
+    refines a grid, and a sample has none), so ``nnfractal sample quickstart`` samples the quick
+    start's network and window; ``--adaptive`` given on the command line is still refused."""
     path = Path(source)
     if RunFolder(path).config_file.is_file():
         cfg = RunFolder(path).read_config()
         changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
                            for k, v in overrides.items() if v is not None}, "overrides")
-        return cfg.replace(**changes), path
+        return _without_own_adaptive(cfg.replace(**changes), overrides), path
     if source in preset_names():
-        return build_config(source, **overrides), None
+        return _without_own_adaptive(build_config(source, **overrides), overrides), None
     raise ConfigError("source", f"{source!r} is neither a preset nor a run folder (allowed: "
                       f"{', '.join(preset_names())}, or a folder with a config.toml)")
+
+
+def _without_own_adaptive(cfg: Config, overrides: dict) -> Config:
+    return cfg.replace(adaptive=False) if cfg.adaptive and not overrides.get("adaptive") else cfg
 
 
 def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run=None,
@@ -491,7 +498,9 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
     write_report_safely(report, run_dir, log=log)
     rate = (f", {summary['model_steps_per_s']:.1f} model-steps/s"
             if summary["model_steps_per_s"] else "")
-    log(f"{spec.method} dimension: {describe(est.to_dict())}; {len(unit):,} evaluations{rate}")
+    picture = (scale_picture(est.to_dict()) if spec.method == "uncertainty"
+               else f"{describe(est.to_dict())}; {len(unit):,} evaluations")
+    log(f"{spec.method} dimension: {picture}{rate}")
     log(f"wrote {run_dir}")
     return run_dir
 
