@@ -53,7 +53,7 @@ from nnfractal.estimators.sampling import SamplingError, densest_edge_cell, tran
 from nnfractal.estimators.stats import paired_difference, pool
 from nnfractal.runner.adaptive import point_scores
 from nnfractal.runner.backends import graceful_interrupt, one_line
-from nnfractal.runner.run import execute
+from nnfractal.runner.run import execute, resume
 from nnfractal.storage.folders import claim_folder, new_staging_folder, remove_staging_folder, write_json_atomic
 from nnfractal.storage.run_folder import SUMMARY_FILE, ReportWriter, RunFolder, lock_file, write_report_safely
 from nnfractal.storage.store import StoreError
@@ -291,9 +291,14 @@ def _needs_maps(spec: SampleSpec) -> bool:
 
 
 def _coarse_map(cfg: Config, folder: Path, data_dir, log, report) -> np.ndarray:
-    """The COARSE x COARSE score map of `cfg`'s window (trained once; a rerun reads it)."""
-    if not RunFolder(folder).summary_file.exists():
-        if folder.exists():                  # a staged run that never finished: start again
+    """The COARSE x COARSE score map of `cfg`'s window (trained once; a rerun reads it, and
+    resumes one that a stop or a kill cut short, as `nnfractal run --resume` would)."""
+    if RunFolder(folder).config_file.exists() and not RunFolder(folder).summary_file.exists():
+        resume(folder, data_dir=data_dir, progress=False, log=lambda *_: None, epoch_maps=False,
+               report=report)
+        log(f"coarse map {folder} (resumed)")
+    elif not RunFolder(folder).summary_file.exists():
+        if folder.exists():                  # claimed, killed before its config: start again
             shutil.rmtree(folder)
         execute(cfg.replace(resolution=COARSE, adaptive=False), folder, data_dir=data_dir,
                 progress=False, log=lambda *_: None, epoch_maps=False, warn_resolution=False,
