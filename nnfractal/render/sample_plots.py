@@ -27,7 +27,8 @@ def _title_line(est) -> str:
         import textwrap
         return textwrap.fill(f"no dimension: {_get(est, 'reason')}", 90)
     scales, mask = _arr(est, "scales"), _arr(est, "fit_mask", bool)
-    span = (f" over eps {scales[mask].min():.1e}..{scales[mask].max():.1e}"
+    word = "lags" if _opt(est, "method") == "transect" else "eps"
+    span = (f" over {word} {scales[mask].min():.1e}..{scales[mask].max():.1e}"
             if len(mask) == len(scales) and mask.any() else "")
     return (f"D = {_get(est, 'dimension'):.3f}  [95%: {_get(est, 'ci_low'):.3f}, "
             f"{_get(est, 'ci_high'):.3f}]{span}  ({_get(est, 'evaluations'):,} evaluations)")
