@@ -405,18 +405,21 @@ def _banded(name, width, flip, budget, seed=0, **kw):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, width, flip", [("takagi-1.5", 1e-6, 0.5),
-                                               ("weierstrass-1.2", 1e-4, 0.1)])
-def test_the_curve_is_measured_above_its_chaotic_band(name, width, flip):
-    b, est = _banded(name, width, flip, 1 << 18)
+@pytest.mark.parametrize("name, width, flip, decades", [("takagi-1.5", 1e-6, 0.5, 0.0),
+                                                        ("weierstrass-1.2", 1e-4, 0.1, 0.0),
+                                                        ("weierstrass-1.8", 1e-6, 0.3, 1.0)])
+def test_the_curve_is_measured_above_its_chaotic_band(name, width, flip, decades):
+    # cases of the validation table (docs/results/validation.md); the last is a band whose width
+    # varies over a decade along the curve
+    b, est = _banded(name, width, flip, 1 << 18, decades=decades)
     assert est.ok, est.reason
     assert abs(est.dimension - b.dimension) <= 0.05 and est.ci_low <= b.dimension <= est.ci_high
     cross, _ = band_crossover(b)
-    # eps*: its 95% interval holds the crossover and spans at most 1.5 decades. The point itself
-    # is within x2 of the crossover in only part of the validation table's cases
-    # (docs/results/validation.md; this takagi case reads x2.6, inside its interval)
+    # eps*: its 95% interval holds the crossover (106/111 cases of the validation table,
+    # docs/results/validation.md) and spans at most 4 decades (the table's widest, D = 1.8: 3.7).
+    # The point itself is within x2 of the crossover in 73/111 only (this takagi case: x2.6)
     assert est.eps_star_low <= cross <= est.eps_star_high
-    assert est.eps_star_high / est.eps_star_low <= 10 ** 1.5
+    assert est.eps_star_high / est.eps_star_low <= 1e4
     assert est.eps_star_low <= est.eps_star <= est.eps_star_high
     # the band shows in the stages that reach it: their chaos fraction rises with depth. The
     # zooms follow the curve while f >= 2 F, so the deepest stage is partly inside the band: its
