@@ -43,18 +43,24 @@ def test_figure_draws_each_stage_its_floor_the_curve_term_and_eps_star(banded, a
     for s in with_flips:
         seg = floors[f"stage {s}: chaos floor {banded.chaos_fraction[s]:.3f}"].get_segments()[0]
         np.testing.assert_allclose(seg[:, 1], banded.chaos_fraction[s])
-    # the fitted curve term A eps^(2 - D) of every fitted stage
+    # the fitted curve term A eps^(2 - D) of every stage with an amplitude (every fitted stage
+    # has one), over all of the stage's eps: below the band too, where it meets the floor
     terms = [line for line in top.get_lines() if "curve term" in line.get_label()]
-    fitted = np.unique(banded.stage[banded.fit_mask])
-    assert len(terms) == len(fitted)
-    for line, s in zip(terms, fitted):
+    with_amp = np.flatnonzero(np.isfinite(banded.amplitude))
+    assert set(np.unique(banded.stage[banded.fit_mask])) <= set(with_amp)
+    assert len(terms) == len(with_amp) >= 1
+    for line, s in zip(terms, with_amp):
         x, y = line.get_xdata(), line.get_ydata()
         np.testing.assert_allclose(y, banded.amplitude[s] * x ** (2 - banded.dimension))
+        eps = banded.scales[banded.stage == s]
+        np.testing.assert_allclose([x.min(), x.max()], [eps.min(), eps.max()])
     # eps* as a vertical line at its value, and in the title with D
     star = next(line for line in top.get_lines() if line.get_label().startswith("eps* ="))
     assert np.allclose(star.get_xdata(), banded.eps_star)
     title = top.get_title()
     assert f"D = {banded.dimension:.3f}" in title and f"eps* = {banded.eps_star:.1e}" in title
+    fitted_eps = banded.scales[banded.fit_mask]
+    assert f"over eps {fitted_eps.min():.1e}..{fitted_eps.max():.1e}" in title
     # the local dimension of the curve term, one point per neighbouring pair of eps
     (points, *_) = bottom.get_lines()
     assert "curve term" in points.get_label()

@@ -69,6 +69,7 @@ WINDOW_SHARE = 64        # the window stage has budget / WINDOW_SHARE base point
 WINDOW_BASE = (1024, 4096)  # the budget with their partners), within these bounds
 WINDOW_BLOCKS = 8        # its bootstrap clusters: WINDOW_BLOCKS^2 blocks of the window
 FLOOR_STAGES = 5         # the chaos floors' batches are reserved for about this many stages
+CELLS_SLOPE_SHARE = 0.05  # the cells stage's slope is read at eps <= this x the cells' side
 
 
 @dataclass
@@ -428,6 +429,11 @@ class _Counts:
     hits: np.ndarray            # (n,) differing pairs
     moved: np.ndarray           # (stages,) floor points moved
     flips: np.ndarray           # (stages,) of them flipped
+    slope_ok: np.ndarray | None = None   # (n,) eps a slope may be read at (None: every eps)
+
+    def __post_init__(self):
+        if self.slope_ok is None:
+            self.slope_ok = np.ones(len(self.scales), bool)
 
     @property
     def fraction(self):
@@ -452,7 +458,27 @@ def _counts(stages, squares, pick=None):
     return _Counts(scales=np.concatenate([st.eps for st in stages]),
                    stage=np.concatenate([np.full(len(st.eps), i) for i, st in enumerate(stages)]),
                    n=np.concatenate(n), hits=np.concatenate(hits), moved=np.array(moved),
-                   flips=np.array(flips, dtype=float))
+                   flips=np.array(flips, dtype=float),
+                   slope_ok=np.concatenate([_slope_eps(st) for st in stages]))
+
+
+def _slope_eps(stage):
+    """(m,) bool: the stage's eps a slope is read at: below ``CELLS_SLOPE_SHARE`` of the side in
+    the cells stage, every eps in the others.
+
+    The cells stage's base points are in the coarse map's boundary cells: cells whose corners'
+    signs differ, which hold the curve's crossings between pixel centres but not its excursions
+    into cells whose corners agree. Pairs reach those excursions only from the marked cells'
+    edges, a share that shrinks as eps falls, so near the cells' side f falls faster than the
+    curve's ``eps^(2 - D)`` and reads D low (a Takagi curve of D = 1.5: local D 1.40 at
+    side / 7 - side / 16 and 1.46 at side / 16 - side / 34, 1.47 and 1.50 with a guard ring of
+    cells around the marked ones). Those eps still give the stage's amplitude. The window stage
+    (base points uniform in the window) has no such edge, and a zoom stage's squares are
+    centred on the curve (their top eps read 0.01 low on average, within the noise of the
+    deeper eps that replacing them would cost)."""
+    if stage.kind != "cells":
+        return np.ones(len(stage.eps), bool)
+    return stage.eps <= CELLS_SLOPE_SHARE * stage.side * (1 + 1e-9)
 
 
 @dataclass
@@ -527,28 +553,39 @@ def _curve_fit(counts, min_hits, keep, window=None, cap=np.inf, chaos=True, fade
 
     An eps is kept, per stage from the largest down (:func:`contiguous`), while it is in `keep`
     (above the band), has ``min_hits`` differing pairs and a positive curve term; then those up
-    to `cap`, inside `window` (:func:`sub_window`)."""
+    to `cap`, inside `window` (:func:`sub_window`). The slope is read at the kept eps a slope
+    may be read at (``counts.slope_ok``, :func:`_slope_eps`), each stage's amplitude at all of
+    its kept eps given that slope."""
     f, per_scale, curve, floor = _curve(counts, chaos, fade)
     ok = keep & (counts.hits >= min_hits) & (curve > 0)
-    mask = contiguous(counts.scales, counts.stage, ok) & (counts.scales <= cap * (1 + 1e-9))
-    mask = sub_window(counts.scales, mask, window)
+    kept = contiguous(counts.scales, counts.stage, ok) & (counts.scales <= cap * (1 + 1e-9))
+    kept = sub_window(counts.scales, kept, window)
+    mask = kept & counts.slope_ok
     if not fit_span_ok(counts.scales, mask, counts.stage):
         return None
-    x, y, st = np.log(counts.scales[mask]), np.log(curve[mask]), counts.stage[mask]
-    n, fm, base = counts.n[mask], f[mask], per_scale[mask]
+    x, y = np.log(counts.scales), np.log(np.where(kept, curve, 1.0))
     # Var(log q) ~ f (1 - f) / (n q^2) for a binomial f; the second pass takes f and q from
     # the first fit, not the observed ones, so that an eps that fluctuated up does not also
     # weigh more.
-    weight = n * curve[mask] ** 2 / np.maximum(fm * (1 - fm), 1e-12)
-    slope, offsets = fit_exponent(x, y, weight, st)
-    if slope is None:
-        return None
-    fitted = np.exp(slope * x + np.array([offsets[int(k)] for k in st]))
-    f_fit = np.clip(fitted + _chaos_term(base, fitted, fade), 1e-12, 0.999)
-    slope, offsets = fit_exponent(x, y, n * fitted ** 2 / (f_fit * (1 - f_fit)), st)
-    if slope is None:
-        return None
+    weight = counts.n * curve ** 2 / np.maximum(f * (1 - f), 1e-12)
+    for _ in range(2):
+        slope, _ = fit_exponent(x[mask], y[mask], weight[mask], counts.stage[mask])
+        if slope is None:
+            return None
+        offsets = _stage_offsets(slope, x, y, weight, counts.stage, kept)
+        fitted = np.exp(slope * x + np.array([offsets.get(int(k), 0.0) for k in counts.stage]))
+        f_fit = np.clip(fitted + _chaos_term(per_scale, fitted, fade), 1e-12, 0.999)
+        weight = np.where(kept, counts.n * fitted ** 2 / (f_fit * (1 - f_fit)), 0.0)
     return _Fit(slope, offsets, mask, floor)
+
+
+def _stage_offsets(slope, x, y, weight, stage, mask):
+    """``log A`` of each stage with masked eps: the weighted mean of ``y - slope x`` there."""
+    out = {}
+    for s in np.unique(stage[mask]):
+        m = mask & (stage == s)
+        out[int(s)] = float(np.average(y[m] - slope * x[m], weights=weight[m]))
+    return out
 
 
 def _bootstrap(stages, squares, keep, cap, rng, n_boot, chaos):

@@ -26,8 +26,12 @@ def _title_line(est) -> str:
     if not _get(est, "ok"):
         import textwrap
         return textwrap.fill(f"no dimension: {_get(est, 'reason')}", 90)
+    scales, mask = _arr(est, "scales"), _arr(est, "fit_mask", bool)
+    word = "lags" if _opt(est, "method") == "transect" else "eps"
+    span = (f" over {word} {scales[mask].min():.1e}..{scales[mask].max():.1e}"
+            if len(mask) == len(scales) and mask.any() else "")
     return (f"D = {_get(est, 'dimension'):.3f}  [95%: {_get(est, 'ci_low'):.3f}, "
-            f"{_get(est, 'ci_high'):.3f}]  ({_get(est, 'evaluations'):,} evaluations)")
+            f"{_get(est, 'ci_high'):.3f}]{span}  ({_get(est, 'evaluations'):,} evaluations)")
 
 
 def _band_line(est) -> str:
@@ -76,8 +80,9 @@ def _stage_colour(s):
 
 
 def _draw_stages(ax, est):
-    """Raw f(eps) per stage (filled where fitted), its chaos floor, and the fitted curve term
-    A eps^(2 - D) over the stage's fitted eps. Returns whether anything was drawn."""
+    """Raw f(eps) per stage (filled where the slope is fitted), its chaos floor, and the fitted
+    curve term A eps^(2 - D) over all of the stage's eps, so that where it meets the floor
+    (eps*) shows. Returns whether anything was drawn."""
     scales, raw = _arr(est, "scales"), _arr(est, "raw_values" if _opt(est, "raw_values")
                                             is not None else "values")
     stage, mask = _arr(est, "stage", int), _arr(est, "fit_mask", bool)
@@ -95,10 +100,9 @@ def _draw_stages(ax, est):
         if s < len(floors) and floors[s] > 0:
             ax.hlines(floors[s], span.min(), span.max(), colors=colour, linestyles="--", lw=1,
                       label=f"stage {s}: chaos floor {floors[s]:.3f}")
-        fitted = (stage == s) & mask
-        if dim is not None and s < len(amps) and np.isfinite(amps[s]) and fitted.any():
-            xs = np.geomspace(scales[fitted].min(), scales[fitted].max(), 20)
-            ax.plot(xs, amps[s] * xs ** (2 - dim), "-", color=colour, lw=2.2, alpha=0.55,
+        if dim is not None and s < len(amps) and np.isfinite(amps[s]):
+            xs = np.geomspace(span.min(), span.max(), 20)
+            ax.plot(xs, amps[s] * xs ** (2 - dim), "-", color=colour, lw=2.2, alpha=0.45,
                     label=f"stage {s}: curve term A eps^{2 - dim:.2f}")
     return bool(shown.any())
 
@@ -116,20 +120,22 @@ def _mark_band(ax, est):
 def uncertainty_figure(est, title=""):
     """The uncertainty exponent's figure (a matplotlib Figure; :func:`plot_uncertainty` saves it).
 
-    Top: each stage's raw ``f(eps)`` (filled: fitted eps), its chaos floor ``F`` (dashed), the
-    fitted curve term ``A eps^(2 - D)`` (thick) and ``eps*`` (dotted, its interval shaded).
+    Top: each stage's raw ``f(eps)`` (filled: the eps the slope is fitted at), its chaos floor
+    ``F`` (dashed), the fitted curve term ``A eps^(2 - D)`` over all of the stage's eps (thick)
+    and ``eps*`` (dotted, its interval shaded); the legend sits beside the axes.
     Bottom: the local dimension ``2 - slope`` of the curve term ``q`` (``f`` less its chaos)
     between neighbouring eps of a stage, above the band; where it is measured nowhere, that of
     ``f`` itself (the chaos counted as boundary), so the panel always shows what was measured.
     """
-    fig = _new_figure((7.0, 6.8))
+    fig = _new_figure((9.0, 6.8))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     shown = _draw_stages(top, est)
     _mark_band(top, est)
     _log_axes(top, shown, "no pair differed")
     top.set_ylabel("f(eps): fraction of pairs that differ")
     if shown:
-        top.legend(fontsize=6, ncol=2)
+        # beside the axes: inside, it hid the floors of the stages at the coarse decades
+        top.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     band = _band_line(est)
     top.set_title((title + "\n" if title else "") + _title_line(est) + ("\n" + band if band else ""),
                   fontsize=8)
