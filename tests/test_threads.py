@@ -210,11 +210,13 @@ def test_no_busy_warning_on_an_idle_machine(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "build").is_dir()                      # the kernel was built in this run
     others = (after[0] - before[0] - ours) / max(1, after[1] - before[1])
-    session = RunStore.open(tmp_path / "qs" / "store.zarr").attrs["sessions"][-1]
-    assert session["threads"] == len(cpus) and session["wall_s"] >= engine.BUSY_MIN_SECONDS
     if others > 0.15:
+        # also before the thread count: a thread starved by other programs computes less than
+        # COMPUTING_FRACTION of its sibling and is not counted
         pytest.skip(f"the machine was busy: other programs used {others:.0%} of the {len(cpus)} "
                     "CPU(s) while the test ran, so the warning may be true")
+    session = RunStore.open(tmp_path / "qs" / "store.zarr").attrs["sessions"][-1]
+    assert session["threads"] == len(cpus) and session["wall_s"] >= engine.BUSY_MIN_SECONDS
     assert "busy" not in done.stdout + done.stderr
 
 
