@@ -20,6 +20,12 @@ from other programs hits every variant alike (only the ratios are reliable on a 
   cost more per nominal step than a grid's; nominal rates would compare the point sets rather
   than the commands).
 
+Beside each wall-time ratio, a CPU-time estimate that holds on a loaded machine: each variant's
+training seconds x CPU / (CPU + run-queue wait) of its threads (`quiet_seconds`; the engine's
+from its TrainResult, a command's from the sessions its store records). This process restarts
+itself as the commands do (tcmalloc, OpenMP threads that sleep while they wait), so the engine's
+worker runs as they run.
+
 Every variant also runs beside one `nice -n 0 python -c 'while True: pass'` process (started
 before and stopped after that variant only) unless `--no-busy`. `--against ROOT` measures another
 checkout's commands and engine in the same rotation (before / after a change).
@@ -94,6 +100,23 @@ def trained_steps(folder: Path) -> int:
     return int(np.where(finite.all(1), steps, np.argmin(finite, axis=1) + 1).sum())
 
 
+def quiet_seconds(wall: float, cpu: float | None, wait: float | None) -> float:
+    """What `wall` seconds of training would have taken on this machine alone: wall x CPU / (CPU +
+    run-queue wait) of the threads that trained (`cpu_usage`). The load on a shared machine
+    stretches computing and single-threaded stretches alike, so this ratio of two variants holds
+    where wall-time ratios swing with the load of the moment; nan where not measured."""
+    if cpu is None or wait is None or cpu + wait <= 0:
+        return float("nan")
+    return wall * cpu / (cpu + wait)
+
+
+def sessions_quiet_seconds(folder: Path) -> float:
+    """`quiet_seconds` summed over the training sessions a run or sample folder recorded."""
+    from nnfractal.storage.store import RunStore
+    sessions = RunStore.open(folder / "store.zarr").attrs.get("sessions", [])
+    return sum(quiet_seconds(s["wall_s"], s.get("cpu_s"), s.get("wait_s")) for s in sessions)
+
+
 def variants(only: list[str]) -> list[tuple[str, str]]:
     out = []
     if "windows" in only:
@@ -112,14 +135,17 @@ def measure_one(kind: str, what: str, args, root: Path, worker, tmp: Path) -> di
         reply = worker.run({"workload": "paper-tanh", "variant": "engine", "models": res * res,
                             "steps": steps, "threads": args.threads,
                             "overrides": {"mnmx": WINDOWS[what], "resolution": res}})
-        return {"rate": reply["model_steps"] / reply["seconds"], "wall": reply["seconds"]}
+        quiet = quiet_seconds(reply["seconds"], reply.get("train_cpu_seconds"), reply.get("wait_seconds"))
+        return {"rate": reply["model_steps"] / reply["seconds"], "wall": reply["seconds"],
+                "quiet_rate": reply["model_steps"] / quiet}
     out = tmp / f"{kind}-{what}".replace(" ", "_")
     shutil.rmtree(out, ignore_errors=True)
     grid = ["run", "--preset", "paper-tanh", "--resolution", str(res), *common]
     if kind == "run":
         s, wall = command(root, [*grid, "--mnmx", *map(str, WINDOWS[what])], out)
+        quiet = sessions_quiet_seconds(out)
         shutil.rmtree(out, ignore_errors=True)
-        return {"rate": s["model_steps_per_s"], "wall": wall}
+        return {"rate": s["model_steps_per_s"], "wall": wall, "quiet_rate": s["model_steps"] / quiet}
     if kind == "grid":
         s, wall = command(root, [*grid, "--mnmx", *map(str, PRESET_WINDOW)], out)
     elif what == "transect":
@@ -130,8 +156,10 @@ def measure_one(kind: str, what: str, args, root: Path, worker, tmp: Path) -> di
     else:
         s, wall = command(root, ["sample", "paper-tanh", "--method", "uncertainty", *UNCERTAINTY,
                                  *common], out)
+    trained = trained_steps(out)
     result = {"rate": s["model_steps_per_s"], "wall": wall,
-              "trained_rate": trained_steps(out) / s["tile_seconds"],
+              "trained_rate": trained / s["tile_seconds"],
+              "quiet_trained_rate": trained / sessions_quiet_seconds(out),
               "points": s.get("evaluations", res * res)}
     shutil.rmtree(out, ignore_errors=True)
     return result
@@ -150,6 +178,11 @@ def main() -> None:
                    default=["windows", "transect", "uncertainty"])
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
+    from nnfractal.training.allocator import restart_with_tcmalloc
+    # The engine's worker inherits this process's allocator and OpenMP settings: those the
+    # commands run with (tcmalloc, threads that sleep while they wait), else its waiting threads
+    # spin and, on a loaded machine, take CPU from the threads that compute.
+    restart_with_tcmalloc()
     from nnfractal.cli.bench import Worker
     from nnfractal.training.allocator import usable_cpus
     args.threads = args.threads or usable_cpus()
@@ -178,6 +211,7 @@ def main() -> None:
                     results.setdefault((label, kind, what, busy), []).append(m)
                     print(f"  round {r + 1} {label:7s} {kind:6s} {what:20s} "
                           f"{'+1 busy' if busy else 'quiet':8s} {m['rate']:10,.0f} model-steps/s  "
+                          f"(CPU-time estimate {m.get('quiet_rate', m.get('quiet_trained_rate')):10,.0f})  "
                           f"wall {m['wall']:6.1f} s  load {m['load']:.2f}", flush=True)
     finally:
         for w in workers.values():
@@ -200,16 +234,18 @@ def print_tables(results, args, roots, modes, loads, seconds) -> None:
           f"{min(loads):.2f}-{max(loads):.2f}; {seconds / 60:.1f} min")
     if any(k[1] == "run" for k in results):
         print("\n| checkout | window | beside | engine model-steps/s | `nnfractal run` model-steps/s | "
-              "run / engine | the whole command, s |")
-        print("|---|---|---|---|---|---|---|")
+              "run / engine | run / engine, CPU-time estimate | the whole command, s |")
+        print("|---|---|---|---|---|---|---|---|")
     for label in roots:
         for name in WINDOWS:
             for busy in modes:
                 e, r = results.get((label, "engine", name, busy)), results.get((label, "run", name, busy))
                 if e and r:
                     ratio = _med(_ratios(results, (label, "run", name, busy), (label, "engine", name, busy)))
+                    quiet = _med(_ratios(results, (label, "run", name, busy), (label, "engine", name, busy),
+                                         "quiet_rate"))
                     print(f"| {label} | {name} | {beside[busy]} | {_med([x['rate'] for x in e]):,.0f} | "
-                          f"{_med([x['rate'] for x in r]):,.0f} | {ratio:.2f} | "
+                          f"{_med([x['rate'] for x in r]):,.0f} | {ratio:.2f} | {quiet:.2f} | "
                           f"{_med([x['wall'] for x in r]):.0f} |")
     if len(roots) > 1 and any(k[1] == "run" for k in results):
         print("\n| window | beside | engine: this / against | run: this / against |")
@@ -221,8 +257,8 @@ def print_tables(results, args, roots, modes, loads, seconds) -> None:
                 print(f"| {name} | {beside[busy]} | {_med(e):.2f} | {_med(r):.2f} |")
     if any(k[1] == "sample" for k in results):
         print("\n| checkout | sample | beside | grid trained model-steps/s | sample trained model-steps/s "
-              "| sample / grid | nominal: grid, sample |")
-        print("|---|---|---|---|---|---|---|")
+              "| sample / grid | sample / grid, CPU-time estimate | nominal: grid, sample |")
+        print("|---|---|---|---|---|---|---|---|")
     for label in roots:
         for what in ("transect", "uncertainty"):
             for busy in modes:
@@ -231,9 +267,11 @@ def print_tables(results, args, roots, modes, loads, seconds) -> None:
                 if g and s:
                     ratio = _med(_ratios(results, (label, "sample", what, busy), (label, "grid", "preset", busy),
                                          "trained_rate"))
+                    quiet = _med(_ratios(results, (label, "sample", what, busy), (label, "grid", "preset", busy),
+                                         "quiet_trained_rate"))
                     print(f"| {label} | {what} ({s[0]['points']:,} points) | {beside[busy]} | "
                           f"{_med([x['trained_rate'] for x in g]):,.0f} | "
-                          f"{_med([x['trained_rate'] for x in s]):,.0f} | {ratio:.2f} | "
+                          f"{_med([x['trained_rate'] for x in s]):,.0f} | {ratio:.2f} | {quiet:.2f} | "
                           f"{_med([x['rate'] for x in g]):,.0f}, {_med([x['rate'] for x in s]):,.0f} |")
 
 

@@ -10,7 +10,9 @@ Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
 Request: {"workload": "resnet20" | "paper-tanh", "variant": "engine" | "naive", "models": k,
 "steps": s, "threads": n, "mlp_kernel": false (optional: the paper MLP's torch fast path instead
 of its C++ kernel)}. Reply: {"seconds", "warmup_seconds", "model_steps", "peak_rss_mb",
-"base_rss_mb", "cuda_peak_mb", "first_losses", "version", "allocator", ...} or {"error": "..."}.
+"base_rss_mb", "cuda_peak_mb", "first_losses", "version", "allocator", "train_cpu_seconds" and
+"wait_seconds" (the engine's threads' CPU and run-queue seconds, `cpu_usage`; None where the
+engine predates them), ...} or {"error": "..."}.
 """
 from __future__ import annotations
 
@@ -117,6 +119,8 @@ def run(req: dict) -> dict:
         def work(c=cfg, pts=points):
             result = train(c, family, data, pts)
             ran["chunk_workers"] = getattr(result, "chunk_workers", 1)    # older engines: 1
+            ran["wait_seconds"] = getattr(result, "wait_time", None)       # older engines: None
+            ran["train_cpu_seconds"] = getattr(result, "cpu_time", None)
             return result.losses
         warm = lambda: train(cfg.replace(steps=1), family, data, points[:cfg.tile_batch])  # noqa: E731
     t = time.perf_counter()
@@ -137,6 +141,7 @@ def run(req: dict) -> dict:
     return {"seconds": seconds, "warmup_seconds": warmup, "model_steps": len(points) * cfg.steps,
             "models": len(points), "steps": cfg.steps, "tile_batch": cfg.tile_batch,
             "chunk_workers": ran["chunk_workers"], "allocator": _allocator(), "cpu_seconds": cpu_seconds,
+            "train_cpu_seconds": ran.get("train_cpu_seconds"), "wait_seconds": ran.get("wait_seconds"),
             "peak_rss_mb": _rss_mb("VmHWM"), "base_rss_mb": base,
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else None,
             "first_losses": [float(v) for v in np.asarray(losses)[:, :2].ravel()],
