@@ -110,8 +110,9 @@ def test_chaos_run_writes_the_map_and_the_fractions(chaos_run):
     assert info["all"] == pytest.approx(info["n_flipped"] / 144)
     assert info["boundary_ci95"][0] <= (info["boundary"] or 0) <= info["boundary_ci95"][1]
     assert_picture(chaos_run / "chaos.png", min_ink=0.2)
-    assert "chaos.png" in (chaos_run / "report.html").read_text() or \
-        "Chaos map" in (chaos_run / "report.html").read_text()
+    page = (chaos_run / "report.html").read_text()
+    assert '<section id="chaos">' in page
+    assert f"({info['n_boundary_flipped']} of {info['n_boundary']})" in page
 
 
 @pytest.mark.slow
@@ -225,3 +226,102 @@ def test_paper_tanh_64_flips_a_few_percent_of_its_boundary_pixels(tmp_path):
     assert 0.01 <= info["boundary"] <= 0.15
     away = (info["n_flipped"] - info["n_boundary_flipped"]) / (4096 - info["n_boundary"])
     assert away < info["boundary"] / 3
+
+
+# ---- the explorer's layer ------------------------------------------------------------------------
+
+def _wait_done(session, wid, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while session.window(wid).status not in ("done", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"window {wid} did not finish"
+        time.sleep(0.05)
+    assert session.window(wid).status == "done", session.window(wid).error
+
+
+@pytest.mark.slow
+def test_the_explorer_serves_the_chaos_layer_of_a_chaos_run(chaos_run, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from nnfractal.explorer import Session, create_app
+    store = RunStore.open(chaos_run / "store.zarr")
+    flipped = chaos.chaos_map(store, CFG, score_map(store, CFG)).flipped
+    session = Session.open(chaos_run, tmp_path / "s", log=quiet)
+    with TestClient(create_app(session, allowed_hosts=None)) as client:
+        payload = client.get("/api/windows/0/map").json()
+    bits = np.frombuffer(__import__("base64").b64decode(payload["chaos"]), dtype=np.uint8)
+    assert np.array_equal(bits.reshape(12, 12).astype(bool), flipped)
+    assert payload["chaos_fraction"]["n_flipped"] == int(flipped.sum())
+
+
+@pytest.mark.slow
+def test_an_explorer_session_with_chaos_twins_its_windows_and_one_without_has_no_layer(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from nnfractal.explorer import Session, create_app
+    cfg = build_config("paper-tanh", resolution=6, steps=30, tile_batch=36)
+    with_twins = Session.new(cfg, tmp_path / "a", log=quiet, chaos_ulps=4)
+    without = Session.new(cfg, tmp_path / "b", log=quiet)
+    for session in (with_twins, without):
+        _wait_done(session, 0)
+    with TestClient(create_app(with_twins, allowed_hosts=None)) as client:
+        info = client.get("/api/windows/0/map").json()["chaos_fraction"]
+    assert info["n_twinned"] == 36 and info["ulps"] == 4
+    assert chaos.twins_complete(RunStore.open(with_twins.window(0).folder / "store.zarr"))
+    with TestClient(create_app(without, allowed_hosts=None)) as client:
+        assert client.get("/api/windows/0/map").json()["chaos"] is None
+    for session in (with_twins, without):
+        session.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_chaos_layer_is_drawn_in_chromium(tmp_path):
+    """float32 twins 2**20 rounding units away (a 6% move): some boundary pixels flip for sure,
+    and the page draws each as a black square once the layer is ticked."""
+    import threading
+
+    import uvicorn
+    from helpers import chromium_page
+
+    from nnfractal.cli.explore import bind_socket, url_of
+    from nnfractal.explorer import Session, create_app
+    cfg = build_config("paper-tanh", resolution=16, steps=100, tile_batch=64, precision="float32")
+    session = Session.new(cfg, tmp_path / "s", log=quiet, chaos_ulps=chaos.MAX_ULPS)
+    _wait_done(session, 0)
+    flips = int(session.chaos_layer(session.window(0))["flipped"].sum())
+    assert flips > 0
+    sock = bind_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(session), log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        with chromium_page(1120) as (page, problems):
+            page.goto(url_of(sock))
+            page.wait_for_selector(f'body[data-map="0:256"][data-chaos="{flips}"]', timeout=60_000)
+            before = black_pixels(page)
+            page.check("#layer-chaos")
+            page.wait_for_selector(f'body[data-chaos-drawn="{flips}"]')
+            assert black_pixels(page) - before >= flips * 4       # each at least 4 x 4 px, rimmed
+            assert "boundary pixels" in page.inner_text("#chaos-note")
+        assert problems == []
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        session.close()
+        sock.close()
+
+
+def black_pixels(page) -> int:
+    """Pure black pixels inside the plot of the map canvas."""
+    return page.evaluate("""() => {
+        const c = document.getElementById('map');
+        const s = c.width / 640;
+        const d = c.getContext('2d').getImageData(Math.round(84 * s), Math.round(16 * s),
+            Math.round(528 * s), Math.round(534 * s)).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] === 0) n++;
+        return n;
+    }""")

@@ -30,14 +30,17 @@ def add_tile_flags(p: argparse.ArgumentParser) -> None:
     add_chaos_flags(p)
 
 
-def add_chaos_flags(p: argparse.ArgumentParser) -> None:
+RUN_CHAOS_HELP = ("chaos.png, summary.json chaos_fraction; about doubles the training; with "
+                  "--resume: add it to a run")
+
+
+def add_chaos_flags(p: argparse.ArgumentParser, what: str = RUN_CHAOS_HELP,
+                    title: str = "chaos map") -> None:
     """--chaos and --chaos-ulps: a twin of every trained pixel, and the map of the flips."""
-    g = p.add_argument_group("chaos map")
+    g = p.add_argument_group(title)
     g.add_argument("--chaos", action="store_true",
                    help="also train a twin of every trained pixel with both hyperparameters moved "
-                        "by a few rounding units, and map the pixels whose outcome flips "
-                        "(chaos.png, summary.json chaos_fraction; about doubles the training; "
-                        "with --resume: add it to a run)")
+                        f"by a few rounding units, and map the pixels whose outcome flips ({what})")
     g.add_argument("--chaos-ulps", "--chaos_ulps", dest="chaos_ulps", default=None,
                    metavar="K", help="the twins' distance in rounding units of the run's "
                    "precision, a whole number >= 1 (default 4; implies --chaos)")
