@@ -200,7 +200,8 @@ def test_resume_adds_twins_to_a_finished_run_and_refuses_another_distance(chaos_
 
 @pytest.mark.slow
 def test_an_adaptive_run_twins_only_the_pixels_it_trained(tmp_path):
-    cfg = build_config("paper-tanh", resolution=33, steps=300, tile_batch=16, adaptive=True)
+    cfg = build_config("paper-tanh", resolution=33, steps=300, tile_batch=16, adaptive=True,
+                       adaptive_coarse=9)
     out = tmp_path / "adaptive"
     execute(cfg, out, progress=False, log=quiet, epoch_maps=False, chaos_ulps=4)
     store = RunStore.open(out / "store.zarr")
