@@ -71,6 +71,15 @@ def test_cli_refuses_a_bad_distance_in_one_line_and_writes_nothing(tmp_path, cap
     assert not out.exists()
 
 
+def test_explore_refuses_a_bad_distance_in_one_line_and_writes_nothing(tmp_path, capsys):
+    pytest.importorskip("uvicorn")
+    out = tmp_path / "session"
+    assert main(["explore", "--chaos-ulps", "0", "--out", str(out), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnfractal: error: chaos_ulps: '0' is not allowed")
+    assert not out.exists()
+
+
 # ---- the map -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
