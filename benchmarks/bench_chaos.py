@@ -27,7 +27,7 @@ from nnfractal.storage.store import RunStore
 
 CASES = {
     "paper-tanh": ("paper-tanh", {}),                                        # 64 x 64, 500 steps
-    "mlp300-mnist": ("mlp300-mnist", {"resolution": 16, "num_epochs": 5}),   # 256 MLPs, MNIST
+    "mlp300-mnist": ("mlp300-mnist", {"resolution": 8, "num_epochs": 2}),     # 64 MLPs, MNIST
 }
 
 
