@@ -108,6 +108,35 @@ def test_zero_ulps_twins_are_the_runs_own_curves_bit_for_bit(chaos_run, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("preset, extra", [
+    ("mlp300-mnist", dict(width=20, resolution=4, num_epochs=2, tile_batch=16, batch_size=32)),
+    ("resnet20-mnist", dict(depth=8, c_hidden=[4, 8, 8], resolution=2, num_epochs=1,
+                            tile_batch=4, batch_size=32)),
+])
+def test_twins_skip_the_held_out_evaluation_and_keep_the_training_curves(preset, extra, tmp_path,
+                                                                         monkeypatch):
+    """An MNIST run evaluates on held-out images every epoch; its twins (a map of a training
+    metric) do not, which never changes the weights: unmoved twins equal the run bit for bit."""
+    cfg = build_config(preset, train_size=64, test_size=32, **extra)
+    out = tmp_path / "run"
+    execute(cfg, out, progress=False, log=quiet, draw=False)
+    store = RunStore.open(out / "store.zarr", mode="r+")
+    assert {"test_loss", "test_acc"} <= set(store.metrics)        # the run evaluated
+    from nnfractal.training import engine
+    real, evals = engine.train, []
+
+    def spy(twin_cfg, *args, **kwargs):        # the real engine, its config noted
+        evals.append(twin_cfg.eval_every)
+        return real(twin_cfg, *args, **kwargs)
+    monkeypatch.setattr(engine, "train", spy)
+    chaos.train_twins(out, store, cfg, load_data(cfg, build_family(cfg)), 0, progress=False,
+                      log=quiet)
+    assert evals == [0] and cfg.eval_every == 1
+    twins = store.group[f"{chaos.GROUP}/curves/{cfg.metric}"][:]
+    assert np.array_equal(twins, store.read_curves(cfg.metric).reshape(twins.shape), equal_nan=True)
+
+
+@pytest.mark.slow
 def test_chaos_run_writes_the_map_and_the_fractions(chaos_run):
     summary = json.loads((chaos_run / "summary.json").read_text())
     info = summary["chaos_fraction"]
