@@ -20,6 +20,7 @@ from nnfractal.models import family_spec
 from nnfractal.training.budget import check_run
 
 from .common import add_data_dir_flag
+from .run import add_chaos_flags, chaos_ulps_of
 
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
@@ -47,6 +48,8 @@ def add_explore_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    add_chaos_flags(p, "every window this session trains gets its twins; the chaos layer shows "
+                    "them, and a run trained with --chaos", title="chaos layer")
     return p
 
 
@@ -68,7 +71,7 @@ def make_session(args):
         from nnfractal.storage.integrity import check_folder
         check_folder(args.run_dir)          # a damaged or edited store: one line, never a map
         return Session.open(args.run_dir, args.out, data_dir=args.data_dir, device=args.device,
-                            default_resolution=args.resolution)
+                            default_resolution=args.resolution, chaos_ulps=_chaos_ulps(args))
     preset = args.preset or "paper-tanh"
     base = load_preset(preset)
     overrides = {"resolution": args.resolution, "steps": args.steps, "tile_batch": args.tile_batch,
@@ -80,7 +83,14 @@ def make_session(args):
     cfg = build_config(preset, **overrides)
     check_run(cfg, Path(args.out) if args.out is not None else Path("."))   # one window's budget
     return Session.new(cfg, args.out, data_dir=args.data_dir, device=args.device,
-                       default_resolution=args.resolution)
+                       default_resolution=args.resolution, chaos_ulps=_chaos_ulps(args))
+
+
+def _chaos_ulps(args) -> int | None:
+    """The twins' distance of a --chaos session (--chaos-ulps, else the default), else None."""
+    from nnfractal.runner.chaos import DEFAULT_ULPS
+    ulps = chaos_ulps_of(args)
+    return ulps if ulps is not None else (DEFAULT_ULPS if args.chaos else None)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

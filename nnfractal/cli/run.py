@@ -27,6 +27,23 @@ def add_tile_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", "--checkpoint_every", type=float, dest="checkpoint_every",
                    default=None, metavar="SECONDS",
                    help="write the finished chunks of an unfinished tile this often (default 60)")
+    add_chaos_flags(p)
+
+
+RUN_CHAOS_HELP = ("chaos.png, summary.json chaos_fraction; about doubles the training; with "
+                  "--resume: add it to a run")
+
+
+def add_chaos_flags(p: argparse.ArgumentParser, what: str = RUN_CHAOS_HELP,
+                    title: str = "chaos map") -> None:
+    """--chaos and --chaos-ulps: a twin of every trained pixel, and the map of the flips."""
+    g = p.add_argument_group(title)
+    g.add_argument("--chaos", action="store_true",
+                   help="also train a twin of every trained pixel with both hyperparameters moved "
+                        f"by a few rounding units, and map the pixels whose outcome flips ({what})")
+    g.add_argument("--chaos-ulps", "--chaos_ulps", dest="chaos_ulps", default=None,
+                   metavar="K", help="the twins' distance in rounding units of the run's "
+                   "precision, a whole number >= 1 (default 4; implies --chaos)")
 
 
 def cmd_run(args) -> int:
@@ -35,13 +52,16 @@ def cmd_run(args) -> int:
     tiles kept."""
     # Here, not at the top: run.py loads torch (seconds), which must come after
     # console_main's allocator restart and thread settings, and `nnfractal presets` needs none.
+    from nnfractal.runner.chaos import DEFAULT_ULPS
     from nnfractal.runner.run import default_out_dir, execute, resume
     folder: list[Path] = []          # the run folder, once known
 
     def work() -> None:
         options = dict(data_dir=args.data_dir, progress=not args.no_progress,
                        tile_rows=args.tile_rows, backend=args.backend, address=args.address,
-                       report=pages.write_report)
+                       report=pages.write_report, chaos_ulps=chaos_ulps_of(args))
+        if args.resume is None and args.chaos and options["chaos_ulps"] is None:
+            options["chaos_ulps"] = DEFAULT_ULPS
         if args.checkpoint_every is not None:
             if not args.checkpoint_every >= 0:
                 raise ConfigError("checkpoint_every", f"{args.checkpoint_every} is not allowed "
@@ -54,7 +74,8 @@ def cmd_run(args) -> int:
             folder.append(args.resume)
             if RunFolder(args.resume).holds_run():      # else resume says what is missing
                 repair_for_resume(args.resume)
-            resume(args.resume, overrides_from_args(args), args.preset, **options)
+            resume(args.resume, overrides_from_args(args), args.preset, chaos_wanted=args.chaos,
+                   **options)
         else:
             cfg = config_from_args(args)
             out = args.out if args.out is not None else default_out_dir(cfg)
@@ -64,3 +85,9 @@ def cmd_run(args) -> int:
     return run_resumable(work, folder, "nnfractal run --resume")
 
 
+
+
+def chaos_ulps_of(args) -> int | None:
+    """--chaos-ulps K checked (ConfigError for a distance below one rounding unit), else None."""
+    from nnfractal.runner.chaos import check_ulps
+    return check_ulps(args.chaos_ulps) if args.chaos_ulps is not None else None

@@ -11,7 +11,8 @@ session's integers; no value of a request is ever used as a file path.
     GET  /api/windows                        all windows (metadata)
     POST /api/windows                        {"parent": id, "mnmx": [y0, y1, x0, x1], "resolution": n?}
     GET  /api/windows/{id}                   one window's metadata (axes, labels, dimension, ...)
-    GET  /api/windows/{id}/map               pixels (colormap indices), boundary, progress
+    GET  /api/windows/{id}/map               pixels (colormap indices), boundary, progress,
+                                             chaos flips (a window with twins, runner/chaos.py)
     GET  /api/windows/{id}/curve?row=&col=   one model's loss curve
     GET  /api/windows/{id}/map.png           the map as a PNG download
     POST /api/windows/{id}/report            queue writing report.html (503 without nnfractal.report.pages)
@@ -270,10 +271,13 @@ def map_payload(session: Session, window_id: int) -> dict[str, Any]:
         index[:done] = np.clip(np.floor((v + 1.0) / 2.0 * 256), 0, 255).astype(np.uint8)
     edges = boundary(s) if rows > 1 and cols > 1 else np.zeros((0, 0), bool)
     converged = float(np.mean(flat[:done] < 0)) if done else None
+    flips = session.chaos_layer(win)            # None: the window has no twins (--chaos)
     return {"id": win.id, "status": win.status, "error": win.error, "rows": rows, "cols": cols,
             "done": int(done), "pixels": _b64(index), "boundary": _b64(edges.ravel()),
             "boundary_pixels": int(edges.sum()), "fraction_converged": converged,
-            "dimension": win.dimension if win.status == "done" else None}
+            "dimension": win.dimension if win.status == "done" else None,
+            "chaos": _b64(flips["flipped"].ravel()) if flips else None,
+            "chaos_fraction": flips["info"] if flips else None}
 
 
 def curve_payload(session: Session, window_id: int, row: int, col: int) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from nnfractal.errors import is_int, one_line
 from nnfractal.estimators.boxcount import boundary, estimate_dimension
 from nnfractal.models import arch_label, build_family
 from nnfractal.render.maps import map_figure
+from nnfractal.runner import chaos
 from nnfractal.runner.run import describe, library_versions, load_data, render_run, score_map
 from nnfractal.storage.folders import json_text, write_text_atomic
 from nnfractal.storage.run_folder import MAP_FILE, SUMMARY_FILE, RunFolder
@@ -142,6 +143,7 @@ class Window:
     dimension: dict | None = None
     wall_time_s: float | None = None
     report: Path | None = None
+    chaos: dict | None = None          # once done and read: the flips of its twins (chaos.py)
 
     @property
     def total_points(self) -> int:
@@ -218,8 +220,10 @@ class Session:
     request threads while the worker trains."""
 
     def __init__(self, folder: Path, *, data_dir: Path | None = None, device: str | None = None,
-                 default_resolution: int | None = None, log: Callable[[str], None] = print):
+                 default_resolution: int | None = None, log: Callable[[str], None] = print,
+                 chaos_ulps: int | None = None):
         self.folder = Path(folder)
+        self.chaos_ulps = chaos_ulps        # with --chaos: every new window trains its twins
         self.windows_dir = self.folder / WINDOWS_DIR
         self.data_dir = data_dir
         self.device = device
@@ -521,6 +525,10 @@ class Session:
         with self._lock:
             job.phase = "saving"
         self._save_window(win, x, y, result, data.source)
+        if self.chaos_ulps is not None:
+            with self._lock:
+                job.phase = "chaos twins"
+            self._train_window_twins(win, data)
         score_map = self._final_scores(win)
         dimension = dimension_summary(score_map)
         with self._lock:
@@ -563,6 +571,25 @@ class Session:
                     "model_steps": int(k * schedule.steps),
                     "model_steps_per_s": round(k * schedule.steps / max(result.wall_time, 1e-9), 2)}
             work.write_json("window.json", info)
+
+    def _train_window_twins(self, win: Window, data) -> None:
+        """The chaos twins of a saved window, into its store (runner/chaos.py), as `nnfractal run
+        --chaos` trains them."""
+        store = RunFolder(win.folder).open_store(mode="r+")
+        chaos.train_twins(win.folder, store, win.cfg, data, self.chaos_ulps, progress=False,
+                          log=lambda *_: None)
+
+    def chaos_layer(self, win: Window) -> dict | None:
+        """{'flipped': (rows, cols) bool, 'info': summary.json's chaos_fraction} of a finished
+        window whose store holds all its twins; None otherwise."""
+        if win.status != "done":
+            return None
+        if win.chaos is None:
+            self._ensure_loaded(win)
+            store = RunFolder(win.folder).open_store()
+            cmap = chaos.chaos_map(store, win.cfg, win.scores)
+            win.chaos = {"flipped": cmap.flipped, "info": cmap.summary()} if cmap else {}
+        return win.chaos or None
 
     def _final_scores(self, win: Window) -> np.ndarray:
         return _run_score_map(RunFolder(win.folder).open_store(), win.cfg)

@@ -36,6 +36,8 @@ from nnfractal.storage.run_folder import REPORT_FILE, RunFolder
 from nnfractal.studies import compare
 from nnfractal.training.grid import axis_labels
 
+from .chaos_section import chaos_section
+
 # run, backends and render are imported in the functions that use them: they load torch and
 # matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
 # its allocator restart, also for commands that need neither (presets, report, --help).
@@ -402,6 +404,10 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
     if adaptive:
         parts.append(adaptive)
         toc.append(("adaptive", "Adaptive"))
+    chaos = chaos_section(folder, summary)            # report/chaos_section.py: --chaos runs
+    if chaos:
+        parts.append(chaos)
+        toc.append(("chaos", "Chaos"))
     fd_fig = img(folder / "fd_per_epoch.png", "dimension per epoch",
                  "Dimension of the boundary after each epoch, 95% intervals; n/a where the "
                  "boundary is too short.")

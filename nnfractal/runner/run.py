@@ -72,6 +72,7 @@ from nnfractal.training.grid import axes, axis_labels
 from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
 from nnfractal.window import Window
 
+from . import chaos
 from .adaptive import render_adaptive, run_adaptive
 from .backends import CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt, make_backend
 
@@ -205,7 +206,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             tile_rows: int | None = None, backend: str = "local", address: str | None = None,
             checkpoint_s: float = CHECKPOINT_S, draw: bool = True,
             warn_resolution: bool = True, max_storage: float | None = None,
-            report: ReportWriter | None = None) -> Path:
+            report: ReportWriter | None = None, chaos_ulps: int | None = None) -> Path:
     """Train the grid of `cfg` tile by tile into `out`, then draw the pictures; returns `out`.
 
     Once every input is accepted, and before training, a resolution too small for a dimension is
@@ -218,7 +219,8 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     `checkpoint_s`: seconds between checkpoints of an unfinished tile; `max_storage`: GiB of
     curves allowed (default: the free disk, at most budget.DEFAULT_MAX_STORAGE); `report`:
     writes report.html once the run is drawn (the command layer passes report.write_report;
-    None: no report).
+    None: no report); `chaos_ulps`: also train a twin of every trained pixel moved by this many
+    rounding units and draw the chaos map (chaos.py; None: no twins).
 
     Everything that can be refused (config, backend, device, data, output folder) is checked
     before the folder is created, so a refused run leaves nothing behind. From then on the run
@@ -227,6 +229,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     (RunFailed / RunInterrupted say so in one line).
     """
     out = Path(out) if out is not None else default_out_dir(cfg)
+    chaos_ulps = chaos.check_ulps(chaos_ulps) if chaos_ulps is not None else None
     cfg = resolve_input_files(cfg)        # the data file's size counts in the budget
     check_run(cfg, out, check_max_storage(max_storage))     # before anything is allocated
     if cfg.tile_batch == 0:
@@ -242,7 +245,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
             log(f"warning: {warning}")
         with _claim_new_run(out, plan, tile):
             return _train_and_finish(out, plan, runner, progress, log, epoch_maps, checkpoint_s,
-                                     draw, report)
+                                     draw, report, chaos_ulps)
     finally:
         runner.close()
 
@@ -251,7 +254,8 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
            data_dir: Path | None = None, progress: bool = True, log=print,
            epoch_maps: bool = True, *, tile_rows: int | None = None, backend: str = "local",
            address: str | None = None, checkpoint_s: float = CHECKPOINT_S,
-           draw: bool = True, report: ReportWriter | None = None) -> Path:
+           draw: bool = True, report: ReportWriter | None = None,
+           chaos_ulps: int | None = None, chaos_wanted: bool = False) -> Path:
     """Finish an interrupted run: train only the tiles (and points) not stored yet, then draw.
 
     `given`: config values given with --resume (field -> value, as for build_config); each must
@@ -259,7 +263,9 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
     (bad or different config, foreign or damaged store, read-only folder, bad data) change
     nothing. A finished run is only re-drawn if its pictures are missing, or with new drawing
     flags (dpi, figsize: the only fields that may differ from the run's; config.toml is updated).
-    `report`: as for `execute`.
+    `report`: as for `execute`; `chaos_ulps`: add (or finish) the chaos map's twins at this
+    distance (chaos.py); `chaos_wanted`: at the run's own distance, else the default. A run with
+    unfinished twins finishes them without being asked.
     """
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
@@ -268,9 +274,12 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
     drawing = drawing_changes(cfg, given or {})
     tile_rows = check_tile_rows(tile_rows, cfg)
     store = _resumable_store(folder, cfg, tile_rows)
+    chaos_ulps = chaos.ulps_to_train(store, chaos.check_ulps(chaos_ulps)
+                                     if chaos_ulps is not None else None, chaos_wanted)
     folder.check_writable()
     _check_adaptive_backend(cfg, backend)
-    if store is not None and store.complete and folder.summary_file.exists() and not drawing:
+    if store is not None and store.complete and folder.summary_file.exists() and not drawing \
+            and chaos_ulps is None:
         log(f"{run_dir} is complete: nothing to train or draw")
         return run_dir
     runner = make_backend(backend, address)
@@ -279,7 +288,7 @@ def resume(run_dir: Path, given: dict | None = None, preset: str | None = None,
             if drawing:
                 cfg = _apply_drawing(folder, cfg, drawing, store, held, log)
             return _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps,
-                                  tile_rows, checkpoint_s, draw, report)
+                                  tile_rows, checkpoint_s, draw, report, chaos_ulps)
     finally:
         runner.close()
 
@@ -308,7 +317,7 @@ def _apply_drawing(folder: RunFolder, cfg: Config, drawing: dict, store, held: E
 
 
 def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_maps, tile_rows,
-                   checkpoint_s, draw, report) -> Path:
+                   checkpoint_s, draw, report, chaos_ulps=None) -> Path:
     """resume() once the run is locked: load, check the store's layout, train, draw."""
     plan = plan_run(cfg, data_dir, runner, log)
     if store is None:                   # killed before its store existed: nothing trained
@@ -316,13 +325,15 @@ def _resume_locked(run_dir, cfg, store, runner, data_dir, progress, log, epoch_m
                     config_written=True)
     elif store.complete:                # trained, but killed while drawing
         log(f"{run_dir}: every tile is stored; drawing")
+        if chaos_ulps is not None:
+            chaos.train_twins(run_dir, store, plan.cfg, plan.data, chaos_ulps, progress, log)
         return _draw_or_fail(run_dir, store, plan, log, epoch_maps, report) if draw else run_dir
     else:
         _check_store_layout(store, plan)
         store.verify_tiles()
         store.remove_partial_files()
     return _train_and_finish(run_dir, plan, runner, progress, log, epoch_maps, checkpoint_s,
-                             draw, report)
+                             draw, report, chaos_ulps)
 
 
 @contextmanager
@@ -358,14 +369,17 @@ def _create_run(folder: RunFolder, plan: RunPlan, tile: int, config_written: boo
 
 def _train_and_finish(run_dir: Path, plan: RunPlan, runner, progress: bool, log,
                       epoch_maps: bool, checkpoint_s: float, draw: bool = True,
-                      report: ReportWriter | None = None) -> Path:
-    """Train the missing tiles of the run in `run_dir`, then draw it and write its summary."""
+                      report: ReportWriter | None = None, chaos_ulps: int | None = None) -> Path:
+    """Train the missing tiles of the run in `run_dir` (and with `chaos_ulps` the missing chaos
+    twins), then draw it and write its summary."""
     store = RunFolder(run_dir).open_store(mode="r+")
     if plan.cfg.adaptive:
         _train_adaptive(store, plan, progress, log)
     else:
         train_tiles(run_dir, store, plan, runner, progress, log, checkpoint_s)
     store.mark_complete()
+    if chaos_ulps is not None:          # after the run's tiles: a chaos run is a run first
+        chaos.train_twins(run_dir, store, plan.cfg, plan.data, chaos_ulps, progress, log)
     if not draw:
         return run_dir
     return _draw_or_fail(run_dir, store, plan, log, epoch_maps, report)
@@ -770,11 +784,13 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
         + (f", {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
     adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale, title,
                                figsize=cfg.figsize, dpi=cfg.dpi)   # trained.png; {} for a full grid
+    flips = chaos.render_chaos(run_dir, store, cfg, final, extent, xlabel, ylabel, title,
+                               log)                                   # chaos.png; {} without twins
     fractal = analyse_fractal(run_dir, log=log)
     medians = _final_medians(store)
     notes = [n for n in (fractal.get("note", ""),
                          chance_note(medians, converged_fraction(final), cfg.metric)) if n]
-    return {**adaptive, "fractal_dimension": fractal["final"]["dimension"],
+    return {**adaptive, **flips, "fractal_dimension": fractal["final"]["dimension"],
             "fractal_dimension_ci95": [fractal["final"]["ci_low"], fractal["final"]["ci_high"]],
             "preset": cfg.preset, "resolution": cfg.resolution, "metric": cfg.metric,
             "steps": int(store.attrs["schedule"]["steps"]), "epochs": available[-1],

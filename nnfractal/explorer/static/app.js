@@ -147,8 +147,10 @@ function buildImages(map) {
     }
     ectx.putImageData(ed, 0, 0);
   }
-  state.map = { ...map, pixelIndex: pixels, edges };
+  const flips = map.chaos ? decode(map.chaos) : null;
+  state.map = { ...map, pixelIndex: pixels, edges, flips };
   document.body.dataset.map = `${map.id}:${map.done}`;
+  showChaosLayer(map);
   state.mapImg = img;
   state.edgeImg = edge;
 }
@@ -187,6 +189,7 @@ function drawMap() {
       ctx.globalAlpha = 1;
     }
   }
+  if (map && map.flips && $("layer-chaos").checked) drawFlips(ctx, map, p);
   ctx.strokeStyle = "#333";
   ctx.lineWidth = 1;
   ctx.strokeRect(p.x + 0.5, p.y + 0.5, p.w - 1, p.h - 1);
@@ -213,6 +216,42 @@ function drawMap() {
     ctx.strokeRect(x, y, w, h);
     ctx.setLineDash([]);
   }
+}
+
+// ---- the chaos layer: pixels whose twin, moved by a few rounding units, has the other outcome ----
+
+function showChaosLayer(map) {
+  const box = $("layer-chaos"), note = $("chaos-note");
+  box.disabled = !map.chaos;
+  if (!map.chaos) {
+    note.textContent = "no twins (explore --chaos, or a run with --chaos)";
+    document.body.dataset.chaos = "none";
+    return;
+  }
+  const f = map.chaos_fraction;
+  const pct = (v) => (v === null ? "n/a" : `${(100 * v).toFixed(1)}%`);
+  note.textContent = `flips at ${f.ulps} ulps: ${pct(f.all)} of ${f.n_twinned} pixels, ` +
+    `${pct(f.boundary)} of ${f.n_boundary} boundary pixels`;
+  document.body.dataset.chaos = String(f.n_flipped);
+}
+
+function drawFlips(ctx, map, p) {
+  // Flipped pixels as black squares with a white rim, at least 4 px so that they are seen.
+  const cw = p.w / map.cols, ch = p.h / map.rows;
+  const w = Math.max(cw, 4), h = Math.max(ch, 4);
+  let drawn = 0;
+  for (let f = 0; f < map.flips.length; f++) {
+    if (!map.flips[f]) continue;
+    const r = Math.floor(f / map.cols), c = f % map.cols;
+    const x = p.x + c * cw + (cw - w) / 2, y = p.y + (map.rows - 1 - r) * ch + (ch - h) / 2;
+    ctx.fillStyle = "#000";
+    ctx.fillRect(x, y, w, h);
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(x + 0.5, y + 0.5, w - 1, h - 1);
+    drawn++;
+  }
+  document.body.dataset.chaosDrawn = String(drawn);
 }
 
 function drawAxes(ctx, win, p) {
@@ -677,6 +716,7 @@ async function poll() {
 $("banner-close").addEventListener("click", hideError);
 $("layer-map").addEventListener("change", drawMap);
 $("layer-boundary").addEventListener("change", drawMap);
+$("layer-chaos").addEventListener("change", drawMap);
 $("resolution").addEventListener("input", () => { state.resolutionTouched = true; });
 $("crumbs").addEventListener("click", (ev) => {
   const el = ev.target.closest("a[data-window]");
