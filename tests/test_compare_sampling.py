@@ -9,9 +9,9 @@ from test_report import assert_opens_cleanly, parse_report
 from nnfractal.cli.main import main
 from nnfractal.estimators import stats
 from nnfractal.estimators.boxcount import boundary
-from nnfractal.report.pages import REPORT_NAME
+from nnfractal.report import REPORT_NAME
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.compare_sampled import read_plan, shared_centre
+from nnfractal.studies.compare_sampled import read_compare_plan, shared_centre
 
 NO_DIFF = "no difference detectable at this resolution"
 # A ResNet-8 of 2/4/4 channels on 8 MNIST images, 6 SGD steps: the window holds a boundary
@@ -143,7 +143,7 @@ def test_killed_comparison_resumes_to_the_same_numbers(tiny_transect, tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"nnfractal compare --resume {broken}" in err
-    assert read_plan(broken)["method"] == "transect" and not (broken / "compare.json").exists()
+    assert read_compare_plan(broken).method == "transect" and not (broken / "compare.json").exists()
     assert (broken / "skipstudy-cpu-plain/seed0/coarse/summary.json").exists()   # work kept
     monkeypatch.delenv("NNFRACTAL_TEST_FAIL_TILE")
     assert main(["compare", "--resume", str(broken), "--no-progress"]) == 0

@@ -10,18 +10,17 @@ from nnfractal.cli.main import main
 from nnfractal.config import build_config, config_from_toml
 from nnfractal.estimators.boxcount import DimensionEstimate, boundary
 from nnfractal.render.zoom_video import interpolate_window, pixel_extent
+from nnfractal.storage.run_folder import score_map_of
 from nnfractal.storage.store import RunStore
 from nnfractal.studies.zoom import (
-    MIN_ULPS_PER_PIXEL,
     auto_center,
     densest_boundary_pixel,
     frame_count,
     frame_windows,
     pooled_dimension,
     resolvable_frames,
-    score_map_of,
-    ulps_per_pixel,
 )
+from nnfractal.training.grid import MIN_ULPS_PER_PIXEL, ulps_per_pixel
 
 EPS = float(np.finfo(np.float64).eps)
 BASE = ["--preset", "paper-tanh", "--resolution", "16", "--steps", "20", "--no-progress"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from nnfractal.config import ConfigError
 from nnfractal.errors import refuse
-from nnfractal.report.pages import write_report
+from nnfractal.report import write_report
 from nnfractal.studies import compare
 
-from .common import CONFIG_FLAGS, add_run_flags, config_from_args, run_guarded, run_resumable
+from .common import CONFIG_FLAGS, add_run_flags, config_from_args, run_resumable
 from .sample import ESTIMATOR_FLAGS, add_estimator_flags, spec_from_args
 
 
@@ -72,9 +72,9 @@ def cmd_compare(args) -> int:
         work = _compare_work(args)
     except ConfigError as err:
         return refuse(err)
-    if (args.method or "box") == "box" and args.resume is None:
-        return run_guarded(work)
-    return run_resumable(work, [], "nnfractal compare --resume")   # its stops say how
+    # a study's stops and failures say how to resume it (the box compare's: that nothing was
+    # written, its folder being staged)
+    return run_resumable(work, [], "nnfractal compare --resume")
 
 
 def _compare_work(args):

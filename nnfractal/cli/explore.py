@@ -17,6 +17,7 @@ from pathlib import Path
 from nnfractal.config import ConfigError, build_config, load_preset
 from nnfractal.errors import refuse
 from nnfractal.models import family_spec
+from nnfractal.report import write_report
 from nnfractal.training.budget import check_run
 
 DEFAULT_PORT = 8765
@@ -65,7 +66,7 @@ def make_session(args):
             if value is not None:
                 raise ExploreError(400, f"{flag}: not allowed with RUN_DIR (the run's config is used)")
         return Session.open(args.run_dir, args.out, data_dir=args.data_dir, device=args.device,
-                            default_resolution=args.resolution)
+                            default_resolution=args.resolution, report=write_report)
     preset = args.preset or "paper-tanh"
     base = load_preset(preset)
     overrides = {"resolution": args.resolution, "steps": args.steps, "tile_batch": args.tile_batch,
@@ -77,7 +78,7 @@ def make_session(args):
     cfg = build_config(preset, **overrides)
     check_run(cfg, Path(args.out) if args.out is not None else Path("."))   # one window's budget
     return Session.new(cfg, args.out, data_dir=args.data_dir, device=args.device,
-                       default_resolution=args.resolution)
+                       default_resolution=args.resolution, report=write_report)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from nnfractal.config import ConfigError
-from nnfractal.report import pages
+from nnfractal.report import write_report
 
 from .common import config_from_args, overrides_from_args, run_resumable
 
@@ -40,7 +40,7 @@ def cmd_run(args) -> int:
     def work() -> None:
         options = dict(data_dir=args.data_dir, progress=not args.no_progress,
                        tile_rows=args.tile_rows, backend=args.backend, address=args.address,
-                       report=pages.write_report)
+                       report=write_report)
         if args.checkpoint_every is not None:
             if not args.checkpoint_every >= 0:
                 raise ConfigError("checkpoint_every", f"{args.checkpoint_every} is not allowed "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnfractal.errors import refuse
-from nnfractal.report.pages import write_report
+from nnfractal.report import write_report
 from nnfractal.studies import zoom
 
 from .common import add_max_storage_flag, run_resumable

@@ -35,13 +35,16 @@ from nnfractal.models import arch_label, build_family
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
 from nnfractal.render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
 from nnfractal.storage.folders import write_text_atomic
-from nnfractal.storage.run_folder import (
+from nnfractal.storage.run_folder import (  # noqa: F401 - the map readers: run.py's API too
     ERROR_LOG,
     FRACTAL_FILE,
     MAP_FILE,
     SUMMARY_FILE,
     ReportWriter,
     RunFolder,
+    map_epochs,
+    metric_curves,
+    score_map,
     write_report_safely,
 )
 from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION
@@ -51,7 +54,7 @@ from nnfractal.training.budget import check_max_storage, check_run
 from nnfractal.training.data import Dataset, load_mnist, synthetic_regression
 from nnfractal.training.engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
 from nnfractal.training.grid import axes, axis_labels
-from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
+from nnfractal.training.measure import converged_fraction
 
 from .adaptive import render_adaptive, run_adaptive
 from .backends import CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt, make_backend
@@ -399,8 +402,8 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
                                 f"done and kept{where}", run_dir, resume) from None
             if stop.is_set() and n_done < total:
                 outcome_note = "interrupted"
-                raise RunInterrupted(f"interrupted after {n_done} of {total} tiles; "
-                                     f"resume with: {resume} {run_dir}")
+                raise RunInterrupted(f"interrupted after {n_done} of {total} tiles", run_dir,
+                                     resume)
     except KeyboardInterrupt:
         outcome_note = "interrupted" if outcome_note == "complete" else outcome_note
         raise
@@ -598,48 +601,6 @@ def _chunk_threads(cfg: Config, device: str | None) -> list[int] | None:
         return list(resolve_chunk_workers(cfg, torch.device(device or cfg.device), 1 << 30))
     except (RuntimeError, ValueError):
         return None
-
-
-def metric_curves(store: RunStore, cfg: Config, metric: str) -> tuple[np.ndarray, list[int]]:
-    """A metric's curves as the map reads them, and the epoch each curve value ends.
-
-    Training curves have one value per step (or per epoch with readout "epoch"); held-out curves
-    one per evaluation. Returns (curves (rows, cols, T'), epoch_of_value (T',)).
-    """
-    curves = store.read_curves(metric)
-    schedule = store.attrs["schedule"]
-    if metric.startswith("test"):
-        return curves, list(schedule["eval_epochs"])
-    per_epoch = int(schedule["steps_per_epoch"])
-    curves = readout_curves(curves, metric, cfg.readout, per_epoch)
-    if cfg.readout == "epoch":
-        return curves, list(range(1, curves.shape[-1] + 1))
-    return curves, [t // per_epoch + 1 for t in range(curves.shape[-1])]   # value t: before step t
-
-
-def map_epochs(store: RunStore, cfg: Config, metric: str | None = None) -> list[int]:
-    """The epochs after which a metric has a map (1, 2, ... or the evaluation epochs)."""
-    _, value_epoch = metric_curves(store, cfg, metric or cfg.metric)
-    return sorted({int(e) for e in value_epoch if e >= 1})
-
-
-def score_map(store: RunStore, cfg: Config, metric: str | None = None,
-              epochs: list[int] | None = None) -> np.ndarray:
-    """Scores (rows, cols) of a metric at the end of training, or a stack (len(epochs), rows, cols)
-    of the scores the run had after each of `epochs`."""
-    metric = metric or cfg.metric
-    curves, value_epoch = metric_curves(store, cfg, metric)
-    value_epoch = np.asarray(value_epoch)
-    per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
-
-    def score(c: np.ndarray) -> np.ndarray:
-        return metric_scores(c, metric, cfg, per_epoch)
-
-    if epochs is None:
-        return score(curves)
-    rows, cols = curves.shape[:2]
-    return np.stack([score(curves[..., : int(np.searchsorted(value_epoch, e, side="right"))])
-                     for e in epochs]).reshape(len(epochs), rows, cols)
 
 
 def frame_epochs(available: list[int], max_frames: int = MAX_FRAMES) -> list[int]:

@@ -19,22 +19,21 @@ Every frame is a full grid run (``run.execute``) with the run's config except ``
 frame 0 *is* the run (same config, same numbers: training is deterministic per point), so its
 folder is copied from the run instead of trained again.
 
-Resumable, as `nnfractal run` is. Once every input is accepted (`plan_zoom`: nothing is written
-on a refusal), OUT appears in one step holding ``zoom_plan.json`` (the inputs as given, and the
-centre and windows they gave) and stays locked (flock on that file) while the zoom works: a second
-process on OUT is refused. Frames are trained one after the other with the run machinery: a new
-frame with ``run.execute``, an unfinished one with ``run.resume`` (its finished tiles are kept). Ctrl-C
-or SIGTERM (after the current chunk) and failures leave OUT as it is and say ``resume with:
-nnfractal zoom --resume OUT`` (`resume_zoom`): it plans again from zoom_plan.json (refusing a run
-that no longer gives the same windows), trains only what is missing and draws. With the automatic
-centre, frame k's window is recomputed from frame k-1's stored map, which is deterministic, so a
-resumed zoom has an uninterrupted one's windows and curves, bit for bit. A finished zoom
-(``"complete": true`` in zoom.json, set after the animation) resumed is left unchanged.
+A study on the skeleton of study.py (`ZoomStudy`): once every input is accepted (`plan_zoom`:
+nothing is written on a refusal), OUT appears in one step holding ``zoom_plan.json`` (`ZoomPlan`:
+the inputs as given, and the centre and windows they gave) and stays locked while the zoom works.
+Ctrl-C, SIGTERM and failures say ``resume with: nnfractal zoom --resume OUT``: it plans again from
+zoom_plan.json (refusing a run that no longer gives the same windows), trains only what is missing
+and draws. With the automatic centre, frame k's window is recomputed from frame k-1's stored map,
+which is deterministic, so a resumed zoom has an uninterrupted one's windows and curves, bit for
+bit. A finished zoom (``"complete": true`` in zoom.json, set after the animation) resumed is left
+unchanged.
 
 An output folder holds::
 
     zoom_plan.json             the inputs (written first; --resume reads them)
-    zoom.json                  windows, centre, factor, float limit, per-frame and pooled dimension
+    zoom.json                  `ZoomResult`: windows, centre, factor, float limit, per-frame and
+                               pooled dimension
     dimension_per_frame.png    dimension and 95% interval per frame, pooled estimates as bands
     zoom.mp4, zoom.gif         smooth zoom through the frames (the paper's window interpolation)
     frames/frame_NN/           one run folder per frame (map.png, boundary.png, fractal.json, ...)
@@ -44,43 +43,33 @@ came from, but not inside it: a run folder keeps its fixed layout).
 
 Float limit. Windows are computed in float64. Before anything is trained, each frame's pixel
 spacing is compared with the rounding of the numbers training sees (the run's precision: the
-engine casts learning rates and offsets to it): on a log axis a pixel is a relative step of
-``width * ln 10 / (resolution - 1)`` in the hyperparameter 10**v, and v itself is rounded to
-``|v| * eps``; on a linear axis the step is ``spacing / max|value|``. A frame needs at least
-`MIN_ULPS_PER_PIXEL` rounding units between neighbouring pixels (so they differ and are evenly
-spaced to 1%); the sequence stops at the last frame that has them, with one log line saying at
-which decade the precision runs out, rather than drawing blocky frames.
+engine casts learning rates and offsets to it; `grid.ulps_per_pixel`). A frame needs at least
+`grid.MIN_ULPS_PER_PIXEL` rounding units between neighbouring pixels (so they differ and are
+evenly spaced to 1%); the sequence stops at the last frame that has them, with one log line
+saying at which decade the precision runs out, rather than drawing blocky frames.
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nnfractal.config import Config, ConfigError
-from nnfractal.errors import DataError, RunFailed, RunFolderError, RunInterrupted, one_line
 from nnfractal.estimators.boxcount import DimensionEstimate, boundary, estimate_dimension, local_slopes, paper_dimension
 from nnfractal.estimators.resolution import resolution_warning
-from nnfractal.storage.folders import write_json_atomic
-from nnfractal.storage.run_folder import (
-    FRACTAL_FILE,
-    MAP_FILE,
-    STORE_DIR,
-    ReportWriter,
-    RunFolder,
-    lock_file,
-    write_report_safely,
-)
+from nnfractal.storage.records import OMIT_NONE, JsonRecord, read_record
+from nnfractal.storage.run_folder import FRACTAL_FILE, MAP_FILE, STORE_DIR, RunFolder, score_map_of
 from nnfractal.storage.store import StoreError
 from nnfractal.training.budget import check_many, check_max_storage
-from nnfractal.training.grid import axis_labels
+from nnfractal.training.grid import MIN_ULPS_PER_PIXEL, axis_labels, ulps_per_pixel
 from nnfractal.training.measure import converged_fraction
+
+from .study import Study, StudyOptions, check_out, resume, start
 
 # run, backends and render are imported in the functions that use them: they load torch and
 # matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
@@ -90,10 +79,10 @@ FORMAT = "nnfractal-zoom"
 FORMAT_VERSION = 1
 PLAN_FILE = "zoom_plan.json"
 PLAN_FORMAT = "nnfractal-zoom-plan"
+RESULT_FILE = "zoom.json"
 RESUME_COMMAND = "nnfractal zoom --resume"
 DEFAULT_FACTOR = 2.0
 DEFAULT_DEPTH = 2.0
-MIN_ULPS_PER_PIXEL = 100.0
 MAX_ZOOM_FRAMES = 1000
 
 # Frame 0, when it is the run itself, takes over the run's top-level files and these folders
@@ -149,24 +138,6 @@ def _nested(c: float, width: float, lo_prev: float, hi_prev: float) -> tuple[flo
     return lo, lo + width
 
 
-def ulps_per_pixel(mnmx, resolution: int, axis_scale: str, precision: str = "float64") -> float:
-    """Rounding units of `precision` between neighbouring pixels, the worse of the two axes."""
-    eps = float(np.finfo(np.dtype(precision)).eps)
-    y0, y1, x0, x1 = (float(v) for v in mnmx)
-    worst = math.inf
-    for lo, hi in ((x0, x1), (y0, y1)):
-        spacing = (hi - lo) / (resolution - 1)
-        big = max(abs(lo), abs(hi))
-        if axis_scale == "log":
-            # value 10**v: relative step spacing*ln10; v's own rounding |v|*eps moves the value by
-            # ln10*|v|*eps relative, the power's rounding by ~eps.
-            steps = spacing * math.log(10) / (eps * max(1.0, math.log(10) * big))
-        else:
-            steps = spacing / (eps * big) if big > 0 else math.inf
-        worst = min(worst, steps)
-    return worst
-
-
 def resolvable_frames(windows, resolution: int, axis_scale: str,
                       precision: str = "float64") -> tuple[int, list[float]]:
     """How many leading windows `precision` can resolve, and each window's ulps per pixel."""
@@ -182,14 +153,6 @@ def axis_units(cfg: Config, resolution: int | None = None) -> tuple[np.ndarray, 
     n = resolution or cfg.resolution
     y0, y1, x0, x1 = cfg.mnmx
     return np.linspace(x0, x1, n), np.linspace(y0, y1, n)
-
-
-def score_map_of(run_dir: Path) -> tuple[Config, np.ndarray]:
-    """A finished run's config and its final score map (rows=y, cols=x), as its map.png shows."""
-    from nnfractal.runner.run import score_map
-    folder = RunFolder(run_dir)
-    cfg = folder.read_config()
-    return cfg, score_map(folder.open_store(), cfg)
 
 
 def densest_boundary_pixel(edges: np.ndarray, half: int | None = None) -> tuple[int, int]:
@@ -312,10 +275,115 @@ def follow_boundary(cfg: Config, score_map: np.ndarray, center, next_width,
     return (float(mid_x[jj[best]]), float(mid_y[ii[best]])), True
 
 
+# ---- the files: zoom_plan.json and zoom.json ----------------------------------------------------
+
+@dataclass(kw_only=True)
+class ZoomPlan(JsonRecord):
+    """zoom_plan.json: the inputs as given (`center` None: automatic) and, as a check against a
+    run changed since, the centre and windows they gave."""
+    json_format = PLAN_FORMAT
+    format: str = PLAN_FORMAT
+    format_version: int = FORMAT_VERSION
+    run_dir: str
+    factor: float
+    depth: float
+    center: list[float] | None = None
+    center_source: str
+    resolution: int | None = None
+    max_storage: float | None = None
+    planned_center: list[float]
+    planned_windows: list[list[float]]
+
+
+@dataclass(kw_only=True)
+class Centre(JsonRecord):
+    """A centre in axis units; `source` ("given" or "auto") for the zoom's own."""
+    x: float
+    y: float
+    source: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(kw_only=True)
+class Window(JsonRecord):
+    """A frame's window in axis units: [x_min, x_max], [y_min, y_max]."""
+    x: list[float]
+    y: list[float]
+
+
+@dataclass(kw_only=True)
+class FloatLimit(JsonRecord):
+    precision: str
+    min_ulps_per_pixel: float
+    stopped_early: bool
+    message: str | None
+    ulps_per_pixel_requested_frames: list[float]
+
+
+@dataclass(kw_only=True)
+class ZoomFrame(JsonRecord):
+    """One frame of zoom.json; the last three fields come from the analysis."""
+    index: int
+    dir: str                             # relative to the zoom folder
+    mnmx: list[float]
+    window: Window
+    center: Centre
+    magnification: float
+    decades: float
+    ulps_per_pixel: float
+    copied_from_run: bool = False
+    dimension: dict | None = field(default=None, metadata=OMIT_NONE)
+    fraction_converged: float | None = field(default=None, metadata=OMIT_NONE)
+    n_boundary_pixels: int | None = field(default=None, metadata=OMIT_NONE)
+
+    @property
+    def window_xy(self) -> tuple[float, float, float, float]:
+        y0, y1, x0, x1 = self.mnmx
+        return x0, x1, y0, y1
+
+
+@dataclass(kw_only=True)
+class ZoomResult(JsonRecord):
+    """zoom.json: windows, centre, factor, float limit, per-frame and pooled dimension.
+    `training_and_frames_s`: this session's training (a resumed zoom: the resumed part only)."""
+    json_format = FORMAT
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    source_run: str
+    preset: str = ""
+    axis_scale: str = "log"
+    axis_units: str = "base-10 exponents"
+    center: Centre
+    center_follows_boundary: bool = False     # auto: each frame centred on the one before's boundary
+    factor: float
+    depth_requested: float
+    depth_reached: float
+    resolution: int
+    n_frames: int
+    n_frames_requested: int
+    float_limit: FloatLimit | None = None
+    frames: list[ZoomFrame]
+    training_and_frames_s: float | None = None
+    fit_range: list[float] | None = None
+    pooled: dict | None = None
+    pooled_paper: dict | None = None
+    pooled_method: str = POOLED_METHOD
+    complete: bool = False
+
+
+def read_zoom(zoom_dir: Path) -> ZoomResult:
+    """The zoom.json of a zoom folder (StoreError, one line, for anything else)."""
+    result = read_record(ZoomResult, Path(zoom_dir) / RESULT_FILE, "zoom description", "zoom")
+    if not result.frames:
+        raise StoreError(f"zoom: {Path(zoom_dir) / RESULT_FILE} is not an nnfractal zoom "
+                         "description (no frames)")
+    return result
+
+
 # ---- planning: every check before anything is written ----------------------------------------
 
 @dataclass
-class ZoomPlan:
+class ZoomLayout:
+    """What planning computed from the inputs: the run, the frames' configs and windows."""
     run_dir: Path
     out: Path
     cfg: Config                      # the run's config
@@ -333,6 +401,14 @@ class ZoomPlan:
     def n_frames(self) -> int:
         return len(self.frame_cfgs)
 
+    def plan(self, center, resolution: int | None, max_storage: float | None) -> ZoomPlan:
+        """zoom_plan.json for these inputs (`center` as given: None for automatic)."""
+        return ZoomPlan(run_dir=str(self.run_dir.resolve()), factor=self.factor, depth=self.depth,
+                        center=None if center is None else [float(v) for v in center],
+                        center_source=self.center_source, resolution=resolution,
+                        max_storage=max_storage, planned_center=list(self.center),
+                        planned_windows=[list(c.mnmx) for c in self.frame_cfgs])
+
 
 def _fmt(v: float) -> str:
     return repr(float(v))
@@ -343,12 +419,8 @@ def default_zoom_dir(run_dir: Path) -> Path:
     return base.parent / f"{base.name}-zoom-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH,
-              center=None, resolution: int | None = None, out=None,
-              max_storage: float | None = None, resuming: bool = False) -> ZoomPlan:
-    """Check every input and compute every window; raises ConfigError, StoreError or
-    RunFolderError (one line naming the field) and writes nothing. `resuming`: `out` is the
-    zoom's own folder (not checked as new; the budget was checked when it began)."""
+def _check_numbers(factor, depth, resolution) -> int:
+    """The number of frames asked for; ConfigError naming a bad factor, depth or resolution."""
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) \
             or factor <= 1:
         raise ConfigError("factor", f"{factor!r} is not allowed (allowed: a number > 1, the "
@@ -367,9 +439,12 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
         raise ConfigError("depth", f"{depth!r} decades at factor {factor!r} needs {n_req} frames "
                           f"(allowed: at most {MAX_ZOOM_FRAMES} frames; raise --factor or lower "
                           "--depth)")
-    run_dir = Path(run_dir)
-    RunFolder(run_dir).check_finished_run()
-    cfg = RunFolder(run_dir).read_config()
+    return n_req
+
+
+def _centre(run_dir: Path, cfg: Config, center) -> tuple[tuple[float, float], str]:
+    """The zoom's first centre and where it came from ("given" or "auto"); ConfigError for a
+    centre outside the run's window, or a run without boundary to find one on."""
     y0, y1, x0, x1 = cfg.mnmx
     allowed = f"allowed: x in [{_fmt(x0)}, {_fmt(x1)}], y in [{_fmt(y0)}, {_fmt(y1)}]"
     units = "base-10 exponents" if cfg.axis_scale == "log" else "axis values"
@@ -382,15 +457,26 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
         if not (x0 <= cx <= x1 and y0 <= cy <= y1):
             raise ConfigError("center", f"({_fmt(cx)}, {_fmt(cy)}) is outside the run's window "
                               f"({allowed}; {units})")
-        source = "given"
-    else:
-        _, smap = score_map_of(run_dir)
-        found = auto_center(cfg, smap)
-        if found is None:
-            raise ConfigError("center", f"the run {run_dir} has no boundary to zoom into; give "
-                              f"--center X Y ({allowed}; {units})")
-        cx, cy = found
-        source = "auto"
+        return (cx, cy), "given"
+    _, smap = score_map_of(run_dir)
+    found = auto_center(cfg, smap)
+    if found is None:
+        raise ConfigError("center", f"the run {run_dir} has no boundary to zoom into; give "
+                          f"--center X Y ({allowed}; {units})")
+    return found, "auto"
+
+
+def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH,
+              center=None, resolution: int | None = None, out=None,
+              max_storage: float | None = None, resuming: bool = False) -> ZoomLayout:
+    """Check every input and compute every window; raises ConfigError, StoreError or
+    RunFolderError (one line naming the field) and writes nothing. `resuming`: `out` is the
+    zoom's own folder (not checked as new; the budget was checked when it began)."""
+    n_req = _check_numbers(factor, depth, resolution)
+    run_dir = Path(run_dir)
+    RunFolder(run_dir).check_finished_run()
+    cfg = RunFolder(run_dir).read_config()
+    (cx, cy), source = _centre(run_dir, cfg, center)
     res = resolution or cfg.resolution
     windows = frame_windows(cfg.mnmx, (cx, cy), factor, n_req)
     n_ok, ulps = resolvable_frames(windows, res, cfg.axis_scale, cfg.precision)
@@ -411,22 +497,164 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
     if not resuming:
-        if (out / PLAN_FILE).is_file() and not _zoom_finished(out):
-            raise RunFolderError(f"out: {out} holds an unfinished zoom (resume with: "
-                                 f"{RESUME_COMMAND} {out})")
-        RunFolder(out).check_new()
+        check_out(ZoomStudy, out)
         check_many(frame_cfgs[-1], len(frame_cfgs), "resolution" if resolution else "depth",
                    resolution or depth, out, "the zoom", check_max_storage(max_storage))
-    return ZoomPlan(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
-                    center_source=source, factor=float(factor), depth=float(depth),
-                    n_requested=n_req, ulps=ulps, limit_message=limit,
-                    reuse_run=frame_cfgs[0].to_dict() == cfg.to_dict())
+    return ZoomLayout(run_dir=run_dir, out=out, cfg=cfg, frame_cfgs=frame_cfgs, center=(cx, cy),
+                      center_source=source, factor=float(factor), depth=float(depth),
+                      n_requested=n_req, ulps=ulps, limit_message=limit,
+                      reuse_run=frame_cfgs[0].to_dict() == cfg.to_dict())
 
 
-# ---- running -------------------------------------------------------------------------------
+def replan(zoom_dir: Path, plan: ZoomPlan) -> ZoomLayout:
+    """The layout of an existing zoom, computed again from its plan; StoreError when the run it
+    zooms into no longer gives the same centre and windows."""
+    layout = plan_zoom(plan.run_dir, plan.factor, plan.depth, plan.center, plan.resolution,
+                       zoom_dir, plan.max_storage, resuming=True)
+    if list(layout.center) != plan.planned_center or \
+            [list(c.mnmx) for c in layout.frame_cfgs] != plan.planned_windows:
+        raise StoreError(f"resume: the run {plan.run_dir} gives other zoom windows than "
+                         f"when {zoom_dir} began (allowed: the unchanged run)")
+    return layout
+
+
+# ---- the study --------------------------------------------------------------------------------
 
 def frame_name(k: int, n: int) -> str:
     return f"frame_{k:0{max(2, len(str(n - 1)))}d}"
+
+
+class ZoomStudy(Study[ZoomPlan, ZoomResult]):
+    """A zoom on the study skeleton: its units are the frames, trained one after the other."""
+    command = "zoom"
+    what = "zoom"
+    unit_name = "frame"
+    plan_type = ZoomPlan
+    plan_file = PLAN_FILE
+    result_type = ZoomResult
+    result_file = RESULT_FILE
+
+    def __init__(self, folder: Path, plan: ZoomPlan, options: StudyOptions,
+                 shown: Path | None = None, layout: ZoomLayout | None = None):
+        # the frames get the storage limit the zoom was planned with, also when resumed
+        super().__init__(folder, plan, replace(options, max_storage=plan.max_storage), shown)
+        self.layout = layout or replan(self.folder, plan)
+
+    @classmethod
+    def finished(cls, folder: Path) -> bool:
+        try:
+            return read_zoom(folder).complete
+        except StoreError:
+            return False
+
+    def has_training(self) -> bool:
+        """Frame folders that hold training (frame 0 copied from the run does not)."""
+        frames = self.folder / "frames"
+        copied = frame_name(0, self.layout.n_frames) if self.layout.reuse_run else None
+        return frames.is_dir() and any(d.name != copied for d in frames.iterdir())
+
+    def announce(self) -> None:
+        layout, n = self.layout, self.layout.n_frames
+        if layout.limit_message:
+            self.log(layout.limit_message)
+        warning = resolution_warning(layout.frame_cfgs[0].resolution, "each zoom frame")
+        if warning:                           # before minutes of training, not after
+            self.log(f"warning: {warning}")
+        cx, cy = layout.center
+        res = layout.frame_cfgs[0].resolution
+        self.log(f"zoom: {n} frames of {res}x{res}, factor {layout.factor:g} per frame, "
+                 f"{depth_words(n, layout.factor, layout.depth)}, centre x={_fmt(cx)} y={_fmt(cy)} "
+                 f"({'given' if layout.center_source == 'given' else AUTO_CENTRE_WORDS})")
+
+    def train(self) -> list[ZoomFrame]:
+        """Each frame's record, training the frames not finished. With an automatic centre frame
+        k's window is computed from frame k-1's stored map (`_follow`, deterministic), so a
+        resumed zoom trains exactly the windows an uninterrupted one does."""
+        layout, n = self.layout, self.layout.n_frames
+        frames: list[ZoomFrame] = []
+        centre = layout.center
+        for k, fcfg in enumerate(layout.frame_cfgs):
+            self.check_stop(f"zoom interrupted before frame {k} of {n}")
+            if k > 0 and layout.center_source == "auto":
+                fcfg, centre = self._follow(fcfg, frames[-1], centre)
+            self._frame(k, fcfg)
+            frames.append(ZoomFrame(
+                index=k, dir=f"frames/{frame_name(k, n)}", mnmx=list(fcfg.mnmx),
+                window=Window(x=list(fcfg.mnmx[2:]), y=list(fcfg.mnmx[:2])),
+                center=Centre(x=centre[0], y=centre[1]), magnification=layout.factor ** k,
+                decades=k * math.log10(layout.factor),
+                ulps_per_pixel=ulps_per_pixel(fcfg.mnmx, fcfg.resolution, fcfg.axis_scale,
+                                              fcfg.precision),
+                copied_from_run=bool(k == 0 and layout.reuse_run)))
+        return frames
+
+    def _frame(self, k: int, fcfg: Config) -> None:
+        """Frame k in its folder: copied from the run (frame 0 at the run's resolution), or
+        trained, resumed or read (`ensure_run`); its map titled with its place in the zoom."""
+        layout, n = self.layout, self.layout.n_frames
+        fdir = self.folder / "frames" / frame_name(k, n)
+        flog = self.unit_log(f"[frame {k}/{n - 1}]")
+        if k == 0 and layout.reuse_run:
+            if not fdir.exists():
+                _copy_run(layout.run_dir, fdir, flog)
+                flog(f"the run's own window: copied from {layout.run_dir} (no training)")
+            trained = False
+        else:
+            trained = self.ensure_run(fcfg, fdir, flog)
+        if trained or not _titled(fdir):              # finished, killed before its title
+            title_frame_map(fdir, k, n, layout.factor)
+
+    def _follow(self, fcfg: Config, prev: ZoomFrame, centre) -> tuple[Config, tuple[float, float]]:
+        """Frame k's config and centre when the centre follows the boundary (see
+        `follow_boundary`): centred on frame k-1's boundary near the current centre, inside frame
+        k-1, with the planned size. Without boundary to follow, or where float64 could not
+        resolve the moved window, the centre stays (the window still inside frame k-1, which may
+        itself have moved)."""
+        pcfg, pmap = score_map_of(self.folder / prev.dir)
+        y0, y1, x0, x1 = fcfg.mnmx
+        py0, py1, px0, px1 = pcfg.mnmx
+
+        def window_at(c):
+            xs, ys = _nested(c[0], x1 - x0, px0, px1), _nested(c[1], y1 - y0, py0, py1)
+            return (ys[0], ys[1], xs[0], xs[1])
+
+        half = max(1, round(pmap.shape[1] / (2 * self.layout.factor)))
+        new, found = follow_boundary(pcfg, pmap, centre, (x1 - x0, y1 - y0), half)
+        if not found:
+            self.log(f"[frame {prev.index + 1}] frame {prev.index} has no boundary: the centre stays")
+        elif ulps_per_pixel(window_at(new), fcfg.resolution, fcfg.axis_scale,
+                            fcfg.precision) >= MIN_ULPS_PER_PIXEL:
+            return fcfg.replace(mnmx=window_at(new)), new
+        return fcfg.replace(mnmx=window_at(centre)), centre
+
+    def analyse(self, frames: list[ZoomFrame]) -> ZoomResult:
+        layout, n = self.layout, len(frames)
+        cfg = layout.cfg
+        cx, cy = layout.center
+        result = ZoomResult(
+            source_run=str(layout.run_dir.resolve()), preset=cfg.preset, axis_scale=cfg.axis_scale,
+            axis_units="base-10 exponents" if cfg.axis_scale == "log" else "values",
+            center=Centre(x=cx, y=cy, source=layout.center_source),
+            center_follows_boundary=layout.center_source == "auto",
+            factor=layout.factor, depth_requested=layout.depth,
+            depth_reached=(n - 1) * math.log10(layout.factor),
+            resolution=layout.frame_cfgs[0].resolution, n_frames=n,
+            n_frames_requested=layout.n_requested,
+            float_limit=FloatLimit(precision=cfg.precision, min_ulps_per_pixel=MIN_ULPS_PER_PIXEL,
+                                   stopped_early=n < layout.n_requested,
+                                   message=layout.limit_message or None,
+                                   ulps_per_pixel_requested_frames=layout.ulps),
+            frames=frames, training_and_frames_s=round(self.elapsed(), 3))
+        return analyse_frames(result, self.folder, log=self.log)
+
+    def draw(self, result: ZoomResult) -> ZoomResult:
+        import time
+        draw_dimension_per_frame(result, self.folder)
+        t0 = time.perf_counter()
+        n_anim = render_zoom_animation(self.folder, result)
+        self.log(f"zoom.gif, zoom.mp4: {n_anim} animation frames ({time.perf_counter() - t0:.1f} s)")
+        result.complete = True
+        return result
 
 
 def _copy_run(src: Path, dst: Path, log) -> None:
@@ -446,243 +674,6 @@ def _copy_run(src: Path, dst: Path, log) -> None:
             render_run(work, log=log)
 
 
-# ---- the plan: what `zoom --resume` needs to continue identically ----------------------------
-
-def plan_record(plan: ZoomPlan, center, resolution: int | None,
-                max_storage: float | None) -> dict:
-    """zoom_plan.json: the inputs as given (`center` None: automatic) and, as a check against a
-    run changed since, the centre and windows they gave."""
-    return {"format": PLAN_FORMAT, "format_version": FORMAT_VERSION,
-            "run_dir": str(plan.run_dir.resolve()), "factor": plan.factor, "depth": plan.depth,
-            "center": None if center is None else [float(v) for v in center],
-            "center_source": plan.center_source, "resolution": resolution,
-            "max_storage": max_storage,
-            "planned_center": list(plan.center),
-            "planned_windows": [list(c.mnmx) for c in plan.frame_cfgs]}
-
-
-def read_plan(zoom_dir: Path) -> dict:
-    """The zoom_plan.json of a zoom folder; StoreError (one line) for any other folder."""
-    path = Path(zoom_dir) / PLAN_FILE
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise StoreError(f"resume: {zoom_dir} is not a resumable zoom folder (no readable "
-                         f"{PLAN_FILE}; allowed: a folder written by nnfractal zoom)") from None
-    if not isinstance(record, dict) or record.get("format") != PLAN_FORMAT:
-        raise StoreError(f"resume: {path} is not a zoom plan (allowed: a folder written by "
-                         "nnfractal zoom)")
-    return record
-
-
-def _replan(zoom_dir: Path, record: dict) -> ZoomPlan:
-    """The plan of an existing zoom, computed again from its inputs; StoreError when the run it
-    zooms into no longer gives the same centre and windows."""
-    plan = plan_zoom(record["run_dir"], record["factor"], record["depth"], record["center"],
-                     record["resolution"], zoom_dir, record["max_storage"], resuming=True)
-    if list(plan.center) != record["planned_center"] or \
-            [list(c.mnmx) for c in plan.frame_cfgs] != record["planned_windows"]:
-        raise StoreError(f"resume: the run {record['run_dir']} gives other zoom windows than "
-                         f"when {zoom_dir} began (allowed: the unchanged run)")
-    return plan
-
-
-# ---- running -------------------------------------------------------------------------------
-
-def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, center=None,
-         resolution: int | None = None, out=None, data_dir=None, progress: bool = True,
-         log=print, max_storage: float | None = None, report: ReportWriter | None = None) -> Path:
-    """Train the zoom sequence of a finished run, analyse it and draw it; returns the folder.
-
-    Every refusable input is checked (`plan_zoom`) before anything is written. Then `out` appears
-    in one step with its zoom_plan.json (of two processes claiming it, one wins) and stays locked
-    while the frames are trained. Ctrl-C, SIGTERM (after the current chunk) or a failure keep
-    every finished frame and tile and raise RunInterrupted / RunFailed saying how to resume
-    (`resume_zoom`). A refusal from a frame (e.g. its data) before any frame was trained removes
-    `out` again. `report`: writes the report of the zoom and of each frame (the command layer
-    passes report.write_report; None: no reports).
-    """
-    plan = plan_zoom(run_dir, factor, depth, center, resolution, out, max_storage)
-    out = plan.out
-    record = plan_record(plan, center, resolution, max_storage)
-
-    def create(folder: RunFolder) -> None:
-        (folder / "frames").mkdir()
-        write_json_atomic(folder / PLAN_FILE, record)
-
-    with RunFolder.claim_new(out, create, lambda: RunFolder(out).check_new(),
-                             lock_name=PLAN_FILE):
-        try:
-            return _run_zoom(plan, data_dir, progress, log, max_storage, report)
-        except (ConfigError, DataError, RunFolderError, StoreError):
-            if not _trained_frames(plan):
-                shutil.rmtree(out, ignore_errors=True)      # ours, locked: nothing was trained
-            raise
-
-
-def resume_zoom(zoom_dir, data_dir=None, progress: bool = True, log=print,
-                report: ReportWriter | None = None) -> Path:
-    """Finish an interrupted zoom: the frames not finished are trained (an unfinished frame keeps
-    its tiles: `run.resume`), then the analysis, animation and report are made as by `zoom`. A
-    finished zoom is left as it is. Refuses (StoreError, RunFolderError; nothing written) a folder
-    that is not a zoom, a run that no longer gives the zoom's windows, and a zoom another process
-    holds."""
-    zoom_dir = Path(zoom_dir)
-    record = read_plan(zoom_dir)
-    plan = _replan(zoom_dir, record)
-    RunFolder(zoom_dir).check_writable()
-    with lock_file(zoom_dir / PLAN_FILE, zoom_dir):
-        if _zoom_finished(zoom_dir):
-            log(f"{zoom_dir} is complete: nothing to train or draw")
-            return zoom_dir
-        log(f"zoom: resuming {zoom_dir}")
-        return _run_zoom(plan, data_dir, progress, log, record["max_storage"], report)
-
-
-def _zoom_finished(zoom_dir: Path) -> bool:
-    try:
-        return bool(read_zoom_json(zoom_dir).get("complete"))
-    except StoreError:
-        return False
-
-
-def _trained_frames(plan: ZoomPlan) -> list[Path]:
-    """Frame folders that hold training (frame 0 copied from the run does not)."""
-    frames = plan.out / "frames"
-    copied = frame_name(0, plan.n_frames) if plan.reuse_run else None
-    return [d for d in frames.iterdir() if d.name != copied] if frames.is_dir() else []
-
-
-def _run_zoom(plan: ZoomPlan, data_dir, progress: bool, log, max_storage, report) -> Path:
-    """Train every frame not finished, then analyse and draw; the caller holds the lock. Stops
-    and failures become RunInterrupted / RunFailed naming `nnfractal zoom --resume`."""
-    from nnfractal.runner.backends import graceful_interrupt
-
-    out, n = plan.out, plan.n_frames
-    if plan.limit_message:
-        log(plan.limit_message)
-    warning = resolution_warning(plan.frame_cfgs[0].resolution, "each zoom frame")
-    if warning:                           # before minutes of training, not after
-        log(f"warning: {warning}")
-    cx, cy = plan.center
-    log(f"zoom: {n} frames of {plan.frame_cfgs[0].resolution}x{plan.frame_cfgs[0].resolution}, "
-        f"factor {plan.factor:g} per frame, {depth_words(n, plan.factor, plan.depth)}, "
-        f"centre x={_fmt(cx)} y={_fmt(cy)} "
-        f"({'given' if plan.center_source == 'given' else AUTO_CENTRE_WORDS})")
-    start = time.perf_counter()
-    try:
-        # Ctrl-C or SIGTERM: the frame in training stops after its chunk, and no other starts.
-        with graceful_interrupt():
-            frames = _train_frames(plan, data_dir, progress, log, max_storage, report)
-            stop_if_requested(f"zoom interrupted after its {n} frames, before drawing")
-    except RunInterrupted as err:
-        raise RunInterrupted(f"{str(err).split('; resume with')[0]}; finished frames and tiles "
-                             f"are kept; resume with: {RESUME_COMMAND} {out}") from None
-    except RunFailed as err:
-        raise RunFailed(err.brief, out, RESUME_COMMAND) from None
-    except KeyboardInterrupt as err:
-        raise RunInterrupted(f"{err or 'zoom interrupted'}; finished frames and tiles are kept; "
-                             f"resume with: {RESUME_COMMAND} {out}") from None
-    train_s = time.perf_counter() - start
-    info = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "source_run": str(plan.run_dir.resolve()),
-        "preset": plan.cfg.preset, "axis_scale": plan.cfg.axis_scale,
-        "axis_units": "base-10 exponents" if plan.cfg.axis_scale == "log" else "values",
-        "center": {"x": cx, "y": cy, "source": plan.center_source},
-        # auto: each frame is centred on the boundary of the one before (`follow_boundary`)
-        "center_follows_boundary": plan.center_source == "auto",
-        "factor": plan.factor, "depth_requested": plan.depth,
-        "depth_reached": (n - 1) * math.log10(plan.factor),
-        "resolution": plan.frame_cfgs[0].resolution, "n_frames": n,
-        "n_frames_requested": plan.n_requested,
-        "float_limit": {"precision": plan.cfg.precision,
-                        "min_ulps_per_pixel": MIN_ULPS_PER_PIXEL,
-                        "stopped_early": n < plan.n_requested,
-                        "message": plan.limit_message or None,
-                        "ulps_per_pixel_requested_frames": plan.ulps},
-        # this session's training (a resumed zoom: the resumed part only)
-        "frames": frames, "training_and_frames_s": round(train_s, 3),
-    }
-    try:
-        write_json_atomic(out / "zoom.json", info)
-        info = analyse_zoom(out, log=log)
-        t0 = time.perf_counter()
-        n_anim = render_zoom_animation(out)
-        log(f"zoom.gif, zoom.mp4: {n_anim} animation frames ({time.perf_counter() - t0:.1f} s)")
-        write_json_atomic(out / "zoom.json", {**info, "complete": True})
-    except KeyboardInterrupt:
-        raise RunInterrupted(f"zoom interrupted while drawing; every frame is kept; resume "
-                             f"with: {RESUME_COMMAND} {out}") from None
-    except (MemoryError, OSError, RuntimeError, ValueError) as err:
-        raise RunFailed(f"drawing stopped: {one_line(err)}; every frame is kept", out,
-                        RESUME_COMMAND) from None
-    write_report_safely(report, out, log=log)
-    log(f"wrote {out}  ({n} frames, {time.perf_counter() - start:.1f} s)")
-    return out
-
-
-def _train_frames(plan: ZoomPlan, data_dir, progress: bool, log, max_storage,
-                  report) -> list[dict]:
-    """Each frame's record for zoom.json, training the frames not finished: a new frame with
-    `run.execute`, an unfinished one with `run.resume`, a finished one read. With an automatic
-    centre frame k's window is computed from frame k-1's stored map (`_follow`, deterministic),
-    so a resumed zoom trains exactly the windows an uninterrupted one does."""
-    from nnfractal.runner.run import execute, resume
-
-    out, n = plan.out, plan.n_frames
-    frames, centre = [], plan.center
-    for k, fcfg in enumerate(plan.frame_cfgs):
-        stop_if_requested(f"zoom interrupted before frame {k} of {n}")
-        name = frame_name(k, n)
-        fdir = out / "frames" / name
-        if k > 0 and plan.center_source == "auto":
-            fcfg, centre = _follow(plan, fcfg, frames[-1], out, centre, log)
-
-        def flog(msg, k=k):
-            log(f"[frame {k}/{n - 1}] {msg}")
-        folder = RunFolder(fdir)
-        if k == 0 and plan.reuse_run:
-            if not fdir.exists():
-                _copy_run(plan.run_dir, fdir, flog)
-                flog(f"the run's own window: copied from {plan.run_dir} (no training)")
-            if not _titled(fdir):
-                title_frame_map(fdir, k, n, plan.factor)
-        elif not fdir.exists():
-            execute(fcfg, fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
-                    warn_resolution=False, max_storage=max_storage, report=report)
-            title_frame_map(fdir, k, n, plan.factor)
-        else:
-            _check_frame(folder, fcfg)
-            if not (folder.summary_file.exists() and folder.open_store().complete):
-                resume(fdir, data_dir=data_dir, progress=progress, log=flog, epoch_maps=False,
-                       report=report)
-                title_frame_map(fdir, k, n, plan.factor)
-            elif not _titled(fdir):                   # finished, killed before its title
-                title_frame_map(fdir, k, n, plan.factor)
-        frames.append({
-            "index": k, "dir": f"frames/{name}", "mnmx": list(fcfg.mnmx),
-            "window": {"x": list(fcfg.mnmx[2:]), "y": list(fcfg.mnmx[:2])},
-            "center": {"x": centre[0], "y": centre[1]},
-            "magnification": plan.factor ** k, "decades": k * math.log10(plan.factor),
-            "ulps_per_pixel": ulps_per_pixel(fcfg.mnmx, fcfg.resolution, fcfg.axis_scale,
-                                              fcfg.precision),
-            "copied_from_run": bool(k == 0 and plan.reuse_run),
-        })
-    return frames
-
-
-def _check_frame(folder: RunFolder, fcfg: Config) -> None:
-    """An existing frame folder must hold the window the zoom computes for it."""
-    try:
-        have = folder.read_config()
-    except (ConfigError, OSError):
-        raise StoreError(f"resume: {folder} is not a zoom frame (no readable config.toml)") from None
-    if list(have.mnmx) != list(fcfg.mnmx) or have.resolution != fcfg.resolution:
-        raise StoreError(f"resume: {folder} holds window {list(have.mnmx)} at {have.resolution} "
-                         f"px; the zoom computes {list(fcfg.mnmx)} at {fcfg.resolution} px")
-
-
 def _titled(frame_dir: Path) -> bool:
     from PIL import Image
     try:
@@ -690,29 +681,6 @@ def _titled(frame_dir: Path) -> bool:
             return "zoom frame" in im.text.get("Title", "")
     except OSError:
         return False
-
-
-def _follow(plan: ZoomPlan, fcfg: Config, prev: dict, work: Path, centre, log):
-    """Frame k's config and centre when the centre follows the boundary (see `follow_boundary`):
-    centred on frame k-1's boundary near the current centre, inside frame k-1, with the planned
-    size. Without boundary to follow, or where float64 could not resolve the moved window, the
-    centre stays (the window still inside frame k-1, which may itself have moved)."""
-    pcfg, pmap = score_map_of(work / prev["dir"])
-    y0, y1, x0, x1 = fcfg.mnmx
-    py0, py1, px0, px1 = pcfg.mnmx
-
-    def window_at(c):
-        xs, ys = _nested(c[0], x1 - x0, px0, px1), _nested(c[1], y1 - y0, py0, py1)
-        return (ys[0], ys[1], xs[0], xs[1])
-
-    half = max(1, round(pmap.shape[1] / (2 * plan.factor)))
-    new, found = follow_boundary(pcfg, pmap, centre, (x1 - x0, y1 - y0), half)
-    if not found:
-        log(f"[frame {prev['index'] + 1}] frame {prev['index']} has no boundary: the centre stays")
-    elif ulps_per_pixel(window_at(new), fcfg.resolution, fcfg.axis_scale,
-                        fcfg.precision) >= MIN_ULPS_PER_PIXEL:
-        return fcfg.replace(mnmx=window_at(new)), new
-    return fcfg.replace(mnmx=window_at(centre)), centre
 
 
 def depth_words(n_frames: int, factor: float, asked: float) -> str:
@@ -742,42 +710,52 @@ def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
     fig.savefig(Path(frame_dir) / MAP_FILE, metadata={"Title": title.replace("\n", " ")})
 
 
-def stop_if_requested(where: str) -> None:
-    """Raise KeyboardInterrupt once Ctrl-C or SIGTERM arrived (the callers keep what is done)."""
-    from nnfractal.runner.backends import stop_requested
-    if stop_requested():
-        raise KeyboardInterrupt(where)
+# ---- the commands ------------------------------------------------------------------------------
+
+def zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DEPTH, center=None,
+         resolution: int | None = None, out=None, options: StudyOptions | None = None,
+         **option_values: Any) -> Path:
+    """Train the zoom sequence of a finished run, analyse it and draw it; returns the folder.
+
+    Every refusable input is checked (`plan_zoom`) before anything is written; then the study
+    skeleton (`study.start`) claims `out`, trains the frames, analyses and draws. `options` (or
+    its fields as keywords: data_dir, progress, log, max_storage, report) say how it runs.
+    """
+    options = options or StudyOptions(**option_values)
+    layout = plan_zoom(run_dir, factor, depth, center, resolution, out, options.max_storage)
+    plan = layout.plan(center, resolution, options.max_storage)
+    import time
+    t0 = time.perf_counter()
+    start(ZoomStudy, plan, layout.out, options, layout=layout)
+    options.log(f"wrote {layout.out}  ({layout.n_frames} frames, {time.perf_counter() - t0:.1f} s)")
+    return layout.out
 
 
-def read_zoom_json(zoom_dir: Path) -> dict:
-    path = Path(zoom_dir) / "zoom.json"
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise StoreError(f"zoom: {path} is not a readable zoom.json ({type(err).__name__})") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT or not info.get("frames"):
-        raise StoreError(f"zoom: {path} is not an nnfractal zoom description")
-    return info
+def resume_zoom(zoom_dir, options: StudyOptions | None = None, **option_values: Any) -> Path:
+    """Finish an interrupted zoom (`study.resume`): the frames not finished are trained (an
+    unfinished frame keeps its tiles), then the analysis, animation and report are made as by
+    `zoom`. A finished zoom is left as it is. Refuses (one line, nothing written) a folder that
+    is not a zoom, a run that no longer gives the zoom's windows, and a zoom another process
+    holds."""
+    return resume(ZoomStudy, Path(zoom_dir), options or StudyOptions(**option_values))
 
 
-def _frame_window_xy(fr: dict) -> tuple[float, float, float, float]:
-    y0, y1, x0, x1 = fr["mnmx"]
-    return x0, x1, y0, y1
+# ---- analysis and drawing ----------------------------------------------------------------------
 
-
-def render_zoom_animation(zoom_dir) -> int:
+def render_zoom_animation(zoom_dir, result: ZoomResult | None = None) -> int:
     """(Re)draw zoom.gif and zoom.mp4 from the frames' stores; returns the animation's length."""
     from nnfractal.render.zoom_video import write_zoom_animation
     zoom_dir = Path(zoom_dir)
-    info = read_zoom_json(zoom_dir)
+    result = result or read_zoom(zoom_dir)
     maps = []
-    for fr in info["frames"]:
-        cfg, smap = score_map_of(zoom_dir / fr["dir"])
+    for fr in result.frames:
+        cfg, smap = score_map_of(zoom_dir / fr.dir)
         maps.append(smap)
     xlabel, ylabel = axis_labels(cfg)
-    windows = [_frame_window_xy(fr) for fr in info["frames"]]
-    return write_zoom_animation(maps, windows, zoom_dir / "zoom.gif", zoom_dir / "zoom.mp4",
-                                xlabel=xlabel, ylabel=ylabel, title=f"{info.get('preset', '')}: ")
+    return write_zoom_animation(maps, [fr.window_xy for fr in result.frames], zoom_dir / "zoom.gif",
+                                zoom_dir / "zoom.mp4", xlabel=xlabel, ylabel=ylabel,
+                                title=f"{result.preset}: ")
+
 
 
 # ---- dimension -------------------------------------------------------------------------------
@@ -830,44 +808,55 @@ def pooled_dimension(estimates):
         **common)
 
 
-def analyse_zoom(zoom_dir, fit_range=None, log=print) -> dict:
-    """Dimension of every frame and pooled over the frames, from the stores; no training.
-
-    Rewrites zoom.json (per-frame "dimension", "pooled", "pooled_paper", "fit_range") and
-    dimension_per_frame.png, and returns the zoom.json content. The frames' own fractal.json are
-    left as they are (default fit range). Raises StoreError for a folder that is not a zoom.
-    """
-    from nnfractal.render.zoom_video import plot_dimension_per_frame
+def analyse_frames(result: ZoomResult, zoom_dir: Path, fit_range=None, log=print) -> ZoomResult:
+    """Dimension of every frame and pooled over the frames, from the frames' stores (no
+    training); fills the frames' "dimension", "fraction_converged", "n_boundary_pixels" and the
+    result's pooled estimates. The frames' own fractal.json are left as they are (default fit
+    range). StoreError for a frame that is not a finished run."""
     from nnfractal.runner.run import describe
-
     zoom_dir = Path(zoom_dir)
-    info = read_zoom_json(zoom_dir)
     fit = tuple(float(v) for v in fit_range) if fit_range is not None else None
     edges_all, ests = [], []
-    for fr in info["frames"]:
-        fdir = zoom_dir / fr["dir"]
+    for fr in result.frames:
+        fdir = zoom_dir / fr.dir
         RunFolder(fdir).check_finished_run()
         _, smap = score_map_of(fdir)
         edges = boundary(smap)
         est = estimate_dimension(edges, fit_range=fit)
         edges_all.append(edges)
         ests.append(est)
-        fr["dimension"] = est.to_dict()
-        fr["fraction_converged"] = converged_fraction(smap)
-        fr["n_boundary_pixels"] = int(edges.sum())
-    pooled = pooled_dimension(ests)
-    paper = paper_dimension(edges_all)
-    info.update(fit_range=list(fit) if fit else None, pooled=pooled.to_dict(),
-                pooled_paper=paper.to_dict(), pooled_method=POOLED_METHOD)
-    decades = [fr["decades"] for fr in info["frames"]]
-    plot_dimension_per_frame(decades, ests, zoom_dir / "dimension_per_frame.png", pooled=pooled,
-                             pooled_paper=paper,
-                             title=f"{info.get('preset', '')}: boundary dimension through the "
-                                   f"zoom (x{info['factor']:g} per frame)")
-    write_json_atomic(zoom_dir / "zoom.json", info)
-    empty = [fr["index"] for fr in info["frames"] if not fr["n_boundary_pixels"]]
+        fr.dimension = est.to_dict()
+        fr.fraction_converged = converged_fraction(smap)
+        fr.n_boundary_pixels = int(edges.sum())
+    result.fit_range = list(fit) if fit else None
+    result.pooled = pooled_dimension(ests).to_dict()
+    result.pooled_paper = paper_dimension(edges_all).to_dict()
+    result.pooled_method = POOLED_METHOD
+    empty = [fr.index for fr in result.frames if not fr.n_boundary_pixels]
     if empty:
         log(f"frames without boundary (the zoom left the boundary): {empty}")
-    log(f"zoom dimension over {len(ests)} frames: {describe(info['pooled'])}; paper's "
-        f"median-slope estimator pooled: {describe(info['pooled_paper'])}")
-    return info
+    log(f"zoom dimension over {len(ests)} frames: {describe(result.pooled)}; paper's "
+        f"median-slope estimator pooled: {describe(result.pooled_paper)}")
+    return result
+
+
+def draw_dimension_per_frame(result: ZoomResult, zoom_dir: Path) -> None:
+    """dimension_per_frame.png: each frame's dimension and 95% interval, the pooled ones as bands."""
+    from nnfractal.render.zoom_video import plot_dimension_per_frame
+    plot_dimension_per_frame([fr.decades for fr in result.frames],
+                             [fr.dimension for fr in result.frames],
+                             Path(zoom_dir) / "dimension_per_frame.png", pooled=result.pooled,
+                             pooled_paper=result.pooled_paper,
+                             title=f"{result.preset}: boundary dimension through the "
+                                   f"zoom (x{result.factor:g} per frame)")
+
+
+def analyse_zoom(zoom_dir, fit_range=None, log=print) -> ZoomResult:
+    """`nnfractal dimension` of a zoom folder: every frame's and the pooled dimension again
+    (`fit_range`: box sizes in pixels), dimension_per_frame.png and zoom.json rewritten. Raises
+    StoreError for a folder that is not a zoom."""
+    zoom_dir = Path(zoom_dir)
+    result = analyse_frames(read_zoom(zoom_dir), zoom_dir, fit_range, log)
+    draw_dimension_per_frame(result, zoom_dir)
+    result.write(zoom_dir / RESULT_FILE)
+    return result

@@ -3,8 +3,14 @@
 A grid has ``resolution`` rows (y, the learning rate) and ``resolution`` columns (x, the weight
 offset, or the input layer's learning rate for lr_vs_lr). Row 0 is the smallest y; images are
 drawn with origin="lower". Points are listed row-major: ``points[i * cols + j] = (x[j], y[i])``.
+
+How finely a precision can divide a window: `ulps_per_pixel` counts the rounding units between
+neighbouring pixels; a window needs `MIN_ULPS_PER_PIXEL` of them (zoom frames, explorer windows,
+the sampling estimators' smallest distance).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -52,3 +58,30 @@ def hyperparameters(cfg: Config, points: np.ndarray) -> dict[str, np.ndarray]:
         return {"input": x, "hidden": np.full_like(y, cfg.base_lr), "output": y,
                 "offset": np.zeros_like(x)}
     return {"input": y, "hidden": y, "output": y, "offset": x}
+
+
+# Rounding units a window needs between neighbouring pixels, so that they differ and are evenly
+# spaced to 1%.
+MIN_ULPS_PER_PIXEL = 100.0
+
+
+def ulps_per_pixel(mnmx, resolution: int, axis_scale: str, precision: str = "float64") -> float:
+    """Rounding units of `precision` between neighbouring pixels, the worse of the two axes.
+
+    On a log axis a pixel is a relative step of ``spacing * ln 10`` in the hyperparameter 10**v,
+    and v itself is rounded to ``|v| * eps``; on a linear axis the step is ``spacing / max|value|``.
+    """
+    eps = float(np.finfo(np.dtype(precision)).eps)
+    y0, y1, x0, x1 = (float(v) for v in mnmx)
+    worst = math.inf
+    for lo, hi in ((x0, x1), (y0, y1)):
+        spacing = (hi - lo) / (resolution - 1)
+        big = max(abs(lo), abs(hi))
+        if axis_scale == "log":
+            # value 10**v: relative step spacing*ln10; v's own rounding |v|*eps moves the value by
+            # ln10*|v|*eps relative, the power's rounding by ~eps.
+            steps = spacing * math.log(10) / (eps * max(1.0, math.log(10) * big))
+        else:
+            steps = spacing / (eps * big) if big > 0 else math.inf
+        worst = min(worst, steps)
+    return worst
