@@ -125,6 +125,7 @@ def section(title: str, body: str, sid: str = "", intro: str = "") -> str:
 
 
 def fmt_value(v) -> str:
+    """A config or parameter value as the tables show it (lists in brackets, 4 digits)."""
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(fmt_value(x) for x in v) + "]"
     if isinstance(v, bool):

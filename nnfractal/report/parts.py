@@ -150,7 +150,3 @@ def comparison_hardware(hw, rows: list[tuple[str, str]]) -> str:
         pairs.append(("versions", ", ".join(f"{esc(k)} {esc(v)}" for k, v in hw.versions.items())))
     return section("Hardware and timing", kv_table(pairs), "hardware")
 
-
-__all__ = ["read_json", "read_config", "config_tables", "hardware_table", "arch_span",
-           "verdict_box", "difference_text", "depth_sweep", "notes_and_statistics",
-           "comparison_hardware", "fmt_seconds", "fmt_value"]

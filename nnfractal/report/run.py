@@ -25,17 +25,54 @@ def run_title_bits(cfg) -> tuple[str, str]:
 
 
 def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> tuple[str, list]:
-    """Sections of a run report (also used for zoom frames)."""
-    from nnfractal.render.maps import outcome_words
+    """Sections of a run report (also used for zoom frames) and their table of contents."""
     cfg = read_config(folder)
     fractal = read_json(folder / "fractal.json")
     summary = read_json(folder / "summary.json")
     final = fractal.get("final") or {}
-    paper = fractal.get("paper_method") or {}
     metric = fractal.get("metric") or (cfg.metric if cfg else "train_loss")
     metrics = fractal.get("metrics") or {}
-    toc, parts = [], []
+    others = [m for m in _ordered(metrics) if m != metric]
+    toc, parts = [("summary", "Summary"), ("maps", "Maps")], []
+    parts.append(section("Summary", _summary_cards(final, summary, metric), "summary"))
+    parts.append(_maps_section(folder, cfg, metric, metrics, summary))
+    adaptive = adaptive_section(folder, summary)
+    if adaptive:
+        parts.append(adaptive)
+        toc.append(("adaptive", "Adaptive"))
+    fd_fig = img(folder / "fd_per_epoch.png", "dimension per epoch",
+                 "Dimension of the boundary after each epoch, 95% intervals; n/a where the "
+                 "boundary is too short.")
+    if others:
+        vid = video(folder / "epochs.mp4", f"The <code>{esc(metric)}</code> map after each epoch "
+                    "(H.264 video).")
+        if vid:
+            parts.append(section("Training, epoch by epoch",
+                                 f'<div class="grid2">{vid}{fd_fig}</div>', "epochs"))
+            toc.append(("epochs", "Epochs"))
+            fd_fig = ""
+    parts.append(_dimension_section(folder, fractal, metric, others, fd_fig))
+    toc.append(("dimension", "Dimension"))
+    per_epoch = fractal.get("per_epoch") or []
+    if per_epoch and not compact:
+        rows = [[fmt_num(e.get("epoch")), fmt_est(e)] for e in per_epoch]
+        parts.append(f'<details><summary>Dimension after each epoch ({len(rows)} rows)</summary>'
+                     f'{table(["epoch", "dimension [95% interval]"], rows)}</details>')
+    if cfg is not None:
+        parts.append(section("Configuration", config_tables(cfg.to_dict()), "config",
+                             f"Exactly what ran (<code>config.toml</code>), preset "
+                             f"<code>{esc(cfg.preset)}</code>."))
+        toc.append(("config", "Configuration"))
+    if summary:
+        medians = summary.get("final_metrics_median") or {}
+        extra = [(f"median final {esc(k)}", fmt_num(v, 4)) for k, v in medians.items()]
+        parts.append(section("Hardware and timing", hardware_table(summary, extra), "hardware"))
+        toc.append(("hardware", "Hardware"))
+    return "".join(parts), toc
 
+
+def _summary_cards(final: dict, summary: dict, metric: str) -> str:
+    """The run's numbers at a glance: dimension, converged fraction, size, time, device."""
     cards = [card("dimension (box counting)", fmt_est(final) if final.get("ok") else
                   f'<span class="na small">{esc(short_reason(final)) if final else "&ndash;"}</span>',
                   "95% interval in brackets"),
@@ -53,10 +90,12 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
                           "adaptive refinement; the rest filled"))
     notes = "".join(f'<div class="verdict none"><b>Note:</b> {esc(n)}</div>'
                     for n in summary.get("notes") or [])
-    parts.append(section("Summary", f'<div class="cards">{"".join(cards)}</div>{notes}', "summary"))
-    toc.append(("summary", "Summary"))
+    return f'<div class="cards">{"".join(cards)}</div>{notes}'
 
-    # maps: the config's metric, or every recorded metric side by side (losses above accuracies)
+
+def _maps_section(folder: Path, cfg, metric: str, metrics: dict, summary: dict) -> str:
+    """The config's metric, or every recorded metric side by side (losses above accuracies)."""
+    from nnfractal.render.maps import outcome_words
     others = [m for m in _ordered(metrics) if m != metric]
     by_metric_conv = summary.get("fraction_converged_by_metric") or {}
     if others:
@@ -81,36 +120,25 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
                         f"{esc(red)} (the paper's rank colour stretch)."),
                     video(folder / "epochs.mp4", "The map after each epoch (H.264 video).")]
         intro = "Each pixel is one network trained with the hyperparameters of its position."
-    parts.append(section("Convergence map" + ("s" if others else ""),
-                         f'<div class="grid2">{"".join(map_figs)}</div>', "maps", intro))
-    toc.append(("maps", "Maps"))
-    adaptive = adaptive_section(folder, summary)
-    if adaptive:
-        parts.append(adaptive)
-        toc.append(("adaptive", "Adaptive"))
-    fd_fig = img(folder / "fd_per_epoch.png", "dimension per epoch",
-                 "Dimension of the boundary after each epoch, 95% intervals; n/a where the "
-                 "boundary is too short.")
+    return section("Convergence map" + ("s" if others else ""),
+                   f'<div class="grid2">{"".join(map_figs)}</div>', "maps", intro)
 
-    if others:
-        vid = video(folder / "epochs.mp4", f"The <code>{esc(metric)}</code> map after each epoch "
-                    "(H.264 video).")
-        if vid:
-            parts.append(section("Training, epoch by epoch", f'<div class="grid2">{vid}{fd_fig}</div>',
-                                 "epochs"))
-            toc.append(("epochs", "Epochs"))
-            fd_fig = ""
 
+def _dimension_section(folder: Path, fractal: dict, metric: str, others: list[str],
+                       fd_fig: str) -> str:
+    """The boundary, box counting and every estimator's dimension in one table."""
+    final = fractal.get("final") or {}
+    paper = fractal.get("paper_method") or {}
+    metrics = fractal.get("metrics") or {}
     bfigs = [img(folder / "boundary.png", "boundary", "Boundary pixels: 2&times;2 neighbourhoods "
                  "that hold both outcomes."),
              img(folder / "boxcount.png", "box counting", "Box counts with the fitted scaling range "
-                 "(left) and local slopes with the estimate and its 95% interval (right).")]
-    bfigs.append(fd_fig)
+                 "(left) and local slopes with the estimate and its 95% interval (right)."), fd_fig]
     for m in others:
-        bfigs.append(img(folder / f"boundary_{m}.png", f"boundary of {m}", f"Boundary of <code>{esc(m)}</code>."))
+        bfigs.append(img(folder / f"boundary_{m}.png", f"boundary of {m}",
+                         f"Boundary of <code>{esc(m)}</code>."))
     rows = [[f"<code>{esc(metric)}</code> (map)", "box counting, least squares", fmt_est(final),
-             fmt_num(final.get("n_boundary_pixels")),
-             esc(_fit_range(final))],
+             fmt_num(final.get("n_boundary_pixels")), esc(_fit_range(final))],
             [f"<code>{esc(metric)}</code> (map)", "paper: median local slope", fmt_est(paper),
              fmt_num(paper.get("n_boundary_pixels")), "all sizes &ge; 10 px"]]
     for m in others:
@@ -119,31 +147,12 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
                      fmt_num(est.get("n_boundary_pixels")), esc(_fit_range(est))])
     dim_table = table(["metric", "estimator", "dimension [95% interval]", "boundary px",
                        "fit range"], rows)
-    parts.append(section("Boundary and its dimension",
-                         dim_table + f'<div class="grid2">{"".join(bfigs)}</div>', "dimension",
-                         "A box-counting dimension needs a scaling range of at least a factor 3 "
-                         "between 4 px and 1/8 of the boundary's extent, i.e. at least "
-                         f"{min_resolution_for_dimension()} px per side (more when the boundary "
-                         "spans less of the map); smaller maps say n/a instead of a number."))
-    toc.append(("dimension", "Dimension"))
-
-    per_epoch = fractal.get("per_epoch") or []
-    if per_epoch and not compact:
-        rows = [[fmt_num(e.get("epoch")), fmt_est(e)] for e in per_epoch]
-        parts.append(f'<details><summary>Dimension after each epoch ({len(rows)} rows)</summary>'
-                     f'{table(["epoch", "dimension [95% interval]"], rows)}</details>')
-
-    if cfg is not None:
-        parts.append(section("Configuration", config_tables(cfg.to_dict()), "config",
-                             f"Exactly what ran (<code>config.toml</code>), preset "
-                             f"<code>{esc(cfg.preset)}</code>."))
-        toc.append(("config", "Configuration"))
-    if summary:
-        medians = summary.get("final_metrics_median") or {}
-        extra = [(f"median final {esc(k)}", fmt_num(v, 4)) for k, v in medians.items()]
-        parts.append(section("Hardware and timing", hardware_table(summary, extra), "hardware"))
-        toc.append(("hardware", "Hardware"))
-    return "".join(parts), toc
+    return section("Boundary and its dimension",
+                   dim_table + f'<div class="grid2">{"".join(bfigs)}</div>', "dimension",
+                   "A box-counting dimension needs a scaling range of at least a factor 3 "
+                   "between 4 px and 1/8 of the boundary's extent, i.e. at least "
+                   f"{min_resolution_for_dimension()} px per side (more when the boundary "
+                   "spans less of the map); smaller maps say n/a instead of a number.")
 
 
 def adaptive_line(info: dict) -> str:
