@@ -336,7 +336,7 @@ def test_compare_report_parses_and_opens_in_chromium(tiny_compare):
 @pytest.mark.slow
 def test_zoomed_windows_and_depth_sweep(tmp_path):
     from nnfractal.storage.run_folder import score_map_of
-    from nnfractal.studies.zoom import auto_center
+    from nnfractal.studies.windows import auto_center
     out = tmp_path / "sweep"
     code = main(["compare", "paper-tanh", "paper-relu", "--resolution", "6", "--steps", "8",
                  "--seeds", "1", "--windows", "2", "--factor", "2", "--depths", "2", "3",

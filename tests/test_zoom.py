@@ -12,14 +12,14 @@ from nnfractal.estimators.boxcount import DimensionEstimate, boundary
 from nnfractal.render.zoom_video import interpolate_window, pixel_extent
 from nnfractal.storage.run_folder import score_map_of
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.zoom import (
+from nnfractal.studies.windows import (
     auto_center,
     densest_boundary_pixel,
     frame_count,
     frame_windows,
-    pooled_dimension,
     resolvable_frames,
 )
+from nnfractal.studies.zoom import pooled_dimension
 from nnfractal.training.grid import MIN_ULPS_PER_PIXEL, ulps_per_pixel
 
 EPS = float(np.finfo(np.float64).eps)
@@ -39,7 +39,7 @@ def tree(path):
 def test_the_automatic_centre_follows_the_boundary_frame_by_frame():
     """A centre picked on a coarse map misses a thin feature by up to a pixel; the next frame's
     centre moves onto this frame's boundary, inside the next frame's planned place."""
-    from nnfractal.studies.zoom import follow_boundary
+    from nnfractal.studies.windows import follow_boundary
     cfg = build_config("paper-tanh", resolution=64, mnmx=(0.0, 1.0, 0.0, 1.0))
     xs, ys = np.linspace(0, 1, 64), np.linspace(0, 1, 64)
     X, Y = np.meshgrid(xs, ys)

@@ -68,7 +68,7 @@ from .comparison import (
     read_comparison,
 )
 from .study import Study, StudyOptions, start
-from .zoom import auto_center, frame_windows, resolvable_frames
+from .windows import auto_center, frame_windows, resolvable_frames
 
 # run, backends and render are imported in the functions that use them: they load torch and
 # matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before

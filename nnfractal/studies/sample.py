@@ -104,6 +104,13 @@ class SampleResult(JsonRecord):
     model_steps: int
     source_run: str | None = None
 
+    @classmethod
+    def from_json(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+            # written before the chaos floor existed: it had none
+            data = {**data, "parameters": {"floor_points": 0, **data["parameters"]}}
+        return super().from_json(data)
+
 
 def read_sample(folder: Path) -> SampleResult:
     """The sample.json of a finished sample folder (StoreError, one line, for anything else)."""

@@ -272,8 +272,8 @@ def run_study(study: Study) -> RunFailed | None:
     """Train, analyse, write the result, draw, write it again, write the report. The caller
     holds the folder. Returns a drawing failure (every unit is kept; the caller raises it once
     the folder is in place), None when all went well."""
-    study.announce()
     with _training_guard(study):
+        study.announce()
         units = study.train()
         study.check_stop(f"{study.what} interrupted after its {study.unit_name}s, before drawing")
     try:
