@@ -167,13 +167,14 @@ class Study(Generic[PlanT, ResultT]):
         if not folder.exists():
             execute(cfg, folder, data_dir=o.data_dir, progress=o.progress, log=log,
                     epoch_maps=epoch_maps, warn_resolution=warn_resolution,
-                    max_storage=o.max_storage, report=o.report)
+                    max_storage=o.max_storage, report=o.report, backend=o.backend,
+                    address=o.address)
             return True
         check_unit_config(run, cfg)
         if run.summary_file.exists() and run.open_store().complete:
             return False
         resume(folder, data_dir=o.data_dir, progress=o.progress, log=log, epoch_maps=epoch_maps,
-               report=o.report)
+               report=o.report, backend=o.backend, address=o.address)
         return True
 
 
