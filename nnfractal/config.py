@@ -16,7 +16,8 @@ import tomllib
 
 from nnfractal.models.registry import DEFAULT_MODEL, check_family_fields, family_spec, model_names
 
-from .errors import ConfigError, check_choice, check_int_at_least
+from .errors import ConfigError, check_choice, check_int_at_least, is_int
+from .window import Window
 
 PRESET_PACKAGE = "nnfractal.presets"
 DEFAULT_PRESET = "resnet20-mnist"      # what `nnfractal run` trains when no preset is named
@@ -63,6 +64,13 @@ class Config:
     batch_size: int = 32       # 0 = full batch
     minibatch_replacement: bool = False
     data_seed: int = 0
+    # Replaying another tool's experiment: the data (x, y arrays) and initial weights (one array
+    # per parameter) read from .npz files instead of drawn (training/data.py, models/input_files.py).
+    # The run records each file's absolute path and sha256; a changed file is refused on resume.
+    data_file: str = ""        # "" = the dataset above
+    data_sha256: str = ""      # recorded when the run is planned (runs/run.py)
+    init_file: str = ""        # "" = weights drawn from `seed`
+    init_sha256: str = ""
     # training
     num_epochs: int = 5
     steps: int = 0             # optimisation steps; 0 = num_epochs passes over the training set
@@ -116,6 +124,28 @@ class Config:
                 for f in fields(self)}
 
 
+def _check_window(cfg: Config) -> None:
+    """mnmx: four finite numbers in the order y_min y_max x_min x_max, each range increasing,
+    within float64's exponents on log axes, positive learning rates on linear ones."""
+    if len(cfg.mnmx) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                     and math.isfinite(v) for v in cfg.mnmx):
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: four finite numbers "
+                          "lr_min lr_max offset_min offset_max)")
+    window = Window.from_mnmx(cfg.mnmx, cfg.axis_scale)
+    if not (window.y0 < window.y1 and window.x0 < window.x1):
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: lr_min < lr_max and "
+                          "offset_min < offset_max, in the order lr_min lr_max offset_min offset_max)")
+    if cfg.axis_scale == "log" and max(abs(v) for v in cfg.mnmx) > 300:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: base-10 exponents "
+                          "between -300 and 300 with axis_scale log)")
+    if cfg.axis_scale == "linear" and cfg.phase_space == "lr_vs_lr" and min(window.x0, window.y0) <= 0:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
+                          "rates with a linear lr_vs_lr grid)")
+    if cfg.axis_scale == "linear" and window.y0 <= 0:
+        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
+                          "rates lr_min lr_max)")
+
+
 def validate(cfg: Config) -> Config:
     """Check every field; return `cfg` unchanged or raise `ConfigError`."""
     check_choice("model", cfg.model, model_names())
@@ -158,6 +188,8 @@ def validate(cfg: Config) -> Config:
     check_int_at_least("train_size", cfg.train_size, 0 if cfg.dataset == "gaussian" else 1)
     check_int_at_least("batch_size", cfg.batch_size, 0)
     check_int_at_least("data_seed", cfg.data_seed, 0)
+    _check_input_file(cfg, "data_file", "data_sha256")
+    _check_input_file(cfg, "init_file", "init_sha256")
     check_int_at_least("seed", cfg.seed, 0)
     # num_epochs = 0 is how a config that counts in steps records "not used" (see _normalised)
     check_int_at_least("num_epochs", cfg.num_epochs, 0 if cfg.steps else 1)
@@ -184,29 +216,36 @@ def validate(cfg: Config) -> Config:
         value = getattr(cfg, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise ConfigError(name, f"{value!r} is not allowed (allowed: a finite number)")
-    if len(cfg.mnmx) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                     and math.isfinite(v) for v in cfg.mnmx):
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: four finite numbers "
-                          "lr_min lr_max offset_min offset_max)")
-    y_min, y_max, x_min, x_max = cfg.mnmx
-    if not (y_min < y_max and x_min < x_max):
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: lr_min < lr_max and "
-                          "offset_min < offset_max, in the order lr_min lr_max offset_min offset_max)")
-    if cfg.axis_scale == "log" and max(abs(v) for v in cfg.mnmx) > 300:
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: base-10 exponents "
-                          "between -300 and 300 with axis_scale log)")
-    if cfg.axis_scale == "linear" and cfg.phase_space == "lr_vs_lr" and min(cfg.mnmx) <= 0:
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
-                          "rates with a linear lr_vs_lr grid)")
-    if cfg.axis_scale == "linear" and min(cfg.mnmx[:2]) <= 0:
-        raise ConfigError("mnmx", f"{list(cfg.mnmx)} is not allowed (allowed: positive learning "
-                          "rates lr_min lr_max)")
+    _check_window(cfg)
     if len(cfg.figsize) != 2 or not all(isinstance(v, (int, float)) and 0 < v <= 100
                                         for v in cfg.figsize):
         raise ConfigError("figsize", f"{list(cfg.figsize)} is not allowed "
                           "(allowed: two positive numbers, inches)")
     _check_picture_size(cfg.dpi, cfg.figsize)
     return cfg
+
+
+def _check_input_file(cfg: Config, name: str, sha_name: str) -> None:
+    """A path (str) and its recorded sha256: 64 lowercase hex digits, or "" (not recorded yet)."""
+    path, sha = getattr(cfg, name), getattr(cfg, sha_name)
+    if not isinstance(path, str):
+        raise ConfigError(name, f"{path!r} is not allowed (allowed: the path of an .npz file)")
+    if not isinstance(sha, str) or (sha and not _is_sha256(sha)):
+        raise ConfigError(sha_name, f"{sha!r} is not allowed (allowed: 64 hex digits, or empty)")
+    if sha and not path:
+        raise ConfigError(sha_name, f"{sha[:12]}... is recorded without a {name} (allowed: "
+                          f"empty without {name})")
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+# Recorded facts of the input files, not choices: filled in when a run is planned, so a config
+# built again from its preset lacks them (resume compares choices only).
+INPUT_FILE_FACTS = ("data_sha256", "init_sha256")
+# Set from the data file's arrays when it is given (the number of examples it holds).
+DATA_FILE_SIZES = ("train_size", "test_size")
 
 
 # A picture can be drawn when its larger side is at most this many pixels (an RGBA canvas of
@@ -260,7 +299,7 @@ def _coerce(raw: dict[str, Any], where: str) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise ConfigError(key, f"{value!r} is not allowed (allowed: true, false)")
         elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_int(value):
                 raise ConfigError(key, f"{value!r} is not allowed (allowed: an integer)")
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -268,8 +307,16 @@ def _coerce(raw: dict[str, Any], where: str) -> dict[str, Any]:
             value = float(value)
         elif isinstance(default, str) and not isinstance(value, str):
             raise ConfigError(key, f"{value!r} is not allowed (allowed: a string)")
+        if key in ("data_file", "init_file") and value:
+            value = absolute_path(value)
         out[key] = value
     return out
+
+
+def absolute_path(path: str | Path) -> str:
+    """`path` made absolute (~ expanded, symlinks resolved): a run records where its input files
+    are, so that --resume, `nnfractal sample RUN_DIR` and Ray workers find them from any folder."""
+    return str(Path(path).expanduser().resolve())
 
 
 def load_preset(name: str) -> Config:
@@ -381,6 +428,14 @@ def unused_fields(cfg: Config) -> dict[str, str]:
              "out, or add --adaptive)")
     if cfg.steps:
         mark(("num_epochs",), f"with steps = {cfg.steps} (allowed: leave it out)")
+    if cfg.init_file:
+        mark(("seed",), "with init_file, which gives the initial weights (allowed: leave it out)")
+    if cfg.data_file:
+        mark(DATA_FILE_SIZES, "with data_file, whose arrays give the examples (allowed: leave "
+             "it out)")
+        if cfg.full_batch:
+            mark(("data_seed",), "with data_file and full batch: nothing is drawn (allowed: "
+                 "leave it out)")
     return unused
 
 

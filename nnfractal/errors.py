@@ -6,6 +6,7 @@ already names the field or path. A diverging model is data, never one of these.
 """
 from __future__ import annotations
 
+import numbers
 import sys
 from pathlib import Path
 
@@ -55,10 +56,16 @@ def check_choice(name: str, value: object, allowed: tuple) -> None:
         raise ConfigError(name, f"{value!r} is not allowed (allowed: {', '.join(map(str, allowed))})")
 
 
-def check_int_at_least(name: str, value: object, minimum: int) -> None:
-    """Raise ConfigError unless `value` is an integer (not a bool) >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def is_int(value: object) -> bool:
+    """Whether `value` is an integer: a Python or numpy int, never a bool (True is not a count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int_at_least(name: str, value: object, minimum: int) -> int:
+    """`value` as an int; ConfigError unless it is an integer (`is_int`) >= `minimum`."""
+    if not is_int(value) or value < minimum:  # type: ignore[operator]
         raise ConfigError(name, f"{value!r} is not allowed (allowed: an integer >= {minimum})")
+    return int(value)  # type: ignore[call-overload]
 
 
 class DataError(Exception):

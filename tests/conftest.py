@@ -9,6 +9,7 @@ pytest_plugins = ["pytester"]
 
 # Browser tests (the report and the explorer in headless Chromium) skip with a reason starting
 # with this; a run that skipped one is not green unless NNFRACTAL_ALLOW_NO_BROWSER=1 says so.
+# Here, not in helpers.py: test_report.py runs this file alone in a pytester folder.
 BROWSER_SKIP = "no Chromium to drive"
 ALLOW_NO_BROWSER = "NNFRACTAL_ALLOW_NO_BROWSER"
 _browser_skips: list[str] = []

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_picture
 
 import nnfractal.runner.adaptive as adaptive
 from nnfractal.cli.main import main
@@ -109,7 +110,7 @@ def test_cli_adaptive_run_writes_mask_summary_and_report(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["adaptive"]["n_trained"] == int(trained.sum())
     assert summary["model_steps"] == int(trained.sum()) * 40       # only trained pixels count
-    assert (out / "trained.png").stat().st_size > 0
+    assert_picture(out / "trained.png", min_ink=0.3, outcomes=True)
     html = (out / "report.html").read_text()
     assert "Adaptive refinement:" in html and f"{int(trained.sum())} of" in html
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import assert_animation
 
 from nnfractal.storage.store import RunStore
 from nnfractal.training import allocator
@@ -68,7 +69,7 @@ def test_the_command_runs_on_tcmalloc_where_installed_with_the_same_numbers(tmp_
         summary = json.loads((out / "summary.json").read_text())
         expected = "tcmalloc" if switch == "1" and allocator.find_tcmalloc() else "system malloc"
         assert summary["allocator"] == expected
-        assert (out / "epochs.mp4").stat().st_size > 0
+        assert_animation(out / "epochs.mp4")
         assert f"memory allocator</th><td>{expected}" in (out / "report.html").read_text()
         curves[switch] = RunStore.open(out / "store.zarr").read_curves()
     assert np.isfinite(curves["0"]).any()

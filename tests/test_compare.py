@@ -1,8 +1,9 @@
-"""nnfractal compare: paired configs, the statistics on synthetic inputs, the comparison end to end."""
+"""nnfractal compare: paired configs and the comparison end to end (its statistics: test_stats.py)."""
 import json
 
 import numpy as np
 import pytest
+from helpers import assert_picture, interrupt_at
 from test_report import assert_opens_cleanly, parse_report
 
 from nnfractal.cli.main import main
@@ -11,145 +12,7 @@ from nnfractal.estimators import stats
 from nnfractal.report import REPORT_NAME
 from nnfractal.storage.store import RunStore
 from nnfractal.studies.comparison import ARCH_FIELDS, config_difference, pair_configs
-
-NO_DIFF = "no difference detectable at this resolution"
-
-
-def units(rng, true_dim, n=6, spread=0.03, half=0.08):
-    """n synthetic per-grid estimates: true dimension + seed/window spread, each with an interval."""
-    d = true_dim + spread * rng.standard_normal(n)
-    return [{"dimension": float(x), "ci_low": float(x - half), "ci_high": float(x + half),
-             "ok": True, "reason": ""} for x in d]
-
-
-# ---- statistics on synthetic inputs ------------------------------------------------------------
-
-def test_known_difference_is_detected_both_ways():
-    rng = np.random.default_rng(0)
-    a, b = units(rng, 1.25), units(rng, 1.55)
-    d = stats.difference(a, b, label_a="resnet", label_b="plain")
-    assert d["verdict"] == stats.SMALLER == "smaller"
-    assert d["ci_low"] < d["estimate"] < d["ci_high"] < 0
-    assert abs(d["estimate"] - (-0.30)) < 0.06
-    assert d["sentence"].startswith("The boundary of resnet has a smaller fractal dimension than that of plain")
-    assert d["p_permutation"] == pytest.approx(2 / 924)           # exact: 6 vs 6, fully separated
-    e = stats.difference(b, a)
-    assert e["verdict"] == "larger" and 0 < e["ci_low"]
-    assert e["estimate"] == pytest.approx(-d["estimate"])
-
-
-def test_no_difference_gives_no_difference_detectable():
-    rng = np.random.default_rng(1)
-    a, b = units(rng, 1.45), units(rng, 1.45)
-    d = stats.difference(a, b, label_a="A", label_b="B")
-    assert d["verdict"] == NO_DIFF
-    assert d["ci_low"] < 0 < d["ci_high"]
-    assert "No difference between the boundary dimensions of A and B is detectable at this resolution" \
-        in d["sentence"]
-
-
-def test_a_difference_smaller_than_the_estimators_intervals_is_not_claimed():
-    # Grids agree closely within each architecture, but each estimate is only good to +-0.2 (the
-    # estimator's systematic error at low resolution): 0.1 apart is not a detectable difference.
-    rng = np.random.default_rng(2)
-    d = stats.difference(units(rng, 1.40, spread=0.005, half=0.2),
-                         units(rng, 1.50, spread=0.005, half=0.2))
-    assert d["verdict"] == NO_DIFF
-    assert d["p_permutation"] < 0.01          # the seed/window spread alone would say otherwise
-
-
-def test_missing_estimates_give_no_difference_with_the_reason():
-    short = {"dimension": None, "ci_low": None, "ci_high": None, "ok": False,
-             "reason": "boundary too short for a dimension at this resolution"}
-    rng = np.random.default_rng(3)
-    d = stats.difference([short, short], units(rng, 1.3), label_a="A", label_b="B")
-    assert d["verdict"] == NO_DIFF and d["estimate"] is None and not d["ok"]
-    assert d["reason"] == "A has no dimension estimate (boundary too short for a dimension at this resolution)"
-    both = stats.difference([short], [short], label_a="A", label_b="B")
-    assert both["reason"].startswith("neither has a dimension estimate")
-    p = stats.pool([short, units(rng, 1.3, n=1)[0]])
-    assert p["ok"] and p["n_ok"] == 1 and p["n_units"] == 2 and "1 of 2 grids" in p["reason"]
-
-
-def test_difference_is_matched_by_window():
-    # A's dimension grows with magnification (1.2 in window 0, 1.5 in window 1); B could only be
-    # measured in window 1, where it equals A. Pooling all of A against B would claim "smaller";
-    # matched by window there is nothing to claim.
-    rng = np.random.default_rng(6)
-    a = units(rng, 1.2, n=3, spread=0.01, half=0.03) + units(rng, 1.5, n=3, spread=0.01, half=0.03)
-    short = {"dimension": None, "ok": False, "reason": "boundary too short for a dimension at this resolution"}
-    b = [short] * 3 + units(rng, 1.5, n=3, spread=0.01, half=0.03)
-    windows = [0, 0, 0, 1, 1, 1]
-    assert stats.difference(a, b)["verdict"] == "smaller"                 # unmatched: confounded
-    d = stats.difference(a, b, strata_a=windows, strata_b=windows, name_a="A", name_b="B")
-    assert d["verdict"] == NO_DIFF and d["ok"]
-    assert d["strata_used"] == [1] and d["strata_dropped"] == [0]
-    assert d["note"] == "matched by window: the difference uses window 1, where both have estimates; window 0 left out"
-    # with every window present, matching keeps a real difference
-    c = units(rng, 1.5, n=3, spread=0.01, half=0.03) + units(rng, 1.8, n=3, spread=0.01, half=0.03)
-    m = stats.difference(a, c, strata_a=windows, strata_b=windows)
-    assert m["verdict"] == "smaller" and m["strata_used"] == [0, 1] and m["note"] == ""
-    assert m["estimate"] == pytest.approx(-0.3, abs=0.03) and m["p_permutation"] < 0.05
-    # no window in common: no difference, and why
-    n = stats.difference(a[:3], c[3:], strata_a=[0, 0, 0], strata_b=[1, 1, 1], name_a="A", name_b="B")
-    assert n["verdict"] == NO_DIFF and n["reason"] == "no window has an estimate for both (A: [0], B: [1])"
-
-
-def test_two_grids_are_too_few_for_a_verdict():
-    rng = np.random.default_rng(7)
-    d = stats.difference(units(rng, 1.2, n=2, half=0.02), units(rng, 1.6, n=2, half=0.02),
-                         name_a="A", name_b="B")
-    assert d["ok"] and d["ci_high"] < 0                    # the numbers are still reported
-    assert d["verdict"] == NO_DIFF
-    assert d["reason"].startswith("too few grids for a verdict: A has 2, B has 2")
-    assert "too few grids" in d["sentence"]
-
-
-def test_pooled_interval_keeps_the_estimators_systematic_error():
-    one = stats.pool([{"dimension": 1.5, "ci_low": 1.4, "ci_high": 1.6, "ok": True}])
-    ten = stats.pool([{"dimension": 1.5, "ci_low": 1.4, "ci_high": 1.6, "ok": True}] * 10)
-    assert one["dimension"] == ten["dimension"] == 1.5
-    for p in (one, ten):                 # more identical grids do not shrink a systematic error
-        assert p["ci_low"] == pytest.approx(1.4, abs=0.01) and p["ci_high"] == pytest.approx(1.6, abs=0.01)
-    spread = stats.pool([{"dimension": d, "ci_low": d - 0.01, "ci_high": d + 0.01, "ok": True}
-                         for d in (1.2, 1.3, 1.4, 1.5, 1.6)])
-    assert spread["ci_low"] < 1.35 and spread["ci_high"] > 1.45       # seed/window spread counts
-    assert spread["between_sd"] == pytest.approx(np.std([1.2, 1.3, 1.4, 1.5, 1.6], ddof=1))
-
-
-def test_asymmetric_intervals_are_respected():
-    p = stats.pool([{"dimension": 1.5, "ci_low": 1.45, "ci_high": 1.8, "ok": True}])
-    assert 1.5 - p["ci_low"] < 0.07 and p["ci_high"] - 1.5 > 0.25
-
-
-@pytest.mark.slow
-def test_false_positives_are_rare_and_real_differences_are_found():
-    rng = np.random.default_rng(4)
-    false_pos = sum(stats.difference(units(rng, 1.4), units(rng, 1.4), n_boot=500, seed=i)["verdict"]
-                    != NO_DIFF for i in range(60))
-    found = sum(stats.difference(units(rng, 1.4), units(rng, 1.7), n_boot=500, seed=i)["verdict"]
-                == "smaller" for i in range(60))
-    assert false_pos <= 3 and found >= 57
-
-
-def test_results_are_deterministic():
-    rng = np.random.default_rng(5)
-    a, b = units(rng, 1.3), units(rng, 1.35)
-    assert stats.difference(a, b) == stats.difference(a, b)
-
-
-def test_verdict_of():
-    assert stats.verdict_of(-0.3, -0.01) == "smaller"
-    assert stats.verdict_of(0.01, 0.3) == "larger"
-    assert stats.verdict_of(-0.1, 0.1) == NO_DIFF
-    assert stats.verdict_of(None, None) == NO_DIFF
-
-
-def test_exact_permutation_p_value():
-    rng = np.random.default_rng(0)
-    p = stats._permutation_p(np.array([1.0, 2, 3]), np.array([4.0, 5, 6]), 4000, rng)
-    assert p == pytest.approx(2 / 20)
-
+from nnfractal.window import Window
 
 # ---- configurations ----------------------------------------------------------------------------
 
@@ -256,7 +119,7 @@ def test_a_drawing_failure_keeps_the_trained_grids_and_report_redraws(tmp_path, 
     info = json.loads((out / "compare.json").read_text())
     assert info["figures"]["dimensions"] == "compare_dimensions.png"
     for name in info["figures"].values():
-        assert (out / name).stat().st_size > 0
+        assert_picture(out / name)
     assert (out / REPORT_NAME).exists()
     assert all((out / u["dir"] / REPORT_NAME).exists() for u in info["units"])
 
@@ -305,12 +168,13 @@ def test_compare_end_to_end_writes_every_grid_and_compare_json(tiny_compare):
     for p in info["presets"]:
         assert res["archs"][p]["pooled"]["ok"] is False
         assert len(res["archs"][p]["per_window"]) == 1
-    assert info["verdict"] == NO_DIFF and info["difference"]["estimate"] is None
+    assert info["verdict"] == stats.NO_DIFFERENCE and info["difference"]["estimate"] is None
     assert "at this resolution" in info["sentence"]
     assert info["timing"]["grids"] == 4 and info["timing"]["model_steps"] == 4 * 64 * 30
     assert info["hardware"]["device"] == "cpu"
-    for name in ("maps", "boundaries", "dimensions", "curves"):
-        assert (out / info["figures"][name]).stat().st_size > 0
+    assert_picture(out / info["figures"]["maps"], min_ink=0.3)
+    for name in ("boundaries", "dimensions", "curves"):
+        assert_picture(out / info["figures"][name])
     assert "depth" not in info["figures"]
     assert not list(out.parent.glob(".cmp.*"))                   # no temporary folder left
 
@@ -357,16 +221,15 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
             if centre is None:                      # no boundary to zoom into: no window 1
                 assert not w1.exists()
                 continue
-            y0, y1, x0, x1 = cfg0.mnmx
-            v0, v1, u0, u1 = config_from_toml(w1 / "config.toml").mnmx
-            assert u1 - u0 == pytest.approx((x1 - x0) / 2) and v1 - v0 == pytest.approx((y1 - y0) / 2)
-            assert x0 <= u0 < u1 <= x1 and y0 <= v0 < v1 <= y1            # nested in window 0
+            outer, inner = Window.of(cfg0), Window.of(config_from_toml(w1 / "config.toml"))
+            assert inner.size == pytest.approx((outer.size[0] / 2, outer.size[1] / 2))
+            assert outer.contains(inner.x0, inner.y0) and outer.contains(inner.x1, inner.y1)
             unit = next(u for u in info["units"] if u["preset"] == preset and u["depth"] == depth
                         and u["window"] == 1)
             assert unit["center"] == pytest.approx(list(centre))    # centred on its own boundary
             zoomed += 1
     assert zoomed >= 2
-    assert (out / info["figures"]["depth"]).stat().st_size > 0
+    assert_picture(out / info["figures"]["depth"])
     parse_report(out / REPORT_NAME)
 
 
@@ -375,28 +238,12 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
 def test_a_signal_stops_the_comparison_after_the_current_chunk(tmp_path, sig):
     """Ctrl-C or SIGTERM while the first grid trains (one chunk per grid): no other grid is
     trained, exit 130, and neither the output nor a hidden staged folder stays."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     out = tmp_path / "cmp"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nnfractal", "compare", "paper-tanh", "paper-relu",
-         "--resolution", "8", "--tile_batch", "64", "--train-size", "1", "--steps", "600",
-         "--seeds", "2", "--windows", "1", "--out", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "] training " in line:
-            time.sleep(0.3)
-            proc.send_signal(getattr(signal, sig))
-            break
-    rest, _ = proc.communicate(timeout=300)
-    text = "".join(seen) + rest
-    assert proc.returncode == 130, text
+    code, text = interrupt_at(
+        ["compare", "paper-tanh", "paper-relu", "--resolution", "8", "--tile_batch", "64",
+         "--train-size", "1", "--steps", "600", "--seeds", "2", "--windows", "1", "--out", str(out),
+         "--no-progress"], lambda line: "] training " in line, sig)
+    assert code == 130, text
     assert "stopping after the current chunk" in text
     assert text.count("] training ") == 1, text              # no other grid was trained
     assert list(tmp_path.iterdir()) == []                   # no output, no .cmp.* folder

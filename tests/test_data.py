@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -458,22 +459,24 @@ def test_data_dir_that_is_a_file(tmp_path):
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
 def test_unreadable_or_unwritable_data_dir(tmp_path, no_network):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o000)
+    with folder_with_mode(tmp_path / "locked", 0o000) as locked, \
+            pytest.raises(DataError, match="^data_dir: .* is not readable"):
+        D.load_mnist(locked, download=False)
+    with folder_with_mode(tmp_path / "ro", 0o555) as readonly, \
+            pytest.raises(DataError, match="^data_dir: .*(not writable|cannot create)"):
+        D.load_mnist(readonly, download=True)
+
+
+@contextlib.contextmanager
+def folder_with_mode(path, mode):
+    """A new folder with permission bits `mode` while the block runs (0o755 after it, so that
+    pytest can remove it)."""
+    path.mkdir()
+    path.chmod(mode)
     try:
-        with pytest.raises(DataError, match="^data_dir: .* is not readable"):
-            D.load_mnist(locked, download=False)
+        yield path
     finally:
-        locked.chmod(0o755)
-    readonly = tmp_path / "ro"
-    readonly.mkdir()
-    readonly.chmod(0o555)
-    try:
-        with pytest.raises(DataError, match="^data_dir: .*(not writable|cannot create)"):
-            D.load_mnist(readonly, download=True)
-    finally:
-        readonly.chmod(0o755)
+        path.chmod(0o755)
 
 
 def test_default_data_dir(monkeypatch, tmp_path):

@@ -142,3 +142,18 @@ def test_early_exit_never_shrinks_narrow_float32_resnets(mnist_tiny):
     family = build_family(cfg)
     np.testing.assert_array_equal(train(cfg, family, mnist_tiny, pts).losses,
                                   train(cfg.replace(early_exit=False), family, mnist_tiny, pts).losses)
+
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "AMD64"),
+                    reason="flush-to-zero is x86's MXCSR here")
+def test_every_openmp_thread_flushes_denormals():
+    """The flag is per thread and OpenMP's threads copy their creator's: importing the engine sets
+    it before the process's first parallel operation, so every torch thread flushes (an OpenMP
+    thread started earlier kept denormals: half of a 2-thread product came back nonzero)."""
+    import subprocess
+    import sys
+    code = ("import torch\nfrom nnfractal.training import engine\ntorch.set_num_threads(2)\n"
+            "x = torch.full((1 << 22,), 1e-310, dtype=torch.float64)\n"
+            "print(int((x * 1.0 != 0).sum()), torch.get_num_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "2"]

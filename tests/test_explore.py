@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import chromium_page
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -22,12 +23,10 @@ from nnfractal.config import build_config  # noqa: E402
 from nnfractal.explorer import Session, create_app  # noqa: E402
 from nnfractal.explorer.session import MAX_QUEUED  # noqa: E402
 from nnfractal.storage.store import RunStore  # noqa: E402
+from nnfractal.window import Window as AxisWindow  # noqa: E402  (session.Window: a tree node)
 
 pytestmark = pytest.mark.slow  # serves and trains windows
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 
 
 def tiny_cfg(resolution=4, steps=10, tile_batch=16):
@@ -448,62 +447,48 @@ def live_server(tmp_path):
 
 @pytest.mark.browser
 def test_page_end_to_end_in_chromium(live_server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="no Chromium to drive: "
-                                   "playwright is not installed (pip install -e '.[test]')")
     url, session = live_server
-    problems = []
-    with sync_api.sync_playwright() as p:
-        try:        # Debian's Chromium, else the one Playwright installed
-            browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None,
-                                        args=CHROMIUM_ARGS)
-        except sync_api.Error as err:
-            pytest.skip(f"no Chromium to drive: {str(err).splitlines()[0]}")
-        try:
-            page = browser.new_page(viewport={"width": 1120, "height": 900})
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.goto(url)
-            # The first window trains in the background; the page polls and then draws it.
-            page.wait_for_selector('body[data-window="0"][data-status="done"][data-map="0:64"]',
-                                   timeout=60_000)
-            assert plot_coverage(page) > 0.95                  # the map fills the plot: not blank
-            box = page.locator("#map").bounding_box()
-            left, top = box["x"] + 80, box["y"] + 12           # the plot's corner (app.js MARGIN)
-            w, h = 640 - 80 - 24, 610 - 12 - 56
-            page.mouse.move(left + 0.5 * w, top + 0.5 * h)
-            assert "learning rate =" in page.inner_text("#hover")
-            page.check("#layer-boundary")
-            # Drag a rectangle over the upper right quarter: the explorer computes that window.
-            page.mouse.move(left + 0.5 * w, top + 0.1 * h)
-            page.mouse.down()
-            page.mouse.move(left + 0.7 * w, top + 0.3 * h, steps=4)
-            page.mouse.move(left + 0.9 * w, top + 0.5 * h, steps=4)
-            page.mouse.up()
-            page.wait_for_selector('body[data-window="1"][data-status="done"][data-map="1:64"]',
-                                   timeout=60_000)
-            assert plot_coverage(page) > 0.95
-            assert page.inner_text("#crumbs").split() == ["w000", "\u203a", "w001"]
-            w1 = session.window(1)
-            y0, y1, x0, x1 = session.window(0).cfg.mnmx
-            np.testing.assert_allclose(w1.cfg.mnmx, [y0 + 0.5 * (y1 - y0), y0 + 0.9 * (y1 - y0),
-                                                     x0 + 0.5 * (x1 - x0), x0 + 0.9 * (x1 - x0)],
-                                       atol=0.02 * (x1 - x0))
-            assert "boundary dimension:" in page.inner_text("#dimension")
-            # Click a pixel: its loss curve is drawn.
-            page.mouse.click(left + 0.3 * w, top + 0.6 * h)
-            page.wait_for_function("document.querySelector('#curve-info').textContent.includes('row')")
-            assert curve_ink(page) > 50
-            assert "learning rate =" in page.inner_text("#curve-info")
-            shot = tmp_path / "explore.png"
-            page.screenshot(path=str(shot), full_page=True)
-            if os.environ.get("NNFRACTAL_SCREENSHOT"):
-                shutil.copy(shot, os.environ["NNFRACTAL_SCREENSHOT"])
-            # The breadcrumb goes back.
-            page.click('#crumbs a[data-window="0"]')
-            page.wait_for_selector('body[data-window="0"][data-map="0:64"]')
-            assert page.get_attribute("#download", "href") == "/api/windows/0/map.png"
-        finally:
-            browser.close()
+    with chromium_page(1120) as (page, problems):
+        page.goto(url)
+        # The first window trains in the background; the page polls and then draws it.
+        page.wait_for_selector('body[data-window="0"][data-status="done"][data-map="0:64"]',
+                               timeout=60_000)
+        assert plot_coverage(page) > 0.95                  # the map fills the plot: not blank
+        box = page.locator("#map").bounding_box()
+        left, top = box["x"] + 80, box["y"] + 12           # the plot's corner (app.js MARGIN)
+        w, h = 640 - 80 - 24, 610 - 12 - 56
+        page.mouse.move(left + 0.5 * w, top + 0.5 * h)
+        assert "learning rate =" in page.inner_text("#hover")
+        page.check("#layer-boundary")
+        # Drag a rectangle over the upper right quarter: the explorer computes that window.
+        page.mouse.move(left + 0.5 * w, top + 0.1 * h)
+        page.mouse.down()
+        page.mouse.move(left + 0.7 * w, top + 0.3 * h, steps=4)
+        page.mouse.move(left + 0.9 * w, top + 0.5 * h, steps=4)
+        page.mouse.up()
+        page.wait_for_selector('body[data-window="1"][data-status="done"][data-map="1:64"]',
+                               timeout=60_000)
+        assert plot_coverage(page) > 0.95
+        assert page.inner_text("#crumbs").split() == ["w000", "\u203a", "w001"]
+        w1 = session.window(1)
+        w0 = AxisWindow.of(session.window(0).cfg)
+        (x0, y0), (x1, y1) = w0.to_axis(np.array([[0.5, 0.5], [0.9, 0.9]]))
+        np.testing.assert_allclose(AxisWindow.of(w1.cfg).extent, [x0, x1, y0, y1],
+                                   atol=0.02 * w0.size[0])
+        assert "boundary dimension:" in page.inner_text("#dimension")
+        # Click a pixel: its loss curve is drawn.
+        page.mouse.click(left + 0.3 * w, top + 0.6 * h)
+        page.wait_for_function("document.querySelector('#curve-info').textContent.includes('row')")
+        assert curve_ink(page) > 50
+        assert "learning rate =" in page.inner_text("#curve-info")
+        shot = tmp_path / "explore.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("NNFRACTAL_SCREENSHOT"):
+            shutil.copy(shot, os.environ["NNFRACTAL_SCREENSHOT"])
+        # The breadcrumb goes back.
+        page.click('#crumbs a[data-window="0"]')
+        page.wait_for_selector('body[data-window="0"][data-map="0:64"]')
+        assert page.get_attribute("#download", "href") == "/api/windows/0/map.png"
     assert problems == []
 
 

@@ -18,6 +18,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from helpers import assert_picture, quiet, race, run_args
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
@@ -25,12 +26,8 @@ from nnfractal.runner.run import resume
 from nnfractal.storage.store import RunStore
 
 FLAGS = {"resolution": 12, "steps": 60, "tile_batch": 4}
-ARGS = ["--preset", "paper-tanh", "--resolution", "12", "--steps", "60", "--tile_batch", "4"]
+ARGS = run_args("paper-tanh", FLAGS)
 CFG = build_config("paper-tanh", **FLAGS)
-
-
-def quiet(*_):
-    pass
 
 
 pytestmark = [pytest.mark.slow,  # trains grids, fills disks
@@ -248,26 +245,34 @@ def not_a_run(run, tmp, disk):
     return _resume(tmp / "notes")
 
 
-def full_disk_resume(run, tmp, disk):
+def _new_run(out, *flags):
+    """`nnfractal run` of the module's grid into `out`, with `flags` added."""
+    return ["run", *ARGS, *flags, "--out", str(out), "--no-progress"]
+
+
+def _resume_on_faulty_disk(run, disk, fault):
+    """Resume a copy of the finished run on the test disk after `fault` (disk.fill, ...)."""
     moved = shutil.copytree(run, disk.root / "run")
-    disk.fill()
+    fault()
     return _resume(moved)
+
+
+def full_disk_resume(run, tmp, disk):
+    return _resume_on_faulty_disk(run, disk, disk.fill)
 
 
 def full_disk_new_run(run, tmp, disk):
     disk.fill()
-    return ["run", *ARGS, "--out", str(disk.root / "new"), "--no-progress"]
+    return _new_run(disk.root / "new")
 
 
 def read_only_run(run, tmp, disk):
-    moved = shutil.copytree(run, disk.root / "run")
-    disk.read_only()
-    return _resume(moved)
+    return _resume_on_faulty_disk(run, disk, disk.read_only)
 
 
 def read_only_parent(run, tmp, disk):
     disk.read_only()
-    return ["run", *ARGS, "--out", str(disk.root / "new"), "--no-progress"]
+    return _new_run(disk.root / "new")
 
 
 def wrong_checksum(run, tmp, disk):
@@ -282,19 +287,19 @@ def wrong_checksum(run, tmp, disk):
 
 def ray_not_installed(run, tmp, disk):
     disk.mp.setitem(sys.modules, "ray", None)           # import ray -> ImportError
-    return ["run", *ARGS, "--backend", "ray", "--out", str(tmp / "new"), "--no-progress"]
+    return _new_run(tmp / "new", "--backend", "ray")
 
 
 def unknown_backend(run, tmp, disk):
-    return ["run", *ARGS, "--backend", "slurm", "--out", str(tmp / "new"), "--no-progress"]
+    return _new_run(tmp / "new", "--backend", "slurm")
 
 
 def address_without_ray(run, tmp, disk):
-    return ["run", *ARGS, "--address", "10.0.0.1:6379", "--out", str(tmp / "new"), "--no-progress"]
+    return _new_run(tmp / "new", "--address", "10.0.0.1:6379")
 
 
 def bad_tile_rows(run, tmp, disk):
-    return ["run", *ARGS, "--tile-rows", "0", "--out", str(tmp / "new"), "--no-progress"]
+    return _new_run(tmp / "new", "--tile-rows", "0")
 
 
 def tile_rows_not_whole_chunks(run, tmp, disk):
@@ -422,7 +427,8 @@ def test_a_failure_while_drawing_is_one_line_and_resume_draws_again(partial_run,
     assert {p: p.read_bytes() for p in before} == before
     (run / "epochs").unlink()
     assert main(_resume(run)) == 0
-    assert (run / "map.png").stat().st_size > 0 and (run / "summary.json").exists()
+    assert_picture(run / "map.png", min_ink=0.3)
+    assert (run / "summary.json").exists()
 
 
 def test_drawing_flags_may_change_on_resume_and_nothing_else(partial_run, tmp_path, capsys):
@@ -489,24 +495,10 @@ def test_two_runs_started_at_the_same_instant_on_one_out_one_wins_and_nothing_is
     an empty folder that exists): exactly one trains it, the other is refused in one line and
     deletes nothing; the run is whole (config.toml, every tile) and --resume accepts it; no
     temporary file or staging folder is left."""
-    import json
 
     from nnfractal.config import config_from_toml
     reps = 24
-    script = tmp_path / "racer.py"
-    script.write_text(RACER)
-    root = tmp_path / "race"
-    root.mkdir()
-    for i in range(0, reps, 2):
-        (root / f"run{i}").mkdir()                 # an existing empty folder is a new one too
-    procs = [subprocess.Popen([sys.executable, str(script), str(root), name, str(reps)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in "ab"]
-    outs = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=600)
-        assert p.returncode == 0, stderr
-        outs.append(json.loads(stdout))
+    root, outs = race(tmp_path, RACER, "run", reps)
     cfg = build_config("paper-tanh", resolution=4, steps=3, tile_batch=16)
     first = None
     for i in range(reps):

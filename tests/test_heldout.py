@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_picture
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
@@ -62,7 +63,7 @@ def test_mlp300_preset_end_to_end_with_every_metric(tmp_path, capsys):
     assert store.metrics == ["test_acc", "test_loss", "train_acc", "train_loss"]
     assert store.read_curves("test_acc").shape == (3, 3, 3)       # init + 2 epochs
     for metric in store.metrics:
-        assert (out / f"map_{metric}.png").stat().st_size > 0
+        assert_picture(out / f"map_{metric}.png", min_ink=0.3)
     fractal = json.loads((out / "fractal.json").read_text())
     assert set(fractal["metrics"]) == set(store.metrics)
     assert fractal["metric"] == "train_acc"

@@ -9,6 +9,7 @@ from nnfractal.config import build_config
 from nnfractal.models import build_family, meanfield_kernel
 from nnfractal.training.data import synthetic_regression
 from nnfractal.training.engine import train
+from nnfractal.window import Window
 
 # A string condition: evaluated when a test runs, so that collecting (e.g. for `pytest --quick`)
 # never builds the kernel.
@@ -63,11 +64,10 @@ def test_a_model_never_depends_on_its_chunk_tile_threads_or_early_exit(preset, k
     cfg = build_config(preset, steps=120, tile_batch=16, resolution=6, compile="off")
     family, data = build_family(cfg), _data(cfg)
     rng = np.random.default_rng(1)
-    lo_x, hi_x, lo_y, hi_y = cfg.mnmx
     if cfg.phase_space == "offset_vs_lr":
         pts = np.c_[rng.uniform(-0.05, 0.05, 37), 10 ** rng.uniform(-1, 8, 37)]
     else:
-        pts = 10 ** np.c_[rng.uniform(lo_x, hi_x, 37), rng.uniform(lo_y, hi_y, 37)]
+        pts = Window.of(cfg).to_values(rng.uniform(0, 1, (37, 2)))
     whole = train(cfg, family, data, pts).losses
     assert np.isnan(whole[:, -1]).any() and np.isfinite(whole[:, -1]).any()
     tiles = np.concatenate([train(cfg.replace(tile_batch=4), family, data, pts[:11]).losses,
@@ -143,6 +143,46 @@ def test_kernel_releases_the_gil():
     assert max(np.diff([start, *[x for x in ticks if x >= start]])) < elapsed / 2
 
 
+def test_kernel_trains_on_every_torch_thread():
+    """The kernel's parallel_for team is the caller's torch thread count (an extension built
+    without OpenMP runs ATen's parallel_for serially: a team of 1 whatever the threads); and the
+    engine, measuring its threads' CPU time, sees that many compute."""
+    cfg = build_config("paper-tanh", steps=300, compile="off")
+    family, data = build_family(cfg), _data(cfg)
+    pts = 10 ** np.c_[np.linspace(0, 1, 96), np.linspace(0, 1, 96)]         # all train 300 steps
+    threads = torch.get_num_threads()
+    try:
+        for wanted in (1, 2, 3):
+            torch.set_num_threads(wanted)
+            assert meanfield_kernel.extension().team_size(64) == wanted
+            assert meanfield_kernel.extension().team_size(2) == min(2, wanted)
+            if wanted <= 2:
+                assert train(cfg, family, data, pts).threads == wanted
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_flushing_denormals_changes_no_curve_of_a_paper_preset(preset, monkeypatch):
+    """Every thread of the kernel flushes denormals (FTZ, DAZ). Over a preset's whole window
+    (models that converge and models that diverge), the curves are bit for bit those of the same
+    kernel keeping denormals: no model of these networks meets one (a loss cannot fall below its
+    roundoff floor, ~1e-32, with O(1) targets)."""
+    from nnfractal.training.grid import axes, grid_points
+    cfg = build_config(preset, steps=300, resolution=10, tile_batch=64, compile="off")
+    family, data = build_family(cfg), _data(cfg)
+    pts = grid_points(*axes(cfg))
+    flushed = train(cfg, family, data, pts).losses
+    real = meanfield_kernel.train_models
+    kept = []
+    monkeypatch.setattr(meanfield_kernel, "train_models",
+                        lambda *a, **k: kept.append(1) or real(*a, **k, flush_denormals=False))
+    not_flushed = train(cfg, family, data, pts).losses
+    assert len(kept) == 2                                    # 100 points in chunks of 64
+    assert np.isnan(flushed[:, -1]).any() and np.isfinite(flushed[:, -1]).any()
+    np.testing.assert_array_equal(flushed, not_flushed)
+
+
 def test_bad_input_is_refused():
     ext = meanfield_kernel.extension()
     w = torch.zeros(2, 16, 16, dtype=torch.float64)
@@ -150,8 +190,8 @@ def test_bad_input_is_refused():
     with pytest.raises(RuntimeError, match="padded to a multiple of 8"):
         ext.train(w, torch.zeros(2, 16, dtype=torch.float64), v, v, v, v,
                   torch.zeros(16, 5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64),
-                  5, torch.empty(0, dtype=torch.int64), False, False, 3, 0, 1.0, 0.01)
+                  5, torch.empty(0, dtype=torch.int64), False, False, 3, 0, 1.0, 0.01, True)
     with pytest.raises(RuntimeError, match="float64"):
         ext.train(w.float(), torch.zeros(2, 16, dtype=torch.float64), v, v, v, v,
                   torch.zeros(16, 8, dtype=torch.float64), torch.zeros(8, dtype=torch.float64),
-                  5, torch.empty(0, dtype=torch.int64), False, False, 3, 0, 1.0, 0.01)
+                  5, torch.empty(0, dtype=torch.int64), False, False, 3, 0, 1.0, 0.01, True)

@@ -32,10 +32,11 @@ def tiny_vit():
 
 
 def test_built_in_families_are_registered_and_config_refuses_others_naming_them():
-    assert model_names() == ("resnet", "meanfield-mlp", "mlp")
+    assert model_names() == ("resnet", "meanfield-mlp", "mlp", "meanfield-resmlp")
     with pytest.raises(ConfigError) as err:
         build_config("mlp300-mnist", model="vgg")
-    assert str(err.value) == "model: 'vgg' is not allowed (allowed: resnet, meanfield-mlp, mlp)"
+    assert str(err.value) == ("model: 'vgg' is not allowed "
+                              "(allowed: resnet, meanfield-mlp, mlp, meanfield-resmlp)")
     with pytest.raises(ConfigError, match="tiny-vit"):
         build_config("mlp300-mnist", **TINY)         # not registered: unknown
 
@@ -48,23 +49,24 @@ def test_labels_come_from_the_family():
 
 
 def test_a_registered_family_is_allowed_checked_and_refused_on_the_command_line(tiny_vit, tmp_path,
-                                                                               capsys):
+                                                                               capsys, monkeypatch):
     cfg = build_config("mlp300-mnist", **TINY)
     assert cfg.model == "tiny-vit" and arch_label(cfg) == "tiny ViT, 2 attention x 8, relu"
     with pytest.raises(ConfigError) as err:
         build_config("mlp300-mnist", **{**TINY, "model": "vgg"})
     assert str(err.value) == ("model: 'vgg' is not allowed "
-                              "(allowed: resnet, meanfield-mlp, mlp, tiny-vit)")
+                              "(allowed: resnet, meanfield-mlp, mlp, meanfield-resmlp, tiny-vit)")
     with pytest.raises(ConfigError, match=r"^depth: 9 is not allowed \(allowed: 1, 2, 3, 4\)$"):
         build_config("mlp300-mnist", **{**TINY, "depth": 9})          # the family's own check
     with pytest.raises(ConfigError, match=r"^dataset: 'gaussian' is not allowed for model tiny-vit"):
         build_config("mlp300-mnist", **{**TINY, "dataset": "gaussian"})
+    monkeypatch.setenv("COLUMNS", "1000")       # argparse wraps at hyphens: "meanfield- resmlp"
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--model MODEL resnet | meanfield-mlp | mlp | tiny-vit" in help_text
+    assert "--model MODEL resnet | meanfield-mlp | mlp | meanfield-resmlp | tiny-vit" in help_text
     assert "tiny-vit: attention blocks (1 to 4)" in help_text
-    assert "hidden width (models meanfield-mlp, mlp, tiny-vit)" in help_text
+    assert "hidden width (models meanfield-mlp, mlp, meanfield-resmlp, tiny-vit)" in help_text
     out = tmp_path / "refused"
     assert main(["run", "--preset", "mlp300-mnist", "--model", "tiny-vit", "--depth", "2",
                  "--width", "8", "--c_hidden", "4", "4", "4", "--out", str(out)]) == 2

@@ -108,10 +108,17 @@ def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
     result = json.loads(out.read_text())
     rows = {r["name"]: r for r in result["results"]}
     assert set(rows) == {f"paper-tanh {v}" for v in ("naive", "engine@current", "engine@HEAD",
-                                                      "torch-fast-path@current", "engine@current+1busy")}
+                                                      "torch-fast-path@current", "engine@current+1busy",
+                                                      "engine-grid@current", "run@current")}
     assert "vs paper JAX" in printed and "(the C++ kernel)" in printed and "fair share" in printed
     kernel, torch_path = rows["paper-tanh engine@current"], rows["paper-tanh torch-fast-path@current"]
     assert torch_path["ratio_vs_kernel"] == pytest.approx(torch_path["model_steps_per_s"] / kernel["model_steps_per_s"])
+    # end to end: `nnfractal run` on a 6 x 6 grid (about the engine's 32 points), the engine on it
+    run, grid = rows["paper-tanh run@current"], rows["paper-tanh engine-grid@current"]
+    assert run["models"] == grid["models"] == 36 and run["steps"] == grid["steps"] == 5
+    assert run["ratio_vs_engine_grid"] == pytest.approx(run["model_steps_per_s"] / grid["model_steps_per_s"])
+    assert run["command_seconds"][0] > run["seconds"][0] and run["training_threads"] >= 1
+    assert "vs engine-grid@current, the engine on this grid (target >= 0.80)" in printed
     busy = rows["paper-tanh engine@current+1busy"]
     assert busy["ratio_vs_quiet"] == pytest.approx(busy["model_steps_per_s"] / kernel["model_steps_per_s"])
     cores = allocator.usable_cpus()
@@ -127,7 +134,7 @@ def test_bench_quick_end_to_end(tmp_path, monkeypatch, capsys):
             100 * r["gflop_per_s"] / result["matmul_peak_gflop_per_s"][r["precision"]]["best"])
         naive = rows[f"{r['workload']} naive"]["model_steps_per_s"]
         assert r["ratio_vs_naive"] == pytest.approx(rate / naive)
-        assert r["peak_rss_mb"] > 0
+        assert r["name"] == "paper-tanh run@current" or r["peak_rss_mb"] > 0   # not measured there
         assert r["chunk_workers"] == 1
         assert r["allocator"] == allocator.in_use()          # the workers run on this process's
     cur, old = rows["paper-tanh engine@current"], rows["paper-tanh engine@HEAD"]
@@ -158,18 +165,26 @@ def test_bench_refuses_bad_options_in_one_line(argv, message, capsys):
     assert len(err.splitlines()) == 1
 
 
-def test_busy_cpu_warning_from_cpu_and_wall_time():
+def test_busy_cpu_warning_from_cpu_and_run_queue_time():
+    from nnfractal.training.cpu_usage import Usage
     from nnfractal.training.engine import cpu_busy_warning
-    assert cpu_busy_warning(cpu_time=19.0, wall_time=10.0, threads=2) is None        # a fair share
-    assert cpu_busy_warning(cpu_time=0.1, wall_time=1.0, threads=2) is None          # too short to say
-    line = cpu_busy_warning(cpu_time=4.0, wall_time=10.0, threads=2)
-    assert line.startswith("nnfractal: warning: the CPU was busy: training got 20% of its 2 thread(s)' time")
+    assert cpu_busy_warning(Usage(19.0, 0.5, 2), wall_time=10.0, cpus=2) is None      # a quiet machine
+    # single-threaded stretches leave CPU time far below wall x threads, and no wait: no warning
+    assert cpu_busy_warning(Usage(4.0, 0.1, 2), wall_time=10.0, cpus=2) is None
+    assert cpu_busy_warning(Usage(0.5, 1.0, 2), wall_time=1.0, cpus=2) is None        # too short to say
+    # 8 threads on 2 CPUs wait for each other (share 1/4), not for other programs
+    assert cpu_busy_warning(Usage(8.0, 24.0, 8), wall_time=4.0, cpus=2) is None
+    line = cpu_busy_warning(Usage(6.0, 4.0, 2), wall_time=10.0, cpus=2)
+    assert line.startswith("nnfractal: warning: the CPU was busy: training waited for a CPU 40% of "
+                           "the time it was ready to run (4 s of 10 s on 2 thread(s)")
     assert "\n" not in line
+    assert cpu_busy_warning(Usage(7.6, 2.4, 2), wall_time=10.0, cpus=2) is None        # share 0.76
+    assert cpu_busy_warning(Usage(7.4, 2.6, 2), wall_time=10.0, cpus=2) is not None    # share 0.74
 
 
 def test_train_result_reports_its_cpu_time():
     cfg = build_config("paper-tanh", steps=20, tile_batch=4, compile="off")
     from nnfractal.training.data import synthetic_regression
     result = train(cfg, build_family(cfg), synthetic_regression(cfg.train_size, 16, 1), POINTS)
-    assert result.cpu_time > 0 and result.threads >= 1
-    assert result.cpu_share == pytest.approx(result.cpu_time / (result.wall_time * result.threads))
+    assert result.cpu_time > 0 and result.threads >= 1 and result.wait_time >= 0
+    assert result.cpu_share == pytest.approx(result.cpu_time / (result.cpu_time + result.wait_time))

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import chromium_page
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
 from nnfractal.report import REPORT_NAME, write_report
 from nnfractal.runner.run import execute
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-
+from nnfractal.window import Window
 
 # ---- helpers shared with test_compare.py -------------------------------------------------------
 
@@ -73,33 +70,20 @@ def parse_report(path: Path) -> Page:
 
 def browser_check(path: Path) -> dict:
     """Open a report in headless Chromium: console errors, page errors, requests, video state."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="no Chromium to drive: "
-                                   "playwright is not installed (pip install -e '.[test]')")
-    problems, requests = [], []
-    with sync_api.sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None,
-                                        args=CHROMIUM_ARGS)
-        except sync_api.Error as err:
-            pytest.skip(f"no Chromium to drive: {str(err).splitlines()[0]}")
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(Path(path).resolve().as_uri())
-            n_videos = page.evaluate("document.querySelectorAll('video').length")
-            if n_videos:
-                page.wait_for_function("Array.from(document.querySelectorAll('video'))"
-                                       ".every(v => v.readyState >= 1 || v.error)", timeout=20_000)
-            videos = page.evaluate(
-                "Array.from(document.querySelectorAll('video')).map(v => ({ready: v.readyState, "
-                "duration: v.duration, width: v.videoWidth, error: v.error ? v.error.code : null}))")
-            images = page.evaluate(
-                "Array.from(document.images).map(i => ({done: i.complete, w: i.naturalWidth}))")
-            page.wait_for_timeout(300)
-        finally:
-            browser.close()
+    requests = []
+    with chromium_page(1280) as (page, problems):
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(Path(path).resolve().as_uri())
+        n_videos = page.evaluate("document.querySelectorAll('video').length")
+        if n_videos:
+            page.wait_for_function("Array.from(document.querySelectorAll('video'))"
+                                   ".every(v => v.readyState >= 1 || v.error)", timeout=20_000)
+        videos = page.evaluate(
+            "Array.from(document.querySelectorAll('video')).map(v => ({ready: v.readyState, "
+            "duration: v.duration, width: v.videoWidth, error: v.error ? v.error.code : null}))")
+        images = page.evaluate(
+            "Array.from(document.images).map(i => ({done: i.complete, w: i.naturalWidth}))")
+        page.wait_for_timeout(300)
     return {"problems": problems, "videos": videos, "images": images,
             "requests": [u for u in requests if not u.startswith("data:")]}
 
@@ -241,8 +225,7 @@ def test_several_metrics_are_shown_side_by_side(tmp_path):
 @pytest.mark.browser
 def test_zoom_report(tiny_run, tmp_path):
     from nnfractal.studies.zoom import zoom
-    cfg_y0, cfg_y1, cfg_x0, cfg_x1 = build_config("paper-tanh").mnmx
-    out = zoom(tiny_run, factor=2, depth=0.31, center=((cfg_x0 + cfg_x1) / 2, (cfg_y0 + cfg_y1) / 2),
+    out = zoom(tiny_run, factor=2, depth=0.31, center=Window.of(build_config("paper-tanh")).centre,
                out=tmp_path / "zoom", progress=False, log=lambda *_: None)
     info = json.loads((out / "zoom.json").read_text())
     page = parse_report(write_report(out))

@@ -12,6 +12,7 @@ import pytest
 
 from nnfractal.config import build_config
 from nnfractal.errors import RunFolderError, StoreError
+from nnfractal.storage.folders import read_json_or_empty, write_json_atomic
 from nnfractal.storage.run_folder import CONFIG_FILE, STORE_DIR, RunFolder, lock_file, write_report_safely
 
 CFG = build_config("paper-tanh", resolution=4, steps=6, tile_batch=4)
@@ -28,6 +29,21 @@ def make_run(folder: RunFolder, cfg=CFG) -> None:
 
 def hidden(parent) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+# ---- JSON files ------------------------------------------------------------------------------------
+
+def test_json_is_written_strict_and_an_optional_file_reads_as_empty(tmp_path):
+    path = tmp_path / "a.json"
+    write_json_atomic(path, {"d": float("nan"), "xs": np.array([1.5, np.inf]), "n": np.int64(3),
+                             "ok": np.bool_(True), "pair": (1, 2)})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == \
+        {"d": None, "xs": [1.5, None], "n": 3, "ok": True, "pair": [1, 2]}
+    assert read_json_or_empty(path)["n"] == 3
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "bad.json").write_text("{ not json")
+    for name in ("missing.json", "list.json", "bad.json"):
+        assert read_json_or_empty(tmp_path / name) == {}
 
 
 # ---- paths, config and store ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_picture
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
@@ -13,8 +14,9 @@ from nnfractal.estimators.sampling import transect_points
 from nnfractal.models import build_family
 from nnfractal.runner.run import load_data
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec, to_axis_values
+from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec
 from nnfractal.training.engine import train
+from nnfractal.window import Window
 
 pytestmark = pytest.mark.slow  # trains sampled points
 
@@ -38,9 +40,10 @@ def transect_run(tmp_path_factory):
 
 def test_transect_sample_writes_a_run_folder(transect_run, capsys):
     out = transect_run
-    for name in ["config.toml", "sample.json", "fractal.json", "summary.json", "transect.png",
-                 "points.png", "report.html"]:
-        assert (out / name).stat().st_size > 0, name
+    for name in ["config.toml", "sample.json", "fractal.json", "summary.json", "report.html"]:
+        assert (out / name).is_file(), name
+    for name in ["transect.png", "points.png"]:
+        assert_picture(out / name)
     info = json.loads((out / "sample.json").read_text())
     # a 32 x 32 coarse map placed the segments, then 2 x 1024 points on them
     assert info["method"] == "transect" and info["evaluations"] == 1024 + 2048
@@ -58,7 +61,7 @@ def test_transect_sample_writes_a_run_folder(transect_run, capsys):
     centre = tuple(est["extra"]["centre"])
     # at the angle the coarse map chose (along the boundary's trend, or 30 degrees without one)
     assert est["extra"]["angle_source"] in ("boundary trend", "fallback: no net boundary direction")
-    expected = to_axis_values(cfg, transect_points(1024, lines=2, centre=centre,
+    expected = Window.of(cfg).to_values(transect_points(1024, lines=2, centre=centre,
                                                    angle_deg=est["extra"]["angle_deg"]
                                                    ).reshape(-1, 2))
     np.testing.assert_array_equal(stored, expected)

@@ -1,11 +1,10 @@
 """`nnfractal sample` folders are claimed atomically: two samples started on one --out at the same
 instant never both write it, and a sample folder is trained by one process at a time."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import race
 
 from nnfractal.cli.main import main
 from nnfractal.storage.run_folder import RunFolder
@@ -43,26 +42,7 @@ def test_two_samples_started_at_the_same_instant_on_one_out_one_wins_and_nothing
     and exit 2 and deletes nothing; the winner's sample is whole and equal to every other rep's;
     no staging folder is left."""
     reps = 4
-    script = tmp_path / "racer.py"
-    script.write_text(RACER)
-    root = tmp_path / "race"
-    root.mkdir()
-    for i in range(0, reps, 2):
-        (root / f"s{i}").mkdir()                   # an existing empty folder is a new one too
-    procs = [subprocess.Popen([sys.executable, str(script), str(root), name, str(reps),
-                               json.dumps(TINY)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in "ab"]
-    outs = []
-    try:
-        for p in procs:
-            stdout, stderr = p.communicate(timeout=900)
-            assert p.returncode == 0, stderr
-            outs.append(json.loads(stdout))
-    finally:
-        for p in procs:                            # a failed or timed-out test leaves no racer
-            p.kill()
-            p.wait()
+    root, outs = race(tmp_path, RACER, "s", reps, json.dumps(TINY), timeout=900)
     first = None
     for i in range(reps):
         got = [outs[0][i], outs[1][i]]

@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import assert_animation, assert_picture, interrupt_at
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config, config_from_toml
@@ -20,7 +21,7 @@ from nnfractal.studies.windows import (
     resolvable_frames,
 )
 from nnfractal.studies.zoom import pooled_dimension
-from nnfractal.training.grid import MIN_ULPS_PER_PIXEL, ulps_per_pixel
+from nnfractal.window import MIN_ULPS_APART, Window
 
 EPS = float(np.finfo(np.float64).eps)
 BASE = ["--preset", "paper-tanh", "--resolution", "16", "--steps", "20", "--no-progress"]
@@ -90,10 +91,10 @@ def test_float_limit_counts_resolvable_frames():
     mnmx = (1.0, 1.0 + w, 1.0, 1.0 + w)
     wins = frame_windows(mnmx, (1.0 + w / 2, 1.0 + w / 2), 2.0, 5)
     n, ulps = resolvable_frames(wins, 4, "linear")
-    assert n == 2 and ulps[0] == pytest.approx(300, rel=0.01) and ulps[2] < MIN_ULPS_PER_PIXEL
+    assert n == 2 and ulps[0] == pytest.approx(300, rel=0.01) and ulps[2] < MIN_ULPS_APART
     assert np.all(np.diff(ulps) < 0)
     # log axis: exponent 2 +- tiny; the exponent's own rounding dominates (|v| ln10 > 1)
-    assert ulps_per_pixel((2.0, 2.0 + 1e-9, 2.0, 2.0 + 1e-9), 10, "log") == pytest.approx(
+    assert Window(2.0, 2.0 + 1e-9, 2.0, 2.0 + 1e-9, "log").ulps_per_pixel(10) == pytest.approx(
         1e-9 / 9 / (2 * EPS), rel=1e-3)
     # the paper's window resolves ~12 decades of zoom at 64 pixels
     big = frame_windows((-1.0, 3.0, -1.0, 4.0), (1.5, 1.0), 10.0, 16)
@@ -139,7 +140,9 @@ def test_pooled_dimension():
     assert p.ok and p.method == "zoom-weighted-mean" and p.n_frames == 3
     # weights 1 : 1/16 -> (1.4 + 1.6/16) / (1 + 1/16)
     assert p.dimension == pytest.approx((1.4 + 1.6 / 16) / (1 + 1 / 16))
-    assert p.ci_low <= 1.4 and p.ci_high >= 1.6 and p.extra["frames_used"] == [0, 1]
+    # the weighted half-widths (16 x 0.1 + 0.4) / 17 on both sides, widened to every frame's value
+    assert p.ci_low == pytest.approx(p.dimension - 2.0 / 17) and p.ci_high == pytest.approx(1.6)
+    assert p.extra["frames_used"] == [0, 1]
     assert json.dumps(p.to_dict())
     none = pooled_dimension([_est(None, None, None, ok=False)] * 2)
     assert not none.ok and none.dimension is None
@@ -167,9 +170,8 @@ def test_auto_center_lies_on_a_boundary_pixel(base_run, zoomed):
     cfg, smap = score_map_of(base_run)
     edges = boundary(smap)
     cx, cy = auto_center(cfg, smap)
-    y0, y1, x0, x1 = cfg.mnmx
-    j = int(math.floor((cx - x0) / ((x1 - x0) / (cfg.resolution - 1))))
-    i = int(math.floor((cy - y0) / ((y1 - y0) / (cfg.resolution - 1))))
+    u, v = Window.of(cfg).to_unit(np.array([[cx, cy]]))[0]
+    j, i = int(math.floor(u * (cfg.resolution - 1))), int(math.floor(v * (cfg.resolution - 1)))
     assert edges[i, j]
     info = json.loads((zoomed / "zoom.json").read_text())
     assert info["center"] == {"x": cx, "y": cy, "source": "auto"}
@@ -177,9 +179,9 @@ def test_auto_center_lies_on_a_boundary_pixel(base_run, zoomed):
 
 @pytest.mark.slow
 def test_zoom_end_to_end(base_run, zoomed, capsys):
-    for name in ["zoom.json", "dimension_per_frame.png", "zoom.mp4", "zoom.gif"]:
-        assert (zoomed / name).stat().st_size > 0, name
-    assert b"avc1" in (zoomed / "zoom.mp4").read_bytes()
+    assert_picture(zoomed / "dimension_per_frame.png")
+    for name in ["zoom.mp4", "zoom.gif"]:
+        assert_animation(zoomed / name)
     info = json.loads((zoomed / "zoom.json").read_text())
     assert info["n_frames"] == 3 and info["factor"] == 4.0 and len(info["frames"]) == 3
     assert not info["float_limit"]["stopped_early"]
@@ -189,25 +191,26 @@ def test_zoom_end_to_end(base_run, zoomed, capsys):
     for k, fr in enumerate(info["frames"]):
         fdir = zoomed / fr["dir"]
         assert fr["dir"] == f"frames/frame_{k:02d}"
-        for name in ["config.toml", "map.png", "boundary.png", "fractal.json", "summary.json"]:
-            assert (fdir / name).stat().st_size > 0, (k, name)
+        for name in ["config.toml", "fractal.json", "summary.json"]:
+            assert (fdir / name).is_file(), (k, name)
+        assert_picture(fdir / "map.png", min_ink=0.3, outcomes=True)     # centred on the boundary
+        assert_picture(fdir / "boundary.png")
         assert RunStore.open(fdir / "store.zarr").complete
         cfg = config_from_toml(fdir / "config.toml")
         assert list(cfg.mnmx) == fr["mnmx"]
         assert cfg.replace(mnmx=run_cfg.mnmx).to_dict() == run_cfg.to_dict()   # only mnmx differs
-        y0, y1, x0, x1 = cfg.mnmx
+        window = Window.of(cfg)
         fc = (fr["center"]["x"], fr["center"]["y"])
-        assert x0 <= fc[0] <= x1 and y0 <= fc[1] <= y1
+        assert window.contains(*fc)
         if k == 0:
             assert fc == c
         else:                   # the automatic centre follows the boundary: both signs in view
             smap = score_map_of(fdir)[1]
             assert (smap > 0).any() and (smap <= 0).any(), k
         if prev is not None:                       # shrinks by the factor, inside the last frame
-            assert (prev[1] - prev[0]) / (y1 - y0) == pytest.approx(4.0)
-            assert (prev[3] - prev[2]) / (x1 - x0) == pytest.approx(4.0)
-            assert prev[0] <= y0 and y1 <= prev[1] and prev[2] <= x0 and x1 <= prev[3]
-        prev = cfg.mnmx
+            assert np.divide(prev.size, window.size) == pytest.approx([4.0, 4.0])
+            assert prev.contains(window.x0, window.y0) and prev.contains(window.x1, window.y1)
+        prev = window
         d = fr["dimension"]
         assert d["method"] == "box-ols" and "ok" in d and "ci_low" in d
         frame_final = json.loads((fdir / "fractal.json").read_text())["final"]
@@ -370,27 +373,12 @@ def test_a_signal_stops_the_zoom_after_the_current_chunk_and_resume_finishes_it(
         slow_chunk_run, tmp_path, sig, capsys):
     """Ctrl-C or SIGTERM while frame 0 trains (one chunk per frame): the chunk finishes and is
     kept, no other frame starts, exit 130 with the resume line; --resume trains the rest."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     out = tmp_path / "z"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nnfractal", "zoom", str(slow_chunk_run), "--resolution", "8",
-         "--factor", "2", "--depth", "0.7", "--center", "1.5", "1.0", "--out", str(out),
-         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("[frame 0/2] training"):
-            time.sleep(0.3)
-            proc.send_signal(getattr(signal, sig))
-            break
-    rest, _ = proc.communicate(timeout=300)
-    text = "".join(seen) + rest
-    assert proc.returncode == 130, text
+    code, text = interrupt_at(
+        ["zoom", str(slow_chunk_run), "--resolution", "8", "--factor", "2", "--depth", "0.7",
+         "--center", "1.5", "1.0", "--out", str(out), "--no-progress"],
+        lambda line: line.startswith("[frame 0/2] training"), sig)
+    assert code == 130, text
     assert "stopping after the current chunk" in text
     assert "[frame 1/2]" not in text, text                   # no other frame was trained
     assert f"resume with: nnfractal zoom --resume {out}" in text.splitlines()[-1], text

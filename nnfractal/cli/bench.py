@@ -8,7 +8,10 @@ numbers, absolute rates are not. The matmul peak is measured in the same run (fl
 ResNet, float64 for the paper's MLP), after every repeat, and its best value is used.
 
 Extra rows: the paper MLP's engine without its C++ kernel ("torch-fast-path", the step-by-step
-torch path, with its ratio to the kernel) and, with ``--contention K`` (default 1), the current
+torch path, with its ratio to the kernel); end to end, `nnfractal run` as a user types it on a
+grid of about the engine row's size in the same window ("run", its rate from its summary.json:
+model-steps / the tiles' compute seconds), with its ratio to the engine on exactly that grid
+("engine-grid", target >= 0.80) and the command's whole wall time; and, with ``--contention K`` (default 1), the current
 engine beside K busy processes (one core each, started and stopped around each of those timed
 calls) with its ratio to the quiet rate measured in the same run and to the fair share (quiet
 rate x fraction of the usable cores left; issue 21's target: >= 0.7 of that).
@@ -120,16 +123,21 @@ class Worker:
 
     def __init__(self, label: str, root: Path, threads: int):
         self.label, self.root = label, root
-        # `root` first, so that this version's package wins; the rest of PYTHONPATH (installed
-        # dependencies, e.g. wheels unpacked with pip --target) stays reachable.
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bench_worker.py"))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=self.environment(root, threads), text=True, cwd=str(root))
+
+    @staticmethod
+    def environment(root: Path, threads: int) -> dict[str, str]:
+        """This process's environment with `root` first on PYTHONPATH (this version's package
+        wins; the rest, e.g. wheels unpacked with pip --target, stays reachable), `threads`
+        OpenMP threads and this process's allocator."""
         path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
         env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=str(threads))
         library = allocator.find_tcmalloc()
         if allocator.in_use() == "tcmalloc" and library:
             env = allocator.preload_env(env, library)        # the allocator this process runs on
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bench_worker.py"))],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
-                                     cwd=str(root))
+        return env
 
     def run(self, request: dict) -> dict:
         self.proc.stdin.write(json.dumps(request) + "\n")
@@ -192,6 +200,43 @@ class BusyLoad:
             p.wait(timeout=30)
 
 
+def run_grid(models: int) -> int:
+    """Points per side of the `nnfractal run` grid of the end-to-end row: about `models` points."""
+    return max(2, round(models ** 0.5))
+
+
+def run_command(root: Path, workload: str, models: int, steps: int, threads: int, device: str) -> dict:
+    """`nnfractal run` on the workload's preset, a run_grid(models)^2 grid of its window, in a
+    subprocess with the bench workers' environment; a reply as a worker's (seconds: the tiles'
+    compute seconds from summary.json; warmup_seconds: the rest of the command's wall time)."""
+    from nnfractal.config import build_config
+
+    from .bench_worker import WORKLOADS
+    side = run_grid(models)
+    preset, overrides = WORKLOADS[workload]
+    cfg = build_config(preset, steps=steps, resolution=side, **overrides)
+    with tempfile.TemporaryDirectory(prefix="nnfractal-bench-run-") as tmp:
+        out = Path(tmp) / "run"
+        args = [sys.executable, "-m", "nnfractal", "run", "--preset", preset, "--resolution", str(side),
+                "--steps", str(steps), "--out", str(out), "--no-progress", "--device", device,
+                *[a for k, v in overrides.items() for a in (f"--{k}", str(v))]]
+        env = Worker.environment(root, threads)
+        if allocator.in_use() != "tcmalloc":
+            env[allocator.SWITCH] = "0"          # the allocator of the workers, not the command's own
+        t = time.perf_counter()
+        done = subprocess.run(args, env=env, cwd=str(root), capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if done.returncode != 0:
+            raise BenchError(f"nnfractal run ({workload}) failed: {done.stderr.strip()[-300:]}")
+        summary = json.loads((out / "summary.json").read_text())
+    seconds = summary["tile_seconds"] or summary["wall_time_s"]
+    return {"seconds": seconds, "warmup_seconds": wall - seconds, "command_seconds": wall,
+            "model_steps": side * side * steps, "models": side * side, "steps": steps,
+            "tile_batch": cfg.tile_batch, "chunk_workers": (summary.get("chunk_threads") or [1])[0],
+            "training_threads": summary.get("training_threads"), "allocator": summary.get("allocator"),
+            "peak_rss_mb": None, "base_rss_mb": None, "cuda_peak_mb": None, "version": str(root)}
+
+
 def measure(workloads: list[str], sizes: dict, workers: dict[str, Worker], repeats: int,
             threads: int, device: str, log, contention: int = 0) -> tuple[dict, dict]:
     """Interleaved repeats of every (workload, variant, version). Returns the replies by variant
@@ -205,6 +250,7 @@ def measure(workloads: list[str], sizes: dict, workers: dict[str, Worker], repea
             variants.append((w, "engine", label))
         if w == "paper-tanh":
             variants.append((w, "torch", "current"))
+            variants += [(w, "engine-grid", "current"), (w, "run", "current")]
         if contention:
             variants.append((w, "busy", "current"))
     replies: dict[str, list[dict]] = {}
@@ -215,13 +261,19 @@ def measure(workloads: list[str], sizes: dict, workers: dict[str, Worker], repea
         for w, kind, label in order:
             models, steps = sizes[w]["naive" if kind == "naive" else "engine"]
             overrides = {"device": device} if device != "cpu" else {}
+            if kind == "engine-grid":              # the end-to-end row's grid, every point of it
+                overrides["resolution"] = run_grid(models)
+                models = overrides["resolution"] ** 2
             request = {"workload": w, "variant": "naive" if kind == "naive" else "engine",
                        "models": models, "steps": steps, "threads": threads, "overrides": overrides}
             if kind == "torch":
                 request["mlp_kernel"] = False
             busy = BusyLoad(contention) if kind == "busy" else None
             try:
-                reply = workers[label].run(request)
+                if kind == "run":
+                    reply = run_command(workers[label].root, w, models, steps, threads, device)
+                else:
+                    reply = workers[label].run(request)
             finally:
                 if busy is not None:
                     busy.stop()
@@ -242,6 +294,8 @@ def _name(workload: str, kind: str, label: str, contention: int = 0) -> str:
         return f"{workload} torch-fast-path@{label}"
     if kind == "busy":
         return f"{workload} engine@{label}+{contention}busy"
+    if kind in ("run", "engine-grid"):
+        return f"{workload} {kind}@{label}"
     return f"{workload} engine@{label}"
 
 
@@ -295,6 +349,11 @@ def summarise(replies: dict, peaks: dict, gflop: dict, previous: dict | None, th
             row["ratio_vs_quiet"] = med / quiet
             row["fair_share"] = max(0.0, (cores - contention) / cores)
             row["ratio_vs_fair_share"] = row["ratio_vs_quiet"] / row["fair_share"] if row["fair_share"] else None
+        if row["variant"].startswith("run@"):
+            # Target (issue 28): the command trains at >= 80% of the engine's rate on its grid.
+            row["ratio_vs_engine_grid"] = med / medians[f"{workload} engine-grid@current"]
+            row["command_seconds"] = [r["command_seconds"] for r in reps]
+            row["training_threads"] = reps[0].get("training_threads")
         if name.startswith("paper-tanh torch-fast-path"):
             row["ratio_vs_kernel"] = med / medians["paper-tanh engine@current"]
         if workload == "paper-tanh" and row["variant"].startswith("engine@") and "busy" not in name:
@@ -322,6 +381,11 @@ def print_table(rows: list[dict], out=None) -> None:
             share = f" = {r['ratio_vs_fair_share']:.2f} of the fair share" if r["ratio_vs_fair_share"] else ""
             extra.append(f"x {r['ratio_vs_quiet']:.2f} vs engine@current without the load{share} "
                          f"(target >= 0.70)")
+        if "ratio_vs_engine_grid" in r:
+            extra.append(f"x {r['ratio_vs_engine_grid']:.2f} vs engine-grid@current, the engine on "
+                         f"this grid (target >= 0.80); the whole command "
+                         f"{statistics.median(r['command_seconds']):.0f} s; "
+                         f"{r['training_threads']} thread(s) trained")
         if "ratio_vs_kernel" in r:
             extra.append(f"x {r['ratio_vs_kernel']:.2f} vs engine@current (the C++ kernel)")
         if r.get("cpu_share") is not None and "ratio_vs_quiet" in r:
@@ -329,11 +393,12 @@ def print_table(rows: list[dict], out=None) -> None:
         if "ratio_vs_paper_jax_not_measured_here" in r:
             extra.append(f"x {r['ratio_vs_paper_jax_not_measured_here']:.2f} vs paper JAX (17.6k, earlier)")
         mem = r["cuda_peak_mb"] if r["cuda_peak_mb"] is not None else r["peak_rss_mb"]
+        mem = f"{mem:9.0f}" if mem is not None else f"{'-':>9s}"
         chunk = "1" if r["variant"] == "naive" else f"{r['tile_batch']} ({r.get('chunk_workers', 1)})"
         print(f"{r['name']:30s} {str(r['models']) + ' x ' + str(r['steps']):>15s} {chunk:>15s} "
               f"{r['model_steps_per_s']:14.1f} {r['model_steps_per_s_best']:10.1f} "
               f"{r['gflop_per_s']:8.1f} {r['percent_of_matmul_peak']:6.1f}% "
-              f"{(mem or 0):9.0f} {r['ratio_vs_naive']:8.2f}  {'; '.join(extra)}", file=out)
+              f"{mem} {r['ratio_vs_naive']:8.2f}  {'; '.join(extra)}", file=out)
 
 
 # ---- command ----------------------------------------------------------------------------------

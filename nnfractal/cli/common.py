@@ -12,7 +12,16 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from nnfractal.config import DEFAULT_PRESET, METRICS, READOUTS, Config, ConfigError, preset_names, resolve_config
+from nnfractal.config import (
+    DEFAULT_PRESET,
+    INPUT_FILE_FACTS,
+    METRICS,
+    READOUTS,
+    Config,
+    ConfigError,
+    preset_names,
+    resolve_config,
+)
 from nnfractal.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -45,10 +54,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None,
                    help=f"preset name (default {DEFAULT_PRESET}): {', '.join(preset_names())}")
     p.add_argument("--out", type=Path, help="run folder (default runs/<preset>-<timestamp>)")
-    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
-                   help="folder holding MNIST's four IDX files, gzip or not (in it, in mnist/ or "
-                   "in torchvision's MNIST/raw/); a folder without them is refused. Default "
-                   "~/.cache/nnfractal, where the offline 5,000-image subset stands in")
+    add_data_dir_flag(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_max_storage_flag(p)
     g = p.add_argument_group("model")
@@ -71,6 +77,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch_size", "--batch-size", type=int, dest="batch_size", help="0 = full batch")
     g.add_argument("--data-seed", "--data_seed", type=int, dest="data_seed",
                    help="seed of the training subset and the minibatch order")
+    g.add_argument("--data-file", "--data_file", dest="data_file", metavar="NPZ",
+                   help="train on these arrays instead of drawing data (e.g. another tool's, to "
+                   "compare maps pixel by pixel): x (N, width) and y (N, target_dim) floats for "
+                   "regression; x (N, 1, 28, 28), y (N,) labels 0-9 and optionally x_test, "
+                   "y_test for images. The run records its path and sha256")
     g = p.add_argument_group("training")
     g.add_argument("--num_epochs", "--num-epochs", type=int, dest="num_epochs",
                    help="passes over the training subset (one step for full-batch presets)")
@@ -99,6 +110,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-fast-path", dest="fast_path", action="store_false", default=None,
                    help="autograd instead of the model's hand-written gradient")
     g.add_argument("--seed", type=int, help="initial weights seed")
+    g.add_argument("--init-file", "--init_file", dest="init_file", metavar="NPZ",
+                   help="initial weights of every model instead of drawing them from --seed: one "
+                   "array per parameter, named and shaped as the model's (weights.0 (width, "
+                   "width), weights.1 (width, target_dim) for meanfield-mlp). The run records "
+                   "its path and sha256")
     g.add_argument("--no-early-exit", dest="early_exit", action="store_false", default=None,
                    help="keep computing models whose weights turned NaN (same map, slower)")
     g = p.add_argument_group("grid and measure")
@@ -134,6 +150,13 @@ def _models_reading(field_name: str) -> str:
     return f"model{'s' if len(names) > 1 else ''} {', '.join(names)}"
 
 
+def add_data_dir_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
+                   help="folder holding MNIST's four IDX files, gzip or not (in it, in mnist/ or "
+                   "in torchvision's MNIST/raw/); a folder without them is refused. Default "
+                   "~/.cache/nnfractal, where the offline 5,000-image subset stands in")
+
+
 def add_max_storage_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-storage", "--max_storage", type=float, dest="max_storage",
                    metavar="GIB", help="curves (uncompressed) allowed on disk, in GiB (default: "
@@ -141,8 +164,9 @@ def add_max_storage_flag(p: argparse.ArgumentParser) -> None:
 
 
 # Config fields without a flag of their own: the preset names the run; --readout sets readout
-# and metric; minibatch sampling with replacement is a preset-only choice.
-NOT_FLAGS = ("preset", "readout", "metric", "minibatch_replacement")
+# and metric; minibatch sampling with replacement is a preset-only choice; the input files'
+# hashes are recorded, not chosen.
+NOT_FLAGS = ("preset", "readout", "metric", "minibatch_replacement", *INPUT_FILE_FACTS)
 CONFIG_FLAGS = tuple(f.name for f in fields(Config) if f.name not in NOT_FLAGS)
 
 

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from nnfractal.config import ConfigError
-from nnfractal.errors import refuse
+from nnfractal.errors import DataError, refuse
 from nnfractal.report import write_report
 from nnfractal.studies import compare
+from nnfractal.studies.comparison import pair_configs
 
 from .common import CONFIG_FLAGS, add_run_flags, config_from_args, run_resumable
 from .sample import ESTIMATOR_FLAGS, add_estimator_flags, spec_from_args
@@ -70,7 +71,7 @@ def cmd_compare(args) -> int:
                       "(nnfractal compare PRESET_A PRESET_B)")
     try:
         work = _compare_work(args)
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         return refuse(err)
     # a study's stops and failures say how to resume it (the box compare's: that nothing was
     # written, its folder being staged)
@@ -79,8 +80,8 @@ def cmd_compare(args) -> int:
 
 def _compare_work(args):
     """The comparison the flags ask for, as a callable; ConfigError for flags that do not fit."""
-    # Here, not at the top: compare_sampled loads torch (3.7 s measured, load average ~1.5),
-    # which the cli must not load before console_main's allocator restart.
+    # Here, not at the top: compare_sampled loads torch (seconds), which the cli must not load
+    # before console_main's allocator restart.
     from nnfractal.studies import compare_sampled as cs
     if args.resume is not None:
         given = [f for f in ("presets", "depths", "out", "windows", "factor")
@@ -97,6 +98,7 @@ def _compare_work(args):
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, "
                           f"{', '.join(cs.SAMPLED_METHODS)})")
     presets = args.presets or list(compare.DEFAULT_PRESETS)
+    _check_input_files(presets, compare_overrides_from_args(args, presets[0]))
     if method == "box":
         for name in tuple(n for ns in ESTIMATOR_FLAGS.values() for n in ns):
             if getattr(args, name, None) is not None:
@@ -118,3 +120,17 @@ def _compare_work(args):
         presets, method=method, seeds=args.seeds, depths=args.depths, out=args.out, spec=spec,
         data_dir=args.data_dir, progress=not args.no_progress, max_storage=args.max_storage,
         report=write_report, **compare_overrides_from_args(args, presets[0]))
+
+
+def _check_input_files(presets: list[str], overrides: dict) -> None:
+    """An init file is refused (the comparison's seeds draw each architecture's weights, and two
+    architectures have different parameters); a data file is read and checked against both
+    architectures before anything trains (ConfigError / DataError naming the array)."""
+    if overrides.get("init_file"):
+        raise ConfigError("init_file", "is not allowed with compare, whose seeds draw each "
+                          "architecture's initial weights (allowed: leave it out; nnfractal run "
+                          "--init-file trains one map from given weights)")
+    if overrides.get("data_file") and len(presets) == 2:
+        from nnfractal.runner.run import resolve_input_files
+        for cfg in pair_configs(*presets, **overrides)[:2]:
+            resolve_input_files(cfg)

@@ -6,18 +6,25 @@ own estimator from its curves. Above run, zoom, sample and report: it dispatches
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from nnfractal.config import ConfigError
 from nnfractal.report import write_report, write_report_safely
 from nnfractal.runner.run import analyse_fractal, check_run_dir, describe
-from nnfractal.storage.folders import write_text_atomic
+from nnfractal.storage.folders import read_json_or_empty, write_json_atomic
+from nnfractal.storage.run_folder import (
+    BOUNDARY_FILE,
+    BOXCOUNT_FILE,
+    DIMENSION_PER_EPOCH_FILE,
+    FRACTAL_FILE,
+    SUMMARY_FILE,
+    ZOOM_FILE,
+)
 from nnfractal.studies.sample import dimension_of_sample, is_sample_folder
 from nnfractal.studies.zoom import analyse_zoom
 
-ANALYSED_FILES = ("fractal.json", "boxcount.png", "fd_per_epoch.png", "boundary.png")
+ANALYSED_FILES = (FRACTAL_FILE, BOXCOUNT_FILE, DIMENSION_PER_EPOCH_FILE, BOUNDARY_FILE)
 
 
 def analysis_name(fit_range) -> str:
@@ -61,7 +68,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
     check_fit_range(fit_range)
     run_dir = Path(run_dir)
     fit = tuple(float(v) for v in fit_range) if fit_range else None
-    if (run_dir / "zoom.json").exists():
+    if (run_dir / ZOOM_FILE).exists():
         if fit is not None and not write:
             raise ConfigError("fit_range", "rewrites the zoom's zoom.json, dimension_per_frame.png "
                               "and report.html (allowed: add --write to do so)")
@@ -74,7 +81,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         out = run_dir / analysis_name(fit)
         out.mkdir(exist_ok=True)
         result = analyse_fractal(run_dir, fit_range=fit, log=log, out_dir=out, force=force)
-        own = _json_or_empty(run_dir / "fractal.json").get("final") or {}
+        own = read_json_or_empty(run_dir / FRACTAL_FILE).get("final") or {}
         log(f"wrote the named analysis {out}: {', '.join(ANALYSED_FILES)}; the run's own "
             f"dimension (summary.json, fractal.json, report.html, explorer) stays "
             f"{describe(own) if own else 'as it was'} (add --write to replace it)")
@@ -87,21 +94,14 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
     return result["paper_method"] if method == "paper" else result["final"]
 
 
-def _json_or_empty(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _update_summary_dimension(run_dir: Path, fractal: dict) -> None:
     """summary.json's dimension fields from a new fractal.json (left alone if there is none)."""
-    path = run_dir / "summary.json"
-    summary = _json_or_empty(path)
+    path = run_dir / SUMMARY_FILE
+    summary = read_json_or_empty(path)
     if not summary:
         return
     final = fractal["final"]
     summary.update(fractal_dimension=final["dimension"],
                    fractal_dimension_ci95=[final["ci_low"], final["ci_high"]],
                    fit_range=fractal.get("fit_range"))
-    write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(path, summary)

@@ -20,6 +20,8 @@ from nnfractal.models import family_spec
 from nnfractal.report import write_report
 from nnfractal.training.budget import check_run
 
+from .common import add_data_dir_flag
+
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
 
@@ -40,8 +42,7 @@ def add_explore_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu | cuda | auto (for the windows this session computes)")
     p.add_argument("--out", type=Path, help="session folder (default RUN_DIR, or "
                    "runs/explore-<timestamp>)")
-    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
-                   help="dataset cache (default ~/.cache/nnfractal)")
+    add_data_dir_flag(p)
     p.add_argument("--host", default=None, help=f"address to bind (default {DEFAULT_HOST}; any "
                    "other address lets other machines reach the server)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,

@@ -8,7 +8,7 @@ from nnfractal.errors import refuse
 from nnfractal.report import write_report
 from nnfractal.studies import zoom
 
-from .common import add_max_storage_flag, run_resumable
+from .common import add_data_dir_flag, add_max_storage_flag, run_resumable
 
 
 def add_zoom_parser(sub) -> None:
@@ -29,8 +29,7 @@ def add_zoom_parser(sub) -> None:
                    "(default: the run's)")
     p.add_argument("--out", type=Path, help="output folder (default <RUN_DIR>-zoom-<timestamp>, "
                    "beside the run)")
-    p.add_argument("--data-dir", "--data_dir", type=Path, dest="data_dir",
-                   help="dataset cache (default ~/.cache/nnfractal)")
+    add_data_dir_flag(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_max_storage_flag(p)
 

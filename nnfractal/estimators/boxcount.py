@@ -51,8 +51,8 @@ MIN_BOXES_ACROSS = 8  # boxes across the boundary's extent and the image
 MIN_SCALE_RATIO = 3.0  # s_max / s_min: at least ~1.6 octaves (a 128 px map just qualifies)
 MIN_FIT_SIZES = 3
 MIN_PAPER_PIXELS = 16  # paper estimator: boundary pixels per frame, on average
-MIN_PAPER_SIDE = 64  # paper estimator: below this its 10 log-spaced sizes collapse to a few, and
-#                      flat counts gave "0.000 [-1.15, 2.30]" at 24 px (measured)
+MIN_PAPER_SIDE = 64  # paper estimator: below this its 10 log-spaced sizes collapse to a few,
+#                      too few for a slope
 SUBRANGE_MIN_SHARE = 0.4  # sub-ranges span >= this share of log(s) range
 # Crossover model of the counts (see crossover_high): N(s) = A s^-D + B s^-1 - E s^-2.
 CROSSOVER_DIMENSIONS = np.round(np.linspace(1.0, 2.0, 201), 3)  # profile grid, step 0.005
@@ -62,9 +62,8 @@ CROSSOVER_MIN_ROUGH_SHARE = 0.5  # the rough term must hold >= half the boxes at
 #                                  size, else its exponent is not measured (a line fits any D)
 CROSSOVER_MIN_SIZES = 5  # three coefficients plus at least one residual degree of freedom
 CROSSOVER_OCTAVES = 5  # the model is fitted from the smallest fitted size up to 2^5 times it:
-#                        its three terms are the leading ones only, and over longer ranges the
-#                        profile grew overconfident (2048 px: coverage 70% over 4-256 px, 93% over
-#                        4-128 px; benchmarks/box_coverage.py)
+#                        its three terms are the leading ones only, so over longer ranges its
+#                        profile interval is too narrow
 
 
 # ---------------------------------------------------------------------------
@@ -293,13 +292,16 @@ def local_slopes(sizes, counts):
 # Estimates
 
 
-def _json_value(v):
+def json_safe(v):
+    """`v` as strict JSON takes it, recursively: arrays and tuples become lists, numpy scalars
+    Python ones, and non-finite floats (inf, nan) None. Here, on the lowest floor that writes
+    JSON (the estimates' ``to_dict``); storage's JSON writers use it too."""
     if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
+        return {k: json_safe(x) for k, x in v.items()}
     if isinstance(v, np.ndarray):
-        return [_json_value(x) for x in v.tolist()]
+        return [json_safe(x) for x in v.tolist()]
     if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
+        return [json_safe(x) for x in v]
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, np.integer)):
@@ -367,9 +369,7 @@ class DimensionEstimate:
 
     def to_dict(self):
         """JSON-safe dict: arrays become lists, NaN/inf become None."""
-        return {k: _json_value(v) if k != "extra" else
-                {kk: _json_value(vv) for kk, vv in v.items()}
-                for k, v in self.__dict__.items()}
+        return json_safe(self.__dict__)
 
 
 def _failed(method, reason, n_pixels, sizes=(), counts=(), slopes=(),
@@ -449,9 +449,8 @@ def estimate_dimension(edges, *, sizes=None, fit_range=None, n_boot=200,
        when that is higher. On a rough curve the counts of a finite image
        read low (boxes larger than the curve's oscillation see it as
        smooth; pixel-centre samples miss the extremes of a curve that is
-       rough below a pixel): on Weierstrass regions at 1024 px the fitted
-       slope is 0.04-0.3 low while the raised bound covers the truth in 98%
-       of cases (README, "Resolution and dimensions"). The point estimate
+       rough below a pixel), and the raised bound is what covers the truth
+       (README, "Resolution and dimensions"). The point estimate
        stays the fitted slope: the model's own best dimension is not
        identified well enough to replace it. ``extra`` keeps the unraised
        bound as ``fit_high``.

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -237,15 +238,15 @@ def difference(estimates_a: Iterable, estimates_b: Iterable, *, label_a: str = "
         raise ValueError("one stratum per estimate")
     da, la, ha, na, ra = _usable(ests_a)
     db, lb, hb, nb, rb = _usable(ests_b)
-    out = {"n_units_a": na, "n_units_b": nb, "n_ok_a": int(da.size), "n_ok_b": int(db.size),
+    out: dict[str, Any] = {"n_units_a": na, "n_units_b": nb, "n_ok_a": int(da.size), "n_ok_b": int(db.size),
            "method": DIFFERENCE_METHOD, "note": "", "strata_used": [], "strata_dropped": []}
     name_a, name_b = name_a or label_a, name_b or label_b
-    missing = [(lab, _reason_text(r)) for lab, d, r in ((name_a, da, ra), (name_b, db, rb))
+    lacking = [(lab, _reason_text(r)) for lab, d, r in ((name_a, da, ra), (name_b, db, rb))
                if d.size == 0]
-    if len(missing) == 2 and missing[0][1] == missing[1][1]:
-        missing = [f"neither has a dimension estimate ({missing[0][1]})"]
+    if len(lacking) == 2 and lacking[0][1] == lacking[1][1]:
+        missing = [f"neither has a dimension estimate ({lacking[0][1]})"]
     else:
-        missing = [f"{lab} has no dimension estimate ({why})" for lab, why in missing]
+        missing = [f"{lab} has no dimension estimate ({why})" for lab, why in lacking]
     per_a = {t: _usable([e for e, u in zip(ests_a, sa) if u == t]) for t in sorted(set(sa))}
     per_b = {t: _usable([e for e, u in zip(ests_b, sb) if u == t]) for t in sorted(set(sb))}
     common = [t for t in sorted(set(per_a) & set(per_b))
@@ -255,6 +256,7 @@ def difference(estimates_a: Iterable, estimates_b: Iterable, *, label_a: str = "
         missing = [f"no {stratum_name} has an estimate for both ({name_a}: "
                    f"{[t for t in per_a if per_a[t][0].size]}, {name_b}: "
                    f"{[t for t in per_b if per_b[t][0].size]})"]
+    diff: dict[str, Any]
     if missing:
         diff = {**out, "estimate": None, "ci_low": None, "ci_high": None, "ok": False,
                 "reason": "; ".join(missing), "p_permutation": None}
@@ -338,7 +340,9 @@ def paired_difference(pairs: Iterable, *, label_a: str = "A", label_b: str = "B"
     """
     pairs = list(pairs)
     name_a, name_b = name_a or label_a, name_b or label_b
-    rows, d_a, d_b = [], [], []
+    rows: list[dict[str, Any]] = []
+    d_a: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    d_b: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for i, (ea, eb) in enumerate(pairs):
         ua, ub = _usable([ea]), _usable([eb])
         if ua[0].size and ub[0].size:
@@ -350,9 +354,10 @@ def paired_difference(pairs: Iterable, *, label_a: str = "A", label_b: str = "B"
             why = "; ".join(f"{n}: {_reason_text(u[4])}" for n, u in ((name_a, ua), (name_b, ub))
                             if not u[0].size)
             rows.append({"pair": i, "a": None, "b": None, "difference": None, "reason": why})
-    out = {"n_units_a": len(pairs), "n_units_b": len(pairs), "n_ok_a": len(d_a),
+    out: dict[str, Any] = {"n_units_a": len(pairs), "n_units_b": len(pairs), "n_ok_a": len(d_a),
            "n_ok_b": len(d_b), "n_pairs": len(d_a), "pairs": rows, "method": PAIRED_METHOD,
            "note": "", "strata_used": [], "strata_dropped": []}
+    diff: dict[str, Any]
     if not d_a:
         reasons = sorted({r["reason"] for r in rows if r.get("reason")})
         diff = {**out, "estimate": None, "ci_low": None, "ci_high": None, "ok": False,

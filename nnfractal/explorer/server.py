@@ -38,6 +38,7 @@ from nnfractal.estimators.boxcount import boundary
 from nnfractal.render.maps import MAP_CMAP, cdf_restretch
 from nnfractal.training.grid import axes, axis_labels
 from nnfractal.training.measure import normalise
+from nnfractal.window import Window
 
 from .session import MAX_COORD, MAX_ID, MAX_QUEUED, RES_MAX, RES_MIN, ExploreError, Session
 
@@ -62,8 +63,8 @@ class ZoomRequest(BaseModel):
     @field_validator("mnmx")
     @classmethod
     def _ordered(cls, v: list[float]) -> list[float]:
-        y0, y1, x0, x1 = v
-        if not (y0 < y1 and x0 < x1):
+        window = Window.from_mnmx(v)
+        if not (window.y0 < window.y1 and window.x0 < window.x1):
             raise ValueError(f"{v} is not allowed (allowed: y_min < y_max and x_min < x_max, "
                              "in the order y_min y_max x_min x_max)")
         return v
@@ -149,8 +150,15 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
     app = FastAPI(title="nnfractal explorer", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    colormap = _colormap()
+    _add_guards(app, allowed_hosts)
+    _add_page_routes(app)
+    _add_window_routes(app, session)
+    _add_job_routes(app, session)
+    return app
 
+
+def _add_guards(app: FastAPI, allowed_hosts: list[str] | None) -> None:
+    """Host, Origin and Content-Type checks on every request, and errors as one JSON line."""
     @app.middleware("http")
     async def guard(request: Request, call_next):
         if allowed_hosts is not None:
@@ -187,7 +195,9 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
     async def http_error(_request, err: StarletteHTTPException):
         return _error(err.status_code, str(err.detail))
 
-    # ---- the page ------------------------------------------------------------------------------
+
+def _add_page_routes(app: FastAPI) -> None:
+    """The page itself: index.html, app.js, style.css (package data)."""
     def static(name: str) -> Response:
         text = resources.files("nnfractal.explorer").joinpath("static").joinpath(name).read_bytes()
         return Response(text, media_type=STATIC_FILES[name])
@@ -208,105 +218,123 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
     def favicon():
         return Response(status_code=204)
 
-    # ---- windows -------------------------------------------------------------------------------
-    def window_info(wid: int) -> dict[str, Any]:
-        win = session.window(wid)
-        cfg = win.cfg
-        x, y = axes(cfg)
-        xlabel, ylabel = axis_labels(cfg)
-        chain, w = [], win
-        while w is not None:
-            chain.append(w.id)
-            w = session.windows.get(w.parent) if w.parent is not None else None
-        job = session.jobs.get(win.job) if win.job is not None else None
-        info = {
-            "id": win.id, "name": f"w{win.id:03d}", "parent": win.parent, "status": win.status,
-            "error": win.error, "job": job.to_dict(session.queue_position(job)) if job else None,
-            "ancestors": chain[::-1], "mnmx": list(cfg.mnmx), "axis_scale": cfg.axis_scale,
-            "resolution": cfg.resolution, "x": x.tolist(), "y": y.tolist(),
-            "xlabel": xlabel.replace("log10 ", ""), "ylabel": ylabel.replace("log10 ", ""),
-            "preset": cfg.preset, "model": cfg.model, "nonlinearity": cfg.nonlinearity,
-            "optimizer": cfg.optimizer, "phase_space": cfg.phase_space, "measure": cfg.measure,
-            "readout": cfg.readout, "metric": cfg.metric, "steps": cfg.steps or None,
-            "tile_batch": cfg.tile_batch,
-            "done_points": win.done_points if win.status != "done" else win.total_points,
-            "total_points": win.total_points, "dimension": None, "fraction_converged": None,
-            "wall_time_s": None, "report_url": None,
-            "png_url": f"/api/windows/{win.id}/map.png" if win.status == "done" else None,
-        }
-        if win.status == "done":
-            s, _ = session.score_map(win)
-            info["dimension"] = win.dimension
-            info["fraction_converged"] = float(np.mean(s < 0))
-            info["wall_time_s"] = _num(win.wall_time_s)
-            if win.report is not None and win.report.is_file():
-                info["report_url"] = f"/api/windows/{win.id}/report"
-        return info
+
+def window_info(session: Session, wid: int) -> dict[str, Any]:
+    """What the page shows of a window: its place in the tree, its config, status and results."""
+    win = session.window(wid)
+    cfg = win.cfg
+    x, y = axes(cfg)
+    xlabel, ylabel = axis_labels(cfg)
+    chain, w = [], win
+    while w is not None:
+        chain.append(w.id)
+        w = session.windows.get(w.parent) if w.parent is not None else None
+    job = session.jobs.get(win.job) if win.job is not None else None
+    info = {
+        "id": win.id, "name": f"w{win.id:03d}", "parent": win.parent, "status": win.status,
+        "error": win.error, "job": job.to_dict(session.queue_position(job)) if job else None,
+        "ancestors": chain[::-1], "mnmx": list(cfg.mnmx), "axis_scale": cfg.axis_scale,
+        "resolution": cfg.resolution, "x": x.tolist(), "y": y.tolist(),
+        "xlabel": xlabel.replace("log10 ", ""), "ylabel": ylabel.replace("log10 ", ""),
+        "preset": cfg.preset, "model": cfg.model, "nonlinearity": cfg.nonlinearity,
+        "optimizer": cfg.optimizer, "phase_space": cfg.phase_space, "measure": cfg.measure,
+        "readout": cfg.readout, "metric": cfg.metric, "steps": cfg.steps or None,
+        "tile_batch": cfg.tile_batch,
+        "done_points": win.done_points if win.status != "done" else win.total_points,
+        "total_points": win.total_points, "dimension": None, "fraction_converged": None,
+        "wall_time_s": None, "report_url": None,
+        "png_url": f"/api/windows/{win.id}/map.png" if win.status == "done" else None,
+    }
+    if win.status == "done":
+        s, _ = session.score_map(win)
+        info["dimension"] = win.dimension
+        info["fraction_converged"] = float(np.mean(s < 0))
+        info["wall_time_s"] = _num(win.wall_time_s)
+        if win.report is not None and win.report.is_file():
+            info["report_url"] = f"/api/windows/{win.id}/report"
+    return info
+
+
+def map_payload(session: Session, window_id: int) -> dict[str, Any]:
+    """A window's map as the page draws it: colour indices and boundary bits (base64), so far."""
+    win = session.window(window_id)
+    s, done = session.score_map(win)
+    rows, cols = s.shape
+    flat = s.ravel()
+    index = np.zeros(flat.size, dtype=np.uint8)
+    if done:
+        # The paper's restretch over the trained pixels, then Spectral's 256-colour lookup
+        # exactly as matplotlib indexes it (so the page matches map.png).
+        vals = np.nan_to_num(flat[:done], nan=0.0, posinf=1e300, neginf=-1e300)
+        v = cdf_restretch(vals)
+        index[:done] = np.clip(np.floor((v + 1.0) / 2.0 * 256), 0, 255).astype(np.uint8)
+    edges = boundary(s) if rows > 1 and cols > 1 else np.zeros((0, 0), bool)
+    converged = float(np.mean(flat[:done] < 0)) if done else None
+    return {"id": win.id, "status": win.status, "error": win.error, "rows": rows, "cols": cols,
+            "done": int(done), "pixels": _b64(index), "boundary": _b64(edges.ravel()),
+            "boundary_pixels": int(edges.sum()), "fraction_converged": converged,
+            "dimension": win.dimension if win.status == "done" else None}
+
+
+def curve_payload(session: Session, window_id: int, row: int, col: int) -> dict[str, Any]:
+    """One pixel's loss curve, its hyperparameters and its score."""
+    win = session.window(window_id)
+    curve = session.curve(win, row, col)
+    x, y = axes(win.cfg)
+    finite = np.isfinite(curve)
+    first_bad = int(np.argmin(finite)) if not finite.all() else None
+    s, done = session.score_map(win)
+    score = s[row, col] if row * win.cfg.resolution + col < done else None
+    norm_tail = normalise(curve)[-20:].mean()
+    return {"window": win.id, "row": row, "col": col, "x": float(x[col]), "y": float(y[row]),
+            "loss": [float(v) if np.isfinite(v) else None for v in curve],
+            "first_nonfinite_step": first_bad, "score": _num(score),
+            "converged": bool(score < 0) if score is not None else None,
+            "normalised_tail_mean": _num(norm_tail),
+            "steps_per_epoch": session.steps_per_epoch(win)}
+
+
+def _add_window_routes(app: FastAPI, session: Session) -> None:
+    """/api/session and /api/windows/...: the tree, new windows, maps, curves, pictures, reports."""
+    colormap = _colormap()
+
+    def window_ids() -> list[int]:
+        with session._lock:
+            return sorted(session.windows)
 
     @app.get("/api/session")
     def get_session():
-        with session._lock:
-            ids = sorted(session.windows)
+        ids = window_ids()
         return {"folder": str(session.folder), "root_is_run": session.root_is_run,
                 "limits": {"resolution_min": RES_MIN, "resolution_max": RES_MAX,
                            "max_queued": MAX_QUEUED, "max_coord": MAX_COORD},
                 "default_resolution": session.window_resolution(
                     session.window(ids[0]).cfg.resolution) if ids else session.default_resolution,
-                "colormap": colormap, "windows": [window_info(i) for i in ids],
+                "colormap": colormap, "windows": [window_info(session, i) for i in ids],
                 "jobs": session.jobs_list()}
 
     @app.get("/api/windows")
     def list_windows():
-        with session._lock:
-            ids = sorted(session.windows)
-        return [window_info(i) for i in ids]
+        return [window_info(session, i) for i in window_ids()]
 
     @app.post("/api/windows", status_code=202)
     def create_window(req: ZoomRequest):
         win, job = session.submit_window(req.parent, req.mnmx, req.resolution)
-        return {"window": window_info(win.id), "job": job.to_dict(session.queue_position(job))}
+        return {"window": window_info(session, win.id),
+                "job": job.to_dict(session.queue_position(job))}
 
     @app.get("/api/windows/{window_id}")
     def get_window(window_id: WindowId):
-        return window_info(window_id)
+        return window_info(session, window_id)
 
     @app.get("/api/windows/{window_id}/map")
     def get_map(window_id: WindowId):
-        win = session.window(window_id)
-        s, done = session.score_map(win)
-        rows, cols = s.shape
-        flat = s.ravel()
-        index = np.zeros(flat.size, dtype=np.uint8)
-        if done:
-            # The paper's restretch over the trained pixels, then Spectral's 256-colour lookup
-            # exactly as matplotlib indexes it (so the page matches map.png).
-            vals = np.nan_to_num(flat[:done], nan=0.0, posinf=1e300, neginf=-1e300)
-            v = cdf_restretch(vals)
-            index[:done] = np.clip(np.floor((v + 1.0) / 2.0 * 256), 0, 255).astype(np.uint8)
-        edges = boundary(s) if rows > 1 and cols > 1 else np.zeros((0, 0), bool)
-        converged = float(np.mean(flat[:done] < 0)) if done else None
-        return {"id": win.id, "status": win.status, "error": win.error, "rows": rows, "cols": cols,
-                "done": int(done), "pixels": _b64(index), "boundary": _b64(edges.ravel()),
-                "boundary_pixels": int(edges.sum()), "fraction_converged": converged,
-                "dimension": win.dimension if win.status == "done" else None}
+        return map_payload(session, window_id)
 
     @app.get("/api/windows/{window_id}/curve")
     def get_curve(window_id: WindowId, row: Annotated[int, Query(ge=0, le=RES_MAX - 1)],
                   col: Annotated[int, Query(ge=0, le=RES_MAX - 1)]):
-        win = session.window(window_id)
-        curve = session.curve(win, row, col)
-        x, y = axes(win.cfg)
-        finite = np.isfinite(curve)
-        first_bad = int(np.argmin(finite)) if not finite.all() else None
-        s, done = session.score_map(win)
-        score = s[row, col] if row * win.cfg.resolution + col < done else None
-        norm_tail = normalise(curve)[-20:].mean()
-        return {"window": win.id, "row": row, "col": col, "x": float(x[col]), "y": float(y[row]),
-                "loss": [float(v) if np.isfinite(v) else None for v in curve],
-                "first_nonfinite_step": first_bad, "score": _num(score),
-                "converged": bool(score < 0) if score is not None else None,
-                "normalised_tail_mean": _num(norm_tail),
-                "steps_per_epoch": session.steps_per_epoch(win)}
+        return curve_payload(session, window_id, row, col)
 
     @app.get("/api/windows/{window_id}/map.png")
     def get_png(window_id: WindowId):
@@ -328,7 +356,9 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
             raise ExploreError(404, f"report: window {window_id} has no report yet (write it first)")
         return FileResponse(path, media_type="text/html; charset=utf-8")
 
-    # ---- jobs ----------------------------------------------------------------------------------
+
+def _add_job_routes(app: FastAPI, session: Session) -> None:
+    """/api/jobs: the queue, one job, cancelling."""
     @app.get("/api/jobs")
     def list_jobs():
         return session.jobs_list()
@@ -342,5 +372,3 @@ def create_app(session: Session, *, allowed_hosts: list[str] | None = LOCAL_HOST
     def cancel_job(job_id: JobId, _body: Annotated[EmptyRequest | None, Body()] = None):
         job = session.cancel(job_id)
         return job.to_dict(session.queue_position(job))
-
-    return app

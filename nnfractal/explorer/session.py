@@ -35,17 +35,19 @@ from typing import Any
 import numpy as np
 
 from nnfractal.config import Config, ConfigError, recorded_metrics
-from nnfractal.errors import one_line
+from nnfractal.errors import is_int, one_line
 from nnfractal.estimators.boxcount import boundary, estimate_dimension
 from nnfractal.models import arch_label, build_family
-from nnfractal.render.maps import extent_of, map_figure
+from nnfractal.render.maps import map_figure
 from nnfractal.runner.run import describe, library_versions, load_data, render_run, score_map
 from nnfractal.storage.folders import json_text, write_text_atomic
 from nnfractal.storage.run_folder import MAP_FILE, SUMMARY_FILE, RunFolder
 from nnfractal.storage.store import StoreError
 from nnfractal.training import engine  # engine.train looked up per call: tests replace it
-from nnfractal.training.grid import MIN_ULPS_PER_PIXEL, axes, axis_labels, grid_points, ulps_per_pixel
+from nnfractal.training.grid import axes, axis_labels, grid_points
 from nnfractal.training.measure import point_scores
+from nnfractal.window import MIN_ULPS_APART, ulps_per_pixel_on_axis
+from nnfractal.window import Window as AxisWindow  # the explorer's own Window is a tree node
 
 RES_MIN, RES_MAX = 2, 512          # pixels per side of a window
 MAX_QUEUED = 8                     # jobs waiting behind the running one
@@ -76,9 +78,8 @@ class _Cancelled(Exception):
 def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") -> None:
     """Refuse a window that cannot be drawn: a resolution outside RES_MIN..RES_MAX, numbers that
     are not finite, empty ranges, or neighbouring pixels too close for the run's precision to
-    tell apart (the zoom command's rule: at least grid.MIN_ULPS_PER_PIXEL rounding units)."""
-    if isinstance(resolution, bool) or not isinstance(resolution, int) \
-            or not RES_MIN <= resolution <= RES_MAX:
+    tell apart (the zoom command's rule: at least window.MIN_ULPS_APART rounding units)."""
+    if not is_int(resolution) or not RES_MIN <= resolution <= RES_MAX:
         raise ExploreError(400, f"resolution: {resolution!r} is not allowed "
                            f"(allowed: an integer {RES_MIN}..{RES_MAX})")
     values = list(mnmx)
@@ -86,18 +87,18 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
                                    and math.isfinite(v) and abs(v) <= MAX_COORD for v in values):
         raise ExploreError(400, f"mnmx: {values!r} is not allowed (allowed: four finite numbers "
                            f"y_min y_max x_min x_max, each within +-{MAX_COORD:g})")
-    y0, y1, x0, x1 = (float(v) for v in values)
-    for name, lo, hi in (("y", y0, y1), ("x", x0, x1)):
+    window = AxisWindow.from_mnmx(values, axis_scale)
+    for name, lo, hi in (("y", window.y0, window.y1), ("x", window.x0, window.x1)):
         if not lo < hi:
             raise ExploreError(400, f"mnmx: {name}_min {lo!r} is not below {name}_max {hi!r} "
                                "(allowed: y_min < y_max and x_min < x_max, in the order "
                                "y_min y_max x_min x_max)")
-        ulps = ulps_per_pixel((lo, hi, lo, hi), resolution, axis_scale, precision)
-        if not ulps >= MIN_ULPS_PER_PIXEL:
+        ulps = ulps_per_pixel_on_axis(lo, hi, resolution, axis_scale, precision)
+        if not ulps >= MIN_ULPS_APART:
             raise ExploreError(400, f"mnmx: the {name} range {lo!r}..{hi!r} is too narrow for "
                                f"{resolution} pixels in {precision} (neighbouring pixels are "
                                f"{ulps:.3g} rounding units apart; allowed: at least "
-                               f"{MIN_ULPS_PER_PIXEL:g}; zoom out or lower the resolution)")
+                               f"{MIN_ULPS_APART:g}; zoom out or lower the resolution)")
 
 
 def _one_line(err: BaseException) -> str:
@@ -178,10 +179,10 @@ def dimension_summary(score_map: np.ndarray) -> dict[str, Any]:
     return keep
 
 
-def map_png(cfg: Config, x: np.ndarray, y: np.ndarray, score_map: np.ndarray, title: str) -> bytes:
+def map_png(cfg: Config, score_map: np.ndarray, title: str) -> bytes:
     """The convergence map as PNG bytes, drawn like a run's map.png."""
     xlabel, ylabel = axis_labels(cfg)
-    fig = map_figure(score_map, extent_of(x, y, cfg.axis_scale), xlabel, ylabel, cfg.axis_scale,
+    fig = map_figure(score_map, AxisWindow.of(cfg).extent, xlabel, ylabel, cfg.axis_scale,
                      title, figsize=cfg.figsize, dpi=cfg.dpi)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -338,18 +339,18 @@ class Session:
 
     # ---- requests ------------------------------------------------------------------------------
     def window(self, wid: int) -> Window:
-        with self._lock:
-            win = self.windows.get(wid)
-        if win is None:
-            raise ExploreError(404, f"window: {wid} does not exist")
-        return win
+        return self._existing(self.windows, wid, "window")
 
     def job(self, jid: int) -> Job:
+        return self._existing(self.jobs, jid, "job")
+
+    def _existing(self, table: dict, key: int, field_name: str) -> Any:
+        """table[key], read under the lock; a 404 naming `field_name` where there is none."""
         with self._lock:
-            job = self.jobs.get(jid)
-        if job is None:
-            raise ExploreError(404, f"job: {jid} does not exist")
-        return job
+            item = table.get(key)
+        if item is None:
+            raise ExploreError(404, f"{field_name}: {key} does not exist")
+        return item
 
     def window_resolution(self, run_resolution: int) -> int:
         """A new window's side when none is asked: --resolution, else the run's capped at
@@ -547,7 +548,7 @@ class Session:
             store.update_attrs(wall_time_s=result.wall_time, device=result.device)
             store.mark_complete()
             score_map = _run_score_map(store, cfg)
-            (work / MAP_FILE).write_bytes(map_png(cfg, x, y, score_map, map_title(cfg, win.id)))
+            (work / MAP_FILE).write_bytes(map_png(cfg, score_map, map_title(cfg, win.id)))
             k = len(x) * len(y)
             info = {"window": win.id, "parent": win.parent, "mnmx": list(cfg.mnmx),
                     "resolution": cfg.resolution, "wall_time_s": round(result.wall_time, 3),
@@ -656,8 +657,7 @@ class Session:
         if path.is_file():
             return path.read_bytes()
         self._ensure_loaded(win)
-        store = RunFolder(win.folder).open_store()
-        return map_png(win.cfg, store.x, store.y, win.scores, map_title(win.cfg, win.id))
+        return map_png(win.cfg, win.scores, map_title(win.cfg, win.id))
 
     def steps_per_epoch(self, win: Window) -> int:
         if win.status == "done":

@@ -3,6 +3,7 @@ its "auto" rule. No family imports another; each imports this.
 """
 from __future__ import annotations
 
+import math
 import shutil
 import warnings
 from typing import TYPE_CHECKING
@@ -51,6 +52,31 @@ def activation_(name: str):
         "tanh": torch.tanh_,
         "identity": lambda x: x,
     }[name]
+
+
+# ---- the mean-field MLPs' activations ---------------------------------------------------------
+# The hidden activations of a pre-activation z, as the paper's colab: tanh(sqrt(2) z), sqrt(2) relu(z)...
+MEANFIELD_ACTIVATIONS = {
+    "tanh": lambda z: torch.tanh(z * math.sqrt(2.0)),
+    "relu": lambda z: torch.relu(z) * math.sqrt(2.0),
+    "leaky": lambda z: torch.nn.functional.leaky_relu(z, 0.01) * math.sqrt(2.0),
+    "identity": lambda z: z,
+}
+# The same activations as act(z) = post * f(pre * z), for the hand-written backward passes.
+PRE_SCALE = {"tanh": math.sqrt(2.0), "relu": 1.0, "leaky": 1.0, "identity": 1.0}
+POST_SCALE = {"tanh": 1.0, "relu": math.sqrt(2.0), "leaky": math.sqrt(2.0), "identity": 1.0}
+LEAKY_SLOPE = 0.01
+
+
+def meanfield_activation_backward(grad: Tensor, h: Tensor, nonlinearity: str, post: float) -> Tensor:
+    """d loss / d u from grad = d loss / d h, where h = post * f(u) (elementwise)."""
+    if nonlinearity == "tanh":
+        return grad * (1.0 - h * h)
+    if nonlinearity == "relu":
+        return grad * (h > 0) * post
+    if nonlinearity == "leaky":
+        return torch.where(h > 0, grad * post, grad * (post * LEAKY_SLOPE))
+    return grad
 
 
 def compiled(fn):

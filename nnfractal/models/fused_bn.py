@@ -67,14 +67,26 @@ def _say_if_building(cpp_extension, name: str, what: str = "fused BatchNorm kern
                    file=sys.stderr)
 
 
+OPENMP = "-fopenmp"
+
+
 def load_locked(cpp_extension, name: str, **kwargs):
-    """cpp_extension.load under an flock of our own on the build folder.
+    """cpp_extension.load under an flock of our own on the build folder, compiled and linked
+    with OpenMP.
 
     torch serialises builds with a 'lock' file that a build killed half way (Ctrl-C, kill -9, a
     test timeout) leaves behind, and every later build then waits for it forever (seen: a test
     run hung at collection). The flock is released by the OS when its holder dies, so while we
-    hold it no live build holds torch's lock file, and a leftover one can be removed."""
+    hold it no live build holds torch's lock file, and a leftover one can be removed.
+
+    OpenMP: ATen's parallel_for is a header template that runs its whole range serially in the
+    calling thread where the including file is compiled without it (measured: the paper MLP's
+    kernel trained on one thread whatever torch's thread count). Linked with it, the extension
+    uses the OpenMP runtime torch has loaded (the same soname), so torch's threads."""
     import fcntl
+    for key in ("extra_cflags", "extra_ldflags"):
+        flags = list(kwargs.get(key) or [])
+        kwargs[key] = flags if OPENMP in flags else [*flags, OPENMP]
     folder = Path(cpp_extension._get_build_directory(name, verbose=False))
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "nnfractal-build.flock", "w") as held:

@@ -21,32 +21,23 @@ import torch
 from torch import Tensor, nn
 
 from . import meanfield_kernel
-from .common import compile_wanted, compiled, regression_loss
+from .common import (
+    LEAKY_SLOPE,
+    MEANFIELD_ACTIVATIONS,
+    POST_SCALE,
+    PRE_SCALE,
+    compile_wanted,
+    compiled,
+    meanfield_activation_backward,
+    regression_loss,
+)
 
 if TYPE_CHECKING:
     from nnfractal.config import Config
 
-HIDDEN_ACTIVATIONS = {
-    "tanh": lambda z: torch.tanh(z * math.sqrt(2.0)),
-    "relu": lambda z: torch.relu(z) * math.sqrt(2.0),
-    "leaky": lambda z: torch.nn.functional.leaky_relu(z, 0.01) * math.sqrt(2.0),
-    "identity": lambda z: z,
-}
-# The same activations as act(z) = post * f(pre * z), for the hand-written backward pass.
-_PRE_SCALE = {"tanh": math.sqrt(2.0), "relu": 1.0, "leaky": 1.0, "identity": 1.0}
-_POST_SCALE = {"tanh": 1.0, "relu": math.sqrt(2.0), "leaky": math.sqrt(2.0), "identity": 1.0}
-LEAKY_SLOPE = 0.01
-
-
-def _activation_backward(grad: Tensor, h: Tensor, nonlinearity: str, post: float) -> Tensor:
-    """d loss / d u from grad = d loss / d h, where h = post * f(u) (elementwise)."""
-    if nonlinearity == "tanh":
-        return grad * (1.0 - h * h)
-    if nonlinearity == "relu":
-        return grad * (h > 0) * post
-    if nonlinearity == "leaky":
-        return torch.where(h > 0, grad * post, grad * (post * LEAKY_SLOPE))
-    return grad
+HIDDEN_ACTIVATIONS = MEANFIELD_ACTIVATIONS
+_PRE_SCALE, _POST_SCALE = PRE_SCALE, POST_SCALE
+_activation_backward = meanfield_activation_backward
 
 
 def _readout_backward(h: Tensor, w: Tensor, y: Tensor, nonlinearity: str, post: float):

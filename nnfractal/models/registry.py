@@ -12,7 +12,7 @@ config.py validates against the specs, so it stays free of torch (importing torc
 measured), and the networks are imported only when one is built. A new family is one module
 holding its network and its spec, plus one line ``register(SPEC)`` (tests/test_model_registry.py
 adds one so); the built-in families' specs are at the end of this file, their networks in
-resnet.py, meanfield.py and mlp.py. No module outside ``models/`` names a family or branches on
+resnet.py, meanfield.py, mlp.py and resmlp.py. No module outside ``models/`` names a family or branches on
 one: they ask the registry.
 """
 from __future__ import annotations
@@ -128,8 +128,15 @@ def families_reading(field_name: str) -> tuple[str, ...]:
 
 
 def build_family(cfg: Config) -> Family:
-    """The batched model family described by `cfg`."""
-    return family_spec(cfg.model).build(cfg)
+    """The batched model family described by `cfg`; with ``cfg.init_file``, its `init_params`
+    returns that file's weights (checked against the family's names and shapes, and against the
+    run's recorded sha256: input_files.py)."""
+    family = family_spec(cfg.model).build(cfg)
+    if cfg.init_file:
+        from .input_files import override_init
+        label = f"model {cfg.model} ({arch_label(cfg)})"
+        override_init(family, cfg.init_file, label, cfg.init_sha256)
+    return family
 
 
 def arch_label(cfg: Config) -> str:
@@ -239,7 +246,24 @@ MLP = FamilySpec(
     check=_check_depth_at_least_2, unused_fields=("c_hidden", "skip", "target_dim"),
     depth_help="linear layers (2 = one hidden layer)", cpu_tile_batch=64)               # not measured
 
+def _build_resmlp(cfg: Config) -> Family:
+    from .resmlp import build
+    return build(cfg)
+
+
+RESIDUAL_MEANFIELD_MLP = FamilySpec(
+    name="meanfield-resmlp", build=_build_resmlp,
+    label=lambda cfg: (f"deep mean-field MLP, {cfg.depth} layers x {cfg.width}, "
+                       f"{'residual' if cfg.skip else 'plain (no skips)'}"),
+    datasets=("gaussian",), n_params=MEANFIELD_MLP.n_params,
+    # the residual stream is kept beside each hidden layer's activation
+    activations_per_example=lambda cfg: (3 if cfg.skip else 2) * cfg.width * cfg.depth,
+    check=_check_depth_at_least_2,
+    unused_fields=("c_hidden",), depth_help="weight matrices (2 = one hidden layer, no skips)",
+    cpu_tile_batch=256)                       # as the paper MLP's: its kernel runs model by model
+
 register(RESNET)
 register(MEANFIELD_MLP)
 register(MLP)
+register(RESIDUAL_MEANFIELD_MLP)
 DEFAULT_MODEL = RESNET.name

@@ -1,7 +1,9 @@
 """Figures of a two-architecture comparison (``nnfractal compare``).
 
 Like the other render modules, everything is drawn on :class:`matplotlib.figure.Figure` with the
-Agg canvas and written to PNG; nothing here trains or touches pyplot's global state.
+Agg canvas and written to PNG; nothing here trains or touches pyplot's global state. Each
+``plot_*`` returns the Figure it wrote, so that what it shows can be read back (labels, limits,
+titles).
 
 Colours: architecture A is blue-green, B vermillion (Okabe-Ito, distinguishable with the common
 colour-vision deficiencies), used for both in every figure. Convergence maps keep the paper's
@@ -18,6 +20,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from nnfractal.training.grid import axis_labels
 from nnfractal.training.measure import CLIP, normalise
+from nnfractal.window import Window
 
 from .maps import draw_map, value_axes
 
@@ -106,10 +109,9 @@ def plot_maps_side_by_side(maps, extent, labels, xlabel, ylabel, axis_scale, pat
         if i:
             ax.set_ylabel("")
         for w_i, win in enumerate((windows or [[]] * n)[i]):
-            y0, y1, x0, x1 = win
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.2, ls="--",
-                                   ec="black"))
-            ax.annotate(f"w{w_i + 1}", (x0, y1), xytext=(2, -2), textcoords="offset points",
+            w = Window.from_mnmx(win)
+            ax.add_patch(Rectangle((w.x0, w.y0), *w.size, fill=False, lw=1.2, ls="--", ec="black"))
+            ax.annotate(f"w{w_i + 1}", (w.x0, w.y1), xytext=(2, -2), textcoords="offset points",
                         fontsize=7, va="top", color="black")
         seg = (segments or [None] * n)[i]
         if seg is not None:
@@ -138,7 +140,7 @@ def plot_maps_side_by_side(maps, extent, labels, xlabel, ylabel, axis_scale, pat
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
                frameon=False)
     fig.savefig(path, dpi=dpi)
-    return str(path)
+    return fig
 
 
 def plot_boundaries_overlay(edges, extent, labels, xlabel, ylabel, axis_scale, path,
@@ -162,7 +164,7 @@ def plot_boundaries_overlay(edges, extent, labels, xlabel, ylabel, axis_scale, p
                Patch(fc=BOTH_COLOUR, label=f"both ({int((a & b).sum())} px)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize=8, frameon=False)
     fig.savefig(path, dpi=dpi)
-    return str(path)
+    return fig
 
 
 # ---- loss curves -----------------------------------------------------------------------------
@@ -216,7 +218,7 @@ def plot_pixel_curves(curves, picks, labels, cfgs, axes_xy, path, dpi: int = 130
                                "away)")],
                loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     fig.savefig(path, dpi=dpi)
-    return str(path)
+    return fig
 
 
 # ---- dimensions ------------------------------------------------------------------------------
@@ -307,7 +309,7 @@ def plot_dimension_bars(group: dict, presets, path, dpi: int = 130, *, key: str 
     axd.set_title(_wrap(diff.get("verdict", ""), 22), fontsize=9)
     axd.grid(axis="y", alpha=0.25)
     fig.savefig(path, dpi=dpi)
-    return str(path)
+    return fig
 
 
 def _wrap(text: str, width: int) -> str:
@@ -359,7 +361,7 @@ def plot_dimension_vs_depth(results, presets, path, dpi: int = 130):
     axd.set_xticks(depths, [str(d) for d in depths])
     axd.grid(alpha=0.25)
     fig.savefig(path, dpi=dpi)
-    return str(path)
+    return fig
 
 
 def plot_sampled_fits(estimates, labels, path, dpi: int = 130):
@@ -412,7 +414,7 @@ def plot_sampled_fits(estimates, labels, path, dpi: int = 130):
                      fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
     fig.savefig(path, dpi=dpi)
-    return str(path)
+    return fig
 
 
 def plot_seed_dimensions(group: dict, presets, path, dpi: int = 130):

@@ -2,7 +2,8 @@
 
 All figures are drawn on :class:`matplotlib.figure.Figure` objects with the
 Agg canvas and written straight to PNG, so nothing touches pyplot's global
-figure list (safe in threads, servers and test runs).
+figure list (safe in threads, servers and test runs). Each ``plot_*`` returns
+the Figure it wrote.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def _new_figure(figsize):
 
 
 def _save(fig, path, dpi=150):
+    """Write `fig` to `path`; return it, so that a caller (or a test) can read what it shows."""
     fig.savefig(path, dpi=dpi)
-    return str(path)
+    return fig
 
 
 def _field(est, key):
@@ -73,8 +75,8 @@ def plot_boundary(edges, extent, xlabel, ylabel, path, title="", axis_scale=None
 
     Returns
     -------
-    path : str
-        The file written.
+    fig : matplotlib.figure.Figure
+        The figure, as written to `path`.
     """
     img = _max_pool(np.asarray(edges, dtype=bool), _MAX_IMAGE_PX)
     fig = _new_figure((6, 6))
@@ -128,8 +130,8 @@ def plot_boxcount(est, path, title="", note=""):
 
     Returns
     -------
-    path : str
-        The file written.
+    fig : matplotlib.figure.Figure
+        The figure, as written to `path`.
     """
     if not _field(est, "ok"):
         return _message_figure(path, [
@@ -212,8 +214,8 @@ def plot_dimension_per_epoch(epochs, estimates, path, title="", note="", xlabel=
 
     Returns
     -------
-    path : str
-        The file written.
+    fig : matplotlib.figure.Figure
+        The figure, as written to `path`.
     """
     epochs = np.asarray(epochs, dtype=float)
     if len(epochs) != len(estimates):

@@ -152,7 +152,7 @@ def _field(est, key):
 
 
 def plot_dimension_per_frame(decades, estimates, path, *, pooled=None, pooled_paper=None,
-                             title="") -> str:
+                             title="") -> Figure:
     """Box-counting dimension with its 95% interval per zoom frame.
 
     x: zoom depth of each frame in decades (log10 of its magnification). Frames without an
@@ -208,4 +208,4 @@ def plot_dimension_per_frame(decades, estimates, path, *, pooled=None, pooled_pa
     if title:
         ax.set_title(title, fontsize=10)
     fig.savefig(path, dpi=110)
-    return str(path)
+    return fig

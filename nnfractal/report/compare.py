@@ -12,6 +12,7 @@ from nnfractal.estimators.stats import min_detectable
 from nnfractal.storage.run_folder import REPORT_FILE, RunFolder
 from nnfractal.studies import compare as box_compare
 from nnfractal.studies.comparison import BoxComparison, SampledComparison, read_comparison
+from nnfractal.window import Window
 
 from .html import esc, fmt_est, fmt_num, fmt_seconds, fmt_value, img, page, section, table, video
 from .parts import (
@@ -161,10 +162,11 @@ def _box_grids(folder: Path, info: BoxComparison) -> str:
     rows = []
     for u in info.units:
         i = info.presets.index(u.preset) if u.preset in info.presets else 0
-        y0, y1, x0, x1 = u.mnmx
+        window = Window.from_mnmx(u.mnmx)
         converged = f"{u.fraction_converged:.1%}" if u.fraction_converged is not None else "&ndash;"
         rows.append([arch_span(i, u.preset), fmt_num(u.depth), fmt_num(u.seed), fmt_num(u.window),
-                     fmt_value([x0, x1]), fmt_value([y0, y1]), fmt_est(u.dimension), converged,
+                     fmt_value([window.x0, window.x1]), fmt_value([window.y0, window.y1]),
+                     fmt_est(u.dimension), converged,
                      fmt_num((u.dimension or {}).get("n_boundary_pixels")),
                      fmt_seconds(u.wall_time_s), _unit_link(folder, u.dir)])
     return section("Every grid", table(["architecture", "depth", "seed", "window", "x window",

@@ -34,10 +34,10 @@ def read_config(folder: Path) -> Config | None:
 CONFIG_GROUPS = (
     ("model", ("model", "depth", "skip", "c_hidden", "nonlinearity", "width", "target_dim")),
     ("data", ("dataset", "train_size", "batch_size", "minibatch_replacement", "data_seed",
-              "test_size", "eval_every")),
+              "test_size", "eval_every", "data_file", "data_sha256")),
     ("training", ("num_epochs", "steps", "optimizer", "momentum", "phase_space", "offset_target",
                   "offset_mode", "base_lr", "precision", "device", "tile_batch", "chunk_workers",
-                  "early_exit", "seed")),
+                  "early_exit", "seed", "init_file", "init_sha256")),
     ("grid and measure", ("mnmx", "axis_scale", "resolution", "adaptive", "adaptive_coarse",
                           "adaptive_guard", "measure", "readout", "metric", "acc_threshold")),
 )

@@ -44,6 +44,7 @@ import numpy as np
 
 from nnfractal.config import Config
 from nnfractal.render.maps import trained_figure
+from nnfractal.training.cpu_usage import NO_USAGE
 from nnfractal.training.engine import TrainResult, train
 from nnfractal.training.measure import point_scores  # the refinement's sign test is the map's rule
 
@@ -250,14 +251,14 @@ def train_adaptive(cfg: Config, family, data, x: np.ndarray, y: np.ndarray,
     """
     rows, cols = len(y), len(x)
     parts: list[dict[str, np.ndarray]] = []
-    schedule, device = None, None
+    schedule, device, usage = None, None, NO_USAGE
 
     def converged_of(flat: np.ndarray, s: int) -> np.ndarray:
-        nonlocal schedule, device
+        nonlocal schedule, device, usage
         r, c = np.divmod(flat, cols)
         points = np.stack([x[c], y[r]], axis=1)
         res = train(cfg, family, data, points, progress=progress, desc=f"stride {s}")
-        schedule, device = res.schedule, res.device
+        schedule, device, usage = res.schedule, res.device, usage + res.usage
         parts.append(res.curves)
         return point_scores(cfg, res.curves, res.schedule.steps_per_epoch) < 0
 
@@ -265,7 +266,8 @@ def train_adaptive(cfg: Config, family, data, x: np.ndarray, y: np.ndarray,
     s0 = coarse_stride(min(rows, cols), cfg.adaptive_coarse)
     ref = refine(rows, cols, s0, cfg.adaptive_guard, converged_of, log=log)
     curves = {m: np.concatenate([p[m] for p in parts]) for m in parts[0]}
-    result = TrainResult(curves, schedule, time.perf_counter() - start, device)
+    result = TrainResult(curves, schedule, time.perf_counter() - start, device,
+                         cpu_time=usage.cpu_s, threads=usage.threads, wait_time=usage.wait_s)
     log(f"adaptive: trained {len(ref.order)} of {rows * cols} pixels ({ref.fraction_trained:.1%}), "
         f"filled the rest from the nearest trained pixel")
     return AdaptiveResult(result, ref)

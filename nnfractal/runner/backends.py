@@ -42,6 +42,7 @@ from nnfractal.errors import one_line
 from nnfractal.models import build_family
 from nnfractal.storage.store import RunStore
 from nnfractal.training import engine  # engine.train looked up per call: tests spy on it
+from nnfractal.training.cpu_usage import NO_USAGE, Usage
 from nnfractal.training.data import Dataset
 
 BACKENDS = ("local", "ray")
@@ -88,6 +89,7 @@ class TileOutcome:
     seconds: float                  # compute time of this call
     device: str | None
     stopped: bool = False           # stopped after a chunk (Ctrl-C) before the tile was done
+    usage: Usage = NO_USAGE         # CPU time, run-queue wait and threads of its training
 
 
 class _StopAfterChunk(Exception):
@@ -160,7 +162,7 @@ def train_tile(job: TileJob, tile: int, on_points: Callable[[int], None] | None 
                 pass                                # e.g. the disk is full: keep what is on disk
         raise
     flush()
-    return TileOutcome(tile, n - start_at, time.perf_counter() - t0, result.device)
+    return TileOutcome(tile, n - start_at, time.perf_counter() - t0, result.device, usage=result.usage)
 
 
 @contextmanager

@@ -27,13 +27,24 @@ from pathlib import Path
 import numpy as np
 
 from nnfractal import __version__
-from nnfractal.config import DRAWING_FIELDS, Config, ConfigError, _coerce, build_config, recorded_metrics
+from nnfractal.config import (
+    DATA_FILE_SIZES,
+    DRAWING_FIELDS,
+    INPUT_FILE_FACTS,
+    Config,
+    ConfigError,
+    _coerce,
+    absolute_path,
+    build_config,
+    recorded_metrics,
+)
 from nnfractal.errors import RunFailed, RunFolderError, RunInterrupted, one_line
 from nnfractal.estimators.boxcount import REASON_SHORT, boundary, estimate_dimension, paper_dimension
 from nnfractal.estimators.resolution import chance_note, resolution_warning, too_small_note
 from nnfractal.models import arch_label, build_family
+from nnfractal.models.input_files import checked_sha256
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
-from nnfractal.render.maps import cdf_restretch, extent_of, figure_to_rgb, map_figure, write_animation
+from nnfractal.render.maps import cdf_restretch, figure_to_rgb, map_figure, write_animation
 from nnfractal.storage.folders import write_text_atomic
 from nnfractal.storage.run_folder import (  # noqa: F401 - the map readers: run.py's API too
     ERROR_LOG,
@@ -51,10 +62,18 @@ from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION
 from nnfractal.storage.store import RunStore, StoreError, default_tile_rows, tile_rows_step
 from nnfractal.training.allocator import in_use as allocator_in_use
 from nnfractal.training.budget import check_max_storage, check_run
-from nnfractal.training.data import Dataset, load_mnist, synthetic_regression
-from nnfractal.training.engine import make_schedule, resolve_chunk_workers, resolve_tile_batch
+from nnfractal.training.cpu_usage import NO_USAGE, Usage
+from nnfractal.training.data import Dataset, load_data_file, load_mnist, synthetic_regression
+from nnfractal.training.engine import (
+    cpu_busy_warning,
+    make_schedule,
+    prepare_kernels,
+    resolve_chunk_workers,
+    resolve_tile_batch,
+)
 from nnfractal.training.grid import axes, axis_labels
 from nnfractal.training.measure import converged_fraction
+from nnfractal.window import Window
 
 from .adaptive import render_adaptive, run_adaptive
 from .backends import CHECKPOINT_S, TileFailed, TileJob, fail_tile_from_env, graceful_interrupt, make_backend
@@ -67,7 +86,10 @@ def default_out_dir(cfg: Config) -> Path:
 
 
 def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
-    """The run's fixed data set: MNIST subset or the paper's Gaussian regression data."""
+    """The run's fixed data set: the data file's arrays (cfg.data_file), else the MNIST subset or
+    the paper's Gaussian regression data."""
+    if cfg.data_file:
+        return _read_data_file(cfg, family)[0]
     if cfg.dataset == "gaussian":
         if cfg.train_size:
             n = cfg.train_size
@@ -78,6 +100,34 @@ def load_data(cfg: Config, family, data_dir: Path | None = None) -> Dataset:
         return synthetic_regression(n, cfg.width, cfg.target_dim, seed=cfg.data_seed)
     return load_mnist(data_dir, train_size=cfg.train_size, test_size=cfg.test_size,
                       seed=cfg.data_seed, dataset=cfg.dataset)
+
+
+def _read_data_file(cfg: Config, family) -> tuple[Dataset, str]:
+    """The data file of `cfg`, checked against the shapes its model family trains on (the drawn
+    data's: x (N, width) and y (N, target_dim) for regression, MNIST-like images otherwise)."""
+    label = f"model {cfg.model} ({arch_label(cfg)})"
+    return load_data_file(cfg.data_file, family.task, cfg.width, cfg.target_dim,
+                          sha256=cfg.data_sha256, label=label)
+
+
+def resolve_input_files(cfg: Config) -> Config:
+    """`cfg` with its data and init files recorded: absolute paths, each file's sha256 (a file
+    that differs from a recorded hash is refused: DataError), and train_size / test_size set to
+    the number of examples the data file holds. Reads and checks both files; writes nothing."""
+    if not cfg.data_file and not cfg.init_file:
+        return cfg
+    changes: dict = {}
+    if cfg.init_file:
+        changes["init_file"] = absolute_path(cfg.init_file)
+        changes["init_sha256"] = checked_sha256("init_file", changes["init_file"], cfg.init_sha256)
+    if cfg.data_file:
+        changes["data_file"] = absolute_path(cfg.data_file)
+        data, changes["data_sha256"] = _read_data_file(replace(cfg, **changes),
+                                                      build_family(replace(cfg, **changes)))
+        changes["train_size"] = data.n_train
+        if data.n_test:
+            changes["test_size"] = data.n_test
+    return cfg.replace(**changes)
 
 
 def library_versions() -> dict[str, str]:
@@ -108,7 +158,9 @@ class RunPlan:
 
 
 def plan_run(cfg: Config, data_dir: Path | None, backend, log=print) -> RunPlan:
-    """Device, data, axes and schedule of a run; raises ConfigError / DataError, writes nothing."""
+    """Device, data, axes and schedule of a run, its compiled kernel built or loaded (local
+    backend); raises ConfigError / DataError, writes nothing."""
+    cfg = resolve_input_files(cfg)        # recorded in config.toml: resume checks the files
     device = backend.device(cfg)
     family = build_family(cfg)
     data = load_data(cfg, family, data_dir)
@@ -118,6 +170,8 @@ def plan_run(cfg: Config, data_dir: Path | None, backend, log=print) -> RunPlan:
     lengths = {m: (len(schedule.eval_epochs) if m.startswith("test") else schedule.steps)
                for m in recorded_metrics(cfg)}
     dtype = "float64" if cfg.precision == "float64" else "float32"
+    if backend.name == "local":
+        prepare_kernels(cfg, family)        # a first build is not training time
     return RunPlan(cfg, data, x, y, schedule, lengths, dtype, device)
 
 
@@ -176,6 +230,7 @@ def execute(cfg: Config, out: Path | None = None, data_dir: Path | None = None,
     (RunFailed / RunInterrupted say so in one line).
     """
     out = Path(out) if out is not None else default_out_dir(cfg)
+    cfg = resolve_input_files(cfg)        # the data file's size counts in the budget
     check_run(cfg, out, check_max_storage(max_storage))     # before anything is allocated
     if cfg.tile_batch == 0:
         cfg = resolve_auto_tile_batch(cfg, data_dir, log)
@@ -328,7 +383,10 @@ def _train_adaptive(store: RunStore, plan: RunPlan, progress: bool, log) -> None
     result = run_adaptive(plan.cfg, build_family(plan.cfg), plan.data, store, plan.x, plan.y,
                           progress=progress, log=log)
     store.mark_all_tiles_stored()
-    _record_session(store, "local", [result.device], time.perf_counter() - start, "complete")
+    _record_session(store, "local", [result.device], time.perf_counter() - start, "complete",
+                    result.usage)
+    if result.device == "cpu" and result.busy_warning:
+        log(result.busy_warning.removeprefix("nnfractal: "))
 
 
 def _check_adaptive_backend(cfg: Config, backend: str) -> None:
@@ -385,7 +443,7 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
            if plan.schedule.eval_epochs else "") + ")")
     job = TileJob(str(store.path), cfg, plan.data, plan.x, plan.y, checkpoint_s, fail_tile_from_env())
     start = time.perf_counter()
-    outcome_note, devices = "complete", set()
+    outcome_note, devices, usage = "complete", set(), NO_USAGE
     try:
         with graceful_interrupt() as stop, \
                 tqdm(total=missing * steps, unit="model-step", unit_scale=True, desc="training",
@@ -393,6 +451,7 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
             try:
                 for outcome in runner.run(job, todo, lambda k: bar.update(k * steps), stop):
                     devices.add(outcome.device)
+                    usage += outcome.usage
                     if not outcome.stopped:
                         n_done += 1
             except TileFailed as err:
@@ -409,7 +468,11 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
         raise
     finally:
         _record_session(store, runner.name, sorted(d for d in devices if d) or [plan.device],
-                        time.perf_counter() - start, outcome_note)
+                        time.perf_counter() - start, outcome_note, usage)
+    on_this_cpu = runner.name == "local" and plan.device == "cpu"
+    busy = cpu_busy_warning(usage, time.perf_counter() - start) if on_this_cpu else None
+    if busy:
+        log(busy.removeprefix("nnfractal: "))
 
 
 def _log_error(run_dir: Path, err: BaseException) -> bool:
@@ -427,12 +490,16 @@ def _log_error(run_dir: Path, err: BaseException) -> bool:
 
 
 def _record_session(store: RunStore, backend: str, devices: list[str], wall_s: float,
-                    outcome: str) -> None:
-    """Append one training session to the store's attributes (best effort: the disk may be full)."""
+                    outcome: str, usage: Usage = NO_USAGE) -> None:
+    """Append one training session to the store's attributes (best effort: the disk may be full):
+    with the threads that computed, their CPU seconds and their seconds waiting for a CPU
+    (`cpu_usage`; those of Ray tasks are not counted)."""
     try:
         sessions = list(store.attrs.get("sessions", []))
         sessions.append({"backend": backend, "device": ",".join(devices),
                          "wall_s": round(wall_s, 3), "outcome": outcome,
+                         "threads": usage.threads, "cpu_s": round(usage.cpu_s, 3),
+                         "wait_s": round(usage.wait_s, 3),
                          "ended": datetime.now().isoformat(timespec="seconds")})
         store.update_attrs(sessions=sessions)
     except Exception:
@@ -464,6 +531,7 @@ def _finish_run(run_dir: Path, store: RunStore, plan: RunPlan, log, epoch_maps: 
                    backend=sessions[-1]["backend"] if sessions else None,
                    data_source=plan.data.source, versions=library_versions(),
                    cpu=cpu_name(), threads=_threads(),
+                   training_threads=sessions[-1].get("threads") if sessions else None,
                    chunk_threads=_chunk_threads(plan.cfg, device)
                    if not sessions or sessions[-1]["backend"] == "local" else None,
                    allocator=allocator_in_use()
@@ -508,7 +576,10 @@ def check_resume_config(cfg: Config, given: dict, preset: str | None, run_dir: P
     given = {k: v for k, v in given.items() if v is not None}
     if preset is not None:
         wanted = build_config(preset, **given)
-        names = [f.name for f in fields(Config)]
+        # The files' hashes and sizes are recorded facts, checked against the files when the run
+        # is planned; the preset cannot give them.
+        derived = INPUT_FILE_FACTS + (DATA_FILE_SIZES if wanted.data_file else ())
+        names = [f.name for f in fields(Config) if f.name not in derived]
     else:
         changes = _coerce({k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()},
                           "overrides")
@@ -622,7 +693,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     """
     run_dir = Path(run_dir)
     cfg, store = _read_run(run_dir)
-    extent = extent_of(store.x, store.y, cfg.axis_scale)
+    extent = Window.of(cfg).extent
     xlabel, ylabel = axis_labels(cfg)
     title = _title(cfg)
     step_word = "step" if cfg.full_batch else "epoch"     # full batch: one step per epoch
@@ -706,7 +777,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     cfg, store = _read_run(run_dir)
     xlabel, ylabel = (label.replace("log10 ", "log10 of ") for label in axis_labels(cfg))
-    extent = extent_of(store.x, store.y, cfg.axis_scale)
+    extent = Window.of(cfg).extent
     by_metric = {}
     small = too_small_note((len(store.y), len(store.x)))   # '' when the map is large enough
     for metric in store.metrics:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from nnfractal.estimators.boxcount import json_safe
 
 
 def write_text_atomic(path: Path, text: str, encoding: str = "utf-8") -> None:
@@ -37,20 +38,19 @@ def write_text_atomic(path: Path, text: str, encoding: str = "utf-8") -> None:
         raise
 
 
-def finite_json(value: Any) -> Any:
-    """`value` with every non-finite float (inf, -inf, nan) replaced by None, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
-
-
 def json_text(data: Any, indent: int | None = 2) -> str:
     """Strict JSON (allow_nan=False; non-finite floats written as null) with a final newline."""
-    return json.dumps(finite_json(data), indent=indent, allow_nan=False) + "\n"
+    return json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n"
+
+
+def read_json_or_empty(path: Path) -> dict:
+    """The JSON object in `path`, or {} where the file is missing or unreadable (an optional
+    file: a report or an update reads what is there)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_json_atomic(path: Path, data: Any, indent: int | None = 2) -> None:

@@ -54,6 +54,10 @@ FRACTAL_FILE = "fractal.json"
 REPORT_FILE = "report.html"
 ERROR_LOG = "error.log"
 MAP_FILE = "map.png"
+BOUNDARY_FILE = "boundary.png"
+BOXCOUNT_FILE = "boxcount.png"
+DIMENSION_PER_EPOCH_FILE = "fd_per_epoch.png"
+ZOOM_FILE = "zoom.json"          # a zoom folder's description: marks a folder as a zoom
 
 # How a report is written into a finished folder: write_report(folder, display_path=None) -> the
 # report's path, raising on failure. The command layer passes report.write_report down, so that

@@ -18,9 +18,8 @@ Layout of ``store.zarr``::
 number of chunks of ``tile_batch`` models. A tile's points are therefore exactly the chunks that
 one `engine.train` call over the whole grid would form, at the same positions inside their chunks.
 That matters: on a GPU, cuBLAS and cuDNN round a model's numbers differently depending on its
-position in the chunk (measured on an H200: float64 MLP curves changed with square tiles, 0.02 to
-0.15% of map pixels flipped), so only chunk-aligned tiles give a map that does not depend on the
-tiling on every device. A tile is one zarr chunk of every curves array in (row, col) (curves longer
+position in the chunk, so only chunk-aligned tiles give a map that does not depend on the tiling
+on every device. A tile is one zarr chunk of every curves array in (row, col) (curves longer
 than ~64 MB per tile are also split along T).
 
 A tile's curves are written first, its ``stored`` flag after them, so a flag never claims curves

@@ -45,6 +45,7 @@ from nnfractal.storage.records import JsonRecord
 from nnfractal.storage.run_folder import RunFolder, score_map_of
 from nnfractal.training.budget import check_many, check_max_storage
 from nnfractal.training.grid import axis_labels
+from nnfractal.window import Window
 
 from .comparison import (
     ARCH_FIELDS,
@@ -394,7 +395,6 @@ def draw_figures(root, info: BoxComparison | None = None) -> dict[str, str]:
 def _draw_maps(root: Path, info: BoxComparison, ref: dict[str, BoxUnit]) -> dict[str, str]:
     """The maps side by side, the boundaries overlaid and the curves near them (seed 0)."""
     from nnfractal.render import compare_plots as cp
-    from nnfractal.render.maps import extent_of
     from nnfractal.storage.run_folder import metric_curves
     presets = info.presets
     cfgs, maps, edges, picks, curves = {}, {}, {}, {}, {}
@@ -405,7 +405,7 @@ def _draw_maps(root: Path, info: BoxComparison, ref: dict[str, BoxUnit]) -> dict
         curves[p] = metric_curves(RunFolder(root / u.dir).open_store(), cfgs[p], cfgs[p].metric)
     cfg0 = cfgs[presets[0]]
     store0 = RunFolder(root / ref[presets[0]].dir).open_store()
-    extent = extent_of(store0.x, store0.y, cfg0.axis_scale)
+    extent = Window.of(cfg0).extent
     xlabel, ylabel = axis_labels(cfg0)
     labels = [info.main.archs[p].label for p in presets]
     zooms = {p: [u.mnmx for u in info.units if u.preset == p and u.sweep_depth == info.main_depth

@@ -55,6 +55,7 @@ from nnfractal.storage.records import JsonRecord
 from nnfractal.storage.run_folder import SUMMARY_FILE, RunFolder, score_map_of
 from nnfractal.training.grid import axis_labels
 from nnfractal.training.measure import point_scores
+from nnfractal.window import CENTRES, Window
 
 from .comparison import (
     RESULT_FILE,
@@ -80,8 +81,6 @@ from .sample import (
     read_sample,
     read_spec,
     resolve_spec,
-    to_axis_units,
-    to_unit,
 )
 from .study import Study, StudyOptions, check_out, read_plan, resume, start
 
@@ -208,10 +207,10 @@ class SampledCompareStudy(Study[SampledPlan, SampledComparison]):
         maps = [self._coarse_map(c, d / "coarse") for c, d in zip(pair, base)]
         centre = shared_centre(*maps) if spec.center is None else None
         if centre is not None:
-            axis = to_axis_units(pair[0], np.array([centre]))[0]
+            axis = Window.of(pair[0]).to_axis(np.array([centre]))[0]
             spec = replace(spec, center=(float(axis[0]), float(axis[1])))
         if spec.angle is None and spec.center is not None:
-            unit = to_unit(pair[0], np.array([spec.center], dtype=np.float64))[0]
+            unit = Window.of(pair[0]).to_unit(np.array([spec.center], dtype=np.float64))[0]
             angle, how = transect_angle(maps, centre=unit, lines=spec.lines,
                                         length=spec.length, endpoints=True)
             spec = replace(spec, angle=float(angle))
@@ -379,9 +378,9 @@ def analyse(units: list[SampledUnit], presets, labels: dict, depth) -> SampledGr
 def unit_map(root: Path, unit: SampledUnit):
     """(score map (n, n), extent (x0, x1, y0, y1) in axis units) to show for a unit: its coarse
     grid (transect) or the estimator's coarse map, block 0 of the sample (uncertainty)."""
-    y0, y1, x0, x1 = unit.mnmx
+    window = Window.from_mnmx(unit.mnmx)
     if unit.coarse_dir:
-        return score_map_of(root / unit.coarse_dir)[1], (x0, x1, y0, y1)
+        return score_map_of(root / unit.coarse_dir)[1], window.extent
     if not unit.dir:
         return None, None
     spec, cfg = read_spec(root / unit.dir)
@@ -395,8 +394,7 @@ def unit_map(root: Path, unit: SampledUnit):
     scores = point_scores(cfg, curves, int(store.attrs["schedule"]["steps_per_epoch"]))
     n = spec.coarse
     # the coarse points are the pixel centres (j + 0.5) / n: the map spans half a pixel less
-    du, dv = (x1 - x0) / (2 * n), (y1 - y0) / (2 * n)
-    return scores.reshape(n, n), (x0 + du, x1 - du, y0 + dv, y1 - dv)
+    return scores.reshape(n, n), window.pixel_extent(n, CENTRES)
 
 
 def draw_figures(root, info: SampledComparison) -> dict[str, str]:
@@ -436,8 +434,7 @@ def _segment_of(root: Path, unit: SampledUnit | None):
     seg = (read_sample(root / unit.dir).estimate.get("extra") or {}).get("segment")
     if not seg:
         return None
-    y0, y1, x0, x1 = unit.mnmx
-    return [(x0 + s[0] * (x1 - x0), y0 + s[1] * (y1 - y0)) for s in seg]
+    return [tuple(p) for p in Window.from_mnmx(unit.mnmx).to_axis(np.asarray(seg, dtype=float))]
 
 
 def read_compare_plan(root) -> SampledPlan:

@@ -38,6 +38,7 @@ import numpy as np
 from nnfractal.config import Config, ConfigError, build_config, config_from_dict, preset_names
 from nnfractal.errors import RunFailed, RunFolderError, StoreError, one_line
 from nnfractal.estimators.sampling import (
+    EPS_CAP,
     REASON_NO_BOUNDARY,
     TRANSECT_COARSE,
     SamplingError,
@@ -51,8 +52,9 @@ from nnfractal.storage.run_folder import FRACTAL_FILE, RunFolder, write_report_s
 from nnfractal.storage.store import default_tile_rows
 from nnfractal.training.budget import check_max_storage, check_memory, check_storage
 from nnfractal.training.budget import estimate as budget_estimate
-from nnfractal.training.grid import axis_labels, ulps_per_pixel
+from nnfractal.training.grid import axis_labels
 from nnfractal.training.measure import point_scores
+from nnfractal.window import MIN_ULPS_APART, Window
 
 from .study import StudyOptions
 
@@ -63,7 +65,6 @@ from .study import StudyOptions
 SAMPLE_JSON = "sample.json"
 METHODS = ("uncertainty", "transect")
 MAX_BLOCKS = 64                 # the store's capacity: the uncertainty estimator's stages + coarse
-MIN_ULPS = 100.0                # eps_min: neighbouring points at least this many rounding units apart
 DEFAULT_EPS_MIN = 1e-9
 RESUME_COMMAND = "nnfractal sample --resume"
 
@@ -119,9 +120,9 @@ def read_sample(folder: Path) -> SampleResult:
 
 def precision_eps_floor(cfg: Config) -> float:
     """Smallest pair distance (window units) at which the two points' hyperparameters still
-    differ by MIN_ULPS rounding units of the training precision, on the worse axis."""
-    # ulps_per_pixel at resolution 2 is the ulps across the whole window; eps scales it.
-    return MIN_ULPS / ulps_per_pixel(cfg.mnmx, 2, cfg.axis_scale, cfg.precision)
+    differ by MIN_ULPS_APART rounding units of the training precision, on the worse axis."""
+    # ulps per pixel at resolution 2 is the ulps across the whole window; eps scales it.
+    return MIN_ULPS_APART / Window.of(cfg).ulps_per_pixel(2, cfg.precision)
 
 
 def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
@@ -143,54 +144,26 @@ def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
             raise SamplingError("eps_min", f"{eps_min:g} is not allowed: {cfg.precision} resolves "
                                 f"pairs down to {floor:.2g} window units in this window "
                                 f"(allowed: {floor:.2g} <= eps_min <= 1e-3)")
-        if math.log10(EPS_TOP / spec.coarse if spec.coarse else EPS_TOP) - math.log10(eps_min) < 2:
+        largest_eps = EPS_CAP / spec.coarse if spec.coarse else EPS_CAP
+        if math.log10(largest_eps) - math.log10(eps_min) < 2:
             raise SamplingError("eps_min", f"{eps_min:g} leaves less than 2 decades of eps below "
                                 "the coarse cells (allowed: smaller eps_min, or a finer --coarse)")
         return replace(spec, eps_min=float(eps_min))
     if spec.direction is not None:
         dx, dy = (float(v) for v in spec.direction)
-        y0, y1, x0, x1 = cfg.mnmx
-        du, dv = dx / (x1 - x0), dy / (y1 - y0)
+        width, height = Window.of(cfg).size
+        du, dv = dx / width, dy / height
         norm = math.hypot(du, dv)
         check_transect_args(spec.points, spec.lines, spec.angle, spec.length,
                             direction_norm=norm if math.isfinite(norm) else 0.0)
         spec = replace(spec, angle=math.degrees(math.atan2(dv, du)))
     check_transect_args(spec.points, spec.lines, spec.angle, spec.length)
     if spec.center is not None:
-        u, v = to_unit(cfg, np.array([spec.center], dtype=np.float64))[0]
-        if not (0 <= u <= 1 and 0 <= v <= 1):
-            y0, y1, x0, x1 = cfg.mnmx
+        w = Window.of(cfg)
+        if not w.contains(*(float(c) for c in spec.center)):
             raise SamplingError("center", f"{list(spec.center)} is outside the window (allowed: "
-                                f"x in [{x0}, {x1}], y in [{y0}, {y1}], axis units)")
+                                f"x in [{w.x0}, {w.x1}], y in [{w.y0}, {w.y1}], axis units)")
     return spec
-
-
-EPS_TOP = 0.25          # sampling.EPS_CAP x a coarse cell of side 1: the largest eps used
-
-
-# ---- window units <-> hyperparameters ----------------------------------------------------------
-
-def to_axis_values(cfg: Config, unit: np.ndarray) -> np.ndarray:
-    """Window units (k, 2) -> hyperparameters (x, y) (k, 2) as the engine takes them."""
-    y0, y1, x0, x1 = cfg.mnmx
-    x = x0 + unit[:, 0] * (x1 - x0)
-    y = y0 + unit[:, 1] * (y1 - y0)
-    if cfg.axis_scale == "log":
-        x, y = 10.0 ** x, 10.0 ** y
-    return np.stack([x, y], axis=1)
-
-
-def to_axis_units(cfg: Config, unit: np.ndarray) -> np.ndarray:
-    """Window units (k, 2) -> axis units (exponents on log axes), for pictures."""
-    y0, y1, x0, x1 = cfg.mnmx
-    return np.stack([x0 + unit[:, 0] * (x1 - x0), y0 + unit[:, 1] * (y1 - y0)], axis=1)
-
-
-def to_unit(cfg: Config, axis_units: np.ndarray) -> np.ndarray:
-    """Axis units (k, 2) -> window units."""
-    y0, y1, x0, x1 = cfg.mnmx
-    return np.stack([(axis_units[:, 0] - x0) / (x1 - x0),
-                     (axis_units[:, 1] - y0) / (y1 - y0)], axis=1)
 
 
 # ---- the store as an evaluator -----------------------------------------------------------------
@@ -223,7 +196,7 @@ class StoreEvaluator:
     def __call__(self, unit: np.ndarray) -> np.ndarray:
         store, cfg = self.store, self.cfg
         unit = np.asarray(unit, dtype=np.float64)
-        hp = to_axis_values(cfg, unit)
+        hp = Window.of(cfg).to_values(unit)
         blocks = list(store.attrs.get("blocks", []))
         grid = store.tile_grid
         k = len(hp)
@@ -275,7 +248,7 @@ def estimate(spec: SampleSpec, cfg: Config, evaluate):
                                     floor_points=spec.floor_points,
                                     eps_floor=min(precision_eps_floor(cfg), spec.eps_min / 100))
     centre = None if spec.center is None else tuple(
-        to_unit(cfg, np.array([spec.center], dtype=np.float64))[0])
+        Window.of(cfg).to_unit(np.array([spec.center], dtype=np.float64))[0])
     return transect_dimension(evaluate, n_points=spec.points, lines=spec.lines,
                               angle_deg=spec.angle, centre=centre, length=spec.length,
                               seed=spec.seed)
@@ -534,9 +507,9 @@ def _draw_sample(run_dir: Path, cfg: Config, spec: SampleSpec, est, evaluator, u
             segments = np.zeros((spec.lines, 0))
         plot_transect(est, segments.reshape(spec.lines, -1), run_dir / "transect.png",
                       title=title)
-    y0, y1, x0, x1 = cfg.mnmx
+    window = Window.of(cfg)
     xl, yl = axis_labels(cfg)
-    plot_sample_points(to_axis_units(cfg, unit), signs, (x0, x1, y0, y1), xl, yl,
+    plot_sample_points(window.to_axis(unit), signs, window.extent, xl, yl,
                        run_dir / "points.png", title=f"{title}: {len(unit):,} points")
 
 

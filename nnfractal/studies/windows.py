@@ -13,7 +13,7 @@ import numpy as np
 
 from nnfractal.config import Config
 from nnfractal.estimators.boxcount import boundary
-from nnfractal.training.grid import MIN_ULPS_PER_PIXEL, ulps_per_pixel
+from nnfractal.window import MIN_ULPS_APART, Window
 
 
 def frame_count(depth: float, factor: float) -> int:
@@ -26,45 +26,30 @@ def frame_windows(mnmx, center, factor: float, n: int) -> list[tuple[float, floa
 
     Frame 0 is `mnmx` itself. Frame k has 1/factor**k of its width and height, is centred on
     `center` = (x, y) and, where that would leave frame k-1, is shifted (not shrunk) to lie inside
-    frame k-1.
+    frame k-1 (`Window.nested`).
     """
-    y0, y1, x0, x1 = (float(v) for v in mnmx)
-    cx, cy = float(center[0]), float(center[1])
-    wins = [(y0, y1, x0, x1)]
+    first = Window.from_mnmx(mnmx)
+    wins = [first]
     for k in range(1, n):
         scale = float(factor) ** -k
-        py0, py1, px0, px1 = wins[-1]
-        xs = nested_window(cx, (x1 - x0) * scale, px0, px1)
-        ys = nested_window(cy, (y1 - y0) * scale, py0, py1)
-        wins.append((ys[0], ys[1], xs[0], xs[1]))
-    return wins
-
-
-def nested_window(c: float, width: float, lo_prev: float, hi_prev: float) -> tuple[float, float]:
-    """[lo, lo + width] centred on `c`, shifted (not shrunk) to lie inside [lo_prev, hi_prev]."""
-    lo = c - width / 2
-    if lo < lo_prev:
-        return lo_prev, lo_prev + width
-    if lo + width > hi_prev:
-        return hi_prev - width, hi_prev
-    return lo, lo + width
+        wins.append(wins[-1].nested(center, (first.size[0] * scale, first.size[1] * scale)))
+    return [w.mnmx for w in wins]
 
 
 def resolvable_frames(windows, resolution: int, axis_scale: str,
                       precision: str = "float64") -> tuple[int, list[float]]:
-    """How many leading windows `precision` can resolve, and each window's ulps per pixel."""
-    ulps = [ulps_per_pixel(w, resolution, axis_scale, precision) for w in windows]
+    """How many leading windows `precision` can resolve (`MIN_ULPS_APART` rounding units between
+    neighbouring pixels), and each window's ulps per pixel."""
+    ulps = [Window.from_mnmx(w, axis_scale).ulps_per_pixel(resolution, precision) for w in windows]
     n = 0
-    while n < len(ulps) and ulps[n] >= MIN_ULPS_PER_PIXEL:
+    while n < len(ulps) and ulps[n] >= MIN_ULPS_APART:
         n += 1
     return n, ulps
 
 
 def axis_units(cfg: Config, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Column and row coordinates of a grid in axis units (exponents on log axes), float64."""
-    n = resolution or cfg.resolution
-    y0, y1, x0, x1 = cfg.mnmx
-    return np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    return Window.of(cfg).axis_units(resolution or cfg.resolution)
 
 
 def densest_boundary_pixel(edges: np.ndarray, half: int | None = None) -> tuple[int, int]:

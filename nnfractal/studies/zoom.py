@@ -44,8 +44,8 @@ came from, but not inside it: a run folder keeps its fixed layout).
 
 Float limit. Windows are computed in float64. Before anything is trained, each frame's pixel
 spacing is compared with the rounding of the numbers training sees (the run's precision: the
-engine casts learning rates and offsets to it; `grid.ulps_per_pixel`). A frame needs at least
-`grid.MIN_ULPS_PER_PIXEL` rounding units between neighbouring pixels (so they differ and are
+engine casts learning rates and offsets to it; `Window.ulps_per_pixel`). A frame needs at least
+`window.MIN_ULPS_APART` rounding units between neighbouring pixels (so they differ and are
 evenly spaced to 1%); the sequence stops at the last frame that has them, with one log line
 saying at which decade the precision runs out, rather than drawing blocky frames.
 """
@@ -68,8 +68,10 @@ from nnfractal.storage.records import OMIT_NONE, JsonRecord, read_record
 from nnfractal.storage.run_folder import FRACTAL_FILE, MAP_FILE, STORE_DIR, RunFolder, score_map_of
 from nnfractal.storage.store import StoreError
 from nnfractal.training.budget import check_many, check_max_storage
-from nnfractal.training.grid import MIN_ULPS_PER_PIXEL, axis_labels, ulps_per_pixel
+from nnfractal.training.grid import axis_labels
 from nnfractal.training.measure import converged_fraction
+from nnfractal.window import MIN_ULPS_APART
+from nnfractal.window import Window as Rect  # zoom.json's own Window is a record
 
 from .study import Study, StudyOptions, check_out, resume, start
 from .windows import (
@@ -77,7 +79,6 @@ from .windows import (
     follow_boundary,
     frame_count,
     frame_windows,
-    nested_window,
     resolvable_frames,
 )
 
@@ -176,8 +177,7 @@ class ZoomFrame(JsonRecord):
 
     @property
     def window_xy(self) -> tuple[float, float, float, float]:
-        y0, y1, x0, x1 = self.mnmx
-        return x0, x1, y0, y1
+        return Rect.from_mnmx(self.mnmx).extent
 
 
 @dataclass(kw_only=True)
@@ -284,8 +284,8 @@ def _check_numbers(factor, depth, resolution) -> int:
 def _centre(run_dir: Path, cfg: Config, center) -> tuple[tuple[float, float], str]:
     """The zoom's first centre and where it came from ("given" or "auto"); ConfigError for a
     centre outside the run's window, or a run without boundary to find one on."""
-    y0, y1, x0, x1 = cfg.mnmx
-    allowed = f"allowed: x in [{_fmt(x0)}, {_fmt(x1)}], y in [{_fmt(y0)}, {_fmt(y1)}]"
+    w = Rect.of(cfg)
+    allowed = f"allowed: x in [{_fmt(w.x0)}, {_fmt(w.x1)}], y in [{_fmt(w.y0)}, {_fmt(w.y1)}]"
     units = "base-10 exponents" if cfg.axis_scale == "log" else "axis values"
     if center is not None:
         if len(center) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v)
@@ -293,7 +293,7 @@ def _centre(run_dir: Path, cfg: Config, center) -> tuple[tuple[float, float], st
             raise ConfigError("center", f"{list(center)} is not allowed (allowed: two finite "
                               f"numbers X Y, {units})")
         cx, cy = float(center[0]), float(center[1])
-        if not (x0 <= cx <= x1 and y0 <= cy <= y1):
+        if not w.contains(cx, cy):
             raise ConfigError("center", f"({_fmt(cx)}, {_fmt(cy)}) is outside the run's window "
                               f"({allowed}; {units})")
         return (cx, cy), "given"
@@ -325,13 +325,13 @@ def plan_zoom(run_dir, factor: float = DEFAULT_FACTOR, depth: float = DEFAULT_DE
         k = n_ok
         limit = (f"{cfg.precision} runs out of digits at decade {k * step:.2f} of the zoom: frame "
                  f"{k} would have {ulps[k]:.3g} rounding units between neighbouring pixels (needs "
-                 f">= {MIN_ULPS_PER_PIXEL:g}), so the zoom stops at frame {k - 1} "
+                 f">= {MIN_ULPS_APART:g}), so the zoom stops at frame {k - 1} "
                  f"({(k - 1) * step:.2f} decades) instead of {n_req - 1} ({depth:g} decades)")
     if n_ok < 2:
         raise ConfigError("depth", f"{cfg.precision} cannot resolve a single zoom step of this run: "
                           f"frame {n_ok} (decade {n_ok * step:.2f}) would have {ulps[n_ok]:.3g} "
                           f"rounding units between neighbouring pixels (allowed: windows with >= "
-                          f"{MIN_ULPS_PER_PIXEL:g}; use a wider run window, a smaller --factor or "
+                          f"{MIN_ULPS_APART:g}; use a wider run window, a smaller --factor or "
                           "a lower --resolution)")
     out = Path(out) if out is not None else default_zoom_dir(run_dir)
     frame_cfgs = [cfg.replace(mnmx=w, resolution=res) for w in windows[:n_ok]]
@@ -417,13 +417,13 @@ class ZoomStudy(Study[ZoomPlan, ZoomResult]):
             if k > 0 and layout.center_source == "auto":
                 fcfg, centre = self._follow(fcfg, frames[-1], centre)
             self._frame(k, fcfg)
+            frame = Rect.of(fcfg)
             frames.append(ZoomFrame(
                 index=k, dir=f"frames/{frame_name(k, n)}", mnmx=list(fcfg.mnmx),
-                window=Window(x=list(fcfg.mnmx[2:]), y=list(fcfg.mnmx[:2])),
+                window=Window(x=list(frame.extent[:2]), y=list(frame.extent[2:])),
                 center=Centre(x=centre[0], y=centre[1]), magnification=layout.factor ** k,
                 decades=k * math.log10(layout.factor),
-                ulps_per_pixel=ulps_per_pixel(fcfg.mnmx, fcfg.resolution, fcfg.axis_scale,
-                                              fcfg.precision),
+                ulps_per_pixel=frame.ulps_per_pixel(fcfg.resolution, fcfg.precision),
                 copied_from_run=bool(k == 0 and layout.reuse_run)))
         return frames
 
@@ -450,21 +450,15 @@ class ZoomStudy(Study[ZoomPlan, ZoomResult]):
         resolve the moved window, the centre stays (the window still inside frame k-1, which may
         itself have moved)."""
         pcfg, pmap = score_map_of(self.folder / prev.dir)
-        y0, y1, x0, x1 = fcfg.mnmx
-        py0, py1, px0, px1 = pcfg.mnmx
-
-        def window_at(c):
-            xs, ys = nested_window(c[0], x1 - x0, px0, px1), nested_window(c[1], y1 - y0, py0, py1)
-            return (ys[0], ys[1], xs[0], xs[1])
-
+        size, previous = Rect.of(fcfg).size, Rect.of(pcfg)
         half = max(1, round(pmap.shape[1] / (2 * self.layout.factor)))
-        new, found = follow_boundary(pcfg, pmap, centre, (x1 - x0, y1 - y0), half)
+        new, found = follow_boundary(pcfg, pmap, centre, size, half)
         if not found:
             self.log(f"[frame {prev.index + 1}] frame {prev.index} has no boundary: the centre stays")
-        elif ulps_per_pixel(window_at(new), fcfg.resolution, fcfg.axis_scale,
-                            fcfg.precision) >= MIN_ULPS_PER_PIXEL:
-            return fcfg.replace(mnmx=window_at(new)), new
-        return fcfg.replace(mnmx=window_at(centre)), centre
+        elif previous.nested(new, size).ulps_per_pixel(fcfg.resolution, fcfg.precision) \
+                >= MIN_ULPS_APART:
+            return fcfg.replace(mnmx=previous.nested(new, size).mnmx), new
+        return fcfg.replace(mnmx=previous.nested(centre, size).mnmx), centre
 
     def analyse(self, frames: list[ZoomFrame]) -> ZoomResult:
         layout, n = self.layout, len(frames)
@@ -479,7 +473,7 @@ class ZoomStudy(Study[ZoomPlan, ZoomResult]):
             depth_reached=(n - 1) * math.log10(layout.factor),
             resolution=layout.frame_cfgs[0].resolution, n_frames=n,
             n_frames_requested=layout.n_requested,
-            float_limit=FloatLimit(precision=cfg.precision, min_ulps_per_pixel=MIN_ULPS_PER_PIXEL,
+            float_limit=FloatLimit(precision=cfg.precision, min_ulps_per_pixel=MIN_ULPS_APART,
                                    stopped_early=n < layout.n_requested,
                                    message=layout.limit_message or None,
                                    ulps_per_pixel_requested_frames=layout.ulps),
@@ -536,14 +530,13 @@ def depth_words(n_frames: int, factor: float, asked: float) -> str:
 def title_frame_map(frame_dir: Path, k: int, n: int, factor: float) -> None:
     """Redraw a frame's map.png titled with its frame number and scale (every frame's map would
     otherwise carry the same title)."""
-    from nnfractal.render.maps import extent_of, map_figure
+    from nnfractal.render.maps import map_figure
     cfg, smap = score_map_of(frame_dir)
-    store = RunFolder(frame_dir).open_store()
     xlabel, ylabel = axis_labels(cfg)
     # the run map's own title (run.render_run), then the frame's place in the zoom
     title = (f"{cfg.preset}: {arch_label(cfg)}, {cfg.optimizer}\nzoom frame {k}/{n - 1}: x{factor ** k:g} "
              f"({k * math.log10(factor):.2f} decades), {cfg.metric}")
-    fig = map_figure(smap, extent_of(store.x, store.y, cfg.axis_scale), xlabel, ylabel,
+    fig = map_figure(smap, Rect.of(cfg).extent, xlabel, ylabel,
                      cfg.axis_scale, title, figsize=cfg.figsize, dpi=cfg.dpi, metric=cfg.metric,
                      measure=cfg.measure, acc_threshold=cfg.acc_threshold)
     fig.savefig(Path(frame_dir) / MAP_FILE, metadata={"Title": title.replace("\n", " ")})

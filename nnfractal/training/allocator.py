@@ -2,9 +2,8 @@
 
 glibc's malloc gives large freed blocks back to the kernel, so each training step page-faults its
 activations back in and the kernel zeroes every page again (~2,000 page faults per ResNet-20
-model-step); tcmalloc keeps them for the next step. Measured on a 2-core Xeon, alternating
-processes: ResNet-20 1.065x (median of 6 rounds, faster in all 6), the paper's MLP 1.14-1.55x
-with less memory (benchmarks/README.md).
+model-step); tcmalloc keeps them for the next step, which is faster for every model timed
+(benchmarks/README.md, "Measurements behind the code").
 
 A process cannot change its allocator once it runs, so the `nnfractal` command and `python -m
 nnfractal` (cli.console_main; not `cli.main` called from Python, not a library import)
@@ -76,9 +75,8 @@ def restart_plan(env: dict[str, str], platform: str, library: str | None) -> dic
 # ---- threads -----------------------------------------------------------------------------------
 # OpenMP settings made before torch loads (OpenMP reads them once, when its library loads), each
 # only where the user has not set it. PASSIVE: an OpenMP thread that waits for the others at the
-# end of a parallel region sleeps instead of spinning. Spinning is what made 2-thread runs 4x
-# slower than 1-thread runs beside other jobs (issue 21): a spinning thread burns the time slice
-# its partner, descheduled by the other job, needed. KMP_BLOCKTIME=0 says the same to Intel's
+# end of a parallel region sleeps instead of spinning: a spinning thread burns the time slice
+# its partner, descheduled by another job, needs (benchmarks/README.md). KMP_BLOCKTIME=0 says the same to Intel's
 # OpenMP (conda builds of torch).
 OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 

@@ -49,7 +49,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nnfractal.errors import DataError, squeeze
+from nnfractal.errors import ConfigError, DataError, check_int_at_least, squeeze
+from nnfractal.models.input_files import (
+    check_float_array,
+    check_names,
+    check_shape,
+    checked_sha256,
+    read_npz,
+    shape_text,
+)
 
 __all__ = [
     "DataError",
@@ -57,6 +65,8 @@ __all__ = [
     "default_data_dir",
     "load_mnist",
     "synthetic_regression",
+    "load_data_file",
+    "save_data_file",
     "minibatch_schedule",
     "parse_idx",
     "read_idx",
@@ -227,12 +237,11 @@ class Dataset:
 
 
 def _check_int(field: str, value, minimum: int) -> int:
-    """Return ``value`` as int if it is an int (not bool) >= ``minimum``, else raise DataError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise DataError(f"{field}: must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise DataError(f"{field}: must be an int >= {minimum}, got {value}")
-    return int(value)
+    """`errors.check_int_at_least`, refused as a DataError (the loaders' one error type)."""
+    try:
+        return check_int_at_least(field, value, minimum)
+    except ConfigError as err:
+        raise DataError(str(err)) from None
 
 
 def _check_size(field: str, value: int, available: int, what: str) -> None:
@@ -804,6 +813,87 @@ def synthetic_regression(
         f"d_in={d_in}, target_dim={target_dim}, seed {seed}"
     )
     return Dataset(x.to(dtype), y.to(dtype), None, None, source=source, task="regression")
+
+
+# ---------------------------------------------------------------------------
+# A data file: another tool's data, replayed
+# ---------------------------------------------------------------------------
+
+
+def load_data_file(path: str | os.PathLike, task: str, width: int = 0, target_dim: int = 1,
+                   sha256: str = "", label: str = "") -> tuple[Dataset, str]:
+    """The data set in the .npz file at `path`, and the file's sha256.
+
+    Arrays, by task (N, M: any number of examples, at least 1):
+
+    * ``"regression"``: ``x (N, width)`` and ``y (N, target_dim)``, float32 or float64;
+    * ``"classification"``: ``x (N, 1, 28, 28)`` float32/float64 images, ``y (N,)`` integer
+      labels 0..9, and optionally a held-out split ``x_test (M, 1, 28, 28)``, ``y_test (M,)``.
+
+    Values are kept exactly (float64 stays float64; the engine casts to the run's precision, as
+    it does the drawn data). `sha256`: the run's recorded hash (a changed file is refused);
+    `label`: the model the shapes belong to, for the refusals. Every refusal is a DataError of
+    one line naming ``data_file``, the array and the allowed shapes; nothing is made up.
+    """
+    field = "data_file"
+    sha = checked_sha256(field, path, sha256)
+    arrays = read_npz(field, path)
+    why = f" for {label}" if label else ""
+    if task == "regression":
+        shapes = {"x": (None, width), "y": (None, target_dim)}
+        check_names(field, path, arrays, {n: shape_text(s) for n, s in shapes.items()})
+        for name, shape in shapes.items():
+            check_float_array(field, path, name, arrays[name], shape, f"{shape_text(shape)}{why}")
+        x, y = _same_count(path, arrays, "x", "y")
+        x_test = y_test = None
+    else:
+        image = (None, *IMAGE_SHAPE)
+        names = {"x": shape_text(image), "y": "(N,)"}
+        check_names(field, path, arrays, names, {"x_test": shape_text(image), "y_test": "(N,)"})
+        if ("x_test" in arrays) != ("y_test" in arrays):
+            raise DataError(f"{field}: {path} has only one of x_test and y_test (allowed: both, "
+                            "a held-out split, or neither)")
+        x, y = _images_and_labels(path, arrays, "x", "y", why)
+        x_test, y_test = (_images_and_labels(path, arrays, "x_test", "y_test", why)
+                          if "x_test" in arrays else (None, None))
+    n_test = "" if x_test is None else f", {x_test.shape[0]} held-out"
+    source = f"data file {path} ({x.shape[0]} examples{n_test}, sha256 {sha[:12]}...)"
+    return Dataset(x, y, x_test, y_test, source=source, task=task), sha
+
+
+def _same_count(path, arrays: dict, x_name: str, y_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two arrays as tensors, refused unless they hold the same number (>= 1) of examples."""
+    x, y = arrays[x_name], arrays[y_name]
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise DataError(f"data_file: {path}: array {y_name!r} has {y.shape[0]} rows for "
+                        f"{x.shape[0]} in {x_name!r} (allowed: the same number, at least 1)")
+    return torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y))
+
+
+def _images_and_labels(path, arrays: dict, x_name: str, y_name: str, why: str):
+    """Images (N, 1, 28, 28) float and labels (N,) int64 0..9 from the file's arrays."""
+    image = (None, *IMAGE_SHAPE)
+    check_float_array("data_file", path, x_name, arrays[x_name], image,
+                      f"{shape_text(image)} images{why}")
+    labels = arrays[y_name]
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"data_file: {path}: array {y_name!r} has dtype {labels.dtype} (allowed: "
+                        "integer class labels, e.g. int64)")
+    check_shape("data_file", path, y_name, labels, (None,), f"(N,) labels{why}")
+    if labels.size and (labels.min() < 0 or labels.max() >= N_CLASSES):
+        raise DataError(f"data_file: {path}: array {y_name!r} holds labels from {labels.min()} "
+                        f"to {labels.max()} (allowed: 0 to {N_CLASSES - 1})")
+    x, y = _same_count(path, arrays, x_name, y_name)
+    return x, y.to(torch.int64)
+
+
+def save_data_file(path: str | os.PathLike, data: Dataset) -> None:
+    """Write `data` as a data file (`load_data_file` reads it back exactly): x, y, and x_test,
+    y_test where the data set has a held-out split."""
+    arrays = {"x": data.x_train.cpu().numpy(), "y": data.y_train.cpu().numpy()}
+    if data.x_test is not None:
+        arrays.update(x_test=data.x_test.cpu().numpy(), y_test=data.y_test.cpu().numpy())
+    np.savez(path, **arrays)
 
 
 def minibatch_schedule(

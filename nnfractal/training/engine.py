@@ -30,11 +30,27 @@ from nnfractal.config import Config, ConfigError
 from nnfractal.models import Family, family_spec
 from nnfractal.models.common import classification_loss, compile_wanted, correct_count, regression_loss
 
+from .allocator import usable_cpus
+from .cpu_usage import NO_USAGE, CpuUsage, Usage
 from .data import Dataset, minibatch_schedule
 from .grid import hyperparameters
 from .measure import epoch_curves  # noqa: F401 - engine.epoch_curves: its name before measure.py
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def flush_denormals() -> None:
+    """Flush denormal numbers to zero in this thread (FTZ, DAZ). Models on their way to
+    divergence or to zero pass through denormals, which run ~10x slower on x86 CPUs (measured: a
+    chunk stalled for seconds); flushing only changes values below 1e-38 (float32) / 1e-308
+    (float64). The control register is per thread, and a new thread copies its creator's: OpenMP's
+    threads flush only if their creator flushed when it started them (hence the call at import,
+    before this process's first parallel torch operation; the paper MLP's kernel sets it in each
+    of its threads itself)."""
+    torch.set_flush_denormal(True)
+
+
+flush_denormals()
 
 
 @dataclass(frozen=True)
@@ -47,7 +63,7 @@ class Schedule:
     eval_epochs: tuple[int, ...] = ()   # held-out evaluation after these epochs (0 = at init)
 
 
-KERNEL_SLICE_MODEL_STEPS = 1 << 16   # model-steps per call of the paper-MLP kernel (train_chunk)
+KERNEL_SLICE_MODEL_STEPS = 1 << 16   # model-steps per thread per call of the paper-MLP kernel
 KERNEL_MAX_STEPS = 1 << 16           # longer runs train step by step: one model per call would
 #                                      still not hear a cancel for seconds
 
@@ -230,6 +246,14 @@ def _whole_run_kernel(cfg: Config, family: Family, step_fn, dtype, device, evalu
                                       evaluations, dtype, device)
 
 
+def prepare_kernels(cfg: Config, family: Family) -> None:
+    """Build (the first time on a machine: 30-60 s) or load now the compiled kernel the run's
+    chunks may use (the paper MLP's), so that a caller timing its training (a run's tile seconds,
+    hence its rate) times training only."""
+    device = resolve_device(cfg.device)
+    _whole_run_kernel(cfg, family, _step_function(cfg, family), DTYPES[cfg.precision], device, False)
+
+
 @contextlib.contextmanager
 def matmul_precision(cfg: Config, device: torch.device):
     """Products in the storage precision, TF32 or bfloat16 autocast, as cfg.matmul_precision says.
@@ -351,11 +375,12 @@ def train_chunk(cfg: Config, family: Family, init: dict[str, Tensor], data: Data
         same_as_last = (hp_rows == hp_rows[-1]).all(1)
         real = m - int(np.argmin(same_as_last[::-1])) + 1 if not same_as_last.all() else 1
         every_step = offsets if cfg.offset_mode == "every-step" else {}
-        # Slices of at most KERNEL_SLICE_MODEL_STEPS model-steps, so that on_step (a Ctrl-C, an
-        # explorer's cancel) is heard within about a second rather than after a whole chunk; a
-        # model's numbers never depend on its neighbours, so the slicing changes no bit.
+        # Slices of at most KERNEL_SLICE_MODEL_STEPS model-steps per thread, so that on_step (a
+        # Ctrl-C, an explorer's cancel) is heard within about a second rather than after a whole
+        # chunk, while each thread still gets many models (a call ends when its slowest thread
+        # does); a model's numbers never depend on its neighbours, so the slicing changes no bit.
         parts, calls = [], 0
-        per_call = max(1, KERNEL_SLICE_MODEL_STEPS // schedule.steps)
+        per_call = max(1, KERNEL_SLICE_MODEL_STEPS * torch.get_num_threads() // schedule.steps)
         for a in range(0, real, per_call):
             b = min(a + per_call, real)
             part, _ = family.train_whole_run(
@@ -366,8 +391,9 @@ def train_chunk(cfg: Config, family: Family, init: dict[str, Tensor], data: Data
             if on_step is not None and calls < schedule.steps:
                 on_step()
                 calls += 1
-        losses = torch.cat(parts)
-        losses = torch.cat([losses, losses[-1:].expand(m - real, -1)])
+        losses = parts[0] if len(parts) == 1 else torch.cat(parts)     # copies only where needed
+        if real < m:
+            losses = torch.cat([losses, losses[-1:].expand(m - real, -1)])
         for _ in range(schedule.steps - calls):          # the progress bar counts steps
             if on_step is not None:
                 on_step()
@@ -463,19 +489,24 @@ class TrainResult:
     device: str
     tile_batch: int = 0             # the chunk size used (cfg.tile_batch, or the auto choice)
     chunk_workers: int = 1          # chunks trained side by side (resolve_chunk_workers)
-    cpu_time: float = 0.0           # seconds of CPU time this process used while training
-    threads: int = 1                # threads that trained at once (workers x threads per chunk)
+    cpu_time: float = 0.0           # CPU seconds of this process's threads while training
+    threads: int = 1                # threads that computed (measured: cpu_usage.Usage.threads)
+    wait_time: float = 0.0          # seconds those threads were ready to run but had no CPU
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.cpu_time, self.wait_time, self.threads)
 
     @property
     def cpu_share(self) -> float:
-        """CPU time / (wall time x threads): about 1 where every thread had a core to itself,
-        much less where other programs took the CPU (or the work did not use all threads)."""
-        return self.cpu_time / max(1e-9, self.wall_time * self.threads)
+        """CPU time / (CPU time + run-queue wait): about 1 where every thread that had work had a
+        core, 1 / (k + 1) beside k busy programs per core (`cpu_usage`)."""
+        return self.usage.share
 
     @property
     def busy_warning(self) -> str | None:
         """One line when the CPU was busy with other work, else None (see `cpu_busy_warning`)."""
-        return cpu_busy_warning(self.cpu_time, self.wall_time, self.threads)
+        return cpu_busy_warning(self.usage, self.wall_time)
 
     @property
     def losses(self) -> np.ndarray:
@@ -498,27 +529,33 @@ def resolve_chunk_workers(cfg: Config, device: torch.device, n_chunks: int) -> t
     return max(1, min(wanted, n_chunks)), max(1, threads // wanted)
 
 
-# Below this share of its threads' time (CPU time / (wall time x threads)) a run warns that the
-# CPU was busy. Below 1 on a quiet machine too (Python between steps, OpenMP threads waiting
-# passively), hence a margin; the threshold is a choice, not measured on a quiet machine.
-BUSY_CPU_SHARE = 0.5
+# Below this share of the CPU time its threads were ready to use (CPU / (CPU + run-queue wait))
+# training warns that the CPU was busy: the run took at least 1 / 0.75 = 1.33x longer than on
+# this machine alone. One busy program beside a 2-thread run on 2 cores gives 2/3; a machine
+# running nothing else close to 1 (interrupts, our own helper threads).
+BUSY_CPU_SHARE = 0.75
 BUSY_MIN_SECONDS = 3.0
 
 
-def cpu_busy_warning(cpu_time: float, wall_time: float, threads: int) -> str | None:
-    """A one-line warning when a run of `wall_time` seconds on `threads` threads got less than
-    BUSY_CPU_SHARE of their time (`cpu_time` seconds): other programs were using the CPU, so its
-    rate is below this machine's. None for short runs (under BUSY_MIN_SECONDS) or a fair share."""
+def cpu_busy_warning(usage: Usage, wall_time: float, cpus: int | None = None) -> str | None:
+    """A one-line warning when training of `wall_time` seconds got less than BUSY_CPU_SHARE of
+    the CPU time its threads were ready to use: other programs were using the CPU, so its rate is
+    below this machine's. More computing threads than the `cpus` this process may use (default
+    `allocator.usable_cpus`) wait for each other, which is not other programs: the share is taken
+    relative to cpus / threads there. None for short runs (under BUSY_MIN_SECONDS) or a fair
+    share."""
     if wall_time < BUSY_MIN_SECONDS:
         return None
-    share = cpu_time / max(1e-9, wall_time * threads)
-    if share >= BUSY_CPU_SHARE:
+    cpus = cpus or usable_cpus()
+    own = min(1.0, cpus / max(1, usage.threads))       # the share our own threads leave each other
+    if usage.share >= BUSY_CPU_SHARE * own:
         return None
     import os
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (f"nnfractal: warning: the CPU was busy: training got {100 * share:.0f}% of its "
-            f"{threads} thread(s)' time ({cpu_time:.0f} s CPU in {wall_time:.0f} s{load}); "
-            "other programs slowed it down")
+    return (f"nnfractal: warning: the CPU was busy: training waited for a CPU "
+            f"{100 * (1 - usage.share):.0f}% of the time it was ready to run ({usage.wait_s:.0f} s "
+            f"of {usage.cpu_s + usage.wait_s:.0f} s on {usage.threads} thread(s){load}); other "
+            "programs slowed it down")
 
 
 class _Abort(Exception):
@@ -538,9 +575,9 @@ def _run_chunks(n_chunks: int, workers: int, threads: int, run_one, on_done) -> 
 
     def work(i: int):
         # Per-thread settings: torch threads (OpenMP's count is per thread) and denormal flushing
-        # (MXCSR is per thread).
+        # (MXCSR is per thread), before this thread's OpenMP threads exist.
         torch.set_num_threads(threads)
-        torch.set_flush_denormal(True)
+        flush_denormals()
         return run_one(i, abort)
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nnfractal-chunk")
@@ -570,10 +607,7 @@ def train(cfg: Config, family: Family, data: Dataset, points: np.ndarray, progre
 
     device = resolve_device(cfg.device)
     dtype = DTYPES[cfg.precision]
-    # Models on their way to divergence or to zero pass through denormal numbers, which run
-    # ~10x slower on x86 CPUs (measured: a chunk stalled for seconds). Flushing them to zero only
-    # changes values below 1e-38 (float32) / 1e-308 (float64).
-    torch.set_flush_denormal(True)
+    flush_denormals()                   # a thread created before the import
     data = data.to(dtype, device)
     if cfg.eval_every == 0 or data.x_test is None:
         data = dataclasses.replace(data, x_test=None, y_test=None)
@@ -587,7 +621,8 @@ def train(cfg: Config, family: Family, data: Dataset, points: np.ndarray, progre
     workers, chunk_threads = resolve_chunk_workers(cfg, device, n_chunks)
     np_dtype = np.float64 if cfg.precision == "float64" else np.float32
     curves: dict[str, np.ndarray] = {}
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, usage = time.perf_counter(), CpuUsage()
+    used = [NO_USAGE]       # read after each chunk, while the chunk workers (and their CPU times) live
     with tqdm(total=k * schedule.steps, unit="model-step", unit_scale=True, desc=desc,
               disable=not progress, dynamic_ncols=True) as bar:
 
@@ -613,18 +648,15 @@ def train(cfg: Config, family: Family, data: Dataset, points: np.ndarray, progre
                 curves[name][lo:hi] = c[: hi - lo].numpy()
             if on_chunk is not None:
                 on_chunk(lo, hi, {n: c[lo:hi] for n, c in curves.items()})
-            warning = cpu_busy_warning(time.process_time() - cpu_start,
-                                       time.perf_counter() - start, workers * chunk_threads)
-            if warning and progress and device.type == "cpu":
+            used[0] = usage.read()
+            if progress and device.type == "cpu" and cpu_busy_warning(used[0], time.perf_counter() - start):
                 bar.set_postfix_str("CPU busy with other programs", refresh=False)
 
         _run_chunks(n_chunks, workers, chunk_threads, run_one, on_done)
-    result = TrainResult(curves, schedule, time.perf_counter() - start, str(device), m, workers,
-                         time.process_time() - cpu_start, workers * chunk_threads)
-    if progress and device.type == "cpu" and result.busy_warning:
-        import sys
-        tqdm.write(result.busy_warning, file=sys.stderr)
-    return result
+    if not n_chunks:
+        used[0] = usage.read()
+    return TrainResult(curves, schedule, time.perf_counter() - start, str(device), m, workers,
+                       used[0].cpu_s, used[0].threads, used[0].wait_s)
 
 
 

@@ -1,0 +1,81 @@
+"""The uncertainty exponent's figure, read back through its matplotlib objects: each stage's raw
+f(eps), its chaos floor, the fitted curve term, eps* and the local dimension."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nnfractal.estimators.known_sets import banded_boundary
+from nnfractal.estimators.sampling import uncertainty_exponent
+from nnfractal.render.sample_plots import plot_uncertainty, uncertainty_figure
+
+
+@pytest.fixture(scope="module")
+def banded():
+    # a circle whose points within 1e-5 of it are coin flips: cheap, and it has a band
+    b = banded_boundary("circle", 1e-5, 0.5)
+    est = uncertainty_exponent(b.score, budget=1 << 16, seed=0, floor_points=256, n_boot=30)
+    assert est.ok and est.eps_star is not None, est.reason
+    return est
+
+
+def _labels(ax):
+    return [line.get_label() for line in ax.get_lines()]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_figure_draws_each_stage_its_floor_the_curve_term_and_eps_star(banded, as_json):
+    est = json.loads(json.dumps(banded.to_dict())) if as_json else banded
+    fig = uncertainty_figure(est, title="circle in a band")
+    top, bottom = fig.axes
+    stages = banded.extra["stages"]
+    labels = _labels(top)
+    assert sum(lab.endswith(": f(eps)") for lab in labels) == stages
+    # the raw f of stage 0 is drawn as measured, not rescaled
+    f0 = next(line for line in top.get_lines() if line.get_label() == "stage 0: f(eps)")
+    f = banded.raw_values[banded.stage == 0]
+    np.testing.assert_allclose(f0.get_ydata(), f[f > 0])
+    # a dashed floor at F for every stage with flips
+    floors = {c.get_label(): c for c in top.collections if "chaos floor" in c.get_label()}
+    with_flips = np.flatnonzero(banded.chaos_fraction > 0)
+    assert len(floors) == len(with_flips) >= 1
+    for s in with_flips:
+        seg = floors[f"stage {s}: chaos floor {banded.chaos_fraction[s]:.3f}"].get_segments()[0]
+        np.testing.assert_allclose(seg[:, 1], banded.chaos_fraction[s])
+    # the fitted curve term A eps^(2 - D) of every fitted stage
+    terms = [line for line in top.get_lines() if "curve term" in line.get_label()]
+    fitted = np.unique(banded.stage[banded.fit_mask])
+    assert len(terms) == len(fitted)
+    for line, s in zip(terms, fitted):
+        x, y = line.get_xdata(), line.get_ydata()
+        np.testing.assert_allclose(y, banded.amplitude[s] * x ** (2 - banded.dimension))
+    # eps* as a vertical line at its value, and in the title with D
+    star = next(line for line in top.get_lines() if line.get_label().startswith("eps* ="))
+    assert np.allclose(star.get_xdata(), banded.eps_star)
+    title = top.get_title()
+    assert f"D = {banded.dimension:.3f}" in title and f"eps* = {banded.eps_star:.1e}" in title
+    # the local dimension of the curve term, one point per neighbouring pair of eps
+    (points, *_) = bottom.get_lines()
+    assert "curve term" in points.get_label()
+    assert len(points.get_xdata()) == int(np.isfinite(banded.local_slopes).sum()) > 0
+
+
+def test_local_panel_shows_f_where_no_curve_term_is_left(banded):
+    # nowhere above the floor: the panel shows the local dimension of f itself, and says so
+    est = json.loads(json.dumps(banded.to_dict()))
+    est.update(ok=False, dimension=None, ci_low=None, ci_high=None, reason="chaotic: test",
+               local_slopes=[None] * len(est["local_slopes"]), eps_star=None)
+    fig = uncertainty_figure(est)
+    top, bottom = fig.axes
+    (points, *_) = bottom.get_lines()
+    assert "no curve term" in points.get_label() and len(points.get_xdata()) > 0
+    assert "no dimension: chaotic: test" in top.get_title()
+    assert not any(lab.startswith("eps* =") for lab in _labels(top))
+
+
+def test_plot_uncertainty_writes_the_png(banded, tmp_path):
+    fig = plot_uncertainty(banded, tmp_path / "u.png")
+    assert len(fig.axes) == 2                       # f(eps) over the local dimension
+    with open(tmp_path / "u.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
