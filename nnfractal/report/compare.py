@@ -12,6 +12,7 @@ from nnfractal.estimators.stats import min_detectable
 from nnfractal.storage.run_folder import REPORT_FILE, RunFolder
 from nnfractal.studies import compare as box_compare
 from nnfractal.studies.comparison import BoxComparison, SampledComparison, read_comparison
+from nnfractal.studies.quantities import CHAOS, EPS_STAR
 from nnfractal.window import Window
 
 from .html import esc, fmt_est, fmt_num, fmt_seconds, fmt_value, img, page, section, table, video
@@ -24,6 +25,7 @@ from .parts import (
     notes_and_statistics,
     verdict_box,
 )
+from .quantities import quantities_section, unit_cells
 
 MIN_RESOLUTION = 114             # about the smallest map with a box-counting scaling range
 
@@ -220,11 +222,12 @@ def sampled_report(folder: Path, info: SampledComparison, display=None) -> str:
     extra = f" Sign-flip test over seeds alone: p = {pval:.3g}." if pval is not None else ""
     extra += (f" Smallest difference this study could have detected: about {md:.3f} (the half-"
               "width of the difference's 95% interval)." if md is not None else "")
+    others = " ".join(info.sentences.get(k, "") for k in (CHAOS, EPS_STAR))
     parts = [verdict_box(presets, info.verdict, info.sentence,
                          f" (depth {main.depth})" if main.depth is not None else "",
                          "Verdict from the 95% interval of the paired difference D(A) &minus; "
                          "D(B): &ldquo;smaller&rdquo; or &ldquo;larger&rdquo; only when it "
-                         f"excludes 0, with at least 3 seeds.{esc(extra)}"),
+                         f"excludes 0, with at least 3 seeds.{esc(extra)}", note=others.strip()),
              section("Dimensions", table(head + ["D(A) &minus; D(B)"], _seed_rows(info), "dims")
                      + img(folder / "compare_dimensions.png", "dimensions",
                            "Dimension per seed and pooled (95% intervals); the paired "
@@ -233,6 +236,10 @@ def sampled_report(folder: Path, info: SampledComparison, display=None) -> str:
                      "interval, per initialisation seed (the same initial weights for both "
                      "architectures) and pooled over seeds.")]
     toc = [("dims", "Dimensions")]
+    three = quantities_section(folder, info)
+    if three:
+        parts.append(three)
+        toc.append(("quantities", "Curve, chaos, band"))
     if len(info.results) > 1:
         parts.append(depth_sweep(folder, info.results, presets, head, with_p=True,
                                  caption="Pooled dimension against depth (95% intervals) and "
@@ -287,13 +294,17 @@ def _samples_table(folder: Path, info: SampledComparison) -> str:
     for u in info.units:
         i = info.presets.index(u.preset) if u.preset in info.presets else 0
         changes = u.sign_changes.changes if u.sign_changes else []
+        middle = (unit_cells(u.estimate) if info.method == "uncertainty" else
+                  [" / ".join(f"{c:.0f}" for c in changes[:6]) or "&ndash;"])
         rows.append([arch_span(i, u.preset), fmt_num(u.depth), fmt_num(u.seed),
-                     fmt_est(u.estimate), " / ".join(f"{c:.0f}" for c in changes[:6]) or "&ndash;",
+                     fmt_est(u.estimate), *middle,
                      fmt_num(u.evaluations), fmt_num(u.model_steps), fmt_seconds(u.wall_time_s),
                      _unit_link(folder, u.dir)])
+    middle_head = (["chaos fraction [95%]", "eps* [95%]"] if info.method == "uncertainty"
+                   else ["sign changes at lags 1, 2, 4, ..."])
     return section("Every sample", table(["architecture", "depth", "seed",
                                           "dimension [95% interval]",
-                                          "sign changes at lags 1, 2, 4, ...", "evaluations",
+                                          *middle_head, "evaluations",
                                           "model-steps", "training", "sample folder"], rows),
                    "units", "Each row is a complete sample folder (nnfractal sample). Transects: "
                    "the sign changes along the shared segment per lag (lag 1 = the spacing of its "

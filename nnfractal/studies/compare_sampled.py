@@ -74,6 +74,7 @@ from .comparison import (
     label_of,
     main_group,
 )
+from .quantities import CHAOS_CHOICE, EPS_STAR_CHOICE, TRANSECT_NOTE, analyse_quantities
 from .sample import (
     SampleSpec,
     check_sample_budget,
@@ -89,6 +90,7 @@ __all__ = ["SAMPLED_METHODS", "SampledPlan", "plan", "compare_sampled", "resume_
 
 PLAN_JSON = "plan.json"
 PLAN_FORMAT = "nnfractal-compare-plan"
+QUANTITIES_NOTE = f"{CHAOS_CHOICE}; {EPS_STAR_CHOICE}"
 COARSE = 16                 # transect: points per side of each architecture's placing map (it only
                             # has to find the boundary; 256 points against a segment's 1024+)
 
@@ -241,6 +243,8 @@ class SampledCompareStudy(Study[SampledPlan, SampledComparison]):
                                    p.presets, labels, group.depth))
             prefix = "" if group.depth is None else f"depth {group.depth}: "
             self.log(prefix + results[-1].difference["sentence"])
+            for q in results[-1].quantities.values():
+                self.log(prefix + q.sentence)
         cfg_a, cfg_b = p.groups[0].pair()
         main = main_group(results, cfg_a.depth)
         wall = sum(u.wall_time_s for u in units)
@@ -256,6 +260,11 @@ class SampledCompareStudy(Study[SampledPlan, SampledComparison]):
             config_difference=p.config_difference, notes=p.notes, units=units, results=results,
             main_depth=main.depth, difference=main.difference,
             verdict=main.difference["verdict"], sentence=main.difference["sentence"],
+            verdicts={"dimension": main.difference["verdict"],
+                      **{k: q.difference["verdict"] for k, q in main.quantities.items()}},
+            sentences={"dimension": main.difference["sentence"],
+                       **{k: q.sentence for k, q in main.quantities.items()}},
+            quantities_note=QUANTITIES_NOTE if p.method == "uncertainty" else TRANSECT_NOTE,
             timing=SampledTiming(units=len(units),
                                  evaluations=int(sum(u.evaluations for u in units)),
                                  model_steps=int(steps), training_s=round(wall, 3),
@@ -295,9 +304,14 @@ def compact(est: dict | None) -> dict | None:
     if chaos is not None:
         out["counting_chaos"] = {k: chaos.get(k) for k in ("dimension", "ci_low", "ci_high",
                                                           "ok")}
-    floors = (est.get("extra") or {}).get("chaos_floor")
-    if floors is not None:
-        out["chaos_floor"] = floors
+    extra = est.get("extra") or {}
+    if extra.get("chaos_floor") is not None:
+        # per stage: F, its Wilson interval, the points moved and the squares' side
+        for key in ("chaos_floor", "chaos_interval", "floor_points", "stage_side"):
+            out[key] = extra.get(key)
+    for key in ("eps_star", "eps_star_low", "eps_star_high"):
+        if est.get(key) is not None:
+            out[key] = est[key]
     return out
 
 
@@ -368,9 +382,12 @@ def analyse(units: list[SampledUnit], presets, labels: dict, depth) -> SampledGr
     for u in units:
         by_seed.setdefault(u.seed_index, {})[u.preset] = u.estimate
     pairs = [(s[a], s[b]) for _, s in sorted(by_seed.items()) if a in s and b in s]
+    method = next((u.estimate.get("method") for u in units), None)
     return SampledGroup(depth=depth, archs=archs,
                         difference=paired_difference(pairs, label_a=labels[a], label_b=labels[b],
-                                                     name_a=a, name_b=b))
+                                                     name_a=a, name_b=b),
+                        quantities=analyse_quantities(units, presets, labels)
+                        if method == "uncertainty" else {})
 
 
 # ---- figures ---------------------------------------------------------------------------------
@@ -424,6 +441,10 @@ def draw_figures(root, info: SampledComparison) -> dict[str, str]:
         cp.plot_dimension_vs_depth([r.to_json() for r in info.results], presets,
                                    root / "compare_depth.png")
         written["depth"] = "compare_depth.png"
+    if info.results[0].quantities:
+        cp.plot_quantities([r.to_json() for r in info.results], presets,
+                           root / "compare_quantities.png")
+        written["quantities"] = "compare_quantities.png"
     return written
 
 

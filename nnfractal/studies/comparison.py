@@ -27,6 +27,7 @@ from nnfractal.models import arch_label
 from nnfractal.storage.records import OMIT_NONE, JsonRecord, read_record
 from nnfractal.storage.run_folder import SUMMARY_FILE
 
+from .quantities import QuantityGroup
 from .sample import SampleSpec
 
 FORMAT = "nnfractal-compare"
@@ -321,10 +322,12 @@ class SampledArch(JsonRecord):
 
 @dataclass(kw_only=True)
 class SampledGroup(JsonRecord):
-    """Both architectures at one depth: dimension per seed and pooled, the paired difference."""
+    """Both architectures at one depth: dimension per seed and pooled, the paired difference;
+    with the uncertainty method also the chaos fraction and eps* (`quantities`)."""
     depth: int | None = None
     archs: dict[str, SampledArch]
     difference: dict
+    quantities: dict[str, QuantityGroup] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -366,6 +369,11 @@ class SampledComparison(JsonRecord, _Verdict):
     difference: dict
     verdict: str
     sentence: str
+    # the main group's verdict and sentence on each quantity ("dimension", "chaos_fraction",
+    # "eps_star"), and what the quantities are (or why the method has only the dimension)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    sentences: dict[str, str] = field(default_factory=dict)
+    quantities_note: str = ""
     figures: dict[str, str] = field(default_factory=dict)
     timing: SampledTiming = field(default_factory=SampledTiming)
     hardware: Hardware = field(default_factory=Hardware)
