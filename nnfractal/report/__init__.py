@@ -21,6 +21,8 @@ from pathlib import Path
 from nnfractal.storage import run_folder
 from nnfractal.storage.folders import write_text_atomic
 from nnfractal.storage.run_folder import REPORT_FILE, RunFolder
+from nnfractal.studies.comparison import RESULT_FILE as COMPARE_FILE
+from nnfractal.studies.sample import SAMPLE_JSON
 
 from .compare import compare_report, redraw_missing_figures
 from .html import is_our_report
@@ -45,8 +47,8 @@ def folder_kind(folder) -> str:
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportError(f"run_dir: {folder} does not exist or is not a folder")
-    for kind, name in (("compare", "compare.json"), ("zoom", "zoom.json"),
-                       ("sample", "sample.json")):
+    for kind, name in (("compare", COMPARE_FILE), ("zoom", run_folder.ZOOM_FILE),
+                       ("sample", SAMPLE_JSON)):
         if (folder / name).exists():
             return kind
     if RunFolder(folder).holds_run():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nnfractal.estimators.resolution import min_resolution_for_dimension
 from nnfractal.models import arch_label
+from nnfractal.storage.run_folder import BOUNDARY_FILE, BOXCOUNT_FILE, DIMENSION_PER_EPOCH_FILE, SUMMARY_FILE
 from nnfractal.training.grid import axis_labels
 
 from .html import card, esc, fmt_est, fmt_num, fmt_seconds, img, page, section, short_reason, table, video
@@ -28,7 +29,7 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
     """Sections of a run report (also used for zoom frames) and their table of contents."""
     cfg = read_config(folder)
     fractal = read_json(folder / "fractal.json")
-    summary = read_json(folder / "summary.json")
+    summary = read_json(folder / SUMMARY_FILE)
     final = fractal.get("final") or {}
     metric = fractal.get("metric") or (cfg.metric if cfg else "train_loss")
     metrics = fractal.get("metrics") or {}
@@ -40,7 +41,7 @@ def run_body(folder: Path, *, heading_level: int = 2, compact: bool = False) -> 
     if adaptive:
         parts.append(adaptive)
         toc.append(("adaptive", "Adaptive"))
-    fd_fig = img(folder / "fd_per_epoch.png", "dimension per epoch",
+    fd_fig = img(folder / DIMENSION_PER_EPOCH_FILE, "dimension per epoch",
                  "Dimension of the boundary after each epoch, 95% intervals; n/a where the "
                  "boundary is too short.")
     if others:
@@ -130,9 +131,9 @@ def _dimension_section(folder: Path, fractal: dict, metric: str, others: list[st
     final = fractal.get("final") or {}
     paper = fractal.get("paper_method") or {}
     metrics = fractal.get("metrics") or {}
-    bfigs = [img(folder / "boundary.png", "boundary", "Boundary pixels: 2&times;2 neighbourhoods "
+    bfigs = [img(folder / BOUNDARY_FILE, "boundary", "Boundary pixels: 2&times;2 neighbourhoods "
                  "that hold both outcomes."),
-             img(folder / "boxcount.png", "box counting", "Box counts with the fitted scaling range "
+             img(folder / BOXCOUNT_FILE, "box counting", "Box counts with the fitted scaling range "
                  "(left) and local slopes with the estimate and its 95% interval (right)."), fd_fig]
     for m in others:
         bfigs.append(img(folder / f"boundary_{m}.png", f"boundary of {m}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nnfractal.storage.run_folder import SUMMARY_FILE
 from nnfractal.studies.sample import SampleSummary, read_sample
 
 from .html import card, esc, fmt_est, fmt_num, fmt_seconds, fmt_value, img, kv_table, page, section, short_reason, table
@@ -15,7 +16,7 @@ LABELS = {"uncertainty": "uncertainty exponent", "transect": "transect"}
 
 def sample_report(folder: Path, display=None) -> str:
     info = read_sample(folder)
-    raw_summary = read_json(folder / "summary.json")
+    raw_summary = read_json(folder / SUMMARY_FILE)
     summary = SampleSummary.from_json(raw_summary) if raw_summary else None
     cfg = read_config(folder)
     est = info.estimate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nnfractal.storage.run_folder import SUMMARY_FILE
 from nnfractal.studies.zoom import ZoomResult, read_zoom
 
 from .html import card, esc, fmt_est, fmt_num, fmt_seconds, fmt_value, img, page, section, short_reason, table, video
@@ -17,7 +18,7 @@ def zoom_report(folder: Path, display=None) -> str:
     info = read_zoom(folder)
     frames = info.frames
     cfg = read_config(folder / frames[0].dir)
-    first_summary = read_json(folder / frames[0].dir / "summary.json")
+    first_summary = read_json(folder / frames[0].dir / SUMMARY_FILE)
     toc, parts = [], []
     c = info.center
     subtitle = (f"{esc(run_title_bits(cfg)[0]) if cfg else ''} &middot; {len(frames)} frames of "
@@ -46,7 +47,7 @@ def zoom_report(folder: Path, display=None) -> str:
                              "<code>mnmx</code>."))
         toc.append(("config", "Configuration"))
     if first_summary:
-        total = sum((read_json(folder / fr.dir / "summary.json").get("wall_time_s") or 0)
+        total = sum((read_json(folder / fr.dir / SUMMARY_FILE).get("wall_time_s") or 0)
                     for fr in frames)
         parts.append(section("Hardware and timing", hardware_table(
             first_summary, [("training wall time, all frames", fmt_seconds(total))]), "hardware",

@@ -47,10 +47,14 @@ from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_di
 from nnfractal.render.maps import cdf_restretch, figure_to_rgb, map_figure, write_animation
 from nnfractal.storage.folders import write_text_atomic
 from nnfractal.storage.run_folder import (  # noqa: F401 - the map readers: run.py's API too
+    BOUNDARY_FILE,
+    BOXCOUNT_FILE,
+    DIMENSION_PER_EPOCH_FILE,
     ERROR_LOG,
     FRACTAL_FILE,
     MAP_FILE,
     SUMMARY_FILE,
+    ZOOM_FILE,
     ReportWriter,
     RunFolder,
     map_epochs,
@@ -785,12 +789,12 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         edges = boundary(final_map)
         est = estimate_with_fit_range(edges, fit_range, force)
         by_metric[metric] = {"final": est.to_dict(), "paper_method": paper_dimension([edges]).to_dict()}
-        name = "boundary.png" if metric == cfg.metric else f"boundary_{metric}.png"
+        name = BOUNDARY_FILE if metric == cfg.metric else f"boundary_{metric}.png"
         plot_boundary(edges, extent, xlabel, ylabel, out_dir / name,
                       title=f"{cfg.preset}: {metric} boundary ({int(edges.sum())} pixels)",
                       axis_scale=cfg.axis_scale)
         if metric == cfg.metric:
-            plot_boxcount(est, out_dir / "boxcount.png", title=f"{cfg.preset}: box counting ({metric})",
+            plot_boxcount(est, out_dir / BOXCOUNT_FILE, title=f"{cfg.preset}: box counting ({metric})",
                           note=small)
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available)
@@ -798,7 +802,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     per_epoch_est = [estimate_with_fit_range(boundary(m), fit_range, force, n_boot=50)
                      for m in epoch_maps]
     step_label = "step" if cfg.full_batch else "epoch"      # full batch: one step per epoch
-    plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / "fd_per_epoch.png",
+    plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / DIMENSION_PER_EPOCH_FILE,
                              title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training",
                              note=small, xlabel=step_label)
     result = {
@@ -839,7 +843,7 @@ def estimates_of(run_dir: Path) -> list[tuple[str, dict]]:
     """Every dimension estimate a finished folder holds, (label, estimate dict), side by side:
     a grid run's box count and the paper's estimator, a zoom's pooled ones, a sample's own."""
     run_dir = Path(run_dir)
-    for name in ("zoom.json", FRACTAL_FILE):
+    for name in (ZOOM_FILE, FRACTAL_FILE):
         path = run_dir / name
         if path.exists():
             info = json.loads(path.read_text())

@@ -23,6 +23,7 @@ from typing import Any
 
 from nnfractal.config import Config, ConfigError, build_config, config_from_dict
 from nnfractal.errors import check_int_at_least
+from nnfractal.estimators.sampling import SAMPLING_METHODS
 from nnfractal.models import arch_label
 from nnfractal.storage.records import OMIT_NONE, JsonRecord, read_record
 from nnfractal.storage.run_folder import SUMMARY_FILE
@@ -34,7 +35,7 @@ FORMAT = "nnfractal-compare"
 FORMAT_VERSION = 1
 RESULT_FILE = "compare.json"
 DEFAULT_PRESETS = ("resnet20-mnist", "plain20-mnist")
-SAMPLED_METHODS = ("uncertainty", "transect")
+SAMPLED_METHODS = SAMPLING_METHODS
 
 # What "architecture" means here: the fields taken from preset B. Everything else is A's.
 ARCH_FIELDS = ("model", "depth", "skip", "c_hidden", "nonlinearity", "width")

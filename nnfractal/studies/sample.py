@@ -40,6 +40,7 @@ from nnfractal.errors import RunFailed, RunFolderError, StoreError, one_line
 from nnfractal.estimators.sampling import (
     EPS_CAP,
     REASON_NO_BOUNDARY,
+    SAMPLING_METHODS,
     TRANSECT_COARSE,
     SamplingError,
     check_transect_args,
@@ -58,12 +59,9 @@ from nnfractal.window import MIN_ULPS_APART, Window
 
 from .study import StudyOptions
 
-# run, backends and render are imported in the functions that use them: they load torch and
-# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
-# its allocator restart, also for commands that need neither (presets, report, --help).
+# run, backends and render are imported in the functions that use them (see studies/zoom.py).
 
 SAMPLE_JSON = "sample.json"
-METHODS = ("uncertainty", "transect")
 MAX_BLOCKS = 64                 # the store's capacity: the uncertainty estimator's stages + coarse
 DEFAULT_EPS_MIN = 1e-9
 RESUME_COMMAND = "nnfractal sample --resume"
@@ -127,9 +125,9 @@ def precision_eps_floor(cfg: Config) -> float:
 
 def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
     """Check every parameter (SamplingError / ConfigError naming the field); fill eps_min."""
-    if spec.method not in METHODS:
+    if spec.method not in SAMPLING_METHODS:
         raise ConfigError("method", f"{spec.method!r} is not allowed (allowed: "
-                          f"{', '.join(METHODS)})")
+                          f"{', '.join(SAMPLING_METHODS)})")
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
         raise ConfigError("sample_seed", f"{spec.seed!r} is not allowed (allowed: an integer >= 0)")
     if spec.method == "uncertainty":

@@ -65,7 +65,15 @@ from nnfractal.estimators.boxcount import DimensionEstimate, boundary, estimate_
 from nnfractal.estimators.resolution import resolution_warning
 from nnfractal.models import arch_label
 from nnfractal.storage.records import OMIT_NONE, JsonRecord, read_record
-from nnfractal.storage.run_folder import FRACTAL_FILE, MAP_FILE, STORE_DIR, RunFolder, score_map_of
+from nnfractal.storage.run_folder import (
+    BOUNDARY_FILE,
+    FRACTAL_FILE,
+    MAP_FILE,
+    STORE_DIR,
+    ZOOM_FILE,
+    RunFolder,
+    score_map_of,
+)
 from nnfractal.storage.store import StoreError
 from nnfractal.training.budget import check_many, check_max_storage
 from nnfractal.training.grid import axis_labels
@@ -83,14 +91,14 @@ from .windows import (
 )
 
 # run, backends and render are imported in the functions that use them: they load torch and
-# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
-# its allocator restart, also for commands that need neither (presets, report, --help).
+# matplotlib (seconds), and `nnfractal` imports this module at start, before its allocator
+# restart, also for commands that need neither (presets, report, --help).
 
 FORMAT = "nnfractal-zoom"
 FORMAT_VERSION = 1
 PLAN_FILE = "zoom_plan.json"
 PLAN_FORMAT = "nnfractal-zoom-plan"
-RESULT_FILE = "zoom.json"
+RESULT_FILE = ZOOM_FILE
 RESUME_COMMAND = "nnfractal zoom --resume"
 DEFAULT_FACTOR = 2.0
 DEFAULT_DEPTH = 2.0
@@ -99,7 +107,7 @@ MAX_ZOOM_FRAMES = 1000
 # Frame 0, when it is the run itself, takes over the run's top-level files and these folders
 # (not other folders, such as a zoom written inside the run folder).
 RUN_FOLDERS = (STORE_DIR, "epochs")
-RUN_PICTURES = (MAP_FILE, "boundary.png", FRACTAL_FILE)
+RUN_PICTURES = (MAP_FILE, BOUNDARY_FILE, FRACTAL_FILE)
 
 POOLED_METHOD = (
     "pooled: inverse-variance weighted mean of the box-counting dimensions of the frames that "
