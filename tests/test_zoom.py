@@ -20,7 +20,7 @@ from nnfractal.studies.windows import (
     frame_windows,
     resolvable_frames,
 )
-from nnfractal.studies.zoom import pooled_dimension
+from nnfractal.studies.zoom_result import pooled_dimension
 from nnfractal.window import MIN_ULPS_APART, Window
 
 EPS = float(np.finfo(np.float64).eps)

@@ -16,7 +16,7 @@ Pooled dimension of one architecture
        all units of the architecture**. The estimator's interval is mostly systematic (fit-range
        sensitivity, pixelisation; see ``fractal.estimate_dimension``) and largely shared by grids
        of one architecture at one resolution, so averaging more grids must not shrink it. This is
-       the same reading as the zoom's pooled interval (``zoom.POOLED_METHOD``).
+       the same reading as the zoom's pooled interval (``zoom_result.POOLED_METHOD``).
 
     The interval is the 2.5-97.5 percentile of the replicated means.
 

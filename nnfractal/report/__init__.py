@@ -5,7 +5,7 @@ folder is recognised by its contents (`folder_kind`), and each kind has its own 
 renders from the folder's typed result:
 
 * ``compare.json`` -- a comparison: report/compare.py (`studies.comparison`);
-* ``zoom.json`` -- a zoom sequence: report/zoom.py (`studies.zoom.ZoomResult`);
+* ``zoom.json`` -- a zoom sequence: report/zoom.py (`studies.zoom_result.ZoomResult`);
 * ``sample.json`` -- a sample: report/sample.py (`studies.sample.SampleResult`);
 * ``config.toml`` + ``store.zarr`` -- a run: report/run.py.
 

@@ -1,11 +1,11 @@
 """The report of a zoom folder (``nnfractal zoom``): pooled dimensions, dimension per frame, the
-zoom video, every frame's map and numbers, read from zoom.json (`studies.zoom.ZoomResult`)."""
+zoom video, every frame's map and numbers, read from zoom.json (`studies.zoom_result.ZoomResult`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from nnfractal.storage.run_folder import SUMMARY_FILE
-from nnfractal.studies.zoom import ZoomResult, read_zoom
+from nnfractal.studies.zoom_result import ZoomResult, read_zoom
 
 from .html import card, esc, fmt_est, fmt_num, fmt_seconds, fmt_value, img, page, section, short_reason, table, video
 from .parts import config_tables, hardware_table, read_config, read_json
