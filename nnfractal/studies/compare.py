@@ -72,7 +72,7 @@ from .study import Study, StudyOptions, start
 from .windows import auto_center, frame_windows, resolvable_frames
 
 # run, backends and render are imported in the functions that use them: they load torch and
-# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
+# matplotlib (seconds), and `nnfractal` imports this module at start, before
 # its allocator restart, also for commands that need neither (presets, report, --help).
 
 __all__ = ["ARCH_FIELDS", "DEFAULT_PRESETS", "FORMAT", "FORMAT_VERSION", "BoxPlan", "plan",

@@ -54,7 +54,7 @@ from nnfractal.errors import (
 from nnfractal.storage.records import JsonRecord, read_record
 from nnfractal.storage.run_folder import ReportWriter, RunFolder, lock_file, write_report_safely
 
-# run and backends are imported in the functions that use them: they load torch (3.7 s measured),
+# run and backends are imported in the functions that use them: they load torch (seconds),
 # and `nnfractal` imports the studies at start, before its allocator restart.
 
 PlanT = TypeVar("PlanT", bound=JsonRecord)

@@ -13,7 +13,7 @@ centre starts at the run's boundary pixel with the most boundary pixels around i
 the window's middle, then lowest row/column) and then follows the boundary: frame k is centred on
 the densest boundary cell of frame k-1 near the current centre (`windows.follow_boundary`), since
 a centre picked on the first map is only as precise as its pixels. The geometry (windows, centre,
-float limit) is windows.py; this module is the study.
+float limit) is windows.py, the files it writes zoom_result.py; this module is the study.
 
 Every frame is a full grid run (``run.execute``) with the run's config except ``mnmx`` (and
 ``resolution`` with --resolution), in ``OUT/frames/frame_NN/``. When the resolution is the run's,
