@@ -93,6 +93,10 @@ def test_transect_comparison_measures_both_architectures_on_the_same_points(tiny
         assert_picture(out / name)
     assert info["timing"]["evaluations"] == 4 * 2048
     assert info["timing"]["model_steps"] == 6 * (4 * 2048 + 4 * 16 * 16)
+    # a transect has no chaos split, and says so
+    assert info["quantities_note"].startswith("the transect method measures only the coarse scales")
+    assert all(r["quantities"] == {} for r in info["results"])
+    assert set(info["sentences"]) == {"dimension"}
 
 
 @pytest.mark.slow
@@ -105,6 +109,7 @@ def test_transect_comparison_report_opens_in_chromium(tiny_transect):
     text = page.plain
     assert "transect" in text and "No difference detectable" in text
     assert "The transects of both architectures run through the same points" in text
+    assert "The transect method measures only the coarse scales" in text
     links = [a["href"] for a in page.all("a") if not a["href"].startswith("#")]
     assert "skipstudy-cpu-resnet/seed0/sample/report.html" in links
     assert_opens_cleanly(tiny_transect / REPORT_NAME)

@@ -236,6 +236,8 @@ class SampledCompareStudy(Study[SampledPlan, SampledComparison]):
     def analyse(self, units: list[SampledUnit]) -> SampledComparison:
         p = self.plan
         seconds = self.elapsed()
+        if p.method == "transect":
+            self.log(f"note: {TRANSECT_NOTE}")
         results = []
         for group in p.groups:
             labels = {c.preset: label_of(c) for c in group.pair()}
