@@ -51,7 +51,7 @@ def _rows(info: SampledComparison) -> list[list[str]]:
     for g in info.results:
         chaos, eps = g.quantities[CHAOS], g.quantities[EPS_STAR]
         for i, p in enumerate(info.presets):
-            rows.append([fmt_num(g.depth), arch_span(i, info.labels.get(p, p)),
+            rows.append([fmt_num(g.depth), arch_span(i, g.archs[p].label),
                          fmt_est(g.archs[p].pooled, counts=True),
                          fmt_est(chaos.pooled[p], counts=True),
                          fmt_eps(eps.pooled_eps_star.get(p))])
