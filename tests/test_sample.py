@@ -14,7 +14,7 @@ from nnfractal.estimators.sampling import transect_points
 from nnfractal.models import build_family
 from nnfractal.runner.run import load_data
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec
+from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec, source_config
 from nnfractal.training.engine import train
 from nnfractal.window import Window
 
@@ -161,3 +161,11 @@ def test_spec_defaults_follow_the_precision():
     spec = resolve_spec(SampleSpec("uncertainty"), cfg32)
     assert spec.eps_min == pytest.approx(precision_eps_floor(cfg32))
     assert resolve_spec(SampleSpec("uncertainty"), cfg64).eps_min == 1e-9
+
+
+def test_a_presets_own_adaptive_is_dropped_but_the_flag_is_refused(tmp_path, capsys):
+    cfg, _ = source_config("quickstart", {})
+    assert build_config("quickstart").adaptive and not cfg.adaptive
+    assert cfg.mnmx == build_config("quickstart").mnmx             # the same window and network
+    code = main(["sample", "quickstart", "--adaptive", "--out", str(tmp_path / "s")])
+    assert code == 2 and "adaptive" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnfractal.estimators.known_sets import banded_boundary
-from nnfractal.estimators.sampling import uncertainty_exponent
+from nnfractal.estimators.sampling import scale_picture, uncertainty_exponent
 from nnfractal.render.sample_plots import plot_uncertainty, uncertainty_figure
 
 
@@ -79,3 +79,19 @@ def test_plot_uncertainty_writes_the_png(banded, tmp_path):
     assert len(fig.axes) == 2                       # f(eps) over the local dimension
     with open(tmp_path / "u.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_scale_picture_is_one_line_with_d_chaos_and_eps_star(banded):
+    line = scale_picture(banded.to_dict())
+    assert "\n" not in line
+    assert line.startswith(f"D {banded.dimension:.3f} (95% CI {banded.ci_low:.3f}-")
+    assert f"eps* {banded.eps_star:.1e}" in line and f"{banded.evaluations:,} evaluations" in line
+    # one chaos percentage per stage, coarse to fine
+    chaos = line.split("chaos ")[1].split(" per stage")[0].split(" / ")
+    assert chaos == [f"{100 * c:.1f}%" for c in banded.chaos_fraction]
+
+
+def test_a_refused_estimate_says_why_and_still_gives_its_chaos(banded):
+    refused = dict(banded.to_dict(), ok=False, dimension=None, reason="chaotic: test")
+    line = scale_picture(refused)
+    assert line.startswith("no D: chaotic: test;") and "chaos " in line and "eps* " in line

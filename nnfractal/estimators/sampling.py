@@ -31,6 +31,7 @@ from .sampling_fit import (
     REASON_TOO_FEW,
     SamplingError,
     SamplingEstimate,
+    scale_picture,
 )
 from .transect import (
     TRANSECT_COARSE,
@@ -73,6 +74,7 @@ __all__ = [
     "coarse_boundary_cells",
     "densest_boundary_cell",
     "densest_edge_cell",
+    "scale_picture",
     "sign_flux",
     "transect_angle",
     "transect_block_counts",

@@ -115,6 +115,33 @@ class SamplingEstimate:
         return json_safe(self.__dict__)
 
 
+def scale_picture(est: dict) -> str:
+    """The measured scale picture of an estimate (``SamplingEstimate.to_dict()``) in one line.
+
+    ``'D 1.432 (95% CI 1.381-1.480) over eps 1.2e-01..3.4e-04; chaos 0.0% / 1.2% / 4.5% per
+    stage; eps* 2.1e-05 (95% CI 1.0e-05-4.0e-05); 32,768 evaluations'``: the dimension (or why
+    there is none), the fraction of points that flip under a few rounding units at each stage
+    (coarse to fine) and the band's scale, so that a user sees the curve and the chaos together.
+    """
+    if est["ok"]:
+        fitted = [s for s, m in zip(est.get("scales") or [], est.get("fit_mask") or []) if m]
+        span = f" over eps {max(fitted):.1e}..{min(fitted):.1e}" if fitted else ""
+        parts = [f"D {est['dimension']:.3f} (95% CI {est['ci_low']:.3f}-{est['ci_high']:.3f}){span}"]
+    else:
+        parts = [f"no D: {est['reason']}"]
+    chaos = [c for c in (est.get("chaos_fraction") or []) if c is not None]
+    if chaos:
+        parts.append("chaos " + " / ".join(f"{100 * c:.1f}%" for c in chaos) + " per stage")
+    if est.get("eps_star") is not None:
+        lo, hi = est.get("eps_star_low"), est.get("eps_star_high")
+        ci = f" (95% CI {lo:.1e}-{hi:.1e})" if lo is not None and hi is not None else ""
+        parts.append(f"eps* {est['eps_star']:.1e}{ci}")
+    elif est.get("method") == "uncertainty" and chaos:
+        parts.append("eps* none (the curve term never meets the chaos)")
+    parts.append(f"{est['evaluations']:,} evaluations")
+    return "; ".join(parts)
+
+
 def no_estimate(method, reason, used, **fields) -> SamplingEstimate:
     """An estimate without a number: ``ok=False`` with ``reason``; ``fields`` fill the rest
     (``extra``, the scales measured so far)."""

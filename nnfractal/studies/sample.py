@@ -45,6 +45,7 @@ from nnfractal.estimators.sampling import (
     SamplingError,
     check_transect_args,
     check_uncertainty_args,
+    scale_picture,
     transect_dimension,
     uncertainty_exponent,
 )
@@ -260,17 +261,24 @@ def default_sample_dir(cfg: Config, method: str) -> Path:
 
 def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
     """The config to sample: a preset name, or a run folder's config.toml (its window and
-    network), with the flags given applied on top."""
+    network), with the flags given applied on top. A source's own ``adaptive`` is dropped (it
+    refines a grid, and a sample has none), so ``nnfractal sample quickstart`` samples the quick
+    start's network and window; ``--adaptive`` given on the command line is still refused."""
     path = Path(source)
     if RunFolder(path).config_file.is_file():
         cfg = RunFolder(path).read_config()
         changes = {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()
                    if v is not None}
-        return config_from_dict({**cfg.to_dict(), **changes}, "overrides"), path
+        return _without_own_adaptive(config_from_dict({**cfg.to_dict(), **changes}, "overrides"),
+                                     overrides), path
     if source in preset_names():
-        return build_config(source, **overrides), None
+        return _without_own_adaptive(build_config(source, **overrides), overrides), None
     raise ConfigError("source", f"{source!r} is neither a preset nor a run folder (allowed: "
                       f"{', '.join(preset_names())}, or a folder with a config.toml)")
+
+
+def _without_own_adaptive(cfg: Config, overrides: dict) -> Config:
+    return cfg.replace(adaptive=False) if cfg.adaptive and not overrides.get("adaptive") else cfg
 
 
 def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run=None,
@@ -487,8 +495,9 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
     summary.write(folder.summary_file)
     write_report_safely(options.report, run_dir, log=options.log)
     rate = f", {summary.model_steps_per_s:.1f} model-steps/s" if summary.model_steps_per_s else ""
-    options.log(f"{spec.method} dimension: {describe(est.to_dict())}; {len(unit):,} "
-                f"evaluations{rate}")
+    picture = (scale_picture(est.to_dict()) if spec.method == "uncertainty"
+               else f"{describe(est.to_dict())}; {len(unit):,} evaluations")
+    options.log(f"{spec.method} dimension: {picture}{rate}")
     options.log(f"wrote {run_dir}")
     return run_dir
 
