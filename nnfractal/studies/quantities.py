@@ -163,7 +163,7 @@ def sentence(q: str, diff: dict, label_a: str, label_b: str) -> str:
                 f"outcomes are {'more' if verdict == SMALLER else 'less'} predictable near the "
                 "boundary.")
     return (f"No difference between the chaotic band widths (eps*) of {label_a} and {label_b} "
-            f"is detectable{num}{_why(diff)}.")
+            f"is detectable{num}{_why(diff, 'x1')}.")
 
 
 def _p(diff: dict) -> str:
@@ -171,10 +171,10 @@ def _p(diff: dict) -> str:
     return "n/a" if p is None else f"{p:.3g}"
 
 
-def _why(diff: dict) -> str:
+def _why(diff: dict, nothing: str = "0") -> str:
     if diff.get("reason"):
         return f": {diff['reason']}"
-    return "; the interval includes 0" if diff.get("ok") else ""
+    return f"; the interval includes {nothing}" if diff.get("ok") else ""
 
 
 def analyse_quantities(units: list, presets, labels: dict[str, str]) -> dict[str, QuantityGroup]:
