@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .boxcount import boundary
+from .boxcount import boundary, density_around
 from .sampling_fit import (
     REASON_BOOTSTRAP,
     REASON_NO_BOUNDARY,
@@ -182,12 +182,8 @@ def densest_edge_cell(edges, cell_middle, half=None, margin=0.25):
     if not edges.any():
         return None
     h = max(1, (edges.shape[0] + 1) // 8) if half is None else int(half)
-    table = np.zeros((edges.shape[0] + 1, edges.shape[1] + 1), dtype=np.int64)
-    table[1:, 1:] = np.cumsum(np.cumsum(edges, 0), 1)
     ii, jj = np.nonzero(edges)
-    r0, r1 = np.clip(ii - h, 0, None), np.clip(ii + h + 1, None, edges.shape[0])
-    c0, c1 = np.clip(jj - h, 0, None), np.clip(jj + h + 1, None, edges.shape[1])
-    density = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    density = density_around(edges, ii, jj, h)
     u, v = cell_middle(jj), cell_middle(ii)
     inner = (np.minimum(u, 1 - u) >= margin) & (np.minimum(v, 1 - v) >= margin)
     if inner.any():

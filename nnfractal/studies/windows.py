@@ -12,7 +12,7 @@ from collections import deque
 import numpy as np
 
 from nnfractal.config import Config
-from nnfractal.estimators.boxcount import boundary
+from nnfractal.estimators.boxcount import boundary, density_around
 from nnfractal.window import MIN_ULPS_APART, Window
 
 
@@ -63,17 +63,10 @@ def densest_boundary_pixel(edges: np.ndarray, half: int | None = None) -> tuple[
         raise ValueError("no boundary pixel")
     rows, cols = edges.shape
     h = max(1, min(rows, cols) // 16) if half is None else int(half)
-    table = np.zeros((rows + 1, cols + 1), dtype=np.int64)
-    table[1:, 1:] = np.cumsum(np.cumsum(edges, axis=0), axis=1)
-    r0 = np.clip(np.arange(rows) - h, 0, rows)
-    r1 = np.clip(np.arange(rows) + h + 1, 0, rows)
-    c0 = np.clip(np.arange(cols) - h, 0, cols)
-    c1 = np.clip(np.arange(cols) + h + 1, 0, cols)
-    density = (table[np.ix_(r1, c1)] - table[np.ix_(r0, c1)] - table[np.ix_(r1, c0)]
-               + table[np.ix_(r0, c0)])
     ii, jj = np.nonzero(edges)
+    density = density_around(edges, ii, jj, h)
     dist = (ii - (rows - 1) / 2) ** 2 + (jj - (cols - 1) / 2) ** 2
-    best = np.lexsort((jj, ii, dist, -density[ii, jj]))[0]
+    best = np.lexsort((jj, ii, dist, -density))[0]
     return int(ii[best]), int(jj[best])
 
 
@@ -158,12 +151,7 @@ def follow_boundary(cfg: Config, score_map: np.ndarray, center, next_width,
     # distance in pixels of this frame, so the two axes weigh alike
     dist = (dx / (xs[1] - xs[0])) ** 2 + (dy / (ys[1] - ys[0])) ** 2
     if inside.any():
-        rows, cols = edges.shape
-        table = np.zeros((rows + 1, cols + 1), dtype=np.int64)
-        table[1:, 1:] = np.cumsum(np.cumsum(edges, axis=0), axis=1)
-        r0, r1 = np.clip(ii - half, 0, rows), np.clip(ii + half + 1, 0, rows)
-        c0, c1 = np.clip(jj - half, 0, cols), np.clip(jj + half + 1, 0, cols)
-        density = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+        density = density_around(edges, ii, jj, half)
         best = np.lexsort((jj, ii, dist, -np.where(inside, density, -1)))[0]
     else:
         best = np.lexsort((jj, ii, dist))[0]
