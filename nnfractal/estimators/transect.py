@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from nnfractal.window import CENTRES, unit_grid
+
 from .boxcount import boundary, density_around
 from .sampling_fit import (
     REASON_BOOTSTRAP,
@@ -27,7 +29,6 @@ from .sampling_fit import (
     decades,
     fit_exponent,
     fit_span_ok,
-    grid_centres,
     local_slopes,
     no_estimate,
     percentile_interval,
@@ -330,7 +331,7 @@ def transect_dimension(evaluate, *, n_points=1 << 14, lines=1, angle_deg=None,
     used, spread = 0, 0.5
     orientation = {"angle_source": "given"}
     if centre is None or angle_deg is None:
-        grid = grid_centres(TRANSECT_COARSE)
+        grid = unit_grid(TRANSECT_COARSE, CENTRES)
         coarse_scores = np.asarray(evaluate(grid), dtype=np.float64)
         used = len(grid)
         coarse_map = coarse_scores.reshape(TRANSECT_COARSE, TRANSECT_COARSE)
