@@ -100,28 +100,68 @@ def interrupt_at(args: list[str], at_line: Callable[[str], bool], sig: str) -> t
     return proc.returncode, "".join(seen) + rest
 
 
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+RACE_BARRIER = '''
+import sys as _sys
+
+
+def barrier(i):
+    """Wait until the other racer reaches rep i too: the parent lets both go at once. Blocks on
+    stdin (a polling wait starved a racer under load)."""
+    print(f"ready {i}", flush=True)
+    _sys.stdin.readline()
+'''
+
+
 def race(tmp_path: Path, script: str, prefix: str, reps: int, *extra: str,
          timeout: float = 600) -> tuple[Path, list]:
     """Two processes ("a" and "b") run `script` on the same folders ``root/<prefix><i>``, i <
     `reps`, half of which exist empty (an empty folder is a new one too): (root, each process's
-    JSON output). Neither racer outlives the call."""
+    JSON output, printed last on a line of its own). The script calls ``barrier(i)`` (defined
+    for it) before rep i: the parent releases both racers when both have reached it. Neither
+    racer outlives the call."""
     path = tmp_path / "racer.py"
-    path.write_text(script)
+    path.write_text(RACE_BARRIER + script)
     root = tmp_path / "race"
     root.mkdir()
     for i in range(0, reps, 2):
         (root / f"{prefix}{i}").mkdir()
     procs = [subprocess.Popen([sys.executable, str(path), str(root), name, str(reps), *extra],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
              for name in "ab"]
     outs = []
     try:
+        for i in range(reps):
+            for p in procs:
+                _wait_ready(p, i)
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.flush()
         for p in procs:
             stdout, stderr = p.communicate(timeout=timeout)
             assert p.returncode == 0, stderr
-            outs.append(json.loads(stdout))
+            outs.append(json.loads(stdout.strip().splitlines()[-1]))
     finally:
         for p in procs:
             p.kill()
             p.wait()
     return root, outs
+
+
+def _wait_ready(proc: subprocess.Popen, i: int) -> None:
+    """Read `proc`'s stdout up to its line "ready i" (other lines, a kernel build's note, are
+    skipped); fail with its stderr if it ends first."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    while line and line != f"ready {i}\n":
+        line = proc.stdout.readline()
+    if not line:
+        raise AssertionError(f"racer ended before rep {i}: {proc.communicate()[1]}")

@@ -40,7 +40,7 @@ def test_default_is_resnet20_against_plain20(tmp_path):
     assert not (tmp_path / "cmp").exists()                      # planning writes nothing
     args = make_parser().parse_args(["compare", "--resolution", "8", "--num_epochs", "2",
                                      "--c_hidden", "4", "8", "8"])
-    assert args.presets == [] and args.seeds == 3
+    assert args.presets == [] and args.seeds is None          # the study's defaults (plan above)
     assert overrides_from_args(args, "resnet20-mnist") == {"c_hidden": (4, 8, 8), "num_epochs": 2,
                                                            "resolution": 8}
 

@@ -3,12 +3,14 @@ a store written through it read back the same, that a folder appears at its plac
 not at all, and that of two claimers of one place exactly one gets it. The commands' own races are
 in test_sample_folders.py and test_faults.py."""
 import json
+import os
 import subprocess
 import sys
 from contextlib import ExitStack
 
 import numpy as np
 import pytest
+from helpers import dead_pid
 
 from nnfractal.config import build_config
 from nnfractal.errors import RunFolderError, StoreError
@@ -230,3 +232,57 @@ def test_report_writing_never_fails_the_run_and_none_writes_nothing(tmp_path):
     logs.clear()
     assert write_report_safely(fine, tmp_path, log=logs.append) == tmp_path / "report.html"
     assert logs == [f"report: {tmp_path / 'report.html'}"]
+
+
+# ---- stale staging folders ------------------------------------------------------------------------
+
+def test_a_staging_folder_names_its_process_and_a_dead_ones_is_removed_at_the_next_start(tmp_path):
+    """A process killed with -9 leaves its staging folder; the next staging folder made in the
+    same parent removes it (one line), whatever its destination's name."""
+    from nnfractal.storage.folders import STAGING, _host, _start_time, new_staging_folder
+    mine = new_staging_folder(tmp_path / "a", log=lambda *_: None)
+    owner = STAGING.match(mine.name)
+    assert owner and int(owner["pid"]) == os.getpid() and owner["host"] == _host()
+    assert int(owner["start"]) == _start_time(os.getpid())
+    stale = tmp_path / f".b.stage-{dead_pid()}-12345-abcdefgh@{_host()}"
+    (stale / "store.zarr").mkdir(parents=True)
+    said = []
+    new_staging_folder(tmp_path / "c", log=said.append)
+    assert not stale.exists() and mine.exists()       # the live one (this process) stays
+    assert len(said) == 1 and str(stale) in said[0] and "no longer running" in said[0]
+
+
+def test_a_staging_folder_of_a_live_process_or_another_host_is_never_touched(tmp_path):
+    from nnfractal.storage.folders import _host, _start_time, new_staging_folder
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".b.stage-{sleeper.pid}-{_start_time(sleeper.pid)}-abcdefgh@{_host()}"
+        reused = tmp_path / f".c.stage-{sleeper.pid}-1-abcdefgh@{_host()}"  # pid reused since
+        foreign = tmp_path / f".d.stage-{dead_pid()}-1-abcdefgh@other-host.example"
+        for folder in (live, reused, foreign):
+            folder.mkdir()
+        new_staging_folder(tmp_path / "e", log=lambda *_: None)
+        assert live.exists() and foreign.exists() and not reused.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_an_empty_folder_that_cannot_be_renamed_onto_is_refused_up_front(tmp_path):
+    """A mount point (or an immutable folder) cannot be replaced by the finished result's rename:
+    refused before any work, in one line, not a PermissionError after training."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount")
+    out = tmp_path / "mnt"
+    out.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(out)]).returncode:
+        pytest.skip("mount failed")
+    try:
+        with pytest.raises(RunFolderError, match="cannot be replaced: a mount point"):
+            RunFolder(out).check_new()
+        with pytest.raises(RunFolderError, match=r"out: .* cannot be made the result folder"):
+            with RunFolder.staged(out) as work:
+                (work / "x").write_text("x")
+        assert hidden(tmp_path) == []
+    finally:
+        subprocess.run(["umount", str(out)], check=True)

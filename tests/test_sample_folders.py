@@ -22,9 +22,7 @@ from nnfractal.cli.main import main
 root, me, reps, args = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 results = []
 for i in range(reps):
-    (root / f"ready-{i}-{me}").touch()             # a barrier: both start rep i together
-    while len(list(root.glob(f"ready-{i}-*"))) < 2:
-        time.sleep(0.002)                          # not a busy wait: it would starve the other
+    barrier(i)                                     # both start rep i together
     if (i % 4 == 1 and me == "a") or (i % 4 == 3 and me == "b"):
         time.sleep(0.5)                            # the other one first: both orders happen
     err = io.StringIO()

@@ -52,6 +52,80 @@ def test_a_tile_written_reads_back_and_is_done_only_when_all_its_points_are(tmp_
     assert np.isnan(store.read_curves()[[0, 2]]).all()
 
 
+def _written(path):
+    """A complete store of 3 one-row tiles, every tile written; its curves."""
+    store = new_store(path)
+    values = np.arange(3 * 4 * 5, dtype=np.float64).reshape(3, 4, 5)
+    for tile in range(3):
+        store.write_tile(tile, {"train_loss": values[tile]}, stored=4, seconds=1.0)
+    store.mark_complete()
+    return RunStore.open(path), values
+
+
+def _chunk(store, tile):
+    return store.path / "curves" / "train_loss" / "c" / str(tile) / "0" / "0"
+
+
+@pytest.mark.parametrize("damage", ["missing", "replaced", "truncated"])
+def test_a_damaged_chunk_is_found_by_its_checksum_and_never_read_as_data(tmp_path, damage):
+    """A chunk file deleted (zarr would read NaN: 'diverged'), replaced by another tile's or cut
+    short: damaged_tiles names the tile, and read_curves / read_tile refuse it in one line."""
+    store, values = _written(tmp_path / "store.zarr")
+    assert store.checksummed and store.damaged_tiles() == []
+    assert np.array_equal(store.read_curves(), values)
+    chunk = _chunk(store, 1)
+    if damage == "missing":
+        chunk.unlink()
+    elif damage == "replaced":
+        chunk.write_bytes(_chunk(store, 2).read_bytes())
+    else:
+        chunk.write_bytes(chunk.read_bytes()[:10])
+    store = RunStore.open(store.path)
+    assert [tile for tile, _ in store.damaged_tiles()] == [1]
+    for read in (store.read_curves, lambda: store.read_tile(1)):
+        with pytest.raises(StoreError, match=r"tile 1 \(rows 1-1\) is damaged|cannot be read"):
+            read()
+    np.testing.assert_array_equal(store.read_tile(2)["train_loss"], values[2])    # the others read
+
+
+def test_a_damaged_tile_reset_is_trained_again_and_the_store_is_incomplete(tmp_path):
+    store, _ = _written(tmp_path / "store.zarr")
+    _chunk(store, 0).unlink()
+    store = RunStore.open(store.path, mode="r+")
+    store.reset_tiles([t for t, _ in store.damaged_tiles()])
+    assert not store.complete and store.done_tiles().tolist() == [False, True, True]
+    assert store.damaged_tiles() == []                # nothing claims the lost curves any more
+
+
+def test_a_kill_between_the_record_and_the_flag_is_not_damage(tmp_path):
+    """The record is written before the flag: a record ahead of its flag (a kill in between) in
+    an unfinished store is the tile's last write, not damage; the flag still rules."""
+    store = new_store(tmp_path / "store.zarr")
+    curves = np.arange(4 * 5, dtype=np.float64).reshape(4, 5)
+    store.write_tile(0, {"train_loss": curves}, stored=2, seconds=1.0)
+    store.group["tiles/checksums"][0] = store._record(0, {"train_loss": curves}, 4)
+    assert store.damaged_tiles() == [] and store.tile_flags(0)[0] == 2
+    store.group["tiles/checksums"][0] = np.zeros(3, dtype=np.uint64)      # the record lost
+    assert [t for t, _ in store.damaged_tiles()] == [0]
+
+
+def test_a_store_from_before_checksums_is_read_and_says_so(tmp_path):
+    import shutil
+
+    from nnfractal.storage.integrity import NOT_CHECKSUMMED, check_folder
+    from nnfractal.storage.run_folder import RunFolder
+    store, values = _written(tmp_path / "run" / "store.zarr")
+    shutil.rmtree(store.path / "tiles" / "checksums")
+    store = RunStore.open(store.path, mode="r+")
+    assert not store.checksummed and store.damaged_tiles() == []
+    assert np.array_equal(store.read_curves(), values)
+    RunFolder(tmp_path / "run").write_config(CFG)
+    store.update_attrs(config=CFG.to_dict())
+    said = []
+    check_folder(tmp_path / "run", log=said.append)
+    assert len(said) == 1 and NOT_CHECKSUMMED in said[0]
+
+
 def test_write_curves_places_ragged_runs_of_points_row_major(tmp_path):
     store = new_store(tmp_path / "store.zarr", tile_rows=3)
     values = np.arange(12 * 5, dtype=np.float64).reshape(12, 5)

@@ -37,7 +37,8 @@ from nnfractal.storage.run_folder import RunFolder
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "refuse", "OneLineParser", "add_run_flags",
            "add_max_storage_flag", "CONFIG_FLAGS", "DEFAULT_PRESET", "overrides_from_args",
-           "config_from_args", "run_guarded", "is_out_of_memory"]
+           "config_from_args", "run_guarded", "is_out_of_memory", "refuse_given_with_resume",
+           "resume_command_of", "folder_write_error"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -233,6 +234,85 @@ def run_resumable(work, folder: list, resume_command: str) -> int:
         sys.stderr.write("nnfractal: interrupted; " + (
             f"resume with: {resume_command} {folder[0]}\n" if started else "nothing was written\n"))
         return EXIT_INTERRUPTED
+
+
+def refuse_given_with_resume(args: argparse.Namespace, names: tuple[str, ...], usage: str) -> None:
+    """Refuse (ConfigError naming the first) any of `names` and any config flag given with
+    --resume: a resumed folder's settings are in the folder, and a flag that would be ignored is
+    refused, never silently dropped. `usage`: the allowed command line."""
+    given = [n for n in names if getattr(args, n, None) not in (None, [], False)]
+    given += [k for k in CONFIG_FLAGS if getattr(args, k, None) is not None]
+    if getattr(args, "readout", None):
+        given.append("readout")
+    if given:
+        raise ConfigError(given[0], f"not allowed with --resume (allowed: {usage}; the settings "
+                          "are in the folder)")
+
+
+# A result folder's kind by the file that only it holds -> the command that resumes it.
+RESUMED_BY = (("zoom_plan.json", "nnfractal zoom --resume"), ("zoom.json", "nnfractal zoom --resume"),
+              ("plan.json", "nnfractal compare --resume"), ("sample.json", "nnfractal sample --resume"))
+
+
+def resume_command_of(folder: Path) -> str | None:
+    """The command that resumes (and so trains again the damaged tiles of) a result folder, or
+    None for one that cannot be resumed (a box comparison, an explorer session)."""
+    folder = Path(folder)
+    for name, command in RESUMED_BY:
+        if (folder / name).exists():
+            return command
+    from nnfractal.studies.sample import is_sample_folder
+    if is_sample_folder(folder):
+        return "nnfractal sample --resume"
+    if (folder / "compare.json").exists():
+        return None
+    return "nnfractal run --resume" if RunFolder(folder).holds_run() else None
+
+
+STUDY_LOCKS = ("zoom_plan.json", "plan.json")     # the file a zoom's or comparison's lock is on
+
+
+def repair_for_resume(folder: Path, log=print) -> None:
+    """Before a --resume of `folder`: the damaged tiles of every store in it are marked as not
+    trained (one line per store, `integrity.repair_folder`), and a unit nested in a study (a
+    zoom's frame, a comparison's grid or sample) is trained again at once, by its own resume,
+    so that a study that had finished holds whole units again before it is read. The study's
+    lock is held meanwhile (a study another process holds is refused in one line)."""
+    from contextlib import nullcontext
+
+    from nnfractal.storage.integrity import repair_folder
+    from nnfractal.storage.run_folder import lock_file
+    folder = Path(folder)
+    study_lock = next((folder / n for n in STUDY_LOCKS if (folder / n).is_file()), None)
+    with lock_file(study_lock, folder) if study_lock else nullcontext():
+        for store, _ in repair_folder(folder, log):
+            if store.parent != folder:
+                _resume_unit(store.parent, folder, log)
+
+
+def _resume_unit(unit: Path, folder: Path, log) -> None:
+    """Train the damaged tiles of a study's unit (a grid run or a sample) by its own resume; a
+    stop or failure says how to resume the study."""
+    from nnfractal.report import write_report
+    from nnfractal.runner.run import resume
+    from nnfractal.studies.sample import is_sample_folder, resume_sample
+    command = resume_command_of(folder)
+    try:
+        if is_sample_folder(unit):
+            resume_sample(unit, progress=False, log=log, report=write_report)
+        else:
+            resume(unit, progress=False, log=log, epoch_maps=False, report=write_report)
+    except RunInterrupted:
+        raise RunInterrupted(f"interrupted while training {unit} again; resume with: {command} "
+                             f"{folder}") from None
+    except RunFailed as err:
+        raise RunFailed(err.brief, folder, command) from None
+
+
+def folder_write_error(field_name: str, folder: Path, err: OSError, what: str) -> str:
+    """The one line of a result folder that cannot be written (read-only, full)."""
+    return (f"{field_name}: {folder} cannot be written ({err.strerror or type(err).__name__}) "
+            f"(allowed: a folder this user can write; {what})")
 
 
 def is_out_of_memory(err: BaseException) -> bool:

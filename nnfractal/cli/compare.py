@@ -6,13 +6,25 @@ import argparse
 from pathlib import Path
 
 from nnfractal.config import ConfigError
-from nnfractal.errors import DataError, refuse
+from nnfractal.errors import DataError, RunFolderError, refuse
 from nnfractal.report import write_report
 from nnfractal.studies import compare
 from nnfractal.studies.comparison import pair_configs
 
-from .common import CONFIG_FLAGS, add_run_flags, config_from_args, run_resumable
+from .common import (
+    CONFIG_FLAGS,
+    add_run_flags,
+    config_from_args,
+    refuse_given_with_resume,
+    repair_for_resume,
+    run_resumable,
+)
 from .sample import ESTIMATOR_FLAGS, add_estimator_flags, spec_from_args
+
+# What --resume reads from the folder, so refuses as a flag (with every config flag).
+RESUME_REFUSED = ("presets", "depths", "out", "windows", "factor", "method", "seeds",
+                  "max_storage", "sample_seed",
+                  *(name for names in ESTIMATOR_FLAGS.values() for name in names))
 
 
 def add_compare_parser(sub) -> None:
@@ -30,7 +42,7 @@ def add_compare_parser(sub) -> None:
                    "same points for both architectures)")
     p.add_argument("--resume", type=Path, metavar="COMPARE_DIR",
                    help="--method uncertainty|transect: finish an interrupted comparison")
-    p.add_argument("--seeds", type=int, default=compare.DEFAULT_SEEDS,
+    p.add_argument("--seeds", type=int, default=None,
                    help=f"initialisation seeds per architecture, seed = cfg.seed + i "
                    f"(default {compare.DEFAULT_SEEDS})")
     p.add_argument("--windows", type=int, default=None,
@@ -71,7 +83,7 @@ def cmd_compare(args) -> int:
                       "(nnfractal compare PRESET_A PRESET_B)")
     try:
         work = _compare_work(args)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, RunFolderError) as err:
         return refuse(err)
     # a study's stops and failures say how to resume it (the box compare's: that nothing was
     # written, its folder being staged)
@@ -84,16 +96,17 @@ def _compare_work(args):
     # before console_main's allocator restart.
     from nnfractal.studies import compare_sampled as cs
     if args.resume is not None:
-        given = [f for f in ("presets", "depths", "out", "windows", "factor")
-                 if getattr(args, f) is not None and getattr(args, f) != []]
-        if given or args.method == "box" or compare_overrides_from_args(
-                args, compare.DEFAULT_PRESETS[0]):
-            raise ConfigError(given[0] if given else "resume",
-                              "--resume takes no other settings (allowed: nnfractal compare "
-                              "--resume COMPARE_DIR, a comparison by uncertainty or transect)")
-        return lambda: cs.resume_compare(args.resume, data_dir=args.data_dir,
-                                         progress=not args.no_progress, report=write_report)
+        refuse_given_with_resume(args, RESUME_REFUSED, "nnfractal compare --resume COMPARE_DIR "
+                                 "[--data-dir DIR] [--no-progress], a comparison by uncertainty "
+                                 "or transect")
+
+        def resume() -> None:
+            repair_for_resume(args.resume)
+            cs.resume_compare(args.resume, data_dir=args.data_dir, progress=not args.no_progress,
+                              report=write_report)
+        return resume
     method = args.method or "box"
+    seeds = compare.DEFAULT_SEEDS if args.seeds is None else args.seeds
     if method not in ("box",) + cs.SAMPLED_METHODS:
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, "
                           f"{', '.join(cs.SAMPLED_METHODS)})")
@@ -107,7 +120,7 @@ def _compare_work(args):
         windows = compare.DEFAULT_WINDOWS if args.windows is None else args.windows
         factor = compare.DEFAULT_FACTOR if args.factor is None else args.factor
         return lambda: compare.compare(
-            presets, seeds=args.seeds, windows=windows, factor=factor, depths=args.depths,
+            presets, seeds=seeds, windows=windows, factor=factor, depths=args.depths,
             out=args.out, data_dir=args.data_dir, progress=not args.no_progress,
             max_storage=args.max_storage, report=write_report,
             **compare_overrides_from_args(args, presets[0]))
@@ -116,10 +129,37 @@ def _compare_work(args):
             raise ConfigError(name, f"applies to --method box only (allowed: leave it out with "
                               f"--method {method})")
     spec = spec_from_args(args)
+    overrides = compare_overrides_from_args(args, presets[0])
+    plan = cs.plan(presets, method=method, seeds=seeds, depths=args.depths, out=args.out,
+                   spec=spec, max_storage=args.max_storage, **overrides)
+    check_sampled_total(plan, spec, args.max_storage)
     return lambda: cs.compare_sampled(
-        presets, method=method, seeds=args.seeds, depths=args.depths, out=args.out, spec=spec,
+        presets, method=method, seeds=seeds, depths=args.depths, out=args.out, spec=spec,
         data_dir=args.data_dir, progress=not args.no_progress, max_storage=args.max_storage,
-        report=write_report, **compare_overrides_from_args(args, presets[0]))
+        report=write_report, **overrides)
+
+
+def check_sampled_total(plan, spec, max_storage: float | None) -> None:
+    """Refuse a sampled comparison (`plan`: compare_sampled.SampledPlan, `spec` the estimator's
+    SampleSpec) whose samples and transect placing maps together exceed the storage limit
+    (ConfigError 'seeds'), as a single sample or a box comparison is: the study checks each
+    sample alone."""
+    from nnfractal.studies.compare_sampled import COARSE
+    from nnfractal.studies.sample import resolve_spec, store_layout
+    from nnfractal.training.budget import check_max_storage, check_storage
+    from nnfractal.training.budget import estimate as budget_estimate
+    per_seed, samples = 0.0, 0
+    for group in plan.groups:
+        for cfg in group.pair():
+            rows, cols, _ = store_layout(cfg, resolve_spec(spec, cfg).evaluations)
+            per_seed += rows * cols * budget_estimate(cfg).values_per_point * (
+                8 if cfg.precision == "float64" else 4)
+            if spec.method == "transect":
+                per_seed += budget_estimate(cfg.replace(resolution=COARSE)).curves_bytes
+            samples += 1
+    seeds = plan.seeds
+    check_storage(per_seed * seeds, "seeds", seeds, Path(plan.out),
+                  f"the comparison: {samples * seeds:,} samples", check_max_storage(max_storage))
 
 
 def _check_input_files(presets: list[str], overrides: dict) -> None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from nnfractal.config import ConfigError, build_config, load_preset
-from nnfractal.errors import refuse
+from nnfractal.errors import StoreError, refuse
 from nnfractal.models import family_spec
 from nnfractal.report import write_report
 from nnfractal.training.budget import check_run
@@ -66,6 +66,8 @@ def make_session(args):
                             ("tile_batch", args.tile_batch)):
             if value is not None:
                 raise ExploreError(400, f"{flag}: not allowed with RUN_DIR (the run's config is used)")
+        from nnfractal.storage.integrity import check_folder
+        check_folder(args.run_dir)          # a damaged or edited store: one line, never a map
         return Session.open(args.run_dir, args.out, data_dir=args.data_dir, device=args.device,
                             default_resolution=args.resolution, report=write_report)
     preset = args.preset or "paper-tanh"
@@ -144,7 +146,7 @@ def cmd_explore(args) -> int:
                      "(allowed: a free port, or 0 for any free port)")
     try:
         session = make_session(args)
-    except (ExploreError, ConfigError) as err:
+    except (ExploreError, ConfigError, StoreError) as err:
         sock.close()
         return _fail(str(err))
     if explicit_host:

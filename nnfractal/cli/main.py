@@ -9,8 +9,9 @@ import argparse
 from pathlib import Path
 
 from nnfractal.config import ConfigError, load_preset, preset_names
-from nnfractal.errors import StoreError, refuse
+from nnfractal.errors import RunFolderError, StoreError, refuse
 from nnfractal.models import arch_label
+from nnfractal.studies.sample import METHODS as SAMPLE_METHODS
 from nnfractal.training.allocator import restart_with_tcmalloc
 
 from . import bench, compare, explore, report, sample, zoom
@@ -23,8 +24,10 @@ from .common import (
     add_max_storage_flag,
     add_run_flags,
     config_from_args,
+    folder_write_error,
     is_out_of_memory,
     overrides_from_args,
+    resume_command_of,
     run_guarded,
 )
 
@@ -45,6 +48,24 @@ SUBCOMMANDS = {
     "bench": (bench.add_bench_parser, bench.cmd_bench),
 }
 
+# The commands that train a result folder, each with its variants (its --method values): every
+# one holds the fault table of docs/reference/faults.md, and tests/test_fault_table.py has a
+# row for each variant. Every other command is in OTHER_COMMANDS; the test fails for a command
+# in neither, so a new command that trains cannot join without its row.
+TRAINING_COMMANDS = {
+    "run": ("grid",),
+    "zoom": ("grid",),
+    "compare": ("box",) + SAMPLE_METHODS,
+    "sample": SAMPLE_METHODS,
+}
+OTHER_COMMANDS = {
+    "presets": "lists presets",
+    "dimension": "reads a result folder (refuses a damaged or edited store)",
+    "report": "reads a result folder (refuses a damaged or edited store)",
+    "explore": "an interactive server; its windows are tested in test_explore.py",
+    "bench": "timings; writes no result folder",
+}
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nnfractal",
@@ -61,7 +82,7 @@ def make_parser() -> argparse.ArgumentParser:
                      metavar=("S_MIN", "S_MAX"), help="box sizes (pixels) to fit between")
     dim.add_argument("--force", action="store_true", help="with --fit-range: give a dimension "
                      "even where the estimator's rule finds the boundary too short (labelled)")
-    dim.add_argument("--method", default="box", help="box (default: least squares over the scaling "
+    dim.add_argument("--method", default=None, help="box (default: least squares over the scaling "
                      "range, 95%% interval) | paper (median of local slopes)")
     dim.add_argument("--write", action="store_true",
                      help="with --fit-range: make this the run's dimension (rewrites fractal.json, "
@@ -74,17 +95,34 @@ def make_parser() -> argparse.ArgumentParser:
 
 def cmd_dimension(args) -> int:
     from nnfractal.runner.run import describe, estimates_of
+    from nnfractal.storage.integrity import check_folder
+    from nnfractal.studies.sample import is_sample_folder
 
     from .dimension import dimension_of  # torch: as cmd_run
     try:
-        result = dimension_of(args.run_dir, args.method, args.fit_range, write=args.write,
-                              force=args.force, log=print)
-    except (ConfigError, StoreError) as err:
+        if is_sample_folder(args.run_dir):
+            _check_sample_dimension_flags(args)
+        check_folder(args.run_dir, resume_command_of(args.run_dir))
+        result = dimension_of(args.run_dir, args.method or "box", args.fit_range,
+                              write=args.write, force=args.force, log=print)
+    except (ConfigError, StoreError, RunFolderError) as err:
         return refuse(err)
+    except OSError as err:
+        return refuse(folder_write_error("run_dir", args.run_dir, err, "dimension rewrites the "
+                                         "folder's fractal.json, figures and report.html"))
     print(f"{args.run_dir}: {describe(result)}")
     for label, est in estimates_of(args.run_dir):        # every estimator, side by side
         print(f"  {label}: {describe(est)}")
     return 0
+
+
+def _check_sample_dimension_flags(args) -> None:
+    """A sample folder recomputes its own estimator: --method, --write and --force, which choose
+    among the box-counting estimates of a grid, are refused rather than ignored."""
+    for name in ("method", "write", "force"):
+        if getattr(args, name) not in (None, False):
+            raise ConfigError(name, "does not apply to a sample folder, which recomputes its own "
+                              "estimator (allowed: nnfractal dimension SAMPLE_DIR alone)")
 
 
 def preset_line(name: str) -> str:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from nnfractal.config import ConfigError
 from nnfractal.report import write_report
+from nnfractal.storage.run_folder import RunFolder
 
-from .common import config_from_args, overrides_from_args, run_resumable
+from .common import config_from_args, overrides_from_args, repair_for_resume, run_resumable
 
 
 def add_tile_flags(p: argparse.ArgumentParser) -> None:
@@ -51,6 +52,8 @@ def cmd_run(args) -> int:
                 raise ConfigError("out", f"{args.out} is not allowed with --resume "
                                   f"(allowed: leave it out; the run folder is {args.resume})")
             folder.append(args.resume)
+            if RunFolder(args.resume).holds_run():      # else resume says what is missing
+                repair_for_resume(args.resume)
             resume(args.resume, overrides_from_args(args), args.preset, **options)
         else:
             cfg = config_from_args(args)

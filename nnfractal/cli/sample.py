@@ -17,10 +17,16 @@ from nnfractal.studies.sample import (
     source_config,
 )
 
-from .common import add_run_flags, overrides_from_args, run_resumable
+from .common import add_run_flags, overrides_from_args, refuse_given_with_resume, repair_for_resume, run_resumable
 
 ESTIMATOR_FLAGS = {"uncertainty": ("budget", "eps_min", "coarse", "floor_points"),
                    "transect": ("points", "lines", "angle", "direction", "center", "length")}
+
+
+# What --resume reads from the folder, so refuses as a flag (with every config flag).
+RESUME_REFUSED = ("method", "out", "max_storage", "sample_seed",
+                  *(name for names in ESTIMATOR_FLAGS.values() for name in names))
+RESUME_USAGE = "nnfractal sample --resume SAMPLE_DIR [--data-dir DIR] [--no-progress]"
 
 
 def add_estimator_flags(p) -> None:
@@ -52,7 +58,7 @@ def add_estimator_flags(p) -> None:
                    "32 x 32 coarse map)")
     p.add_argument("--length", type=float,
                    help="transect: segment length in window units (default: the window's chord)")
-    p.add_argument("--sample-seed", "--sample_seed", type=int, default=0, dest="sample_seed",
+    p.add_argument("--sample-seed", "--sample_seed", type=int, default=None, dest="sample_seed",
                    help="seed of the estimator's random points (default 0)")
 
 
@@ -65,10 +71,13 @@ def spec_from_args(args) -> SampleSpec:
                     and args.method in ESTIMATOR_FLAGS:
                 raise ConfigError(name, f"applies to --method {method} only (allowed: "
                                   f"leave it out with --method {args.method})")
+    if args.angle is not None and args.direction is not None:
+        raise ConfigError("angle", "and --direction both set the transect's direction (allowed: "
+                          "one of them)")
     given = {k: getattr(args, k) for k in ("budget", "eps_min", "coarse", "floor_points",
                                            "points", "lines", "angle", "length")
              if getattr(args, k, None) is not None}
-    return SampleSpec(method=args.method, seed=args.sample_seed,
+    return SampleSpec(method=args.method, seed=0 if args.sample_seed is None else args.sample_seed,
                       direction=tuple(args.direction) if args.direction else None,
                       center=tuple(args.center) if args.center else None, **given)
 
@@ -81,7 +90,7 @@ def add_sample_parser(sub) -> None:
         "and store as a grid run, and estimate the boundary's dimension with a 95% interval.")
     p.add_argument("source", nargs="?", metavar="PRESET|RUN_DIR",
                    help="a preset, or a run folder whose network and window to sample")
-    p.add_argument("--method", default="uncertainty",
+    p.add_argument("--method", default=None,
                    help="uncertainty (default: pairs eps apart, eps over many decades) | transect "
                    "(sign changes along segments)")
     add_estimator_flags(p)
@@ -109,12 +118,15 @@ def cmd_sample(args) -> int:
             if args.source is not None:
                 raise ConfigError("source", f"{args.source!r} is not allowed with --resume "
                                   "(allowed: nnfractal sample --resume SAMPLE_DIR alone)")
+            refuse_given_with_resume(args, RESUME_REFUSED, RESUME_USAGE)
             folder.append(args.resume)
+            repair_for_resume(args.resume)
             resume_sample(args.resume, **options)
             return
         if args.source is None:
             raise ConfigError("source", "missing (allowed: a preset or a run folder, e.g. "
                               "nnfractal sample paper-tanh)")
+        args.method = args.method or "uncertainty"
         cfg, source_run = source_config(args.source, overrides_from_args(args))
         spec = spec_from_args(args)
         out = args.out if args.out is not None else default_sample_dir(cfg, spec.method)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnfractal.errors import refuse
+from nnfractal.errors import StoreError, refuse
 from nnfractal.report import write_report
+from nnfractal.storage.integrity import check_folder
 from nnfractal.studies import zoom
 
-from .common import add_data_dir_flag, add_max_storage_flag, run_resumable
+from .common import add_data_dir_flag, add_max_storage_flag, repair_for_resume, run_resumable
 
 
 def add_zoom_parser(sub) -> None:
@@ -40,25 +41,42 @@ ZOOM_PLAN_FLAGS = ("run_dir", "factor", "depth", "center", "resolution", "out", 
 
 def cmd_zoom(args) -> int:
     """A new zoom, or --resume of one; a stop or failure after the folder exists says how to
-    resume it (exit 130 for Ctrl-C / SIGTERM)."""
+    resume it (exit 130 for Ctrl-C / SIGTERM). The run zoomed into, or the zoom resumed, is
+    checked first: a damaged or edited store is refused (or, resumed, trained again)."""
     if args.resume is not None:
         given = [f for f in ZOOM_PLAN_FLAGS if getattr(args, f) is not None]
         if given:
             return refuse(f"{given[0]}: not allowed with --resume (allowed: nnfractal zoom "
                           "--resume ZOOM_DIR [--data-dir DIR] [--no-progress]; the zoom's "
                           "settings are in its folder)")
-        return run_resumable(lambda: zoom.resume_zoom(
-            args.resume, data_dir=args.data_dir, progress=not args.no_progress,
-            report=write_report), [], zoom.RESUME_COMMAND)
+
+        def resume() -> None:
+            repair_for_resume(args.resume)
+            zoom.resume_zoom(args.resume, data_dir=args.data_dir, progress=not args.no_progress,
+                             report=write_report)
+        return run_resumable(resume, [], zoom.RESUME_COMMAND)
     if args.run_dir is None:
         return refuse("run_dir: missing (allowed: nnfractal zoom RUN_DIR [options], or "
                       "nnfractal zoom --resume ZOOM_DIR)")
-    return run_resumable(lambda: zoom.zoom(
-        args.run_dir,
-        factor=zoom.DEFAULT_FACTOR if args.factor is None else args.factor,
-        depth=zoom.DEFAULT_DEPTH if args.depth is None else args.depth, center=args.center,
-        resolution=args.resolution, out=args.out, data_dir=args.data_dir,
-        progress=not args.no_progress, max_storage=args.max_storage, report=write_report),
-        [], zoom.RESUME_COMMAND)
+
+    def new() -> None:
+        check_source_run(args.run_dir)
+        zoom.zoom(args.run_dir,
+                  factor=zoom.DEFAULT_FACTOR if args.factor is None else args.factor,
+                  depth=zoom.DEFAULT_DEPTH if args.depth is None else args.depth,
+                  center=args.center, resolution=args.resolution, out=args.out,
+                  data_dir=args.data_dir, progress=not args.no_progress,
+                  max_storage=args.max_storage, report=write_report)
+    return run_resumable(new, [], zoom.RESUME_COMMAND)
 
 
+def check_source_run(run_dir: Path) -> None:
+    """Refuse a RUN_DIR that is not a grid run (a sample's points have no map to zoom into) or
+    whose store is damaged or edited (StoreError, one line)."""
+    from nnfractal.studies.sample import is_sample_folder
+    if is_sample_folder(run_dir) or any((Path(run_dir) / name).exists() for name in
+                                        ("zoom_plan.json", "zoom.json", "compare.json")):
+        raise StoreError(f"run_dir: {run_dir} is not a grid run (allowed: a finished run folder "
+                         "written by nnfractal run; a sample, zoom or comparison has no single "
+                         "map to zoom into)")
+    check_folder(run_dir, "nnfractal run --resume")

@@ -132,9 +132,11 @@ def check_transect_args(n_points, lines, angle_deg, length, direction_norm=1.0):
                             f"{MIN_TRANSECT_POINTS} to {1 << 24} points per segment)")
     if not (isinstance(lines, (int, np.integer)) and 1 <= lines <= 1024):
         raise SamplingError("lines", f"{lines!r} is not allowed (allowed: 1 to 1024 segments)")
-    if angle_deg is not None and not math.isfinite(angle_deg):
-        raise SamplingError("angle", f"{angle_deg!r} is not allowed (allowed: degrees, or none: "
-                            "along the boundary's trend)")
+    # |angle| <= 360: beyond it the degrees-to-radians product loses the angle's own digits
+    # (1e308 degrees ran at another angle than 1e308 mod 360)
+    if angle_deg is not None and not (math.isfinite(angle_deg) and abs(angle_deg) <= 360):
+        raise SamplingError("angle", f"{angle_deg!r} is not allowed (allowed: degrees from -360 "
+                            "to 360, or none: along the boundary's trend)")
     if length is not None and not (math.isfinite(length) and 1e-12 <= length <= 2.0):
         raise SamplingError("length", f"{length!r} is not allowed (allowed: 1e-12 to 2 window "
                             "units; 0 is a segment of zero length)")

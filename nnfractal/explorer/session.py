@@ -545,6 +545,7 @@ class Session:
                                              "explore": {"window": win.id, "parent": win.parent}})
             for metric in lengths:
                 store.write_curves(metric, 0, result.curves[metric])
+            store.mark_all_tiles_stored()             # flags and checksums of what is written
             store.update_attrs(wall_time_s=result.wall_time, device=result.device)
             store.mark_complete()
             score_map = _run_score_map(store, cfg)

@@ -463,7 +463,7 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
                 where = f"; traceback in {run_dir / ERROR_LOG}" if _log_error(run_dir, err) else ""
                 raise RunFailed(f"training stopped: {err}; {n_done} of {total} tiles are "
                                 f"done and kept{where}", run_dir, resume) from None
-            if stop.is_set() and n_done < total:
+            if stop.is_set():           # also after the last tile: the caller trains on
                 outcome_note = "interrupted"
                 raise RunInterrupted(f"interrupted after {n_done} of {total} tiles", run_dir,
                                      resume)

@@ -43,6 +43,7 @@ from .folders import (
     keep_unclaimed,
     new_staging_folder,
     remove_staging_folder,
+    unrenamable_reason,
     write_text_atomic,
 )
 from .store import RunStore
@@ -164,6 +165,11 @@ class RunFolder:
             raise RunFolderError(f"out: {out} exists and is not a folder (allowed: a new or empty folder)")
         if out.exists() and any(out.iterdir()):
             raise RunFolderError(f"out: {out} is not empty (allowed: a new or empty folder)")
+        reason = unrenamable_reason(out)     # the result is renamed onto it: refuse now, not after
+        if reason:
+            raise RunFolderError(f"out: {out} is an empty folder that cannot be replaced{reason} "
+                                 "(allowed: a new folder, or an empty one that is no mount point "
+                                 "and not immutable)")
         # The run is renamed into place, so the parent must be writable; nothing is written into
         # `out` itself (a probe file there would make it non-empty for a concurrent start).
         probe = out.parent if str(out.parent) else Path(".")

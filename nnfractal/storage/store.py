@@ -12,7 +12,12 @@ Layout of ``store.zarr``::
                       their curves stored; the tile is done when this equals its point count
     tiles/attempts    (tiles,) int32, chunks (1,): how often its training started
     tiles/seconds     (tiles,) float64, chunks (1,): compute time of its stored points
-    attrs             format, format_version, config, schedule, tile_rows, complete, sessions, versions
+    tiles/checksums   (tiles, 2 + metrics) uint64, chunks (1, 2 + metrics): per tile, the number
+                      of points the record covers, then the CRC-32 of those points' curves for
+                      each metric (sorted by name), then of the tile's points/xy (0 without
+                      points); attrs["checksum"] names the columns
+    attrs             format, format_version, config, schedule, tile_rows, complete, sessions,
+                      versions, checksum
 
 **Tiles are bands of whole rows**, ``tile_rows`` rows each (the last one shorter), holding a whole
 number of chunks of ``tile_batch`` models. A tile's points are therefore exactly the chunks that
@@ -31,14 +36,30 @@ place (zarr-python PR 3412): a process killed mid-write leaves the old file (or 
 one. `RunStore.create` builds the whole store under a temporary name and renames it, so a store
 either exists with all its arrays or not at all.
 
+**Checksums.** A tile's record is written after its curves and before its flags, in one chunk
+file, over exactly the data written: a chunk file deleted later (read back as NaN), replaced by
+another or truncated no longer matches, and `damaged_tiles` finds it; `read_curves` and
+`read_tile` refuse such a tile (StoreError) instead of reading NaN as "diverged". A checksum of
+the decoded values kept apart from the chunk rather than zarr's crc32c codec inside each chunk,
+because only a record kept apart finds a chunk that is missing (zarr reads it as the fill value)
+or replaced by another valid chunk. CRC-32 rather than a cryptographic hash: it is there to find
+damage, not forgery, and is the fastest check in the standard library. Stores written before
+checksums have no ``tiles/checksums`` and are read as before (`checksummed` is False).
+
 Readers (render, report, explorer) only ever read this store; they never train.
+
+Test hook (documented, minimal): with ``NNFRACTAL_TEST_SIGNAL_AFTER_WRITE=N:SIG`` (SIG a signal's
+name without SIG: INT, TERM, KILL, STOP), the N-th `write_tile` of the process sends the process
+that signal once the tile's flags are written: a real signal at a known point of training, so the
+fault tests need no timing.
 """
 from __future__ import annotations
 
 import math
 import os
 import shutil
-import tempfile
+import signal
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +69,20 @@ import numpy as np
 from nnfractal.errors import StoreError, one_line
 from nnfractal.training.grid import grid_points
 
+from .folders import new_staging_folder
+
 FORMAT = "nnfractal-run"
 FORMAT_VERSION = 2          # 2: tiles (1: one band-chunked write at the end; still readable)
 TILE_POINTS = 1024          # a default tile holds about this many points
 MAX_CHUNK_BYTES = 64 << 20  # one curves chunk file at most (split along T beyond it)
+CHECKSUM_HASH = "crc32"
+SIGNAL_ENV = "NNFRACTAL_TEST_SIGNAL_AFTER_WRITE"
+_writes = [0]               # write_tile calls in this process (the test hook counts them)
+
+
+def digest(values: np.ndarray) -> int:
+    """CRC-32 (zlib) of an array's bytes (C order): what a tile's checksum record holds."""
+    return zlib.crc32(np.ascontiguousarray(values).view(np.uint8).reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -131,7 +162,7 @@ class RunStore:
         rows, cols = len(y), len(x)
         tile = max(1, min(int(tile_rows or rows), rows))
         grid = TileGrid(rows, cols, tile)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp = new_staging_folder(path)
         try:
             group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
             axes = group.create_group("axes")
@@ -150,9 +181,13 @@ class RunStore:
             tiles = group.create_group("tiles")
             for name, kind in (("stored", "int32"), ("attempts", "int32"), ("seconds", "float64")):
                 tiles.create_array(name, shape=(grid.count,), chunks=(1,), dtype=kind, fill_value=0)
+            columns = ["count", *sorted(curve_lengths), "points"]
+            tiles.create_array("checksums", shape=(grid.count, len(columns)),
+                               chunks=(1, len(columns)), dtype="uint64", fill_value=0)
             group.attrs.update({
                 "format": FORMAT, "format_version": FORMAT_VERSION, "config": config,
                 "schedule": schedule, "tile_rows": tile, "complete": False, "sessions": [],
+                "checksum": {"hash": CHECKSUM_HASH, "columns": columns},
                 **(extra or {}),
             })
             os.chmod(tmp, 0o777 & ~_umask())           # mkdtemp makes it private (0700)
@@ -229,10 +264,18 @@ class RunStore:
             raise StoreError(f"readout: {metric!r} was not recorded in {self.path} "
                              f"(allowed: {', '.join(self.metrics)})")
         try:
-            return self.group[f"curves/{metric}"][:]
+            curves = self.group[f"curves/{metric}"][:]
         except Exception as err:
             raise StoreError(f"store: {self.path}/curves/{metric} cannot be read, a chunk file is "
                              f"damaged ({one_line(err)})") from None
+        if self.checksummed:
+            grid = self.tile_grid
+
+            def block(tile: int) -> dict[str, np.ndarray]:
+                r0, r1 = grid.bounds(tile)
+                return {metric: curves[r0:r1].reshape((r1 - r0) * grid.cols, -1)}
+            self._check_tiles(block, grid.tiles())
+        return curves
 
     @property
     def has_points(self) -> bool:
@@ -316,6 +359,8 @@ class RunStore:
                 raise StoreError(f"store: {self.path}/curves/{metric} {self.tile_grid.describe(tile)} "
                                  f"cannot be read, its chunk file is damaged ({one_line(err)})") from None
             out[metric] = block.reshape((r1 - r0) * self.tile_grid.cols, -1)
+        if self.checksummed:
+            self._check_tiles(lambda _: out, [tile])
         return out
 
     def write_tile(self, tile: int, curves: dict[str, np.ndarray], stored: int,
@@ -325,12 +370,24 @@ class RunStore:
         r0, r1 = self.tile_grid.bounds(tile)
         for metric, c in curves.items():
             self.group[f"curves/{metric}"][r0:r1] = c.reshape(r1 - r0, self.tile_grid.cols, -1)
+        if self.checksummed:            # after the curves, before the flags: see the docstring
+            self.group["tiles/checksums"][tile] = self._record(tile, curves, int(stored))
         # The flags go last: a crash before this line leaves the tile counted as before.
         self.group["tiles/seconds"][tile] = float(seconds)
         self.group["tiles/stored"][tile] = int(stored)
+        _writes[0] += 1
+        _signal_hook(_writes[0])
 
     def mark_all_tiles_stored(self) -> None:
-        """Flag every tile as stored (a run that wrote its curves without tiles: --adaptive)."""
+        """Flag every tile as stored, with its checksum record of what is on disk (a run that
+        wrote its curves without tiles: --adaptive, an explorer window)."""
+        grid = self.tile_grid
+        if self.checksummed:
+            for tile in grid.tiles():
+                r0, r1 = grid.bounds(tile)
+                block = {m: self.group[f"curves/{m}"][r0:r1].reshape((r1 - r0) * grid.cols, -1)
+                         for m in self.metrics}
+                self.group["tiles/checksums"][tile] = self._record(tile, block, grid.n_points(tile))
         self.group["tiles/stored"][:] = self.tile_counts()
 
     def verify_tiles(self) -> None:
@@ -340,6 +397,128 @@ class RunStore:
             if stored[tile] > 0:
                 self.read_tile(tile)
 
+    # ---- checksums ------------------------------------------------------------------------------
+    @property
+    def checksummed(self) -> bool:
+        """True for a store written with tile checksums of this version's kind (stores from
+        before them have none)."""
+        if getattr(self, "_checksummed", None) is None:
+            kind = (self.group.attrs.get("checksum") or {}).get("hash")
+            self._checksummed = (self.has_tiles and kind == CHECKSUM_HASH
+                                 and "tiles/checksums" in self.group)
+        return self._checksummed
+
+    def _dtype(self, metric: str) -> np.dtype:
+        if getattr(self, "_dtypes", None) is None:
+            self._dtypes = {m: self.group[f"curves/{m}"].dtype for m in self.metrics}
+        return self._dtypes[metric]
+
+    def _columns(self) -> list[str]:
+        return list(self.group.attrs["checksum"]["columns"])
+
+    def _digests(self, tile: int, curves: dict[str, np.ndarray], count: int,
+                 points: bool) -> dict[str, int]:
+        """Digests of the first `count` points of `curves` (metric -> (n, T)), and with `points`
+        of the tile's points/xy (a store of sampled points)."""
+        out = {m: digest(np.asarray(c, dtype=self._dtype(m))[:count]) for m, c in curves.items()}
+        if points and self.has_points:
+            out["points"] = digest(self.read_points(*self.tile_grid.bounds(tile)))
+        return out
+
+    def _record(self, tile: int, curves: dict[str, np.ndarray], count: int) -> np.ndarray:
+        """The checksum record of a tile whose first `count` points (row-major) hold `curves`
+        (every metric): [count, digest per metric, digest of the tile's points or 0]."""
+        got = self._digests(tile, curves, count, points=True)
+        return np.array([count] + [got.get(name, 0) for name in self._columns()[1:]],
+                        dtype=np.uint64)
+
+    def _check_tiles(self, curves_of, tiles: list[int]) -> None:
+        """Refuse (StoreError) the first of `tiles` whose curves (`curves_of(tile)`: metric ->
+        (n, T), some metrics or all) do not match its checksum record."""
+        stored = self.tile_state()["stored"]
+        records = self.group["tiles/checksums"][:]
+        for tile in tiles:
+            why = self._mismatch(tile, curves_of(tile), records[tile], int(stored[tile]))
+            if why:
+                raise StoreError(f"store: {self.path} {self.tile_grid.describe(tile)} is damaged "
+                                 f"({why})")
+
+    def _mismatch(self, tile: int, curves: dict[str, np.ndarray], record: np.ndarray,
+                  stored: int, points: bool = False) -> str | None:
+        """Why a tile's data does not match its record, or None. `stored`: its flag. A record
+        behind the flag, or one that differs from it in a complete store, was lost; one ahead of
+        it in an unfinished store is a write that a kill cut between record and flag (the data
+        it covers is checked)."""
+        count = int(record[0])
+        if count < stored or (self.complete and count != stored):
+            return f"its checksum record covers {count} points, its flag {stored}"
+        if count == 0:
+            return None
+        columns = self._columns()
+        got = self._digests(tile, curves, count, points)
+        bad = [name for name, value in got.items() if value != int(record[columns.index(name)])]
+        if bad:
+            return (f"{', '.join(bad)} do{'es' if len(bad) == 1 else ''} not match the checksum "
+                    "recorded when it was written: a chunk file is missing, replaced or damaged")
+        return None
+
+    def planned_tiles(self) -> list[int]:
+        """The tiles a complete store must hold: every tile of a grid; the tiles of the blocks
+        of a store of sampled points (the rest is room never used)."""
+        grid = self.tile_grid
+        if not self.has_points:
+            return grid.tiles()
+        tiles: set[int] = set()
+        for block in self.attrs.get("blocks", []):
+            r0, r1 = int(block["row"]), int(block["row"]) + int(block["rows"])
+            tiles.update(range(r0 // grid.tile_rows, -(-r1 // grid.tile_rows)))
+        return sorted(tiles)
+
+    def damaged_tiles(self) -> list[tuple[int, str]]:
+        """Every tile whose stored data does not match its checksum record, as (tile, why), read
+        tile by tile (one chunk each). [] for a store without checksums. A store whose flags or
+        records cannot be read at all raises StoreError."""
+        if not self.checksummed:
+            return []
+        state = self.tile_state()
+        try:
+            records = self.group["tiles/checksums"][:]
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/tiles/checksums cannot be read, a chunk file is "
+                             f"damaged ({one_line(err)})") from None
+        grid, planned, out = self.tile_grid, set(self.planned_tiles()), []
+        arrays = {m: self.group[f"curves/{m}"] for m in self.metrics}   # metadata: raises whole
+        for tile in grid.tiles():
+            stored = int(state["stored"][tile])
+            if self.complete and tile in planned and stored < grid.n_points(tile):
+                out.append((tile, f"the store is complete but its flag says {stored} of "
+                                  f"{grid.n_points(tile)} points are stored"))
+                continue
+            if stored == 0 and int(records[tile][0]) == 0:
+                continue
+            r0, r1 = grid.bounds(tile)
+            try:
+                curves = {m: a[r0:r1].reshape((r1 - r0) * grid.cols, -1) for m, a in arrays.items()}
+                why = self._mismatch(tile, curves, records[tile], stored, points=True)
+            except Exception as err:            # zarr/zstd raise many kinds for a torn chunk
+                why = f"a chunk file cannot be read: {one_line(err, 120)}"
+            if why:
+                out.append((tile, why))
+        return out
+
+    def reset_tiles(self, tiles: list[int]) -> None:
+        """Mark `tiles` as not trained (flags, records and seconds to 0, curves to NaN, the store
+        incomplete), so that a resume trains them again."""
+        for tile in tiles:
+            self.group["tiles/stored"][tile] = 0
+            self.group["tiles/seconds"][tile] = 0.0
+            self.group["tiles/checksums"][tile] = np.zeros(len(self._columns()), dtype=np.uint64)
+            r0, r1 = self.tile_grid.bounds(tile)
+            for metric in self.metrics:             # a torn chunk file would still fail reads
+                self.group[f"curves/{metric}"][r0:r1] = np.nan
+        if tiles:
+            self.group.attrs["complete"] = False
+
     def remove_partial_files(self) -> int:
         """Delete temporary files that a killed write left (zarr's '*.partial'); returns how many."""
         n = 0
@@ -347,6 +526,16 @@ class RunStore:
             p.unlink(missing_ok=True)
             n += 1
         return n
+
+
+def _signal_hook(n_writes: int) -> None:
+    """The test hook of the module docstring: send the signal after the N-th tile write."""
+    wanted = os.environ.get(SIGNAL_ENV)
+    if not wanted:
+        return
+    count, name = wanted.split(":")
+    if n_writes == int(count):
+        os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
 
 
 def _umask() -> int:

@@ -222,14 +222,20 @@ class SampledCompareStudy(Study[SampledPlan, SampledComparison]):
         return spec
 
     def _coarse_map(self, cfg: Config, folder: Path) -> np.ndarray:
-        """The COARSE x COARSE score map of `cfg`'s window (trained once; a rerun reads it)."""
-        from nnfractal.runner.run import execute
-        if not RunFolder(folder).summary_file.exists():
-            if folder.exists():              # a staged run that never finished: start again
+        """The COARSE x COARSE score map of `cfg`'s window (trained once; a rerun reads it, and
+        resumes one that a stop or a kill cut short, as `nnfractal run --resume` would)."""
+        from nnfractal.runner.run import execute, resume
+        o = self.options
+        if RunFolder(folder).config_file.exists() and not RunFolder(folder).summary_file.exists():
+            resume(folder, data_dir=o.data_dir, progress=False, log=lambda *_: None,
+                   epoch_maps=False, report=o.report)
+            self.log(f"coarse map {folder} (resumed)")
+        elif not RunFolder(folder).summary_file.exists():
+            if folder.exists():              # claimed, killed before its config: start again
                 shutil.rmtree(folder)
-            execute(cfg.replace(resolution=COARSE, adaptive=False), folder,
-                    data_dir=self.options.data_dir, progress=False, log=lambda *_: None,
-                    epoch_maps=False, warn_resolution=False, report=self.options.report)
+            execute(cfg.replace(resolution=COARSE, adaptive=False), folder, data_dir=o.data_dir,
+                    progress=False, log=lambda *_: None, epoch_maps=False,
+                    warn_resolution=False, report=o.report)
             self.log(f"coarse map {folder}")
         return score_map_of(folder)[1]
 

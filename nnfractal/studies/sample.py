@@ -87,10 +87,13 @@ class SampleSpec(JsonRecord):
 
     @property
     def evaluations(self) -> int:
-        """At most this many points (a default transect's coarse map included)."""
+        """At most this many points: a transect's placing coarse map counts unless both its
+        centre and its direction are given (then the estimator runs none)."""
         if self.method == "uncertainty":
             return self.budget
-        return self.points * self.lines + TRANSECT_COARSE ** 2
+        placed = self.center is not None and (self.angle is not None
+                                              or self.direction is not None)
+        return self.points * self.lines + (0 if placed else TRANSECT_COARSE ** 2)
 
 
 @dataclass(kw_only=True)
@@ -345,7 +348,8 @@ def resume_sample(run_dir: Path, options: StudyOptions | None = None,
     RunFolder(run_dir).check_writable()
     runner = make_backend(o.backend, o.address)
     try:
-        plan = _plan(cfg, spec, o.data_dir, runner, o.log)
+        plan = _plan(cfg, spec, o.data_dir, runner, o.log,
+                     shape=_store_shape(RunFolder(run_dir).open_store()))
         with RunFolder(run_dir).lock():        # a second process is refused in one line
             return _run_held(run_dir, plan, spec, runner, o)
     finally:
@@ -398,11 +402,19 @@ def _store_has_sampling(folder: Path) -> bool:
         return False
 
 
-def _plan(cfg, spec, data_dir, runner, log):
+def _plan(cfg, spec, data_dir, runner, log, shape: tuple[int, int] | None = None):
+    """The run plan of a sample whose store has `shape` (rows, cols); None: a new store's
+    (`store_layout`). A resume passes its store's own: one written before a layout change
+    keeps the shape it has."""
     from nnfractal.runner.run import plan_run
     plan = plan_run(cfg, data_dir, runner, log)
-    rows, cols, _ = store_layout(cfg, spec.evaluations)
+    rows, cols = shape if shape is not None else store_layout(cfg, spec.evaluations)[:2]
     return replace(plan, x=np.arange(cols, dtype=np.float64), y=np.arange(rows, dtype=np.float64))
+
+
+def _store_shape(store) -> tuple[int, int]:
+    """(rows, cols) of a sample store's points."""
+    return len(store.y), len(store.x)
 
 
 def _create_sample(out: RunFolder, plan, spec: SampleSpec, source_run,
