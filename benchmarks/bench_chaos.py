@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from nnfractal.config import build_config
-from nnfractal.report.pages import write_report
+from nnfractal.report import write_report
 from nnfractal.runner.run import execute
 from nnfractal.storage.store import RunStore
 

@@ -344,6 +344,12 @@ def config_from_toml(path: Path) -> Config:
     return validate(Config(**_coerce(raw, str(path))))
 
 
+def config_from_dict(raw: dict[str, Any], where: str = "config") -> Config:
+    """A config from its fields as `Config.to_dict` (or JSON) gives them, checked as config.toml
+    is (ConfigError naming the field)."""
+    return validate(Config(**_coerce(raw, where)))
+
+
 def build_config(preset: str = DEFAULT_PRESET, **overrides: Any) -> Config:
     """Preset values, then every override that is not None (the override wins; see
     `resolve_config`)."""

@@ -85,17 +85,37 @@ class RunFolderError(Exception):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training after a chunk; finished tiles are kept. str(): one line saying how
-    far the run got and how to resume it. A KeyboardInterrupt, so callers that stage their own
-    folder (the box compare) clean up as for any Ctrl-C."""
+    """Ctrl-C or SIGTERM stopped training after a chunk; finished work is kept.
+
+    str(): one line ``<where>[; <kept>]; resume with: <resume> <run_dir>`` (just `where` without
+    a folder). A KeyboardInterrupt, so callers that stage their own folder (the box compare) clean
+    up as for any Ctrl-C. The parts are kept apart so that a study that trained this run can say
+    the same stop with its own folder and resume command (`for_folder`) without parsing text."""
+
+    def __init__(self, where: str, run_dir: Path | None = None,
+                 resume: str = "nnfractal run --resume", kept: str = ""):
+        self.where, self.run_dir, self.resume, self.kept = where, run_dir, resume, kept
+        parts = [where] + ([kept] if kept else [])
+        if run_dir is not None:
+            parts.append(f"resume with: {resume} {run_dir}")
+        super().__init__("; ".join(parts))
+
+    def for_folder(self, run_dir: Path, resume: str, kept: str = "") -> RunInterrupted:
+        """The same stop, said for `run_dir` and its own resume command."""
+        return RunInterrupted(self.where, run_dir, resume, kept)
 
 
 class RunFailed(Exception):
-    """Training, writing or drawing failed mid-run (an exception, a full disk); finished tiles are
-    kept. str(): one line with the cause and how to resume; `brief`: without the resume hint
-    (for the box compare, whose staged folder does not survive a failure, and for studies that
-    name their own resume command)."""
+    """Training, writing or drawing failed mid-run (an exception, a full disk); finished work is
+    kept. str(): one line ``<brief> (<verb> with: <resume> <run_dir>)``, just `brief` without a
+    folder (a staged study whose folder does not survive). `brief` is the cause without the hint,
+    for a study that names its own folder and command (`for_folder`)."""
 
-    def __init__(self, brief: str, run_dir: Path, resume: str = "nnfractal run --resume"):
-        self.brief, self.run_dir = brief, run_dir
-        super().__init__(f"{brief} (resume with: {resume} {run_dir})")
+    def __init__(self, brief: str, run_dir: Path | None = None,
+                 resume: str = "nnfractal run --resume", verb: str = "resume"):
+        self.brief, self.run_dir, self.resume, self.verb = brief, run_dir, resume, verb
+        super().__init__(brief if run_dir is None else f"{brief} ({verb} with: {resume} {run_dir})")
+
+    def for_folder(self, run_dir: Path | None, resume: str = "nnfractal run --resume") -> RunFailed:
+        """The same failure, said for `run_dir` and its resume command (None: no hint)."""
+        return RunFailed(self.brief, run_dir, resume)

@@ -9,9 +9,9 @@ from test_report import assert_opens_cleanly, parse_report
 from nnfractal.cli.main import main
 from nnfractal.config import config_from_toml
 from nnfractal.estimators import stats
-from nnfractal.report.pages import REPORT_NAME
+from nnfractal.report import REPORT_NAME
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.compare import ARCH_FIELDS, config_difference, pair_configs
+from nnfractal.studies.comparison import ARCH_FIELDS, config_difference, pair_configs
 from nnfractal.window import Window
 
 # ---- configurations ----------------------------------------------------------------------------
@@ -33,10 +33,10 @@ def test_default_is_resnet20_against_plain20(tmp_path):
     from nnfractal.cli.main import make_parser
     from nnfractal.studies.compare import plan
     p = plan(out=tmp_path / "cmp")
-    assert p["presets"] == ("resnet20-mnist", "plain20-mnist")
-    assert p["seeds"] == 3 and p["windows"] == 3 and p["factor"] == 2.0
-    assert p["config_difference"] == {"preset": ["resnet20-mnist", "plain20-mnist"],
-                                      "skip": [True, False]}
+    assert p.presets == ["resnet20-mnist", "plain20-mnist"]
+    assert p.seeds == 3 and p.windows == 3 and p.factor == 2.0
+    assert p.config_difference == {"preset": ["resnet20-mnist", "plain20-mnist"],
+                                   "skip": [True, False]}
     assert not (tmp_path / "cmp").exists()                      # planning writes nothing
     args = make_parser().parse_args(["compare", "--resolution", "8", "--num_epochs", "2",
                                      "--c_hidden", "4", "8", "8"])
@@ -199,7 +199,8 @@ def test_compare_report_parses_and_opens_in_chromium(tiny_compare):
 
 @pytest.mark.slow
 def test_zoomed_windows_and_depth_sweep(tmp_path):
-    from nnfractal.studies.zoom import auto_center, score_map_of
+    from nnfractal.storage.run_folder import score_map_of
+    from nnfractal.studies.windows import auto_center
     out = tmp_path / "sweep"
     code = main(["compare", "paper-tanh", "paper-relu", "--resolution", "6", "--steps", "8",
                  "--seeds", "1", "--windows", "2", "--factor", "2", "--depths", "2", "3",

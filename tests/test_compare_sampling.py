@@ -10,9 +10,9 @@ from test_report import assert_opens_cleanly, parse_report
 from nnfractal.cli.main import main
 from nnfractal.estimators import stats
 from nnfractal.estimators.boxcount import boundary
-from nnfractal.report.pages import REPORT_NAME
+from nnfractal.report import REPORT_NAME
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.compare_sampled import read_plan, shared_centre
+from nnfractal.studies.compare_sampled import read_compare_plan, shared_centre
 
 # A ResNet-8 of 2/4/4 channels on 8 MNIST images, 6 SGD steps: the window holds a boundary
 # (learning rate 10^0.5..10^1.5 x weight offset 10^-3..10^0) in both architectures.
@@ -93,6 +93,10 @@ def test_transect_comparison_measures_both_architectures_on_the_same_points(tiny
         assert_picture(out / name)
     assert info["timing"]["evaluations"] == 4 * 2048
     assert info["timing"]["model_steps"] == 6 * (4 * 2048 + 4 * 16 * 16)
+    # a transect has no chaos split, and says so
+    assert info["quantities_note"].startswith("the transect method measures only the coarse scales")
+    assert all(r["quantities"] == {} for r in info["results"])
+    assert set(info["sentences"]) == {"dimension"}
 
 
 @pytest.mark.slow
@@ -105,6 +109,7 @@ def test_transect_comparison_report_opens_in_chromium(tiny_transect):
     text = page.plain
     assert "transect" in text and "No difference detectable" in text
     assert "The transects of both architectures run through the same points" in text
+    assert "The transect method measures only the coarse scales" in text
     links = [a["href"] for a in page.all("a") if not a["href"].startswith("#")]
     assert "skipstudy-cpu-resnet/seed0/sample/report.html" in links
     assert_opens_cleanly(tiny_transect / REPORT_NAME)
@@ -121,7 +126,7 @@ def test_killed_comparison_resumes_to_the_same_numbers(tiny_transect, tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"nnfractal compare --resume {broken}" in err
-    assert read_plan(broken)["method"] == "transect" and not (broken / "compare.json").exists()
+    assert read_compare_plan(broken).method == "transect" and not (broken / "compare.json").exists()
     assert (broken / "skipstudy-cpu-plain/seed0/coarse/summary.json").exists()   # work kept
     monkeypatch.delenv("NNFRACTAL_TEST_FAIL_TILE")
     assert main(["compare", "--resume", str(broken), "--no-progress"]) == 0

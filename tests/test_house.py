@@ -13,24 +13,13 @@ LONG_FUNCTIONS = {
     "training/engine.py:train_chunk":
         "the training loop of one chunk: its steps, early exit, padding and the fast paths share "
         "the chunk's tensors; being reworked (helper speed) - split after that lands",
-    "report/pages.py:compare_report":
-        "report/ is being rewritten onto the study skeleton (helper skeleton); split there",
-    "report/pages.py:sampled_compare_report":
-        "report/ is being rewritten onto the study skeleton (helper skeleton); split there",
-    "report/pages.py:run_body":
-        "report/ is being rewritten onto the study skeleton (helper skeleton); split there",
     "cli/common.py:add_run_flags":
         "the run command's flag table, one add_argument per flag in --help's order; being "
         "extended (helper replay) - split by argument group after that lands",
 }
 
 # Modules that still read mnmx by hand (tuple unpacking, indexing), each with its reason.
-MNMX_BY_HAND = {
-    "studies/zoom.py": "studies/ is being rewritten (helper skeleton); then Window",
-    "studies/sample.py": "studies/ is being rewritten (helper skeleton); then Window",
-    "studies/compare_sampled.py": "studies/ is being rewritten (helper skeleton); then Window",
-    "report/pages.py": "report/ is being rewritten (helper skeleton); then Window",
-}
+MNMX_BY_HAND: dict[str, str] = {}
 
 
 def modules():

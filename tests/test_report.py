@@ -14,7 +14,7 @@ from helpers import chromium_page
 
 from nnfractal.cli.main import main
 from nnfractal.config import build_config
-from nnfractal.report.pages import REPORT_NAME, write_report
+from nnfractal.report import REPORT_NAME, write_report
 from nnfractal.runner.run import execute
 from nnfractal.window import Window
 
@@ -244,6 +244,7 @@ def synthetic_compare(folder: Path, dims_a, dims_b, half: float = 0.05) -> Path:
     """A comparison folder made of numbers only (no run folders): compare.json + its bar chart."""
     from nnfractal.render.compare_plots import plot_dimension_bars
     from nnfractal.studies.compare import FORMAT, FORMAT_VERSION, analyse
+    from nnfractal.studies.comparison import BoxUnit
     units = []
     for preset, dims in (("arch-a", dims_a), ("arch-b", dims_b)):
         for k, d in enumerate(dims):
@@ -255,7 +256,8 @@ def synthetic_compare(folder: Path, dims_a, dims_b, half: float = 0.05) -> Path:
                           "mnmx": [-2.0, 0.5, -3.0, 1.0], "dimension": est,
                           "fraction_converged": 0.5, "wall_time_s": 1.0})
     labels = {"arch-a": "arch-a (residual)", "arch-b": "arch-b (plain)"}
-    res = analyse(units, ("arch-a", "arch-b"), labels, None, 2)
+    res = analyse([BoxUnit.from_json(u) for u in units], ("arch-a", "arch-b"), labels, None, 2)
+    res = res.to_json()
     folder.mkdir(parents=True)
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, "presets": ["arch-a", "arch-b"],
             "labels": labels, "settings": {"seeds": 3, "windows": 2, "factor": 2.0, "depths": None,

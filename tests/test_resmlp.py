@@ -14,7 +14,7 @@ from nnfractal.config import ConfigError, build_config
 from nnfractal.models import arch_label, build_family, family_spec
 from nnfractal.models.meanfield import BatchedMeanFieldMLP
 from nnfractal.models.resmlp import BatchedResidualMeanFieldMLP, branch_scale
-from nnfractal.studies.compare import pair_configs
+from nnfractal.studies.comparison import pair_configs
 from nnfractal.training.budget import n_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

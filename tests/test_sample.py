@@ -14,8 +14,9 @@ from nnfractal.estimators.sampling import transect_points
 from nnfractal.models import build_family
 from nnfractal.runner.run import load_data
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec, source_config, to_axis_values
+from nnfractal.studies.sample import SampleSpec, dimension_of_sample, read_spec, source_config
 from nnfractal.training.engine import train
+from nnfractal.window import Window
 
 pytestmark = pytest.mark.slow  # trains sampled points
 
@@ -60,7 +61,7 @@ def test_transect_sample_writes_a_run_folder(transect_run, capsys):
     centre = tuple(est["extra"]["centre"])
     # at the angle the coarse map chose (along the boundary's trend, or 30 degrees without one)
     assert est["extra"]["angle_source"] in ("boundary trend", "fallback: no net boundary direction")
-    expected = to_axis_values(cfg, transect_points(1024, lines=2, centre=centre,
+    expected = Window.of(cfg).to_values(transect_points(1024, lines=2, centre=centre,
                                                    angle_deg=est["extra"]["angle_deg"]
                                                    ).reshape(-1, 2))
     np.testing.assert_array_equal(stored, expected)

@@ -11,19 +11,17 @@ from nnfractal.cli.main import main
 from nnfractal.config import build_config, config_from_toml
 from nnfractal.estimators.boxcount import DimensionEstimate, boundary
 from nnfractal.render.zoom_video import interpolate_window, pixel_extent
+from nnfractal.storage.run_folder import score_map_of
 from nnfractal.storage.store import RunStore
-from nnfractal.studies.zoom import (
-    MIN_ULPS_PER_PIXEL,
+from nnfractal.studies.windows import (
     auto_center,
     densest_boundary_pixel,
     frame_count,
     frame_windows,
-    pooled_dimension,
     resolvable_frames,
-    score_map_of,
-    ulps_per_pixel,
 )
-from nnfractal.window import Window
+from nnfractal.studies.zoom_result import pooled_dimension
+from nnfractal.window import MIN_ULPS_APART, Window
 
 EPS = float(np.finfo(np.float64).eps)
 BASE = ["--preset", "paper-tanh", "--resolution", "16", "--steps", "20", "--no-progress"]
@@ -42,7 +40,7 @@ def tree(path):
 def test_the_automatic_centre_follows_the_boundary_frame_by_frame():
     """A centre picked on a coarse map misses a thin feature by up to a pixel; the next frame's
     centre moves onto this frame's boundary, inside the next frame's planned place."""
-    from nnfractal.studies.zoom import follow_boundary
+    from nnfractal.studies.windows import follow_boundary
     cfg = build_config("paper-tanh", resolution=64, mnmx=(0.0, 1.0, 0.0, 1.0))
     xs, ys = np.linspace(0, 1, 64), np.linspace(0, 1, 64)
     X, Y = np.meshgrid(xs, ys)
@@ -93,10 +91,10 @@ def test_float_limit_counts_resolvable_frames():
     mnmx = (1.0, 1.0 + w, 1.0, 1.0 + w)
     wins = frame_windows(mnmx, (1.0 + w / 2, 1.0 + w / 2), 2.0, 5)
     n, ulps = resolvable_frames(wins, 4, "linear")
-    assert n == 2 and ulps[0] == pytest.approx(300, rel=0.01) and ulps[2] < MIN_ULPS_PER_PIXEL
+    assert n == 2 and ulps[0] == pytest.approx(300, rel=0.01) and ulps[2] < MIN_ULPS_APART
     assert np.all(np.diff(ulps) < 0)
     # log axis: exponent 2 +- tiny; the exponent's own rounding dominates (|v| ln10 > 1)
-    assert ulps_per_pixel((2.0, 2.0 + 1e-9, 2.0, 2.0 + 1e-9), 10, "log") == pytest.approx(
+    assert Window(2.0, 2.0 + 1e-9, 2.0, 2.0 + 1e-9, "log").ulps_per_pixel(10) == pytest.approx(
         1e-9 / 9 / (2 * EPS), rel=1e-3)
     # the paper's window resolves ~12 decades of zoom at 64 pixels
     big = frame_windows((-1.0, 3.0, -1.0, 4.0), (1.5, 1.0), 10.0, 16)

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from nnfractal.errors import EXIT_INTERRUPTED, refuse
+from nnfractal.storage.run_folder import SUMMARY_FILE
 from nnfractal.training import allocator
 
 from .common import OneLineParser
@@ -228,7 +229,7 @@ def run_command(root: Path, workload: str, models: int, steps: int, threads: int
         wall = time.perf_counter() - t
         if done.returncode != 0:
             raise BenchError(f"nnfractal run ({workload}) failed: {done.stderr.strip()[-300:]}")
-        summary = json.loads((out / "summary.json").read_text())
+        summary = json.loads((out / SUMMARY_FILE).read_text())
     seconds = summary["tile_seconds"] or summary["wall_time_s"]
     return {"seconds": seconds, "warmup_seconds": wall - seconds, "command_seconds": wall,
             "model_steps": side * side * steps, "models": side * side, "steps": steps,

@@ -293,7 +293,7 @@ def repair_for_resume(folder: Path, log=print) -> None:
 def _resume_unit(unit: Path, folder: Path, log) -> None:
     """Train the damaged tiles of a study's unit (a grid run or a sample) by its own resume; a
     stop or failure says how to resume the study."""
-    from nnfractal.report.pages import write_report
+    from nnfractal.report import write_report
     from nnfractal.runner.run import resume
     from nnfractal.studies.sample import is_sample_folder, resume_sample
     command = resume_command_of(folder)

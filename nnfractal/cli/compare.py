@@ -7,8 +7,9 @@ from pathlib import Path
 
 from nnfractal.config import ConfigError
 from nnfractal.errors import DataError, RunFolderError, refuse
-from nnfractal.report.pages import write_report
+from nnfractal.report import write_report
 from nnfractal.studies import compare
+from nnfractal.studies.comparison import pair_configs
 
 from .common import (
     CONFIG_FLAGS,
@@ -16,7 +17,6 @@ from .common import (
     config_from_args,
     refuse_given_with_resume,
     repair_for_resume,
-    run_guarded,
     run_resumable,
 )
 from .sample import ESTIMATOR_FLAGS, add_estimator_flags, spec_from_args
@@ -85,9 +85,9 @@ def cmd_compare(args) -> int:
         work = _compare_work(args)
     except (ConfigError, DataError, RunFolderError) as err:
         return refuse(err)
-    if (args.method or "box") == "box" and args.resume is None:
-        return run_guarded(work)
-    return run_resumable(work, [], "nnfractal compare --resume")   # its stops say how
+    # a study's stops and failures say how to resume it (the box compare's: that nothing was
+    # written, its folder being staged)
+    return run_resumable(work, [], "nnfractal compare --resume")
 
 
 def _compare_work(args):
@@ -139,28 +139,26 @@ def _compare_work(args):
         report=write_report, **overrides)
 
 
-def check_sampled_total(plan: dict, spec, max_storage: float | None) -> None:
-    """Refuse a sampled comparison (`plan` as compare_sampled.plan returns it, `spec` the
-    estimator's SampleSpec) whose samples and transect placing maps together exceed the storage
-    limit (ConfigError 'seeds'), as a single sample or a box comparison is: the study checks
-    each sample alone."""
-    from nnfractal.config import Config
+def check_sampled_total(plan, spec, max_storage: float | None) -> None:
+    """Refuse a sampled comparison (`plan`: compare_sampled.SampledPlan, `spec` the estimator's
+    SampleSpec) whose samples and transect placing maps together exceed the storage limit
+    (ConfigError 'seeds'), as a single sample or a box comparison is: the study checks each
+    sample alone."""
     from nnfractal.studies.compare_sampled import COARSE
     from nnfractal.studies.sample import resolve_spec, store_layout
     from nnfractal.training.budget import check_max_storage, check_storage
     from nnfractal.training.budget import estimate as budget_estimate
     per_seed, samples = 0.0, 0
-    for group in plan["groups"]:
-        for raw in group["configs"]:
-            cfg = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    for group in plan.groups:
+        for cfg in group.pair():
             rows, cols, _ = store_layout(cfg, resolve_spec(spec, cfg).evaluations)
             per_seed += rows * cols * budget_estimate(cfg).values_per_point * (
                 8 if cfg.precision == "float64" else 4)
             if spec.method == "transect":
                 per_seed += budget_estimate(cfg.replace(resolution=COARSE)).curves_bytes
             samples += 1
-    seeds = plan["seeds"]
-    check_storage(per_seed * seeds, "seeds", seeds, Path(plan["out"]),
+    seeds = plan.seeds
+    check_storage(per_seed * seeds, "seeds", seeds, Path(plan.out),
                   f"the comparison: {samples * seeds:,} samples", check_max_storage(max_storage))
 
 
@@ -174,5 +172,5 @@ def _check_input_files(presets: list[str], overrides: dict) -> None:
                           "--init-file trains one map from given weights)")
     if overrides.get("data_file") and len(presets) == 2:
         from nnfractal.runner.run import resolve_input_files
-        for cfg in compare.pair_configs(*presets, **overrides)[:2]:
+        for cfg in pair_configs(*presets, **overrides)[:2]:
             resolve_input_files(cfg)

@@ -10,8 +10,7 @@ import math
 from pathlib import Path
 
 from nnfractal.config import ConfigError
-from nnfractal.report import pages
-from nnfractal.report.pages import write_report_safely
+from nnfractal.report import write_report, write_report_safely
 from nnfractal.runner.run import analyse_fractal, check_run_dir, describe
 from nnfractal.storage.folders import read_json_or_empty, write_json_atomic
 from nnfractal.storage.run_folder import (
@@ -63,7 +62,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         if fit_range is not None:
             raise ConfigError("fit_range", "box sizes do not apply to a sample folder (allowed: "
                               "leave --fit-range out)")
-        return dimension_of_sample(run_dir, log=log, report=pages.write_report)
+        return dimension_of_sample(run_dir, log=log, report=write_report)
     if method not in ("box", "paper"):
         raise ConfigError("method", f"{method!r} is not allowed (allowed: box, paper)")
     check_fit_range(fit_range)
@@ -76,7 +75,7 @@ def dimension_of(run_dir: Path, method: str = "box", fit_range=None, log=lambda 
         result = analyse_zoom(run_dir, fit_range=fit, log=log)
         write_report_safely(run_dir, log=log)
         log(f"rewrote {run_dir}: zoom.json, dimension_per_frame.png, report.html")
-        return result["pooled_paper"] if method == "paper" else result["pooled"]
+        return result.pooled_paper if method == "paper" else result.pooled
     check_run_dir(run_dir)
     if fit is not None and not write:
         out = run_dir / analysis_name(fit)

@@ -17,6 +17,7 @@ from pathlib import Path
 from nnfractal.config import ConfigError, build_config, load_preset
 from nnfractal.errors import StoreError, refuse
 from nnfractal.models import family_spec
+from nnfractal.report import write_report
 from nnfractal.training.budget import check_run
 
 from .common import add_data_dir_flag
@@ -71,7 +72,8 @@ def make_session(args):
         from nnfractal.storage.integrity import check_folder
         check_folder(args.run_dir)          # a damaged or edited store: one line, never a map
         return Session.open(args.run_dir, args.out, data_dir=args.data_dir, device=args.device,
-                            default_resolution=args.resolution, chaos_ulps=_chaos_ulps(args))
+                            default_resolution=args.resolution, report=write_report,
+                            chaos_ulps=_chaos_ulps(args))
     preset = args.preset or "paper-tanh"
     base = load_preset(preset)
     overrides = {"resolution": args.resolution, "steps": args.steps, "tile_batch": args.tile_batch,
@@ -83,7 +85,8 @@ def make_session(args):
     cfg = build_config(preset, **overrides)
     check_run(cfg, Path(args.out) if args.out is not None else Path("."))   # one window's budget
     return Session.new(cfg, args.out, data_dir=args.data_dir, device=args.device,
-                       default_resolution=args.resolution, chaos_ulps=_chaos_ulps(args))
+                       default_resolution=args.resolution, report=write_report,
+                       chaos_ulps=_chaos_ulps(args))
 
 
 def _chaos_ulps(args) -> int | None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from nnfractal.config import ConfigError, load_preset, preset_names
 from nnfractal.errors import RunFolderError, StoreError, refuse
+from nnfractal.estimators.sampling import SAMPLING_METHODS as SAMPLE_METHODS
 from nnfractal.models import arch_label
-from nnfractal.studies.sample import METHODS as SAMPLE_METHODS
 from nnfractal.training.allocator import restart_with_tcmalloc
 
 from . import bench, compare, explore, report, sample, zoom

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnfractal.errors import StoreError, refuse
-from nnfractal.report.pages import ReportError, write_report
+from nnfractal.report import ReportError, write_report
 
 from .common import folder_write_error, resume_command_of
 

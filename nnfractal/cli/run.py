@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from nnfractal.config import ConfigError
-from nnfractal.report import pages
+from nnfractal.report import write_report
 from nnfractal.storage.run_folder import RunFolder
 
 from .common import config_from_args, overrides_from_args, repair_for_resume, run_resumable
@@ -59,7 +59,7 @@ def cmd_run(args) -> int:
     def work() -> None:
         options = dict(data_dir=args.data_dir, progress=not args.no_progress,
                        tile_rows=args.tile_rows, backend=args.backend, address=args.address,
-                       report=pages.write_report, chaos_ulps=chaos_ulps_of(args))
+                       report=write_report, chaos_ulps=chaos_ulps_of(args))
         if args.resume is None and args.chaos and options["chaos_ulps"] is None:
             options["chaos_ulps"] = DEFAULT_ULPS
         if args.checkpoint_every is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nnfractal.config import ConfigError
 from nnfractal.estimators.sampling import SamplingError
-from nnfractal.report import pages
+from nnfractal.report import write_report
 from nnfractal.studies.sample import (
     RESUME_COMMAND,
     SampleSpec,
@@ -110,7 +110,7 @@ def cmd_sample(args) -> int:
 
     def work() -> None:
         options = dict(data_dir=args.data_dir, progress=not args.no_progress,
-                       report=pages.write_report)
+                       report=write_report)
         if args.preset is not None:
             raise ConfigError("preset", "give it as the first argument (allowed: nnfractal "
                               "sample PRESET|RUN_DIR)")

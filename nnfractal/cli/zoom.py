@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnfractal.errors import StoreError, refuse
-from nnfractal.report.pages import write_report
+from nnfractal.report import write_report
 from nnfractal.storage.integrity import check_folder
 from nnfractal.studies import zoom
 

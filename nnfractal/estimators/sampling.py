@@ -56,8 +56,11 @@ from .uncertainty import (
     uncertainty_exponent,
 )
 
+SAMPLING_METHODS = ("uncertainty", "transect")   # the estimators' names, as commands take them
+
 __all__ = [
     "EPS_CAP",
+    "SAMPLING_METHODS",
     "REASON_CHAOS",
     "REASON_NO_BOUNDARY",
     "REASON_TOO_FEW",

@@ -278,9 +278,3 @@ def contiguous(scales, stage, ok):
     return mask
 
 
-def grid_centres(n):
-    """(n * n, 2) pixel centres ``(u, v)`` of an n x n grid over the unit square, row-major
-    (v slowest), as a score map's rows and columns."""
-    c = (np.arange(n) + 0.5) / n
-    u, v = np.meshgrid(c, c)
-    return np.stack([u.ravel(), v.ravel()], axis=1)

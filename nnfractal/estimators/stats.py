@@ -16,7 +16,7 @@ Pooled dimension of one architecture
        all units of the architecture**. The estimator's interval is mostly systematic (fit-range
        sensitivity, pixelisation; see ``fractal.estimate_dimension``) and largely shared by grids
        of one architecture at one resolution, so averaging more grids must not shrink it. This is
-       the same reading as the zoom's pooled interval (``zoom.POOLED_METHOD``).
+       the same reading as the zoom's pooled interval (``zoom_result.POOLED_METHOD``).
 
     The interval is the 2.5-97.5 percentile of the replicated means.
 
@@ -328,8 +328,11 @@ def _sign_flip_p(d: np.ndarray, n_perm: int, rng: np.random.Generator) -> float 
 
 def paired_difference(pairs: Iterable, *, label_a: str = "A", label_b: str = "B",
                       name_a: str | None = None, name_b: str | None = None,
-                      n_boot: int = N_BOOT, seed: int = 0) -> dict:
+                      n_boot: int = N_BOOT, seed: int = 0, what: str = "dimension") -> dict:
     """D_A - D_B from paired estimates, with a 95% interval, a verdict and a sentence.
+
+    `what` names the quantity in the reasons ('dimension'; e.g. 'chaos fraction' where the
+    estimates' ``dimension`` key holds another quantity: the sentence is then the caller's).
 
     `pairs`: (estimate_a, estimate_b) per initialisation seed. Pairs where either estimate is
     not ok are left out and counted. The verdict needs ``MIN_GRIDS`` usable pairs (as the
@@ -361,7 +364,7 @@ def paired_difference(pairs: Iterable, *, label_a: str = "A", label_b: str = "B"
     if not d_a:
         reasons = sorted({r["reason"] for r in rows if r.get("reason")})
         diff = {**out, "estimate": None, "ci_low": None, "ci_high": None, "ok": False,
-                "reason": "no pair has both dimensions (" + ("; ".join(reasons) or "no pairs")
+                "reason": f"no pair has both {what}s (" + ("; ".join(reasons) or "no pairs")
                 + ")", "p_permutation": None}
     else:
         da, la, ha = (np.concatenate(x) for x in zip(*d_a))
@@ -381,12 +384,12 @@ def paired_difference(pairs: Iterable, *, label_a: str = "A", label_b: str = "B"
                 "p_permutation": _sign_flip_p(da - db, N_PERM, rng)}
         left = len(pairs) - k
         if left:
-            diff["note"] = f"{left} of {len(pairs)} pairs left out (a dimension missing)"
+            diff["note"] = f"{left} of {len(pairs)} pairs left out (a {what} missing)"
     diff["verdict"] = verdict_of(diff["ci_low"], diff["ci_high"])
     if diff["ok"] and diff["n_pairs"] < MIN_GRIDS and diff["verdict"] != NO_DIFFERENCE:
         diff["verdict"] = NO_DIFFERENCE
         diff["reason"] = (f"too few pairs for a verdict: {diff['n_pairs']} seed(s) with both "
-                          f"dimensions (at least {MIN_GRIDS}: one initialisation says nothing "
+                          f"{what}s (at least {MIN_GRIDS}: one initialisation says nothing "
                           "about the spread over initialisations; add seeds)")
     diff["sentence"] = verdict_sentence(diff["verdict"], label_a, label_b, diff)
     return diff

@@ -17,7 +17,9 @@ import math
 
 import numpy as np
 
-from .boxcount import boundary
+from nnfractal.window import CENTRES, unit_grid
+
+from .boxcount import boundary, density_around
 from .sampling_fit import (
     REASON_BOOTSTRAP,
     REASON_NO_BOUNDARY,
@@ -27,7 +29,6 @@ from .sampling_fit import (
     decades,
     fit_exponent,
     fit_span_ok,
-    grid_centres,
     local_slopes,
     no_estimate,
     percentile_interval,
@@ -184,12 +185,8 @@ def densest_edge_cell(edges, cell_middle, half=None, margin=0.25):
     if not edges.any():
         return None
     h = max(1, (edges.shape[0] + 1) // 8) if half is None else int(half)
-    table = np.zeros((edges.shape[0] + 1, edges.shape[1] + 1), dtype=np.int64)
-    table[1:, 1:] = np.cumsum(np.cumsum(edges, 0), 1)
     ii, jj = np.nonzero(edges)
-    r0, r1 = np.clip(ii - h, 0, None), np.clip(ii + h + 1, None, edges.shape[0])
-    c0, c1 = np.clip(jj - h, 0, None), np.clip(jj + h + 1, None, edges.shape[1])
-    density = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    density = density_around(edges, ii, jj, h)
     u, v = cell_middle(jj), cell_middle(ii)
     inner = (np.minimum(u, 1 - u) >= margin) & (np.minimum(v, 1 - v) >= margin)
     if inner.any():
@@ -336,7 +333,7 @@ def transect_dimension(evaluate, *, n_points=1 << 14, lines=1, angle_deg=None,
     used, spread = 0, 0.5
     orientation = {"angle_source": "given"}
     if centre is None or angle_deg is None:
-        grid = grid_centres(TRANSECT_COARSE)
+        grid = unit_grid(TRANSECT_COARSE, CENTRES)
         coarse_scores = np.asarray(evaluate(grid), dtype=np.float64)
         used = len(grid)
         coarse_map = coarse_scores.reshape(TRANSECT_COARSE, TRANSECT_COARSE)

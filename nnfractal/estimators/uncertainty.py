@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnfractal.window import CENTRES, unit_grid
+
 from .boxcount import boundary
 from .sampling_fit import (
     MIN_FIT_DECADES,
@@ -34,7 +36,6 @@ from .sampling_fit import (
     decades,
     fit_exponent,
     fit_span_ok,
-    grid_centres,
     local_slopes,
     no_estimate,
     percentile_interval,
@@ -260,7 +261,7 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
     stages = []
     corners, side, centred = np.zeros((1, 2)), 1.0, False
     if coarse:
-        grid = grid_centres(coarse)
+        grid = unit_grid(coarse, CENTRES)
         coarse_scores = draw.call(grid)
         # Boundary cells only, no guard ring: the base points need to sample the boundary
         # representatively, not to find all of it, and a ring would triple the cells that hold

@@ -15,7 +15,7 @@ session's integers; no value of a request is ever used as a file path.
                                              chaos flips (a window with twins, runner/chaos.py)
     GET  /api/windows/{id}/curve?row=&col=   one model's loss curve
     GET  /api/windows/{id}/map.png           the map as a PNG download
-    POST /api/windows/{id}/report            queue writing report.html (503 without nnfractal.report.pages)
+    POST /api/windows/{id}/report            queue writing report.html (503 without a report writer)
     GET  /api/windows/{id}/report            the written report
     GET  /api/jobs, /api/jobs/{id}           job status and progress
     POST /api/jobs/{id}/cancel               cancel a queued or running window job

@@ -18,7 +18,6 @@ config), which gives per-step progress and lets the page draw each finished chun
 """
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import math
@@ -106,23 +105,6 @@ def check_window(mnmx, resolution, axis_scale: str, precision: str = "float64") 
 def _one_line(err: BaseException) -> str:
     """errors.one_line for a job's status, at most 400 characters of message, never empty."""
     return one_line(err, limit=403) if str(err).split() else f"{type(err).__name__}: (no message)"
-
-
-def report_writer() -> Callable[[Path], Path]:
-    """`nnfractal.report.pages.write_report`, or ExploreError(503) saying why it is not available."""
-    try:
-        module = importlib.import_module("nnfractal.report.pages")
-    except ModuleNotFoundError as err:
-        if err.name == "nnfractal.report.pages":
-            raise ExploreError(503, "report: the HTML report is not available in this installation "
-                               "(nnfractal.report.pages.write_report is missing)") from None
-        raise ExploreError(503, f"report: nnfractal.report.pages cannot be imported ({_one_line(err)})") from None
-    except Exception as err:  # a broken module must not take the server down
-        raise ExploreError(503, f"report: nnfractal.report.pages cannot be imported ({_one_line(err)})") from None
-    fn = getattr(module, "write_report", None)
-    if not callable(fn):
-        raise ExploreError(503, "report: nnfractal.report.pages has no write_report(folder)")
-    return fn
 
 
 # ---- windows and jobs ----------------------------------------------------------------------------
@@ -221,8 +203,12 @@ class Session:
 
     def __init__(self, folder: Path, *, data_dir: Path | None = None, device: str | None = None,
                  default_resolution: int | None = None, log: Callable[[str], None] = print,
-                 chaos_ulps: int | None = None):
+                 report: Callable[[Path], Path] | None = None, chaos_ulps: int | None = None):
         self.folder = Path(folder)
+        # writes report.html into a window's folder: the command layer hands the explorer
+        # nnfractal.report.write_report (the report sits on the explorer's floor); None: the
+        # report button answers 503
+        self.report = report
         self.chaos_ulps = chaos_ulps        # with --chaos: every new window trains its twins
         self.windows_dir = self.folder / WINDOWS_DIR
         self.data_dir = data_dir
@@ -242,6 +228,13 @@ class Session:
         self._closed = False
         self._created_folder = False
         self._worker = threading.Thread(target=self._work, name="nnfractal-explore", daemon=True)
+
+    def report_writer(self) -> Callable[[Path], Path]:
+        """The report writer this session was given, or ExploreError(503) saying there is none."""
+        if not callable(self.report):
+            raise ExploreError(503, "report: the HTML report is not available in this session "
+                               "(no report writer was given)")
+        return self.report
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
@@ -394,7 +387,7 @@ class Session:
         return win, job
 
     def submit_report(self, wid: int) -> Job:
-        report_writer()                       # 503 now, not later in the worker
+        self.report_writer()                  # 503 now, not later in the worker
         win = self.window(wid)
         if win.status != "done":
             raise ExploreError(409, f"window: {wid} is {win.status}; a report needs a finished window")
@@ -595,7 +588,7 @@ class Session:
         return _run_score_map(RunFolder(win.folder).open_store(), win.cfg)
 
     def _run_report(self, job: Job) -> None:
-        write_report = report_writer()
+        write_report = self.report_writer()
         win = self.windows[job.window]
         folder = win.folder
         job.total = 2

@@ -68,6 +68,19 @@ POST_SCALE = {"tanh": 1.0, "relu": math.sqrt(2.0), "leaky": math.sqrt(2.0), "ide
 LEAKY_SLOPE = 0.01
 
 
+def meanfield_activation_(u: Tensor, nonlinearity: str, post: float) -> Tensor:
+    """h = post * f(u), in place on `u` (the forward of `meanfield_activation_backward`)."""
+    if nonlinearity == "tanh":
+        u.tanh_()
+    elif nonlinearity == "relu":
+        u.relu_()
+    elif nonlinearity == "leaky":
+        torch.nn.functional.leaky_relu_(u, LEAKY_SLOPE)
+    if post != 1.0:
+        u.mul_(post)
+    return u
+
+
 def meanfield_activation_backward(grad: Tensor, h: Tensor, nonlinearity: str, post: float) -> Tensor:
     """d loss / d u from grad = d loss / d h, where h = post * f(u) (elementwise)."""
     if nonlinearity == "tanh":

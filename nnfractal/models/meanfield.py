@@ -28,6 +28,7 @@ from .common import (
     PRE_SCALE,
     compile_wanted,
     compiled,
+    meanfield_activation_,
     meanfield_activation_backward,
     regression_loss,
 )
@@ -161,15 +162,7 @@ class BatchedMeanFieldMLP:
 
     def _activate(self, u: Tensor, post: float) -> Tensor:
         """post * f(u), in place on `u`."""
-        if self.nonlinearity == "tanh":
-            u.tanh_()
-        elif self.nonlinearity == "relu":
-            u.relu_()
-        elif self.nonlinearity == "leaky":
-            torch.nn.functional.leaky_relu_(u, LEAKY_SLOPE)
-        if post != 1.0:
-            u.mul_(post)
-        return u
+        return meanfield_activation_(u, self.nonlinearity, post)
 
     def loss_and_grads(self, p: dict[str, Tensor], x: Tensor, y: Tensor
                        ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

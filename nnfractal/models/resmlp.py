@@ -40,6 +40,7 @@ from .common import (
     MEANFIELD_ACTIVATIONS,
     POST_SCALE,
     PRE_SCALE,
+    meanfield_activation_,
     meanfield_activation_backward,
     regression_loss,
 )
@@ -155,15 +156,7 @@ class BatchedResidualMeanFieldMLP:
 
     def _activate(self, u: Tensor) -> Tensor:
         """post * f(u), in place on `u`."""
-        if self.nonlinearity == "tanh":
-            u.tanh_()
-        elif self.nonlinearity == "relu":
-            u.relu_()
-        elif self.nonlinearity == "leaky":
-            torch.nn.functional.leaky_relu_(u, LEAKY_SLOPE)
-        if self.post_scale != 1.0:
-            u.mul_(self.post_scale)
-        return u
+        return meanfield_activation_(u, self.nonlinearity, self.post_scale)
 
     def loss_and_grads(self, p: dict[str, Tensor], x: Tensor, y: Tensor
                        ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

@@ -26,7 +26,7 @@ from .maps import draw_map, value_axes
 
 __all__ = ["ARCH_COLOURS", "boundary_pixel_pairs", "plot_maps_side_by_side",
            "plot_boundaries_overlay", "plot_pixel_curves", "plot_dimension_bars",
-           "plot_dimension_vs_depth"]
+           "plot_dimension_vs_depth", "plot_quantities"]
 
 ARCH_COLOURS = ("#0072B2", "#D55E00")
 BOTH_COLOUR = "#222222"
@@ -423,3 +423,61 @@ def plot_seed_dimensions(group: dict, presets, path, dpi: int = 130):
                    if u.get("method")), "sampling")
     return plot_dimension_bars(group, presets, path, dpi, key="per_seed",
                                ylabel=f"{method} dimension (95% interval)")
+
+
+# The three answers of an uncertainty comparison (studies.quantities): the row's title, the
+# y label of the pooled values and of the paired difference, and whether the axis is log10.
+QUANTITY_ROWS = (
+    ("dimension", "curve dimension D", "D (95% interval)", "D(A) - D(B)"),
+    ("chaos_fraction", "chaos fraction F (deepest stage)", "F (95% interval)", "F(A) - F(B)"),
+    ("eps_star", "band scale eps* (window units)", "log10 eps* (95% interval)",
+     "log10 eps*(A) / eps*(B)"),
+)
+
+
+def _quantity_of(group: dict, key: str) -> tuple[dict, dict]:
+    """(preset -> pooled, paired difference) of one quantity of a group (compare.json's)."""
+    if key == "dimension":
+        return {p: a["pooled"] for p, a in group["archs"].items()}, group["difference"]
+    q = group["quantities"][key]
+    return q["pooled"], q["difference"]
+
+
+def plot_quantities(results, presets, path, dpi: int = 130):
+    """Per depth, the pooled D, chaos fraction and log10 eps* of both architectures (95%
+    intervals, left) and their paired differences by seed (right; black where the interval
+    excludes 0, grey otherwise). `results`: compare.json's groups with ``quantities``."""
+    depths = [r["depth"] if r["depth"] is not None else 0 for r in results]
+    fig = _figure((9.0, 8.0))
+    axes = fig.subplots(3, 2, sharex=True, width_ratios=[1.6, 1])
+    step = 0.04 * (max(depths) - min(depths) or 1)
+    for row, (key, title, ylabel, dlabel) in enumerate(QUANTITY_ROWS):
+        ax, axd = axes[row]
+        for r, d in zip(results, depths):
+            pooled, diff = _quantity_of(r, key)
+            for i, p in enumerate(presets):
+                _errbar(ax, d + (i - 0.5) * step, pooled.get(p), ARCH_COLOURS[i])
+            if diff.get("ok"):
+                e, lo, hi = diff["estimate"], diff["ci_low"], diff["ci_high"]
+                found = diff["verdict"] in ("smaller", "larger")
+                axd.errorbar([d], [e], yerr=[[e - lo], [hi - e]], fmt="D", capsize=4,
+                             color="black" if found else "0.55")
+            else:
+                axd.annotate("n/a", (d, 0.5), xycoords=axd.get_xaxis_transform(), ha="center",
+                             fontsize=8, color="0.4")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=9)
+        axd.axhline(0.0, color="0.3", lw=1)
+        axd.set_ylabel(dlabel, fontsize=9)
+        for a in (ax, axd):
+            a.grid(alpha=0.25)
+    for i, p in enumerate(presets):
+        axes[0][0].plot([], [], "o", color=ARCH_COLOURS[i],
+                        label=results[0]["archs"][p]["label"].split(" (")[0])
+    axes[0][0].legend(fontsize=8)
+    for a in axes[-1]:
+        a.set_xlabel("depth" if results[0]["depth"] is not None else "")
+        a.set_xticks(depths, [str(d) if r["depth"] is not None else "" for r, d in
+                              zip(results, depths)])
+    fig.savefig(path, dpi=dpi)
+    return fig

@@ -107,12 +107,6 @@ def value_axes(ax, axis_scale: str) -> None:
     ax.yaxis.set_major_formatter(value_formatter(axis_scale))
 
 
-def extent_of(x: np.ndarray, y: np.ndarray, axis_scale: str) -> tuple[float, float, float, float]:
-    """imshow extent (x_min, x_max, y_min, y_max) in plotting units (log10 on log axes)."""
-    f = np.log10 if axis_scale == "log" else (lambda a: a)
-    return float(f(x[0])), float(f(x[-1])), float(f(y[0])), float(f(y[-1]))
-
-
 def draw_map(ax, score_map: np.ndarray, extent, xlabel: str, ylabel: str, axis_scale: str,
              title: str = "", reference: np.ndarray | None = None):
     """Draw a score map (rows=y, cols=x) on `ax` with the paper's restretch in MAP_CMAP; returns

@@ -228,6 +228,14 @@ def stop_requested() -> bool:
     return bool(_ACTIVE) and _ACTIVE[0].is_set()
 
 
+def stop_if_requested(where: str) -> None:
+    """Raise KeyboardInterrupt(`where`) once Ctrl-C or SIGTERM arrived inside the current
+    graceful_interrupt: a study that trains many runs calls it before each, so that no other run
+    starts after a stop (the callers keep what is done)."""
+    if stop_requested():
+        raise KeyboardInterrupt(where)
+
+
 @contextmanager
 def sigterm_as_interrupt():
     """While inside, SIGTERM raises KeyboardInterrupt as Ctrl-C does by default, so every clean-up

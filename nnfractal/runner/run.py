@@ -46,13 +46,20 @@ from nnfractal.models.input_files import checked_sha256
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
 from nnfractal.render.maps import cdf_restretch, figure_to_rgb, map_figure, write_animation
 from nnfractal.storage.folders import write_text_atomic
-from nnfractal.storage.run_folder import (
+from nnfractal.storage.run_folder import (  # noqa: F401 - the map readers: run.py's API too
+    BOUNDARY_FILE,
+    BOXCOUNT_FILE,
+    DIMENSION_PER_EPOCH_FILE,
     ERROR_LOG,
     FRACTAL_FILE,
     MAP_FILE,
     SUMMARY_FILE,
+    ZOOM_FILE,
     ReportWriter,
     RunFolder,
+    map_epochs,
+    metric_curves,
+    score_map,
     write_report_safely,
 )
 from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION
@@ -69,7 +76,7 @@ from nnfractal.training.engine import (
     resolve_tile_batch,
 )
 from nnfractal.training.grid import axes, axis_labels
-from nnfractal.training.measure import converged_fraction, metric_scores, readout_curves
+from nnfractal.training.measure import converged_fraction
 from nnfractal.window import Window
 
 from . import chaos
@@ -472,8 +479,8 @@ def train_tiles(run_dir: Path, store: RunStore, plan: RunPlan, runner, progress:
                                 f"done and kept{where}", run_dir, resume) from None
             if stop.is_set():           # also after the last tile: the caller trains on
                 outcome_note = "interrupted"
-                raise RunInterrupted(f"interrupted after {n_done} of {total} tiles; "
-                                     f"resume with: {resume} {run_dir}")
+                raise RunInterrupted(f"interrupted after {n_done} of {total} tiles", run_dir,
+                                     resume)
     except KeyboardInterrupt:
         outcome_note = "interrupted" if outcome_note == "complete" else outcome_note
         raise
@@ -685,48 +692,6 @@ def _chunk_threads(cfg: Config, device: str | None) -> list[int] | None:
         return None
 
 
-def metric_curves(store: RunStore, cfg: Config, metric: str) -> tuple[np.ndarray, list[int]]:
-    """A metric's curves as the map reads them, and the epoch each curve value ends.
-
-    Training curves have one value per step (or per epoch with readout "epoch"); held-out curves
-    one per evaluation. Returns (curves (rows, cols, T'), epoch_of_value (T',)).
-    """
-    curves = store.read_curves(metric)
-    schedule = store.attrs["schedule"]
-    if metric.startswith("test"):
-        return curves, list(schedule["eval_epochs"])
-    per_epoch = int(schedule["steps_per_epoch"])
-    curves = readout_curves(curves, metric, cfg.readout, per_epoch)
-    if cfg.readout == "epoch":
-        return curves, list(range(1, curves.shape[-1] + 1))
-    return curves, [t // per_epoch + 1 for t in range(curves.shape[-1])]   # value t: before step t
-
-
-def map_epochs(store: RunStore, cfg: Config, metric: str | None = None) -> list[int]:
-    """The epochs after which a metric has a map (1, 2, ... or the evaluation epochs)."""
-    _, value_epoch = metric_curves(store, cfg, metric or cfg.metric)
-    return sorted({int(e) for e in value_epoch if e >= 1})
-
-
-def score_map(store: RunStore, cfg: Config, metric: str | None = None,
-              epochs: list[int] | None = None) -> np.ndarray:
-    """Scores (rows, cols) of a metric at the end of training, or a stack (len(epochs), rows, cols)
-    of the scores the run had after each of `epochs`."""
-    metric = metric or cfg.metric
-    curves, value_epoch = metric_curves(store, cfg, metric)
-    value_epoch = np.asarray(value_epoch)
-    per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
-
-    def score(c: np.ndarray) -> np.ndarray:
-        return metric_scores(c, metric, cfg, per_epoch)
-
-    if epochs is None:
-        return score(curves)
-    rows, cols = curves.shape[:2]
-    return np.stack([score(curves[..., : int(np.searchsorted(value_epoch, e, side="right"))])
-                     for e in epochs]).reshape(len(epochs), rows, cols)
-
-
 def frame_epochs(available: list[int], max_frames: int = MAX_FRAMES) -> list[int]:
     """Epochs that get a map: all available ones, or max_frames evenly spaced ending at the last."""
     if len(available) <= max_frames:
@@ -840,12 +805,12 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         edges = boundary(final_map)
         est = estimate_with_fit_range(edges, fit_range, force)
         by_metric[metric] = {"final": est.to_dict(), "paper_method": paper_dimension([edges]).to_dict()}
-        name = "boundary.png" if metric == cfg.metric else f"boundary_{metric}.png"
+        name = BOUNDARY_FILE if metric == cfg.metric else f"boundary_{metric}.png"
         plot_boundary(edges, extent, xlabel, ylabel, out_dir / name,
                       title=f"{cfg.preset}: {metric} boundary ({int(edges.sum())} pixels)",
                       axis_scale=cfg.axis_scale)
         if metric == cfg.metric:
-            plot_boxcount(est, out_dir / "boxcount.png", title=f"{cfg.preset}: box counting ({metric})",
+            plot_boxcount(est, out_dir / BOXCOUNT_FILE, title=f"{cfg.preset}: box counting ({metric})",
                           note=small)
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available)
@@ -853,7 +818,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     per_epoch_est = [estimate_with_fit_range(boundary(m), fit_range, force, n_boot=50)
                      for m in epoch_maps]
     step_label = "step" if cfg.full_batch else "epoch"      # full batch: one step per epoch
-    plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / "fd_per_epoch.png",
+    plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / DIMENSION_PER_EPOCH_FILE,
                              title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training",
                              note=small, xlabel=step_label)
     result = {
@@ -894,7 +859,7 @@ def estimates_of(run_dir: Path) -> list[tuple[str, dict]]:
     """Every dimension estimate a finished folder holds, (label, estimate dict), side by side:
     a grid run's box count and the paper's estimator, a zoom's pooled ones, a sample's own."""
     run_dir = Path(run_dir)
-    for name in ("zoom.json", FRACTAL_FILE):
+    for name in (ZOOM_FILE, FRACTAL_FILE):
         path = run_dir / name
         if path.exists():
             info = json.loads(path.read_text())

@@ -31,8 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nnfractal.config import Config, config_from_toml, to_toml
 from nnfractal.errors import RunFolderError, StoreError, one_line
+from nnfractal.training.measure import metric_scores, readout_curves
 
 from .folders import (
     claim_folder,
@@ -139,6 +142,11 @@ class RunFolder:
         refused (RunFolderError naming `shown`, default the folder)."""
         with lock_file(self.config_file, shown or self.path):
             yield self
+
+    def score_map(self, metric: str | None = None) -> tuple[Config, np.ndarray]:
+        """The run's config and its final score map (rows = y, cols = x), as its map.png shows."""
+        cfg = self.read_config()
+        return cfg, score_map(self.open_store(), cfg, metric)
 
     def locked_by_another(self) -> bool:
         """True while another process holds the run's lock."""
@@ -278,6 +286,57 @@ class RunFolder:
         finally:
             lock.close()
 
+
+def score_map_of(run_dir: Path) -> tuple[Config, np.ndarray]:
+    """A finished run's config and its final score map (rows=y, cols=x), as its map.png shows."""
+    return RunFolder(run_dir).score_map()
+
+
+# ---- the store read as maps ----------------------------------------------------------------------
+
+def metric_curves(store: RunStore, cfg: Config, metric: str) -> tuple[np.ndarray, list[int]]:
+    """A metric's curves as the map reads them, and the epoch each curve value ends.
+
+    Training curves have one value per step (or per epoch with readout "epoch"); held-out curves
+    one per evaluation. Returns (curves (rows, cols, T'), epoch_of_value (T',)).
+    """
+    curves = store.read_curves(metric)
+    schedule = store.attrs["schedule"]
+    if metric.startswith("test"):
+        return curves, list(schedule["eval_epochs"])
+    per_epoch = int(schedule["steps_per_epoch"])
+    curves = readout_curves(curves, metric, cfg.readout, per_epoch)
+    if cfg.readout == "epoch":
+        return curves, list(range(1, curves.shape[-1] + 1))
+    return curves, [t // per_epoch + 1 for t in range(curves.shape[-1])]   # value t: before step t
+
+
+def map_epochs(store: RunStore, cfg: Config, metric: str | None = None) -> list[int]:
+    """The epochs after which a metric has a map (1, 2, ... or the evaluation epochs)."""
+    _, value_epoch = metric_curves(store, cfg, metric or cfg.metric)
+    return sorted({int(e) for e in value_epoch if e >= 1})
+
+
+def score_map(store: RunStore, cfg: Config, metric: str | None = None,
+              epochs: list[int] | None = None) -> np.ndarray:
+    """Scores (rows, cols) of a metric at the end of training, or a stack (len(epochs), rows, cols)
+    of the scores the run had after each of `epochs`."""
+    metric = metric or cfg.metric
+    curves, value_epoch = metric_curves(store, cfg, metric)
+    value_epoch = np.asarray(value_epoch)
+    per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
+
+    def score(c: np.ndarray) -> np.ndarray:
+        return metric_scores(c, metric, cfg, per_epoch)
+
+    if epochs is None:
+        return score(curves)
+    rows, cols = curves.shape[:2]
+    return np.stack([score(curves[..., : int(np.searchsorted(value_epoch, e, side="right"))])
+                     for e in epochs]).reshape(len(epochs), rows, cols)
+
+
+# ---- locks ---------------------------------------------------------------------------------------
 
 @contextmanager
 def lock_file(path: Path, shown: Path) -> Iterator[None]:

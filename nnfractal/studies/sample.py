@@ -8,11 +8,16 @@ estimators are deterministic given their seed and the scores, so replaying one a
 (`evaluate` finds every block already there) gives the same points, which is how `--resume`
 finishes a killed sample and `nnfractal dimension` recomputes a finished one without training.
 
+A sample is one run folder (not a study of many: its units are the estimator's blocks, driven by
+the estimator), claimed, locked and resumed as a run is: `SampleSpec` (its parameters, stored in
+the store's attributes) is its plan, `SampleResult` (sample.json) its result, `StudyOptions` how it
+runs. `ensure_sample` is a sample as the unit of a study (the sampled comparison).
+
 A sample folder::
 
     config.toml       the network's config (its window mnmx is the sampled window)
     store.zarr/       curves of every point, points/xy their hyperparameters, blocks in attrs
-    sample.json       the estimator's parameters and its estimate with its evidence
+    sample.json       `SampleResult`: the estimator's parameters and its estimate with evidence
     fractal.json      {"method": ..., "final": estimate}, as in a grid run
     uncertainty.png   f(eps), the fit and local slopes   |  transect.png  barcode and count fit
     points.png        where the points fell, coloured by outcome
@@ -20,19 +25,22 @@ A sample folder::
 """
 from __future__ import annotations
 
-import json
 import math
+import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nnfractal.config import Config, ConfigError, _coerce, build_config, preset_names
+from nnfractal.config import Config, ConfigError, build_config, config_from_dict, preset_names
 from nnfractal.errors import RunFailed, RunFolderError, StoreError, one_line
 from nnfractal.estimators.sampling import (
+    EPS_CAP,
     REASON_NO_BOUNDARY,
+    SAMPLING_METHODS,
     TRANSECT_COARSE,
     SamplingError,
     check_transect_args,
@@ -41,29 +49,27 @@ from nnfractal.estimators.sampling import (
     transect_dimension,
     uncertainty_exponent,
 )
-from nnfractal.storage.run_folder import FRACTAL_FILE, SUMMARY_FILE, ReportWriter, RunFolder, write_report_safely
+from nnfractal.storage.records import JsonRecord, read_record
+from nnfractal.storage.run_folder import FRACTAL_FILE, RunFolder, write_report_safely
 from nnfractal.storage.store import default_tile_rows
 from nnfractal.training.budget import check_max_storage, check_memory, check_storage
 from nnfractal.training.budget import estimate as budget_estimate
 from nnfractal.training.grid import axis_labels
 from nnfractal.training.measure import point_scores
+from nnfractal.window import MIN_ULPS_APART, Window
 
-from .zoom import ulps_per_pixel
+from .study import StudyOptions
 
-# run, backends and render are imported in the functions that use them: they load torch and
-# matplotlib (3.7 s and 1.5 s measured), and `nnfractal` imports this module at start, before
-# its allocator restart, also for commands that need neither (presets, report, --help).
+# run, backends and render are imported in the functions that use them (see studies/zoom.py).
 
 SAMPLE_JSON = "sample.json"
-METHODS = ("uncertainty", "transect")
 MAX_BLOCKS = 64                 # the store's capacity: the uncertainty estimator's stages + coarse
-MIN_ULPS = 100.0                # eps_min: neighbouring points at least this many rounding units apart
 DEFAULT_EPS_MIN = 1e-9
 RESUME_COMMAND = "nnfractal sample --resume"
 
 
 @dataclass(frozen=True)
-class SampleSpec:
+class SampleSpec(JsonRecord):
     """The estimator's parameters, exactly as they ran (stored in sample.json and the store)."""
     method: str
     seed: int = 0
@@ -90,18 +96,42 @@ class SampleSpec:
         return self.points * self.lines + (0 if placed else TRANSECT_COARSE ** 2)
 
 
+@dataclass(kw_only=True)
+class SampleResult(JsonRecord):
+    """sample.json: the estimator's parameters, its estimate (`SamplingEstimate.to_dict()`, with
+    its evidence) and how many points it trained."""
+    method: str
+    parameters: SampleSpec
+    estimate: dict
+    evaluations: int
+    model_steps: int
+    source_run: str | None = None
+
+    @classmethod
+    def from_json(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+            # written before the chaos floor existed: it had none
+            data = {**data, "parameters": {"floor_points": 0, **data["parameters"]}}
+        return super().from_json(data)
+
+
+def read_sample(folder: Path) -> SampleResult:
+    """The sample.json of a finished sample folder (StoreError, one line, for anything else)."""
+    return read_record(SampleResult, Path(folder) / SAMPLE_JSON, "sample.json", "run_dir")
+
+
 def precision_eps_floor(cfg: Config) -> float:
     """Smallest pair distance (window units) at which the two points' hyperparameters still
-    differ by MIN_ULPS rounding units of the training precision, on the worse axis."""
-    # ulps_per_pixel at resolution 2 is the ulps across the whole window; eps scales it.
-    return MIN_ULPS / ulps_per_pixel(cfg.mnmx, 2, cfg.axis_scale, cfg.precision)
+    differ by MIN_ULPS_APART rounding units of the training precision, on the worse axis."""
+    # ulps per pixel at resolution 2 is the ulps across the whole window; eps scales it.
+    return MIN_ULPS_APART / Window.of(cfg).ulps_per_pixel(2, cfg.precision)
 
 
 def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
     """Check every parameter (SamplingError / ConfigError naming the field); fill eps_min."""
-    if spec.method not in METHODS:
+    if spec.method not in SAMPLING_METHODS:
         raise ConfigError("method", f"{spec.method!r} is not allowed (allowed: "
-                          f"{', '.join(METHODS)})")
+                          f"{', '.join(SAMPLING_METHODS)})")
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
         raise ConfigError("sample_seed", f"{spec.seed!r} is not allowed (allowed: an integer >= 0)")
     if spec.method == "uncertainty":
@@ -116,54 +146,26 @@ def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
             raise SamplingError("eps_min", f"{eps_min:g} is not allowed: {cfg.precision} resolves "
                                 f"pairs down to {floor:.2g} window units in this window "
                                 f"(allowed: {floor:.2g} <= eps_min <= 1e-3)")
-        if math.log10(EPS_TOP / spec.coarse if spec.coarse else EPS_TOP) - math.log10(eps_min) < 2:
+        largest_eps = EPS_CAP / spec.coarse if spec.coarse else EPS_CAP
+        if math.log10(largest_eps) - math.log10(eps_min) < 2:
             raise SamplingError("eps_min", f"{eps_min:g} leaves less than 2 decades of eps below "
                                 "the coarse cells (allowed: smaller eps_min, or a finer --coarse)")
         return replace(spec, eps_min=float(eps_min))
     if spec.direction is not None:
         dx, dy = (float(v) for v in spec.direction)
-        y0, y1, x0, x1 = cfg.mnmx
-        du, dv = dx / (x1 - x0), dy / (y1 - y0)
+        width, height = Window.of(cfg).size
+        du, dv = dx / width, dy / height
         norm = math.hypot(du, dv)
         check_transect_args(spec.points, spec.lines, spec.angle, spec.length,
                             direction_norm=norm if math.isfinite(norm) else 0.0)
         spec = replace(spec, angle=math.degrees(math.atan2(dv, du)))
     check_transect_args(spec.points, spec.lines, spec.angle, spec.length)
     if spec.center is not None:
-        u, v = to_unit(cfg, np.array([spec.center], dtype=np.float64))[0]
-        if not (0 <= u <= 1 and 0 <= v <= 1):
-            y0, y1, x0, x1 = cfg.mnmx
+        w = Window.of(cfg)
+        if not w.contains(*(float(c) for c in spec.center)):
             raise SamplingError("center", f"{list(spec.center)} is outside the window (allowed: "
-                                f"x in [{x0}, {x1}], y in [{y0}, {y1}], axis units)")
+                                f"x in [{w.x0}, {w.x1}], y in [{w.y0}, {w.y1}], axis units)")
     return spec
-
-
-EPS_TOP = 0.25          # sampling.EPS_CAP x a coarse cell of side 1: the largest eps used
-
-
-# ---- window units <-> hyperparameters ----------------------------------------------------------
-
-def to_axis_values(cfg: Config, unit: np.ndarray) -> np.ndarray:
-    """Window units (k, 2) -> hyperparameters (x, y) (k, 2) as the engine takes them."""
-    y0, y1, x0, x1 = cfg.mnmx
-    x = x0 + unit[:, 0] * (x1 - x0)
-    y = y0 + unit[:, 1] * (y1 - y0)
-    if cfg.axis_scale == "log":
-        x, y = 10.0 ** x, 10.0 ** y
-    return np.stack([x, y], axis=1)
-
-
-def to_axis_units(cfg: Config, unit: np.ndarray) -> np.ndarray:
-    """Window units (k, 2) -> axis units (exponents on log axes), for pictures."""
-    y0, y1, x0, x1 = cfg.mnmx
-    return np.stack([x0 + unit[:, 0] * (x1 - x0), y0 + unit[:, 1] * (y1 - y0)], axis=1)
-
-
-def to_unit(cfg: Config, axis_units: np.ndarray) -> np.ndarray:
-    """Axis units (k, 2) -> window units."""
-    y0, y1, x0, x1 = cfg.mnmx
-    return np.stack([(axis_units[:, 0] - x0) / (x1 - x0),
-                     (axis_units[:, 1] - y0) / (y1 - y0)], axis=1)
 
 
 # ---- the store as an evaluator -----------------------------------------------------------------
@@ -196,7 +198,7 @@ class StoreEvaluator:
     def __call__(self, unit: np.ndarray) -> np.ndarray:
         store, cfg = self.store, self.cfg
         unit = np.asarray(unit, dtype=np.float64)
-        hp = to_axis_values(cfg, unit)
+        hp = Window.of(cfg).to_values(unit)
         blocks = list(store.attrs.get("blocks", []))
         grid = store.tile_grid
         k = len(hp)
@@ -248,7 +250,7 @@ def estimate(spec: SampleSpec, cfg: Config, evaluate):
                                     floor_points=spec.floor_points,
                                     eps_floor=min(precision_eps_floor(cfg), spec.eps_min / 100))
     centre = None if spec.center is None else tuple(
-        to_unit(cfg, np.array([spec.center], dtype=np.float64))[0])
+        Window.of(cfg).to_unit(np.array([spec.center], dtype=np.float64))[0])
     return transect_dimension(evaluate, n_points=spec.points, lines=spec.lines,
                               angle_deg=spec.angle, centre=centre, length=spec.length,
                               seed=spec.seed)
@@ -268,9 +270,10 @@ def source_config(source: str, overrides: dict) -> tuple[Config, Path | None]:
     path = Path(source)
     if RunFolder(path).config_file.is_file():
         cfg = RunFolder(path).read_config()
-        changes = _coerce({k: (list(v) if isinstance(v, tuple) else v)
-                           for k, v in overrides.items() if v is not None}, "overrides")
-        return _without_own_adaptive(cfg.replace(**changes), overrides), path
+        changes = {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()
+                   if v is not None}
+        return _without_own_adaptive(config_from_dict({**cfg.to_dict(), **changes}, "overrides"),
+                                     overrides), path
     if source in preset_names():
         return _without_own_adaptive(build_config(source, **overrides), overrides), None
     raise ConfigError("source", f"{source!r} is neither a preset nor a run folder (allowed: "
@@ -282,30 +285,31 @@ def _without_own_adaptive(cfg: Config, overrides: dict) -> Config:
 
 
 def sample(spec: SampleSpec, cfg: Config, out: Path | None = None, *, source_run=None,
-           data_dir: Path | None = None, progress: bool = True, log=print,
-           backend: str = "local", address: str | None = None,
-           max_storage: float | None = None, report: ReportWriter | None = None) -> Path:
+           options: StudyOptions | None = None, **option_values: Any) -> Path:
     """Train the points of `spec`'s estimator for the network of `cfg` into `out`; returns it.
 
     Everything that can be refused is checked before the folder is created; from then on the
-    sample lives in `out` and `resume_sample(out)` finishes it after a kill.
+    sample lives in `out` and `resume_sample(out)` finishes it after a kill. `options` (or its
+    fields as keywords: data_dir, progress, log, backend, address, max_storage, report) say how
+    it runs.
     """
     from nnfractal.runner.backends import make_backend
     from nnfractal.runner.run import resolve_auto_tile_batch
+    o = options or StudyOptions(**option_values)
     spec = resolve_spec(spec, cfg)
     if cfg.adaptive:
         raise ConfigError("adaptive", "--adaptive refines a grid (allowed with sample: leave "
                           "it out)")
     if cfg.tile_batch == 0:
-        cfg = resolve_auto_tile_batch(cfg, data_dir, log)
+        cfg = resolve_auto_tile_batch(cfg, o.data_dir, o.log)
     out = Path(out) if out is not None else default_sample_dir(cfg, spec.method)
-    _check_budget(cfg, spec, out, max_storage)
+    check_sample_budget(cfg, spec, out, o.max_storage)
     RunFolder(out).check_out(cfg, resume_command=RESUME_COMMAND)
-    runner = make_backend(backend, address)
+    runner = make_backend(o.backend, o.address)
     try:
-        plan = _plan(cfg, spec, data_dir, runner, log)
+        plan = _plan(cfg, spec, o.data_dir, runner, o.log)
         with _claim_new_sample(out, plan, spec, source_run):
-            return _run_held(out, plan, spec, runner, progress, log, report)
+            return _run_held(out, plan, spec, runner, o)
     finally:
         runner.close()
 
@@ -321,8 +325,8 @@ def _claim_new_sample(out: Path, plan, spec: SampleSpec, source_run):
         yield claimed
 
 
-def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
-                  max_storage: float | None = None) -> None:
+def check_sample_budget(cfg: Config, spec: SampleSpec, out: Path,
+                        max_storage: float | None = None) -> None:
     """The run budget (budget.py) for a sample: memory per chunk, and the curves of every point
     the store can hold, before anything is written (ConfigError naming the field)."""
     est = budget_estimate(cfg)
@@ -334,21 +338,41 @@ def _check_budget(cfg: Config, spec: SampleSpec, out: Path,
                   f"{rows * cols:,} points' curves", check_max_storage(max_storage))
 
 
-def resume_sample(run_dir: Path, *, data_dir: Path | None = None, progress: bool = True,
-                  log=print, backend: str = "local", address: str | None = None,
-                  report: ReportWriter | None = None) -> Path:
+def resume_sample(run_dir: Path, options: StudyOptions | None = None,
+                  **option_values: Any) -> Path:
     """Finish a killed sample: replay its estimator, training only the tiles not stored."""
     from nnfractal.runner.backends import make_backend
+    o = options or StudyOptions(**option_values)
     run_dir = Path(run_dir)
     spec, cfg = read_spec(run_dir)
     RunFolder(run_dir).check_writable()
-    runner = make_backend(backend, address)
+    runner = make_backend(o.backend, o.address)
     try:
-        plan = _plan(cfg, spec, data_dir, runner, log,
+        plan = _plan(cfg, spec, o.data_dir, runner, o.log,
                      shape=_store_shape(RunFolder(run_dir).open_store()))
-        return _run_locked(run_dir, plan, spec, runner, progress, log, report)
+        with RunFolder(run_dir).lock():        # a second process is refused in one line
+            return _run_held(run_dir, plan, spec, runner, o)
     finally:
         runner.close()
+
+
+def ensure_sample(spec: SampleSpec, cfg: Config, folder: Path, options: StudyOptions) -> None:
+    """A sample as the unit of a study: read if finished, resumed if started, else trained from
+    scratch (a folder killed before its store existed is cleared first). A window without
+    boundary is data (the folder keeps its curves), not a refusal."""
+    folder = Path(folder)
+    if (folder / SAMPLE_JSON).exists():
+        return
+    try:
+        if RunFolder(folder).store_dir.is_dir() and RunFolder(folder).config_file.is_file():
+            resume_sample(folder, options)
+        else:
+            if folder.exists():
+                shutil.rmtree(folder)
+            sample(spec, cfg, folder, options=options)
+    except ConfigError as err:
+        if err.field != "window" or not (folder / SAMPLE_JSON).exists():
+            raise
 
 
 def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
@@ -364,10 +388,7 @@ def read_spec(run_dir: Path) -> tuple[SampleSpec, Config]:
                          "written by nnfractal sample)")
     raw = dict(attrs["sampling"])
     raw.setdefault("floor_points", 0)           # written before the chaos floor existed
-    for key in ("center", "direction"):
-        if raw.get(key) is not None:
-            raw[key] = tuple(raw[key])
-    return SampleSpec(**raw), folder.read_config()
+    return SampleSpec.from_json(raw), folder.read_config()
 
 
 def is_sample_folder(folder: Path) -> bool:
@@ -406,47 +427,34 @@ def _create_sample(out: RunFolder, plan, spec: SampleSpec, source_run,
         out.create_store(plan.cfg, x=plan.x, y=plan.y, curve_lengths=plan.lengths,
                          dtype=plan.dtype, schedule=plan.store_schedule, tile_rows=tile_rows,
                          with_points=True,
-                         extra={"data_source": plan.data.source, "sampling": _spec_dict(spec),
+                         extra={"data_source": plan.data.source, "sampling": spec.to_json(),
                                 "blocks": [], "source_run": str(source_run) if source_run else None})
     except OSError as err:
         raise RunFolderError(f"out: cannot write {shown or out} "
                              f"({err.strerror or one_line(err)})") from None
 
 
-def _spec_dict(spec: SampleSpec) -> dict:
-    d = asdict(spec)
-    for key in ("center", "direction"):
-        d[key] = list(d[key]) if d[key] is not None else None
-    return d
-
-
-def _run_locked(run_dir: Path, plan, spec: SampleSpec, runner, progress, log, report) -> Path:
-    """Lock an existing sample folder (a second process is refused in one line), then run."""
-    with RunFolder(run_dir).lock():
-        return _run_held(run_dir, plan, spec, runner, progress, log, report)
-
-
-def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log, report) -> Path:
+def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, o: StudyOptions) -> Path:
     """Train what the estimator asks for and finish the folder; the caller holds its lock."""
     from nnfractal.runner.run import train_tiles
     store = RunFolder(run_dir).open_store(mode="r+")
     store.remove_partial_files()
 
     def train(tiles):
-        train_tiles(run_dir, store, plan, runner, progress, log, only=tiles,
-                    resume="nnfractal sample --resume")
+        train_tiles(run_dir, store, plan, runner, o.progress, o.log, only=tiles,
+                    resume=RESUME_COMMAND)
 
     evaluator = StoreEvaluator(store, plan.cfg, train)
-    log(f"sampling {spec.method} for {plan.cfg.preset}: {spec.evaluations:,} evaluations at "
-        f"most ({plan.cfg.model}, {plan.cfg.precision}, {plan.device})")
+    o.log(f"sampling {spec.method} for {plan.cfg.preset}: {spec.evaluations:,} evaluations at "
+          f"most ({plan.cfg.model}, {plan.cfg.precision}, {plan.device})")
     est = estimate(spec, plan.cfg, evaluator)
     store.mark_complete()
     try:
-        finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, log, report)
+        finish_sample(run_dir, store, plan.cfg, spec, est, evaluator, o)
     except Exception as err:          # every point is stored: `nnfractal dimension` redraws
         raise RunFailed(f"drawing stopped: {one_line(err)}; every point is stored (redraw "
                         f"with: nnfractal dimension {run_dir})", run_dir,
-                        "nnfractal sample --resume") from None
+                        RESUME_COMMAND) from None
     if not est.ok and est.reason == REASON_NO_BOUNDARY:
         outcome = "converged" if np.all(np.concatenate(evaluator.scores) < 0) else "diverged"
         raise ConfigError("window", f"no boundary in this window: every sampled point {outcome} "
@@ -454,14 +462,62 @@ def _run_held(run_dir: Path, plan, spec: SampleSpec, runner, progress, log, repo
     return run_dir
 
 
+@dataclass(kw_only=True)
+class SampleSummary(JsonRecord):
+    """summary.json of a sample folder: what it trained, how fast, on which machine."""
+    kind: str = "sample"
+    method: str
+    evaluations: int
+    fraction_converged: float | None = None
+    steps: int | None = None
+    model_steps: int | None = None
+    tile_seconds: float | None = None
+    model_steps_per_s: float | None = None
+    wall_time_s: float | None = None
+    sessions: int | None = None
+    device: str | None = None
+    data_source: str | None = None
+    versions: dict[str, str] | None = None
+    cpu: str | None = None
+
+
 def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, evaluator,
-                  log=print, report: ReportWriter | None = None) -> Path:
+                  options: StudyOptions) -> Path:
     """Pictures, sample.json, fractal.json, summary.json and report.html of a finished sample."""
-    from nnfractal.render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
     from nnfractal.runner.run import cpu_name, describe, library_versions
-    title = f"{cfg.preset}: {spec.method}"
     unit = np.concatenate(evaluator.unit_points)
     signs = np.sign(np.concatenate(evaluator.scores))
+    _draw_sample(run_dir, cfg, spec, est, evaluator, unit, signs)
+    sessions = store.attrs.get("sessions", [])
+    seconds = float(store.tile_state()["seconds"].sum())
+    steps = int(store.attrs["schedule"]["steps"])
+    folder = RunFolder(run_dir)
+    SampleResult(method=spec.method, parameters=spec, estimate=est.to_dict(),
+                 evaluations=int(len(unit)), model_steps=int(len(unit) * steps),
+                 source_run=store.attrs.get("source_run")).write(folder / SAMPLE_JSON)
+    folder.write_json(FRACTAL_FILE, {"method": spec.method, "final": est.to_dict()})
+    summary = SampleSummary(
+        method=spec.method, evaluations=int(len(unit)),
+        fraction_converged=float(np.mean(signs < 0)), steps=steps,
+        model_steps=int(len(unit) * steps), tile_seconds=round(seconds, 3),
+        model_steps_per_s=round(len(unit) * steps / seconds, 2) if seconds else None,
+        wall_time_s=round(sum(float(s.get("wall_s", 0)) for s in sessions), 3),
+        sessions=len(sessions), device=sessions[-1]["device"] if sessions else None,
+        data_source=store.attrs.get("data_source"), versions=library_versions(), cpu=cpu_name())
+    summary.write(folder.summary_file)
+    write_report_safely(options.report, run_dir, log=options.log)
+    rate = f", {summary.model_steps_per_s:.1f} model-steps/s" if summary.model_steps_per_s else ""
+    picture = (scale_picture(est.to_dict()) if spec.method == "uncertainty"
+               else f"{describe(est.to_dict())}; {len(unit):,} evaluations")
+    options.log(f"{spec.method} dimension: {picture}{rate}")
+    options.log(f"wrote {run_dir}")
+    return run_dir
+
+
+def _draw_sample(run_dir: Path, cfg: Config, spec: SampleSpec, est, evaluator, unit, signs) -> None:
+    """uncertainty.png or transect.png (the estimate's evidence) and points.png."""
+    from nnfractal.render.sample_plots import plot_sample_points, plot_transect, plot_uncertainty
+    title = f"{cfg.preset}: {spec.method}"
     if spec.method == "uncertainty":
         plot_uncertainty(est, run_dir / "uncertainty.png", title=title)
     else:
@@ -470,48 +526,20 @@ def finish_sample(run_dir: Path, store, cfg: Config, spec: SampleSpec, est, eval
             segments = np.zeros((spec.lines, 0))
         plot_transect(est, segments.reshape(spec.lines, -1), run_dir / "transect.png",
                       title=title)
-    y0, y1, x0, x1 = cfg.mnmx
+    window = Window.of(cfg)
     xl, yl = axis_labels(cfg)
-    plot_sample_points(to_axis_units(cfg, unit), signs, (x0, x1, y0, y1), xl, yl,
+    plot_sample_points(window.to_axis(unit), signs, window.extent, xl, yl,
                        run_dir / "points.png", title=f"{title}: {len(unit):,} points")
-    sessions = store.attrs.get("sessions", [])
-    seconds = float(store.tile_state()["seconds"].sum())
-    steps = int(store.attrs["schedule"]["steps"])
-    result = {"method": spec.method, "parameters": _spec_dict(spec),
-              "estimate": est.to_dict(), "evaluations": int(len(unit)),
-              "model_steps": int(len(unit) * steps),
-              "source_run": store.attrs.get("source_run")}
-    folder = RunFolder(run_dir)
-    folder.write_text(SAMPLE_JSON, json.dumps(result, indent=2, allow_nan=False) + "\n")
-    folder.write_text(FRACTAL_FILE, json.dumps(
-        {"method": spec.method, "final": est.to_dict()}, indent=2, allow_nan=False) + "\n")
-    summary = {"kind": "sample", "method": spec.method, "evaluations": int(len(unit)),
-               "fraction_converged": float(np.mean(signs < 0)),
-               "steps": steps, "model_steps": int(len(unit) * steps),
-               "tile_seconds": round(seconds, 3),
-               "model_steps_per_s": round(len(unit) * steps / seconds, 2) if seconds else None,
-               "wall_time_s": round(sum(float(s.get("wall_s", 0)) for s in sessions), 3),
-               "sessions": len(sessions), "device": sessions[-1]["device"] if sessions else None,
-               "data_source": store.attrs.get("data_source"), "versions": library_versions(),
-               "cpu": cpu_name()}
-    folder.write_text(SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    write_report_safely(report, run_dir, log=log)
-    rate = (f", {summary['model_steps_per_s']:.1f} model-steps/s"
-            if summary["model_steps_per_s"] else "")
-    picture = (scale_picture(est.to_dict()) if spec.method == "uncertainty"
-               else f"{describe(est.to_dict())}; {len(unit):,} evaluations")
-    log(f"{spec.method} dimension: {picture}{rate}")
-    log(f"wrote {run_dir}")
-    return run_dir
 
 
-def dimension_of_sample(run_dir: Path, log=lambda *_: None,
-                        report: ReportWriter | None = None) -> dict:
+def dimension_of_sample(run_dir: Path, log=lambda *_: None, report=None) -> dict:
     """Recompute a finished sample's estimate from its stored curves (no training); rewrites its
-    figures, sample.json, fractal.json and report. Returns the estimate as a dict."""
+    figures, sample.json, fractal.json and report (`report`: the writer). Returns the estimate
+    as a dict."""
     spec, cfg = read_spec(run_dir)
     store = RunFolder(run_dir).open_store()
     evaluator = StoreEvaluator(store, cfg, train=None)
     est = estimate(spec, cfg, evaluator)
-    finish_sample(Path(run_dir), store, cfg, spec, est, evaluator, log, report)
+    finish_sample(Path(run_dir), store, cfg, spec, est, evaluator,
+                  StudyOptions(log=log, report=report))
     return est.to_dict()
