@@ -137,7 +137,8 @@ def scale_picture(est: dict) -> str:
         ci = f" (95% CI {lo:.1e}-{hi:.1e})" if lo is not None and hi is not None else ""
         parts.append(f"eps* {est['eps_star']:.1e}{ci}")
     elif est.get("method") == "uncertainty" and chaos:
-        parts.append("eps* none (the curve term never meets the chaos)")
+        parts.append("eps* none (it needs a curve fit)" if not est["ok"]
+                     else "eps* none (the curve term never meets the chaos)")
     parts.append(f"{est['evaluations']:,} evaluations")
     return "; ".join(parts)
 

@@ -28,6 +28,7 @@ from nnfractal.window import CENTRES, unit_grid
 from .boxcount import boundary
 from .sampling_fit import (
     MIN_FIT_DECADES,
+    MIN_SLOPE_DECADES,
     REASON_NO_BOUNDARY,
     REASON_TOO_FEW,
     SamplingError,
@@ -771,8 +772,15 @@ def _refusal(counts):
         return REASON_TOO_FEW
     band = float(counts.scales[cut].max())
     span = decades(counts.scales, kept)
+    sloped = slope_decades(counts.scales, kept & counts.slope_ok, counts.stage)
+    # the span can pass while the slope rule fails: the cells stage's slope is read only well
+    # below the coarse cells' side (`_slope_eps`), so say which rule it was
+    short = (f"of them {sloped:.1f} decades inside a stage where a slope is read (the cells "
+             f"stage's below {CELLS_SLOPE_SHARE:g} x its side), at least {MIN_SLOPE_DECADES:g} "
+             "needed" if span >= MIN_FIT_DECADES else
+             f"at least {MIN_FIT_DECADES} decades are needed")
     return (f"{REASON_CHAOS} (the curve term is measurable over {span:.1f} decades"
             + (f", eps {counts.scales[kept].min():.1e}..{counts.scales[kept].max():.1e}"
                if span > 0 else "")
             + f"; the band takes over below eps {band:.1e}, where f < {FLOOR_FACTOR:g} x the "
-            f"chaos floor; at least {MIN_FIT_DECADES} decades are needed)")
+            f"chaos floor; {short})")
