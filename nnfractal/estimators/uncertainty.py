@@ -772,13 +772,14 @@ def _refusal(counts):
         return REASON_TOO_FEW
     band = float(counts.scales[cut].max())
     span = decades(counts.scales, kept)
-    sloped = slope_decades(counts.scales, kept & counts.slope_ok, counts.stage)
-    # the span can pass while the slope rule fails: the cells stage's slope is read only well
-    # below the coarse cells' side (`_slope_eps`), so say which rule it was
-    short = (f"of them {sloped:.1f} decades inside a stage where a slope is read (the cells "
-             f"stage's below {CELLS_SLOPE_SHARE:g} x its side), at least {MIN_SLOPE_DECADES:g} "
-             "needed" if span >= MIN_FIT_DECADES else
-             f"at least {MIN_FIT_DECADES} decades are needed")
+    readable = kept & counts.slope_ok
+    # the span can pass while the fit's does not: the cells stage's slope is read only well
+    # below the coarse cells' side (`_slope_eps`), so say what the fit had
+    short = (f"the eps a slope is read at (the cells stage's below {CELLS_SLOPE_SHARE:g} x its "
+             f"side) span {decades(counts.scales, readable):.1f} decades, "
+             f"{slope_decades(counts.scales, readable, counts.stage):.1f} inside stages; at "
+             f"least {MIN_FIT_DECADES} and {MIN_SLOPE_DECADES:g} are needed"
+             if span >= MIN_FIT_DECADES else f"at least {MIN_FIT_DECADES} decades are needed")
     return (f"{REASON_CHAOS} (the curve term is measurable over {span:.1f} decades"
             + (f", eps {counts.scales[kept].min():.1e}..{counts.scales[kept].max():.1e}"
                if span > 0 else "")
