@@ -353,3 +353,14 @@ def test_min_detectable_is_the_wider_half_of_the_interval():
                           for x in (1.22, 1.28, 1.27)])
     # two architectures' +-0.1 (sd 0.051 each) add to about +-0.14: what a comparison can resolve
     assert 0.1 < stats.min_detectable(d) < 0.2
+
+
+def test_pool_names_another_quantity_in_its_method_and_reasons():
+    good = {"dimension": 0.1, "ci_low": 0.08, "ci_high": 0.12, "ok": True}
+    p = stats.pool([good, {"dimension": None, "ok": False, "reason": "no floor"}, good],
+                   what="chaos fraction")
+    assert "chaos fractions" in p["method"] and "box-counting" not in p["method"]
+    assert p["reason"] == "1 of 3 samples without their chaos fraction (no floor)"
+    none = stats.pool([{"dimension": None, "ok": False, "reason": "no fit"}], what="eps*")
+    assert none["reason"] == "no sample has its eps* (no fit)"
+    assert "box-counting" in stats.pool([good])["method"]          # grids keep their wording

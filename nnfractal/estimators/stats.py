@@ -67,6 +67,10 @@ POOL_METHOD = (
     "interval: two-level bootstrap, units resampled with replacement, and every replicate shifted "
     "by z times each unit's own half-interval/1.96 with one z ~ N(0,1) shared by all units of the "
     "architecture (the estimator's error is mostly systematic, so more grids do not shrink it)")
+POOL_METHOD_OF = (  # the same pooling of another quantity (`pool(..., what=...)`)
+    "mean of the units' {what}s (unit = one sample: one seed); 95% interval: two-level "
+    "bootstrap, units resampled with replacement, and every replicate shifted by z times each "
+    "unit's own half-interval/1.96 with one z ~ N(0,1) shared by all units of the architecture")
 DIFFERENCE_METHOD = (
     "D_A - D_B: mean over the windows where both architectures have estimates of the difference "
     "of their mean dimensions (matched by window, so magnifications are not mixed); 95% interval: "
@@ -121,25 +125,34 @@ def _reason_text(reasons: list[str]) -> str:
     return "; ".join(uniq) if uniq else "no grids"
 
 
-def pool(estimates: Iterable, *, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def pool(estimates: Iterable, *, n_boot: int = N_BOOT, seed: int = 0,
+         what: str | None = None) -> dict:
     """Pooled dimension of one architecture's units with a 95% interval.
+
+    `what` names another quantity pooled the same way (e.g. 'chaos fraction', with its value
+    and interval in the estimates' dimension fields) in ``method`` and the reasons; None: box
+    dimensions of grids.
 
     Returns a JSON-safe dict: ``dimension, ci_low, ci_high, ok, reason, n_units, n_ok,
     between_sd`` (standard deviation of the ok units' dimensions, None below 2),
     ``mean_half_width`` (mean half-width of their own intervals) and ``method``.
     """
     d, s_lo, s_hi, n, reasons = _usable(estimates)
-    out = {"n_units": n, "n_ok": int(d.size), "method": POOL_METHOD}
+    method = POOL_METHOD if what is None else POOL_METHOD_OF.format(what=what)
+    none_have = ("no grid has a dimension estimate" if what is None
+                 else f"no sample has its {what}")
+    without = "grids without an estimate" if what is None else f"samples without their {what}"
+    out = {"n_units": n, "n_ok": int(d.size), "method": method}
     if d.size == 0:
         return {**out, "dimension": None, "ci_low": None, "ci_high": None, "ok": False,
-                "reason": f"no grid has a dimension estimate ({_reason_text(reasons)})",
+                "reason": f"{none_have} ({_reason_text(reasons)})",
                 "between_sd": None, "mean_half_width": None}
     rep = _replicates(d, s_lo, s_hi, n_boot, np.random.default_rng(seed))
     lo, hi = np.percentile(rep, [2.5, 97.5])
     dim = float(d.mean())
     return {**out, "dimension": dim, "ci_low": float(min(lo, dim)), "ci_high": float(max(hi, dim)),
             "ok": True, "reason": "" if not reasons else
-            f"{len(reasons)} of {n} grids without an estimate ({_reason_text(reasons)})",
+            f"{len(reasons)} of {n} {without} ({_reason_text(reasons)})",
             "between_sd": float(d.std(ddof=1)) if d.size > 1 else None,
             "mean_half_width": float(np.mean((s_lo + s_hi) * 1.96 / 2))}
 

@@ -383,7 +383,8 @@ def analyse(units: list[SampledUnit], presets, labels: dict, depth) -> SampledGr
     archs = {}
     for k, p in enumerate(presets):
         mine = sorted((u for u in units if u.preset == p), key=lambda u: u.seed_index)
-        archs[p] = SampledArch(label=labels[p], pooled=pool([u.estimate for u in mine], seed=k + 1),
+        archs[p] = SampledArch(label=labels[p], pooled=pool([u.estimate for u in mine], seed=k + 1,
+                                                             what="dimension"),
                                per_seed=[{"seed": u.seed, **u.estimate} for u in mine],
                                n_units=len(mine))
     by_seed: dict[int, dict] = {}

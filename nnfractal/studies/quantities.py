@@ -121,7 +121,7 @@ def analyse_quantity(q: str, values: dict[str, dict[int, dict]], presets,
     a, b = presets
     as_dim = {p: {i: _as_dimension(q, v) for i, v in sorted(values[p].items())} for p in presets}
     what = "chaos fraction" if q == CHAOS else "eps*"
-    pooled = {p: _named(pool(list(as_dim[p].values()), seed=k + 1), what)
+    pooled = {p: pool(list(as_dim[p].values()), seed=k + 1, what=what)
               for k, p in enumerate(presets)}
     pairs = [(as_dim[a][i], as_dim[b][i]) for i in sorted(set(as_dim[a]) & set(as_dim[b]))]
     diff = paired_difference(pairs, label_a=labels[a], label_b=labels[b], name_a=a, name_b=b,
@@ -133,14 +133,6 @@ def analyse_quantity(q: str, values: dict[str, dict[int, dict]], presets,
             group.ratio = {k: 10 ** diff[k] for k in ("estimate", "ci_low", "ci_high")}
     group.sentence = sentence(q, diff, labels[a], labels[b])
     return group
-
-
-def _named(pooled: dict, what: str) -> dict:
-    """`stats.pool`'s result with its reason naming the quantity, not a grid's dimension."""
-    reason = pooled.get("reason") or ""
-    reason = reason.replace("no grid has a dimension estimate", f"no sample has its {what}")
-    reason = reason.replace("grids without an estimate", f"samples without their {what}")
-    return {**pooled, "reason": reason}
 
 
 def sentence(q: str, diff: dict, label_a: str, label_b: str) -> str:
