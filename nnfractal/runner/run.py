@@ -716,19 +716,16 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     xlabel, ylabel = axis_labels(cfg)
     title = _title(cfg)
     step_word = "step" if cfg.full_batch else "epoch"     # full batch: one step per epoch
-    finals = {}
+    finals, figures = {}, {}
     for metric in store.metrics:
-        final = score_map(store, cfg, metric)
-        finals[metric] = final
-        fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{metric}",
-                         figsize=cfg.figsize, dpi=cfg.dpi, metric=metric,
-                         measure=cfg.measure, acc_threshold=cfg.acc_threshold)
-        fig.savefig(run_dir / f"map_{metric}.png")
-    final = finals[cfg.metric]
-    fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{cfg.metric}",
-                     figsize=cfg.figsize, dpi=cfg.dpi, metric=cfg.metric,
-                     measure=cfg.measure, acc_threshold=cfg.acc_threshold)
-    fig.savefig(run_dir / MAP_FILE)
+        finals[metric] = score_map(store, cfg, metric)
+        figures[metric] = map_figure(finals[metric], extent, xlabel, ylabel, cfg.axis_scale,
+                                     f"{title}\n{metric}", figsize=cfg.figsize, dpi=cfg.dpi,
+                                     metric=metric, measure=cfg.measure,
+                                     acc_threshold=cfg.acc_threshold)
+        figures[metric].savefig(run_dir / f"map_{metric}.png")
+    final, fig = finals[cfg.metric], figures[cfg.metric]
+    shutil.copyfile(run_dir / f"map_{cfg.metric}.png", run_dir / MAP_FILE)   # the same picture
 
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available) if epoch_maps else [available[-1]]
