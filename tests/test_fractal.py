@@ -354,3 +354,17 @@ def test_smooth_curves_keep_narrow_intervals():
         est = estimate_dimension(known_edges(name, N))
         assert est.ci_high == est.extra["fit_high"], name
         assert est.ci_high - est.ci_low < 0.05, name
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (97, 130), (5, 7)])
+def test_counts_of_all_grid_shifts_at_once_are_the_counts_of_each(shape):
+    """The estimators count every grid shift of a size in one array operation: the counts must
+    be those of counting each shift alone (border-cut boxes weighted), to rounding."""
+    from nnfractal.estimators import boxcount
+    edges = np.random.default_rng(3).random(shape) < 0.05
+    table = boxcount._integral(edges)
+    for size in [1, 2, 3, *boxcount.log_sizes(shape)]:
+        origins = boxcount._grid_origins(int(size), 16, np.random.default_rng(int(size)))
+        one_by_one = [boxcount._count(table, int(size), o, True) for o in origins]
+        np.testing.assert_allclose(boxcount._weighted_counts(table, int(size), origins),
+                                   one_by_one, rtol=1e-12)

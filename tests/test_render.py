@@ -238,3 +238,35 @@ def test_pixel_curves_label_each_pair_by_its_hyperparameters(tmp_path):
     # paper-tanh is lr_vs_lr: y the output layer's learning rate, x the input layer's
     assert legend_labels(ax) == ["1: output layer learning rate 2, input layer learning rate 0.2"]
     assert np.max(ax.get_lines()[1].get_ydata()) == pytest.approx(1e3)   # normalised, diverging
+
+
+def test_animation_frames_are_the_full_draws_of_each_map_and_title():
+    """MapFrames draws only the image, frame and title over a stored background: each frame must
+    be, pixel for pixel, what drawing the whole figure with that map and title gives."""
+    from nnfractal.render.maps import MapFrames, cdf_restretch, figure_to_rgb, map_figure
+    rng = np.random.default_rng(0)
+    maps = [rng.normal(size=(24, 32)) for _ in range(3)]
+    titles = [f"paper-tanh: a net\ntrain_loss, step {k}/500" for k in (1, 250, 500)]
+    frames = MapFrames(map_figure(maps[0], (0, 1, 0, 1), "x", "y", "log", titles[0]))
+    for m, title in zip(maps, titles):
+        fig = map_figure(maps[0], (0, 1, 0, 1), "x", "y", "log", titles[0])
+        fig.axes[0].images[0].set_data(cdf_restretch(m))
+        fig.axes[0].set_title(title, fontsize=10)
+        np.testing.assert_array_equal(frames.render(cdf_restretch(m), title), figure_to_rgb(fig))
+
+
+def test_gif_holds_every_frame_in_one_palette_close_to_its_colours(tmp_path):
+    from PIL import Image
+
+    from nnfractal.render.maps import MAP_CMAP, write_gif
+    rng = np.random.default_rng(1)
+    frames = [(MAP_CMAP(rng.uniform(size=(40, 60)))[..., :3] * 255).astype(np.uint8)
+              for _ in range(20)]
+    write_gif(frames, tmp_path / "a.gif", fps=5)
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames == len(frames)
+        for k in (0, 7, 19):
+            gif.seek(k)
+            got = np.asarray(gif.convert("RGB")).astype(int)
+            assert np.abs(got - frames[k]).max() <= 24        # one shared 256-colour palette
+            assert np.abs(got - frames[k]).mean() < 3

@@ -19,6 +19,7 @@ import platform
 import shutil
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
@@ -44,7 +45,7 @@ from nnfractal.estimators.resolution import chance_note, resolution_warning, too
 from nnfractal.models import arch_label, build_family
 from nnfractal.models.input_files import checked_sha256
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
-from nnfractal.render.maps import cdf_restretch, figure_to_rgb, map_figure, write_animation
+from nnfractal.render.maps import MapFrames, cdf_restretch, map_figure, write_animation, write_png
 from nnfractal.storage.folders import write_text_atomic
 from nnfractal.storage.run_folder import (  # noqa: F401 - the map readers: run.py's API too
     BOUNDARY_FILE,
@@ -715,43 +716,45 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     xlabel, ylabel = axis_labels(cfg)
     title = _title(cfg)
     step_word = "step" if cfg.full_batch else "epoch"     # full batch: one step per epoch
-    finals = {}
+    finals, figures = {}, {}
     for metric in store.metrics:
-        final = score_map(store, cfg, metric)
-        finals[metric] = final
-        fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{metric}",
-                         figsize=cfg.figsize, dpi=cfg.dpi, metric=metric,
-                         measure=cfg.measure, acc_threshold=cfg.acc_threshold)
-        fig.savefig(run_dir / f"map_{metric}.png")
-    final = finals[cfg.metric]
-    fig = map_figure(final, extent, xlabel, ylabel, cfg.axis_scale, f"{title}\n{cfg.metric}",
-                     figsize=cfg.figsize, dpi=cfg.dpi, metric=cfg.metric,
-                     measure=cfg.measure, acc_threshold=cfg.acc_threshold)
-    fig.savefig(run_dir / MAP_FILE)
+        finals[metric] = score_map(store, cfg, metric)
+        figures[metric] = map_figure(finals[metric], extent, xlabel, ylabel, cfg.axis_scale,
+                                     f"{title}\n{metric}", figsize=cfg.figsize, dpi=cfg.dpi,
+                                     metric=metric, measure=cfg.measure,
+                                     acc_threshold=cfg.acc_threshold)
+        figures[metric].savefig(run_dir / f"map_{metric}.png")
+    final, fig = finals[cfg.metric], figures[cfg.metric]
+    shutil.copyfile(run_dir / f"map_{cfg.metric}.png", run_dir / MAP_FILE)   # the same picture
 
     available = map_epochs(store, cfg)
     epochs = frame_epochs(available) if epoch_maps else [available[-1]]
     maps_by_epoch = score_map(store, cfg, cfg.metric, epochs=epochs)
-    frames = []
-    ax = fig.axes[0]
-    if epoch_maps:
-        (run_dir / "epochs").mkdir(exist_ok=True)
-    for e, m in zip(epochs if epoch_maps else [], maps_by_epoch):
-        # One figure, new pixels and title per frame: much faster than a new figure each time.
-        ax.images[0].set_data(cdf_restretch(m))
-        ax.set_title(f"{title}\n{cfg.metric}, {step_word} {e}/{available[-1]}", fontsize=10)
-        fig.savefig(run_dir / "epochs" / f"epoch_{e:04d}.png")
-        frames.append(figure_to_rgb(fig))
-    if epoch_maps:
-        write_animation(frames, run_dir / "epochs.gif", run_dir / "epochs.mp4",
-                        fps=max(2.0, min(10.0, len(frames) / 6)))
-    log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
-        + (f", {len(frames)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
-    adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale, title,
-                               figsize=cfg.figsize, dpi=cfg.dpi)   # trained.png; {} for a full grid
-    flips = chaos.render_chaos(run_dir, store, cfg, final, extent, xlabel, ylabel, title,
-                               log)                                   # chaos.png; {} without twins
-    fractal = analyse_fractal(run_dir, log=log)
+    # PNG, GIF and H.264 encoding run outside the GIL (Pillow, ffmpeg): one thread writes the
+    # frames while this one draws the other pictures and counts boxes.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        written = []
+        if epoch_maps:
+            (run_dir / "epochs").mkdir(exist_ok=True)
+            drawer, frames = MapFrames(fig), []
+            for e, m in zip(epochs, maps_by_epoch):
+                frames.append(drawer.render(
+                    cdf_restretch(m), f"{title}\n{cfg.metric}, {step_word} {e}/{available[-1]}"))
+                written.append(writer.submit(write_png, run_dir / "epochs" / f"epoch_{e:04d}.png",
+                                             frames[-1]))
+            written.append(writer.submit(write_animation, frames, run_dir / "epochs.gif",
+                                         run_dir / "epochs.mp4",
+                                         fps=max(2.0, min(10.0, len(frames) / 6))))
+        log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
+            + (f", {len(epochs)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
+        adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale,
+                                   title, figsize=cfg.figsize, dpi=cfg.dpi)  # trained.png; {} if full
+        flips = chaos.render_chaos(run_dir, store, cfg, final, extent, xlabel, ylabel, title,
+                                   log)                                   # chaos.png; {} without twins
+        fractal = analyse_fractal(run_dir, log=log,
+                                  epoch_score_maps=(epochs, maps_by_epoch) if epoch_maps else None)
+        for job in written:
+            job.result()                          # an encoding error is raised here, not lost
     medians = _final_medians(store)
     notes = [n for n in (fractal.get("note", ""),
                          chance_note(medians, converged_fraction(final), cfg.metric)) if n]
@@ -786,12 +789,14 @@ def describe(est: dict) -> str:
 
 
 def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print,
-                    out_dir: Path | None = None, force: bool = False) -> dict:
+                    out_dir: Path | None = None, force: bool = False,
+                    epoch_score_maps: tuple[list[int], np.ndarray] | None = None) -> dict:
     """Boundary, box counts and dimension of a finished run, final and per epoch; no training.
 
     Writes boundary.png, boxcount.png, fd_per_epoch.png (the config's metric), boundary_<metric>.png
     for the other recorded metrics, and fractal.json into `out_dir` (default: the run folder);
-    returns the fractal.json content.
+    returns the fractal.json content. `epoch_score_maps` (the frame epochs and their score maps,
+    as `render_run` already computed them) saves scoring the curves again.
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -812,9 +817,11 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         if metric == cfg.metric:
             plot_boxcount(est, out_dir / BOXCOUNT_FILE, title=f"{cfg.preset}: box counting ({metric})",
                           note=small)
-    available = map_epochs(store, cfg)
-    epochs = frame_epochs(available)
-    epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
+    if epoch_score_maps is None:
+        epochs = frame_epochs(map_epochs(store, cfg))
+        epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
+    else:
+        epochs, epoch_maps = epoch_score_maps
     per_epoch_est = [estimate_with_fit_range(boundary(m), fit_range, force, n_boot=50)
                      for m in epoch_maps]
     step_label = "step" if cfg.full_batch else "epoch"      # full batch: one step per epoch
