@@ -168,8 +168,8 @@ class MapFrames:
 
     The axes, ticks, labels and colour bar are drawn once; each frame draws only the image, the
     axes' frame and the title over that background (blitting), in a full draw's order, so a frame
-    is the full draw's picture. Text layout is most of a full
-    draw's time, and none of it changes between frames.
+    is the full draw's picture. Text layout is most of a full draw's time, and none of it changes
+    between frames.
     """
 
     def __init__(self, fig: Figure):
