@@ -40,7 +40,12 @@ from nnfractal.estimators.known_sets import (
     banded_boundary,
     rotated_boundary,
 )
-from nnfractal.estimators.sampling import TRANSECT_COARSE, transect_dimension, uncertainty_exponent
+from nnfractal.estimators.sampling import (
+    TRANSECT_COARSE,
+    floor_points_for,
+    transect_dimension,
+    uncertainty_exponent,
+)
 
 NAMES = (["circle"] + [f"weierstrass-{d / 10:.1f}" for d in range(11, 20)]
          + [f"takagi-{d / 10:.1f}" for d in range(11, 20)])
@@ -138,7 +143,6 @@ BAND_WIDTHS = (1e-2, 1e-3, 1e-4, 1e-6, 1e-8)
 BAND_FLIPS = (0.1, 0.3, 0.5)
 BAND_DECADES = (0.0, 1.0)
 MIN_ABOVE = 1.5               # decades between the band's crossover and the window's 0.1
-FLOOR_POINTS = 512            # `nnfractal sample`'s default
 
 
 def run_bands(budget: int, seeds: int, families=BAND_FAMILIES, dims=BAND_DIMS,
@@ -175,7 +179,9 @@ def _band_key(r):
 def _band_case(name, width, flip, dec, seed, budget) -> dict:
     b = banded_boundary(name, width, flip, decades=dec, salt=seed)
     t = time.perf_counter()
-    est = uncertainty_exponent(b.score, budget=budget, seed=seed, floor_points=FLOOR_POINTS)
+    # `nnfractal sample`'s default floor points
+    est = uncertainty_exponent(b.score, budget=budget, seed=seed,
+                               floor_points=floor_points_for(budget))
     seconds = time.perf_counter() - t
     cross, info = band_crossover(b, seed=seed)
     above = float(np.log10(0.1 / cross)) if cross == cross else float("nan")

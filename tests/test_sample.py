@@ -163,6 +163,18 @@ def test_spec_defaults_follow_the_precision():
     assert resolve_spec(SampleSpec("uncertainty"), cfg64).eps_min == 1e-9
 
 
+def test_the_chaos_floor_points_default_to_a_share_of_the_budget():
+    from nnfractal.studies.sample import resolve_spec
+    cfg = build_config("paper-tanh", mnmx=[-3.0, 6.0, -3.0, 6.0])
+    # budget / 64 within 512..4096: the default budget's floor is 8x what it was (512)
+    for budget, floor in ((1 << 18, 4096), (1 << 16, 1024), (1 << 15, 512), (1 << 20, 4096)):
+        assert resolve_spec(SampleSpec("uncertainty", budget=budget), cfg).floor_points == floor
+    # given, it is kept; a folder's stored spec always holds a number, so replays ask for the
+    # same points
+    assert resolve_spec(SampleSpec("uncertainty", floor_points=512), cfg).floor_points == 512
+    assert resolve_spec(SampleSpec("uncertainty", floor_points=0), cfg).floor_points == 0
+
+
 def test_a_presets_own_adaptive_is_dropped_but_the_flag_is_refused(tmp_path, capsys):
     cfg, _ = source_config("quickstart", {})
     assert build_config("quickstart").adaptive and not cfg.adaptive

@@ -42,7 +42,8 @@ def add_estimator_flags(p) -> None:
     p.add_argument("--floor-points", "--floor_points", type=int, default=None,
                    dest="floor_points",
                    help="uncertainty: base points per stage moved by the precision's smallest "
-                   "step to measure the chaos floor (default 512; 0 = none)")
+                   "step to measure the chaos floor (default budget / 64 within 512..4096: 4096 at "
+                   "the default budget; 0 = none)")
     p.add_argument("--points", type=int, default=None,
                    help="transect: points per segment (default 16384)")
     p.add_argument("--lines", type=int, default=None,

@@ -52,6 +52,7 @@ from .uncertainty import (
     Stage,
     check_uncertainty_args,
     coarse_boundary_cells,
+    floor_points_for,
     uncertainty_estimate,
     uncertainty_exponent,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "TREND_OFFSET_DEG",
     "SamplingError",
     "SamplingEstimate",
+    "floor_points_for",
     "Stage",
     "check_transect_args",
     "check_uncertainty_args",

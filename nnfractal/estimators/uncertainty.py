@@ -50,6 +50,7 @@ __all__ = [
     "Stage",
     "check_uncertainty_args",
     "coarse_boundary_cells",
+    "floor_points_for",
     "uncertainty_estimate",
     "uncertainty_exponent",
 ]
@@ -71,6 +72,8 @@ WINDOW_SHARE = 64        # the window stage has budget / WINDOW_SHARE base point
 WINDOW_BASE = (1024, 4096)  # the budget with their partners), within these bounds
 WINDOW_BLOCKS = 8        # its bootstrap clusters: WINDOW_BLOCKS^2 blocks of the window
 FLOOR_STAGES = 5         # the chaos floors' batches are reserved for about this many stages
+FLOOR_SHARE = 64         # default floor points per stage: budget / FLOOR_SHARE, within
+FLOOR_POINTS = (512, 4096)  # these bounds (see floor_points_for)
 CELLS_SLOPE_SHARE = 0.05  # the cells stage's slope is read at eps <= this x the cells' side
 
 
@@ -156,6 +159,17 @@ def coarse_boundary_cells(scores, guard=1):
         grown = g
     rows, cols = np.nonzero(grown)
     return np.stack([(cols + 0.5) / n, (rows + 0.5) / n], axis=1), 1.0 / n
+
+
+def floor_points_for(budget):
+    """Default chaos-floor points per stage for a budget: ``budget / FLOOR_SHARE`` within
+    ``FLOOR_POINTS`` (4096 at the default 2^18, 6% of it over the reserved stages).
+
+    ``eps* = (F / A)^(1 / (2 - D))`` raises the floor's error to the power ``1 / (2 - D)``, and a
+    floor of a few percent from 512 points is a few tens of flips (20% apart from one draw to the
+    next: a factor 2.5 in eps* at D = 1.8). An underestimated floor also lets the fit keep eps
+    that are inside the band, which reads D high where the curve term is steep."""
+    return int(min(max(int(budget) // FLOOR_SHARE, FLOOR_POINTS[0]), FLOOR_POINTS[1]))
 
 
 def _eps_grid(hi, lo):
@@ -495,19 +509,23 @@ class _Fit:
         return 2.0 - self.slope
 
     def eps_star(self, counts):
-        """Where the curve term equals the chaos term: per stage with both a fitted amplitude
-        and flips, ``(F / A)^(1 / (2 - D))``; their geometric mean weighted by the flips (the
-        floor's Poisson precision). None without such a stage or with ``D >= 2``."""
+        """Where the curve term equals the chaos term, ``(F / A)^(1 / (2 - D))``, with one ratio
+        ``F / A`` for every stage with a fitted amplitude and floor points: the flips of all of
+        them over ``sum(moved_s A_s)``. The floor and the curve term are densities along the
+        same curve, so each stage's ``F_s / A_s`` is that one ratio; pooled, it is the Poisson
+        maximum-likelihood estimate from every flip, where a mean of the stages' own ratios
+        would be led by a stage of one or two flips (and weighting them by their flips leans
+        towards the stages whose flips came out high). None without flips or with ``D >= 2``."""
         if not self.slope > 0:
             return None
-        logs, weights = [], []
+        flips = exposure = 0.0
         for s, off in self.offsets.items():
-            if self.floor[s] > 0:
-                logs.append((math.log(self.floor[s]) - off) / self.slope)
-                weights.append(counts.flips[s])
-        if not logs:
+            if counts.moved[s] > 0:
+                flips += counts.flips[s]
+                exposure += counts.moved[s] * math.exp(off)
+        if not flips > 0:
             return None
-        star = math.exp(min(np.average(logs, weights=weights), 700.0))
+        star = math.exp(min(math.log(flips / exposure) / self.slope, 700.0))
         return star if star > 0 else None
 
 

@@ -45,6 +45,7 @@ from nnfractal.estimators.sampling import (
     SamplingError,
     check_transect_args,
     check_uncertainty_args,
+    floor_points_for,
     scale_picture,
     transect_dimension,
     uncertainty_exponent,
@@ -76,7 +77,8 @@ class SampleSpec(JsonRecord):
     budget: int = 1 << 18               # uncertainty: evaluations in all
     eps_min: float | None = None        # uncertainty: window units (None: from the precision)
     coarse: int = 64                    # uncertainty: coarse map points per side (0: uniform)
-    floor_points: int = 512             # uncertainty: base points per stage for the chaos floor
+    floor_points: int | None = None     # uncertainty: base points per stage for the chaos floor
+                                        # (None: floor_points_for(budget))
     points: int = 1 << 14               # transect: points per segment
     lines: int = 16                     # transect: parallel segments
     angle: float | None = None          # transect: degrees from the x axis (window units;
@@ -138,6 +140,8 @@ def resolve_spec(spec: SampleSpec, cfg: Config) -> SampleSpec:
         floor = precision_eps_floor(cfg)
         eps_min = spec.eps_min if spec.eps_min is not None else max(DEFAULT_EPS_MIN, floor)
         check_uncertainty_args(spec.budget, float(eps_min), spec.coarse)
+        if spec.floor_points is None:
+            spec = replace(spec, floor_points=floor_points_for(spec.budget))
         if isinstance(spec.floor_points, bool) or not isinstance(spec.floor_points, int) or \
                 not 0 <= spec.floor_points <= 4096:
             raise SamplingError("floor_points", f"{spec.floor_points!r} is not allowed (allowed: "
