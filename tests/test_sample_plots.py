@@ -101,3 +101,16 @@ def test_a_refused_estimate_says_why_and_still_gives_its_chaos(banded):
     refused = dict(banded.to_dict(), ok=False, dimension=None, reason="chaotic: test")
     line = scale_picture(refused)
     assert line.startswith("no D: chaotic: test;") and "chaos " in line and "eps* " in line
+
+
+def test_eps_star_is_a_measured_scale_never_an_extrapolation_below_the_data(banded):
+    """eps* is given only near the eps the stages measured; an eps* the fit would put far below
+    all of them (a D near 2 extrapolates it decades down) is withheld, and the line says where
+    the data end instead of printing the number."""
+    assert banded.eps_star is not None and banded.eps_star >= min(banded.scales) / 10
+    assert banded.extra["eps_star_below"] is None
+    smallest = float(min(banded.scales))
+    withheld = dict(banded.to_dict(), eps_star=None, eps_star_low=None, eps_star_high=None,
+                    extra=dict(banded.extra, eps_star_below=smallest))
+    line = scale_picture(withheld)
+    assert f"eps* none (more than a decade below {smallest:.1e}, the smallest eps measured)" in line

@@ -137,7 +137,10 @@ def scale_picture(est: dict) -> str:
         ci = f" (95% CI {lo:.1e}-{hi:.1e})" if lo is not None and hi is not None else ""
         parts.append(f"eps* {est['eps_star']:.1e}{ci}")
     elif est.get("method") == "uncertainty" and chaos:
+        below = (est.get("extra") or {}).get("eps_star_below")
         parts.append("eps* none (it needs a curve fit)" if not est["ok"]
+                     else f"eps* none (more than a decade below {below:.1e}, the smallest eps measured)"
+                     if below
                      else "eps* none (the curve term never meets the chaos)")
     parts.append(f"{est['evaluations']:,} evaluations")
     return "; ".join(parts)
