@@ -102,16 +102,18 @@ def make_parser() -> argparse.ArgumentParser:
 
 def cmd_dimension(args) -> int:
     from nnfractal.runner.run import describe, estimates_of
-    from nnfractal.storage.integrity import check_folder
+    from nnfractal.storage.integrity import checked_folder
     from nnfractal.studies.sample import is_sample_folder
 
     from .dimension import dimension_of  # torch: as cmd_run
     try:
-        if is_sample_folder(args.run_dir):
+        sample = is_sample_folder(args.run_dir)
+        if sample:
             _check_sample_dimension_flags(args)
-        check_folder(args.run_dir, resume_command_of(args.run_dir))
-        result = dimension_of(args.run_dir, args.method or "box", args.fit_range,
-                              write=args.write, force=args.force, log=print)
+        # a sample reads its blocks from zarr, not through read_curves: keeping them is no use
+        with checked_folder(args.run_dir, resume_command_of(args.run_dir), keep=not sample):
+            result = dimension_of(args.run_dir, args.method or "box", args.fit_range,
+                                  write=args.write, force=args.force, log=print)
     except (ConfigError, StoreError, RunFolderError) as err:
         return refuse(err)
     except OSError as err:
