@@ -2,8 +2,10 @@
 
 Writes the run's tiles into a store with checksums and one without (the same store layout, the
 `tiles/checksums` array removed), interleaved, median of `--rounds`; then reads each back the way
-`nnfractal dimension` does (every store checked first, `integrity.check_folder`, then
-`read_curves`, which checks the tiles it reads) against a plain read. The training time of the
+`nnfractal dimension` does (every store checked first, then `read_curves`) against a plain read:
+"check+read" as dimension reads now (`integrity.checked_folder`: the curves checked are kept, so
+read once) and "check, read" as it did before (`check_folder` reading every tile, then
+`read_curves` reading and checking them again), in alternating order. The training time of the
 same run is measured once (`--train`), to put the write cost in proportion.
 
     python benchmarks/bench_checksums.py --rounds 7 [--train]
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nnfractal.config import build_config
-from nnfractal.storage.integrity import check_folder
+from nnfractal.storage.integrity import check_folder, checked_folder
 from nnfractal.storage.run_folder import RunFolder
 from nnfractal.storage.store import default_tile_rows
 
@@ -53,11 +55,17 @@ def write_all(store, curves: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def read_all(folder: Path, verify: bool) -> float:
+def read_all(folder: Path, how: str) -> float:
+    """Seconds to read the curves of `folder` ("read": no check; "check+read": checked while
+    read once; "check, read": checked, then read and checked again)."""
     start = time.perf_counter()
-    if verify:
-        check_folder(folder, log=lambda *_: None)
-    RunFolder(folder).open_store().read_curves()
+    if how == "check+read":
+        with checked_folder(folder, log=lambda *_: None):
+            RunFolder(folder).open_store().read_curves()
+    else:
+        if how == "check, read":
+            check_folder(folder, log=lambda *_: None)
+        RunFolder(folder).open_store().read_curves()
     return time.perf_counter() - start
 
 
@@ -70,27 +78,30 @@ def main() -> None:
     n, steps = cfg.resolution, cfg.steps
     rng = np.random.default_rng(0)
     curves = np.exp(rng.standard_normal((n, n, steps)))        # incompressible, like real losses
-    times = {k: [] for k in ("write", "write+checksum", "read", "read+check")}
+    reads = ("read", "check+read", "check, read")
+    times = {k: [] for k in ("write", "write+checksum", *reads)}
     root = Path(tempfile.mkdtemp(prefix="bench-checksums-"))
+    load_at_start = os.getloadavg()[0]
     try:
         for r in range(args.rounds):
             for checksums in ((False, True) if r % 2 else (True, False)):
                 folder = root / f"r{r}-{checksums}"
                 store = make_store(folder, cfg, curves, checksums)
                 times["write+checksum" if checksums else "write"].append(write_all(store, curves))
-            for verify in ((False, True) if r % 2 else (True, False)):
-                times["read+check" if verify else "read"].append(
-                    read_all(root / f"r{r}-{verify}", verify))
+            for how in reads[r % 3:] + reads[:r % 3]:           # each order in turn
+                times[how].append(read_all(root / f"r{r}-{how != 'read'}", how))
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"load average {os.getloadavg()[0]:.1f}; paper-tanh store: {n}x{n} points x {steps} "
+        print(f"load average {os.getloadavg()[0]:.1f} (1 min; at start "
+              f"{load_at_start:.1f}); paper-tanh store: {n}x{n} points x {steps} "
               f"float64 = {curves.nbytes / 2**20:.1f} MiB, {store.tile_grid.count} tiles; "
               f"median of {args.rounds}")
         for k, v in med.items():
             print(f"  {k:15} {v * 1000:8.1f} ms")
         print(f"  checksums add {1000 * (med['write+checksum'] - med['write']):.1f} ms to writing "
               f"({med['write+checksum'] / med['write']:.2f}x) and "
-              f"{1000 * (med['read+check'] - med['read']):.1f} ms to a checked read "
-              f"({med['read+check'] / med['read']:.2f}x)")
+              f"{1000 * (med['check+read'] - med['read']):.1f} ms to a checked read "
+              f"({med['check+read'] / med['read']:.2f}x; checked, then read: "
+              f"{med['check, read'] / med['read']:.2f}x)")
         if args.train:
             from nnfractal.runner.run import execute
             start = time.perf_counter()

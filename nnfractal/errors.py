@@ -88,8 +88,8 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped training after a chunk; finished work is kept.
 
     str(): one line ``<where>[; <kept>]; resume with: <resume> <run_dir>`` (just `where` without
-    a folder). A KeyboardInterrupt, so callers that stage their own folder (the box compare) clean
-    up as for any Ctrl-C. The parts are kept apart so that a study that trained this run can say
+    a folder). A KeyboardInterrupt, so a caller's clean-up (a staging folder of its own) runs as for
+    any Ctrl-C. The parts are kept apart so that a study that trained this run can say
     the same stop with its own folder and resume command (`for_folder`) without parsing text."""
 
     def __init__(self, where: str, run_dir: Path | None = None,
@@ -108,7 +108,7 @@ class RunInterrupted(KeyboardInterrupt):
 class RunFailed(Exception):
     """Training, writing or drawing failed mid-run (an exception, a full disk); finished work is
     kept. str(): one line ``<brief> (<verb> with: <resume> <run_dir>)``, just `brief` without a
-    folder (a staged study whose folder does not survive). `brief` is the cause without the hint,
+    folder. `brief` is the cause without the hint,
     for a study that names its own folder and command (`for_folder`)."""
 
     def __init__(self, brief: str, run_dir: Path | None = None,

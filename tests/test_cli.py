@@ -63,6 +63,25 @@ def test_tiny_resnet_run_via_python_m(tmp_path):
     assert (out / "map.png").exists() and (out / "epochs.mp4").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["presets", "run"])
+def test_output_into_a_pipe_nobody_reads_ends_quietly(command, tmp_path):
+    """`nnfractal presets | head -1`: once the reader has gone, writing raises BrokenPipeError,
+    which used to end in a traceback. Here the pipe's read end is closed before the command
+    writes (as head's is once it has its line, without the race): no traceback, exit 141 (128 +
+    SIGPIPE, what a shell reports for other tools cut off so)."""
+    from nnfractal.cli.main import EXIT_BROKEN_PIPE
+    args = ["presets"] if command == "presets" else ["run", *TINY_MLP, "--out", tmp_path / "r"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "nnfractal", *map(str, args)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (EXIT_BROKEN_PIPE, ""), done.stderr
+
+
 BAD_INPUTS = [
     (["--resolution", "0"], "resolution"),
     (["--resolution", "-3"], "resolution"),

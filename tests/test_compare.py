@@ -237,7 +237,8 @@ def test_zoomed_windows_and_depth_sweep(tmp_path):
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_comparison_after_the_current_chunk(tmp_path, sig):
     """Ctrl-C or SIGTERM while the first grid trains (one chunk per grid): no other grid is
-    trained, exit 130, and neither the output nor a hidden staged folder stays."""
+    trained, exit 130 with the resume line, the grid is kept and no hidden folder is left; the
+    resume trains only the other grids."""
     out = tmp_path / "cmp"
     code, text = interrupt_at(
         ["compare", "paper-tanh", "paper-relu", "--resolution", "8", "--tile_batch", "64",
@@ -245,5 +246,12 @@ def test_a_signal_stops_the_comparison_after_the_current_chunk(tmp_path, sig):
          "--no-progress"], lambda line: "] training " in line, sig)
     assert code == 130, text
     assert "stopping after the current chunk" in text
+    assert text.strip().splitlines()[-1].endswith(f"resume with: nnfractal compare --resume {out}")
     assert text.count("] training ") == 1, text              # no other grid was trained
-    assert list(tmp_path.iterdir()) == []                   # no output, no .cmp.* folder
+    assert [p.name for p in tmp_path.iterdir()] == ["cmp"]  # no .cmp.* folder beside it
+    assert (out / "plan.json").is_file() and not (out / "compare.json").exists()
+    code, text = interrupt_at(["compare", "--resume", str(out), "--no-progress"],
+                              lambda line: False, sig)
+    assert code == 0, text
+    assert text.count("] training ") == 3, text              # the three grids not yet trained
+    assert len(json.loads((out / "compare.json").read_text())["units"]) == 4

@@ -160,7 +160,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, field
 def test_resume_of_a_folder_that_is_not_a_comparison_is_refused(tmp_path, capsys):
     code = main(["compare", "--resume", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "resume:" in err and "not a sampled comparison" in err
+    assert code == 2 and "resume:" in err and "is not a comparison (no plan.json" in err
 
 
 @pytest.mark.slow

@@ -48,8 +48,6 @@ MLP = ["--steps", "4", "--no-progress"]
 TRANSECT = ["--method", "transect", "--points", "1024"]
 UNCERTAINTY = ["--method", "uncertainty", "--budget", "16064", "--coarse", "8", "--eps-min",
                "1e-4", "--floor-points", "0"]
-NO_BOX_RESUME = ("the box comparison is staged, unlocked and has no --resume: a second start "
-                 "trains too, and a stop keeps nothing (studies/compare.py)")
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,6 @@ class Row:
     start: Callable[[Path, Path], list[str]]
     readers: tuple[str, ...] = ("dimension", "report")
     bad: tuple[str, str, str] = ("--precision", "float16", "precision")  # flag, value, field
-    resumable: bool = True
     xfail: dict = field(default_factory=dict)       # column -> what is missing
 
     @property
@@ -84,7 +81,7 @@ ROWS = [
     Row("compare", "box", lambda out, base: [
         "compare", "paper-tanh", "paper-relu", "--resolution", "8", "--tile_batch", "16",
         "--seeds", "1", "--windows", "2", *MLP, "--out", str(out)],          # 4 grids
-        readers=("report",), resumable=False, xfail={"chain": NO_BOX_RESUME}),
+        readers=("report",)),
     Row("compare", "uncertainty", lambda out, base: [
         "compare", "paper-tanh", "paper-relu", *UNCERTAINTY, "--seeds", "1", *MLP,
         "--out", str(out)], readers=("report",)),
@@ -272,7 +269,7 @@ def test_bad_input_is_one_line_and_writes_nothing(row, fault, base, tmp_path, ca
 @pytest.mark.parametrize("flag", [["--steps", "5"], ["--out", "elsewhere"], ["--points", "2048"],
                                   ["--method", "transect"], ["--seeds", "3"], ["--angle", "30"]],
                          ids=lambda f: f[0])
-@pytest.mark.parametrize("row", [r for r in ROWS if r.resumable], ids=lambda r: r.id)
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_a_flag_given_with_resume_is_refused_not_ignored(row, flag, reference, capsys):
     """--resume reads the folder's own settings: any other flag that would be ignored is refused
     in one line (those a command does not have at all are refused by its parser)."""
@@ -394,8 +391,6 @@ def test_a_damaged_store_is_refused_by_every_reader_and_trained_again_on_resume(
         code, _, err = cli(reader_args(reader, folder), capsys)
         assert code == 2 and "is damaged" in one_line(err), (reader, err)
         assert snapshot(folder) == before, reader
-    if not row.resumable:
-        return
     code, out, err = cli(row.resume(folder), capsys)
     assert code == 0, err
     assert "damaged" in out and "training it again" in out
@@ -408,8 +403,7 @@ def test_an_edited_config_is_refused_by_every_reader_and_by_resume(row, referenc
     folder = shutil.copytree(reference(row), tmp_path / "out")
     edit_steps(stores_under(folder)[-1].parent / "config.toml")
     before = snapshot(folder)
-    for args in [reader_args(r, folder) for r in row.readers] + (
-            [row.resume(folder)] if row.resumable else []):
+    for args in [reader_args(r, folder) for r in row.readers] + [row.resume(folder)]:
         code, _, err = cli(args, capsys)
         assert code == 2 and "differs from the config its store was written with" in one_line(err), \
             (args, err)

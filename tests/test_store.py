@@ -12,7 +12,14 @@ from nnfractal.config import ConfigError, build_config
 from nnfractal.models import build_family
 from nnfractal.runner.backends import LocalBackend, TileJob, make_backend, train_tile
 from nnfractal.runner.run import plan_run
-from nnfractal.storage.store import RunStore, StoreError, TileGrid, default_tile_rows, tile_rows_step
+from nnfractal.storage.store import (
+    RunStore,
+    StoreError,
+    TileGrid,
+    default_tile_rows,
+    keep_verified,
+    tile_rows_step,
+)
 from nnfractal.training.engine import train
 
 # A float64 paper MLP: 4 x 4 points, chunks of 4 models (one row), 6 steps; autograd, so that the
@@ -86,6 +93,53 @@ def test_a_damaged_chunk_is_found_by_its_checksum_and_never_read_as_data(tmp_pat
         with pytest.raises(StoreError, match=r"tile 1 \(rows 1-1\) is damaged|cannot be read"):
             read()
     np.testing.assert_array_equal(store.read_tile(2)["train_loss"], values[2])    # the others read
+
+
+def test_curves_checked_inside_keep_verified_are_read_from_disk_once(tmp_path):
+    """A checked read (integrity.checked_folder) reads each metric once: what
+    damaged_tiles(keep=True) checked, read_curves hands out again (read-only), so a chunk file
+    deleted after the check is not read again; outside the block it is, and is refused."""
+    store, values = _written(tmp_path / "store.zarr")
+    with keep_verified():
+        assert store.damaged_tiles(keep=True) == []
+        _chunk(store, 1).unlink()                      # read from disk now, this is damage
+        again = RunStore.open(store.path)
+        curves = again.read_curves()
+        assert np.array_equal(curves, values) and not curves.flags.writeable
+        assert again.read_curves() is curves
+    with pytest.raises(StoreError, match=r"tile 1 \(rows 1-1\) is damaged"):
+        RunStore.open(store.path).read_curves()
+
+
+def test_kept_curves_are_read_again_once_the_store_changed_or_did_not_fit(tmp_path):
+    store, values = _written(tmp_path / "store.zarr")
+    with keep_verified():
+        store.damaged_tiles(keep=True)
+        RunStore.open(store.path, mode="r+").write_tile(1, {"train_loss": values[1] + 1},
+                                                        stored=4, seconds=1.0)
+        curves = RunStore.open(store.path).read_curves()
+        assert np.array_equal(curves[1], values[1] + 1) and curves.flags.writeable
+    with keep_verified(max_bytes=values.nbytes - 1):        # no room: nothing is kept
+        store.damaged_tiles(keep=True)
+        _chunk(store, 2).unlink()
+        with pytest.raises(StoreError, match=r"tile 2 \(rows 2-2\) is damaged"):
+            RunStore.open(store.path).read_curves()
+
+
+@pytest.mark.parametrize("damage", ["missing", "replaced", "truncated"])
+def test_a_check_that_keeps_the_curves_finds_the_same_damage_and_keeps_nothing(tmp_path, damage):
+    store, values = _written(tmp_path / "store.zarr")
+    chunk = _chunk(store, 1)
+    if damage == "missing":
+        chunk.unlink()
+    elif damage == "replaced":
+        chunk.write_bytes(_chunk(store, 2).read_bytes())
+    else:
+        chunk.write_bytes(chunk.read_bytes()[:10])
+    with keep_verified():
+        assert [tile for tile, _ in RunStore.open(store.path).damaged_tiles(keep=True)] == [1]
+        with pytest.raises(StoreError, match=r"tile 1 \(rows 1-1\) is damaged|cannot be read"):
+            RunStore.open(store.path).read_curves()
 
 
 def test_a_damaged_tile_reset_is_trained_again_and_the_store_is_incomplete(tmp_path):

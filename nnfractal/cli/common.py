@@ -198,8 +198,7 @@ def config_from_args(args: argparse.Namespace, log=None):
 def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
     """Call work(); a refused input or a failed run becomes one line on stderr and exit code 2,
     Ctrl-C exit 130 (with keyboard=False, Ctrl-C propagates to the caller). resumable: a failed
-    run's line says how to resume it (run, sample, zoom, sampled compare; the box compare's staged
-    folder does not survive)."""
+    run's line says how to resume it."""
     try:
         work()
     except (ConfigError, DataError, RunFolderError, StoreError) as err:
@@ -220,7 +219,7 @@ def run_guarded(work, keyboard: bool = True, resumable: bool = False) -> int:
 
 
 def run_resumable(work, folder: list, resume_command: str) -> int:
-    """`run_guarded` for a command whose folder survives a stop (run, sample, zoom, sampled compare):
+    """`run_guarded` for a command whose folder survives a stop (run, sample, zoom, compare):
     a failure says how to resume; Ctrl-C after a chunk exits 130 with the interrupt's own line
     (RunInterrupted); a Ctrl-C before that says how to resume once `folder[0]` has its
     config.toml, else that nothing was written."""
@@ -256,7 +255,8 @@ RESUMED_BY = (("zoom_plan.json", "nnfractal zoom --resume"), ("zoom.json", "nnfr
 
 def resume_command_of(folder: Path) -> str | None:
     """The command that resumes (and so trains again the damaged tiles of) a result folder, or
-    None for one that cannot be resumed (a box comparison, an explorer session)."""
+    None for one that cannot be resumed (a box comparison written before it had plan.json, an
+    explorer session)."""
     folder = Path(folder)
     for name, command in RESUMED_BY:
         if (folder / name).exists():

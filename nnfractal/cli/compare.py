@@ -9,7 +9,7 @@ from nnfractal.config import ConfigError
 from nnfractal.errors import DataError, RunFolderError, refuse
 from nnfractal.report import write_report
 from nnfractal.studies import compare
-from nnfractal.studies.comparison import pair_configs
+from nnfractal.studies.comparison import pair_configs, plan_method
 
 from .common import (
     CONFIG_FLAGS,
@@ -41,7 +41,8 @@ def add_compare_parser(sub) -> None:
                    "(sampling estimators of `nnfractal sample`, paired by seed; transect: the "
                    "same points for both architectures)")
     p.add_argument("--resume", type=Path, metavar="COMPARE_DIR",
-                   help="--method uncertainty|transect: finish an interrupted comparison")
+                   help="finish an interrupted comparison (any --method; its settings are in "
+                   "the folder)")
     p.add_argument("--seeds", type=int, default=None,
                    help=f"initialisation seeds per architecture, seed = cfg.seed + i "
                    f"(default {compare.DEFAULT_SEEDS})")
@@ -85,8 +86,7 @@ def cmd_compare(args) -> int:
         work = _compare_work(args)
     except (ConfigError, DataError, RunFolderError) as err:
         return refuse(err)
-    # a study's stops and failures say how to resume it (the box compare's: that nothing was
-    # written, its folder being staged)
+    # a study's stops and failures say how to resume it
     return run_resumable(work, [], "nnfractal compare --resume")
 
 
@@ -97,13 +97,14 @@ def _compare_work(args):
     from nnfractal.studies import compare_sampled as cs
     if args.resume is not None:
         refuse_given_with_resume(args, RESUME_REFUSED, "nnfractal compare --resume COMPARE_DIR "
-                                 "[--data-dir DIR] [--no-progress], a comparison by uncertainty "
-                                 "or transect")
+                                 "[--data-dir DIR] [--no-progress]")
 
         def resume() -> None:
             repair_for_resume(args.resume)
-            cs.resume_compare(args.resume, data_dir=args.data_dir, progress=not args.no_progress,
-                              report=write_report)
+            finish = (cs.resume_compare if plan_method(args.resume) in cs.SAMPLED_METHODS
+                      else compare.resume_box)     # box: also refuses a folder that is neither
+            finish(args.resume, data_dir=args.data_dir, progress=not args.no_progress,
+                   report=write_report)
         return resume
     method = args.method or "box"
     seeds = compare.DEFAULT_SEEDS if args.seeds is None else args.seeds

@@ -69,11 +69,13 @@ def make_session(args):
                             ("tile_batch", args.tile_batch)):
             if value is not None:
                 raise ExploreError(400, f"{flag}: not allowed with RUN_DIR (the run's config is used)")
-        from nnfractal.storage.integrity import check_folder
-        check_folder(args.run_dir)          # a damaged or edited store: one line, never a map
-        return Session.open(args.run_dir, args.out, data_dir=args.data_dir, device=args.device,
-                            default_resolution=args.resolution, report=write_report,
-                            chaos_ulps=_chaos_ulps(args))
+        from nnfractal.storage.integrity import checked_folder
+        # a damaged or edited store: one line, never a map; the map read at opening reads the
+        # curves that the check read
+        with checked_folder(args.run_dir):
+            return Session.open(args.run_dir, args.out, data_dir=args.data_dir,
+                                device=args.device, default_resolution=args.resolution,
+                                report=write_report, chaos_ulps=_chaos_ulps(args))
     preset = args.preset or "paper-tanh"
     base = load_preset(preset)
     overrides = {"resolution": args.resolution, "steps": args.steps, "tile_batch": args.tile_batch,

@@ -6,6 +6,8 @@ prints one line, ``nnfractal: error: <field>: <what is wrong> (allowed: ...)``, 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from nnfractal.config import ConfigError, load_preset, preset_names
@@ -36,6 +38,11 @@ __all__ = ["CONFIG_FLAGS", "DEFAULT_PRESET", "EXIT_USAGE", "OneLineParser", "add
            "config_from_args", "is_out_of_memory", "overrides_from_args", "run_guarded", "main",
            "console_main", "make_parser"]
 _add_run_flags = add_run_flags
+
+# 128 + SIGPIPE: the status a shell reports for a tool that SIGPIPE ended because its reader went
+# away (`yes | head -1`). Not 0: the output was cut, and `set -o pipefail` should see it as for
+# any other tool.
+EXIT_BROKEN_PIPE = 141
 
 # Subcommands defined in their own module: name -> (add its parser to the subparsers, run it
 # from the parsed flags -> exit code).
@@ -95,16 +102,18 @@ def make_parser() -> argparse.ArgumentParser:
 
 def cmd_dimension(args) -> int:
     from nnfractal.runner.run import describe, estimates_of
-    from nnfractal.storage.integrity import check_folder
+    from nnfractal.storage.integrity import checked_folder
     from nnfractal.studies.sample import is_sample_folder
 
     from .dimension import dimension_of  # torch: as cmd_run
     try:
-        if is_sample_folder(args.run_dir):
+        sample = is_sample_folder(args.run_dir)
+        if sample:
             _check_sample_dimension_flags(args)
-        check_folder(args.run_dir, resume_command_of(args.run_dir))
-        result = dimension_of(args.run_dir, args.method or "box", args.fit_range,
-                              write=args.write, force=args.force, log=print)
+        # a sample reads its blocks from zarr, not through read_curves: keeping them is no use
+        with checked_folder(args.run_dir, resume_command_of(args.run_dir), keep=not sample):
+            result = dimension_of(args.run_dir, args.method or "box", args.fit_range,
+                                  write=args.write, force=args.force, log=print)
     except (ConfigError, StoreError, RunFolderError) as err:
         return refuse(err)
     except OSError as err:
@@ -143,9 +152,22 @@ def preset_line(name: str) -> str:
 
 def console_main() -> int:
     """The `nnfractal` command and `python -m nnfractal`: `main` on tcmalloc where it is installed
-    (allocator.py restarts the process once). A call of `main` from Python never restarts."""
+    (allocator.py restarts the process once). A call of `main` from Python never restarts.
+
+    Output piped into a reader that stopped reading (``nnfractal presets | head -1``) ends the
+    command quietly with EXIT_BROKEN_PIPE, as SIGPIPE ends other Unix tools, instead of a
+    BrokenPipeError traceback."""
     restart_with_tcmalloc()
-    return main()
+    try:
+        try:
+            return main()
+        finally:
+            sys.stdout.flush()          # buffered lines meet a closed pipe here, or at exit
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit: point it at /dev/null so that this flush
+        # cannot fail (and print "Exception ignored ... BrokenPipeError") again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def main(argv: list[str] | None = None) -> int:

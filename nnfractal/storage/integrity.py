@@ -9,16 +9,20 @@ each run's lock, but marks the damaged tiles as not trained, so that the resume 
 (one line per store says which) and gives the numbers of an undamaged run.
 
 Both read every stored tile once: the price of finding a chunk file that a study reads directly
-from zarr (a sample's blocks) before it is read as NaN, i.e. "diverged".
+from zarr (a sample's blocks) before it is read as NaN, i.e. "diverged". A command that reads the
+curves anyway checks the folder with `checked_folder`: the curves checked are kept for its reads
+(`store.keep_verified`), so that each is read once.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nnfractal.errors import ConfigError, StoreError, one_line
 
 from .run_folder import STORE_DIR, RunFolder
-from .store import RunStore
+from .store import RunStore, keep_verified
 
 NOT_CHECKSUMMED = "not checksummed (written before nnfractal checked its stores)"
 
@@ -33,11 +37,13 @@ def stores_under(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def check_folder(folder: Path, resume_hint: str | None = None, log=print) -> None:
+def check_folder(folder: Path, resume_hint: str | None = None, log=print,
+                 keep: bool = False) -> None:
     """Refuse (StoreError, one line) a folder holding a store with a damaged tile or a
     config.toml that differs from its store's config. `resume_hint`: the command that trains a
     damaged tile again, named in the refusal. Stores without checksums are read (one line
-    logged: they cannot be checked)."""
+    logged: they cannot be checked). `keep`: keep the curves checked for `read_curves` (inside
+    `store.keep_verified`; `checked_folder` does both)."""
     unchecked = []
     for path in stores_under(folder):
         store = RunStore.open(path)
@@ -45,7 +51,7 @@ def check_folder(folder: Path, resume_hint: str | None = None, log=print) -> Non
         if not store.checksummed:
             unchecked.append(path)
             continue
-        damaged = _damaged_tiles(store)
+        damaged = _damaged_tiles(store, keep)
         if damaged:
             tile, why = damaged[0]
             more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
@@ -55,6 +61,18 @@ def check_folder(folder: Path, resume_hint: str | None = None, log=print) -> Non
     if unchecked:
         log(f"note: {_names(unchecked)} {'is' if len(unchecked) == 1 else 'are'} {NOT_CHECKSUMMED}; "
             "a damaged chunk file there cannot be found")
+
+
+@contextmanager
+def checked_folder(folder: Path, resume_hint: str | None = None, log=print,
+                   keep: bool = True) -> Iterator[None]:
+    """`check_folder`, for a command that then reads the folder's curves in the block: with
+    `keep`, the curves checked are kept until the block ends and `RunStore.read_curves` returns
+    them, so that each is read from disk once (as many as `store.KEEP_BYTES` allow; the rest is
+    read again)."""
+    with keep_verified():
+        check_folder(folder, resume_hint, log, keep=keep)
+        yield
 
 
 def repair_folder(folder: Path, log=print) -> list[tuple[Path, list[int]]]:
@@ -102,11 +120,11 @@ def check_config(run: RunFolder, store: RunStore) -> None:
                          "was trained with)")
 
 
-def _damaged_tiles(store: RunStore) -> list[tuple[int, str]]:
-    """`store.damaged_tiles()`, with a store whose arrays cannot even be listed (a torn zarr.json)
-    refused in one line (StoreError) instead of zarr's own error."""
+def _damaged_tiles(store: RunStore, keep: bool = False) -> list[tuple[int, str]]:
+    """`store.damaged_tiles(keep)`, with a store whose arrays cannot even be listed (a torn
+    zarr.json) refused in one line (StoreError) instead of zarr's own error."""
     try:
-        return store.damaged_tiles()
+        return store.damaged_tiles(keep)
     except StoreError:
         raise
     except Exception as err:            # zarr raises many kinds for damaged metadata

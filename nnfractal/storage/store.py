@@ -46,6 +46,14 @@ or replaced by another valid chunk. CRC-32 rather than a cryptographic hash: it 
 damage, not forgery, and is the fastest check in the standard library. Stores written before
 checksums have no ``tiles/checksums`` and are read as before (`checksummed` is False).
 
+**One read for a checked folder.** A command that checks a folder's stores before it reads their
+curves (`integrity.checked_folder`, e.g. ``nnfractal dimension``) reads each metric once:
+`damaged_tiles(keep=True)` reads it whole, checks every tile against its record and keeps the
+array (read-only, up to KEEP_BYTES in all) until the block ends, and `read_curves` hands it out
+again instead of reading and checking it a second time. What is kept is what was checked: a write
+to the store in this process drops it, and one by another process is read as a read a moment
+earlier would have read it (readers take no lock, before this as now).
+
 Readers (render, report, explorer) only ever read this store; they never train.
 
 Test hook (documented, minimal): with ``NNFRACTAL_TEST_SIGNAL_AFTER_WRITE=N:SIG`` (SIG a signal's
@@ -60,7 +68,9 @@ import os
 import shutil
 import signal
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +88,30 @@ MAX_CHUNK_BYTES = 64 << 20  # one curves chunk file at most (split along T beyon
 CHECKSUM_HASH = "crc32"
 SIGNAL_ENV = "NNFRACTAL_TEST_SIGNAL_AFTER_WRITE"
 _writes = [0]               # write_tile calls in this process (the test hook counts them)
+KEEP_BYTES = 1 << 30        # verified curves a `keep_verified` block holds at most (more: read again)
+
+
+@dataclass
+class _Kept:
+    """The curves checked inside one `keep_verified` block: resolved store path -> metric ->
+    read-only (rows, cols, T) curves."""
+    room: int
+    stores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+_keeping: list[_Kept] = []  # the open keep_verified blocks, innermost last
+
+
+@contextmanager
+def keep_verified(max_bytes: int = KEEP_BYTES) -> Iterator[None]:
+    """While the block runs, the curves that `RunStore.damaged_tiles(keep=True)` checked are
+    kept (up to `max_bytes`), and `read_curves` returns them instead of reading and checking
+    them again; they are dropped when the block ends."""
+    _keeping.append(_Kept(room=max_bytes))
+    try:
+        yield
+    finally:
+        _keeping.pop()
 
 
 def digest(values: np.ndarray) -> int:
@@ -242,6 +276,7 @@ class RunStore:
 
         Whole rows go in one assignment (one write per chunk); a ragged start or end row is
         written on its own."""
+        self._forget_kept()
         arr = self.group[f"curves/{metric}"]
         rows, cols, _ = arr.shape
         curves = np.asarray(curves)
@@ -259,22 +294,27 @@ class RunStore:
             i += n
 
     def read_curves(self, metric: str = "train_loss") -> np.ndarray:
-        """All curves of a metric: (rows, cols, T)."""
+        """All curves of a metric: (rows, cols, T); read-only when they were kept by a check
+        (`keep_verified`)."""
+        kept = self._kept_curves().get(metric)
+        if kept is not None:
+            return kept
         if f"curves/{metric}" not in self.group:
             raise StoreError(f"readout: {metric!r} was not recorded in {self.path} "
                              f"(allowed: {', '.join(self.metrics)})")
+        checked = self._checked_state() if self.checksummed else None
         try:
             curves = self.group[f"curves/{metric}"][:]
         except Exception as err:
             raise StoreError(f"store: {self.path}/curves/{metric} cannot be read, a chunk file is "
                              f"damaged ({one_line(err)})") from None
-        if self.checksummed:
+        if checked is not None:
             grid = self.tile_grid
 
             def block(tile: int) -> dict[str, np.ndarray]:
                 r0, r1 = grid.bounds(tile)
                 return {metric: curves[r0:r1].reshape((r1 - r0) * grid.cols, -1)}
-            self._check_tiles(block, grid.tiles())
+            self._check_tiles(block, grid.tiles(), checked)
         return curves
 
     @property
@@ -360,13 +400,14 @@ class RunStore:
                                  f"cannot be read, its chunk file is damaged ({one_line(err)})") from None
             out[metric] = block.reshape((r1 - r0) * self.tile_grid.cols, -1)
         if self.checksummed:
-            self._check_tiles(lambda _: out, [tile])
+            self._check_tiles(lambda _: out, [tile], self._checked_state())
         return out
 
     def write_tile(self, tile: int, curves: dict[str, np.ndarray], stored: int,
                    seconds: float) -> None:
         """Write a tile's curves (metric -> (n, T), row-major), then its flags: `stored` points
         are now valid, after `seconds` of compute in all."""
+        self._forget_kept()
         r0, r1 = self.tile_grid.bounds(tile)
         for metric, c in curves.items():
             self.group[f"curves/{metric}"][r0:r1] = c.reshape(r1 - r0, self.tile_grid.cols, -1)
@@ -432,11 +473,40 @@ class RunStore:
         return np.array([count] + [got.get(name, 0) for name in self._columns()[1:]],
                         dtype=np.uint64)
 
-    def _check_tiles(self, curves_of, tiles: list[int]) -> None:
+    def _checked_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(stored flags (tiles,), checksum records (tiles, columns)): what a check of the curves
+        compares them with."""
+        try:
+            return self.group["tiles/stored"][:], self.group["tiles/checksums"][:]
+        except Exception as err:
+            raise StoreError(f"store: {self.path}/tiles cannot be read, a flag or checksum file "
+                             f"is damaged ({one_line(err)})") from None
+
+    def _kept_curves(self) -> dict[str, np.ndarray]:
+        """The curves of this store that the innermost `keep_verified` block keeps ({} if none)."""
+        return _keeping[-1].stores.get(str(self.path.resolve()), {}) if _keeping else {}
+
+    def _keep(self, curves: dict[str, np.ndarray]) -> None:
+        """Keep checked curves (metric -> (rows, cols, T)) for `read_curves`, if the innermost
+        `keep_verified` block has room for them."""
+        size = sum(c.nbytes for c in curves.values())
+        if not _keeping or size > _keeping[-1].room:
+            return
+        for c in curves.values():
+            c.flags.writeable = False       # handed out to every reader: none may change it
+        _keeping[-1].room -= size
+        _keeping[-1].stores[str(self.path.resolve())] = curves
+
+    def _forget_kept(self) -> None:
+        """Drop the curves kept for this store (it is being written), in every open block."""
+        for block in _keeping:
+            block.stores.pop(str(self.path.resolve()), None)
+
+    def _check_tiles(self, curves_of, tiles: list[int], checked) -> None:
         """Refuse (StoreError) the first of `tiles` whose curves (`curves_of(tile)`: metric ->
-        (n, T), some metrics or all) do not match its checksum record."""
-        stored = self.tile_state()["stored"]
-        records = self.group["tiles/checksums"][:]
+        (n, T), some metrics or all) do not match its checksum record (`checked`: the store's
+        `_checked_state`)."""
+        stored, records = checked
         for tile in tiles:
             why = self._mismatch(tile, curves_of(tile), records[tile], int(stored[tile]))
             if why:
@@ -474,22 +544,21 @@ class RunStore:
             tiles.update(range(r0 // grid.tile_rows, -(-r1 // grid.tile_rows)))
         return sorted(tiles)
 
-    def damaged_tiles(self) -> list[tuple[int, str]]:
+    def damaged_tiles(self, keep: bool = False) -> list[tuple[int, str]]:
         """Every tile whose stored data does not match its checksum record, as (tile, why), read
         tile by tile (one chunk each). [] for a store without checksums. A store whose flags or
-        records cannot be read at all raises StoreError."""
+        records cannot be read at all raises StoreError. `keep`: inside a `keep_verified` block
+        with room for them, each metric is read whole instead and, with no tile damaged, kept for
+        `read_curves`."""
         if not self.checksummed:
             return []
-        state = self.tile_state()
-        try:
-            records = self.group["tiles/checksums"][:]
-        except Exception as err:
-            raise StoreError(f"store: {self.path}/tiles/checksums cannot be read, a chunk file is "
-                             f"damaged ({one_line(err)})") from None
+        flags, records = self._checked_state()
         grid, planned, out = self.tile_grid, set(self.planned_tiles()), []
         arrays = {m: self.group[f"curves/{m}"] for m in self.metrics}   # metadata: raises whole
+        whole = self._read_whole(arrays) if keep else {}
+        sources = {m: whole.get(m, a) for m, a in arrays.items()}      # an array or zarr's
         for tile in grid.tiles():
-            stored = int(state["stored"][tile])
+            stored = int(flags[tile])
             if self.complete and tile in planned and stored < grid.n_points(tile):
                 out.append((tile, f"the store is complete but its flag says {stored} of "
                                   f"{grid.n_points(tile)} points are stored"))
@@ -498,17 +567,35 @@ class RunStore:
                 continue
             r0, r1 = grid.bounds(tile)
             try:
-                curves = {m: a[r0:r1].reshape((r1 - r0) * grid.cols, -1) for m, a in arrays.items()}
+                curves = {m: a[r0:r1].reshape((r1 - r0) * grid.cols, -1) for m, a in sources.items()}
                 why = self._mismatch(tile, curves, records[tile], stored, points=True)
             except Exception as err:            # zarr/zstd raise many kinds for a torn chunk
                 why = f"a chunk file cannot be read: {one_line(err, 120)}"
             if why:
                 out.append((tile, why))
+        if not out and len(whole) == len(arrays):
+            self._keep(whole)
         return out
+
+    def _read_whole(self, arrays: dict) -> dict[str, np.ndarray]:
+        """Each metric's curves (rows, cols, T) in one read, where the innermost `keep_verified`
+        block has room for all of them ({} otherwise); a metric with a chunk file that cannot be
+        read is left out (read tile by tile, so that the damaged tile is named)."""
+        size = sum(math.prod(a.shape) * a.dtype.itemsize for a in arrays.values())
+        if not _keeping or size > _keeping[-1].room:
+            return {}
+        whole = {}
+        for metric, a in arrays.items():
+            try:
+                whole[metric] = a[:]
+            except Exception:                   # noqa: BLE001 - found again per tile, named
+                pass
+        return whole
 
     def reset_tiles(self, tiles: list[int]) -> None:
         """Mark `tiles` as not trained (flags, records and seconds to 0, curves to NaN, the store
         incomplete), so that a resume trains them again."""
+        self._forget_kept()
         for tile in tiles:
             self.group["tiles/stored"][tile] = 0
             self.group["tiles/seconds"][tile] = 0.0

@@ -12,10 +12,14 @@ with only B's architecture fields). For each architecture, each initialisation s
 
 With ``--depths`` the whole design is repeated for every depth (both presets at that depth).
 
-A staged study on the skeleton of study.py (`BoxCompareStudy`): built under a hidden name beside
-the output folder and renamed into place when complete, so a refused, crashed or interrupted
-comparison leaves nothing (it is not resumable). Output folder::
+A resumable study on the skeleton of study.py (`BoxCompareStudy`): the folder appears in one step
+holding ``plan.json`` (`BoxPlan`, every input) and stays locked while a process works on it; each
+grid is a run folder that resumes as `nnfractal run --resume` does (`Study.ensure_run`), and
+``nnfractal compare --resume DIR`` finishes the grids that are not done. Training and the
+estimators are deterministic given the config, so a resumed comparison gives the numbers of an
+uninterrupted one, bit for bit. Output folder::
 
+    plan.json                       the inputs (written first; --resume reads it)
     compare.json                    `comparison.BoxComparison`: settings, configs, every grid,
                                     pooled dimensions, difference and verdict
     report.html                     the self-contained report (nnfractal/report/compare.py)
@@ -33,12 +37,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nnfractal.config import Config, ConfigError
-from nnfractal.errors import check_int_at_least
+from nnfractal.errors import StoreError, check_int_at_least
 from nnfractal.estimators.boxcount import boundary, paper_dimension
 from nnfractal.estimators.stats import difference, pool
 from nnfractal.storage.records import JsonRecord
@@ -68,7 +72,7 @@ from .comparison import (
     main_group,
     read_comparison,
 )
-from .study import Study, StudyOptions, start
+from .study import Study, StudyOptions, check_out, resume, start
 from .windows import auto_center, frame_windows, resolvable_frames
 
 # run, backends and render are imported in the functions that use them: they load torch and
@@ -76,11 +80,13 @@ from .windows import auto_center, frame_windows, resolvable_frames
 # its allocator restart, also for commands that need neither (presets, report, --help).
 
 __all__ = ["ARCH_FIELDS", "DEFAULT_PRESETS", "FORMAT", "FORMAT_VERSION", "BoxPlan", "plan",
-           "compare", "analyse", "reanalyse", "draw_figures"]
+           "compare", "resume_box", "analyse", "reanalyse", "draw_figures"]
 
 DEFAULT_SEEDS = 3
 DEFAULT_WINDOWS = 3
 DEFAULT_FACTOR = 2.0
+PLAN_JSON = "plan.json"
+PLAN_FORMAT = "nnfractal-compare-plan"      # the sampled comparison's too; `method` tells them apart
 
 FIGURES = {
     "maps": "compare_maps.png",
@@ -95,7 +101,10 @@ FIGURES = {
 
 @dataclass(kw_only=True)
 class BoxPlan(JsonRecord):
-    """Every input of a box comparison, checked (a staged study: never written to a file)."""
+    """plan.json of a box comparison: every input, checked (written first; --resume reads it)."""
+    json_format = PLAN_FORMAT
+    format: str = PLAN_FORMAT
+    method: str = "box"
     presets: list[str]
     seeds: int
     windows: int
@@ -125,7 +134,7 @@ def plan(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS, windows: int = 
                           "zoom factor between windows)")
     design = design_pairs(presets, seeds, depths, overrides)
     out = Path(out) if out is not None else default_compare_dir(*presets)
-    RunFolder(out).check_new()
+    check_out(BoxCompareStudy, out)
     n_grids = 2 * len(design.groups) * seeds * windows
     field, value = ("seeds", seeds) if seeds >= windows else ("windows", windows)
     for group in design.groups:
@@ -174,15 +183,25 @@ def unit_record(run_dir: Path, root: Path, *, preset: str, label: str, depth, se
 
 
 class BoxCompareStudy(Study[BoxPlan, BoxComparison]):
-    """The box comparison on the study skeleton: staged, its units the grids."""
+    """The box comparison on the study skeleton: its units are the grids."""
     command = "compare"
     what = "comparison"
     unit_name = "grid"
     plan_type = BoxPlan
+    plan_file = PLAN_JSON
     result_type = BoxComparison
     result_file = RESULT_FILE
-    staged = True
     redraw_command = "nnfractal report"
+
+    @classmethod
+    def finished(cls, folder: Path) -> bool:
+        """compare.json is written before the figures and again with them: complete once it
+        names its figures."""
+        try:
+            info = read_comparison(folder)
+        except StoreError:
+            return False
+        return isinstance(info, BoxComparison) and bool(info.figures)
 
     def announce(self) -> None:
         p = self.plan
@@ -300,8 +319,21 @@ def compare(presets=DEFAULT_PRESETS, *, seeds: int = DEFAULT_SEEDS,
     p = plan(presets, seeds=seeds, windows=windows, factor=factor, depths=depths, out=out,
              max_storage=options.max_storage, **overrides)
     out = start(BoxCompareStudy, p, Path(p.out), options)
-    n = len(read_comparison(out).units)
-    options.log(f"wrote {out}  ({n} grids; report.html)")
+    options.log(f"wrote {out}  ({len(read_comparison(out).units)} grids; report.html)")
+    return out
+
+
+def resume_box(root, options: StudyOptions | None = None, **option_values: Any) -> Path:
+    """Finish a stopped box comparison (`study.resume`): the grids not finished are trained (an
+    unfinished grid keeps its tiles), then it is analysed and drawn as by `compare`. A finished
+    comparison is left as it is. The grids get no storage limit: it was checked when the
+    comparison began."""
+    options = replace(options or StudyOptions(**option_values), max_storage=None)
+    root = Path(root)
+    finished = BoxCompareStudy.finished(root)
+    out = resume(BoxCompareStudy, root, options)
+    if not finished:
+        options.log(f"wrote {out}  ({len(read_comparison(out).units)} grids; report.html)")
     return out
 
 

@@ -9,7 +9,8 @@ are identical (`pair_configs`). With ``--depths`` the whole design is repeated f
 
 compare.json is one of two records, told apart by its ``method`` key: `BoxComparison` (``nnfractal
 compare``, grids and box counting, compare.py) and `SampledComparison` (``--method
-uncertainty|transect``, compare_sampled.py). `read_comparison` reads either.
+uncertainty|transect``, compare_sampled.py). `read_comparison` reads either. So is plan.json
+(`compare.BoxPlan`, `compare_sampled.SampledPlan`; `plan_method` tells which).
 """
 from __future__ import annotations
 
@@ -378,6 +379,16 @@ class SampledComparison(JsonRecord, _Verdict):
     figures: dict[str, str] = field(default_factory=dict)
     timing: SampledTiming = field(default_factory=SampledTiming)
     hardware: Hardware = field(default_factory=Hardware)
+
+
+def plan_method(root) -> str | None:
+    """The ``method`` of a comparison folder's plan.json (box, uncertainty, transect); None when
+    it has no readable one (the study's own reading of it then says why in one line)."""
+    try:
+        method = json.loads((Path(root) / "plan.json").read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return method if isinstance(method, str) else None
 
 
 def read_comparison(root) -> BoxComparison | SampledComparison:

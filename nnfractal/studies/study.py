@@ -23,10 +23,6 @@ figures) and a report section (nnfractal/report/). The rest is here, the same fo
 - After training: `analyse` -> the result file -> `draw` -> the result file again -> the report. A
   drawing failure keeps every unit, writes error.log and says how to redraw.
 
-A staged study (``staged = True``, the box compare) is not resumable: it is built under a hidden
-name beside `out` and appears only complete; a stop or failure leaves nothing (Ctrl-C: "nothing
-was written").
-
 `StudyOptions` is how a study runs (data folder, progress bar, log, storage limit, report writer,
 backend), the same for all its units and never part of its plan.
 """
@@ -94,11 +90,10 @@ class Study(Generic[PlanT, ResultT]):
     plan_file: ClassVar[str] = "plan.json"
     result_type: ClassVar[type[JsonRecord]]
     result_file: ClassVar[str]
-    staged: ClassVar[bool] = False          # built under a hidden name, not resumable
     redraw_command: ClassVar[str | None] = None   # default: the resume command
 
     def __init__(self, folder: Path, plan: PlanT, options: StudyOptions, shown: Path | None = None):
-        self.folder = Path(folder)          # where the study works (a staging folder when staged)
+        self.folder = Path(folder)          # where the study works
         self.shown = Path(shown or folder)  # its name in messages and reports
         self.plan = plan
         self.options = options
@@ -198,7 +193,7 @@ def check_unit_config(run: RunFolder, cfg: Config) -> None:
 def check_out(kind: type[Study], out: Path) -> None:
     """Refuse an output folder that is not new (RunFolderError, one line): one that holds an
     unfinished study of this kind says how to resume it."""
-    if not kind.staged and (Path(out) / kind.plan_file).is_file() and not kind.finished(out):
+    if (Path(out) / kind.plan_file).is_file() and not kind.finished(out):
         raise RunFolderError(f"out: {out} holds an unfinished {kind.what} (resume with: "
                              f"nnfractal {kind.command} --resume {out})")
     RunFolder(out).check_new()
@@ -210,8 +205,6 @@ def start(kind: type[S], plan: PlanT, out: Path, options: StudyOptions, **state:
     The caller has checked every input (`plan` is accepted, `out` is new: `check_out`). `state`:
     keyword arguments for the study's constructor (what planning computed)."""
     out = Path(out)
-    if kind.staged:
-        return _start_staged(kind, plan, out, options, **state)
 
     def create(folder: RunFolder) -> None:
         plan.write(folder / kind.plan_file)
@@ -225,16 +218,6 @@ def start(kind: type[S], plan: PlanT, out: Path, options: StudyOptions, **state:
             if not study.has_training():
                 shutil.rmtree(out, ignore_errors=True)      # ours, locked: nothing was trained
             raise
-    if failure is not None:
-        raise failure
-    return out
-
-
-def _start_staged(kind: type[S], plan: PlanT, out: Path, options: StudyOptions,
-                  **state: Any) -> Path:
-    from nnfractal.runner.backends import graceful_interrupt
-    with graceful_interrupt(), RunFolder.staged(out) as staged:
-        failure = run_study(kind(staged.path, plan, options, shown=out, **state))
     if failure is not None:
         raise failure
     return out
@@ -283,36 +266,28 @@ def run_study(study: Study) -> RunFailed | None:
         result = study.draw(result)
         result.write(study.folder / study.result_file)
     except KeyboardInterrupt:
-        if study.staged:
-            raise
         raise RunInterrupted(f"{study.what} interrupted while drawing", study.shown,
                              study.resume_command, f"every {study.unit_name} is kept") from None
     except Exception as err:  # noqa: BLE001 - the trained units are the result; keep them
         return _drawing_failure(study, err)
-    write_report_safely(study.options.report, study.folder,
-                        display_path=study.shown if study.staged else None, log=study.log)
+    write_report_safely(study.options.report, study.folder, log=study.log)
     return None
 
 
 @contextmanager
 def _training_guard(study: Study) -> Iterator[None]:
     """Ctrl-C or SIGTERM: the unit in training stops after its chunk and no other starts. Every
-    stop and failure is said for the study's folder and resume command (a staged study: its
-    folder is removed, so a stop is a plain KeyboardInterrupt and a failure has no hint)."""
+    stop and failure is said for the study's folder and resume command."""
     from nnfractal.runner.backends import graceful_interrupt
     kept = f"finished {study.unit_name}s and tiles are kept"
     try:
         with graceful_interrupt():
             yield
     except RunInterrupted as err:
-        if study.staged:
-            raise KeyboardInterrupt(err.where) from None
         raise err.for_folder(study.shown, study.resume_command, kept) from None
     except RunFailed as err:
-        raise err.for_folder(None if study.staged else study.shown, study.resume_command) from None
+        raise err.for_folder(study.shown, study.resume_command) from None
     except KeyboardInterrupt as err:
-        if study.staged:
-            raise
         raise RunInterrupted(str(err) or f"{study.what} interrupted", study.shown,
                              study.resume_command, kept) from None
 
