@@ -73,13 +73,8 @@ def _chunk(store, tile):
     return store.path / "curves" / "train_loss" / "c" / str(tile) / "0" / "0"
 
 
-@pytest.mark.parametrize("damage", ["missing", "replaced", "truncated"])
-def test_a_damaged_chunk_is_found_by_its_checksum_and_never_read_as_data(tmp_path, damage):
-    """A chunk file deleted (zarr would read NaN: 'diverged'), replaced by another tile's or cut
-    short: damaged_tiles names the tile, and read_curves / read_tile refuse it in one line."""
-    store, values = _written(tmp_path / "store.zarr")
-    assert store.checksummed and store.damaged_tiles() == []
-    assert np.array_equal(store.read_curves(), values)
+def _damage(store, damage: str) -> None:
+    """Damage tile 1's chunk file: delete it, replace it with tile 2's, or cut it short."""
     chunk = _chunk(store, 1)
     if damage == "missing":
         chunk.unlink()
@@ -87,6 +82,16 @@ def test_a_damaged_chunk_is_found_by_its_checksum_and_never_read_as_data(tmp_pat
         chunk.write_bytes(_chunk(store, 2).read_bytes())
     else:
         chunk.write_bytes(chunk.read_bytes()[:10])
+
+
+@pytest.mark.parametrize("damage", ["missing", "replaced", "truncated"])
+def test_a_damaged_chunk_is_found_by_its_checksum_and_never_read_as_data(tmp_path, damage):
+    """A chunk file deleted (zarr would read NaN: 'diverged'), replaced by another tile's or cut
+    short: damaged_tiles names the tile, and read_curves / read_tile refuse it in one line."""
+    store, values = _written(tmp_path / "store.zarr")
+    assert store.checksummed and store.damaged_tiles() == []
+    assert np.array_equal(store.read_curves(), values)
+    _damage(store, damage)
     store = RunStore.open(store.path)
     assert [tile for tile, _ in store.damaged_tiles()] == [1]
     for read in (store.read_curves, lambda: store.read_tile(1)):
@@ -129,13 +134,7 @@ def test_kept_curves_are_read_again_once_the_store_changed_or_did_not_fit(tmp_pa
 @pytest.mark.parametrize("damage", ["missing", "replaced", "truncated"])
 def test_a_check_that_keeps_the_curves_finds_the_same_damage_and_keeps_nothing(tmp_path, damage):
     store, values = _written(tmp_path / "store.zarr")
-    chunk = _chunk(store, 1)
-    if damage == "missing":
-        chunk.unlink()
-    elif damage == "replaced":
-        chunk.write_bytes(_chunk(store, 2).read_bytes())
-    else:
-        chunk.write_bytes(chunk.read_bytes()[:10])
+    _damage(store, damage)
     with keep_verified():
         assert [tile for tile, _ in RunStore.open(store.path).damaged_tiles(keep=True)] == [1]
         with pytest.raises(StoreError, match=r"tile 1 \(rows 1-1\) is damaged|cannot be read"):
