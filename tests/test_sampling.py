@@ -539,3 +539,21 @@ def test_the_cells_stage_reads_its_slope_below_its_top_eps():
     # the skipped eps still count for the amplitude: above the exact 0.5
     assert math.exp(skipped.offsets[0]) > 0.5
     np.testing.assert_array_equal(skipped.mask, slope_ok)
+
+
+def test_a_band_below_the_eps_measured_gets_a_bound_not_an_extrapolated_eps_star():
+    """Stages stopped at eps_min = 1e-5 above a band of half-width 1e-6: the fitted power law
+    would put eps* far below every eps measured. The estimate gives D, and for the band only the
+    bound (half the smallest eps measured), which the true crossover respects; with the rule
+    removed, eps* is the power law carried decades under the data."""
+    b = banded_boundary("weierstrass-1.8", 1e-6, 0.05)
+    est = uncertainty_exponent(b.score, budget=1 << 16, seed=0, n_boot=30, floor_points=1024,
+                               eps_min=1e-5)
+    assert est.ok and est.ci_low <= 1.8 <= est.ci_high
+    assert est.eps_star is None and est.eps_star_low is None
+    bound = est.extra["eps_star_below"]
+    assert bound == pytest.approx(min(est.scales) / 2)
+    _, truth = band_crossover(b, seed=0)
+    # the clean curve still out-separates the band at the smallest eps read there (1e-8): the
+    # true crossover lies below it, so below the bound
+    assert truth["eps"][0] < bound and truth["q"][0] > truth["floor"]

@@ -139,7 +139,7 @@ def scale_picture(est: dict) -> str:
     elif est.get("method") == "uncertainty" and chaos:
         below = (est.get("extra") or {}).get("eps_star_below")
         parts.append("eps* none (it needs a curve fit)" if not est["ok"]
-                     else f"eps* none (more than a decade below {below:.1e}, the smallest eps measured)"
+                     else f"eps* below {below:.1e} (under the eps measured: a bound, not a number)"
                      if below
                      else "eps* none (the curve term never meets the chaos)")
     parts.append(f"{est['evaluations']:,} evaluations")

@@ -63,9 +63,8 @@ CENTRE_HITS = 32         # differing pairs at the eps the next stage zooms to
 FLOOR_FACTOR = 2.0       # an eps is fitted only while f(eps) >= this x the stage's chaos floor
 CHAOS_FADE = 1.0         # how fast the chaos term fades above the band (see _curve) ...
 CHAOS_FADE_RANGE = (0.0, 2.0)  # ... and the range bootstrap replicates draw it from
-EPS_STAR_REACH = 10.0    # eps* is given down to this factor below the smallest eps measured: a
-                         # power law carried one decade past its data, not the 17 decades a D
-                         # near 2 carried paper-relu's
+EPS_STAR_REACH = 2.0     # eps* is given down to this factor below the smallest eps measured: the
+                         # extrapolation the banded validation covers (docs/results/validation.md)
 EPS_PER_DECADE = 3
 STAGE_DECADES = 2.0      # each stage zooms its squares by 10^2
 EPS_CAP = 0.25           # eps <= EPS_CAP * square side: beyond, pairs leave the boundary's square
@@ -652,13 +651,14 @@ def _fit_with_interval(stages, squares, rng, n_boot, chaos=True):
     if interval is None:
         return None
     star = fit.eps_star(counts)
-    below = star is not None and star < counts.scales.min() / EPS_STAR_REACH
-    if below:        # extrapolated far past every eps measured: not a measurement of the band
+    bound = float(counts.scales.min()) / EPS_STAR_REACH
+    below = star is not None and star < bound
+    if below:        # extrapolated past the eps measured: not a measurement of the band
         star = None
     star_ci = percentile_interval(math.log10(star), stars) if star is not None else None
     return {"fit": fit, "counts": counts, "dimension": fit.dimension, "ci_low": interval[0],
             "ci_high": interval[1], "eps_star": star,
-            "eps_star_below": float(counts.scales.min()) if below else None,
+            "eps_star_below": bound if below else None,
             "eps_star_ci": None if star_ci is None else (10 ** star_ci[0], 10 ** star_ci[1]),
             "eps_star_boot": len(stars), "boot_ok": len(dims),
             "fit_decades": decades(counts.scales, fit.mask),
@@ -690,8 +690,9 @@ def uncertainty_estimate(stages, used, *, seed=0, n_boot=200, notes=(),
     where a floor cut them.
 
     ``eps*``, the band's scale, is where the fitted curve term equals ``F`` (:meth:`_Fit.eps_star`);
-    where that lies more than ``EPS_STAR_REACH`` below every eps measured it is an extrapolation,
-    not a measurement: no eps*, and ``extra["eps_star_below"]`` holds the smallest eps measured.
+    where that lies more than a factor ``EPS_STAR_REACH`` below every eps measured it is an
+    extrapolation, not a measurement: no eps*, and ``extra["eps_star_below"]`` holds that bound
+    (the band is thinner than it).
     The 95% intervals of ``D`` and ``eps*`` are the 2.5-97.5% ranges over ``n_boot``
     cluster-bootstrap replicates (:func:`_fit_with_interval`), which also draw ``k`` from
     ``CHAOS_FADE_RANGE``: how fast the chaos fades above the band is known only within it.
