@@ -229,7 +229,7 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> None:
     """A looping GIF of RGB frames in one 256-colour palette, chosen from up to 8 of the frames.
 
     One palette for all frames keeps a colour the same colour from frame to frame (no flicker),
-    and mapping onto it is ~8x faster than choosing a palette per frame.
+    and mapping frames onto a given palette is much cheaper than choosing one per frame.
     """
     from PIL import Image
     picks = frames[:: max(1, len(frames) // 8)][:8]
