@@ -1,3 +1,3 @@
-from nnfractal.cli.main import console_main
+from nnfractal.cli.start import console_main
 
 raise SystemExit(console_main())

@@ -16,6 +16,7 @@ from nnfractal.estimators.boxcount import (
     log_sizes,
     paper_dimension,
     power_of_two_sizes,
+    refusal_by_shape,
 )
 from nnfractal.estimators.known_sets import (
     KNOWN_DIMENSIONS,
@@ -200,6 +201,25 @@ def test_empty_map_has_no_boundary():
     assert not est.ok
     assert est.dimension is None and est.ci_low is None
     assert est.reason == REASON_EMPTY == "no boundary in this map"
+
+
+@pytest.mark.parametrize("shape", [(24, 24), (64, 64), (95, 200), (200, 95), (96, 96), (128, 100)])
+def test_refusal_by_shape_is_the_estimators_own_refusal(shape):
+    """Below 96 px a side no boundary gives a dimension, so the refusal may skip counting; at 96
+    px and over it must leave the decision to the counts (a 96 px plane gives one)."""
+    rng = np.random.default_rng(1)
+    edges_of = [known_edges("plane", max(shape) + 1)[: shape[0], : shape[1]],
+                boundary(rng.normal(size=shape)), np.zeros(shape, bool)]
+    for edges in edges_of:
+        quick, full = refusal_by_shape(edges), estimate_dimension(edges, n_boot=5)
+        if quick is not None:
+            assert not full.ok and (quick.ok, quick.reason) == (full.ok, full.reason)
+            assert quick.n_boundary_pixels == full.n_boundary_pixels
+        else:
+            assert min(shape) >= 96 and edges.any()
+    assert (refusal_by_shape(edges_of[0]) is None) == (min(shape) >= 96)
+    if shape == (96, 96):                     # the smallest map that gives one
+        assert estimate_dimension(edges_of[0], n_boot=5).ok
 
 
 def test_tiny_boundary_is_too_short():

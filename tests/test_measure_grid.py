@@ -5,7 +5,7 @@ import pytest
 from nnfractal.config import build_config
 from nnfractal.training.engine import epoch_curves
 from nnfractal.training.grid import axes, grid_points, hyperparameters
-from nnfractal.training.measure import customer_score, normalise, paper_score
+from nnfractal.training.measure import customer_score, metric_scores, normalise, paper_score, prefix_metric_scores
 
 
 def test_paper_measure_on_hand_made_curves():
@@ -22,6 +22,26 @@ def test_paper_measure_on_hand_made_curves():
     assert s[2] == pytest.approx(100.0)             # sum(1/1)
     assert s[3] > 0                                 # NaN -> clip value -> diverged
     assert np.all(np.isfinite(s))
+
+
+@pytest.mark.parametrize("measure", ["paper", "customer"])
+def test_prefix_scores_are_the_scores_of_each_prefix(measure):
+    """The per-epoch maps by cumulative sums: every sign exactly the per-prefix score's, every
+    value equal to rounding, on curves that converge, diverge to inf/NaN, hit 0 and oscillate
+    around the threshold, at prefixes shorter and longer than the 20-value tail."""
+    rng = np.random.default_rng(0)
+    t = np.arange(120)
+    curves = np.stack([2.0 * np.exp(-t / 15), 2.0 * np.exp(t / 5), np.tile([1.0, 0.999], 60),
+                       np.where(t < 30, 1.0 + 0.01 * t, 0.0), np.where(t < 40, 1.0, np.nan),
+                       np.tile([1.0, 1.0000001, 0.9999999], 40)])
+    near_one = np.concatenate([np.ones((40, 1)), rng.uniform(0.7, 1.3, (40, 119))], axis=1)
+    curves = np.concatenate([curves, np.exp(rng.normal(0, 1, (40, 120)).cumsum(-1) / 5), near_one])
+    cfg = build_config("quickstart", measure=measure)
+    ends = [1, 2, 19, 20, 21, 57, 120]
+    got = prefix_metric_scores(curves, ends, "train_loss", cfg, 1)
+    want = np.stack([metric_scores(curves[:, :e], "train_loss", cfg, 1) for e in ends])
+    np.testing.assert_array_equal(np.sign(got), np.sign(want))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)   # customer: mean - 1 cancels
 
 
 def test_normalise_clips_and_replaces_non_finite():

@@ -240,19 +240,22 @@ def test_pixel_curves_label_each_pair_by_its_hyperparameters(tmp_path):
     assert np.max(ax.get_lines()[1].get_ydata()) == pytest.approx(1e3)   # normalised, diverging
 
 
-def test_animation_frames_are_the_full_draws_of_each_map_and_title():
-    """MapFrames draws only the image, frame and title over a stored background: each frame must
-    be, pixel for pixel, what drawing the whole figure with that map and title gives."""
+def test_animation_frames_are_the_full_draws_of_each_map_and_label():
+    """MapFrames draws only the image, frame and step label over a stored background: each frame
+    must be, pixel for pixel, what drawing the whole figure with that map and label gives."""
     from nnfractal.render.maps import MapFrames, cdf_restretch, figure_to_rgb, map_figure
     rng = np.random.default_rng(0)
     maps = [rng.normal(size=(24, 32)) for _ in range(3)]
-    titles = [f"paper-tanh: a net\ntrain_loss, step {k}/500" for k in (1, 250, 500)]
-    frames = MapFrames(map_figure(maps[0], (0, 1, 0, 1), "x", "y", "log", titles[0]))
-    for m, title in zip(maps, titles):
-        fig = map_figure(maps[0], (0, 1, 0, 1), "x", "y", "log", titles[0])
+    labels = [f"step {k}/500" for k in (1, 250, 500)]
+    title = "paper-tanh: a net\ntrain_loss"
+    frames = MapFrames(map_figure(maps[0], (0, 1, 0, 1), "x", "y", "log", title))
+    for m, label in zip(maps, labels):
+        fig = map_figure(maps[0], (0, 1, 0, 1), "x", "y", "log", title)
         fig.axes[0].images[0].set_data(cdf_restretch(m))
-        fig.axes[0].set_title(title, fontsize=10)
-        np.testing.assert_array_equal(frames.render(cdf_restretch(m), title), figure_to_rgb(fig))
+        fig.axes[0].set_title(label, loc="right", fontsize=10)
+        got = frames.render(cdf_restretch(m), label)
+        np.testing.assert_array_equal(got, figure_to_rgb(fig))
+    assert not np.array_equal(got, frames.render(cdf_restretch(m), "step 499/500"))  # label drawn
 
 
 def test_gif_holds_every_frame_in_one_palette_close_to_its_colours(tmp_path):

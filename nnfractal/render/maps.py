@@ -164,12 +164,14 @@ def figure_to_rgb(fig: Figure) -> np.ndarray:
 
 
 class MapFrames:
-    """Frames of one map figure (`map_figure`) whose pixels and title change from frame to frame.
+    """Frames of one map figure (`map_figure`) whose pixels and step label change from frame to
+    frame.
 
-    The axes, ticks, labels and colour bar are drawn once; each frame draws only the image, the
-    axes' frame and the title over that background (blitting), in a full draw's order, so a frame
-    is the full draw's picture. Text layout is most of a full draw's time, and none of it changes
-    between frames.
+    The axes, ticks, labels, title and colour bar are drawn once; each frame draws only the image,
+    the axes' frame and a short label at the right of the title line ("step 40/500") over that
+    background (blitting), in a full draw's order, so a frame is the full draw's picture. Text is
+    most of a draw's time: the label's dozen glyphs are all a frame rasterises, and, right-aligned,
+    it stays put as its digits change.
     """
 
     def __init__(self, fig: Figure):
@@ -177,36 +179,37 @@ class MapFrames:
         self.canvas = FigureCanvasAgg(fig)
         self.ax = fig.axes[0]
         self.image = self.ax.images[0]
-        self.canvas.draw()                        # places the title as a full draw places it
-        placed = self.ax.title.get_position()
-        changing = [self.image, self.ax.title, *self.ax.spines.values()]  # drawn per frame
+        # An empty label rather than a hidden one: the titles are lined up at the highest
+        # baseline of the three, and a hidden title's baseline is off the figure.
+        self.label = self.ax.set_title("", loc="right", fontsize=self.ax.title.get_fontsize())
+        changing = [self.image, *self.ax.spines.values()]  # drawn per frame, with the label
         for artist in changing:
             artist.set_visible(False)
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(fig.bbox)
         for artist in changing:
             artist.set_visible(True)
-        self.ax.title.set_position(placed)        # an invisible title is moved off the figure
 
-    def render(self, values: np.ndarray, title: str) -> np.ndarray:
-        """The figure with `values` (as `im.set_data` takes them) and `title`, as an (H, W, 3)
+    def render(self, values: np.ndarray, label: str) -> np.ndarray:
+        """The figure with `values` (as `im.set_data` takes them) and `label`, as an (H, W, 3)
         uint8 array with even H and W (H.264 needs them)."""
         self.canvas.restore_region(self.background)
         self.image.set_data(values)
-        self.ax.title.set_text(title)
+        self.label.set_text(label)
         self.ax.draw_artist(self.image)
         for spine in self.ax.spines.values():
             self.ax.draw_artist(spine)
-        self.ax.draw_artist(self.ax.title)
+        self.ax.draw_artist(self.label)
         rgb = np.asarray(self.canvas.buffer_rgba())[..., :3]
         h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
         return np.ascontiguousarray(rgb[:h, :w])
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array as a PNG."""
-    import imageio.v2 as imageio
-    imageio.imwrite(path, rgb, format="png")
+    """Write an (H, W, 3) uint8 array as a PNG, at zlib level 3: for these flat-coloured maps
+    1.7x faster to encode than the default level 6 and 1% larger (benchmarks/README.md)."""
+    from PIL import Image
+    Image.fromarray(rgb).save(path, format="PNG", compress_level=3)
 
 
 def write_animation(frames: list[np.ndarray], gif_path: Path | None, mp4_path: Path | None,
@@ -216,8 +219,11 @@ def write_animation(frames: list[np.ndarray], gif_path: Path | None, mp4_path: P
         write_gif(frames, gif_path, fps)
     if mp4_path is not None:
         import imageio.v2 as imageio
+        # x264's "veryfast" preset: half the CPU of its default ("medium") on these flat maps,
+        # and a smaller file at the same quality target (CRF 23)
         writer = imageio.get_writer(mp4_path, fps=fps, codec="libx264", pixelformat="yuv420p",
-                                    macro_block_size=2, ffmpeg_log_level="error")
+                                    macro_block_size=2, ffmpeg_log_level="error",
+                                    output_params=["-preset", "veryfast"])
         try:
             for frame in frames:
                 writer.append_data(frame)

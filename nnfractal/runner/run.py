@@ -40,7 +40,13 @@ from nnfractal.config import (
     recorded_metrics,
 )
 from nnfractal.errors import RunFailed, RunFolderError, RunInterrupted, one_line
-from nnfractal.estimators.boxcount import REASON_SHORT, boundary, estimate_dimension, paper_dimension
+from nnfractal.estimators.boxcount import (
+    REASON_SHORT,
+    boundary,
+    estimate_dimension,
+    paper_dimension,
+    refusal_by_shape,
+)
 from nnfractal.estimators.resolution import chance_note, resolution_warning, too_small_note
 from nnfractal.models import arch_label, build_family
 from nnfractal.models.input_files import checked_sha256
@@ -61,6 +67,7 @@ from nnfractal.storage.run_folder import (  # noqa: F401 - the map readers: run.
     map_epochs,
     metric_curves,
     score_map,
+    score_maps,
     write_report_safely,
 )
 from nnfractal.storage.store import FORMAT_VERSION as STORE_FORMAT_VERSION
@@ -716,9 +723,14 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     xlabel, ylabel = axis_labels(cfg)
     title = _title(cfg)
     step_word = "step" if cfg.full_batch else "epoch"     # full batch: one step per epoch
+    available = map_epochs(store, cfg)
+    epochs = frame_epochs(available) if epoch_maps else [available[-1]]
     finals, figures = {}, {}
     for metric in store.metrics:
-        finals[metric] = score_map(store, cfg, metric)
+        if metric == cfg.metric:                  # one read of the curves for both
+            finals[metric], maps_by_epoch = score_maps(store, cfg, metric, epochs)
+        else:
+            finals[metric] = score_map(store, cfg, metric)
         figures[metric] = map_figure(finals[metric], extent, xlabel, ylabel, cfg.axis_scale,
                                      f"{title}\n{metric}", figsize=cfg.figsize, dpi=cfg.dpi,
                                      metric=metric, measure=cfg.measure,
@@ -727,9 +739,6 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     final, fig = finals[cfg.metric], figures[cfg.metric]
     shutil.copyfile(run_dir / f"map_{cfg.metric}.png", run_dir / MAP_FILE)   # the same picture
 
-    available = map_epochs(store, cfg)
-    epochs = frame_epochs(available) if epoch_maps else [available[-1]]
-    maps_by_epoch = score_map(store, cfg, cfg.metric, epochs=epochs)
     # PNG, GIF and H.264 encoding run outside the GIL (Pillow, ffmpeg): one thread writes the
     # frames while this one draws the other pictures and counts boxes.
     with ThreadPoolExecutor(max_workers=1) as writer:
@@ -738,8 +747,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
             (run_dir / "epochs").mkdir(exist_ok=True)
             drawer, frames = MapFrames(fig), []
             for e, m in zip(epochs, maps_by_epoch):
-                frames.append(drawer.render(
-                    cdf_restretch(m), f"{title}\n{cfg.metric}, {step_word} {e}/{available[-1]}"))
+                frames.append(drawer.render(cdf_restretch(m), f"{step_word} {e}/{available[-1]}"))
                 written.append(writer.submit(write_png, run_dir / "epochs" / f"epoch_{e:04d}.png",
                                              frames[-1]))
             written.append(writer.submit(write_animation, frames, run_dir / "epochs.gif",
@@ -751,7 +759,7 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
                                    title, figsize=cfg.figsize, dpi=cfg.dpi)  # trained.png; {} if full
         flips = chaos.render_chaos(run_dir, store, cfg, final, extent, xlabel, ylabel, title,
                                    log)                                   # chaos.png; {} without twins
-        fractal = analyse_fractal(run_dir, log=log,
+        fractal = analyse_fractal(run_dir, log=log, final_score_maps=finals,
                                   epoch_score_maps=(epochs, maps_by_epoch) if epoch_maps else None)
         for job in written:
             job.result()                          # an encoding error is raised here, not lost
@@ -790,13 +798,15 @@ def describe(est: dict) -> str:
 
 def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None, log=print,
                     out_dir: Path | None = None, force: bool = False,
-                    epoch_score_maps: tuple[list[int], np.ndarray] | None = None) -> dict:
+                    epoch_score_maps: tuple[list[int], np.ndarray] | None = None,
+                    final_score_maps: dict[str, np.ndarray] | None = None) -> dict:
     """Boundary, box counts and dimension of a finished run, final and per epoch; no training.
 
     Writes boundary.png, boxcount.png, fd_per_epoch.png (the config's metric), boundary_<metric>.png
     for the other recorded metrics, and fractal.json into `out_dir` (default: the run folder);
-    returns the fractal.json content. `epoch_score_maps` (the frame epochs and their score maps,
-    as `render_run` already computed them) saves scoring the curves again.
+    returns the fractal.json content. `epoch_score_maps` (the frame epochs and their score maps)
+    and `final_score_maps` (metric -> final score map), as `render_run` already computed them,
+    save scoring the curves again.
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -806,7 +816,8 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
     by_metric = {}
     small = too_small_note((len(store.y), len(store.x)))   # '' when the map is large enough
     for metric in store.metrics:
-        final_map = score_map(store, cfg, metric)
+        final_map = (final_score_maps[metric] if final_score_maps and metric in final_score_maps
+                     else score_map(store, cfg, metric))
         edges = boundary(final_map)
         est = estimate_with_fit_range(edges, fit_range, force)
         by_metric[metric] = {"final": est.to_dict(), "paper_method": paper_dimension([edges]).to_dict()}
@@ -822,8 +833,9 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
     else:
         epochs, epoch_maps = epoch_score_maps
-    per_epoch_est = [estimate_with_fit_range(boundary(m), fit_range, force, n_boot=50)
-                     for m in epoch_maps]
+    per_epoch_est = [(fit_range is None and refusal_by_shape(edges))
+                     or estimate_with_fit_range(edges, fit_range, force, n_boot=50)
+                     for edges in map(boundary, epoch_maps)]
     step_label = "step" if cfg.full_batch else "epoch"      # full batch: one step per epoch
     plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / DIMENSION_PER_EPOCH_FILE,
                              title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training",

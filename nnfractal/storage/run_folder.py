@@ -35,7 +35,7 @@ import numpy as np
 
 from nnfractal.config import Config, config_from_toml, to_toml
 from nnfractal.errors import RunFolderError, StoreError, one_line
-from nnfractal.training.measure import metric_scores, readout_curves
+from nnfractal.training.measure import metric_scores, prefix_metric_scores, readout_curves
 
 from .folders import (
     claim_folder,
@@ -321,19 +321,23 @@ def score_map(store: RunStore, cfg: Config, metric: str | None = None,
               epochs: list[int] | None = None) -> np.ndarray:
     """Scores (rows, cols) of a metric at the end of training, or a stack (len(epochs), rows, cols)
     of the scores the run had after each of `epochs`."""
+    final, by_epoch = score_maps(store, cfg, metric, epochs or [])
+    return final if epochs is None else by_epoch
+
+
+def score_maps(store: RunStore, cfg: Config, metric: str | None,
+               epochs: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """`score_map` at the end of training and after each of `epochs`, from one read of the
+    curves: (rows, cols) and (len(epochs), rows, cols)."""
     metric = metric or cfg.metric
     curves, value_epoch = metric_curves(store, cfg, metric)
     value_epoch = np.asarray(value_epoch)
     per_epoch = int(store.attrs["schedule"]["steps_per_epoch"])
-
-    def score(c: np.ndarray) -> np.ndarray:
-        return metric_scores(c, metric, cfg, per_epoch)
-
-    if epochs is None:
-        return score(curves)
     rows, cols = curves.shape[:2]
-    return np.stack([score(curves[..., : int(np.searchsorted(value_epoch, e, side="right"))])
-                     for e in epochs]).reshape(len(epochs), rows, cols)
+    ends = [int(np.searchsorted(value_epoch, e, side="right")) for e in epochs]
+    by_epoch = (prefix_metric_scores(curves, ends, metric, cfg, per_epoch) if ends
+                else np.empty((0, rows, cols)))
+    return metric_scores(curves, metric, cfg, per_epoch), by_epoch.reshape(len(ends), rows, cols)
 
 
 # ---- locks ---------------------------------------------------------------------------------------

@@ -90,6 +90,31 @@ def metric_scores(curves: np.ndarray, metric: str, cfg, steps_per_epoch: int) ->
     return scores(curves, cfg.measure)
 
 
+def prefix_metric_scores(curves: np.ndarray, ends, metric: str, cfg, steps_per_epoch: int) -> np.ndarray:
+    """`metric_scores(curves[..., :end], ...)` for every `end` of `ends`: (len(ends), ...).
+
+    The scores a map had after each epoch, with the curves normalised once and summed by
+    cumulative sums instead of once per prefix (60 prefixes of a 64 x 64 x 500 run: 0.35 s ->
+    0.03 s). Normalising is elementwise, so a prefix's normalised values are the full curve's;
+    the converged test reads the same tail values as `paper_score`, so every sign (converged or
+    not) is exactly the per-prefix one, and the magnitudes agree to rounding."""
+    ends = [int(e) for e in ends]
+    measure = getattr(cfg, "measure", "paper")
+    if metric.endswith("acc") or measure not in MEASURES or not ends or min(ends) < 1:
+        return np.stack([metric_scores(curves[..., :e], metric, cfg, steps_per_epoch) for e in ends])
+    v = normalise(curves)
+    sums = np.cumsum(v, axis=-1)
+    if measure == "customer":
+        return np.stack([sums[..., e - 1] / e - 1.0 for e in ends])
+    with np.errstate(divide="ignore"):
+        inverse_sums = np.cumsum(1.0 / v, axis=-1)
+    out = []
+    for e in ends:
+        converged = v[..., max(0, e - TAIL):e].mean(-1) < 1
+        out.append(np.where(converged, -sums[..., e - 1], inverse_sums[..., e - 1]))
+    return np.stack(out)
+
+
 def point_scores(cfg, curves: dict[str, np.ndarray], steps_per_epoch: int) -> np.ndarray:
     """Scores (k,) of the config's metric from raw curves (k, T) per metric: the readout, then
     `metric_scores`, exactly as a stored map is scored."""
