@@ -127,3 +127,46 @@ def test_the_command_sets_passive_openmp_and_threads_from_its_cpus_before_torch_
                               preexec_fn=lambda: os.sched_setaffinity(0, {first_cpu}))
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == ["1", expected, "False"]      # False: torch was loaded
+
+
+_ENDING = """
+import atexit, sys
+import nnfractal.cli.main as cli_main
+from nnfractal.cli import start
+
+class Teardown:                       # a module-level object: freed only by a full teardown
+    def __del__(self, open=open, path=sys.argv[1] + ".teardown"):   # builtins go first
+        open(path, "w").write("ran")
+
+keep = Teardown()
+
+def command():
+    atexit.register(lambda: open(sys.argv[1] + ".atexit", "w").write("ran"))
+    print("x" * 100000)               # buffered: must still reach the file
+    if sys.argv[2] == "raise":
+        raise RuntimeError("boom")
+    return int(sys.argv[2])
+
+cli_main.console_main = command
+sys.exit(start.console_main())
+"""
+
+
+@pytest.mark.parametrize("status", ["0", "3", "raise"])
+def test_the_command_ends_without_teardown_after_a_normal_exits_steps(tmp_path, status):
+    """cli/start.py: after the command, handlers registered during it run and buffered output is
+    written; the interpreter's teardown (a module object's __del__) is skipped when the command
+    returned a status, which is the exit status; a command that raised exits the usual way."""
+    script, mark = tmp_path / "ending.py", str(tmp_path / "mark")
+    script.write_text(_ENDING)
+    env = dict(os.environ, NNFRACTAL_TCMALLOC="0")
+    done = subprocess.run([sys.executable, str(script), mark, status], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "x" * 100000
+    assert (tmp_path / "mark.atexit").read_text() == "ran"
+    if status == "raise":
+        assert done.returncode == 1 and "RuntimeError: boom" in done.stderr
+        assert (tmp_path / "mark.teardown").exists()
+    else:
+        assert done.returncode == int(status) and done.stderr == ""
+        assert not (tmp_path / "mark.teardown").exists()

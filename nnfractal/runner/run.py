@@ -51,7 +51,7 @@ from nnfractal.estimators.resolution import chance_note, resolution_warning, too
 from nnfractal.models import arch_label, build_family
 from nnfractal.models.input_files import checked_sha256
 from nnfractal.render.fractal_plots import plot_boundary, plot_boxcount, plot_dimension_per_epoch
-from nnfractal.render.maps import MapFrames, cdf_restretch, map_figure, write_animation, write_png
+from nnfractal.render.maps import MapFrames, Mp4Writer, cdf_restretch, map_figure, write_gif, write_png
 from nnfractal.storage.folders import write_text_atomic
 from nnfractal.storage.run_folder import (  # noqa: F401 - the map readers: run.py's API too
     BOUNDARY_FILE,
@@ -708,6 +708,12 @@ def frame_epochs(available: list[int], max_frames: int = MAX_FRAMES) -> list[int
     return [available[i] for i in picks]
 
 
+def _write_frame(frame: np.ndarray, mp4: Mp4Writer, png: Path) -> None:
+    """One epoch frame into its PNG and the animation's MP4 (on the writer thread)."""
+    write_png(png, frame)
+    mp4.add(frame)
+
+
 def _title(cfg: Config) -> str:
     return f"{cfg.preset}: {arch_label(cfg)}, {cfg.optimizer}"
 
@@ -739,20 +745,22 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
     final, fig = finals[cfg.metric], figures[cfg.metric]
     shutil.copyfile(run_dir / f"map_{cfg.metric}.png", run_dir / MAP_FILE)   # the same picture
 
-    # PNG, GIF and H.264 encoding run outside the GIL (Pillow, ffmpeg): one thread writes the
-    # frames while this one draws the other pictures and counts boxes.
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    # PNG, GIF and H.264 encoding run outside the GIL (Pillow, ffmpeg in its own process): one
+    # thread writes each frame as it is drawn, while this one draws the next ones, the other
+    # pictures, and counts boxes.
+    fps = max(2.0, min(10.0, len(epochs) / 6))
+    # (the writer finishes its jobs before the MP4 is closed, on leaving the block)
+    with Mp4Writer(run_dir / "epochs.mp4", fps) as mp4, ThreadPoolExecutor(max_workers=1) as writer:
         written = []
         if epoch_maps:
             (run_dir / "epochs").mkdir(exist_ok=True)
             drawer, frames = MapFrames(fig), []
             for e, m in zip(epochs, maps_by_epoch):
                 frames.append(drawer.render(cdf_restretch(m), f"{step_word} {e}/{available[-1]}"))
-                written.append(writer.submit(write_png, run_dir / "epochs" / f"epoch_{e:04d}.png",
-                                             frames[-1]))
-            written.append(writer.submit(write_animation, frames, run_dir / "epochs.gif",
-                                         run_dir / "epochs.mp4",
-                                         fps=max(2.0, min(10.0, len(frames) / 6))))
+                written.append(writer.submit(_write_frame, frames[-1], mp4,
+                                             run_dir / "epochs" / f"epoch_{e:04d}.png"))
+            written.append(writer.submit(write_gif, frames, run_dir / "epochs.gif", fps))
+            written.append(writer.submit(mp4.close))
         log(f"maps: map.png ({cfg.metric}), map_<metric>.png for {', '.join(store.metrics)}"
             + (f", {len(epochs)} epoch maps in epochs/, epochs.gif, epochs.mp4" if epoch_maps else ""))
         adaptive = render_adaptive(run_dir, store, final, extent, xlabel, ylabel, cfg.axis_scale,
