@@ -256,13 +256,14 @@ class Mp4Writer:
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> None:
-    """A looping GIF of RGB frames in one 256-colour palette, chosen from up to 8 of the frames.
+    """A looping GIF of RGB frames in one 256-colour palette, chosen from every 4th pixel of up to
+    8 of the frames (a quarter of the median cut's time; the frames are flat colour areas).
 
     One palette for all frames keeps a colour the same colour from frame to frame (no flicker),
     and mapping frames onto a given palette is much cheaper than choosing one per frame.
     """
     from PIL import Image
-    picks = frames[:: max(1, len(frames) // 8)][:8]
+    picks = [f[::2, ::2] for f in frames[:: max(1, len(frames) // 8)][:8]]   # every 4th pixel
     palette = Image.fromarray(np.concatenate(picks, axis=0)).quantize(
         colors=256, method=Image.Quantize.MEDIANCUT)
     images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
