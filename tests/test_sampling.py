@@ -557,3 +557,19 @@ def test_a_band_below_the_eps_measured_gets_a_bound_not_an_extrapolated_eps_star
     # the clean curve still out-separates the band at the smallest eps read there (1e-8): the
     # true crossover lies below it, so below the bound
     assert truth["eps"][0] < bound and truth["q"][0] > truth["floor"]
+
+
+def test_drawn_stages_fitted_apart_are_the_estimate():
+    # draw_stages + uncertainty_estimate is uncertainty_exponent, so that a fit can be compared
+    # with another on the same samples (benchmarks/eps_star_limits.py)
+    from nnfractal.estimators.uncertainty import draw_stages, uncertainty_estimate
+    b = banded_boundary("weierstrass-1.5", 1e-6, 0.3)
+    kw = dict(budget=1 << 15, seed=4, floor_points=512, eps_min=1e-6)
+    whole = uncertainty_exponent(b.score, n_boot=20, **kw)
+    stages, used, notes = draw_stages(b.score, **kw)
+    apart = uncertainty_estimate(stages, used, seed=4, n_boot=20, notes=notes, floored=True)
+    assert whole.ok and apart.ok and used == whole.evaluations
+    assert (apart.dimension, apart.ci_low, apart.ci_high, apart.eps_star) == \
+        (whole.dimension, whole.ci_low, whole.ci_high, whole.eps_star)
+    np.testing.assert_array_equal(apart.hits, whole.hits)
+    assert draw_stages(lambda p: -np.ones(len(p)), budget=30000)[0] is None

@@ -50,6 +50,7 @@ __all__ = [
     "Stage",
     "check_uncertainty_args",
     "coarse_boundary_cells",
+    "draw_stages",
     "floor_points_for",
     "uncertainty_estimate",
     "uncertainty_exponent",
@@ -267,6 +268,30 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
     SamplingEstimate
         ``method='uncertainty'``.
     """
+    stages, used, notes = draw_stages(evaluate, budget=budget, eps_min=eps_min, coarse=coarse,
+                                      seed=seed, stage_decades=stage_decades,
+                                      floor_points=floor_points, eps_floor=eps_floor,
+                                      window_stage=window_stage)
+    if stages is None:
+        return no_estimate("uncertainty", REASON_NO_BOUNDARY, used)
+    return uncertainty_estimate(stages, used, seed=seed, n_boot=n_boot, notes=notes,
+                                stage_decades=stage_decades, floored=bool(floor_points))
+
+
+def draw_stages(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, seed=0,
+                stage_decades=STAGE_DECADES, floor_points=0, eps_floor=None, window_stage=True):
+    """The pairs of :func:`uncertainty_exponent` (steps 1-4), not fitted: the same draws for the
+    same arguments, so that a fit can be compared with another on identical samples.
+
+    Returns
+    -------
+    stages : list of Stage, or None
+        None when the coarse map holds no boundary.
+    used : int
+        Evaluations spent.
+    notes : list of str
+        How the stages ended.
+    """
     check_uncertainty_args(budget, eps_min, coarse)
     draw = _Draw(evaluate=evaluate, rng=np.random.default_rng(seed), eps_min=eps_min,
                  stage_decades=stage_decades, floor_points=int(floor_points),
@@ -285,15 +310,14 @@ def uncertainty_exponent(evaluate, *, budget=1 << 18, eps_min=1e-9, coarse=64, s
         # none (measured: a third of the differing pairs at small eps on a circle).
         corners, side = coarse_boundary_cells(coarse_scores.reshape(coarse, coarse), guard=0)
         if len(corners) == 0:
-            return no_estimate("uncertainty", REASON_NO_BOUNDARY, draw.used)
+            return None, draw.used, draw.notes
         if draw.current:
             _window_stage(draw, stages, side, budget)
     _zoom_stages(draw, stages, corners, side, centred)
     if draw.floor_points and stages and not draw.current:
         per_stage = min(draw.floor_points, (budget - draw.used) // len(stages))
         _chaos_floor(draw, stages, per_stage)
-    return uncertainty_estimate(stages, draw.used, seed=seed, n_boot=n_boot, notes=draw.notes,
-                                stage_decades=stage_decades, floored=bool(floor_points))
+    return stages, draw.used, draw.notes
 
 
 @dataclass
