@@ -747,9 +747,8 @@ def render_run(run_dir: Path, log=print, epoch_maps: bool = True) -> dict:
 
     # PNG, GIF and H.264 encoding run outside the GIL (Pillow, ffmpeg in its own process): one
     # thread writes each frame as it is drawn, while this one draws the next ones, the other
-    # pictures, and counts boxes.
+    # pictures, and counts boxes. Leaving the block, the writer finishes before the MP4 closes.
     fps = max(2.0, min(10.0, len(epochs) / 6))
-    # (the writer finishes its jobs before the MP4 is closed, on leaving the block)
     with Mp4Writer(run_dir / "epochs.mp4", fps) as mp4, ThreadPoolExecutor(max_workers=1) as writer:
         written = []
         if epoch_maps:
@@ -841,9 +840,7 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         epoch_maps = score_map(store, cfg, cfg.metric, epochs=epochs)
     else:
         epochs, epoch_maps = epoch_score_maps
-    per_epoch_est = [(fit_range is None and refusal_by_shape(edges))
-                     or estimate_with_fit_range(edges, fit_range, force, n_boot=50)
-                     for edges in map(boundary, epoch_maps)]
+    per_epoch_est = [_epoch_estimate(boundary(m), fit_range, force) for m in epoch_maps]
     step_label = "step" if cfg.full_batch else "epoch"      # full batch: one step per epoch
     plot_dimension_per_epoch(epochs, per_epoch_est, out_dir / DIMENSION_PER_EPOCH_FILE,
                              title=f"{cfg.preset}: dimension of the {cfg.metric} boundary during training",
@@ -863,6 +860,13 @@ def analyse_fractal(run_dir: Path, fit_range: tuple[float, float] | None = None,
         if metric != cfg.metric:
             log(f"  {metric}: {describe(by_metric[metric]['final'])}")
     return result
+
+
+def _epoch_estimate(edges: np.ndarray, fit_range, force: bool):
+    """One frame's estimate (50 bootstrap resamples); on a map too small for any dimension, the
+    estimator's refusal without counting boxes (`refusal_by_shape`)."""
+    refused = refusal_by_shape(edges) if fit_range is None else None
+    return refused or estimate_with_fit_range(edges, fit_range, force, n_boot=50)
 
 
 def _read_run(run_dir: Path) -> tuple[Config, RunStore]:
