@@ -273,3 +273,20 @@ def test_gif_holds_every_frame_in_one_palette_close_to_its_colours(tmp_path):
             got = np.asarray(gif.convert("RGB")).astype(int)
             assert np.abs(got - frames[k]).max() <= 24        # one shared 256-colour palette
             assert np.abs(got - frames[k]).mean() < 3
+
+
+@pytest.mark.slow
+def test_a_failed_animation_is_raised_by_render_run_not_lost(tmp_path):
+    """The MP4 is encoded on the writer thread while frames are drawn: an encoder that fails
+    (here the MP4's path is a folder) must stop render_run with an error naming it, and the
+    frames written before stay."""
+    from nnfractal.config import build_config
+    from nnfractal.runner.run import execute, render_run
+    run = execute(build_config("paper-tanh", resolution=8, steps=12), tmp_path / "run",
+                  progress=False, log=lambda *_: None)
+    (run / "epochs.mp4").unlink()
+    (run / "epochs.mp4").mkdir()
+    with pytest.raises(Exception) as failed:
+        render_run(run, log=lambda *_: None)
+    assert "epochs.mp4" in str(failed.value) or "directory" in str(failed.value).lower()
+    assert (run / "epochs" / "epoch_0012.png").exists()

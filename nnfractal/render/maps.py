@@ -251,8 +251,12 @@ class Mp4Writer:
     def __enter__(self) -> Mp4Writer:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            self.close()
+        except Exception:
+            if exc_type is None:          # else the error that stopped the frames is the news
+                raise
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> None:
