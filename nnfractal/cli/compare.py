@@ -92,8 +92,8 @@ def cmd_compare(args) -> int:
 
 def _compare_work(args):
     """The comparison the flags ask for, as a callable; ConfigError for flags that do not fit."""
-    # Here, not at the top: compare_sampled loads torch (seconds), which the cli must not load
-    # before console_main's allocator restart.
+    # Here, not at the top: compare_sampled loads torch (seconds), which commands that need
+    # none (presets, --help) should not pay for.
     from nnfractal.studies import compare_sampled as cs
     if args.resume is not None:
         refuse_given_with_resume(args, RESUME_REFUSED, "nnfractal compare --resume COMPARE_DIR "

@@ -14,7 +14,6 @@ from nnfractal.config import ConfigError, load_preset, preset_names
 from nnfractal.errors import RunFolderError, StoreError, refuse
 from nnfractal.estimators.sampling import SAMPLING_METHODS as SAMPLE_METHODS
 from nnfractal.models import arch_label
-from nnfractal.training.allocator import restart_with_tcmalloc
 
 from . import bench, compare, explore, report, sample, zoom
 from . import run as run_cmd
@@ -151,13 +150,12 @@ def preset_line(name: str) -> str:
 
 
 def console_main() -> int:
-    """The `nnfractal` command and `python -m nnfractal`: `main` on tcmalloc where it is installed
-    (allocator.py restarts the process once). A call of `main` from Python never restarts.
+    """`main` as the `nnfractal` command runs it (cli/start.py calls it, after the allocator's
+    restart). A call of `main` from Python never restarts.
 
     Output piped into a reader that stopped reading (``nnfractal presets | head -1``) ends the
     command quietly with EXIT_BROKEN_PIPE, as SIGPIPE ends other Unix tools, instead of a
     BrokenPipeError traceback."""
-    restart_with_tcmalloc()
     try:
         try:
             return main()
@@ -191,4 +189,5 @@ def _dispatch(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(console_main())
+    from nnfractal.cli.start import console_main as start
+    raise SystemExit(start())

@@ -50,8 +50,8 @@ def cmd_run(args) -> int:
     """`nnfractal run`: a new run, or --resume RUN_DIR, and its report.html. Ctrl-C stops after
     the current chunk (exit 130, saying how to resume); a failure mid-run is one line, exit 2,
     tiles kept."""
-    # Here, not at the top: run.py loads torch (seconds), which must come after
-    # console_main's allocator restart and thread settings, and `nnfractal presets` needs none.
+    # Here, not at the top: run.py loads torch (seconds), which `nnfractal presets` and --help
+    # need not load.
     from nnfractal.runner.chaos import DEFAULT_ULPS
     from nnfractal.runner.run import default_out_dir, execute, resume
     folder: list[Path] = []          # the run folder, once known

@@ -2,10 +2,11 @@
 end without the interpreter's teardown.
 
 `allocator.restart_with_tcmalloc` re-executes the process once; done here, before the command
-table and its imports load (~0.2 s), the first process costs an interpreter start and no more.
+table and its imports load, the first process costs an interpreter start and no more.
 
-After the command, tearing down an interpreter that imported torch takes ~0.4 s (its modules and
-libraries freed one by one) and changes nothing on disk, so the process ends with `os._exit`
+After the command, tearing down an interpreter that imported torch takes a good part of a second
+(its modules and libraries freed one by one; benchmarks/README.md) and changes nothing on disk,
+so the process ends with `os._exit`
 once a normal exit's own steps have run: non-daemon threads joined, atexit handlers called
 (Ray's shutdown among them), stdout and stderr flushed.
 """
@@ -25,7 +26,8 @@ def console_main() -> int:
     restart_with_tcmalloc()
     from nnfractal.cli.main import console_main as main
     code = main()
-    _exit_code.append(code if isinstance(code, int) else 1)
+    if isinstance(code, int):           # anything else: sys.exit's own reading, the usual exit
+        _exit_code.append(code)
     return code
 
 

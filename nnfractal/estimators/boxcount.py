@@ -453,7 +453,7 @@ def refusal_by_shape(edges):
     The scaling-range rule needs sizes from MIN_BOX_SIZE to min(rows, cols) / MIN_BOXES_ACROSS
     spanning MIN_SCALE_RATIO, so a map with a side under 4 x 8 x 3 = 96 px gives no dimension
     whatever its boundary; knowing that, the per-epoch estimates of a small map skip counting
-    boxes (60 frames of a 64 px map: 0.3 s). The refusal holds no counts."""
+    boxes. The refusal holds no counts."""
     edges = _as_edges(edges)
     n_pix = int(edges.sum())
     if n_pix == 0:

@@ -207,7 +207,7 @@ class MapFrames:
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 array as a PNG, at zlib level 3: for these flat-coloured maps
-    1.7x faster to encode than the default level 6 and 1% larger (benchmarks/README.md)."""
+    much faster to encode than the default level 6, for about the same size (benchmarks/README.md)."""
     from PIL import Image
     Image.fromarray(rgb).save(path, format="PNG", compress_level=3)
 
@@ -227,8 +227,8 @@ class Mp4Writer:
     """An H.264 (yuv420p) MP4 written frame by frame through ffmpeg, which encodes in its own
     process: frames added while the next ones are drawn are encoded meanwhile, on another core.
 
-    x264's "veryfast" preset: half the CPU of its default ("medium") on these flat maps, and a
-    smaller file at the same quality target (CRF 23). Use as a context manager; frames are
+    x264's "veryfast" preset: on these flat maps less CPU than its default ("medium") for no larger
+    a file at the same quality target (CRF 23; benchmarks/README.md). Use as a context manager; frames are
     (H, W, 3) uint8 with even H and W."""
 
     def __init__(self, path: Path, fps: float):
@@ -261,7 +261,7 @@ class Mp4Writer:
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> None:
     """A looping GIF of RGB frames in one 256-colour palette, chosen from every 4th pixel of up to
-    8 of the frames (a quarter of the median cut's time; the frames are flat colour areas).
+    8 of the frames (the frames are flat colour areas: a sample finds their colours).
 
     One palette for all frames keeps a colour the same colour from frame to frame (no flicker),
     and mapping frames onto a given palette is much cheaper than choosing one per frame.

@@ -6,7 +6,7 @@ model-step); tcmalloc keeps them for the next step, which is faster for every mo
 (benchmarks/README.md, "Measurements behind the code").
 
 A process cannot change its allocator once it runs, so the `nnfractal` command and `python -m
-nnfractal` (cli.console_main; not `cli.main` called from Python, not a library import)
+nnfractal` (cli/start.py; not `cli.main` called from Python, not a library import)
 re-execute themselves once with LD_PRELOAD set, before importing anything heavy.
 NNFRACTAL_TCMALLOC=0 turns that off; where tcmalloc is not installed nothing changes (Debian and
 Ubuntu: `apt install libtcmalloc-minimal4`; conda: `gperftools`). The preload is taken out of

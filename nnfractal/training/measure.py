@@ -94,8 +94,8 @@ def prefix_metric_scores(curves: np.ndarray, ends, metric: str, cfg, steps_per_e
     """`metric_scores(curves[..., :end], ...)` for every `end` of `ends`: (len(ends), ...).
 
     The scores a map had after each epoch, with the curves normalised once and summed by
-    cumulative sums instead of once per prefix (60 prefixes of a 64 x 64 x 500 run: 0.35 s ->
-    0.03 s). Normalising is elementwise, so a prefix's normalised values are the full curve's;
+    cumulative sums instead of once per prefix (the per-epoch maps of a run: benchmarks/README.md).
+    Normalising is elementwise, so a prefix's normalised values are the full curve's;
     the converged test reads the same tail values as `paper_score`, so every sign (converged or
     not) is exactly the per-prefix one, and the magnitudes agree to rounding."""
     ends = [int(e) for e in ends]
